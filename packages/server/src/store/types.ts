@@ -190,6 +190,20 @@ export interface StoreOptions {
   groupDefaults?: Pick<GroupConfig, 'ackWindow' | 'ackTimeoutMs' | 'maxDeliver'>;
   /** Structured logger (pino-compatible subset). */
   log?: StoreLogger;
+  /**
+   * Rewrites a record's bytes before it is appended to `<topic>.dlq` (the broker adds headers saying why and
+   * from where; the store itself never parses the bytes). Default: the bytes unchanged.
+   */
+  deadLetter?: (data: Uint8Array, info: DeadLetterInfo) => Uint8Array;
+}
+
+export interface DeadLetterInfo {
+  topic: string;
+  group: string;
+  offset: number;
+  id: string;
+  deliveries: number;
+  reason: 'max_deliver';
 }
 
 export interface StoreLogger {
