@@ -1,0 +1,157 @@
+import { tokenKind } from './decoder.js';
+import { COMMANDS } from './headers.js';
+import type { Message } from './message.js';
+import { utf8Encode } from './text.js';
+
+/** How a request names its command (zbus-protocol.md §4, decisions.md §1). */
+export interface ResolvedCommand {
+  /** The lower-cased command, also written to the `cmd` header. */
+  cmd: string;
+  /** `header`: a `cmd` header (the URL is not parsed); `0.8`: `/<cmd>/<topic>/<group>`; `0.11`: `/<topic>/<group>?cmd=`. */
+  form: 'header' | '0.8' | '0.11';
+  /** URL-decoded path segments; empty ones are kept (`/a//b/` → `['a', '', 'b', '']`); `/` → `[]`. */
+  path: string[];
+  /** URL-decoded query pairs (first occurrence of a key wins). */
+  query: Record<string, string>;
+}
+
+/** An RPC call taken from a URL (zbus-protocol.md §4.2, §4.3). */
+export interface RpcRequest {
+  module: string;
+  method: string;
+  params: unknown[];
+}
+
+/** Commands whose second path segment (0.11 form) or third (0.8 form) is the consume group. */
+const GROUP_COMMANDS: ReadonlySet<string> = new Set([
+  'consume',
+  'declare',
+  'query',
+  'remove',
+  'empty',
+  'unconsume',
+  'ack',
+  'nack',
+  'touch',
+]);
+
+function decode(s: string): string {
+  if (s.indexOf('%') === -1) return s;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s; // a malformed escape stays as sent
+  }
+}
+
+/** Splits a URL into decoded path segments and query pairs. */
+export function parseUrl(url: string): { path: string[]; query: Record<string, string> } {
+  const hash = url.indexOf('#');
+  if (hash >= 0) url = url.slice(0, hash);
+  const q = url.indexOf('?');
+  let p = q >= 0 ? url.slice(0, q) : url;
+  const query = Object.create(null) as Record<string, string>;
+  if (q >= 0) {
+    for (const pair of url.slice(q + 1).split('&')) {
+      if (pair.length === 0) continue; // `&&` is harmless (zbus-protocol.md §4.1)
+      const eq = pair.indexOf('=');
+      const key = decode(eq < 0 ? pair : pair.slice(0, eq));
+      if (key.length === 0 || key in query) continue;
+      query[key] = eq < 0 ? '' : decode(pair.slice(eq + 1));
+    }
+  }
+  // absolute-form targets (a proxy request): keep only the path
+  if (!p.startsWith('/')) {
+    const scheme = p.indexOf('://');
+    if (scheme >= 0) {
+      const slash = p.indexOf('/', scheme + 3);
+      p = slash >= 0 ? p.slice(slash) : '/';
+    }
+  }
+  if (p.startsWith('/')) p = p.slice(1);
+  const path = p.length === 0 ? [] : p.split('/').map(decode);
+  return { path, query };
+}
+
+/**
+ * Resolves the command of a request IN PLACE (zbus-protocol.md §4, decisions.md §1): a `cmd` header wins and the URL
+ * is not parsed; else the 0.8 form applies when the first path segment is a command name; else the 0.11 form. Sets
+ * the `cmd`, `topic` and `consume_group` headers, and merges URL-decoded query values as headers only where absent.
+ * `/` is `home`; a URL with a path and no `cmd` is `produce`. A `?body=` value stands in for a missing body.
+ */
+export function resolveCommand(msg: Message): ResolvedCommand {
+  const h = msg.headers;
+  const header = h.cmd;
+  if (header !== undefined) {
+    const cmd = header.trim().toLowerCase();
+    h.cmd = cmd;
+    return { cmd, form: 'header', path: [], query: Object.create(null) as Record<string, string> };
+  }
+  const { path, query } = parseUrl(msg.url);
+  for (const k in query) {
+    let name = k;
+    const kind = tokenKind(name);
+    if (kind === 0) continue; // not a possible header name
+    if (kind === 2) name = name.toLowerCase();
+    if (h[name] === undefined) h[name] = query[k] as string;
+  }
+  if (msg.body.length === 0 && h.body !== undefined) {
+    msg.body = utf8Encode(h.body);
+    delete h.body;
+  }
+  const first = path[0];
+  let cmd: string;
+  let form: '0.8' | '0.11';
+  let topic: string | undefined;
+  let group: string | undefined;
+  if (first !== undefined && COMMANDS.has(first.toLowerCase())) {
+    form = '0.8';
+    cmd = first.toLowerCase();
+    topic = path[1];
+    group = path[2];
+  } else {
+    form = '0.11';
+    const q = h.cmd;
+    if (q !== undefined && q.trim() !== '') cmd = q.trim().toLowerCase();
+    else cmd = path.length === 0 || (path.length === 1 && first === '') ? 'home' : 'produce';
+    topic = first;
+    group = path[1];
+  }
+  h.cmd = cmd;
+  if (topic !== undefined && topic !== '' && h.topic === undefined) h.topic = topic;
+  if (group !== undefined && group !== '' && GROUP_COMMANDS.has(cmd) && h.consume_group === undefined) {
+    h.consume_group = group;
+  }
+  return { cmd, form, path, query };
+}
+
+/**
+ * The RPC call a URL names: `/<topic>/<module>/<method>/<p1>/...` (empty segments kept: `/MyRpc//plus/1/2` calls
+ * `plus` on the default module ''), or the 0.8 `/rpc/<topic>/<method>/<p...>?module=m`. Params are strings; one
+ * trailing slash is ignored. Undefined when the URL names no topic.
+ */
+export function rpcRequestFromUrl(msg: Message): RpcRequest | undefined {
+  const { path, query } = parseUrl(msg.url);
+  if (path.length > 1 && path[path.length - 1] === '') path.pop();
+  const first = path[0];
+  if (first === undefined || first === '') return undefined;
+  if (first.toLowerCase() === 'rpc') {
+    if (path[1] === undefined || path[1] === '') return undefined;
+    return { module: query.module ?? '', method: path[2] ?? '', params: path.slice(3) };
+  }
+  return { module: path[1] ?? '', method: path[2] ?? '', params: path.slice(3) };
+}
+
+/** The `token` cookie's value (zbus-protocol.md §5: the monitor login cookie), URL-decoded. */
+export function tokenFromCookie(cookie: string | undefined): string | undefined {
+  if (cookie === undefined) return undefined;
+  for (const part of cookie.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    if (part.slice(0, eq).trim() !== 'token') continue;
+    let v = part.slice(eq + 1).trim();
+    if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
+    return decode(v);
+  }
+  return undefined;
+}

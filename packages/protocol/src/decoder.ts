@@ -1,0 +1,612 @@
+import { isZbusError, LimitError, ProtocolError, type ZbusErrorCode } from './errors.js';
+import { type DecoderLimits, resolveLimits } from './limits.js';
+import { Message } from './message.js';
+import { EMPTY_BYTES, utf8Encode, utf8Slice } from './text.js';
+
+/*
+ * Streaming HTTP/1.x decoder (zbus-protocol.md §1.1, style.md §5).
+ *
+ *   push(chunk) ──► HEAD ──(blank line)──► BODY (content-length) ──► emit ──► HEAD ...
+ *                        └─(chunked)────► CHUNK_SIZE ⇄ CHUNK_DATA ⇄ CHUNK_END
+ *                                                    └─(size 0)──► TRAILER ──► emit
+ *   any error ──► ERRORED (for good)      onMessage() === false ──► STOPPED (remaining() has the rest)
+ *
+ * The end of the head is found with indexOf(LF) on the bytes; #tail remembers whether the bytes seen so far end in
+ * LF or LF CR, so a head that arrives one byte at a time is scanned once (linear). A head inside one chunk is decoded
+ * to a string straight from the chunk; a split head is kept as views and copied once into one buffer at its end.
+ * Bodies inside one chunk are zero-copy subarray views; split bodies are copied once into an exact-size buffer.
+ * push() takes ownership of its chunk: the caller must not reuse it (Node socket chunks are never reused).
+ */
+
+const S_HEAD = 0;
+const S_BODY = 1;
+const S_CHUNK_SIZE = 2;
+const S_CHUNK_DATA = 3;
+const S_CHUNK_END = 4;
+const S_TRAILER = 5;
+const S_STOPPED = 6;
+const S_ERRORED = 7;
+
+const LF = 10;
+const CR = 13;
+/** Bytes allowed around the URL on the request line before a missing LF counts as a too-long URL. */
+const START_LINE_SLACK = 64;
+/** A chunk-size line (hex size plus extensions) longer than this is malformed. */
+const MAX_CHUNK_LINE = 1024;
+
+const u8IndexOf = Uint8Array.prototype.indexOf;
+
+// RFC 9110 §5.6.2 tchar; 2 marks an upper-case letter (lower-cased on decode).
+const TOKEN = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") TOKEN[c.charCodeAt(0)] = 1;
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZ') TOKEN[c.charCodeAt(0)] = 2;
+
+/** 0: not a token; 1: a lower-case token; 2: a token with upper-case letters. */
+export function tokenKind(s: string): number {
+  const n = s.length;
+  if (n === 0) return 0;
+  let kind = 1;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    const t = c < 128 ? (TOKEN[c] as number) : 0;
+    if (t === 0) return 0;
+    if (t === 2) kind = 2;
+  }
+  return kind;
+}
+
+function bad(message: string): ProtocolError {
+  return new ProtocolError('ZBUS_ERR_BAD_MESSAGE', message);
+}
+
+function limit(code: ZbusErrorCode, message: string): LimitError {
+  return new LimitError(code, message);
+}
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) {
+    const only = parts[0] as Uint8Array;
+    if (only.length === total) return only;
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function latin1(bytes: Uint8Array, start: number, end: number): string {
+  let s = '';
+  for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i] as number);
+  return s;
+}
+
+/**
+ * Decodes a stream of HTTP/1.x messages. `onMessage` is called for each complete message; when it returns `false`
+ * decoding stops right after that message (a WebSocket upgrade) and {@link remaining} holds the bytes after it.
+ */
+export class MessageDecoder {
+  // biome-ignore lint/suspicious/noConfusingVoidType: callbacks that return nothing are the common case
+  readonly #onMessage: (msg: Message) => boolean | undefined | void;
+  readonly #maxHeaderBytes: number;
+  readonly #maxLines: number;
+  readonly #maxBodyBytes: number;
+  readonly #maxUrlBytes: number;
+
+  #state = S_HEAD;
+  #error: unknown;
+  #inCallback = false;
+  #rest: Uint8Array = EMPTY_BYTES;
+
+  // head
+  #headParts: Uint8Array[] = [];
+  #headBytes = 0;
+  #lines = 0;
+  /** 0: the bytes scanned so far end mid-line; 1: they end in LF; 2: they end in LF CR. */
+  #tail = 0;
+
+  // body
+  #msg: Message | null = null;
+  #contentLength = -1;
+  #chunked = false;
+  #body: Uint8Array = EMPTY_BYTES;
+  #filled = 0;
+  #parts: Uint8Array[] = [];
+  #partBytes = 0;
+  #chunkLeft = 0;
+  #line = '';
+  #trailerBytes = 0;
+
+  // biome-ignore lint/suspicious/noConfusingVoidType: callbacks that return nothing are the common case
+  constructor(onMessage: (msg: Message) => boolean | undefined | void, limits?: DecoderLimits) {
+    this.#onMessage = onMessage;
+    const l = resolveLimits(limits);
+    this.#maxHeaderBytes = l.maxHeaderBytes;
+    this.#maxLines = l.maxHeaderCount + 1; // + the start line
+    this.#maxBodyBytes = l.maxBodyBytes;
+    this.#maxUrlBytes = l.maxUrlBytes;
+  }
+
+  /** Bytes held for the message in progress (or after a stop). */
+  get bufferedBytes(): number {
+    if (this.#state === S_STOPPED) return this.#rest.length;
+    return this.#headBytes + this.#filled + this.#partBytes + this.#line.length;
+  }
+
+  /** The bytes after the message at which decoding stopped (empty when it did not stop). */
+  remaining(): Uint8Array {
+    return this.#rest;
+  }
+
+  /** Decodes `chunk`; throws ProtocolError/LimitError on bad input, and the same error on every later call. */
+  push(chunk: Uint8Array): void {
+    if (this.#state >= S_STOPPED) {
+      if (this.#state === S_ERRORED) throw this.#error;
+      throw new ProtocolError('ZBUS_ERR_CLOSED', 'decoder stopped after a message; read remaining()');
+    }
+    try {
+      this.#run(chunk);
+    } catch (e) {
+      let err = e;
+      if (this.#inCallback) this.#inCallback = false;
+      else if (!isZbusError(e))
+        err = new ProtocolError('ZBUS_ERR_BAD_MESSAGE', 'malformed message', { cause: e });
+      this.#state = S_ERRORED;
+      this.#error = err;
+      this.#headParts = [];
+      this.#parts = [];
+      this.#body = EMPTY_BYTES;
+      throw err;
+    }
+  }
+
+  #run(chunk: Uint8Array): void {
+    const len = chunk.length;
+    let pos = 0;
+    while (pos < len) {
+      switch (this.#state) {
+        case S_HEAD:
+          pos = this.#head(chunk, pos);
+          break;
+        case S_BODY:
+          pos = this.#bodyBytes(chunk, pos);
+          break;
+        case S_CHUNK_SIZE:
+          pos = this.#chunkSize(chunk, pos);
+          break;
+        case S_CHUNK_DATA:
+          pos = this.#chunkData(chunk, pos);
+          break;
+        case S_CHUNK_END:
+          pos = this.#chunkEnd(chunk, pos);
+          break;
+        case S_TRAILER:
+          pos = this.#trailer(chunk, pos);
+          break;
+        default:
+          // S_STOPPED: keep what follows the message that stopped decoding
+          this.#rest = pos === 0 ? chunk : chunk.subarray(pos);
+          return;
+      }
+    }
+  }
+
+  /** Finds the index just past the blank line that ends the head, or -1 (state kept in #tail and #lines). */
+  #findHeadEnd(chunk: Uint8Array, i: number): number {
+    const len = chunk.length;
+    const tail = this.#tail;
+    if (tail !== 0) {
+      this.#tail = 0;
+      const b = chunk[i];
+      if (b === LF) return i + 1;
+      if (tail === 1 && b === CR) {
+        if (i + 1 >= len) {
+          this.#tail = 2;
+          return -1;
+        }
+        if (chunk[i + 1] === LF) return i + 2;
+      }
+    }
+    for (;;) {
+      const j = u8IndexOf.call(chunk, LF, i);
+      if (j < 0) return -1;
+      if (++this.#lines > this.#maxLines) {
+        throw limit(
+          'ZBUS_ERR_HEADERS_TOO_LARGE',
+          `header count exceeds ${this.#maxLines - 1} (maxHeaderCount)`,
+        );
+      }
+      const k = j + 1;
+      if (k >= len) {
+        this.#tail = 1;
+        return -1;
+      }
+      const b = chunk[k];
+      if (b === LF) return k + 1;
+      if (b === CR) {
+        if (k + 1 >= len) {
+          this.#tail = 2;
+          return -1;
+        }
+        if (chunk[k + 1] === LF) return k + 2;
+      }
+      i = k;
+    }
+  }
+
+  #head(chunk: Uint8Array, pos: number): number {
+    const len = chunk.length;
+    if (this.#headBytes === 0) {
+      // RFC 9112 §2.2: ignore empty lines before a start line (some clients send CRLF after a POST body).
+      while (pos < len) {
+        const b = chunk[pos];
+        if (b !== CR && b !== LF) break;
+        pos++;
+      }
+      if (pos === len) return len;
+    }
+    const end = this.#findHeadEnd(chunk, pos);
+    if (end < 0) {
+      this.#headBytes += len - pos;
+      if (this.#headBytes > this.#maxHeaderBytes) {
+        throw limit(
+          'ZBUS_ERR_HEADERS_TOO_LARGE',
+          `header block exceeds ${this.#maxHeaderBytes} bytes (maxHeaderBytes)`,
+        );
+      }
+      if (this.#lines === 0 && this.#headBytes > this.#maxUrlBytes + START_LINE_SLACK) {
+        throw limit('ZBUS_ERR_URL_TOO_LONG', `url exceeds ${this.#maxUrlBytes} bytes (maxUrlBytes)`);
+      }
+      this.#headParts.push(pos === 0 ? chunk : chunk.subarray(pos));
+      return len;
+    }
+    const total = this.#headBytes + (end - pos);
+    if (total > this.#maxHeaderBytes) {
+      throw limit(
+        'ZBUS_ERR_HEADERS_TOO_LARGE',
+        `header block exceeds ${this.#maxHeaderBytes} bytes (maxHeaderBytes)`,
+      );
+    }
+    let text: string;
+    if (this.#headBytes === 0) {
+      text = utf8Slice(chunk, pos, end);
+    } else {
+      this.#headParts.push(chunk.subarray(pos, end));
+      const head = concat(this.#headParts, total);
+      this.#headParts = [];
+      text = utf8Slice(head, 0, total);
+    }
+    this.#headBytes = 0;
+    this.#lines = 0;
+    this.#tail = 0;
+    const msg = this.#parseHead(text);
+    if (this.#chunked) {
+      this.#msg = msg;
+      this.#state = S_CHUNK_SIZE;
+      return end;
+    }
+    const cl = this.#contentLength;
+    if (cl <= 0) return this.#emit(msg, EMPTY_BYTES, end);
+    if (len - end >= cl) return this.#emit(msg, chunk.subarray(end, end + cl), end + cl);
+    // split body: one exact-size buffer (cl was checked against maxBodyBytes before this allocation)
+    this.#msg = msg;
+    this.#body = new Uint8Array(cl);
+    this.#body.set(chunk.subarray(end), 0);
+    this.#filled = len - end;
+    this.#state = S_BODY;
+    return len;
+  }
+
+  #bodyBytes(chunk: Uint8Array, pos: number): number {
+    const need = this.#body.length - this.#filled;
+    const avail = chunk.length - pos;
+    if (avail < need) {
+      this.#body.set(pos === 0 ? chunk : chunk.subarray(pos), this.#filled);
+      this.#filled += avail;
+      return chunk.length;
+    }
+    this.#body.set(chunk.subarray(pos, pos + need), this.#filled);
+    const body = this.#body;
+    const msg = this.#msg as Message;
+    this.#body = EMPTY_BYTES;
+    this.#filled = 0;
+    this.#msg = null;
+    return this.#emit(msg, body, pos + need);
+  }
+
+  /** Reads one short line (chunk size or trailer) that may be split; returns it, or undefined when incomplete. */
+  #readLine(chunk: Uint8Array, pos: number, max: number, what: string): [string, number] | undefined {
+    const j = u8IndexOf.call(chunk, LF, pos);
+    const end = j < 0 ? chunk.length : j;
+    if (this.#line.length + (end - pos) > max) throw bad(`${what} line exceeds ${max} bytes`);
+    this.#line += latin1(chunk, pos, end);
+    if (j < 0) return undefined;
+    let line = this.#line;
+    this.#line = '';
+    if (line.charCodeAt(line.length - 1) === CR) line = line.slice(0, -1);
+    return [line, j + 1];
+  }
+
+  #chunkSize(chunk: Uint8Array, pos: number): number {
+    const r = this.#readLine(chunk, pos, MAX_CHUNK_LINE, 'chunk size');
+    if (r === undefined) return chunk.length;
+    const [line, next] = r;
+    const semi = line.indexOf(';');
+    const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+    if (hex.length === 0 || hex.length > 12 || !/^[0-9a-fA-F]+$/.test(hex)) {
+      throw bad(`bad chunk size ${JSON.stringify(line.slice(0, 32))}`);
+    }
+    const size = Number.parseInt(hex, 16);
+    if (this.#partBytes + size > this.#maxBodyBytes) {
+      throw limit('ZBUS_ERR_BODY_TOO_LARGE', `body exceeds ${this.#maxBodyBytes} bytes (maxBodyBytes)`);
+    }
+    if (size === 0) {
+      this.#trailerBytes = 0;
+      this.#state = S_TRAILER;
+    } else {
+      this.#chunkLeft = size;
+      this.#state = S_CHUNK_DATA;
+    }
+    return next;
+  }
+
+  #chunkData(chunk: Uint8Array, pos: number): number {
+    const take = Math.min(this.#chunkLeft, chunk.length - pos);
+    this.#parts.push(chunk.subarray(pos, pos + take));
+    this.#partBytes += take;
+    this.#chunkLeft -= take;
+    if (this.#chunkLeft === 0) this.#state = S_CHUNK_END;
+    return pos + take;
+  }
+
+  #chunkEnd(chunk: Uint8Array, pos: number): number {
+    // CRLF after chunk data; a lone LF is tolerated
+    const b = chunk[pos];
+    if (this.#line === '' && b === CR) {
+      this.#line = '\r';
+      return pos + 1;
+    }
+    if (b !== LF) throw bad('chunk data not followed by CRLF');
+    this.#line = '';
+    this.#state = S_CHUNK_SIZE;
+    return pos + 1;
+  }
+
+  #trailer(chunk: Uint8Array, pos: number): number {
+    const before = this.#line.length;
+    const r = this.#readLine(chunk, pos, this.#maxHeaderBytes, 'trailer');
+    if (r === undefined) {
+      this.#trailerBytes += chunk.length - pos;
+      if (this.#trailerBytes > this.#maxHeaderBytes) {
+        throw limit(
+          'ZBUS_ERR_HEADERS_TOO_LARGE',
+          `trailer exceeds ${this.#maxHeaderBytes} bytes (maxHeaderBytes)`,
+        );
+      }
+      return chunk.length;
+    }
+    const [line, next] = r;
+    this.#trailerBytes += next - pos + before;
+    if (this.#trailerBytes > this.#maxHeaderBytes) {
+      throw limit(
+        'ZBUS_ERR_HEADERS_TOO_LARGE',
+        `trailer exceeds ${this.#maxHeaderBytes} bytes (maxHeaderBytes)`,
+      );
+    }
+    if (line.length !== 0) return next; // trailer fields are read and dropped
+    const body = concat(this.#parts, this.#partBytes);
+    const msg = this.#msg as Message;
+    this.#parts = [];
+    this.#partBytes = 0;
+    this.#msg = null;
+    return this.#emit(msg, body, next);
+  }
+
+  /** Delivers a complete message; returns the position after it (the state says whether to go on). */
+  #emit(msg: Message, body: Uint8Array, next: number): number {
+    this.#state = S_HEAD;
+    this.#chunked = false;
+    this.#contentLength = -1;
+    if (body.length !== 0) msg.body = body;
+    else {
+      // zbus-protocol.md §1.1: a `body` header stands in for a missing body
+      const h = msg.headers.body;
+      if (h !== undefined) {
+        msg.body = utf8Encode(h);
+        delete msg.headers.body;
+      }
+    }
+    this.#inCallback = true;
+    const go = this.#onMessage(msg);
+    this.#inCallback = false;
+    if (go === false) this.#state = S_STOPPED;
+    return next;
+  }
+
+  /** Parses a whole head (start line, header lines, blank line) into a Message and the framing fields. */
+  #parseHead(s: string): Message {
+    if (s.indexOf('\0') !== -1) throw bad('NUL byte in header block');
+    const msg = new Message();
+    let eol = s.indexOf('\n');
+    let lineEnd = s.charCodeAt(eol - 1) === CR ? eol - 1 : eol;
+    this.#startLine(msg, s, lineEnd);
+    const headers = msg.headers;
+    let contentLength = -1;
+    let transferEncoding: string | undefined;
+    let pos = eol + 1;
+    for (;;) {
+      eol = s.indexOf('\n', pos);
+      lineEnd = s.charCodeAt(eol - 1) === CR ? eol - 1 : eol;
+      if (lineEnd <= pos) break; // the blank line
+      const cr = s.indexOf('\r', pos);
+      if (cr !== -1 && cr < lineEnd) throw bad('bare CR in header line');
+      const c0 = s.charCodeAt(pos);
+      if (c0 === 32 || c0 === 9) throw bad('obsolete line folding in header block');
+      const colon = s.indexOf(':', pos);
+      if (colon < 0 || colon > lineEnd)
+        throw bad(`header line without colon: ${JSON.stringify(s.slice(pos, Math.min(lineEnd, pos + 40)))}`);
+      let name = s.slice(pos, colon);
+      const kind = tokenKind(name);
+      if (kind === 0) throw bad(`bad header name ${JSON.stringify(name.slice(0, 40))}`);
+      if (kind === 2) name = name.toLowerCase();
+      // trim optional whitespace around the value without allocating when there is none beyond one leading SP
+      let vs = colon + 1;
+      let ve = lineEnd;
+      while (vs < ve) {
+        const c = s.charCodeAt(vs);
+        if (c !== 32 && c !== 9) break;
+        vs++;
+      }
+      while (ve > vs) {
+        const c = s.charCodeAt(ve - 1);
+        if (c !== 32 && c !== 9) break;
+        ve--;
+      }
+      const value = s.slice(vs, ve);
+      pos = eol + 1;
+      switch (name.length) {
+        case 12:
+          if (name === 'content-type') {
+            setContentType(headers, value);
+            continue;
+          }
+          break;
+        case 14:
+          if (name === 'content-length') {
+            const n = this.#parseContentLength(value);
+            if (contentLength !== -1 && contentLength !== n) throw bad('conflicting content-length headers');
+            contentLength = n;
+            continue;
+          }
+          break;
+        case 17:
+          if (name === 'transfer-encoding') {
+            transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+            continue;
+          }
+          break;
+      }
+      headers[name] = value;
+    }
+    let chunked = false;
+    if (transferEncoding !== undefined) {
+      if (contentLength !== -1) throw bad('both content-length and transfer-encoding');
+      const codings = transferEncoding.toLowerCase().split(',');
+      const last = (codings[codings.length - 1] as string).trim();
+      if (last !== 'chunked') throw bad(`unsupported transfer-encoding ${JSON.stringify(transferEncoding)}`);
+      for (let i = 0; i < codings.length - 1; i++) {
+        const c = (codings[i] as string).trim();
+        if (c === 'chunked') throw bad('chunked applied twice');
+        if (c !== 'identity') throw bad(`unsupported transfer-encoding ${JSON.stringify(transferEncoding)}`);
+      }
+      chunked = true;
+    }
+    this.#chunked = chunked;
+    this.#contentLength = contentLength;
+    return msg;
+  }
+
+  #parseContentLength(v: string): number {
+    const n = v.length;
+    if (n === 0) throw bad('empty content-length');
+    let x = 0;
+    for (let i = 0; i < n; i++) {
+      const d = v.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) throw bad(`bad content-length ${JSON.stringify(v.slice(0, 32))}`);
+      x = x * 10 + d;
+      if (x > this.#maxBodyBytes) {
+        throw limit(
+          'ZBUS_ERR_BODY_TOO_LARGE',
+          `content-length exceeds ${this.#maxBodyBytes} bytes (maxBodyBytes)`,
+        );
+      }
+    }
+    return x;
+  }
+
+  #startLine(msg: Message, s: string, end: number): void {
+    // response: HTTP/1.x SP 3DIGIT [SP reason]
+    if (s.charCodeAt(0) === 72 && s.startsWith('HTTP/1.')) {
+      const minor = s.charCodeAt(7);
+      if ((minor !== 49 && minor !== 48) || s.charCodeAt(8) !== 32 || (end > 12 && s.charCodeAt(12) !== 32)) {
+        throw bad(`bad status line ${JSON.stringify(s.slice(0, Math.min(end, 40)))}`);
+      }
+      let status = 0;
+      for (let i = 9; i < 12; i++) {
+        const d = s.charCodeAt(i) - 48;
+        if (i >= end || d < 0 || d > 9)
+          throw bad(`bad status line ${JSON.stringify(s.slice(0, Math.min(end, 40)))}`);
+        status = status * 10 + d;
+      }
+      if (status < 100) throw bad(`bad status code ${status}`);
+      msg.status = status;
+      if (minor === 48) msg.httpVersion = '1.0';
+      return;
+    }
+    // request: method SP request-target SP HTTP/1.x
+    const sp1 = s.indexOf(' ');
+    const sp2 = s.lastIndexOf(' ', end - 1);
+    if (sp1 <= 0 || sp2 <= sp1 + 1 || sp2 !== end - 9) {
+      throw bad(`bad request line ${JSON.stringify(s.slice(0, Math.min(end, 40)))}`);
+    }
+    const version = s.slice(sp2 + 1, end);
+    if (version === 'HTTP/1.0') msg.httpVersion = '1.0';
+    else if (version !== 'HTTP/1.1') throw bad(`unsupported http version ${JSON.stringify(version)}`);
+    const method = s.slice(0, sp1);
+    if (tokenKind(method) === 0) throw bad(`bad method ${JSON.stringify(method.slice(0, 20))}`);
+    if (sp2 - sp1 - 1 > this.#maxUrlBytes) {
+      throw limit('ZBUS_ERR_URL_TOO_LONG', `url exceeds ${this.#maxUrlBytes} bytes (maxUrlBytes)`);
+    }
+    const url = s.slice(sp1 + 1, sp2);
+    if (url.indexOf(' ') !== -1 || url.indexOf('\t') !== -1) throw bad('whitespace in request target');
+    msg.method = method;
+    msg.url = url;
+  }
+}
+
+/** `Content-Type: t; charset=c` → `content-type: t` + `encoding: c` (zbus-protocol.md §1.1); other params stay. */
+function setContentType(headers: Record<string, string>, value: string): void {
+  const semi = value.indexOf(';');
+  if (semi < 0) {
+    headers['content-type'] = value;
+    return;
+  }
+  const params = value.slice(semi + 1).split(';');
+  let type = value.slice(0, semi).trim();
+  for (const p of params) {
+    const t = p.trim();
+    if (t.length === 0) continue;
+    const eq = t.indexOf('=');
+    if (eq > 0 && t.slice(0, eq).trim().toLowerCase() === 'charset') {
+      let cs = t.slice(eq + 1).trim();
+      if (cs.length >= 2 && cs.charCodeAt(0) === 34 && cs.charCodeAt(cs.length - 1) === 34)
+        cs = cs.slice(1, -1);
+      headers.encoding = cs;
+    } else {
+      type += `; ${t}`;
+    }
+  }
+  headers['content-type'] = type;
+}
+
+/**
+ * Decodes one whole message from one buffer (a WebSocket frame's payload). Throws ProtocolError when the bytes are
+ * incomplete or malformed, or hold more than one message (trailing CR/LF bytes are ignored).
+ */
+export function decodeMessage(bytes: Uint8Array, limits?: DecoderLimits): Message {
+  let got: Message | undefined;
+  const d = new MessageDecoder((m) => {
+    got = m;
+    return false;
+  }, limits);
+  d.push(bytes);
+  if (got === undefined) throw bad('incomplete message');
+  const rest = d.remaining();
+  for (let i = 0; i < rest.length; i++) {
+    const b = rest[i];
+    if (b !== CR && b !== LF) throw bad('bytes after the message');
+  }
+  return got;
+}

@@ -1,0 +1,51 @@
+// Text <-> bytes in one place, browser-safe. A Node Buffer's own utf8Slice/latin1Slice is used when a chunk has it
+// (duck-typed, no Buffer global): it is several times faster than TextDecoder on short strings.
+
+interface NodeSlices {
+  utf8Slice?: (start: number, end: number) => string;
+}
+
+const utf8Decoder = new TextDecoder();
+const utf8Encoder = new TextEncoder();
+const decoders = new Map<string, InstanceType<typeof TextDecoder> | null>();
+
+/** An empty body, shared: a zero-length view cannot be written to. */
+export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
+
+/** UTF-8 text of `bytes[start, end)`. */
+export function utf8Slice(bytes: Uint8Array, start: number, end: number): string {
+  const slice = (bytes as NodeSlices).utf8Slice;
+  if (typeof slice === 'function') return slice.call(bytes, start, end);
+  return utf8Decoder.decode(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
+}
+
+/** UTF-8 bytes of `s`. */
+export function utf8Encode(s: string): Uint8Array {
+  return utf8Encoder.encode(s);
+}
+
+/** Writes `s` as UTF-8 into `out` at `at`; returns bytes written, or -1 when it did not fit. */
+export function utf8EncodeInto(s: string, out: Uint8Array, at: number): number {
+  const r = utf8Encoder.encodeInto(s, at === 0 ? out : out.subarray(at));
+  return r.read === s.length ? r.written : -1;
+}
+
+/** Text of `bytes` in `charset` (UTF-8 when absent or unknown to TextDecoder). */
+export function decodeText(bytes: Uint8Array, charset?: string): string {
+  if (charset !== undefined) {
+    const cs = charset.toLowerCase();
+    if (cs !== 'utf-8' && cs !== 'utf8') {
+      let d = decoders.get(cs);
+      if (d === undefined) {
+        try {
+          d = new TextDecoder(cs);
+        } catch {
+          d = null;
+        }
+        if (decoders.size < 64) decoders.set(cs, d);
+      }
+      if (d !== null) return d.decode(bytes);
+    }
+  }
+  return utf8Slice(bytes, 0, bytes.length);
+}
