@@ -1,1 +1,30 @@
-export {};
+export type {
+  RpcConnection,
+  RpcConnector,
+  RpcConnectorFactory,
+  RpcServeOptions,
+  RpcService,
+} from './bootstrap.js';
+export {
+  ClientBootstrap,
+  DEFAULT_SERVICE_ADDRESS,
+  DEFAULT_SERVICE_MASK,
+  ServiceBootstrap,
+} from './bootstrap.js';
+export type { BodyCodec, CodecName } from './codec.js';
+export {
+  codecByName,
+  codecForContentType,
+  decodeBody,
+  JSON_CONTENT_TYPE,
+  jsonCodec,
+  MSGPACK_CONTENT_TYPE,
+  msgpackCodec,
+} from './codec.js';
+export { rpcErrorFromReply } from './errors.js';
+export type { InvokeOptions, MessageInvoker, RpcCall, RpcProxy } from './invoker.js';
+export { RpcInvoker } from './invoker.js';
+export type { RpcInvokerOptions, RpcProcessorOptions } from './options.js';
+export { DEFAULT_RPC_TIMEOUT, PROCESSOR_DEFAULTS } from './options.js';
+export type { AddModuleOptions, RpcErrorBody, RpcMethodInfo, RpcRequestBody } from './processor.js';
+export { coerceUrlParam, errorBody, RPC_ERROR_STATUS, RpcProcessor, rawRequest } from './processor.js';

@@ -1,0 +1,200 @@
+import { Mask, type Message, ZbusError } from '@zbus/protocol';
+import type { CodecName } from './codec.js';
+import { type InvokeOptions, type MessageInvoker, RpcInvoker, type RpcProxy } from './invoker.js';
+import { checkTimeout } from './options.js';
+import { type AddModuleOptions, RpcProcessor } from './processor.js';
+
+/** What a service needs from the broker side: consume its topic over N connections and route replies. */
+export interface RpcServeOptions {
+  /** The service name (RPC topic). */
+  topic: string;
+  /** Topic mask to declare the topic with. */
+  mask: number;
+  token?: string;
+  /** How many connections consume the topic. */
+  connectionCount: number;
+  /** Turns a delivered request (id, url, method restored) into the reply routed back to its caller. */
+  process(req: Message): Promise<Message>;
+}
+
+/** A running service. */
+export interface RpcService {
+  /** Stops taking requests, finishes the ones being handled, closes the connections. */
+  close(): Promise<void>;
+}
+
+/** A caller-side connection. */
+export interface RpcConnection extends MessageInvoker {
+  close(): Promise<void>;
+}
+
+/** Binds the bootstraps to a transport (TCP in `@zbus/client`, WebSocket in `@zbus/client-browser`). */
+export interface RpcConnector {
+  serve(options: RpcServeOptions): Promise<RpcService>;
+  /** Opens (lazily) a connection that can carry requests. */
+  connect(options: { token?: string }): RpcConnection;
+}
+
+/** Builds a connector for a service address (`'host:port'`, or several separated by `;`). */
+export type RpcConnectorFactory = (address: string) => RpcConnector;
+
+/** The RPC topic mask services declare by default: MEMORY | RPC (3), as 0.11 does. */
+export const DEFAULT_SERVICE_MASK: number = Mask.Memory | Mask.Rpc;
+export const DEFAULT_SERVICE_ADDRESS = '127.0.0.1:15555';
+
+/**
+ * Starts a service, 0.11 style:
+ * ```ts
+ * const service = await new ServiceBootstrap(connector)
+ *   .serviceName('MyRpc').serviceAddress('127.0.0.1:15555').connectionCount(4)
+ *   .addModule('math', { plus: (a: number, b: number) => a + b })
+ *   .start();
+ * ```
+ */
+export class ServiceBootstrap {
+  readonly processor: RpcProcessor;
+  readonly #factory: RpcConnectorFactory;
+  #name: string | undefined;
+  #address = DEFAULT_SERVICE_ADDRESS;
+  #token: string | undefined;
+  #connectionCount = 1;
+  #mask = DEFAULT_SERVICE_MASK;
+  #service: RpcService | undefined;
+
+  constructor(factory: RpcConnectorFactory, processor: RpcProcessor = new RpcProcessor()) {
+    this.#factory = factory;
+    this.processor = processor;
+  }
+
+  serviceName(name: string): this {
+    this.#name = name;
+    return this;
+  }
+  /** `'host:port'`; several separated by `;` once the broker is tracker-aware. */
+  serviceAddress(address: string): this {
+    this.#address = address;
+    return this;
+  }
+  serviceToken(token: string): this {
+    this.#token = token;
+    return this;
+  }
+  /** @default 1 */
+  connectionCount(n: number): this {
+    if (!Number.isInteger(n) || n < 1) {
+      throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `connectionCount must be an integer >= 1, got ${n}`);
+    }
+    this.#connectionCount = n;
+    return this;
+  }
+  /** @default Mask.Memory | Mask.Rpc */
+  serviceMask(mask: number): this {
+    this.#mask = mask | Mask.Rpc;
+    return this;
+  }
+  addModule(name: string, impl: object, options?: AddModuleOptions): this;
+  addModule(impl: object): this;
+  addModule(nameOrImpl: string | object, impl?: object, options?: AddModuleOptions): this {
+    if (typeof nameOrImpl === 'string') this.processor.addModule(nameOrImpl, impl as object, options);
+    else this.processor.addModule('', nameOrImpl);
+    return this;
+  }
+
+  /** Declares the topic and starts consuming it; resolves once every connection is consuming. */
+  async start(): Promise<this> {
+    if (this.#service !== undefined)
+      throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'service already started');
+    if (!this.#name) throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'serviceName is required');
+    const connector = this.#factory(this.#address);
+    const options: RpcServeOptions = {
+      topic: this.#name,
+      mask: this.#mask,
+      connectionCount: this.#connectionCount,
+      process: (req) => this.processor.process(req),
+    };
+    if (this.#token !== undefined) options.token = this.#token;
+    this.#service = await connector.serve(options);
+    return this;
+  }
+
+  async close(): Promise<void> {
+    const s = this.#service;
+    this.#service = undefined;
+    await s?.close();
+  }
+}
+
+/**
+ * Creates invokers for a service, 0.11 style:
+ * ```ts
+ * const client = new ClientBootstrap(connector).serviceName('MyRpc').serviceAddress('127.0.0.1:15555');
+ * const math = client.proxy<MathApi>('math');
+ * await math.plus(1, 2);
+ * await client.close();
+ * ```
+ */
+export class ClientBootstrap {
+  readonly #factory: RpcConnectorFactory;
+  #name: string | undefined;
+  #address = DEFAULT_SERVICE_ADDRESS;
+  #token: string | undefined;
+  #timeout: number | undefined;
+  #codec: CodecName = 'json';
+  #connection: RpcConnection | undefined;
+
+  constructor(factory: RpcConnectorFactory) {
+    this.#factory = factory;
+  }
+
+  serviceName(name: string): this {
+    this.#name = name;
+    return this;
+  }
+  serviceAddress(address: string): this {
+    this.#address = address;
+    return this;
+  }
+  serviceToken(token: string): this {
+    this.#token = token;
+    return this;
+  }
+  /** Default timeout of calls, ms. @default 10000 */
+  timeout(ms: number): this {
+    checkTimeout(ms, 'timeout');
+    this.#timeout = ms;
+    return this;
+  }
+  /** @default 'json' */
+  codec(codec: CodecName): this {
+    this.#codec = codec;
+    return this;
+  }
+
+  /** An invoker for `module` (default module `''`); all invokers share one connection. */
+  invoker(module = ''): RpcInvoker {
+    if (!this.#name) throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'serviceName is required');
+    if (this.#connection === undefined) {
+      const opts: { token?: string } = {};
+      if (this.#token !== undefined) opts.token = this.#token;
+      this.#connection = this.#factory(this.#address).connect(opts);
+    }
+    return new RpcInvoker(this.#connection, {
+      topic: this.#name,
+      module,
+      codec: this.#codec,
+      ...(this.#timeout !== undefined ? { timeout: this.#timeout } : {}),
+      ...(this.#token !== undefined ? { token: this.#token } : {}),
+    });
+  }
+
+  /** A typed proxy of one module. */
+  proxy<T extends object>(module = '', options: InvokeOptions = {}): RpcProxy<T> {
+    return this.invoker(module).proxy<T>(module, options);
+  }
+
+  async close(): Promise<void> {
+    const c = this.#connection;
+    this.#connection = undefined;
+    await c?.close();
+  }
+}
