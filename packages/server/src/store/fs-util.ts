@@ -1,0 +1,84 @@
+// Thin promise wrappers over fd-based fs calls: the callback API with positional reads and writes allocates less
+// than FileHandle (no result object per call), and the hot paths call these once per batch.
+import fs from 'node:fs';
+import { StoreError } from './types.js';
+
+export function openFd(path: string, flags: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd))),
+  );
+}
+
+export function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve) => fs.close(fd, () => resolve()));
+}
+
+export function readAt(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    fs.read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))),
+  );
+}
+
+/** Write all of `buf[off, off+len)` at file position `pos`. */
+export async function writeAt(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<void> {
+  while (len > 0) {
+    const n = await new Promise<number>((resolve, reject) =>
+      fs.write(fd, buf, off, len, pos, (err, w) => (err ? reject(err) : resolve(w))),
+    );
+    off += n;
+    len -= n;
+    pos += n;
+  }
+}
+
+export function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+export function fdatasyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+export function truncateFd(fd: number, len: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.ftruncate(fd, len, (err) => (err ? reject(err) : resolve())));
+}
+
+/** fsync a directory so that a created, renamed or deleted entry in it survives a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
+  try {
+    const fd = await openFd(dir, 'r');
+    try {
+      await fsyncFd(fd);
+    } finally {
+      await closeFd(fd);
+    }
+  } catch {
+    // Some file systems refuse fsync on directories; the data files themselves are synced.
+  }
+}
+
+/** Replace a small file atomically: write a temp file, optionally fsync it, rename over the old one. */
+export async function writeFileAtomic(path: string, data: string | Buffer, sync: boolean): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const fd = await openFd(tmp, 'w');
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    await writeAt(fd, buf, 0, buf.length, 0);
+    if (sync) await fsyncFd(fd);
+  } finally {
+    await closeFd(fd);
+  }
+  await fs.promises.rename(tmp, path);
+}
+
+/** Map a file-system error to a store error (ENOSPC -> ZBUS_ERR_NO_SPACE). */
+export function storeError(err: unknown, what: string): StoreError {
+  if (err instanceof StoreError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new StoreError('ZBUS_ERR_NO_SPACE', `${what}: no space left on device`, { cause: err });
+  }
+  return new StoreError('ZBUS_ERR_STORE', `${what}: ${(err as Error)?.message ?? String(err)}`, {
+    cause: err,
+  });
+}

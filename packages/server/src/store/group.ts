@@ -1,0 +1,513 @@
+// A consume group of a disk topic: a persisted read position, a tag filter, a mask and, in ack mode, the table
+// of unacked deliveries.
+//
+// Files (in `<topic>/groups/`): `<name>.json` holds the config and a position checkpoint (written atomically,
+// lazily by the topic's checkpoint timer); `<name>.acks` is the ack journal, fixed 28-byte entries
+//
+//   type u8 | pad 3 | deliveries u32 | offset f64 | time f64 | crc32c u32 (of the first 24 bytes)
+//
+// DELIVER (deliveries, deadline), ACK, NACK (due time), TOUCH (deadline), DEAD (dead-lettered). Replay rebuilds the
+// pending table; every DELIVER also proves the position got past its offset, so a checkpoint that lags behind
+// the journal loses nothing. The journal is flushed before every checkpoint and compacted into one DELIVER per
+// pending entry once it is mostly garbage.
+import fs from 'node:fs';
+import path from 'node:path';
+import { crc32c } from './crc32c.js';
+import { compileFilter, type TagMatcher } from './filter.js';
+import { writeFileAtomic } from './fs-util.js';
+import { Journal } from './journal.js';
+import { Cursor } from './log.js';
+import { decodeRecord, recordTag } from './record.js';
+import type { DiskTopic } from './topic.js';
+import {
+  type Delivery,
+  type Group,
+  type GroupConfig,
+  type GroupInfo,
+  STORE_MASK_ACK_REQUIRED,
+  StoreError,
+} from './types.js';
+
+export const DEFAULT_ACK_WINDOW = 100;
+export const DEFAULT_ACK_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_DELIVER = 5;
+
+const J_DELIVER = 1;
+const J_ACK = 2;
+const J_NACK = 3;
+const J_TOUCH = 4;
+const J_DEAD = 5;
+const ENTRY_BYTES = 28;
+
+interface PendingAck {
+  deliveries: number;
+  deadline: number;
+  /** In `ready`, waiting for a next() to redeliver it. */
+  queued: boolean;
+}
+
+export interface GroupState {
+  name: string;
+  filter: string;
+  mask: number;
+  position: number;
+  ackWindow?: number;
+  ackTimeoutMs?: number;
+  maxDeliver?: number;
+  creator: string;
+  createdTime: number;
+  lastUpdatedTime: number;
+  deadLettered: number;
+}
+
+export class DiskGroup implements Group {
+  name: string;
+  mask: number;
+  filter: string;
+  #match: TagMatcher;
+  position: number;
+  readonly cursor = new Cursor(64 * 1024);
+  readonly pending = new Map<number, PendingAck>();
+  #ready: number[] = [];
+  #nextDeadline = Number.POSITIVE_INFINITY;
+  deadLettered: number;
+  ackWindow: number | undefined;
+  ackTimeoutMs: number | undefined;
+  maxDeliver: number | undefined;
+  creator: string;
+  createdTime: number;
+  lastUpdatedTime: number;
+  removed = false;
+  dirty = false;
+  #chain: Promise<unknown> = Promise.resolve();
+  #journalEntries = 0;
+
+  private constructor(
+    readonly topic: DiskTopic,
+    readonly journal: Journal,
+    st: GroupState,
+  ) {
+    this.name = st.name;
+    this.mask = st.mask;
+    this.filter = st.filter;
+    this.#match = compileFilter(st.filter);
+    this.position = st.position;
+    this.ackWindow = st.ackWindow;
+    this.ackTimeoutMs = st.ackTimeoutMs;
+    this.maxDeliver = st.maxDeliver;
+    this.creator = st.creator;
+    this.createdTime = st.createdTime;
+    this.lastUpdatedTime = st.lastUpdatedTime;
+    this.deadLettered = st.deadLettered;
+    this.cursor.offset = -1;
+  }
+
+  static paths(groupsDir: string, key: string): { json: string; acks: string } {
+    return { json: path.join(groupsDir, `${key}.json`), acks: path.join(groupsDir, `${key}.acks`) };
+  }
+
+  /** Open a group from its files (or create them when `st` is given). */
+  static async open(topic: DiskTopic, key: string, st?: GroupState): Promise<DiskGroup> {
+    const p = DiskGroup.paths(topic.groupsDir, key);
+    let state = st;
+    if (state === undefined) state = JSON.parse(await fs.promises.readFile(p.json, 'utf8')) as GroupState;
+    else await writeFileAtomic(p.json, JSON.stringify(state), true);
+    const { journal, contents } = await Journal.open(p.acks);
+    const g = new DiskGroup(topic, journal, state);
+    if (st === undefined) g.#replay(contents);
+    g.#recomputeDeadline();
+    return g;
+  }
+
+  #replay(buf: Buffer): void {
+    let maxDelivered = -1;
+    let n = 0;
+    for (let pos = 0; pos + ENTRY_BYTES <= buf.length; pos += ENTRY_BYTES) {
+      if (crc32c(buf, pos, pos + 24) !== buf.readUInt32LE(pos + 24)) break;
+      const type = buf[pos]!;
+      const count = buf.readUInt32LE(pos + 4);
+      const offset = buf.readDoubleLE(pos + 8);
+      const time = buf.readDoubleLE(pos + 16);
+      n++;
+      if (type === J_DELIVER) {
+        this.pending.set(offset, { deliveries: count, deadline: time, queued: false });
+        if (offset > maxDelivered) maxDelivered = offset;
+      } else if (type === J_ACK || type === J_DEAD) {
+        this.pending.delete(offset);
+      } else if (type === J_NACK || type === J_TOUCH) {
+        const e = this.pending.get(offset);
+        if (e) e.deadline = time;
+      }
+    }
+    this.#journalEntries = n;
+    if (maxDelivered + 1 > this.position) this.position = maxDelivered + 1;
+  }
+
+  #journal(type: number, offset: number, count: number, time: number): void {
+    const b = Buffer.allocUnsafe(ENTRY_BYTES);
+    b[0] = type;
+    b[1] = 0;
+    b[2] = 0;
+    b[3] = 0;
+    b.writeUInt32LE(count, 4);
+    b.writeDoubleLE(offset, 8);
+    b.writeDoubleLE(time, 16);
+    b.writeUInt32LE(crc32c(b, 0, 24), 24);
+    this.journal.append(b);
+    this.#journalEntries++;
+    if (this.#journalEntries > 4096 && this.#journalEntries > 8 * this.pending.size) this.#compact();
+  }
+
+  #compact(): void {
+    const b = Buffer.allocUnsafe(this.pending.size * ENTRY_BYTES);
+    let pos = 0;
+    for (const [offset, e] of this.pending) {
+      b[pos] = J_DELIVER;
+      b[pos + 1] = 0;
+      b[pos + 2] = 0;
+      b[pos + 3] = 0;
+      b.writeUInt32LE(e.deliveries, pos + 4);
+      b.writeDoubleLE(offset, pos + 8);
+      b.writeDoubleLE(e.deadline, pos + 16);
+      b.writeUInt32LE(crc32c(b, pos, pos + 24), pos + 24);
+      pos += ENTRY_BYTES;
+    }
+    this.#journalEntries = this.pending.size;
+    void this.journal.rewrite(b).catch((err) => this.topic.logError(err, 'ack journal compaction failed'));
+  }
+
+  state(): GroupState {
+    return {
+      name: this.name,
+      filter: this.filter,
+      mask: this.mask,
+      position: this.position,
+      ackWindow: this.ackWindow,
+      ackTimeoutMs: this.ackTimeoutMs,
+      maxDeliver: this.maxDeliver,
+      creator: this.creator,
+      createdTime: this.createdTime,
+      lastUpdatedTime: this.lastUpdatedTime,
+      deadLettered: this.deadLettered,
+    };
+  }
+
+  /** Write the journal, then the position checkpoint (in that order: see the file comment). */
+  async checkpoint(sync: boolean): Promise<void> {
+    if (this.removed) return;
+    this.dirty = false;
+    const st = JSON.stringify(this.state());
+    await this.journal.flush(sync);
+    if (this.removed) return;
+    await writeFileAtomic(DiskGroup.paths(this.topic.groupsDir, this.topic.keyOf(this.name)).json, st, sync);
+  }
+
+  #touchState(): void {
+    if (!this.dirty) {
+      this.dirty = true;
+      this.topic.scheduleCheckpoint();
+    }
+  }
+
+  get ackMode(): boolean {
+    return (
+      (this.mask & STORE_MASK_ACK_REQUIRED) !== 0 ||
+      (this.mask === 0 && (this.topic.mask & STORE_MASK_ACK_REQUIRED) !== 0)
+    );
+  }
+  get #window(): number {
+    return this.ackWindow ?? this.topic.store.groupDefaults.ackWindow ?? DEFAULT_ACK_WINDOW;
+  }
+  get #timeout(): number {
+    return this.ackTimeoutMs ?? this.topic.store.groupDefaults.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+  }
+  get #maxDeliver(): number {
+    return this.maxDeliver ?? this.topic.store.groupDefaults.maxDeliver ?? DEFAULT_MAX_DELIVER;
+  }
+
+  /** Run `fn` after every earlier operation on this group (so overlapping next() calls get distinct records). */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.#chain.then(fn);
+    this.#chain = p.catch(() => undefined);
+    return p;
+  }
+
+  next(): Promise<Delivery | undefined> {
+    return this.#serial(() => this.#next());
+  }
+
+  async #next(): Promise<Delivery | undefined> {
+    if (this.removed || this.topic.closed) return undefined;
+    const log = this.topic.log;
+    if (this.ackMode) {
+      const now = Date.now();
+      this.collectExpired(now);
+      while (this.#ready.length > 0) {
+        const offset = this.#ready.shift()!;
+        const e = this.pending.get(offset);
+        if (e === undefined || !e.queued) continue;
+        e.queued = false;
+        if (e.deliveries >= this.#maxDeliver) {
+          await this.#deadLetter(offset, e);
+          continue;
+        }
+        const rec = await log.read(offset);
+        if (this.removed) return undefined;
+        if (rec === undefined) {
+          // Gone (retention, empty) or corrupt: nothing left to redeliver.
+          this.pending.delete(offset);
+          this.#journal(J_ACK, offset, 0, 0);
+          continue;
+        }
+        e.deliveries++;
+        e.deadline = Date.now() + this.#timeout;
+        this.#journal(J_DELIVER, offset, e.deliveries, e.deadline);
+        this.#noteDeadline(e.deadline);
+        return {
+          offset: rec.offset,
+          timestamp: rec.timestamp,
+          id: rec.id,
+          tag: rec.tag,
+          data: rec.data,
+          retry: e.deliveries - 1,
+        };
+      }
+      if (this.pending.size >= this.#window) return undefined;
+    }
+    const c = this.cursor;
+    for (;;) {
+      if (this.position < log.firstOffset) this.position = log.firstOffset;
+      if (this.position >= log.visibleEnd) return undefined;
+      if (c.offset !== this.position) await log.position(c, this.position);
+      const found = await log.peek(c);
+      if (this.removed) return undefined;
+      if (!found) {
+        if (c.offset > this.position && c.offset <= log.visibleEnd) {
+          this.position = c.offset;
+          this.#touchState();
+        }
+        return undefined;
+      }
+      const buf = c.win.buf;
+      if (!this.#match(recordTag(buf, c.p))) {
+        log.advance(c);
+        this.position = c.offset;
+        this.#touchState();
+        continue;
+      }
+      const d: Delivery = decodeRecord(buf, c.p);
+      log.advance(c);
+      this.position = c.offset;
+      this.#touchState();
+      if (this.ackMode) {
+        const deadline = Date.now() + this.#timeout;
+        this.pending.set(d.offset, { deliveries: 1, deadline, queued: false });
+        this.#journal(J_DELIVER, d.offset, 1, deadline);
+        this.#noteDeadline(deadline);
+      }
+      return d;
+    }
+  }
+
+  #noteDeadline(t: number): void {
+    if (t < this.#nextDeadline) this.#nextDeadline = t;
+    this.topic.armTimer(t);
+  }
+
+  #recomputeDeadline(): void {
+    let min = Number.POSITIVE_INFINITY;
+    for (const e of this.pending.values()) if (!e.queued && e.deadline < min) min = e.deadline;
+    this.#nextDeadline = min;
+  }
+
+  /** Move deliveries whose deadline passed into the ready queue. Returns how many. O(unacked), only when due. */
+  collectExpired(now: number): number {
+    if (now < this.#nextDeadline) return 0;
+    let n = 0;
+    let min = Number.POSITIVE_INFINITY;
+    for (const [offset, e] of this.pending) {
+      if (e.queued) continue;
+      if (e.deadline <= now) {
+        e.queued = true;
+        this.#ready.push(offset);
+        n++;
+      } else if (e.deadline < min) min = e.deadline;
+    }
+    this.#nextDeadline = min;
+    return n;
+  }
+
+  /** Called by the topic's timer: queue expired deliveries, dead-letter the exhausted ones. Next deadline. */
+  async tick(now: number): Promise<{ ready: boolean; nextDeadline: number }> {
+    if (this.removed || !this.ackMode) return { ready: false, nextDeadline: Number.POSITIVE_INFINITY };
+    this.collectExpired(now);
+    if (this.#ready.length > 0) {
+      const max = this.#maxDeliver;
+      let exhausted = false;
+      for (const off of this.#ready) {
+        const e = this.pending.get(off);
+        if (e?.queued && e.deliveries >= max) exhausted = true;
+      }
+      if (exhausted) {
+        await this.#serial(async () => {
+          const keep: number[] = [];
+          for (const off of this.#ready) {
+            const e = this.pending.get(off);
+            if (e === undefined || !e.queued) continue;
+            if (e.deliveries >= this.#maxDeliver) {
+              e.queued = false;
+              await this.#deadLetter(off, e);
+            } else keep.push(off);
+          }
+          this.#ready = keep;
+        });
+      }
+    }
+    return { ready: this.#ready.length > 0, nextDeadline: this.#nextDeadline };
+  }
+
+  async #deadLetter(offset: number, e: PendingAck): Promise<void> {
+    const rec = await this.topic.log.read(offset);
+    if (this.removed) return;
+    if (rec !== undefined) {
+      try {
+        await this.topic.deadLetter(rec, this.name, e.deliveries);
+      } catch (err) {
+        this.topic.logError(err, 'dead-letter append failed; will retry');
+        e.deadline = Date.now() + this.#timeout;
+        this.#noteDeadline(e.deadline);
+        return;
+      }
+      this.deadLettered++;
+    }
+    this.pending.delete(offset);
+    this.#journal(J_DEAD, offset, e.deliveries, 0);
+    this.#touchState();
+  }
+
+  async ack(offset: number): Promise<boolean> {
+    const e = this.pending.get(offset);
+    if (e === undefined || this.removed) return false;
+    this.pending.delete(offset);
+    this.#journal(J_ACK, offset, 0, 0);
+    this.topic.notify();
+    return true;
+  }
+
+  async nack(offset: number, delayMs?: number): Promise<boolean> {
+    const e = this.pending.get(offset);
+    if (e === undefined || this.removed) return false;
+    const now = Date.now();
+    e.deadline = now + Math.max(0, delayMs ?? 0);
+    this.#journal(J_NACK, offset, e.deliveries, e.deadline);
+    if (e.deadline <= now) {
+      if (!e.queued) {
+        e.queued = true;
+        this.#ready.push(offset);
+      }
+      // Exhausted ones go to the dead-letter topic through the timer.
+      this.topic.armTimer(now);
+      this.topic.notify();
+    } else {
+      if (e.queued) e.queued = false;
+      this.#noteDeadline(e.deadline);
+    }
+    return true;
+  }
+
+  touch(offset: number): boolean {
+    const e = this.pending.get(offset);
+    if (e === undefined || this.removed) return false;
+    e.deadline = Date.now() + this.#timeout;
+    e.queued = false;
+    this.#journal(J_TOUCH, offset, e.deliveries, e.deadline);
+    this.#noteDeadline(e.deadline);
+    return true;
+  }
+
+  /** Drop pending entries below the first stored offset (after retention). */
+  dropBelow(first: number): void {
+    for (const off of this.pending.keys()) {
+      if (off < first) {
+        this.pending.delete(off);
+        this.#journal(J_ACK, off, 0, 0);
+      }
+    }
+    if (this.position < first) {
+      this.position = first;
+      this.#touchState();
+    }
+  }
+
+  empty(): Promise<void> {
+    return this.#serial(async () => {
+      this.position = this.topic.log.visibleEnd;
+      this.cursor.offset = -1;
+      this.pending.clear();
+      this.#ready = [];
+      this.#nextDeadline = Number.POSITIVE_INFINITY;
+      this.#journalEntries = 0;
+      this.lastUpdatedTime = Date.now();
+      await this.journal.rewrite(Buffer.alloc(0));
+      await this.checkpoint(true);
+    });
+  }
+
+  update(config: GroupConfig): Promise<void> {
+    return this.#serial(async () => {
+      const pos = await this.topic.resolveStart(config, false);
+      this.filter = config.filter ?? '';
+      this.#match = compileFilter(this.filter);
+      if (config.mask !== undefined) this.mask = config.mask;
+      if (config.ackWindow !== undefined) this.ackWindow = config.ackWindow;
+      if (config.ackTimeoutMs !== undefined) this.ackTimeoutMs = config.ackTimeoutMs;
+      if (config.maxDeliver !== undefined) this.maxDeliver = config.maxDeliver;
+      if (pos !== undefined) {
+        this.position = pos;
+        this.cursor.offset = -1;
+      }
+      this.lastUpdatedTime = Date.now();
+      await this.checkpoint(true);
+    });
+  }
+
+  info(): GroupInfo {
+    const log = this.topic.log;
+    return {
+      topicName: this.topic.name,
+      groupName: this.name,
+      mask: this.mask,
+      filter: this.filter,
+      backlog: Math.max(0, log.visibleEnd - Math.max(this.position, log.firstOffset)),
+      unacked: this.pending.size,
+      deadLettered: this.deadLettered,
+      position: this.position,
+      creator: this.creator,
+      createdTime: this.createdTime,
+      lastUpdatedTime: this.lastUpdatedTime,
+    };
+  }
+
+  /** Stop serving; wait for in-flight calls; close (and with `unlink`, delete) the files. */
+  async destroy(unlink: boolean): Promise<void> {
+    this.removed = true;
+    await this.#chain;
+    await this.journal.close(false);
+    if (unlink) {
+      const p = DiskGroup.paths(this.topic.groupsDir, this.topic.keyOf(this.name));
+      await fs.promises.rm(p.json, { force: true });
+      await fs.promises.rm(p.acks, { force: true });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#chain;
+    await this.checkpoint(true).catch(() => {});
+    this.removed = true;
+    await this.journal.close(true);
+  }
+}
+
+export function notFound(what: string): StoreError {
+  return new StoreError('ZBUS_ERR_NOT_FOUND', `${what} not found`);
+}

@@ -1,0 +1,315 @@
+// A memory topic (mask MEMORY, zbus-protocol.md §7.8): a bounded ring of messages with the disk topic's
+// interface. Unlike 0.11 (one shared FIFO that silently drops the oldest), each group has its own position and an
+// append that would overwrite a message some group has not read yet fails with ZBUS_ERR_LIMIT. Nothing touches the
+// disk; memory topics are gone after a restart. Acks are not tracked (as in 0.11): next() always advances.
+import { compileFilter, type TagMatcher } from './filter.js';
+import { nameKey, validateName } from './names.js';
+import {
+  type AppendInput,
+  type AppendResult,
+  type Delivery,
+  type Group,
+  type GroupConfig,
+  type GroupInfo,
+  STORE_MASK_MEMORY,
+  type StoredRecord,
+  StoreError,
+  type Topic,
+  type TopicConfig,
+  type TopicInfo,
+} from './types.js';
+
+export const DEFAULT_MEMORY_CAPACITY = 1000;
+const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
+
+class MemoryGroup implements Group {
+  name: string;
+  mask: number;
+  filter: string;
+  #match: TagMatcher;
+  position: number;
+  creator: string;
+  createdTime: number;
+  lastUpdatedTime: number;
+  removed = false;
+
+  constructor(
+    readonly topic: MemoryTopic,
+    name: string,
+    config: GroupConfig,
+    position: number,
+  ) {
+    this.name = name;
+    this.mask = config.mask ?? 0;
+    this.filter = config.filter ?? '';
+    this.#match = compileFilter(this.filter);
+    this.position = position;
+    this.creator = config.creator ?? '';
+    this.createdTime = Date.now();
+    this.lastUpdatedTime = this.createdTime;
+  }
+
+  async next(): Promise<Delivery | undefined> {
+    const t = this.topic;
+    for (;;) {
+      if (this.removed || t.closed) return undefined;
+      if (this.position < t.firstOffset) this.position = t.firstOffset;
+      if (this.position >= t.nextOffset) return undefined;
+      const r = t.at(this.position)!;
+      this.position++;
+      if (!this.#match(r.tag)) continue;
+      return { offset: r.offset, timestamp: r.timestamp, id: r.id, tag: r.tag, data: r.data, retry: 0 };
+    }
+  }
+
+  async ack(): Promise<boolean> {
+    return false;
+  }
+  async nack(): Promise<boolean> {
+    return false;
+  }
+  touch(): boolean {
+    return false;
+  }
+
+  async empty(): Promise<void> {
+    this.position = this.topic.nextOffset;
+  }
+
+  async update(config: GroupConfig): Promise<void> {
+    this.filter = config.filter ?? '';
+    this.#match = compileFilter(this.filter);
+    if (config.mask !== undefined) this.mask = config.mask;
+    const pos = this.topic.resolveStart(config, false);
+    if (pos !== undefined) this.position = pos;
+    this.lastUpdatedTime = Date.now();
+  }
+
+  info(): GroupInfo {
+    const t = this.topic;
+    return {
+      topicName: t.name,
+      groupName: this.name,
+      mask: this.mask,
+      filter: this.filter,
+      backlog: Math.max(0, t.nextOffset - Math.max(this.position, t.firstOffset)),
+      unacked: 0,
+      deadLettered: 0,
+      position: this.position,
+      creator: this.creator,
+      createdTime: this.createdTime,
+      lastUpdatedTime: this.lastUpdatedTime,
+    };
+  }
+}
+
+export class MemoryTopic implements Topic {
+  name: string;
+  mask: number;
+  config: TopicConfig;
+  creator: string;
+  createdTime: number;
+  lastUpdatedTime: number;
+  #ring: (StoredRecord | undefined)[];
+  firstOffset = 0;
+  nextOffset = 0;
+  #bytes = 0;
+  #groups = new Map<string, MemoryGroup>();
+  #listeners = new Set<() => void>();
+  #delayTimers = new Set<NodeJS.Timeout>();
+  closed = false;
+
+  constructor(
+    name: string,
+    config: TopicConfig,
+    readonly defaults: { maxBacklog?: number; maxMessageBytes?: number },
+  ) {
+    this.name = name;
+    this.mask = config.mask | STORE_MASK_MEMORY;
+    this.config = { ...config, mask: this.mask };
+    this.creator = config.creator ?? '';
+    this.createdTime = Date.now();
+    this.lastUpdatedTime = this.createdTime;
+    this.#ring = new Array(this.capacity);
+  }
+
+  get capacity(): number {
+    const c = this.config.maxBacklog ?? this.defaults.maxBacklog;
+    return c !== undefined && c > 0 ? c : DEFAULT_MEMORY_CAPACITY;
+  }
+
+  at(offset: number): StoredRecord | undefined {
+    if (offset < this.firstOffset || offset >= this.nextOffset) return undefined;
+    return this.#ring[offset % this.#ring.length];
+  }
+
+  redeclare(config: TopicConfig): void {
+    this.mask = config.mask | STORE_MASK_MEMORY;
+    const old = this.capacity;
+    this.config = { ...config, mask: this.mask };
+    if (this.capacity !== old) {
+      // Re-home the ring; keep the newest messages that fit.
+      const ring: (StoredRecord | undefined)[] = new Array(this.capacity);
+      const first = Math.max(this.firstOffset, this.nextOffset - this.capacity);
+      for (let o = first; o < this.nextOffset; o++) ring[o % ring.length] = this.at(o);
+      for (let o = this.firstOffset; o < first; o++) this.#bytes -= this.at(o)?.data.length ?? 0;
+      this.#ring = ring;
+      this.firstOffset = first;
+    }
+    this.lastUpdatedTime = Date.now();
+  }
+
+  async append(input: AppendInput): Promise<AppendResult> {
+    if (this.closed) throw new StoreError('ZBUS_ERR_NOT_FOUND', `topic ${this.name} not found`);
+    const max = this.config.maxMessageBytes ?? this.defaults.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    if (input.data.length > max) {
+      throw new StoreError(
+        'ZBUS_ERR_BODY_TOO_LARGE',
+        `message of ${input.data.length} bytes exceeds ${max} bytes (maxMessageBytes)`,
+      );
+    }
+    const now = Date.now();
+    if (input.deliverAt !== undefined && input.deliverAt > now) {
+      // Held in memory only (a memory topic promises nothing across restarts).
+      const copy = { ...input, data: Uint8Array.from(input.data), deliverAt: undefined };
+      const t = setTimeout(() => {
+        this.#delayTimers.delete(t);
+        this.append(copy).catch(() => {});
+      }, input.deliverAt - now);
+      t.unref();
+      this.#delayTimers.add(t);
+      return {
+        offset: -1,
+        timestamp: now,
+        durability: 'memory',
+        duplicate: false,
+        deliverAt: input.deliverAt,
+      };
+    }
+    const cap = this.#ring.length;
+    if (this.nextOffset - this.firstOffset >= cap) {
+      let slowest = Number.POSITIVE_INFINITY;
+      for (const g of this.#groups.values()) if (g.position < slowest) slowest = g.position;
+      if (slowest <= this.firstOffset) {
+        throw new StoreError('ZBUS_ERR_LIMIT', `memory topic ${this.name} is full (maxBacklog=${cap})`);
+      }
+      this.#bytes -= this.at(this.firstOffset)?.data.length ?? 0;
+      this.#ring[this.firstOffset % cap] = undefined;
+      this.firstOffset++;
+    }
+    const offset = this.nextOffset++;
+    // Copy: the caller's bytes may be a view into a larger socket chunk.
+    const data = Uint8Array.from(input.data);
+    this.#ring[offset % cap] = { offset, timestamp: now, id: input.id, tag: input.tag, data };
+    this.#bytes += data.length;
+    this.notify();
+    return { offset, timestamp: now, durability: 'memory', duplicate: false };
+  }
+
+  async read(offset: number): Promise<StoredRecord | undefined> {
+    return this.at(offset);
+  }
+
+  resolveStart(config: GroupConfig, isNew: boolean): number | undefined {
+    const start = config.start;
+    let pos: number | undefined;
+    if (start?.copy !== undefined) pos = this.#groups.get(nameKey(start.copy))?.position;
+    if (pos === undefined && isNew) {
+      let max = -1;
+      for (const g of this.#groups.values()) if (g.position > max) max = g.position;
+      pos = max >= 0 ? max : this.firstOffset;
+    }
+    if (start?.offset !== undefined) {
+      if (start.msgId !== undefined && this.at(start.offset)?.id !== start.msgId) {
+        throw new StoreError(
+          'ZBUS_ERR_SEEK',
+          `seek by offset failed: offset ${start.offset} does not hold message ${start.msgId}`,
+        );
+      }
+      pos = Math.min(Math.max(start.offset, this.firstOffset), this.nextOffset);
+    } else if (start?.time !== undefined) {
+      let o = this.firstOffset;
+      while (o < this.nextOffset && this.at(o)!.timestamp < start.time) o++;
+      pos = o;
+    }
+    return pos;
+  }
+
+  async declareGroup(name: string, config: GroupConfig): Promise<Group> {
+    validateName('group', name);
+    const key = nameKey(name);
+    const g = this.#groups.get(key);
+    if (g) {
+      await g.update(config);
+      return g;
+    }
+    const ng = new MemoryGroup(this, name, config, this.resolveStart(config, true) ?? this.firstOffset);
+    this.#groups.set(key, ng);
+    return ng;
+  }
+
+  group(name: string): Group | undefined {
+    return this.#groups.get(nameKey(name));
+  }
+  groups(): Group[] {
+    return [...this.#groups.values()];
+  }
+  async removeGroup(name: string): Promise<boolean> {
+    const key = nameKey(name);
+    const g = this.#groups.get(key);
+    if (!g) return false;
+    g.removed = true;
+    this.#groups.delete(key);
+    return true;
+  }
+
+  async empty(): Promise<void> {
+    this.#ring.fill(undefined);
+    this.firstOffset = this.nextOffset;
+    this.#bytes = 0;
+    for (const g of this.#groups.values()) g.position = this.nextOffset;
+  }
+
+  info(): TopicInfo {
+    return {
+      topicName: this.name,
+      mask: this.mask,
+      messageDepth: this.nextOffset,
+      firstOffset: this.firstOffset,
+      nextOffset: this.nextOffset,
+      bytes: this.#bytes,
+      corruptRecords: 0,
+      delayed: this.#delayTimers.size,
+      creator: this.creator,
+      createdTime: this.createdTime,
+      lastUpdatedTime: this.lastUpdatedTime,
+      groups: [...this.#groups.values()].map((g) => g.info()),
+    };
+  }
+
+  onAvailable(listener: () => void): () => void {
+    const l = () => listener();
+    this.#listeners.add(l);
+    return () => {
+      this.#listeners.delete(l);
+    };
+  }
+
+  notify(): void {
+    for (const l of this.#listeners) {
+      try {
+        l();
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.#delayTimers) clearTimeout(t);
+    this.#delayTimers.clear();
+    for (const g of this.#groups.values()) g.removed = true;
+    this.#listeners.clear();
+  }
+}

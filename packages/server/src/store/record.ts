@@ -1,0 +1,123 @@
+import { crc32c } from './crc32c.js';
+
+// One record in a segment file (little-endian):
+//
+//   0      4      8              16             24     26     28    29    32     36
+//   +------+------+--------------+--------------+------+------+-----+-----+------+----+-----+------+
+//   | len  | crc  | offset (f64) | time (f64)   | idLn | tgLn | flg | pad | dLen | id | tag | data |
+//   +------+------+--------------+--------------+------+------+-----+-----+------+----+-----+------+
+//
+// `len` is the whole record including this header; `crc` is CRC32C of bytes [8, len). Offsets and times are
+// integers below 2^53, stored as doubles so that reading them needs no BigInt. flag bit 0: the tag is present.
+
+export const HEADER_BYTES = 36;
+/** Largest id or tag that fits its u16 length field. */
+export const MAX_FIELD_BYTES = 0xffff;
+const FLAG_TAG = 1;
+
+export interface RecordFields {
+  offset: number;
+  timestamp: number;
+  id: string;
+  tag: string | undefined;
+  data: Uint8Array;
+}
+
+export function encodedLength(idBytes: number, tagBytes: number, dataBytes: number): number {
+  return HEADER_BYTES + idBytes + tagBytes + dataBytes;
+}
+
+/** Write one record at `pos` of `buf` (which must have room); returns the record length. */
+export function encodeRecord(
+  buf: Buffer,
+  pos: number,
+  offset: number,
+  timestamp: number,
+  id: string,
+  tag: string | undefined,
+  data: Uint8Array,
+): number {
+  let p = pos + HEADER_BYTES;
+  const idLen = buf.write(id, p, 'utf8');
+  p += idLen;
+  const tagLen = tag === undefined ? 0 : buf.write(tag, p, 'utf8');
+  p += tagLen;
+  buf.set(data, p);
+  p += data.length;
+  const len = p - pos;
+  buf.writeUInt32LE(len, pos);
+  buf.writeDoubleLE(offset, pos + 8);
+  buf.writeDoubleLE(timestamp, pos + 16);
+  buf.writeUInt16LE(idLen, pos + 24);
+  buf.writeUInt16LE(tagLen, pos + 26);
+  buf[pos + 28] = tag === undefined ? 0 : FLAG_TAG;
+  buf[pos + 29] = 0;
+  buf[pos + 30] = 0;
+  buf[pos + 31] = 0;
+  buf.writeUInt32LE(data.length, pos + 32);
+  buf.writeUInt32LE(crc32c(buf, pos + 8, p), pos + 4);
+  return len;
+}
+
+/** Result of looking at the bytes at a position. */
+export const CHECK_OK = 0;
+/** Not enough bytes to hold the record (torn, or the read buffer is short). */
+export const CHECK_SHORT = 1;
+/** The header is insane or the checksum does not match. */
+export const CHECK_CORRUPT = 2;
+
+/**
+ * Check the record at `pos`: its header is plausible, it lies within `[pos, end)` and its CRC matches.
+ * `maxLen` bounds `len` so that a corrupt length cannot make us read gigabytes.
+ */
+export function checkRecord(buf: Buffer, pos: number, end: number, maxLen: number): number {
+  if (end - pos < HEADER_BYTES) return CHECK_SHORT;
+  const len = buf.readUInt32LE(pos);
+  if (len < HEADER_BYTES || len > maxLen) return CHECK_CORRUPT;
+  const idLen = buf.readUInt16LE(pos + 24);
+  const tagLen = buf.readUInt16LE(pos + 26);
+  const dLen = buf.readUInt32LE(pos + 32);
+  if (HEADER_BYTES + idLen + tagLen + dLen !== len) return CHECK_CORRUPT;
+  if (end - pos < len) return CHECK_SHORT;
+  if (crc32c(buf, pos + 8, pos + len) !== buf.readUInt32LE(pos + 4)) return CHECK_CORRUPT;
+  return CHECK_OK;
+}
+
+export function recordLength(buf: Buffer, pos: number): number {
+  return buf.readUInt32LE(pos);
+}
+export function recordOffset(buf: Buffer, pos: number): number {
+  return buf.readDoubleLE(pos + 8);
+}
+export function recordTimestamp(buf: Buffer, pos: number): number {
+  return buf.readDoubleLE(pos + 16);
+}
+export function recordId(buf: Buffer, pos: number): string {
+  const s = pos + HEADER_BYTES;
+  return buf.toString('utf8', s, s + buf.readUInt16LE(pos + 24));
+}
+export function recordTag(buf: Buffer, pos: number): string | undefined {
+  if ((buf[pos + 28]! & FLAG_TAG) === 0) return undefined;
+  const s = pos + HEADER_BYTES + buf.readUInt16LE(pos + 24);
+  return buf.toString('utf8', s, s + buf.readUInt16LE(pos + 26));
+}
+
+/** Decode a checked record; the data is copied out of `buf` (which is a reused read buffer). */
+export function decodeRecord(buf: Buffer, pos: number): RecordFields & { retry: number } {
+  const idLen = buf.readUInt16LE(pos + 24);
+  const tagLen = buf.readUInt16LE(pos + 26);
+  const dLen = buf.readUInt32LE(pos + 32);
+  const idStart = pos + HEADER_BYTES;
+  const tagStart = idStart + idLen;
+  const dataStart = tagStart + tagLen;
+  const data = Buffer.allocUnsafe(dLen);
+  buf.copy(data, 0, dataStart, dataStart + dLen);
+  return {
+    offset: buf.readDoubleLE(pos + 8),
+    timestamp: buf.readDoubleLE(pos + 16),
+    id: buf.toString('utf8', idStart, tagStart),
+    tag: (buf[pos + 28]! & FLAG_TAG) === 0 ? undefined : buf.toString('utf8', tagStart, dataStart),
+    data,
+    retry: 0,
+  };
+}

@@ -1,0 +1,314 @@
+// One segment of a topic's log: `<base>.log` (records, see record.ts) plus its sparse indexes `<base>.oix` and
+// `<base>.tix`. `base` is the offset of the segment's first record; file names are the base zero-padded to 20
+// digits, so a directory listing sorts them.
+import fs from 'node:fs';
+import path from 'node:path';
+import { closeFd, openFd, readAt, truncateFd, writeAt } from './fs-util.js';
+import { INDEX_INTERVAL_BYTES, OFFSET_ENTRY_BYTES, OffsetIndex } from './offset-index.js';
+import {
+  CHECK_CORRUPT,
+  CHECK_OK,
+  CHECK_SHORT,
+  checkRecord,
+  HEADER_BYTES,
+  recordLength,
+  recordOffset,
+  recordTimestamp,
+} from './record.js';
+import { TIME_ENTRY_BYTES, TimeIndex } from './time-index.js';
+
+export const LOG_SUFFIX = '.log';
+
+export function segmentFileName(base: number, suffix: string): string {
+  return `${String(base).padStart(20, '0')}${suffix}`;
+}
+
+export interface FileRef {
+  fd: number;
+}
+
+/** A reusable read window over a file: one fs.read fills it with up to buf.length bytes of read-ahead. */
+export class ReadWindow {
+  buf: Buffer;
+  /** File position of buf[0]. */
+  start = 0;
+  /** Valid bytes in buf. */
+  len = 0;
+  /** The file the bytes came from (compared by identity: fd numbers are reused after close). */
+  owner: FileRef | undefined;
+
+  constructor(size = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  invalidate(): void {
+    this.len = 0;
+    this.owner = undefined;
+  }
+
+  /** Make `[pos, pos+need)` of `file` available in `buf` without reading past `limit`; false if it cannot be. */
+  async ensure(file: FileRef, pos: number, need: number, limit: number): Promise<boolean> {
+    if (file === this.owner && pos >= this.start && pos + need <= this.start + this.len) return true;
+    if (pos + need > limit) return false;
+    if (need > this.buf.length) this.buf = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
+    const want = Math.min(this.buf.length, limit - pos);
+    this.owner = undefined;
+    const n = await readAt(file.fd, this.buf, 0, want, pos);
+    this.owner = file;
+    this.start = pos;
+    this.len = n;
+    return n >= need;
+  }
+}
+
+export interface ScanResult {
+  /** Bytes of valid log (the file is truncated to this when torn). */
+  size: number;
+  /** Offset after the last valid record. */
+  endOffset: number;
+  lastTimestamp: number;
+  /** Positions of corrupt records found (skipped, not truncated). */
+  corrupt: number[];
+  torn: boolean;
+}
+
+export class Segment {
+  fd = -1;
+  size = 0;
+  /** Offset after the last record (kept up to date for the active segment; for sealed ones: next segment's base). */
+  endOffset: number;
+  lastTimestamp = 0;
+  oix = new OffsetIndex();
+  tix = new TimeIndex();
+  lastIndexedPos = -INDEX_INTERVAL_BYTES;
+  indexLoaded = false;
+  #indexLoading: Promise<void> | undefined;
+  oixFd = -1;
+  tixFd = -1;
+  sealed = false;
+  /** Readers currently inside an fs call on this segment. */
+  refs = 0;
+  retired = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    readonly dir: string,
+    readonly base: number,
+  ) {
+    this.endOffset = base;
+  }
+
+  get logPath(): string {
+    return path.join(this.dir, segmentFileName(this.base, LOG_SUFFIX));
+  }
+  get oixPath(): string {
+    return path.join(this.dir, segmentFileName(this.base, '.oix'));
+  }
+  get tixPath(): string {
+    return path.join(this.dir, segmentFileName(this.base, '.tix'));
+  }
+
+  async openForRead(): Promise<void> {
+    this.fd = await openFd(this.logPath, 'r');
+  }
+
+  async openForAppend(create: boolean): Promise<void> {
+    this.fd = await openFd(this.logPath, create ? 'w+' : 'r+');
+    this.oixFd = await openFd(this.oixPath, create ? 'w+' : 'a+');
+    this.tixFd = await openFd(this.tixPath, create ? 'w+' : 'a+');
+    if (create) {
+      this.indexLoaded = true;
+      this.size = 0;
+    }
+  }
+
+  /** Record an index entry for a record about to be written at `pos` if the interval since the last one passed. */
+  maybeIndex(pos: number, offset: number, timestamp: number): void {
+    if (pos === 0 || pos - this.lastIndexedPos >= INDEX_INTERVAL_BYTES) {
+      this.oix.add(offset - this.base, pos);
+      this.tix.add(timestamp, offset - this.base);
+      this.lastIndexedPos = pos;
+    }
+  }
+
+  /** Write index entries not yet in the index files (unsynced: the indexes are rebuilt from the log if lost). */
+  async persistIndex(force: boolean): Promise<void> {
+    if (this.oixFd < 0) return;
+    const pending = this.oix.length - this.oix.persisted;
+    if (pending === 0 || (!force && pending < 32)) return;
+    const o = this.oix.unpersisted();
+    const t = this.tix.unpersisted();
+    if (o) await writeAt(this.oixFd, o, 0, o.length, this.oix.persisted * OFFSET_ENTRY_BYTES);
+    if (t) await writeAt(this.tixFd, t, 0, t.length, this.tix.persisted * TIME_ENTRY_BYTES);
+    this.oix.persisted = this.oix.length;
+    this.tix.persisted = this.tix.length;
+  }
+
+  /** Load the index files of a sealed segment on first use; rebuild them from the log when they are unusable. */
+  ensureIndex(maxRecordBytes: number): Promise<void> {
+    if (this.indexLoaded) return Promise.resolve();
+    this.#indexLoading ??= this.#loadIndex(maxRecordBytes);
+    return this.#indexLoading;
+  }
+
+  async #loadIndex(maxRecordBytes: number): Promise<void> {
+    let ok = false;
+    try {
+      const [o, t] = await Promise.all([
+        fs.promises.readFile(this.oixPath),
+        fs.promises.readFile(this.tixPath),
+      ]);
+      this.oix.load(o, this.size);
+      this.tix.load(t, this.oix.length);
+      const n = Math.min(this.oix.length, this.tix.length);
+      this.oix.truncate(n);
+      this.tix.truncate(n);
+      ok = n > 0 && this.oix.rel[0] === 0 && this.oix.pos[0] === 0;
+    } catch {
+      ok = false;
+    }
+    if (!ok && this.size > 0) {
+      this.oix = new OffsetIndex();
+      this.tix = new TimeIndex();
+      this.lastIndexedPos = -INDEX_INTERVAL_BYTES;
+      await this.scan(0, this.base, maxRecordBytes, false);
+      // A rebuilt index of a sealed segment is written back so the next open does not rescan.
+      try {
+        const oo = this.oix.unpersisted();
+        const tt = this.tix.unpersisted();
+        if (oo && tt && this.sealed) {
+          await fs.promises.writeFile(this.oixPath, oo);
+          await fs.promises.writeFile(this.tixPath, tt);
+        }
+      } catch {
+        // best effort
+      }
+    }
+    this.indexLoaded = true;
+  }
+
+  /**
+   * Scan records from `pos` (expected offset `offset`) to the end of the file, adding index entries. A corrupt
+   * record followed by valid ones is skipped and reported; one at the very end (a torn write) is cut off when
+   * `truncate` is set. Reads 1 MiB at a time.
+   */
+  async scan(pos: number, offset: number, maxRecordBytes: number, truncate: boolean): Promise<ScanResult> {
+    const fileSize = (await fs.promises.stat(this.logPath)).size;
+    const win = new ReadWindow(1024 * 1024);
+    const corrupt: number[] = [];
+    let endOffset = offset;
+    let lastTs = this.lastTimestamp;
+    let torn = false;
+    const maxLen = maxRecordBytes + HEADER_BYTES + 2 * 0xffff;
+    while (pos < fileSize) {
+      const okHeader = await win.ensure(this, pos, HEADER_BYTES, fileSize);
+      let status = CHECK_SHORT;
+      if (okHeader) {
+        const len = recordLength(win.buf, pos - win.start);
+        if (len >= HEADER_BYTES && len <= maxLen && pos + len <= fileSize) {
+          await win.ensure(this, pos, len, fileSize);
+          status = checkRecord(win.buf, pos - win.start, win.len, maxLen);
+          if (status === CHECK_OK && recordOffset(win.buf, pos - win.start) < endOffset)
+            status = CHECK_CORRUPT;
+        } else status = len >= HEADER_BYTES && len <= maxLen ? CHECK_SHORT : CHECK_CORRUPT;
+      }
+      if (status === CHECK_OK) {
+        const p = pos - win.start;
+        const off = recordOffset(win.buf, p);
+        const ts = recordTimestamp(win.buf, p);
+        this.maybeIndex(pos, off, ts);
+        endOffset = off + 1;
+        lastTs = ts;
+        pos += recordLength(win.buf, p);
+        continue;
+      }
+      // Not a valid record here: find the next valid one. None means this is a torn tail.
+      const next = await findNextValid(this, win, pos + 1, fileSize, endOffset, maxLen);
+      if (next < 0) {
+        torn = true;
+        break;
+      }
+      corrupt.push(pos);
+      pos = next;
+    }
+    if (torn && truncate) {
+      await truncateFd(this.fd, pos);
+    }
+    this.size = torn ? pos : fileSize;
+    if (!truncate && torn) this.size = fileSize;
+    this.endOffset = endOffset;
+    this.lastTimestamp = lastTs;
+    return { size: pos, endOffset, lastTimestamp: lastTs, corrupt, torn };
+  }
+
+  /** Close the files now, or once the last in-flight read lets go. */
+  retire(): Promise<void> {
+    this.retired = true;
+    if (this.refs > 0) return Promise.resolve();
+    return this.close();
+  }
+
+  release(): void {
+    this.refs--;
+    if (this.retired && this.refs === 0) void this.close();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const fds = [this.fd, this.oixFd, this.tixFd];
+      this.fd = -1;
+      this.oixFd = -1;
+      this.tixFd = -1;
+      for (const fd of fds) if (fd >= 0) await closeFd(fd);
+    })();
+    return this.#closing;
+  }
+
+  async unlink(): Promise<void> {
+    await Promise.all([
+      fs.promises.rm(this.logPath, { force: true }),
+      fs.promises.rm(this.oixPath, { force: true }),
+      fs.promises.rm(this.tixPath, { force: true }),
+    ]);
+  }
+}
+
+/**
+ * Find the next position in `[from, limit)` holding a valid record whose offset is at least `minOffset`; -1 if
+ * there is none. Used to step over a corrupt record whose length field cannot be trusted.
+ */
+export async function findNextValid(
+  fd: FileRef,
+  win: ReadWindow,
+  from: number,
+  limit: number,
+  minOffset: number,
+  maxLen: number,
+): Promise<number> {
+  const chunk = 1024 * 1024;
+  let pos = from;
+  const scratch = new ReadWindow(64 * 1024);
+  while (pos + HEADER_BYTES <= limit) {
+    const want = Math.min(chunk, limit - pos);
+    if (!(await win.ensure(fd, pos, Math.min(want, HEADER_BYTES), limit))) return -1;
+    const avail = win.start + win.len;
+    for (; pos + HEADER_BYTES <= avail; pos++) {
+      const p = pos - win.start;
+      const len = recordLength(win.buf, p);
+      if (len < HEADER_BYTES || len > maxLen || pos + len > limit) continue;
+      const off = recordOffset(win.buf, p);
+      if (!Number.isInteger(off) || off < minOffset || off > minOffset + 0xffffffff) continue;
+      let status: number;
+      if (pos + len <= avail) status = checkRecord(win.buf, p, win.len, maxLen);
+      else {
+        await scratch.ensure(fd, pos, len, limit);
+        status = checkRecord(scratch.buf, pos - scratch.start, scratch.len, maxLen);
+      }
+      if (status === CHECK_OK) return pos;
+    }
+    if (pos + HEADER_BYTES > limit) break;
+    // pos is now within HEADER_BYTES of the window end: the next ensure reads on from there.
+    win.invalidate();
+  }
+  return -1;
+}

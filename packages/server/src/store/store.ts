@@ -1,0 +1,148 @@
+// The store: a data directory with one sub-directory per disk topic (named by the lower-cased topic name; the
+// declared spelling lives in its topic.json), plus memory topics that exist only in this process.
+import fs from 'node:fs';
+import path from 'node:path';
+import { MemoryTopic } from './memory-topic.js';
+import { nameKey, validateName } from './names.js';
+import { DiskTopic, type StoreContext } from './topic.js';
+import {
+  type FsyncPolicy,
+  STORE_MASK_MEMORY,
+  type Store,
+  StoreError,
+  type StoreLogger,
+  type StoreOptions,
+  type Topic,
+  type TopicConfig,
+} from './types.js';
+
+/** @default 64 MiB */
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+type AnyTopic = DiskTopic | MemoryTopic;
+
+class FileStore implements Store, StoreContext {
+  readonly dataDir: string;
+  readonly fsync: FsyncPolicy;
+  readonly segmentBytes: number;
+  readonly topicDefaults: NonNullable<StoreOptions['topicDefaults']>;
+  readonly groupDefaults: NonNullable<StoreOptions['groupDefaults']>;
+  readonly log: StoreLogger | undefined;
+  readonly deadLetterFn: StoreOptions['deadLetter'];
+  readonly #topics = new Map<string, AnyTopic>();
+  readonly #declaring = new Map<string, Promise<AnyTopic>>();
+  #closed = false;
+
+  constructor(options: StoreOptions) {
+    this.dataDir = path.resolve(options.dataDir);
+    this.fsync = options.fsync ?? 'always';
+    this.segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.topicDefaults = options.topicDefaults ?? {};
+    this.groupDefaults = options.groupDefaults ?? {};
+    this.log = options.log;
+    this.deadLetterFn = options.deadLetter;
+  }
+
+  async load(): Promise<void> {
+    await fs.promises.mkdir(this.dataDir, { recursive: true });
+    const entries = await fs.promises.readdir(this.dataDir, { withFileTypes: true });
+    const opened = await Promise.all(
+      entries
+        .filter((e) => e.isDirectory())
+        .map(async (e) => {
+          try {
+            return await DiskTopic.open(this, path.join(this.dataDir, e.name));
+          } catch (err) {
+            this.log?.error({ dir: e.name, err }, 'cannot open topic directory; skipped');
+            return undefined;
+          }
+        }),
+    );
+    for (const t of opened) if (t) this.#topics.set(nameKey(t.name), t);
+  }
+
+  #check(): void {
+    if (this.#closed) throw new StoreError('ZBUS_ERR_CLOSED', 'store is closed');
+  }
+
+  topic(name: string): Topic | undefined {
+    return this.#topics.get(nameKey(name));
+  }
+
+  topics(): Topic[] {
+    return [...this.#topics.values()];
+  }
+
+  async declareTopic(name: string, config: TopicConfig): Promise<Topic> {
+    this.#check();
+    validateName('topic', name);
+    const key = nameKey(name);
+    const existing = this.#topics.get(key);
+    if (existing) {
+      await existing.redeclare(config);
+      return existing;
+    }
+    const inflight = this.#declaring.get(key);
+    if (inflight) {
+      const t = await inflight;
+      await t.redeclare(config);
+      return t;
+    }
+    const p = (async (): Promise<AnyTopic> => {
+      if ((config.mask & STORE_MASK_MEMORY) !== 0) {
+        return new MemoryTopic(name, config, {
+          maxBacklog: this.topicDefaults.maxBacklog,
+          maxMessageBytes: this.topicDefaults.maxMessageBytes,
+        });
+      }
+      return DiskTopic.create(this, path.join(this.dataDir, key), name, config);
+    })();
+    this.#declaring.set(key, p);
+    try {
+      const t = await p;
+      this.#topics.set(key, t);
+      return t;
+    } finally {
+      this.#declaring.delete(key);
+    }
+  }
+
+  async removeTopic(name: string): Promise<boolean> {
+    this.#check();
+    const key = nameKey(name);
+    const t = this.#topics.get(key);
+    if (t === undefined) return false;
+    this.#topics.delete(key);
+    if (t instanceof MemoryTopic) t.close();
+    else await t.destroy();
+    return true;
+  }
+
+  dlqTopic(topicName: string): Promise<Topic> {
+    const name = `${topicName}.dlq`;
+    const t = this.#topics.get(nameKey(name));
+    if (t) return Promise.resolve(t);
+    return this.declareTopic(name, { mask: 0, creator: 'zbus' });
+  }
+
+  async flush(): Promise<void> {
+    this.#check();
+    for (const t of this.#topics.values()) if (t instanceof DiskTopic) await t.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(
+      [...this.#topics.values()].map((t) => (t instanceof MemoryTopic ? t.close() : t.close())),
+    );
+    this.#topics.clear();
+  }
+}
+
+/** Open (creating if needed) the store in `options.dataDir`; every topic directory found is opened. */
+export async function openStore(options: StoreOptions): Promise<Store> {
+  const s = new FileStore(options);
+  await s.load();
+  return s;
+}

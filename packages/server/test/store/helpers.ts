@@ -1,0 +1,70 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { onTestFinished } from 'vitest';
+import { openStore } from '../../src/store/store.js';
+import type { Group, Store, StoreOptions, Topic } from '../../src/store/types.js';
+
+/** A fresh data directory, removed after the test. */
+export async function tempDir(): Promise<string> {
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'zbus-store-'));
+  onTestFinished(() => fs.promises.rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Open a store in `dir` (a fresh one by default); it is closed after the test. */
+export async function open(options: Partial<StoreOptions> & { dataDir?: string } = {}): Promise<Store> {
+  const dataDir = options.dataDir ?? (await tempDir());
+  const store = await openStore({ fsync: 'never', ...options, dataDir });
+  onTestFinished(() => store.close());
+  return store;
+}
+
+export const enc = (s: string): Uint8Array => Buffer.from(s);
+export const dec = (b: Uint8Array): string => Buffer.from(b).toString();
+
+export async function appendMany(topic: Topic, n: number, prefix = 'm', tag?: string): Promise<void> {
+  const ps = [];
+  for (let i = 0; i < n; i++) ps.push(topic.append({ id: `${prefix}${i}`, tag, data: enc(`${prefix}${i}`) }));
+  await Promise.all(ps);
+}
+
+/** Read until next() returns undefined; returns the ids. */
+export async function drain(group: Group, max = 1_000_000): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < max; i++) {
+    const d = await group.next();
+    if (!d) break;
+    ids.push(d.id);
+  }
+  return ids;
+}
+
+/** Wait for the next onAvailable signal (with a timeout). */
+export function available(topic: Topic, timeoutMs = 5000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      off();
+      reject(new Error('timed out waiting for onAvailable'));
+    }, timeoutMs);
+    const off = topic.onAvailable(() => {
+      clearTimeout(t);
+      off();
+      resolve();
+    });
+  });
+}
+
+/** Poll `fn` (each time something becomes available or every 10 ms) until it returns a value. */
+export async function until<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 5000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

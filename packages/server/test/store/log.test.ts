@@ -1,0 +1,130 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { crc32c } from '../../src/store/crc32c.js';
+import { StoreError } from '../../src/store/types.js';
+import { appendMany, dec, drain, enc, open, tempDir } from './helpers.js';
+
+describe('crc32c', () => {
+  it('matches the published check value for "123456789"', () => {
+    expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
+  });
+  it('is the same computed in one go or continued in pieces', () => {
+    const b = Buffer.from('the quick brown fox jumps over the lazy dog, twice over the lazy dog');
+    expect(crc32c(b, 10, b.length, crc32c(b, 0, 10))).toBe(crc32c(b));
+  });
+});
+
+describe('topic log', () => {
+  it('assigns per-topic sequence offsets 0, 1, 2 in arrival order', async () => {
+    const store = await open();
+    const t = await store.declareTopic('Orders', { mask: 0 });
+    const rs = await Promise.all([0, 1, 2].map((i) => t.append({ id: `a${i}`, data: enc(`x${i}`) })));
+    expect(rs.map((r) => r.offset)).toEqual([0, 1, 2]);
+    expect(rs.every((r) => r.duplicate === false)).toBe(true);
+    const r = await t.read(1);
+    expect(r?.id).toBe('a1');
+    expect(dec(r!.data)).toBe('x1');
+    expect(await t.read(3)).toBeUndefined();
+  });
+
+  it('says which durability each append met', async () => {
+    const store = await open({ fsync: 'always' });
+    const a = await store.declareTopic('a', { mask: 0 });
+    const b = await store.declareTopic('b', { mask: 0, fsync: 'never' });
+    const c = await store.declareTopic('c', { mask: 0, fsync: { intervalMs: 20 } });
+    const m = await store.declareTopic('m', { mask: 1 });
+    expect((await a.append({ id: '1', data: enc('x') })).durability).toBe('fsync');
+    expect((await b.append({ id: '1', data: enc('x') })).durability).toBe('none');
+    expect((await c.append({ id: '1', data: enc('x') })).durability).toBe('interval');
+    expect((await m.append({ id: '1', data: enc('x') })).durability).toBe('memory');
+  });
+
+  it('keeps timestamps non-decreasing and stores tag and id', async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: 0 });
+    await t.append({ id: 'i1', tag: 'Stock.HK', data: enc('a') });
+    await t.append({ id: 'i2', data: enc('b') });
+    const a = await t.read(0);
+    const b = await t.read(1);
+    expect(a?.tag).toBe('Stock.HK');
+    expect(b?.tag).toBeUndefined();
+    expect(b!.timestamp).toBeGreaterThanOrEqual(a!.timestamp);
+  });
+
+  it('rejects bad topic names with ZBUS_ERR_BAD_NAME before touching the disk', async () => {
+    const dir = await tempDir();
+    const store = await open({ dataDir: dir });
+    for (const bad of ['..', 'a/b', 'a\\b', 'a\0b', 'a\nb', 'x'.repeat(256), '', '.', 'a..b']) {
+      const err = await store.declareTopic(bad, { mask: 0 }).catch((e) => e);
+      expect(err).toBeInstanceOf(StoreError);
+      expect(err.code).toBe('ZBUS_ERR_BAD_NAME');
+    }
+    expect(await fs.promises.readdir(dir)).toEqual([]);
+  });
+
+  it('treats names case-insensitively and keeps the declared spelling', async () => {
+    const dir = await tempDir();
+    const store = await open({ dataDir: dir });
+    const t = await store.declareTopic('MyTopic', { mask: 0 });
+    expect(await store.declareTopic('MYTOPIC', { mask: 0 })).toBe(t);
+    expect(store.topic('mytopic')?.name).toBe('MyTopic');
+    await store.close();
+    const s2 = await open({ dataDir: dir });
+    expect(s2.topic('mYtOpIc')?.info().topicName).toBe('MyTopic');
+  });
+
+  it('rejects a body over maxMessageBytes with ZBUS_ERR_BODY_TOO_LARGE', async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: 0, maxMessageBytes: 10 });
+    await expect(t.append({ id: '1', data: new Uint8Array(11) })).rejects.toMatchObject({
+      code: 'ZBUS_ERR_BODY_TOO_LARGE',
+    });
+  });
+
+  it('rolls segments at segmentBytes and reads across them', async () => {
+    const dir = await tempDir();
+    const store = await open({ dataDir: dir, segmentBytes: 1024 });
+    const t = await store.declareTopic('roll', { mask: 0 });
+    await appendMany(t, 100);
+    const logs = (await fs.promises.readdir(path.join(dir, 'roll'))).filter((f) => f.endsWith('.log'));
+    expect(logs.length).toBeGreaterThan(3);
+    const g = await t.declareGroup('g', { start: { offset: 0 } });
+    expect(await drain(g)).toEqual(Array.from({ length: 100 }, (_, i) => `m${i}`));
+    for (const o of [0, 13, 57, 99]) expect((await t.read(o))?.id).toBe(`m${o}`);
+  });
+
+  it('seeks by offset and by time', async () => {
+    const store = await open({ segmentBytes: 2048 });
+    const t = await store.declareTopic('seek', { mask: 0 });
+    await appendMany(t, 50, 'a');
+    await new Promise((r) => setTimeout(r, 20));
+    const mid = Date.now();
+    await new Promise((r) => setTimeout(r, 5));
+    await appendMany(t, 50, 'b');
+    const byTime = await t.declareGroup('byTime', { start: { time: mid } });
+    expect((await byTime.next())?.id).toBe('b0');
+    const byOffset = await t.declareGroup('byOffset', { start: { offset: 77 } });
+    expect((await byOffset.next())?.id).toBe('b27');
+    const early = await t.declareGroup('early', { start: { time: 0 } });
+    expect((await early.next())?.id).toBe('a0');
+    const late = await t.declareGroup('late', { start: { time: Date.now() + 10_000 } });
+    expect(await late.next()).toBeUndefined();
+  });
+
+  it('reopens with every record, offset and the next offset intact', async () => {
+    const dir = await tempDir();
+    const s1 = await open({ dataDir: dir, segmentBytes: 4096 });
+    const t1 = await s1.declareTopic('re', { mask: 0 });
+    await appendMany(t1, 300);
+    await s1.close();
+    const s2 = await open({ dataDir: dir, segmentBytes: 4096 });
+    const t2 = s2.topic('re')!;
+    expect(t2.info().messageDepth).toBe(300);
+    expect((await t2.append({ id: 'next', data: enc('n') })).offset).toBe(300);
+    const g = await t2.declareGroup('g', { start: { offset: 0 } });
+    const ids = await drain(g);
+    expect(ids.length).toBe(301);
+    expect(ids[299]).toBe('m299');
+  });
+});
