@@ -90,20 +90,41 @@ export function encodeHead(msg: Message): string {
   return `${s}content-length: ${msg.body.length}\r\n\r\n`;
 }
 
-/** The whole message (head and body) in one buffer. */
+// Output buffers come from a 64 KiB slab, as Node's Buffer pool does: `new Uint8Array(n)` allocates an off-heap
+// backing store each time and costs several times the rest of encodeMessage (bench/codec.bench.ts). Messages over
+// 8 KiB get their own buffer, so a view never pins a slab for a big message.
+const SLAB_SIZE = 64 * 1024;
+const POOLED_MAX = 8 * 1024;
+let slab = new Uint8Array(SLAB_SIZE);
+let slabOffset = 0;
+
+function allocate(n: number): Uint8Array {
+  if (n > POOLED_MAX) return new Uint8Array(n);
+  if (slabOffset + n > SLAB_SIZE) {
+    slab = new Uint8Array(SLAB_SIZE);
+    slabOffset = 0;
+  }
+  const out = slab.subarray(slabOffset, slabOffset + n);
+  slabOffset = (slabOffset + n + 7) & ~7;
+  return out;
+}
+
+/**
+ * The whole message (head and body) in one buffer. Small results are views into a shared 64 KiB slab (like Node
+ * Buffers); copy one with `slice()` before keeping it for long.
+ */
 export function encodeMessage(msg: Message): Uint8Array {
   const head = encodeHead(msg);
   const body = msg.body;
   const hl = head.length;
-  // ASCII heads (the usual case) are exactly head.length bytes: encode straight into the final buffer.
-  const out = new Uint8Array(hl + body.length);
-  const written = utf8EncodeInto(head, out, 0);
-  if (written === hl) {
+  // An ASCII head (the usual case) is exactly head.length bytes: encode it straight into the final buffer.
+  const out = allocate(hl + body.length);
+  if (utf8EncodeInto(head, out, 0) === hl) {
     if (body.length !== 0) out.set(body, hl);
     return out;
   }
   const headBytes = utf8Encode(head);
-  const full = new Uint8Array(headBytes.length + body.length);
+  const full = allocate(headBytes.length + body.length);
   full.set(headBytes, 0);
   full.set(body, headBytes.length);
   return full;

@@ -9,6 +9,20 @@ export interface MessageInit {
   body?: Uint8Array | string;
 }
 
+/**
+ * Header bags have no Object.prototype in their chain, like Object.create(null) (so `__proto__`, `constructor` or
+ * `toString` are plain header names), but they are built by a constructor whose prototype is a null-prototype
+ * object: V8 then keeps them as fast hidden-class objects, where Object.create(null) gives dictionary objects that
+ * are several times slower to fill (bench/codec.bench.ts).
+ */
+const HeaderBag = function HeaderBag() {} as unknown as new () => Record<string, string>;
+HeaderBag.prototype = Object.create(null);
+
+/** A new, empty header object with no Object.prototype in its chain. */
+export function createHeaders(): Record<string, string> {
+  return new HeaderBag();
+}
+
 function str(h: Record<string, string>, name: string): string | undefined {
   return h[name];
 }
@@ -40,7 +54,7 @@ export class Message {
   constructor(init?: MessageInit) {
     this.method = 'GET';
     this.url = '/';
-    this.headers = Object.create(null) as Record<string, string>;
+    this.headers = new HeaderBag();
     this.body = EMPTY_BYTES;
     this.httpVersion = '1.1';
     if (init === undefined) return;
