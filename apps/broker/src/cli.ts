@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// `zbus`: the broker's command line. `npx @zbus/broker` and `zbus serve` start a broker.
+import { serve } from './serve.js';
+
+const USAGE = `zbus ${__ZBUS_VERSION__}: message broker (MQ + RPC) on one port for TCP, HTTP and WebSocket
+
+Usage:
+  zbus [serve] [options]     start a broker (the default command)
+  zbus --help | --version
+
+Run 'zbus serve --help' for the broker's options.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === '--version' || first === '-V') {
+    process.stdout.write(`${__ZBUS_VERSION__}\n`);
+    return 0;
+  }
+  if (first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (first === undefined || first.startsWith('-')) return serve(argv);
+  if (first === 'serve') return serve(rest);
+  process.stderr.write(`zbus: unknown command '${first}'\n\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== -1) process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`zbus: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,2 @@
+/** Injected by tsup from package.json. */
+declare const __ZBUS_VERSION__: string;

@@ -1,0 +1,318 @@
+// The broker: one listener, one store, the command handlers between them. `handle()` is the 0.11 request
+// pipeline (zbus-protocol.md §5, "Processing order"): stamp sender/host/remote-addr, assign an id, token
+// from the cookie, URL rules, monitor pages, auth, then the command.
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import {
+  encodeMessage,
+  keepAlive,
+  type Message,
+  resolveCommand,
+  rpcRequestFromUrl,
+  tokenFromCookie,
+  ZbusError,
+} from '@zbus/protocol';
+import pino, { type Logger } from 'pino';
+import { Auth } from './auth/auth.js';
+import type { BrokerState, CommandContext } from './commands/context.js';
+import { isRpcTopic } from './commands/produce.js';
+import { COMMAND_HANDLERS } from './commands/registry.js';
+import { publishTrackerInfo } from './commands/tracker.js';
+import { errorParts, errorReply } from './errors.js';
+import { pathOf, RESERVED_PATHS, serveEndpoint } from './http/endpoints.js';
+import { MONITOR_COMMANDS, serveMonitor } from './http/monitor.js';
+import { Metrics } from './metrics/metrics.js';
+import { decodeStored } from './mq/delivery.js';
+import { Dispatcher } from './mq/dispatcher.js';
+import { type BrokerOptions, type ResolvedBrokerOptions, resolveOptions } from './options.js';
+import { RpcCalls } from './rpc/calls.js';
+import type { ReplyTicket, Session } from './session.js';
+import { openStore } from './store/store.js';
+import type { DeadLetterInfo, Store } from './store/types.js';
+import { TrackerState } from './tracker/tracker.js';
+import type { ConnectionHost } from './transport/host.js';
+import { createListener, type Listener } from './transport/listener.js';
+import { createWebSocketUpgrader } from './transport/websocket.js';
+
+export interface Broker {
+  /** Opens the store and starts listening; resolves with the bound address. */
+  listen(): Promise<{ host: string; port: number }>;
+  /** Graceful: stop accepting, answer in-flight requests, flush the store, close everything. */
+  close(): Promise<void>;
+  /** The bound address, or null before listen(). */
+  address(): { host: string; port: number } | null;
+  /** `host:port` announced to clients (ServerInfo). */
+  readonly announced: string;
+  readonly options: ResolvedBrokerOptions;
+  readonly log: Logger;
+}
+
+const CHANGE_DEBOUNCE_MS = 100;
+
+/** The address 0.11 clients should connect to (decisions.md §1 "Announced address"). */
+function announceAddress(o: ResolvedBrokerOptions, port: number): string {
+  if (o.announce) return o.announce;
+  if (o.host !== '0.0.0.0' && o.host !== '::' && o.host !== '') return `${o.host}:${port}`;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return `${a.address}:${port}`;
+  }
+  return `127.0.0.1:${port}`;
+}
+
+/** Adds headers saying why and from where to a message moved to `<topic>.dlq`. */
+function deadLetter(data: Uint8Array, info: DeadLetterInfo): Uint8Array {
+  const m = decodeStored(data);
+  m.set('dlq_reason', info.reason);
+  m.set('dlq_topic', info.topic);
+  m.set('dlq_group', info.group);
+  m.set('dlq_offset', info.offset);
+  m.set('dlq_deliveries', info.deliveries);
+  return encodeMessage(m);
+}
+
+class BrokerCore implements BrokerState, ConnectionHost, Broker {
+  readonly options: ResolvedBrokerOptions;
+  readonly log: Logger;
+  readonly metrics = new Metrics();
+  readonly rpc = new RpcCalls();
+  readonly sessions = new Map<string, Session>();
+  readonly tracker = new TrackerState();
+  readonly auth: Auth | undefined;
+  readonly dispatcher: Dispatcher;
+  announced = '';
+  #store: Store | undefined;
+  #listener: Listener | undefined;
+  #upgrader: ReturnType<typeof createWebSocketUpgrader> | undefined;
+  #closing = false;
+  #ready = false;
+  #inflight = 0;
+  #idle: (() => void) | undefined;
+  #changeTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: BrokerOptions) {
+    this.options = resolveOptions(options);
+    this.log = pino({ level: this.options.logLevel, base: { name: 'zbus' } }, pino.destination(2));
+    this.auth = this.options.auth ? new Auth(this.options.auth) : undefined;
+    this.dispatcher = new Dispatcher(this.metrics, { consumersChanged: () => this.changed() });
+  }
+
+  get store(): Store {
+    if (!this.#store) throw new ZbusError('ZBUS_ERR_CLOSED', 'the broker is not listening');
+    return this.#store;
+  }
+
+  get sslEnabled(): boolean {
+    return this.options.tls !== undefined;
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    const o = this.options;
+    this.#store = await openStore({
+      dataDir: o.dataDir,
+      fsync: o.fsync,
+      segmentBytes: o.segmentBytes,
+      groupDefaults: { ackWindow: o.ackWindow, ackTimeoutMs: o.ackTimeoutMs, maxDeliver: o.maxDeliver },
+      log: this.log,
+      deadLetter,
+    });
+    this.#upgrader = createWebSocketUpgrader(this);
+    this.#listener = createListener(this, () => !this.#closing);
+    const server = this.#listener.server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.port, o.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error({ err }, 'listener error'));
+    const addr = this.address()!;
+    this.announced = announceAddress(o, addr.port);
+    this.#ready = true;
+    return addr;
+  }
+
+  address(): { host: string; port: number } | null {
+    const a = this.#listener?.server.address() as AddressInfo | null | undefined;
+    return a ? { host: a.address, port: a.port } : null;
+  }
+
+  // --- ConnectionHost -------------------------------------------------------------------------------------
+
+  attach(session: Session): void {
+    this.sessions.set(session.id, session);
+    session.onWritable(() => this.dispatcher.sessionWritable(session));
+    session.onClose((s) => {
+      this.sessions.delete(s.id);
+      this.dispatcher.sessionClosed(s);
+      this.rpc.dropSession(s);
+    });
+  }
+
+  upgrade(socket: Socket, req: Message, head: Uint8Array, previous: Session): void {
+    previous.closedByTransport(); // the WebSocket gets a session of its own
+    this.sessions.delete(previous.id);
+    if (this.#closing || !this.#upgrader) {
+      socket.destroy();
+      return;
+    }
+    this.#upgrader.upgrade(socket, req, head);
+  }
+
+  errorReply(err: ZbusError): Message {
+    return errorReply(err);
+  }
+
+  handle(session: Session, msg: Message): void {
+    this.metrics.requestsTotal++;
+    if (msg.status !== undefined) return; // a response is never a command
+    const clientId = msg.headers.id;
+    if (clientId !== undefined) session.acceptsPushes = true;
+    const id = clientId === undefined || clientId === '' ? randomUUID() : clientId;
+    const ticket = session.ticket(id, clientId === undefined, !keepAlive(msg));
+    if (this.#closing) {
+      this.#fail(ticket, new ZbusError('ZBUS_ERR_CLOSED', 'the broker is shutting down'), msg.topic);
+      return;
+    }
+    if (msg.headers.cmd === undefined) {
+      const path = pathOf(msg.url);
+      if (RESERVED_PATHS.has(path)) {
+        ticket.send(serveEndpoint(this, path, this.#ready && !this.#closing));
+        return;
+      }
+    }
+    msg.set('sender', session.id);
+    msg.set('host', this.announced);
+    msg.set('remote-addr', session.remoteAddress);
+    msg.set('id', id);
+    if (msg.headers.token === undefined) {
+      const cookie = tokenFromCookie(msg.headers.cookie) ?? session.cookieToken;
+      if (cookie !== undefined) msg.set('token', cookie);
+    }
+    let resolved: ReturnType<typeof resolveCommand>;
+    try {
+      resolved = resolveCommand(msg);
+    } catch (err) {
+      this.#fail(ticket, err, undefined);
+      return;
+    }
+    const cmd = resolved.cmd;
+    if (MONITOR_COMMANDS.has(cmd)) {
+      this.#track(
+        session,
+        ticket,
+        msg,
+        serveMonitor(this, cmd, msg, resolved.path).then((m) => ticket.send(m)),
+      );
+      return;
+    }
+    const handler = COMMAND_HANDLERS.get(cmd);
+    if (!handler) {
+      // 0.11: when a topic bears the unknown command's name, nothing is replied.
+      if (this.store.topic(cmd)) ticket.none();
+      else
+        this.#fail(
+          ticket,
+          new ZbusError('ZBUS_ERR_UNKNOWN_COMMAND', `Bad format: command(${cmd}) not support`),
+        );
+      return;
+    }
+    try {
+      if (this.auth && cmd !== 'heartbeat') this.auth.check(cmd, msg.token, msg.topic, msg.consumeGroup);
+      if (cmd === 'produce' || cmd === 'rpc') this.#rpcByUrl(msg, cmd, resolved.form);
+    } catch (err) {
+      this.#fail(ticket, err, msg.topic);
+      return;
+    }
+    const ctx: CommandContext = { state: this, session, msg, ticket, resolved };
+    let result: void | Promise<void>;
+    try {
+      result = handler(ctx);
+    } catch (err) {
+      this.#fail(ticket, err, msg.topic);
+      return;
+    }
+    if (result) this.#track(session, ticket, msg, result);
+  }
+
+  /**
+   * RPC by URL (zbus-protocol.md §4.2): a bodiless request to an RPC topic, `/<topic>/<module>/<method>/...`
+   * or the 0.8 `/rpc/<topic>/<method>/...?module=`, becomes the JSON request `{module, method, params}`.
+   */
+  #rpcByUrl(msg: Message, cmd: string, form: string): void {
+    if (form === 'header' || msg.body.length > 0) return;
+    const topic = msg.topic === undefined ? undefined : this.store.topic(msg.topic);
+    if (cmd !== 'rpc' && (!topic || !isRpcTopic(topic))) return;
+    const req = rpcRequestFromUrl(msg);
+    if (!req) return;
+    msg.setBody(req);
+    msg.set('content-type', 'application/json');
+  }
+
+  /** Counts an async handler in flight (backpressure and graceful shutdown) and replies to its failure. */
+  #track(session: Session, ticket: ReplyTicket, msg: Message, p: Promise<unknown>): void {
+    session.inflight++;
+    this.#inflight++;
+    const topic = msg.topic;
+    p.catch((err: unknown) => this.#fail(ticket, err, topic)).finally(() => {
+      session.inflight--;
+      this.#inflight--;
+      session.wire.requestDone();
+      if (this.#inflight === 0 && this.#idle) this.#idle();
+    });
+  }
+
+  #fail(ticket: ReplyTicket, err: unknown, topic?: string): void {
+    const { code, status } = errorParts(err);
+    this.metrics.error(code);
+    if (status >= 500 && status !== 503 && status !== 504) this.log.error({ err }, 'command failed');
+    if (ticket.done) return;
+    ticket.send(errorReply(err, topic));
+  }
+
+  /** Topics, groups or consumers changed: tell `track_sub` sessions, at most every 100 ms. */
+  changed(): void {
+    if (this.#changeTimer || this.tracker.subscribers.size === 0) return;
+    this.#changeTimer = setTimeout(() => {
+      this.#changeTimer = undefined;
+      if (!this.#closing) publishTrackerInfo(this);
+    }, CHANGE_DEBOUNCE_MS);
+    this.#changeTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#ready = false;
+    const listener = this.#listener;
+    const closed = listener
+      ? new Promise<void>((resolve) => listener.server.close(() => resolve()))
+      : Promise.resolve();
+    if (this.#inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.options.shutdownTimeoutMs);
+        this.#idle = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    if (this.#changeTimer) clearTimeout(this.#changeTimer);
+    this.dispatcher.close();
+    this.rpc.close();
+    for (const c of listener?.connections ?? []) c.close();
+    this.#upgrader?.close();
+    if (this.#store) {
+      await this.#store.flush().catch((err: unknown) => this.log.error({ err }, 'flush at shutdown failed'));
+      await this.#store.close();
+    }
+    for (const c of listener?.connections ?? []) c.destroy();
+    await closed;
+    this.log.flush?.();
+  }
+}
+
+export function createBroker(options: BrokerOptions = {}): Broker {
+  return new BrokerCore(options);
+}

@@ -1,0 +1,46 @@
+// ack, nack and touch of a delivery in an ack-required group, by `offset`.
+import { ZbusError } from '@zbus/protocol';
+import type { CommandContext } from './context.js';
+import { intHeader, requireGroup, requireTopic } from './lookup.js';
+import { nowText, okText } from './reply.js';
+
+function requireOffset(ctx: CommandContext): number {
+  const offset = intHeader(ctx, 'offset');
+  if (offset === undefined) throw new ZbusError('ZBUS_ERR_BAD_REQUEST', 'Bad Format, Missing offset');
+  return offset;
+}
+
+/** 0.11 answers an ack only when `ack` is true (the Java ackAsync sends `ack: 0`). */
+function answer(ctx: CommandContext, done: boolean): void {
+  if (!ctx.msg.ack) {
+    ctx.ticket.none();
+    return;
+  }
+  const reply = okText(nowText(), ctx.msg.topic);
+  if (!done) reply.set('pending', 'false'); // nothing was waiting at that offset
+  ctx.ticket.send(reply);
+}
+
+export async function ack(ctx: CommandContext): Promise<void> {
+  const topic = requireTopic(ctx);
+  const group = requireGroup(ctx, topic);
+  const done = await group.ack(requireOffset(ctx));
+  ctx.state.metrics.acked++;
+  ctx.state.dispatcher.acked(ctx.session, topic.name, group.name);
+  answer(ctx, done);
+}
+
+export async function nack(ctx: CommandContext): Promise<void> {
+  const topic = requireTopic(ctx);
+  const group = requireGroup(ctx, topic);
+  const delay = intHeader(ctx, 'delay');
+  const done = await group.nack(requireOffset(ctx), delay !== undefined && delay > 0 ? delay : undefined);
+  ctx.state.dispatcher.acked(ctx.session, topic.name, group.name);
+  answer(ctx, done);
+}
+
+export function touch(ctx: CommandContext): void {
+  const topic = requireTopic(ctx);
+  const group = requireGroup(ctx, topic);
+  answer(ctx, group.touch(requireOffset(ctx)));
+}

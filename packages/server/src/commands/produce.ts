@@ -1,0 +1,106 @@
+// produce: store a message and answer with the durability the store met. On RPC and proxy topics the
+// answer comes from the service through `route`; with nobody consuming, the caller gets 503 at once.
+import { encodeMessage, Mask, type Message, ZbusError } from '@zbus/protocol';
+import { errorReply } from '../errors.js';
+import type { AppendInput, Topic } from '../store/types.js';
+import type { CommandContext } from './context.js';
+import { intHeader, requireTopic } from './lookup.js';
+import { okText } from './reply.js';
+
+const MAX_ID = 39;
+const MAX_TAG = 127;
+/** Headers that belong to the request, not to the stored message (0.11 strips these). */
+const STRIPPED = ['cmd', 'ack', 'token', 'delay', 'deliver_at', 'timeout'] as const;
+
+export function isRpcTopic(topic: Topic): boolean {
+  return (topic.mask & (Mask.Rpc | Mask.Proxy)) !== 0;
+}
+
+export function produce(ctx: CommandContext): void | Promise<void> {
+  const { msg, state, session, ticket } = ctx;
+  const ack = msg.ack;
+  let topic: Topic;
+  try {
+    if (msg.id !== undefined && msg.id.length > MAX_ID) {
+      throw new ZbusError('ZBUS_ERR_BAD_REQUEST', `Bad Format, Message.Id length should <= ${MAX_ID}`);
+    }
+    if (msg.tag !== undefined && msg.tag.length > MAX_TAG) {
+      throw new ZbusError('ZBUS_ERR_BAD_REQUEST', `Bad Format, Message.Tag length should <= ${MAX_TAG}`);
+    }
+    topic = requireTopic(ctx);
+  } catch (err) {
+    // 0.11 answers these only when the producer asked for an ack.
+    if (ack) throw err;
+    ticket.none();
+    return;
+  }
+  const rpc = isRpcTopic(topic);
+  if (rpc && state.dispatcher.consumerCount(topic.name) === 0) {
+    state.metrics.rpcNoResponders++;
+    throw new ZbusError('ZBUS_ERR_NO_RESPONDERS', `no service is consuming ${topic.name} (no responders)`);
+  }
+  const delay = intHeader(ctx, 'delay');
+  const deliverAtHeader = intHeader(ctx, 'deliver_at');
+  const timeout = intHeader(ctx, 'timeout');
+  const input: AppendInput = { id: msg.headers.id!, tag: msg.tag, data: encodeForStore(msg) };
+  if (deliverAtHeader !== undefined) input.deliverAt = deliverAtHeader;
+  else if (delay !== undefined && delay > 0) input.deliverAt = Date.now() + delay;
+
+  if (rpc) {
+    state.metrics.rpcRequests++;
+    const id = input.id;
+    // A plain-HTTP caller (RPC by URL) gets the routed reply as the answer to its request.
+    if (ticket.ordered) session.awaitingRoute.set(id, ticket);
+    const timeoutMs = timeout !== undefined && timeout > 0 ? timeout : state.options.rpcTimeoutMs;
+    state.rpc.add(session, id, timeoutMs, () => {
+      state.metrics.rpcTimeouts++;
+      session.awaitingRoute.delete(id);
+      const reply = errorReply(
+        new ZbusError('ZBUS_ERR_TIMEOUT', `${topic.name} did not answer within ${timeoutMs} ms (timeout)`),
+        topic.name,
+      );
+      reply.set('id', id);
+      if (ticket.ordered) ticket.send(reply);
+      else session.push(reply);
+    });
+  }
+
+  return topic.append(input).then(
+    (r) => {
+      state.metrics.countProduced(topic.name);
+      if (rpc) {
+        // The answer is the service's routed reply; a zbus client matches it by id on its own.
+        if (!ticket.ordered) ticket.none();
+        return;
+      }
+      if (!ack) {
+        ticket.none();
+        return;
+      }
+      const reply = okText(String(r.timestamp), topic.name);
+      reply.set('durable', r.durability);
+      if (r.offset >= 0) reply.set('offset', r.offset);
+      if (r.duplicate) reply.set('duplicate', 'true');
+      if (r.deliverAt !== undefined) reply.set('deliver_at', r.deliverAt);
+      ticket.send(reply);
+    },
+    (err: unknown) => {
+      if (rpc) {
+        state.rpc.settle(session.id, input.id);
+        session.awaitingRoute.delete(input.id);
+      }
+      if (!ack && !rpc) {
+        state.log.warn({ err, topic: topic.name }, 'produce without ack failed');
+        ticket.none();
+        return;
+      }
+      throw err;
+    },
+  );
+}
+
+/** The stored form: the whole HTTP message minus the request-only headers. */
+function encodeForStore(msg: Message): Uint8Array {
+  for (const h of STRIPPED) msg.delete(h);
+  return encodeMessage(msg);
+}

@@ -1,0 +1,73 @@
+// server, tracker, track_sub and track_pub (zbus-protocol.md §9).
+import { ZbusError } from '@zbus/protocol';
+import { type ServerInfo, serverInfo, serverKey, trackerInfo } from '../info.js';
+import type { BrokerState, CommandContext } from './context.js';
+import { nowText, okJson, okText } from './reply.js';
+
+export function server(ctx: CommandContext): void {
+  ctx.ticket.send(okJson(serverInfo(ctx.state, ctx.msg.token)));
+}
+
+export function tracker(ctx: CommandContext): void {
+  ctx.ticket.send(okJson(trackerInfo(ctx.state, ctx.msg.token)));
+}
+
+export function trackSub(ctx: CommandContext): void {
+  const { state, session } = ctx;
+  session.trackerSubscriber = true;
+  session.token = ctx.msg.token;
+  state.tracker.subscribers.add(session);
+  session.onClose((s) => state.tracker.subscribers.delete(s));
+  const reply = okJson(trackerInfo(state, session.token));
+  reply.set('cmd', 'track_pub');
+  ctx.ticket.send(reply);
+}
+
+interface ServerEvent {
+  serverInfo?: ServerInfo;
+  live?: boolean;
+}
+
+export function trackPub(ctx: CommandContext): void {
+  const { state, session, msg } = ctx;
+  let event: ServerEvent;
+  try {
+    event = msg.json<ServerEvent>();
+  } catch {
+    throw new ZbusError('ZBUS_ERR_BAD_REQUEST', 'Bad Format, track_pub json required');
+  }
+  const info = event?.serverInfo;
+  if (!info || typeof info.serverAddress?.address !== 'string') {
+    throw new ZbusError('ZBUS_ERR_BAD_REQUEST', 'Bad Format, track_pub json required');
+  }
+  const key = serverKey(info.serverAddress);
+  if (event.live === false) {
+    state.tracker.servers.delete(key);
+  } else {
+    const known = state.tracker.servers.get(key);
+    if (!known || (info.infoVersion ?? 0) >= (known.infoVersion ?? 0)) state.tracker.servers.set(key, info);
+    if (!state.tracker.reporters.has(session)) {
+      state.tracker.reporters.set(session, key);
+      // A tracked server whose connection drops leaves the table.
+      session.onClose((s) => {
+        const k = state.tracker.reporters.get(s);
+        state.tracker.reporters.delete(s);
+        if (k !== undefined && state.tracker.servers.delete(k)) publishTrackerInfo(state);
+      });
+    }
+  }
+  publishTrackerInfo(state);
+  if (msg.ack) ctx.ticket.send(okText(nowText()));
+  else ctx.ticket.none();
+}
+
+/** Pushes TrackerInfo to every `track_sub` session, filtered by each one's token. */
+export function publishTrackerInfo(state: BrokerState): void {
+  state.tracker.bump();
+  for (const s of state.tracker.subscribers) {
+    if (s.closed) continue;
+    const m = okJson(trackerInfo(state, s.token));
+    m.set('cmd', 'track_pub');
+    s.push(m);
+  }
+}

@@ -1,0 +1,42 @@
+// The one place where an error becomes a reply (fastify's lib/error-status.js idea). Bodies keep the 0.11
+// texts ("404: Topic(x) Not Found"); the `error_code` header carries the stable code for zbus-ts clients.
+import { Message, STATUS_BY_CODE, type ZbusErrorCode } from '@zbus/protocol';
+
+/** 0.11 sends these bodies without the "<status>: " prefix. */
+const UNPREFIXED = new Set<string>(['ZBUS_ERR_UNKNOWN_COMMAND', 'ZBUS_ERR_EXCLUSIVE']);
+
+function isCode(code: unknown): code is ZbusErrorCode {
+  return typeof code === 'string' && Object.hasOwn(STATUS_BY_CODE, code);
+}
+
+export interface ErrorParts {
+  code: ZbusErrorCode;
+  status: number;
+  message: string;
+}
+
+export function errorParts(err: unknown): ErrorParts {
+  const e = err as { code?: unknown; status?: unknown; message?: unknown };
+  if (e && isCode(e.code)) {
+    const status = typeof e.status === 'number' ? e.status : STATUS_BY_CODE[e.code];
+    return { code: e.code, status, message: String(e.message ?? e.code) };
+  }
+  if (e && e.code === 'ENOSPC')
+    return { code: 'ZBUS_ERR_NO_SPACE', status: 507, message: 'no space left on device' };
+  return {
+    code: 'ZBUS_ERR_INTERNAL',
+    status: 500,
+    message: `Exception Caught, ${e instanceof Error ? `${e.name}: ${e.message}` : String(err)}`,
+  };
+}
+
+export function errorReply(err: unknown, topic?: string): Message {
+  const { code, status, message } = errorParts(err);
+  const m = new Message({ status });
+  m.set('error_code', code);
+  if (topic !== undefined) m.set('topic', topic);
+  if (code === 'ZBUS_ERR_UNKNOWN_COMMAND') m.set('content-type', 'text/html');
+  else m.set('content-type', 'text/plain');
+  m.body = new TextEncoder().encode(UNPREFIXED.has(code) ? message : `${status}: ${message}`);
+  return m;
+}

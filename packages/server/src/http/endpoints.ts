@@ -1,0 +1,44 @@
+// Plain-HTTP endpoints reserved on every broker: /metrics (Prometheus text), /healthz, /readyz. These names
+// cannot be topics in the URL form; the `cmd` header still reaches such topics (decisions.md §3).
+import { Message } from '@zbus/protocol';
+import type { BrokerState } from '../commands/context.js';
+import { renderMetrics, type TopicGauge } from '../metrics/metrics.js';
+
+export const RESERVED_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
+
+const encoder = new TextEncoder();
+
+function text(status: number, body: string, type = 'text/plain; charset=utf-8'): Message {
+  const m = new Message({ status });
+  m.set('content-type', type);
+  m.body = encoder.encode(body);
+  return m;
+}
+
+/** The path of a URL without its query. */
+export function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+export function serveEndpoint(state: BrokerState, path: string, ready: boolean): Message {
+  if (path === '/healthz') return text(200, 'ok\n');
+  if (path === '/readyz') return ready ? text(200, 'ready\n') : text(503, 'not ready\n');
+  const topics: TopicGauge[] = state.store.topics().map((t) => {
+    const info = t.info();
+    return {
+      topic: t.name,
+      depth: info.messageDepth,
+      bytes: info.bytes,
+      corrupt: info.corruptRecords,
+      groups: info.groups.map((g) => ({
+        group: g.groupName,
+        backlog: g.backlog,
+        unacked: g.unacked,
+        deadLettered: g.deadLettered,
+        consumers: state.dispatcher.consumerCount(t.name, g.groupName),
+      })),
+    };
+  });
+  return text(200, renderMetrics(state.metrics, topics), 'text/plain; version=0.0.4; charset=utf-8');
+}

@@ -1,0 +1,119 @@
+// The monitor pages on the main port (zbus-protocol.md §10): `/` (home), `/<file>?cmd=js|css|img`, login and
+// logout. With auth on, `/` needs a valid token (cookie), else 302 to the login form; the login cookie is
+// HttpOnly and SameSite=Strict (decisions.md §3).
+import { readFile } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { Message } from '@zbus/protocol';
+import type { BrokerState } from '../commands/context.js';
+
+export const MONITOR_COMMANDS = new Set([
+  'home',
+  'login',
+  'logout',
+  'js',
+  'css',
+  'img',
+  'page',
+  'favicon.ico',
+]);
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.map': 'application/json',
+};
+
+const encoder = new TextEncoder();
+
+function page(status: number, html: string): Message {
+  const m = new Message({ status });
+  m.set('content-type', 'text/html; charset=utf-8');
+  m.body = encoder.encode(html);
+  return m;
+}
+
+function redirect(location: string, cookie?: string): Message {
+  const m = new Message({ status: 302 });
+  m.set('location', location);
+  if (cookie !== undefined) m.set('set-cookie', cookie);
+  return m;
+}
+
+const LOGIN_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>zbus login</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font:15px system-ui,sans-serif;display:grid;place-items:center;height:100vh;margin:0;background:#f5f6f8}
+form{background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002;display:grid;gap:.75rem;min-width:18rem}
+input,button{font:inherit;padding:.5rem}button{cursor:pointer}</style></head>
+<body><form method="post" action="/?cmd=login"><h1>zbus monitor</h1>
+<label for="token">Token</label><input id="token" name="token" type="password" autofocus autocomplete="current-password">
+<button type="submit">Log in</button>{{error}}</form></body></html>`;
+
+const NOT_BUILT = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>zbus-ts</title></head>
+<body><h1>zbus-ts broker</h1><p>The monitor's assets were not found on this broker (monitorDir is not set or not
+built). The broker itself is running: try <a href="/healthz">/healthz</a> or <a href="/metrics">/metrics</a>.</p></body></html>`;
+
+/** The request's token: header, `?token=` (merged into headers by the URL rules) or cookie. */
+function requestToken(msg: Message): string | undefined {
+  return msg.token;
+}
+
+export async function serveMonitor(
+  state: BrokerState,
+  cmd: string,
+  msg: Message,
+  path: string[],
+): Promise<Message> {
+  const auth = state.auth;
+  if (cmd === 'login') {
+    if (!auth) return redirect('/');
+    if (msg.method === 'POST') {
+      const token = new URLSearchParams(msg.bodyText()).get('token') ?? '';
+      if (auth.isValid(token)) {
+        return redirect('/', `token=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
+      }
+      return page(401, LOGIN_PAGE.replace('{{error}}', '<p role="alert">Invalid token.</p>'));
+    }
+    return page(200, LOGIN_PAGE.replace('{{error}}', ''));
+  }
+  if (cmd === 'logout') {
+    return redirect('/?cmd=login', 'token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0');
+  }
+  if (cmd === 'home' || cmd === 'page') {
+    if (auth) {
+      const token = requestToken(msg);
+      if (token === undefined || !auth.isValid(token)) return redirect('/?cmd=login');
+    }
+    const html = await readAsset(state, 'index.html');
+    if (!html) return page(200, NOT_BUILT);
+    const m = new Message({ status: 200 });
+    m.set('content-type', TYPES['.html']!);
+    m.set('cache-control', 'no-store');
+    m.body = html;
+    return m;
+  }
+  // Assets: the file name is the first path segment (`/app.js?cmd=js`); only a bare name is accepted.
+  const name = cmd === 'favicon.ico' ? 'favicon.ico' : basename(path[0] ?? '');
+  const data = name && !name.startsWith('.') ? await readAsset(state, name) : undefined;
+  if (!data) return page(404, '<h1>404 Not Found</h1>');
+  const m = new Message({ status: 200 });
+  m.set('content-type', TYPES[extname(name)] ?? 'application/octet-stream');
+  m.set('cache-control', 'max-age=300');
+  m.body = data;
+  return m;
+}
+
+async function readAsset(state: BrokerState, name: string): Promise<Uint8Array | undefined> {
+  const dir = state.options.monitorDir;
+  if (!dir) return undefined;
+  try {
+    return await readFile(join(dir, name));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,152 @@
+// The 0.11 JSON info shapes (zbus-protocol.md §6), with the same field names. zbus-ts adds a few fields
+// (unackedCount, deadLetterCount, bytes, ...) that 0.11 clients ignore.
+import type { BrokerState } from './commands/context.js';
+import type { Group, Topic } from './store/types.js';
+
+/** The protocol version 0.11 clients expect in info replies. */
+export const SERVER_VERSION = '0.11.4';
+
+export interface ServerAddress {
+  address: string;
+  sslEnabled: boolean;
+}
+
+export interface ConsumeGroupInfo {
+  topicName: string;
+  groupName: string;
+  mask: number;
+  filter: string;
+  messageCount: number;
+  consumerCount: number;
+  consumerList: string[];
+  creator: string;
+  createdTime: number;
+  lastUpdatedTime: number;
+  unackedCount: number;
+  deadLetterCount: number;
+  position: number;
+}
+
+export interface TopicInfo {
+  serverAddress: ServerAddress;
+  serverVersion: string;
+  topicName: string;
+  mask: number;
+  messageDepth: number;
+  consumerCount: number;
+  consumeGroupList: ConsumeGroupInfo[];
+  creator: string;
+  createdTime: number;
+  lastUpdatedTime: number;
+  bytes: number;
+  corruptRecords: number;
+  delayedCount: number;
+}
+
+export interface ServerInfo {
+  serverAddress: ServerAddress;
+  serverVersion: string;
+  infoVersion: number;
+  trackerList: ServerAddress[];
+  topicTable: Record<string, TopicInfo>;
+}
+
+export interface TrackerInfo {
+  serverAddress: ServerAddress;
+  serverVersion: string;
+  infoVersion: number;
+  serverTable: Record<string, ServerInfo>;
+}
+
+export function serverAddress(state: BrokerState): ServerAddress {
+  return { address: state.announced, sslEnabled: state.sslEnabled };
+}
+
+export function groupInfo(state: BrokerState, topic: Topic, group: Group): ConsumeGroupInfo {
+  const g = group.info();
+  const consumers = state.dispatcher.consumersOf(topic.name, group.name);
+  return {
+    topicName: topic.name,
+    groupName: g.groupName,
+    mask: g.mask,
+    filter: g.filter,
+    messageCount: g.backlog,
+    consumerCount: consumers.length,
+    consumerList: consumers.map((s) => s.remoteAddress),
+    creator: g.creator,
+    createdTime: g.createdTime,
+    lastUpdatedTime: g.lastUpdatedTime,
+    unackedCount: g.unacked,
+    deadLetterCount: g.deadLettered,
+    position: g.position,
+  };
+}
+
+export function topicInfo(state: BrokerState, topic: Topic): TopicInfo {
+  const t = topic.info();
+  const groups = topic.groups().map((g) => groupInfo(state, topic, g));
+  return {
+    serverAddress: serverAddress(state),
+    serverVersion: SERVER_VERSION,
+    topicName: topic.name,
+    mask: t.mask,
+    messageDepth: t.messageDepth,
+    consumerCount: groups.reduce((n, g) => n + g.consumerCount, 0),
+    consumeGroupList: groups,
+    creator: t.creator,
+    createdTime: t.createdTime,
+    lastUpdatedTime: t.lastUpdatedTime,
+    bytes: t.bytes,
+    corruptRecords: t.corruptRecords,
+    delayedCount: t.delayed,
+  };
+}
+
+/** ServerInfo, its topic table filtered to what `token` may see. */
+export function serverInfo(state: BrokerState, token: string | undefined): ServerInfo {
+  const topicTable: Record<string, TopicInfo> = {};
+  for (const t of state.store.topics()) {
+    if (state.auth && !state.auth.canSee(token, t.name)) continue;
+    topicTable[t.name] = topicInfo(state, t);
+  }
+  return {
+    serverAddress: serverAddress(state),
+    serverVersion: SERVER_VERSION,
+    infoVersion: state.tracker.infoVersion,
+    trackerList: state.options.trackers.map((address) => ({ address, sslEnabled: false })),
+    topicTable,
+  };
+}
+
+/** Table key of a server: `[SSL]` marks TLS servers as 0.11 does. */
+export function serverKey(a: ServerAddress): string {
+  return a.sslEnabled ? `[SSL]${a.address}` : a.address;
+}
+
+/** Strips the topics `token` may not see from another server's info. */
+export function filterServerInfo(
+  state: BrokerState,
+  info: ServerInfo,
+  token: string | undefined,
+): ServerInfo {
+  if (!state.auth) return info;
+  const topicTable: Record<string, TopicInfo> = {};
+  for (const [name, t] of Object.entries(info.topicTable ?? {})) {
+    if (state.auth.canSee(token, name)) topicTable[name] = t;
+  }
+  return { ...info, topicTable };
+}
+
+export function trackerInfo(state: BrokerState, token: string | undefined): TrackerInfo {
+  const self = serverInfo(state, token);
+  const serverTable: Record<string, ServerInfo> = { [serverKey(self.serverAddress)]: self };
+  for (const [key, info] of state.tracker.servers) {
+    if (key !== serverKey(self.serverAddress)) serverTable[key] = filterServerInfo(state, info, token);
+  }
+  return {
+    serverAddress: self.serverAddress,
+    serverVersion: SERVER_VERSION,
+    infoVersion: state.tracker.infoVersion,
+    serverTable,
+  };
+}

@@ -1,0 +1,45 @@
+// How a stored message is rewritten for delivery (zbus-protocol.md §7.6): it travels as a 200 response whose
+// `id` is the consume request's id, with the stored id, url, method and status moved into `origin_*` headers
+// so that clients can restore them.
+import { decodeMessage, type Message } from '@zbus/protocol';
+import type { Delivery, StoredRecord } from '../store/types.js';
+
+/** Stored records were validated on the way in; decoding them again needs no size limits. */
+const STORED_LIMITS = {
+  maxHeaderBytes: Number.MAX_SAFE_INTEGER,
+  maxHeaderCount: Number.MAX_SAFE_INTEGER,
+  maxBodyBytes: Number.MAX_SAFE_INTEGER,
+  maxUrlBytes: Number.MAX_SAFE_INTEGER,
+};
+
+export function decodeStored(data: Uint8Array): Message {
+  return decodeMessage(data, STORED_LIMITS);
+}
+
+export function buildDelivery(
+  d: Delivery | StoredRecord,
+  requestId: string,
+  topic: string,
+  group: string | undefined,
+): Message {
+  const m = decodeStored(d.data);
+  if (m.status === undefined) {
+    m.set('origin_method', m.method);
+    if (m.url !== '/') m.set('origin_url', m.url);
+  } else {
+    m.set('origin_status', m.status);
+  }
+  m.status = 200;
+  m.method = 'GET';
+  m.url = '/';
+  m.set('origin_id', m.headers.id ?? d.id);
+  m.set('id', requestId);
+  m.set('topic', m.headers.topic ?? topic);
+  if (group !== undefined) m.set('consume_group', group);
+  m.set('offset', d.offset);
+  m.set('timestamp', d.timestamp);
+  const retry = (d as Delivery).retry;
+  if (retry !== undefined && retry > 0) m.set('retry', retry);
+  m.delete('token');
+  return m;
+}

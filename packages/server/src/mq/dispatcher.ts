@@ -1,0 +1,318 @@
+// Hands stored messages to waiting consumers. Each (topic, group) has a FIFO of pulls (consume requests);
+// deliveries go round-robin in arrival order (zbus-protocol.md §7.5). A pull carries credit: `consume_window`
+// N lets the broker push up to N messages before the next consume or ack (decisions.md §2). Sessions whose
+// writes are queued past the high-water mark are skipped until they drain (backpressure).
+import { Message } from '@zbus/protocol';
+import type { Metrics } from '../metrics/metrics.js';
+import type { ReplyTicket, Session } from '../session.js';
+import {
+  type Delivery,
+  type Group,
+  STORE_MASK_ACK_REQUIRED,
+  STORE_MASK_DELETE_ON_EXIT,
+  type Topic,
+} from '../store/types.js';
+import { buildDelivery } from './delivery.js';
+
+interface Pull {
+  readonly session: Session;
+  /** The consume request's id; every delivery of this pull carries it. */
+  readonly id: string;
+  readonly ticket: ReplyTicket;
+  readonly window: number;
+  credit: number;
+  timer: NodeJS.Timeout | undefined;
+  /** Windowed pulls stay after their credit runs out, waiting for acks to refill it. */
+  parked: boolean;
+}
+
+interface Channel {
+  readonly key: string;
+  readonly topic: Topic;
+  group: Group;
+  readonly pulls: Pull[];
+  readonly parked: Pull[];
+  /** Consumer sessions and how many consumes each has open. */
+  readonly consumers: Map<Session, number>;
+  /** Messages taken from the store whose pull vanished before delivery (at-most-once groups). */
+  readonly held: Delivery[];
+  running: boolean;
+  again: boolean;
+}
+
+const keyOf = (topic: string, group: string) => `${topic.toLowerCase()}\0${group.toLowerCase()}`;
+
+export interface DispatcherEvents {
+  /** Consumers of a topic changed (tracker reports, monitor). */
+  consumersChanged(topic: string): void;
+}
+
+export class Dispatcher {
+  readonly #channels = new Map<string, Channel>();
+  readonly #unsubscribe = new Map<Topic, () => void>();
+
+  constructor(
+    readonly metrics: Metrics,
+    readonly events: DispatcherEvents,
+  ) {}
+
+  #channel(topic: Topic, group: Group): Channel {
+    const key = keyOf(topic.name, group.name);
+    let ch = this.#channels.get(key);
+    if (!ch) {
+      ch = {
+        key,
+        topic,
+        group,
+        pulls: [],
+        parked: [],
+        consumers: new Map(),
+        held: [],
+        running: false,
+        again: false,
+      };
+      this.#channels.set(key, ch);
+      if (!this.#unsubscribe.has(topic)) {
+        this.#unsubscribe.set(
+          topic,
+          topic.onAvailable(() => this.kickTopic(topic)),
+        );
+      }
+    } else if (ch.group !== group) {
+      ch.group = group;
+    }
+    return ch;
+  }
+
+  /** Sessions consuming the group (exclusive check, ConsumeGroupInfo). */
+  consumersOf(topic: string, group: string): Session[] {
+    const ch = this.#channels.get(keyOf(topic, group));
+    return ch ? [...ch.consumers.keys()] : [];
+  }
+
+  consumerCount(topic: string, group?: string): number {
+    if (group !== undefined) return this.#channels.get(keyOf(topic, group))?.consumers.size ?? 0;
+    const prefix = `${topic.toLowerCase()}\0`;
+    let n = 0;
+    for (const [k, ch] of this.#channels) if (k.startsWith(prefix)) n += ch.consumers.size;
+    return n;
+  }
+
+  /** Queue a consume request. */
+  addPull(
+    session: Session,
+    topic: Topic,
+    group: Group,
+    id: string,
+    ticket: ReplyTicket,
+    window: number,
+    timeoutMs: number | undefined,
+  ): void {
+    const ch = this.#channel(topic, group);
+    const before = ch.consumers.size;
+    ch.consumers.set(session, (ch.consumers.get(session) ?? 0) + 1);
+    if (!session.groups.has(ch.key)) {
+      session.groups.add(ch.key);
+    }
+    if (ch.consumers.size !== before) this.events.consumersChanged(topic.name);
+    const pull: Pull = { session, id, ticket, window, credit: window, timer: undefined, parked: false };
+    if (timeoutMs !== undefined && timeoutMs > 0) {
+      pull.timer = setTimeout(() => this.#expire(ch, pull), timeoutMs);
+    }
+    ch.pulls.push(pull);
+    void this.#run(ch);
+  }
+
+  /** A consume_timeout ran out before anything was delivered: an empty reply (no origin_id) says so. */
+  #expire(ch: Channel, pull: Pull): void {
+    pull.timer = undefined;
+    this.#dropPull(ch, pull);
+    if (!pull.ticket.done) {
+      const m = new Message({ status: 200, headers: { topic: ch.topic.name, consume_group: ch.group.name } });
+      m.set('consume_timeout', 'true');
+      pull.ticket.send(m);
+    }
+  }
+
+  #dropPull(ch: Channel, pull: Pull): void {
+    if (pull.timer) clearTimeout(pull.timer);
+    pull.timer = undefined;
+    let i = ch.pulls.indexOf(pull);
+    if (i >= 0) ch.pulls.splice(i, 1);
+    i = ch.parked.indexOf(pull);
+    if (i >= 0) ch.parked.splice(i, 1);
+  }
+
+  /** `unconsume`: the session stops consuming the group. */
+  unconsume(session: Session, topic: string, group: string): void {
+    const ch = this.#channels.get(keyOf(topic, group));
+    if (!ch) return;
+    for (const p of [...ch.pulls, ...ch.parked]) {
+      if (p.session === session) {
+        this.#dropPull(ch, p);
+        p.ticket.none();
+      }
+    }
+    this.#leave(ch, session);
+  }
+
+  /** An ack refills the credit of the session's windowed pull. */
+  acked(session: Session, topic: string, group: string): void {
+    const ch = this.#channels.get(keyOf(topic, group));
+    if (!ch) return;
+    const pull =
+      ch.parked.find((p) => p.session === session) ??
+      ch.pulls.find((p) => p.session === session && p.window > 1);
+    if (!pull) {
+      void this.#run(ch); // the ack window may have reopened
+      return;
+    }
+    pull.credit = Math.min(pull.window, pull.credit + 1);
+    if (pull.parked) {
+      pull.parked = false;
+      ch.parked.splice(ch.parked.indexOf(pull), 1);
+      ch.pulls.push(pull);
+    }
+    void this.#run(ch);
+  }
+
+  /** Something new may be deliverable on every group of the topic. */
+  kickTopic(topic: Topic): void {
+    const prefix = `${topic.name.toLowerCase()}\0`;
+    for (const [k, ch] of this.#channels) {
+      if (k.startsWith(prefix) && ch.pulls.length > 0) void this.#run(ch);
+    }
+  }
+
+  /** A session drained its writes: retry the groups it waits on. */
+  sessionWritable(session: Session): void {
+    for (const key of session.groups) {
+      const ch = this.#channels.get(key);
+      if (ch && ch.pulls.length > 0) void this.#run(ch);
+    }
+  }
+
+  /** A session went away: drop its pulls, its consumer registrations and its delete-on-exit groups. */
+  sessionClosed(session: Session): void {
+    for (const key of session.groups) {
+      const ch = this.#channels.get(key);
+      if (!ch) continue;
+      for (const p of [...ch.pulls, ...ch.parked]) if (p.session === session) this.#dropPull(ch, p);
+      this.#leave(ch, session);
+    }
+    session.groups.clear();
+  }
+
+  #leave(ch: Channel, session: Session): void {
+    if (!ch.consumers.delete(session)) return;
+    session.groups.delete(ch.key);
+    this.events.consumersChanged(ch.topic.name);
+    if (ch.consumers.size === 0 && (ch.group.mask & STORE_MASK_DELETE_ON_EXIT) !== 0) {
+      this.#channels.delete(ch.key);
+      void ch.topic.removeGroup(ch.group.name).catch(() => {});
+    } else if (ch.consumers.size === 0 && ch.pulls.length === 0 && ch.held.length === 0) {
+      this.#channels.delete(ch.key);
+    }
+  }
+
+  /** The group (or its topic) was removed: waiting consumes get `reply` (404). */
+  groupRemoved(topic: string, group: string | undefined, reply: (ticket: ReplyTicket) => void): void {
+    const prefix = group === undefined ? `${topic.toLowerCase()}\0` : keyOf(topic, group);
+    for (const [k, ch] of this.#channels) {
+      if (group === undefined ? !k.startsWith(prefix) : k !== prefix) continue;
+      for (const p of [...ch.pulls, ...ch.parked]) {
+        this.#dropPull(ch, p);
+        if (!p.ticket.done) reply(p.ticket);
+      }
+      for (const s of ch.consumers.keys()) s.groups.delete(k);
+      this.#channels.delete(k);
+      if (group === undefined) {
+        this.#unsubscribe.get(ch.topic)?.();
+        this.#unsubscribe.delete(ch.topic);
+      }
+    }
+  }
+
+  /** The first pull whose session can take a message now, rotated to the back (round-robin). */
+  #pick(ch: Channel): Pull | undefined {
+    const n = ch.pulls.length;
+    for (let i = 0; i < n; i++) {
+      const p = ch.pulls[0]!;
+      if (p.session.closed) {
+        this.#dropPull(ch, p);
+        continue;
+      }
+      if (p.session.writable) return p;
+      ch.pulls.push(ch.pulls.shift()!);
+    }
+    return undefined;
+  }
+
+  /** One loop per channel at a time; a kick during a run makes the run go round once more. */
+  async #run(ch: Channel): Promise<void> {
+    if (ch.running) {
+      ch.again = true;
+      return;
+    }
+    ch.running = true;
+    try {
+      do {
+        ch.again = false;
+        while (ch.pulls.length > 0) {
+          if (!this.#pick(ch)) break;
+          let d = ch.held.shift();
+          if (!d) {
+            try {
+              d = await ch.group.next();
+            } catch {
+              d = undefined; // group removed meanwhile; removal answers the waiters
+            }
+            if (!d) break;
+          }
+          const pull = this.#pick(ch);
+          if (!pull) {
+            // The consumer vanished while the store read: give the message back.
+            if (this.#ackMode(ch)) void ch.group.nack(d.offset).catch(() => {});
+            else ch.held.push(d);
+            break;
+          }
+          this.#deliver(ch, pull, d);
+        }
+      } while (ch.again);
+    } finally {
+      ch.running = false;
+    }
+  }
+
+  #ackMode(ch: Channel): boolean {
+    const mask = ch.group.mask !== 0 ? ch.group.mask : ch.topic.mask;
+    return (mask & STORE_MASK_ACK_REQUIRED) !== 0;
+  }
+
+  #deliver(ch: Channel, pull: Pull, d: Delivery): void {
+    const msg = buildDelivery(d, pull.id, ch.topic.name, ch.group.name);
+    pull.credit--;
+    ch.pulls.shift(); // #pick left it at the head
+    if (pull.credit > 0) {
+      ch.pulls.push(pull);
+    } else if (pull.window > 1) {
+      pull.parked = true;
+      ch.parked.push(pull);
+    }
+    if (pull.timer) {
+      clearTimeout(pull.timer); // consume_timeout only answers a consume that got nothing
+      pull.timer = undefined;
+    }
+    this.metrics.countDelivered(ch.topic.name);
+    if (!pull.ticket.done) pull.ticket.send(msg);
+    else pull.session.push(msg);
+  }
+
+  close(): void {
+    for (const ch of this.#channels.values())
+      for (const p of [...ch.pulls, ...ch.parked]) this.#dropPull(ch, p);
+    for (const off of this.#unsubscribe.values()) off();
+    this.#channels.clear();
+    this.#unsubscribe.clear();
+  }
+}

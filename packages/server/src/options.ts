@@ -1,0 +1,169 @@
+// Every broker option in one place: the interface with its defaults, and the one function that validates
+// them. The CLI flags, env vars and docs/configuration.md map onto these names.
+import { ZbusError } from '@zbus/protocol';
+import type { FsyncPolicy } from './store/types.js';
+
+export interface TlsOptions {
+  /** PEM certificate (contents, not a path). */
+  cert: string | Uint8Array;
+  /** PEM private key (contents, not a path). */
+  key: string | Uint8Array;
+}
+
+export interface AuthTokenEntry {
+  /** The secret. An entry with token '' applies to requests without a token. */
+  token: string;
+  name?: string;
+  /** Operations this token may run: command names, `*` (all) or `admin` (all, including admin pages). */
+  operations: string[];
+  /** Topics this token may touch (`*` = all), each optionally limited to some groups. */
+  topics: Array<{ topic: string; groups?: string[] }>;
+}
+
+export interface AuthConfig {
+  tokens: AuthTokenEntry[];
+}
+
+export interface BrokerOptions {
+  /** @default '0.0.0.0' */
+  host?: string;
+  /** 0 picks a free port. @default 15555 */
+  port?: number;
+  /** Address announced to clients and trackers (`host:port`); derived from the listen address when unset. */
+  announce?: string;
+  /** @default './zbus-data' */
+  dataDir?: string;
+  /** @default 'always' */
+  fsync?: FsyncPolicy;
+  /** @default 64 MiB */
+  segmentBytes?: number;
+  /** Largest header block of one message. @default 64 KiB */
+  maxHeaderBytes?: number;
+  /** @default 256 */
+  maxHeaderCount?: number;
+  /** Largest body of one message. @default 16 MiB */
+  maxBodyBytes?: number;
+  /** @default 10000 */
+  maxConnections?: number;
+  /** Requests of one connection being processed at once; reading stops past it. @default 1024 */
+  maxInflightPerConnection?: number;
+  /** Bytes queued for writing on one connection before it stops reading and receiving pushes. @default 4 MiB */
+  writeHighWaterMark?: number;
+  /** Close a connection silent for this long (a heartbeat keeps it). 0 disables. @default 180000 */
+  idleTimeoutMs?: number;
+  /** RPC requests without a reply after this get 504 (a `timeout` header may ask for less or more). @default 10000 */
+  rpcTimeoutMs?: number;
+  /** Capacity of memory (and RPC) topics in messages. @default 1000 */
+  memoryTopicCapacity?: number;
+  /** Default ack timeout of ack-required groups. @default 10000 */
+  ackTimeoutMs?: number;
+  /** Default ack window of ack-required groups. @default 100 */
+  ackWindow?: number;
+  /** Deliveries before a message goes to `<topic>.dlq`. @default 5 */
+  maxDeliver?: number;
+  /** Dedupe window for produce ids (0 = off). @default 0 */
+  dedupeWindowMs?: number;
+  /** Most messages one consume may ask for (`consume_window`). @default 1000 */
+  maxConsumeWindow?: number;
+  /** How long close() waits for in-flight requests. @default 5000 */
+  shutdownTimeoutMs?: number;
+  /** Token ACLs; auth is off when unset. */
+  auth?: AuthConfig;
+  /** TLS on the same port (first byte 0x16). */
+  tls?: TlsOptions;
+  /** Trackers to report to (`h1:p;h2:p`). */
+  trackers?: string[];
+  /** Directory of the monitor's built assets, served at `/`. */
+  monitorDir?: string;
+  /** pino level. @default 'warn' */
+  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export type ResolvedBrokerOptions = Readonly<
+  Required<Omit<BrokerOptions, 'announce' | 'auth' | 'tls' | 'monitorDir'>> &
+    Pick<BrokerOptions, 'announce' | 'auth' | 'tls' | 'monitorDir'>
+>;
+
+export const DEFAULTS = {
+  host: '0.0.0.0',
+  port: 15555,
+  dataDir: './zbus-data',
+  fsync: 'always',
+  segmentBytes: 64 * 1024 * 1024, // 64 MiB
+  maxHeaderBytes: 64 * 1024, // 64 KiB
+  maxHeaderCount: 256,
+  maxBodyBytes: 16 * 1024 * 1024, // 16 MiB
+  maxConnections: 10_000,
+  maxInflightPerConnection: 1024,
+  writeHighWaterMark: 4 * 1024 * 1024, // 4 MiB
+  idleTimeoutMs: 180_000,
+  rpcTimeoutMs: 10_000,
+  memoryTopicCapacity: 1000,
+  ackTimeoutMs: 10_000,
+  ackWindow: 100,
+  maxDeliver: 5,
+  dedupeWindowMs: 0,
+  maxConsumeWindow: 1000,
+  shutdownTimeoutMs: 5000,
+  trackers: [] as string[],
+  logLevel: 'warn',
+} satisfies Omit<ResolvedBrokerOptions, 'announce' | 'auth' | 'tls' | 'monitorDir'>;
+
+const NON_NEGATIVE_INTEGERS = [
+  'port',
+  'segmentBytes',
+  'maxHeaderBytes',
+  'maxHeaderCount',
+  'maxBodyBytes',
+  'maxConnections',
+  'maxInflightPerConnection',
+  'writeHighWaterMark',
+  'idleTimeoutMs',
+  'rpcTimeoutMs',
+  'memoryTopicCapacity',
+  'ackTimeoutMs',
+  'ackWindow',
+  'maxDeliver',
+  'dedupeWindowMs',
+  'maxConsumeWindow',
+  'shutdownTimeoutMs',
+] as const;
+
+function invalid(message: string): never {
+  throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', message);
+}
+
+/** Parses `always`, `never`, `interval=<ms>` or `<ms>` into a policy. */
+export function parseFsyncPolicy(value: string): FsyncPolicy {
+  if (value === 'always' || value === 'never') return value;
+  const m = /^(?:interval[=:])?(\d+)(?:ms)?$/.exec(value);
+  if (m) return { intervalMs: Number(m[1]) };
+  return invalid(`fsync must be always, never or interval=<ms>, got '${value}' (fsync)`);
+}
+
+/** Spreads the options over the defaults, validates them and returns a frozen copy. */
+export function resolveOptions(options: BrokerOptions = {}): ResolvedBrokerOptions {
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const o = { ...DEFAULTS, ...defined } as ResolvedBrokerOptions;
+  for (const key of NON_NEGATIVE_INTEGERS) {
+    const v = o[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+      invalid(`${key} must be a non-negative integer, got ${String(v)} (${key})`);
+    }
+  }
+  if (o.port > 65535) invalid(`port must be at most 65535, got ${o.port} (port)`);
+  if (o.maxHeaderBytes < 1024) invalid(`maxHeaderBytes must be at least 1024, got ${o.maxHeaderBytes}`);
+  if (o.maxConnections < 1) invalid('maxConnections must be at least 1 (maxConnections)');
+  if (o.maxInflightPerConnection < 1) invalid('maxInflightPerConnection must be at least 1');
+  if (o.memoryTopicCapacity < 1) invalid('memoryTopicCapacity must be at least 1');
+  if (typeof o.fsync === 'string' && o.fsync !== 'always' && o.fsync !== 'never') {
+    o.fsync satisfies string;
+    parseFsyncPolicy(o.fsync);
+  }
+  if (o.tls && (!o.tls.cert || !o.tls.key)) invalid('tls needs both cert and key (tls.cert, tls.key)');
+  if (o.auth && !Array.isArray(o.auth.tokens)) invalid('auth.tokens must be an array (auth)');
+  if (o.announce !== undefined && !/^[^\s:]+:\d+$/.test(o.announce)) {
+    invalid(`announce must be host:port, got '${o.announce}' (announce)`);
+  }
+  return Object.freeze(o);
+}

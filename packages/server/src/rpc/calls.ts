@@ -1,0 +1,59 @@
+// RPC requests in flight through the broker: produced to an RPC topic, waiting for the service's `route`.
+// One coarse sweep timer serves every call (no timer per request); a call past its deadline gets 504.
+import type { Session } from '../session.js';
+
+interface Call {
+  session: Session;
+  id: string;
+  deadline: number;
+  onTimeout: () => void;
+}
+
+const SWEEP_MS = 50;
+
+export class RpcCalls {
+  readonly #calls = new Map<string, Call>();
+  #timer: NodeJS.Timeout | undefined;
+
+  get size(): number {
+    return this.#calls.size;
+  }
+
+  add(session: Session, id: string, timeoutMs: number, onTimeout: () => void): void {
+    this.#calls.set(`${session.id}\0${id}`, { session, id, deadline: Date.now() + timeoutMs, onTimeout });
+    if (!this.#timer) {
+      this.#timer = setInterval(() => this.#sweep(), SWEEP_MS);
+      this.#timer.unref();
+    }
+  }
+
+  /** The reply arrived: true when the call was still waiting. */
+  settle(sessionId: string, id: string): boolean {
+    return this.#calls.delete(`${sessionId}\0${id}`);
+  }
+
+  /** The caller went away. */
+  dropSession(session: Session): void {
+    for (const [k, c] of this.#calls) if (c.session === session) this.#calls.delete(k);
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [k, c] of this.#calls) {
+      if (c.deadline <= now) {
+        this.#calls.delete(k);
+        c.onTimeout();
+      }
+    }
+    if (this.#calls.size === 0 && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  close(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#calls.clear();
+  }
+}

@@ -1,0 +1,164 @@
+// A session is one client connection (TCP or WebSocket) as command handlers see it: an id, an address and a
+// way to write messages. Handlers never see the socket; transports implement `SessionWire`.
+import { randomUUID } from 'node:crypto';
+import type { Message } from '@zbus/protocol';
+
+/** What a transport gives a session: the only place bytes leave the broker. */
+export interface SessionWire {
+  /** Write one message (a reply or a push). */
+  write(msg: Message, closeAfter?: boolean): void;
+  /** False while the connection's queued writes are above the high-water mark. */
+  readonly writable: boolean;
+  /** Close the connection (after flushing what was written). */
+  close(): void;
+  /** A request of this connection finished (reading may resume). */
+  requestDone(): void;
+}
+
+/**
+ * The reply handle of one request. Requests that carry their own `id` (zbus clients) are answered as soon as
+ * the reply is ready, in any order (zbus-protocol.md §1.2). Requests without one (curl, browsers, `ab`) are
+ * plain HTTP: their replies must go out in request order, so they wait in the session's ordered queue.
+ */
+export class ReplyTicket {
+  /** The reply, once the handler produced it (ordered tickets only). */
+  reply: Message | undefined;
+  done = false;
+
+  constructor(
+    readonly session: Session,
+    readonly id: string,
+    readonly ordered: boolean,
+    readonly closeAfter: boolean,
+  ) {}
+
+  /** Send the reply; later calls are ignored (a request gets at most one reply). */
+  send(msg: Message): void {
+    if (this.done) return;
+    msg.set('id', this.id);
+    this.done = true;
+    this.session.finish(this, msg);
+  }
+
+  /** The request gets no reply (ack=false, heartbeat, route). */
+  none(): void {
+    if (this.done) return;
+    this.done = true;
+    this.session.finish(this, undefined);
+  }
+}
+
+export class Session {
+  readonly id = randomUUID();
+  readonly connectedAt = Date.now();
+  lastActive = Date.now();
+  closed = false;
+  /** Token from the first authenticated request; used to filter tracker pushes. */
+  token: string | undefined;
+  /** Groups this session consumes from, as `topic\0group` keys (cleanup on close). */
+  readonly groups = new Set<string>();
+  /** Plain-HTTP requests waiting for a routed reply (RPC by URL), by request id. */
+  readonly awaitingRoute = new Map<string, ReplyTicket>();
+  /** Token from the cookie of a WebSocket handshake: frames carry no cookies of their own. */
+  cookieToken: string | undefined;
+  /** Set by `track_sub`. */
+  trackerSubscriber = false;
+  /** Requests being processed; the transport stops reading past the configured cap. */
+  inflight = 0;
+  /**
+   * True for WebSocket sessions and for connections that sent their own request ids (zbus clients): they
+   * match messages by id and take unsolicited pushes. A plain-HTTP connection never gets one.
+   */
+  acceptsPushes: boolean;
+
+  readonly #ordered: ReplyTicket[] = [];
+  readonly #closeListeners: Array<(s: Session) => void> = [];
+  readonly #writableListeners: Array<() => void> = [];
+
+  constructor(
+    readonly wire: SessionWire,
+    readonly remoteAddress: string,
+    readonly kind: 'tcp' | 'ws',
+  ) {
+    this.acceptsPushes = kind === 'ws';
+  }
+
+  get writable(): boolean {
+    return !this.closed && this.wire.writable;
+  }
+
+  ticket(id: string, ordered: boolean, closeAfter: boolean): ReplyTicket {
+    const t = new ReplyTicket(this, id, ordered, closeAfter);
+    if (ordered) this.#ordered.push(t);
+    return t;
+  }
+
+  /** Called by a ticket. Ordered replies leave only when every earlier ordered reply has left. */
+  finish(ticket: ReplyTicket, msg: Message | undefined): void {
+    if (this.closed) return;
+    if (!ticket.ordered) {
+      if (msg) this.wire.write(msg, ticket.closeAfter);
+      else if (ticket.closeAfter) this.wire.close();
+      return;
+    }
+    ticket.reply = msg;
+    const q = this.#ordered;
+    while (q.length > 0 && q[0]!.done) {
+      const t = q.shift()!;
+      if (t.reply) this.wire.write(t.reply, t.closeAfter);
+      else if (t.closeAfter) this.wire.close();
+      t.reply = undefined;
+      if (t.closeAfter) return;
+    }
+  }
+
+  /** A push: a delivered message or a routed reply. */
+  push(msg: Message): void {
+    if (!this.closed) this.wire.write(msg);
+  }
+
+  /**
+   * A routed reply (`route` with `recver` = this session). A plain-HTTP caller waiting for it gets it as the
+   * reply to its request; anyone else gets it as a push.
+   */
+  deliverRouted(msg: Message): boolean {
+    if (this.closed) return false;
+    const id = msg.id;
+    const waiting = id === undefined ? undefined : this.awaitingRoute.get(id);
+    if (waiting) {
+      this.awaitingRoute.delete(id!);
+      waiting.send(msg);
+    } else {
+      this.wire.write(msg);
+    }
+    return true;
+  }
+
+  onClose(fn: (s: Session) => void): void {
+    this.#closeListeners.push(fn);
+  }
+
+  onWritable(fn: () => void): void {
+    this.#writableListeners.push(fn);
+  }
+
+  /** Transport: the connection drained below its high-water mark. */
+  drained(): void {
+    for (const fn of this.#writableListeners) fn();
+  }
+
+  /** Transport: the connection is gone. Runs the close listeners once. */
+  closedByTransport(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#ordered.length = 0;
+    this.awaitingRoute.clear();
+    for (const fn of this.#closeListeners) fn(this);
+    this.#closeListeners.length = 0;
+    this.#writableListeners.length = 0;
+  }
+
+  close(): void {
+    this.wire.close();
+  }
+}

@@ -1,0 +1,67 @@
+// The one listener: every connection starts as plain TCP. Its first byte decides: 0x16 is a TLS
+// ClientHello (when a certificate is configured), anything else is an HTTP/1.1 message.
+import { createServer, type Server, type Socket } from 'node:net';
+import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
+import type { ConnectionHost } from './host.js';
+import { TcpConnection } from './tcp-connection.js';
+
+const TLS_HANDSHAKE = 0x16;
+
+const REJECT_BODY = '503: too many connections (maxConnections)';
+const TOO_MANY_CONNECTIONS =
+  'HTTP/1.1 503 Service Unavailable\r\nerror_code: ZBUS_ERR_LIMIT\r\nconnection: close\r\n' +
+  `content-type: text/plain\r\ncontent-length: ${REJECT_BODY.length}\r\n\r\n${REJECT_BODY}`;
+
+export interface Listener {
+  readonly server: Server;
+  readonly connections: Set<TcpConnection>;
+}
+
+export function createListener(host: ConnectionHost, canAccept: () => boolean): Listener {
+  const connections = new Set<TcpConnection>();
+  const o = host.options;
+  const secureContext: SecureContext | undefined = o.tls
+    ? createSecureContext({ cert: o.tls.cert as string, key: o.tls.key as string })
+    : undefined;
+
+  const start = (socket: Socket, first?: Uint8Array) => {
+    const c = new TcpConnection(socket, host, first);
+    connections.add(c);
+    host.metrics.connections++;
+    socket.once('close', () => {
+      connections.delete(c);
+      host.metrics.connections--;
+    });
+  };
+
+  const server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+    host.metrics.connectionsTotal++;
+    if (!canAccept() || connections.size >= o.maxConnections) {
+      host.metrics.connectionsRejected++;
+      // A clear answer instead of a silent reset; the client may be plain HTTP.
+      socket.on('error', () => {});
+      socket.end(TOO_MANY_CONNECTIONS);
+      return;
+    }
+    if (!secureContext) {
+      start(socket);
+      return;
+    }
+    socket.once('data', (chunk: Buffer) => {
+      if (chunk[0] === TLS_HANDSHAKE) {
+        socket.pause();
+        // TLSSocket reads what is already buffered on the raw socket, so the ClientHello is not lost.
+        socket.unshift(chunk);
+        const tls = new TLSSocket(socket, { isServer: true, secureContext });
+        tls.on('error', () => socket.destroy());
+        start(tls as unknown as Socket);
+        socket.resume();
+      } else {
+        start(socket, chunk);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  server.maxConnections = o.maxConnections + 64; // the extra room lets us answer 503 instead of resetting
+  return { server, connections };
+}

@@ -1,0 +1,168 @@
+// One TCP (or TLS) connection speaking HTTP/1.1 messages: raw zbus clients, curl, browsers and `ab` alike.
+// An `Upgrade: websocket` request hands the socket to `ws` (see websocket.ts).
+import type { Socket } from 'node:net';
+import {
+  encodeHead,
+  LimitError,
+  type Message,
+  MessageDecoder,
+  ProtocolError,
+  type ZbusError,
+} from '@zbus/protocol';
+import { Session, type SessionWire } from '../session.js';
+import type { ConnectionHost } from './host.js';
+
+/** Header names are lower case; both must be present for a WebSocket handshake (RFC 6455 §4.2.1). */
+function isWebSocketUpgrade(msg: Message): boolean {
+  const upgrade = msg.headers.upgrade;
+  return upgrade !== undefined && upgrade.toLowerCase() === 'websocket' && msg.status === undefined;
+}
+
+export class TcpConnection implements SessionWire {
+  readonly session: Session;
+  readonly #socket: Socket;
+  readonly #host: ConnectionHost;
+  readonly #decoder: MessageDecoder;
+  #corked = false;
+  #readPaused = false;
+  #upgraded = false;
+  #closing = false;
+
+  constructor(socket: Socket, host: ConnectionHost, firstChunk?: Uint8Array) {
+    this.#socket = socket;
+    this.#host = host;
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.session = new Session(this, remote, 'tcp');
+    const o = host.options;
+    this.#decoder = new MessageDecoder((msg) => this.#onMessage(msg), {
+      maxHeaderBytes: o.maxHeaderBytes,
+      maxHeaderCount: o.maxHeaderCount,
+      maxBodyBytes: o.maxBodyBytes,
+    });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => this.#onDrain());
+    socket.on('error', () => {}); // 'close' follows; resets are normal for clients
+    socket.on('close', () => this.session.closedByTransport());
+    if (o.idleTimeoutMs > 0) {
+      socket.setTimeout(o.idleTimeoutMs, () => {
+        host.log.debug({ session: this.session.id }, 'idle timeout');
+        socket.destroy();
+      });
+    }
+    host.attach(this.session);
+    if (firstChunk) this.#onData(firstChunk);
+  }
+
+  get writable(): boolean {
+    return !this.#closing && this.#socket.writableLength < this.#host.options.writeHighWaterMark;
+  }
+
+  #onData(chunk: Uint8Array): void {
+    if (this.#upgraded || this.#closing) return;
+    this.session.lastActive = Date.now();
+    try {
+      this.#decoder.push(chunk);
+    } catch (err) {
+      this.#fail(err as ZbusError);
+    }
+  }
+
+  #onMessage(msg: Message): boolean {
+    if (isWebSocketUpgrade(msg)) {
+      this.#upgraded = true;
+      this.#socket.removeAllListeners('data');
+      this.#socket.removeAllListeners('drain');
+      this.#socket.setTimeout(0);
+      const head = this.#decoder.remaining();
+      this.#host.upgrade(this.#socket, msg, head, this.session);
+      return false;
+    }
+    this.#host.handle(this.session, msg);
+    this.#applyBackpressure();
+    return !this.#closing;
+  }
+
+  /** Malformed bytes or a limit: answer once with the status, then close (the stream is out of sync). */
+  #fail(err: ZbusError): void {
+    if (!(err instanceof ProtocolError || err instanceof LimitError)) {
+      this.#host.log.error({ err }, 'decoder failed');
+    }
+    this.#host.metrics.protocolError(err.code ?? 'ZBUS_ERR_BAD_MESSAGE');
+    this.write(this.#host.errorReply(err), true);
+  }
+
+  /** Stop reading while too many requests are in flight or writes are queued past the high-water mark. */
+  #applyBackpressure(): void {
+    const over =
+      this.session.inflight >= this.#host.options.maxInflightPerConnection ||
+      this.#socket.writableLength >= this.#host.options.writeHighWaterMark;
+    if (over && !this.#readPaused) {
+      this.#readPaused = true;
+      this.#socket.pause();
+    }
+  }
+
+  /** The host calls this when a request of this connection finished. */
+  requestDone(): void {
+    if (this.#readPaused) this.#maybeResume();
+  }
+
+  #maybeResume(): void {
+    if (
+      this.session.inflight < this.#host.options.maxInflightPerConnection &&
+      this.#socket.writableLength < this.#host.options.writeHighWaterMark
+    ) {
+      this.#readPaused = false;
+      this.#socket.resume();
+    }
+  }
+
+  #onDrain(): void {
+    if (this.#readPaused) this.#maybeResume();
+    this.session.drained();
+  }
+
+  /**
+   * Writes are corked for the rest of the tick so that replies produced together (a group commit resolves
+   * many produces at once) leave in one syscall.
+   */
+  write(msg: Message, closeAfter = false): void {
+    const socket = this.#socket;
+    if (this.#closing || socket.destroyed) return;
+    if (!this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      process.nextTick(uncork, this);
+    }
+    socket.write(encodeHead(msg), 'utf8');
+    if (msg.body.length > 0) socket.write(msg.body);
+    if (closeAfter) this.close();
+    else if (!this.#readPaused && socket.writableLength >= this.#host.options.writeHighWaterMark) {
+      this.#applyBackpressure();
+    }
+  }
+
+  uncork(): void {
+    this.#corked = false;
+    this.#socket.uncork();
+  }
+
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    if (this.#corked) this.uncork();
+    this.#socket.end();
+    // A peer that never reads must not keep the socket open forever.
+    setTimeout(() => this.#socket.destroy(), 2000).unref();
+  }
+
+  destroy(): void {
+    this.#closing = true;
+    this.#socket.destroy();
+  }
+}
+
+function uncork(c: TcpConnection): void {
+  c.uncork();
+}

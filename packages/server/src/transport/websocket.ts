@@ -1,0 +1,114 @@
+// WebSocket sessions: after the handshake every frame carries one whole HTTP-formatted message, and the
+// broker answers with text frames holding HTTP-formatted responses, as 0.11 does (zbus-protocol.md §1.3).
+
+import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { decodeMessage, encodeMessage, type Message, tokenFromCookie, type ZbusError } from '@zbus/protocol';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { Session, type SessionWire } from '../session.js';
+import type { ConnectionHost } from './host.js';
+
+export class WsConnection implements SessionWire {
+  readonly session: Session;
+  readonly #ws: WebSocket;
+  readonly #host: ConnectionHost;
+
+  constructor(ws: WebSocket, remote: string, host: ConnectionHost) {
+    this.#ws = ws;
+    this.#host = host;
+    this.session = new Session(this, remote, 'ws');
+    ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => this.#onFrame(data));
+    ws.on('close', () => this.session.closedByTransport());
+    ws.on('error', () => {});
+    host.attach(this.session);
+  }
+
+  get writable(): boolean {
+    return this.#ws.readyState === 1 && this.#ws.bufferedAmount < this.#host.options.writeHighWaterMark;
+  }
+
+  #onFrame(data: Buffer | ArrayBuffer | Buffer[]): void {
+    this.session.lastActive = Date.now();
+    const bytes = Array.isArray(data)
+      ? Buffer.concat(data)
+      : data instanceof ArrayBuffer
+        ? new Uint8Array(data)
+        : data;
+    let msg: Message;
+    try {
+      msg = decodeMessage(bytes, {
+        maxHeaderBytes: this.#host.options.maxHeaderBytes,
+        maxHeaderCount: this.#host.options.maxHeaderCount,
+        maxBodyBytes: this.#host.options.maxBodyBytes,
+      });
+    } catch (err) {
+      // A bad frame does not desynchronise a WebSocket stream: answer it and carry on.
+      this.#host.metrics.protocolError((err as ZbusError).code ?? 'ZBUS_ERR_BAD_MESSAGE');
+      this.write(this.#host.errorReply(err as ZbusError));
+      return;
+    }
+    this.#host.handle(this.session, msg);
+  }
+
+  /** Text frames as 0.11 sends them; a body that is not UTF-8 would break a text frame, so it goes binary. */
+  write(msg: Message, closeAfter = false): void {
+    if (this.#ws.readyState !== 1) return;
+    const bytes = encodeMessage(msg);
+    this.#ws.send(bytes, { binary: !isUtf8(msg.body) });
+    if (closeAfter) this.close();
+    else if (this.#ws.bufferedAmount >= this.#host.options.writeHighWaterMark) this.#watchDrain();
+  }
+
+  #draining = false;
+  /** ws has no 'drain' event; poll the underlying socket's drain instead. */
+  #watchDrain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    const socket = (this.#ws as unknown as { _socket?: Socket })._socket;
+    const done = () => {
+      this.#draining = false;
+      this.session.drained();
+    };
+    if (socket) socket.once('drain', done);
+    else setTimeout(done, 50);
+  }
+
+  requestDone(): void {}
+
+  close(): void {
+    this.#ws.close(1000);
+  }
+}
+
+/** Builds the handshake request `ws` expects from our decoded message (ws only reads method, url, headers). */
+export function createWebSocketUpgrader(host: ConnectionHost): {
+  upgrade(socket: Socket, req: Message, head: Uint8Array): void;
+  close(): void;
+} {
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: host.options.maxHeaderBytes + host.options.maxBodyBytes,
+    perMessageDeflate: false,
+    clientTracking: true,
+  });
+  return {
+    upgrade(socket, req, head) {
+      const incoming = {
+        method: req.method,
+        url: req.url,
+        headers: { ...req.headers },
+        socket,
+      } as unknown as IncomingMessage;
+      const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+      wss.handleUpgrade(incoming, socket, Buffer.from(head), (ws) => {
+        const c = new WsConnection(ws, remote, host);
+        c.session.cookieToken = tokenFromCookie(req.headers.cookie);
+      });
+    },
+    close() {
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+    },
+  };
+}
