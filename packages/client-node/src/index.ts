@@ -1,1 +1,75 @@
-export {};
+// `@zbus/client`: the Node.js client. Explicit exports only (style.md §4).
+
+// The message model and typed errors, from the protocol package.
+export type { RemoteErrorInfo, ZbusErrorCode } from '@zbus/protocol';
+export {
+  Cmd,
+  Header,
+  isZbusError,
+  LimitError,
+  Mask,
+  Message,
+  ProtocolError,
+  RpcError,
+  STATUS_BY_CODE,
+  ZbusError,
+} from '@zbus/protocol';
+// RPC, bound to TCP above (bootstraps) or usable with any MqClient (`new RpcInvoker(client, { topic })`).
+export type {
+  AddModuleOptions,
+  CodecName,
+  InvokeOptions,
+  MessageInvoker,
+  RpcCall,
+  RpcErrorBody,
+  RpcInvokerOptions,
+  RpcMethodInfo,
+  RpcProcessorOptions,
+  RpcProxy,
+} from '@zbus/rpc';
+export { RpcInvoker, RpcProcessor, rawRequest } from '@zbus/rpc';
+export type {
+  Body,
+  BrokerOptions,
+  ClientSource,
+  ClientState,
+  ConsumedMessage,
+  ConsumeGroupInfo,
+  ConsumeOptions,
+  ConsumerOptions,
+  DeclareOptions,
+  DeliveryControl,
+  GroupOptions,
+  MessageHandler,
+  MqAdminOptions,
+  MqClientEvents,
+  MqClientOptions,
+  ProduceOptions,
+  ProduceResult,
+  ProducerOptions,
+  PublishInput,
+  PublishOptions,
+  RequestOptions,
+  ServerAddress,
+  ServerInfo,
+  TopicInfo,
+  TrackerInfo,
+  Transport,
+  TransportConnectOptions,
+  TransportFactory,
+  TransportHandlers,
+} from './core/index.js';
+export { CLIENT_DEFAULTS, Consumer, MqAdmin, Producer, restoreDelivery } from './core/index.js';
+export type { HttpClientOptions } from './http.js';
+export { HttpClient } from './http.js';
+export type { NodeClientOptions } from './node.js';
+export {
+  Broker,
+  ClientBootstrap,
+  DEFAULT_ADDRESS,
+  MqClient,
+  ServiceBootstrap,
+  tcpRpcConnector,
+} from './node.js';
+export type { TcpTransportOptions } from './transport/tcp.js';
+export { parseHostPort, tcpTransport } from './transport/tcp.js';

@@ -1,0 +1,510 @@
+import { Cmd, errorFromReply, Message, ZbusError } from '@zbus/protocol';
+import type { ClientSource } from './broker.js';
+import type { GroupOptions, MqClient } from './client.js';
+import { restoreDelivery } from './messages.js';
+import { positive } from './options.js';
+import { backoffDelay, type TimerHandle } from './timers.js';
+
+/** Acknowledgement control attached to every delivered message. */
+export interface DeliveryControl {
+  /** Acknowledges the message (refills the window; clears it in ack-required groups). */
+  ack(): Promise<void>;
+  /** Gives the message back for redelivery, after `delay` ms when set. */
+  nack(options?: { delay?: number }): Promise<void>;
+  /** Extends the message's ack deadline. */
+  touch(): Promise<void>;
+  /** Whether `ack` or `nack` was called. */
+  readonly settled: boolean;
+}
+
+/**
+ * A delivered message: `id`, url, method and status restored as 0.11 clients do (zbus-protocol.md §7.6);
+ * `offset`, `consume_group`, `retry` (1 on the first redelivery) kept; plus `ack`/`nack`/`touch`.
+ */
+export type ConsumedMessage = Message & DeliveryControl;
+
+/** Handles one message; `client` is the connection it came in on (0.11 `messageHandler(msg, client)`). */
+export type MessageHandler = (msg: ConsumedMessage, client: MqClient) => unknown;
+
+/** Options of a {@link Consumer}. */
+export interface ConsumerOptions {
+  topic: string;
+  /** The group to consume: a name, or options with start rules, filter, mask. The topic's default group when absent. */
+  group?: string | GroupOptions;
+  /** Mask to declare the topic with when it is created. */
+  topicMask?: number;
+  /**
+   * `'auto'`: ack after the handler resolves (or, when iterating, when the next message is asked for), nack
+   * when it throws. `'manual'`: call `msg.ack()` / `msg.nack()` yourself; with a window above 1, unacked
+   * messages hold the window.
+   * @default 'auto'
+   */
+  ackMode?: 'auto' | 'manual';
+  /**
+   * Messages the broker may push to one connection before they are acked (`consume_window`); also the
+   * number of handlers running at once per connection. 1 is the 0.11 behaviour: one consume per message.
+   * @default 1
+   */
+  window?: number;
+  /**
+   * Connections consuming in parallel.
+   * @default 1
+   */
+  connectionCount?: number;
+  /** Server-side long-poll limit, ms (`consume_timeout`); the consume is re-sent when it runs out. */
+  consumeTimeout?: number;
+  /**
+   * Declare the topic and group before consuming, and again when a consume answers 404 (0.11 `declareOnMissing`).
+   * @default true
+   */
+  declareOnMissing?: boolean;
+  /** Called for every message; without one, iterate the consumer with `for await`. */
+  handler?: MessageHandler;
+  /** Called when a handler throws or the broker refuses a consume; the consumer keeps going. */
+  onError?: (err: Error, msg?: ConsumedMessage) => void;
+  /** Token for this consumer's connections. */
+  token?: string;
+  /**
+   * Milliseconds `close()` waits for running handlers.
+   * @default 30000
+   */
+  closeTimeout?: number;
+}
+
+const CONSUMER_DEFAULTS = {
+  ackMode: 'auto',
+  window: 1,
+  connectionCount: 1,
+  declareOnMissing: true,
+  closeTimeout: 30_000,
+} as const;
+
+type ConsumerState = 'idle' | 'running' | 'paused' | 'closing' | 'closed';
+
+/** One consuming connection. */
+class Lane {
+  stream: { id: string; cancel(): void } | undefined;
+  inFlight = 0;
+  failures = 0;
+  retryTimer: TimerHandle | undefined;
+  declaring = false;
+  readonly offConnected: () => void;
+
+  constructor(
+    readonly consumer: Consumer,
+    readonly client: MqClient,
+  ) {
+    this.offConnected = client.on('connected', () => consumer._pump(this));
+  }
+}
+
+/**
+ * Consumes a topic's group over `connectionCount` connections, with a handler or as an async iterator.
+ *
+ * ```ts
+ * const consumer = new Consumer(broker, { topic: 'orders', group: 'billing', handler: async (m) => bill(m.json()) });
+ * await consumer.start();
+ * // or: for await (const m of new Consumer(broker, { topic: 'orders' })) { ... }
+ * ```
+ *
+ * `pause()` sends `unconsume` (messages already delivered are still handled); `resume()` consumes again;
+ * `close()` stops taking messages, waits for running handlers, and closes the consumer's connections.
+ * After a reconnect the consumer consumes again on its own.
+ */
+export class Consumer implements AsyncIterable<ConsumedMessage> {
+  readonly topic: string;
+  readonly options: Readonly<ConsumerOptions> & typeof CONSUMER_DEFAULTS;
+  /** The group name (known after start when `nameAuto` is used). */
+  group: string | undefined;
+  readonly #source: ClientSource;
+  readonly #lanes: Lane[] = [];
+  #state: ConsumerState = 'idle';
+  #idleWaiters: (() => void)[] = [];
+  #starting: Promise<void> | undefined;
+  // iteration
+  #queue: { msg: ConsumedMessage; done: () => void }[] = [];
+  #readers: ((r: IteratorResult<ConsumedMessage>) => void)[] = [];
+  #iterating = false;
+
+  constructor(source: ClientSource, options: ConsumerOptions) {
+    if (
+      options === null ||
+      typeof options !== 'object' ||
+      typeof options.topic !== 'string' ||
+      !options.topic
+    ) {
+      throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'a consumer needs a topic');
+    }
+    const o = { ...CONSUMER_DEFAULTS, ...stripUndefined(options) } as ConsumerOptions &
+      typeof CONSUMER_DEFAULTS;
+    if (!Number.isInteger(o.window) || o.window < 1) {
+      throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `window must be an integer >= 1, got ${o.window}`);
+    }
+    if (!Number.isInteger(o.connectionCount) || o.connectionCount < 1) {
+      throw new ZbusError(
+        'ZBUS_ERR_INVALID_ARGUMENT',
+        `connectionCount must be an integer >= 1, got ${o.connectionCount}`,
+      );
+    }
+    if (o.ackMode !== 'auto' && o.ackMode !== 'manual') {
+      throw new ZbusError(
+        'ZBUS_ERR_INVALID_ARGUMENT',
+        `ackMode must be 'auto' or 'manual', got ${String(o.ackMode)}`,
+      );
+    }
+    if (o.consumeTimeout !== undefined) positive(o.consumeTimeout, 'consumeTimeout');
+    positive(o.closeTimeout, 'closeTimeout', true);
+    this.#source = source;
+    this.topic = options.topic;
+    this.options = Object.freeze(o);
+    const g = options.group;
+    this.group = typeof g === 'string' ? g : g?.name;
+  }
+
+  get state(): ConsumerState {
+    return this.#state;
+  }
+
+  /** Handlers running (or messages handed to the iterator and not yet finished). */
+  get inFlight(): number {
+    let n = 0;
+    for (const l of this.#lanes) n += l.inFlight;
+    return n;
+  }
+
+  /** Connects, declares (when `declareOnMissing`) and starts consuming. */
+  start(): Promise<void> {
+    if (this.#starting) return this.#starting;
+    if (this.#state !== 'idle') return Promise.reject(new ZbusError('ZBUS_ERR_CLOSED', 'consumer is closed'));
+    this.#starting = this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const clientOptions = this.options.token === undefined ? {} : { token: this.options.token };
+    for (let i = 0; i < this.options.connectionCount; i++) {
+      this.#lanes.push(new Lane(this, this.#source.createClient(clientOptions, this.topic)));
+    }
+    try {
+      await Promise.all(this.#lanes.map((l) => l.client.connect()));
+      if (this.options.declareOnMissing) await this.#declare(this.#lanes[0] as Lane);
+    } catch (err) {
+      await Promise.all(this.#lanes.map((l) => l.client.close()));
+      this.#state = 'closed';
+      throw err;
+    }
+    if (this.#state === 'idle') this.#state = 'running';
+    for (const l of this.#lanes) this._pump(l);
+  }
+
+  async #declare(lane: Lane): Promise<void> {
+    const group = this.options.group;
+    const groupOpts: GroupOptions | string | undefined =
+      typeof group === 'object' && group.nameAuto && this.group !== undefined
+        ? { ...group, nameAuto: false, name: this.group }
+        : group;
+    const info = await lane.client.declare(
+      this.topic,
+      this.options.topicMask === undefined
+        ? { group: groupOpts ?? this.topic }
+        : { topicMask: this.options.topicMask, group: groupOpts ?? this.topic },
+    );
+    if ('groupName' in info && typeof info.groupName === 'string') this.group = info.groupName;
+  }
+
+  /** Sends a consume on `lane` when it has room. @internal */
+  _pump(lane: Lane): void {
+    if (this.#state !== 'running' || lane.stream !== undefined || lane.declaring) return;
+    if (lane.retryTimer !== undefined || !lane.client.connected) return;
+    const window = this.options.window;
+    // Window 1 (0.11): one consume per message, sent when the handler is done. A larger window is one
+    // lasting consume whose credit acks refill (decisions.md §2).
+    if (window === 1 && lane.inFlight > 0) return;
+    const msg = new Message({ headers: { cmd: Cmd.Consume, topic: this.topic } });
+    if (this.group !== undefined) msg.set('consume_group', this.group);
+    msg.set('consume_window', window);
+    if (this.options.consumeTimeout !== undefined) msg.set('consume_timeout', this.options.consumeTimeout);
+    try {
+      lane.stream = lane.client.stream(
+        msg,
+        (m) => this.#onReply(lane, m),
+        () => {
+          lane.stream = undefined; // connection lost: `connected` pumps again
+        },
+      );
+    } catch {
+      lane.stream = undefined; // not connected: `connected` pumps again
+    }
+  }
+
+  #endStream(lane: Lane): void {
+    lane.stream?.cancel();
+    lane.stream = undefined;
+  }
+
+  #onReply(lane: Lane, m: Message): void {
+    if (m.status === 200 && m.headers.origin_id !== undefined) {
+      lane.failures = 0;
+      if (this.options.window === 1) this.#endStream(lane);
+      this.#dispatch(lane, m);
+      return;
+    }
+    this.#endStream(lane);
+    if (m.status === 200) {
+      // consume_timeout ran out with nothing to deliver
+      this._pump(lane);
+      return;
+    }
+    const err = errorFromReply(m);
+    if (err.code === 'ZBUS_ERR_NOT_FOUND' && this.options.declareOnMissing && !lane.declaring) {
+      lane.declaring = true;
+      this.#declare(lane)
+        .catch((e: unknown) => this.#reportAndRetry(lane, e as Error))
+        .finally(() => {
+          lane.declaring = false;
+          this._pump(lane);
+        });
+      return;
+    }
+    this.#reportAndRetry(lane, err);
+  }
+
+  #reportAndRetry(lane: Lane, err: Error): void {
+    this.#report(err);
+    if (lane.retryTimer !== undefined) return;
+    const wait = backoffDelay(lane.failures++, 200, 5_000, 0.2);
+    lane.retryTimer = setTimeout(() => {
+      lane.retryTimer = undefined;
+      this._pump(lane);
+    }, wait);
+  }
+
+  #report(err: Error, msg?: ConsumedMessage): void {
+    const onError = this.options.onError;
+    if (onError) {
+      try {
+        onError(err, msg);
+      } catch {
+        // an error handler that throws has nobody left to tell
+      }
+    }
+  }
+
+  #dispatch(lane: Lane, raw: Message): void {
+    const msg = this.#control(lane, restoreDelivery(raw));
+    lane.inFlight++;
+    const finish = (error?: unknown) => {
+      const auto = this.options.ackMode === 'auto' && !msg.settled;
+      const settle = auto ? (error === undefined ? msg.ack() : msg.nack()) : Promise.resolve();
+      settle
+        .catch((e: unknown) => this.#report(e as Error, msg))
+        .finally(() => {
+          lane.inFlight--;
+          this.#checkIdle();
+          this._pump(lane);
+        });
+      if (error !== undefined) this.#report(error instanceof Error ? error : new Error(String(error)), msg);
+    };
+    const handler = this.options.handler;
+    if (handler === undefined) {
+      this.#enqueue(msg, () => finish());
+      return;
+    }
+    let result: unknown;
+    try {
+      result = handler(msg, lane.client);
+    } catch (err) {
+      finish(err ?? new Error('handler threw'));
+      return;
+    }
+    if (
+      result !== null &&
+      typeof result === 'object' &&
+      typeof (result as Promise<unknown>).then === 'function'
+    ) {
+      (result as Promise<unknown>).then(
+        () => finish(),
+        (err: unknown) => finish(err ?? new Error('handler rejected')),
+      );
+    } else {
+      finish();
+    }
+  }
+
+  #control(lane: Lane, msg: Message): ConsumedMessage {
+    const client = lane.client;
+    const topic = msg.topic ?? this.topic;
+    const group = msg.consumeGroup ?? this.group ?? this.topic;
+    const offset = msg.headers.offset;
+    let settled = false;
+    const need = (what: string): string => {
+      if (offset === undefined)
+        throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `cannot ${what}: the message has no offset`);
+      return offset;
+    };
+    Object.defineProperties(msg, {
+      settled: { get: () => settled, enumerable: false, configurable: true },
+      ack: {
+        value: async () => {
+          if (settled) return;
+          settled = true;
+          await client.ack(topic, group, need('ack'));
+        },
+        enumerable: false,
+        configurable: true,
+      },
+      nack: {
+        value: async (options: { delay?: number } = {}) => {
+          if (settled) return;
+          settled = true;
+          await client.nack(
+            topic,
+            group,
+            need('nack'),
+            options.delay === undefined ? {} : { delay: options.delay },
+          );
+        },
+        enumerable: false,
+        configurable: true,
+      },
+      touch: {
+        value: async () => {
+          await client.touch(topic, group, need('touch'));
+        },
+        enumerable: false,
+        configurable: true,
+      },
+    });
+    return msg as ConsumedMessage;
+  }
+
+  #checkIdle(): void {
+    if (this.inFlight !== 0) return;
+    const w = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  #whenIdle(timeout: number): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, timeout);
+      this.#idleWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops consuming (sends `unconsume`); messages already delivered are still handled. */
+  async pause(): Promise<void> {
+    if (this.#state !== 'running') return;
+    this.#state = 'paused';
+    await this.#unconsumeAll();
+  }
+
+  async #unconsumeAll(): Promise<void> {
+    await Promise.all(
+      this.#lanes.map(async (lane) => {
+        if (lane.retryTimer !== undefined) clearTimeout(lane.retryTimer);
+        lane.retryTimer = undefined;
+        if (lane.stream === undefined) return;
+        if (lane.client.connected) {
+          // Deliveries already on the wire arrive before the unconsume's reply; keep the stream until then.
+          await lane.client
+            .unconsume(this.topic, this.group ?? this.topic, { timeout: 5_000 })
+            .catch(() => {});
+        }
+        this.#endStream(lane);
+      }),
+    );
+  }
+
+  /** Consumes again after `pause()`. */
+  resume(): void {
+    if (this.#state !== 'paused') return;
+    this.#state = 'running';
+    for (const l of this.#lanes) this._pump(l);
+  }
+
+  /**
+   * Stops taking messages, waits up to `closeTimeout` ms for running handlers (their acks included), ends
+   * iteration, and closes the consumer's connections.
+   */
+  async close(): Promise<void> {
+    if (this.#state === 'closed' || this.#state === 'closing') return;
+    const started = this.#starting;
+    this.#state = 'closing';
+    if (started) await started.catch(() => {});
+    await this.#unconsumeAll();
+    // Messages queued for the iterator and never read are released so the handlers count drops.
+    const queued = this.#queue;
+    this.#queue = [];
+    for (const q of queued) q.done();
+    const current = this.#current;
+    this.#current = undefined;
+    current?.();
+    await this.#whenIdle(this.options.closeTimeout);
+    this.#state = 'closed';
+    for (const r of this.#readers.splice(0)) r({ value: undefined, done: true });
+    for (const l of this.#lanes) l.offConnected();
+    await Promise.all(this.#lanes.map((l) => l.client.close()));
+  }
+
+  // ---- async iteration ----------------------------------------------------------------------------
+
+  #enqueue(msg: ConsumedMessage, done: () => void): void {
+    const reader = this.#readers.shift();
+    if (reader) {
+      this.#current = done;
+      reader({ value: msg, done: false });
+    } else {
+      this.#queue.push({ msg, done });
+    }
+  }
+
+  #current: (() => void) | undefined;
+
+  /**
+   * Iterates delivered messages (one reader at a time). The previous message counts as handled when the
+   * next one is asked for (auto mode acks it then); `break` closes the consumer.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<ConsumedMessage> {
+    if (this.options.handler !== undefined) {
+      throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'a consumer with a handler cannot be iterated');
+    }
+    if (this.#iterating)
+      throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'a consumer has one reader at a time');
+    this.#iterating = true;
+    const releaseCurrent = () => {
+      const c = this.#current;
+      this.#current = undefined;
+      c?.();
+    };
+    return {
+      next: async () => {
+        releaseCurrent();
+        if (this.#state === 'idle') await this.start();
+        const q = this.#queue.shift();
+        if (q) {
+          this.#current = q.done;
+          return { value: q.msg, done: false };
+        }
+        if (this.#state === 'closed' || this.#state === 'closing') return { value: undefined, done: true };
+        return new Promise<IteratorResult<ConsumedMessage>>((resolve) => this.#readers.push(resolve));
+      },
+      return: async () => {
+        releaseCurrent();
+        this.#iterating = false;
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

@@ -1,0 +1,30 @@
+// `@zbus/client/core`: the transport-agnostic client (no Node built-ins), shared by `@zbus/client` (TCP) and
+// `@zbus/client-browser` (WebSocket). Give it a TransportFactory and it does the rest.
+
+export type { MqAdminOptions } from './admin.js';
+export { MqAdmin } from './admin.js';
+export type { BrokerOptions, ClientSource } from './broker.js';
+export { Broker, parseAddresses } from './broker.js';
+export type {
+  ClientState,
+  ConsumeOptions,
+  DeclareOptions,
+  GroupOptions,
+  MqClientEvents,
+  ProduceOptions,
+  ProduceResult,
+  RequestOptions,
+} from './client.js';
+export { expectOk, MqClient, produceResult, setGroupHeaders } from './client.js';
+export type { ConsumedMessage, ConsumerOptions, DeliveryControl, MessageHandler } from './consumer.js';
+export { Consumer } from './consumer.js';
+export type { ConsumeGroupInfo, ServerAddress, ServerInfo, TopicInfo, TrackerInfo } from './info.js';
+export type { Body, PublishInput } from './messages.js';
+export { newId, restoreDelivery, setBody, toProduceMessage } from './messages.js';
+export type { MqClientOptions, ResolvedClientOptions } from './options.js';
+export { CLIENT_DEFAULTS } from './options.js';
+export type { ProducerOptions, PublishOptions } from './producer.js';
+export { Producer } from './producer.js';
+export { brokerRpcConnector } from './rpc.js';
+export { backoffDelay } from './timers.js';
+export type { Transport, TransportConnectOptions, TransportFactory, TransportHandlers } from './transport.js';

@@ -1,0 +1,110 @@
+import { Message, ZbusError } from '@zbus/protocol';
+import { type CodecName, codecByName } from '@zbus/rpc';
+
+/** A body: text, bytes, or a value encoded with the message's codec (JSON by default). */
+export type Body = string | Uint8Array | ArrayBuffer | object | number | boolean | null;
+
+/** A message to publish, in object form. Extra headers go in `headers` (wire names, e.g. `origin_url`). */
+export interface PublishInput {
+  topic: string;
+  body?: Body;
+  /** Tag for group filters, at most 127 chars. */
+  tag?: string;
+  /** Message id (at most 39 chars); the client makes a UUID when absent. The broker dedupes by it. */
+  id?: string;
+  /** Deliver after this many ms (survives broker restarts). */
+  delay?: number;
+  /** Deliver at this epoch time, ms. */
+  deliverAt?: number;
+  /** Codec for bodies that are neither text nor bytes. @default 'json' */
+  codec?: CodecName;
+  /** Content type; set from the body when absent (`text/plain`, JSON or msgpack). */
+  contentType?: string;
+  /** More headers. */
+  headers?: Record<string, string | number | boolean | undefined>;
+  /** Request URL kept with the message (delivered as `url`). @default '/' */
+  url?: string;
+  /** Request method kept with the message. @default 'GET' (0.11 clients send GET too) */
+  method?: string;
+}
+
+/** Sets `body` on `msg`: strings as UTF-8 text, bytes as they are, other values with `codec`. */
+export function setBody(msg: Message, body: Body | undefined, codec: CodecName = 'json'): void {
+  if (body === undefined) return;
+  if (typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer) {
+    msg.setBody(body);
+    return;
+  }
+  const c = codecByName(codec);
+  if (msg.contentType === undefined) msg.set('content-type', c.contentType);
+  msg.setBody(c.encode(body));
+}
+
+/** Builds the produce request for `input` (a `Message` is used as is, with `cmd` and `topic` checked). */
+export function toProduceMessage(input: PublishInput | Message): Message {
+  if (input instanceof Message) {
+    if (!input.topic) throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'a message to publish needs a topic');
+    input.set('cmd', 'produce');
+    return input;
+  }
+  if (input === null || typeof input !== 'object' || typeof input.topic !== 'string' || input.topic === '') {
+    throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'a message to publish needs a topic');
+  }
+  const msg = new Message();
+  if (input.url !== undefined) msg.url = input.url;
+  if (input.method !== undefined) msg.method = input.method;
+  if (input.headers !== undefined) {
+    for (const [k, v] of Object.entries(input.headers)) if (v !== undefined) msg.set(k, v);
+  }
+  msg.set('cmd', 'produce');
+  msg.set('topic', input.topic);
+  if (input.tag !== undefined) msg.set('tag', input.tag);
+  if (input.id !== undefined) msg.set('id', input.id);
+  if (input.delay !== undefined) msg.set('delay', input.delay);
+  if (input.deliverAt !== undefined) msg.set('deliver_at', input.deliverAt);
+  if (input.contentType !== undefined) msg.set('content-type', input.contentType);
+  setBody(msg, input.body, input.codec);
+  return msg;
+}
+
+/**
+ * Undoes the broker's rewrite of a delivered message (zbus-protocol.md §7.6), as 0.11 clients do: `id` from
+ * `origin_id`, `url`/`method` from `origin_url`/`origin_method`, `status` from `origin_status` (a stored
+ * request has none). The consume request's id is dropped.
+ */
+export function restoreDelivery(msg: Message): Message {
+  const originId = msg.headers.origin_id;
+  if (originId !== undefined) {
+    msg.headers.id = originId;
+    delete msg.headers.origin_id;
+  }
+  const url = msg.headers.origin_url;
+  if (url !== undefined) {
+    msg.url = url;
+    delete msg.headers.origin_url;
+  }
+  const method = msg.headers.origin_method;
+  if (method !== undefined) {
+    msg.method = method;
+    delete msg.headers.origin_method;
+  }
+  const status = msg.originStatus;
+  if (status !== undefined) {
+    msg.status = status;
+    delete msg.headers.origin_status;
+  } else {
+    delete msg.status;
+  }
+  return msg;
+}
+
+let fallbackCounter = 0;
+const fallbackPrefix = Math.random().toString(36).slice(2, 10);
+
+/** A message id: a UUID (36 chars; 0.11 allows 39). */
+export function newId(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  fallbackCounter = (fallbackCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${fallbackPrefix}-${Date.now().toString(36)}-${fallbackCounter.toString(36)}`;
+}

@@ -1,0 +1,127 @@
+import { type DecoderLimits, ZbusError } from '@zbus/protocol';
+import type { TransportFactory } from './transport.js';
+
+/** Options of {@link MqClient}, shared by every transport. */
+export interface MqClientOptions {
+  /** Opens connections. The Node `MqClient` fills in TCP/TLS; the browser client fills in WebSocket. */
+  transport: TransportFactory;
+  /** Auth token added to every request that has none. */
+  token?: string;
+  /**
+   * Milliseconds a request waits for its reply, unless the call says otherwise.
+   * @default 10000
+   */
+  timeout?: number;
+  /**
+   * Milliseconds a connection attempt may take.
+   * @default 5000
+   */
+  connectTimeout?: number;
+  /**
+   * Milliseconds between heartbeats (`cmd: heartbeat`, never answered; the broker closes sessions idle for
+   * 180 s). `0` turns heartbeats off.
+   * @default 60000
+   */
+  heartbeatInterval?: number;
+  /**
+   * Reconnect after a connection that was up is lost; requests made meanwhile wait (within their timeouts).
+   * @default true
+   */
+  reconnect?: boolean;
+  /**
+   * First reconnect delay, ms; doubles on every failed attempt.
+   * @default 100
+   */
+  reconnectDelay?: number;
+  /**
+   * Largest reconnect delay, ms.
+   * @default 5000
+   */
+  reconnectMaxDelay?: number;
+  /**
+   * Spread of each reconnect delay, as a fraction of it (0.2 = +-20%).
+   * @default 0.2
+   */
+  reconnectJitter?: number;
+  /**
+   * Milliseconds `close()` waits for requests in flight before it closes the connection anyway.
+   * @default 10000
+   */
+  closeTimeout?: number;
+  /**
+   * Messages that may wait for a connection (sent while connecting or reconnecting); more is an error.
+   * @default 100000
+   */
+  maxQueued?: number;
+  /** Limits applied to messages from the broker. @default the protocol's DEFAULT_LIMITS */
+  limits?: DecoderLimits;
+}
+
+export const CLIENT_DEFAULTS = {
+  timeout: 10_000,
+  connectTimeout: 5_000,
+  heartbeatInterval: 60_000,
+  reconnect: true,
+  reconnectDelay: 100,
+  reconnectMaxDelay: 5_000,
+  reconnectJitter: 0.2,
+  closeTimeout: 10_000,
+  maxQueued: 100_000,
+} as const satisfies Required<Omit<MqClientOptions, 'transport' | 'token' | 'limits'>>;
+
+export interface ResolvedClientOptions {
+  readonly transport: TransportFactory;
+  readonly token: string | undefined;
+  readonly timeout: number;
+  readonly connectTimeout: number;
+  readonly heartbeatInterval: number;
+  readonly reconnect: boolean;
+  readonly reconnectDelay: number;
+  readonly reconnectMaxDelay: number;
+  readonly reconnectJitter: number;
+  readonly closeTimeout: number;
+  readonly maxQueued: number;
+  readonly limits: DecoderLimits | undefined;
+}
+
+function invalid(message: string): ZbusError {
+  return new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', message);
+}
+
+export function positive(value: unknown, name: string, allowZero = false): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw invalid(
+      `${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+export function resolveClientOptions(options: MqClientOptions): ResolvedClientOptions {
+  if (options === null || typeof options !== 'object' || typeof options.transport !== 'function') {
+    throw invalid('MqClient options need a transport factory');
+  }
+  const o = { ...CLIENT_DEFAULTS };
+  for (const [k, v] of Object.entries(options)) {
+    if (v !== undefined && k in o) (o as Record<string, unknown>)[k] = v;
+  }
+  positive(o.timeout, 'timeout');
+  positive(o.connectTimeout, 'connectTimeout');
+  positive(o.heartbeatInterval, 'heartbeatInterval', true);
+  positive(o.reconnectDelay, 'reconnectDelay');
+  positive(o.reconnectMaxDelay, 'reconnectMaxDelay');
+  positive(o.closeTimeout, 'closeTimeout', true);
+  positive(o.maxQueued, 'maxQueued');
+  if (o.reconnectMaxDelay < o.reconnectDelay) {
+    throw invalid(
+      `reconnectMaxDelay (${o.reconnectMaxDelay}) must be >= reconnectDelay (${o.reconnectDelay})`,
+    );
+  }
+  if (typeof o.reconnectJitter !== 'number' || o.reconnectJitter < 0 || o.reconnectJitter > 1) {
+    throw invalid(`reconnectJitter must be between 0 and 1, got ${String(o.reconnectJitter)}`);
+  }
+  if (typeof o.reconnect !== 'boolean') throw invalid('reconnect must be a boolean');
+  if (options.token !== undefined && typeof options.token !== 'string')
+    throw invalid('token must be a string');
+  return Object.freeze({ ...o, transport: options.transport, token: options.token, limits: options.limits });
+}

@@ -1,0 +1,64 @@
+import { Message } from '@zbus/protocol';
+import type {
+  RpcConnection,
+  RpcConnector,
+  RpcConnectorFactory,
+  RpcServeOptions,
+  RpcService,
+} from '@zbus/rpc';
+import type { Broker } from './broker.js';
+import { Consumer } from './consumer.js';
+
+/**
+ * Binds the `@zbus/rpc` bootstraps to a broker. `makeBroker(address)` builds the transport-specific broker
+ * (TCP in `@zbus/client`, WebSocket in the browser client).
+ */
+export function brokerRpcConnector(makeBroker: (address: string) => Broker): RpcConnectorFactory {
+  return (address: string): RpcConnector => ({
+    async serve(options: RpcServeOptions): Promise<RpcService> {
+      const broker = makeBroker(address);
+      const consumer = new Consumer(broker, {
+        topic: options.topic,
+        topicMask: options.mask,
+        connectionCount: options.connectionCount,
+        ...(options.token !== undefined ? { token: options.token } : {}),
+        handler: async (req, client) => {
+          const caller = req.sender;
+          const id = req.id;
+          let reply: Message;
+          try {
+            reply = await options.process(req);
+          } catch (err) {
+            // `process` of RpcProcessor never throws; a custom one might.
+            reply = new Message({ status: 500, body: String((err as Error)?.message ?? err) });
+          }
+          if (caller === undefined || id === undefined) return; // nobody to answer
+          reply.set('id', id);
+          reply.set('topic', options.topic);
+          client.route(reply, caller);
+        },
+      });
+      try {
+        await consumer.start();
+      } catch (err) {
+        await broker.close();
+        throw err;
+      }
+      return {
+        async close() {
+          await consumer.close();
+          await broker.close();
+        },
+      };
+    },
+    connect(options: { token?: string }): RpcConnection {
+      const broker = makeBroker(address);
+      const client =
+        options.token === undefined ? broker.client() : broker.createClient({ token: options.token });
+      return {
+        invoke: (msg, opts) => client.invoke(msg, opts),
+        close: () => broker.close(),
+      };
+    },
+  });
+}
