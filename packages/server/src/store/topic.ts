@@ -408,10 +408,13 @@ export class DiskTopic implements Topic {
     if (r === undefined || this.closed) return;
     const now = Date.now();
     try {
+      // Sizes and counts keep at least the limit: the oldest segment goes only if what remains still meets it.
       const n = await this.log.dropHead((seg, log) => {
-        if (r.maxBytes !== undefined && r.maxBytes > 0 && log.bytes > r.maxBytes) return true;
-        if (r.maxMessages !== undefined && r.maxMessages > 0 && log.visibleEnd - seg.base > r.maxMessages)
+        const rest = log.segments[1]!;
+        if (r.maxBytes !== undefined && r.maxBytes > 0 && log.bytes - seg.size >= r.maxBytes) return true;
+        if (r.maxMessages !== undefined && r.maxMessages > 0 && log.visibleEnd - rest.base >= r.maxMessages) {
           return true;
+        }
         if (r.maxAgeMs !== undefined && r.maxAgeMs > 0 && seg.lastTimestamp < now - r.maxAgeMs) return true;
         return false;
       });

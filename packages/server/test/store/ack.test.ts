@@ -1,0 +1,186 @@
+import { describe, expect, it } from 'vitest';
+import { STORE_MASK_ACK_REQUIRED } from '../../src/store/types.js';
+import { appendMany, dec, drain, enc, open, tempDir, until } from './helpers.js';
+
+const ACK = STORE_MASK_ACK_REQUIRED;
+
+describe('ack mode', () => {
+  it('tracks deliveries until acked; ack of an unknown offset is false', async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: 0 });
+    const g = await t.declareGroup('g', { mask: ACK, ackTimeoutMs: 60_000 });
+    await appendMany(t, 2);
+    const d = await g.next();
+    expect(d).toMatchObject({ offset: 0, retry: 0 });
+    expect(g.info().unacked).toBe(1);
+    expect(await g.ack(0)).toBe(true);
+    expect(await g.ack(0)).toBe(false);
+    expect(await g.ack(42)).toBe(false);
+    expect(g.info().unacked).toBe(0);
+  });
+
+  it('inherits ack mode from the topic mask when the group mask is 0', async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: ACK });
+    const g = await t.declareGroup('g', {});
+    await appendMany(t, 1);
+    await g.next();
+    expect(g.info().unacked).toBe(1);
+  });
+
+  it('without ack mode next() is at-most-once: nothing is pending', async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: 0 });
+    const g = await t.declareGroup('g', {});
+    await appendMany(t, 1);
+    await g.next();
+    expect(g.info().unacked).toBe(0);
+    expect(await g.ack(0)).toBe(false);
+  });
+
+  it('redelivers an unacked message after ackTimeout with retry + 1, and the timer wakes listeners', async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: 0 });
+    const g = await t.declareGroup('g', { mask: ACK, ackTimeoutMs: 50, maxDeliver: 10 });
+    await t.append({ id: 'a', data: enc('payload') });
+    expect((await g.next())?.retry).toBe(0);
+    expect(await g.next()).toBeUndefined();
+    let woke = 0;
+    t.onAvailable(() => woke++);
+    const d1 = await until(() => g.next());
+    expect(d1).toMatchObject({ offset: 0, id: 'a', retry: 1 });
+    expect(dec(d1.data)).toBe('payload');
+    const d2 = await until(() => g.next());
+    expect(d2.retry).toBe(2);
+    expect(woke).toBeGreaterThan(0);
+  });
+
+  it('touch extends the deadline', async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: 0 });
+    const g = await t.declareGroup('g', { mask: ACK, ackTimeoutMs: 120 });
+    await t.append({ id: 'a', data: enc('') });
+    await g.next();
+    const start = Date.now();
+    await new Promise((r) => setTimeout(r, 80));
+    expect(g.touch(0)).toBe(true);
+    expect(g.touch(7)).toBe(false);
+    const d = await until(() => g.next());
+    expect(Date.now() - start).toBeGreaterThanOrEqual(190);
+    expect(d.retry).toBe(1);
+  });
+
+  it('nack makes a message deliverable now, or after a delay', async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: 0 });
+    const g = await t.declareGroup('g', { mask: ACK, ackTimeoutMs: 60_000 });
+    await appendMany(t, 2);
+    await g.next();
+    expect(await g.nack(0)).toBe(true);
+    expect(await g.next()).toMatchObject({ offset: 0, retry: 1 });
+    expect(await g.nack(0, 80)).toBe(true);
+    expect(await g.next()).toMatchObject({ offset: 1, retry: 0 });
+    expect(await g.next()).toBeUndefined();
+    const start = Date.now();
+    const d = await until(() => g.next());
+    expect(d).toMatchObject({ offset: 0, retry: 2 });
+    expect(Date.now() - start).toBeGreaterThanOrEqual(60);
+    expect(await g.nack(99)).toBe(false);
+  });
+
+  it('stops at the ack window and resumes when an ack frees a slot', async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: 0 });
+    const g = await t.declareGroup('g', { mask: ACK, ackWindow: 3, ackTimeoutMs: 60_000 });
+    await appendMany(t, 5);
+    expect(await drain(g)).toEqual(['m0', 'm1', 'm2']);
+    expect(g.info()).toMatchObject({ unacked: 3, backlog: 2 });
+    await g.ack(1);
+    expect(await drain(g)).toEqual(['m3']);
+  });
+
+  it('moves a message to <topic>.dlq after maxDeliver deliveries, through the deadLetter hook', async () => {
+    const seen: unknown[] = [];
+    const store = await open({
+      deadLetter: (data, info) => {
+        seen.push(info);
+        return Buffer.concat([Buffer.from('dead:'), data]);
+      },
+    });
+    const t = await store.declareTopic('Jobs', { mask: 0 });
+    const g = await t.declareGroup('g', { mask: ACK, ackTimeoutMs: 30, maxDeliver: 3 });
+    await t.append({ id: 'job1', tag: 'x.y', data: enc('work') });
+    const retries: number[] = [];
+    for (let i = 0; i < 3; i++) retries.push((await until(() => g.next())).retry);
+    expect(retries).toEqual([0, 1, 2]);
+    const dlq = await until(() => store.topic('Jobs.dlq'));
+    const dg = await dlq.declareGroup('reader', { start: { offset: 0 } });
+    const d = await until(() => dg.next());
+    expect(d.id).toBe('job1');
+    expect(d.tag).toBe('x.y');
+    expect(dec(d.data)).toBe('dead:work');
+    expect(seen).toEqual([
+      { topic: 'Jobs', group: 'g', offset: 0, id: 'job1', deliveries: 3, reason: 'max_deliver' },
+    ]);
+    await until(() => (g.info().unacked === 0 ? true : undefined));
+    expect(g.info().deadLettered).toBe(1);
+    expect(await g.next()).toBeUndefined();
+  });
+
+  it('a nack after the last allowed delivery dead-letters the message', async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: 0 });
+    const g = await t.declareGroup('g', { mask: ACK, ackTimeoutMs: 60_000, maxDeliver: 2 });
+    await t.append({ id: 'a', data: enc('') });
+    await g.next();
+    await g.nack(0);
+    expect((await g.next())?.retry).toBe(1);
+    await g.nack(0);
+    await until(() => (g.info().deadLettered === 1 ? true : undefined));
+    expect(store.topic('t.dlq')?.info().messageDepth).toBe(1);
+  });
+
+  it('unacked deliveries, retry counts and positions survive a reopen', async () => {
+    const dir = await tempDir();
+    const s1 = await open({ dataDir: dir });
+    const t1 = await s1.declareTopic('t', { mask: 0 });
+    const g1 = await t1.declareGroup('g', { mask: ACK, ackTimeoutMs: 50, maxDeliver: 10 });
+    await appendMany(t1, 4);
+    await g1.next();
+    await g1.next();
+    await g1.next();
+    await g1.ack(1);
+    await s1.close();
+    const s2 = await open({ dataDir: dir });
+    const g2 = s2.topic('t')!.group('g')!;
+    expect(g2.info()).toMatchObject({ unacked: 2, position: 3 });
+    // Both deadlines (50 ms) have passed after this wait: redeliveries come before new records.
+    await new Promise((r) => setTimeout(r, 70));
+    const got = [];
+    for (let i = 0; i < 3; i++) {
+      const d = await g2.next();
+      got.push([d?.offset, d?.retry]);
+    }
+    expect(got).toEqual([
+      [0, 1],
+      [2, 1],
+      [3, 0],
+    ]);
+  });
+
+  it('compacts the ack journal and still reopens with the right pending set', async () => {
+    const dir = await tempDir();
+    const s1 = await open({ dataDir: dir });
+    const t1 = await s1.declareTopic('t', { mask: 0 });
+    const g1 = await t1.declareGroup('g', { mask: ACK, ackTimeoutMs: 60_000, ackWindow: 999 });
+    await appendMany(t1, 3000);
+    for (let i = 0; i < 3000; i++) {
+      const d = await g1.next();
+      if (d && d.offset % 1000 !== 7) await g1.ack(d.offset);
+    }
+    await s1.close();
+    const s2 = await open({ dataDir: dir });
+    const g2 = s2.topic('t')!.group('g')!;
+    expect(g2.info()).toMatchObject({ unacked: 3, position: 3000 });
+  });
+});
