@@ -1,0 +1,342 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_LIMITS,
+  decodeMessage,
+  LimitError,
+  type Message,
+  MessageDecoder,
+  ProtocolError,
+} from '../src/index.js';
+import { FIXTURES } from './fixtures/messages.js';
+import { bytes, decodeChunks, expected, expectZbusError, text, view } from './helpers.js';
+
+const crlf = (lines: string[]): string => lines.join('\r\n');
+const decodeOne = (s: string, limits?: Parameters<typeof decodeMessage>[1]): Message =>
+  decodeMessage(bytes(s), limits);
+
+describe('decoder: well-formed messages', () => {
+  for (const f of FIXTURES) {
+    it(`decodes ${f.name}`, () => {
+      const msgs = decodeChunks([bytes(f.raw)]);
+      expect(msgs).toHaveLength(1);
+      expect(view(msgs[0] as Message)).toEqual(expected(f));
+    });
+    it(`decodes ${f.name} from a Node Buffer chunk`, () => {
+      const msgs = decodeChunks([Buffer.from(f.raw)]);
+      expect(view(msgs[0] as Message)).toEqual(expected(f));
+    });
+  }
+
+  it('decides request or response only by the status line', () => {
+    expect(decodeOne('GET / HTTP/1.1\r\n\r\n').status).toBeUndefined();
+    expect(decodeOne('HTTP/1.1 200 OK\r\n\r\n').status).toBe(200);
+  });
+
+  it('keeps the method, the url and the HTTP version', () => {
+    const m = decodeOne('DELETE /a/b?c=d HTTP/1.0\r\n\r\n');
+    expect([m.method, m.url, m.httpVersion]).toEqual(['DELETE', '/a/b?c=d', '1.0']);
+  });
+
+  it('lower-cases header names and trims values', () => {
+    const m = decodeOne('GET / HTTP/1.1\r\nConsume_Group:  G1  \r\nX-Empty:\r\n\r\n');
+    expect({ ...m.headers }).toEqual({ consume_group: 'G1', 'x-empty': '' });
+  });
+
+  it('keeps the last value of a repeated header', () => {
+    const m = decodeOne('GET / HTTP/1.1\r\ntopic: a\r\ntopic: b\r\n\r\n');
+    expect(m.topic).toBe('b');
+  });
+
+  it('accepts repeated equal content-length headers', () => {
+    expect(text(decodeOne('POST / HTTP/1.1\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\nok').body)).toBe(
+      'ok',
+    );
+  });
+
+  it('consumes the framing headers content-length and transfer-encoding', () => {
+    const m = decodeOne('POST / HTTP/1.1\r\ncontent-length: 2\r\n\r\nok');
+    expect(m.headers['content-length']).toBeUndefined();
+    const c = decodeOne('POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n');
+    expect(c.headers['transfer-encoding']).toBeUndefined();
+    expect(text(c.body)).toBe('ok');
+  });
+
+  it('maps `Content-Type: t; charset=c` to content-type t and encoding c, keeping other parameters', () => {
+    const m = decodeOne(
+      'GET / HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=xyz; charset="utf-8"\r\n\r\n',
+    );
+    expect(m.headers['content-type']).toBe('multipart/form-data; boundary=xyz');
+    expect(m.encoding).toBe('utf-8');
+  });
+
+  it('leaves content-type without a charset as sent and adds no encoding', () => {
+    const m = decodeOne('GET / HTTP/1.1\r\ncontent-type: application/json\r\n\r\n');
+    expect(m.contentType).toBe('application/json');
+    expect(m.encoding).toBeUndefined();
+  });
+
+  it('uses the body header only when the body is empty', () => {
+    const m = decodeOne('POST / HTTP/1.1\r\nbody: header\r\ncontent-length: 4\r\n\r\nreal');
+    expect(text(m.body)).toBe('real');
+    expect(m.headers.body).toBe('header');
+  });
+
+  it('treats `__proto__` and `constructor` as plain headers', () => {
+    const m = decodeOne('GET / HTTP/1.1\r\n__proto__: x\r\nconstructor: y\r\n\r\n');
+    expect(m.headers.__proto__).toBe('x');
+    expect(m.get('constructor')).toBe('y');
+    expect(Object.keys(m.headers)).toEqual(['__proto__', 'constructor']);
+    expect(({} as Record<string, unknown>).x).toBeUndefined();
+  });
+
+  it('skips empty lines before a start line', () => {
+    const msgs = decodeChunks([bytes('\r\n\r\nGET / HTTP/1.1\r\n\r\n\r\nGET /b HTTP/1.1\r\n\r\n')]);
+    expect(msgs.map((m) => m.url)).toEqual(['/', '/b']);
+  });
+
+  it('takes an empty body for a message without content-length', () => {
+    expect(decodeOne('HTTP/1.1 200 OK\r\nid: 1\r\n\r\n').body.length).toBe(0);
+  });
+
+  it('returns the body as a view of the chunk when the message is whole', () => {
+    const chunk = bytes('POST / HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc');
+    const [m] = decodeChunks([chunk]);
+    expect(m?.body.buffer).toBe(chunk.buffer);
+  });
+
+  it('reads chunk sizes in upper and lower case hex with extensions', () => {
+    const m = decodeOne(
+      crlf([
+        'POST / HTTP/1.1',
+        'transfer-encoding: chunked',
+        '',
+        'A;name=value',
+        '0123456789',
+        'a',
+        'abcdefghij',
+        '0',
+        '',
+        '',
+      ]),
+    );
+    expect(text(m.body)).toBe('0123456789abcdefghij');
+  });
+
+  it('accepts transfer-encoding `identity, chunked`', () => {
+    const m = decodeOne('POST / HTTP/1.1\r\ntransfer-encoding: identity, chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n');
+    expect(text(m.body)).toBe('x');
+  });
+
+  it('decodes a response with status 600', () => {
+    expect(decodeOne('HTTP/1.1 600 Error\r\n\r\n').status).toBe(600);
+  });
+
+  it('exposes the default limits', () => {
+    expect(DEFAULT_LIMITS).toEqual({
+      maxHeaderBytes: 65536,
+      maxHeaderCount: 256,
+      maxBodyBytes: 16 * 1024 * 1024,
+      maxUrlBytes: 8192,
+    });
+  });
+});
+
+describe('decoder: stopping after a message (WebSocket upgrade)', () => {
+  it('stops right after the message when onMessage returns false and keeps the rest', () => {
+    const seen: string[] = [];
+    const d = new MessageDecoder((m) => {
+      seen.push(m.url);
+      return m.headers.upgrade === undefined;
+    });
+    d.push(bytes('GET /a HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nupgrade: websocket\r\n\r\n\x81\x05hello'));
+    expect(seen).toEqual(['/a', '/']);
+    expect(text(d.remaining())).toBe('\x81\x05hello');
+    expect(d.bufferedBytes).toBe(bytes('\x81\x05hello').length);
+    expectZbusError(() => d.push(bytes('x')), 'ZBUS_ERR_CLOSED', 503);
+  });
+
+  it('has nothing remaining when the stop falls on a chunk end', () => {
+    const d = new MessageDecoder(() => false);
+    d.push(bytes('GET / HTTP/1.1\r\n\r\n'));
+    expect(d.remaining().length).toBe(0);
+  });
+});
+
+describe('decoder: malformed input', () => {
+  const cases: [string, string, RegExp][] = [
+    ['a start line without a version', 'GET /\r\n\r\n', /bad request line/],
+    ['a start line with two spaces', 'GET  / HTTP/1.1\r\n\r\n', /whitespace in request target/],
+    ['an unsupported HTTP version', 'GET / HTTP/2.0\r\n\r\n', /unsupported http version/],
+    ['a method that is not a token', 'G(T / HTTP/1.1\r\n\r\n', /bad method/],
+    ['a bad status line', 'HTTP/1.1 2x0 OK\r\n\r\n', /bad status line/],
+    ['a status below 100', 'HTTP/1.1 099 Low\r\n\r\n', /bad status code/],
+    ['a header line without a colon', 'GET / HTTP/1.1\r\ntopic\r\n\r\n', /without colon/],
+    ['a space before the colon', 'GET / HTTP/1.1\r\ntopic : x\r\n\r\n', /bad header name/],
+    ['an empty header name', 'GET / HTTP/1.1\r\n: x\r\n\r\n', /empty header name/],
+    ['obsolete line folding', 'GET / HTTP/1.1\r\ntopic: a\r\n  b\r\n\r\n', /obsolete line folding/],
+    ['a NUL byte in the head', 'GET / HTTP/1.1\r\ntopic: a\0b\r\n\r\n', /NUL byte/],
+    ['a bare CR in a header line', 'GET / HTTP/1.1\r\ntopic: a\rb\r\n\r\n', /bare CR/],
+    ['a negative content-length', 'POST / HTTP/1.1\r\ncontent-length: -1\r\n\r\n', /bad content-length/],
+    ['a non-digit content-length', 'POST / HTTP/1.1\r\ncontent-length: 1e3\r\n\r\n', /bad content-length/],
+    ['an empty content-length', 'POST / HTTP/1.1\r\ncontent-length:\r\n\r\n', /empty content-length/],
+    [
+      'conflicting content-lengths',
+      'POST / HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab',
+      /conflicting/,
+    ],
+    [
+      'both content-length and chunked',
+      'POST / HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n',
+      /both content-length and transfer-encoding/,
+    ],
+    [
+      'an unknown transfer-encoding',
+      'POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n',
+      /unsupported transfer-encoding/,
+    ],
+    [
+      'chunked twice',
+      'POST / HTTP/1.1\r\ntransfer-encoding: chunked, chunked\r\n\r\n',
+      /chunked applied twice/,
+    ],
+    ['a bad chunk size', 'POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n', /bad chunk size/],
+    [
+      'chunk data without CRLF',
+      'POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n1\r\nxy',
+      /not followed by CRLF/,
+    ],
+    ['whitespace in the request target', 'GET /a\tb HTTP/1.1\r\n\r\n', /whitespace in request target/],
+  ];
+  for (const [what, raw, message] of cases) {
+    it(`rejects ${what} with ZBUS_ERR_BAD_MESSAGE (400)`, () => {
+      const err = expectZbusError(() => decodeChunks([bytes(raw)]), 'ZBUS_ERR_BAD_MESSAGE', 400, message);
+      expect(err).toBeInstanceOf(ProtocolError);
+    });
+  }
+
+  it('stays errored and throws the same error on every later push', () => {
+    const d = new MessageDecoder(() => {});
+    const first = expectZbusError(() => d.push(bytes('BAD\r\n\r\n')), 'ZBUS_ERR_BAD_MESSAGE', 400);
+    let again: unknown;
+    try {
+      d.push(bytes('GET / HTTP/1.1\r\n\r\n'));
+    } catch (e) {
+      again = e;
+    }
+    expect(again).toBe(first);
+  });
+
+  it('lets an error thrown by onMessage through unchanged', () => {
+    const boom = new Error('boom');
+    const d = new MessageDecoder(() => {
+      throw boom;
+    });
+    expect(() => d.push(bytes('GET / HTTP/1.1\r\n\r\n'))).toThrow(boom);
+  });
+
+  it('rejects an incomplete message given to decodeMessage', () => {
+    expectZbusError(() => decodeOne('GET / HTTP/1.1\r\n'), 'ZBUS_ERR_BAD_MESSAGE', 400, /incomplete/);
+    expectZbusError(
+      () => decodeOne('POST / HTTP/1.1\r\ncontent-length: 5\r\n\r\nab'),
+      'ZBUS_ERR_BAD_MESSAGE',
+      400,
+      /incomplete/,
+    );
+  });
+
+  it('rejects bytes after the message in decodeMessage but ignores trailing CRLF', () => {
+    expectZbusError(
+      () => decodeOne('GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n'),
+      'ZBUS_ERR_BAD_MESSAGE',
+      400,
+    );
+    expect(decodeOne('GET / HTTP/1.1\r\n\r\n\r\n').url).toBe('/');
+  });
+});
+
+describe('decoder: limits', () => {
+  it('replies 431 when the header block exceeds maxHeaderBytes', () => {
+    const err = expectZbusError(
+      () => decodeChunks([bytes(`GET / HTTP/1.1\r\nx: ${'a'.repeat(200)}\r\n\r\n`)], { maxHeaderBytes: 100 }),
+      'ZBUS_ERR_HEADERS_TOO_LARGE',
+      431,
+      /^header block exceeds 100 bytes \(maxHeaderBytes\)$/,
+    );
+    expect(err).toBeInstanceOf(LimitError);
+  });
+
+  it('replies 431 before the head ends when the bytes so far exceed maxHeaderBytes', () => {
+    const d = new MessageDecoder(() => {}, { maxHeaderBytes: 100 });
+    d.push(bytes('GET / HTTP/1.1\r\n'));
+    expectZbusError(() => d.push(bytes(`x: ${'a'.repeat(100)}`)), 'ZBUS_ERR_HEADERS_TOO_LARGE', 431);
+  });
+
+  it('replies 431 when the header count exceeds maxHeaderCount', () => {
+    const lines = Array.from({ length: 5 }, (_, i) => `h${i}: v`);
+    expect(
+      decodeChunks([bytes(crlf(['GET / HTTP/1.1', ...lines.slice(0, 4), '', '']))], { maxHeaderCount: 4 }),
+    ).toHaveLength(1);
+    expectZbusError(
+      () => decodeChunks([bytes(crlf(['GET / HTTP/1.1', ...lines, '', '']))], { maxHeaderCount: 4 }),
+      'ZBUS_ERR_HEADERS_TOO_LARGE',
+      431,
+      /^header count exceeds 4 \(maxHeaderCount\)$/,
+    );
+  });
+
+  it('replies 413 when content-length exceeds maxBodyBytes, before reading the body', () => {
+    const d = new MessageDecoder(() => {}, { maxBodyBytes: 10 });
+    const err = expectZbusError(
+      () => d.push(bytes('POST / HTTP/1.1\r\ncontent-length: 11\r\n\r\n')),
+      'ZBUS_ERR_BODY_TOO_LARGE',
+      413,
+      /^content-length exceeds 10 bytes \(maxBodyBytes\)$/,
+    );
+    expect(err).toBeInstanceOf(LimitError);
+    expect(d.bufferedBytes).toBe(0);
+  });
+
+  it('replies 413 for a huge content-length without overflowing', () => {
+    expectZbusError(
+      () => decodeOne(`POST / HTTP/1.1\r\ncontent-length: ${'9'.repeat(40)}\r\n\r\n`),
+      'ZBUS_ERR_BODY_TOO_LARGE',
+      413,
+    );
+  });
+
+  it('replies 413 when chunks add up past maxBodyBytes', () => {
+    expectZbusError(
+      () =>
+        decodeOne('POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\n', {
+          maxBodyBytes: 10,
+        }),
+      'ZBUS_ERR_BODY_TOO_LARGE',
+      413,
+      /maxBodyBytes/,
+    );
+  });
+
+  it('replies 414 when the url exceeds maxUrlBytes', () => {
+    expectZbusError(
+      () => decodeOne(`GET /${'a'.repeat(100)} HTTP/1.1\r\n\r\n`, { maxUrlBytes: 100 }),
+      'ZBUS_ERR_URL_TOO_LONG',
+      414,
+      /^url exceeds 100 bytes \(maxUrlBytes\)$/,
+    );
+    expect(decodeOne(`GET /${'a'.repeat(99)} HTTP/1.1\r\n\r\n`, { maxUrlBytes: 100 }).url).toHaveLength(100);
+  });
+
+  it('replies 414 for an unterminated start line longer than maxUrlBytes', () => {
+    const d = new MessageDecoder(() => {}, { maxUrlBytes: 100 });
+    expectZbusError(() => d.push(bytes(`GET /${'a'.repeat(200)}`)), 'ZBUS_ERR_URL_TOO_LONG', 414);
+  });
+
+  it('rejects limits that are not positive integers, naming the option', () => {
+    expectZbusError(
+      () => new MessageDecoder(() => {}, { maxBodyBytes: -1 }),
+      'ZBUS_ERR_INVALID_ARGUMENT',
+      400,
+      /maxBodyBytes/,
+    );
+  });
+});

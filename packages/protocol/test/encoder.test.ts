@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { decodeMessage, encodeHead, encodeMessage, keepAlive, Message } from '../src/index.js';
+import { bytes, expectZbusError, text } from './helpers.js';
+
+describe('encoder', () => {
+  it('writes a request with content-length and connection: Keep-Alive', () => {
+    const m = new Message({
+      method: 'POST',
+      url: '/MyTopic',
+      headers: { cmd: 'produce', topic: 'MyTopic' },
+      body: 'hello',
+    });
+    expect(text(encodeMessage(m))).toBe(
+      'POST /MyTopic HTTP/1.1\r\ncmd: produce\r\ntopic: MyTopic\r\nconnection: Keep-Alive\r\ncontent-length: 5\r\n\r\nhello',
+    );
+  });
+
+  it('writes a response with its reason phrase', () => {
+    const m = new Message({ status: 404, headers: { id: '1' } });
+    expect(encodeHead(m)).toBe(
+      'HTTP/1.1 404 Not Found\r\nid: 1\r\nconnection: Keep-Alive\r\ncontent-length: 0\r\n\r\n',
+    );
+    expect(encodeHead(new Message({ status: 600 }))).toMatch(/^HTTP\/1\.1 600 Error\r\n/);
+    expect(encodeHead(new Message({ status: 299 }))).toMatch(/^HTTP\/1\.1 299 Unknown\r\n/);
+  });
+
+  it('keeps a connection header the message already has', () => {
+    const head = encodeHead(new Message({ status: 200, headers: { connection: 'close' } }));
+    expect(head).toContain('connection: close\r\n');
+    expect(head).not.toContain('Keep-Alive');
+  });
+
+  it('writes an absent body as content-length: 0', () => {
+    expect(encodeHead(new Message())).toBe(
+      'GET / HTTP/1.1\r\nconnection: Keep-Alive\r\ncontent-length: 0\r\n\r\n',
+    );
+  });
+
+  it('ignores a stale content-length or transfer-encoding header and writes the real length', () => {
+    const m = new Message({
+      headers: { 'content-length': '99', 'transfer-encoding': 'chunked' },
+      body: 'abc',
+    });
+    const head = encodeHead(m);
+    expect(head).toContain('content-length: 3\r\n');
+    expect(head).not.toContain('99');
+    expect(head).not.toContain('chunked');
+  });
+
+  it('writes the encoding header as the content-type charset, as sent, and drops encoding', () => {
+    const m = new Message({ headers: { 'content-type': 'text/html', encoding: 'GBK' } });
+    const head = encodeHead(m);
+    expect(head).toContain('content-type: text/html; charset=GBK\r\n');
+    expect(head).not.toContain('encoding:');
+    expect(encodeHead(new Message({ headers: { encoding: 'utf-8' } }))).toContain(
+      'content-type: text/plain; charset=utf-8',
+    );
+  });
+
+  it('round-trips the charset through decode', () => {
+    const m = decodeMessage(
+      encodeMessage(new Message({ headers: { 'content-type': 'text/plain', encoding: 'latin1' } })),
+    );
+    expect([m.contentType, m.encoding]).toEqual(['text/plain', 'latin1']);
+  });
+
+  it('writes UTF-8 header values and bodies', () => {
+    const m = new Message({ headers: { tag: '价格' }, body: 'héllo' });
+    const out = encodeMessage(m);
+    const back = decodeMessage(out);
+    expect(back.tag).toBe('价格');
+    expect(back.bodyText()).toBe('héllo');
+    expect(text(out)).toContain('content-length: 6\r\n');
+  });
+
+  it('cannot be made to inject headers: CR, LF and NUL in values become spaces', () => {
+    const m = new Message({ headers: { topic: 'a\r\ncmd: remove', tag: 'x\0y' } });
+    const back = decodeMessage(encodeMessage(m));
+    expect(back.topic).toBe('a  cmd: remove');
+    expect(back.tag).toBe('x y');
+    expect(back.cmd).toBeUndefined();
+  });
+
+  it('leaves out headers whose names are not HTTP tokens', () => {
+    const m = new Message();
+    m.headers['bad name'] = 'x';
+    m.headers['a\r\nb'] = 'y';
+    m.headers.ok = 'z';
+    expect(encodeHead(m)).toBe(
+      'GET / HTTP/1.1\r\nok: z\r\nconnection: Keep-Alive\r\ncontent-length: 0\r\n\r\n',
+    );
+  });
+
+  it('percent-encodes spaces and controls in the url', () => {
+    expect(encodeHead(new Message({ url: '/a b\r\n' }))).toMatch(/^GET \/a%20b%0D%0A HTTP\/1\.1\r\n/);
+    expect(encodeHead(new Message({ url: '' }))).toMatch(/^GET \/ HTTP\/1\.1\r\n/);
+  });
+
+  it('rejects a method that is not a token and a status outside 100..999', () => {
+    expectZbusError(
+      () => encodeHead(new Message({ method: 'GE T' })),
+      'ZBUS_ERR_INVALID_ARGUMENT',
+      400,
+      /method/,
+    );
+    expectZbusError(
+      () => encodeHead(new Message({ status: 1000 })),
+      'ZBUS_ERR_INVALID_ARGUMENT',
+      400,
+      /status/,
+    );
+  });
+
+  it('writes the HTTP version of a decoded 1.0 message', () => {
+    const m = decodeMessage(bytes('GET / HTTP/1.0\r\n\r\n'));
+    expect(encodeHead(m)).toMatch(/^GET \/ HTTP\/1\.0\r\n/);
+  });
+
+  it('gives each encoded message its own bytes even when pooled', () => {
+    const a = encodeMessage(new Message({ body: 'a' }));
+    const b = encodeMessage(new Message({ body: 'b' }));
+    expect(text(a).endsWith('a')).toBe(true);
+    expect(text(b).endsWith('b')).toBe(true);
+    const big = encodeMessage(new Message({ body: 'x'.repeat(100_000) }));
+    expect(big.length).toBeGreaterThan(100_000);
+  });
+
+  it('encodes head and body in one buffer', () => {
+    const m = new Message({ body: new Uint8Array([0, 1, 2, 255]) });
+    const out = encodeMessage(m);
+    expect(Array.from(out.subarray(out.length - 4))).toEqual([0, 1, 2, 255]);
+  });
+});
+
+describe('keepAlive', () => {
+  const on = (v: '1.1' | '1.0', connection?: string): boolean => {
+    const m = new Message(connection === undefined ? {} : { headers: { connection } });
+    m.httpVersion = v;
+    return keepAlive(m);
+  };
+  it('keeps HTTP/1.1 connections open unless connection: close', () => {
+    expect(on('1.1')).toBe(true);
+    expect(on('1.1', 'Keep-Alive')).toBe(true);
+    expect(on('1.1', 'close')).toBe(false);
+    expect(on('1.1', 'Upgrade, Close')).toBe(false);
+  });
+  it('keeps HTTP/1.0 connections open only with connection: keep-alive', () => {
+    expect(on('1.0')).toBe(false);
+    expect(on('1.0', 'Keep-Alive')).toBe(true);
+    expect(on('1.0', 'close')).toBe(false);
+  });
+});
