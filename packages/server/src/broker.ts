@@ -49,6 +49,8 @@ export interface Broker {
 }
 
 const CHANGE_DEBOUNCE_MS = 100;
+/** At shutdown, connections must be silent this long before they are closed. */
+const SHUTDOWN_QUIET_MS = 50;
 
 /** The address 0.11 clients should connect to (decisions.md §1 "Announced address"). */
 function announceAddress(o: ResolvedBrokerOptions, port: number): string {
@@ -87,7 +89,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
   #closing = false;
   #ready = false;
   #inflight = 0;
-  #idle: (() => void) | undefined;
+  #lastRequestAt = 0;
   #changeTimer: NodeJS.Timeout | undefined;
 
   constructor(options: BrokerOptions) {
@@ -166,6 +168,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
 
   handle(session: Session, msg: Message): void {
     this.metrics.requestsTotal++;
+    if (this.#closing) this.#lastRequestAt = Date.now();
     if (msg.status !== undefined) return; // a response is never a command
     const clientId = msg.headers.id;
     if (clientId !== undefined) session.acceptsPushes = true;
@@ -259,7 +262,6 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
       session.inflight--;
       this.#inflight--;
       session.wire.requestDone();
-      if (this.#inflight === 0 && this.#idle) this.#idle();
     });
   }
 
@@ -285,18 +287,19 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     if (this.#closing) return;
     this.#closing = true;
     this.#ready = false;
+    this.#lastRequestAt = Date.now();
     const listener = this.#listener;
     const closed = listener
       ? new Promise<void>((resolve) => listener.server.close(() => resolve()))
       : Promise.resolve();
-    if (this.#inflight > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.options.shutdownTimeoutMs);
-        this.#idle = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
+    // Requests already on the wire still get an answer (503 for new work): wait until nothing is in flight
+    // and the connections have been quiet for a moment, bounded by shutdownTimeoutMs.
+    const deadline = Date.now() + this.options.shutdownTimeoutMs;
+    while (
+      Date.now() < deadline &&
+      (this.#inflight > 0 || Date.now() - this.#lastRequestAt < SHUTDOWN_QUIET_MS)
+    ) {
+      await new Promise((r) => setTimeout(r, 10));
     }
     if (this.#changeTimer) clearTimeout(this.#changeTimer);
     this.dispatcher.close();
