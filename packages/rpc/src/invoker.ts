@@ -82,9 +82,11 @@ export class RpcInvoker {
    * with a raw message (HTML, a file, custom headers). Non-200 replies reject as `invoke` does.
    */
   async invokeRaw(call: RpcCall): Promise<Message> {
-    const req = this.request(call);
     const timeout = call.timeout ?? this.options.timeout;
     checkTimeout(timeout, 'timeout');
+    const req = this.request(call);
+    // The broker forgets the call after this long too, and counts a reply that comes later.
+    req.set('timeout', timeout);
     const reply = await this.#invoker.invoke(req, { timeout });
     if (reply.status === 200 || reply.status === undefined) return reply;
     throw rpcErrorFromReply(reply, `${call.module ?? this.options.module}:${call.method}`);

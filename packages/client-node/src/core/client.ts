@@ -644,11 +644,17 @@ export class MqClient {
     return restoreDelivery(reply);
   }
 
-  /** Stops this connection's pending consumes on a group. */
+  /**
+   * Stops this connection's pending consumes on a group. The broker does not answer a successful
+   * `unconsume` (0.9.3+), so a `query` of the group follows it as a barrier: once it is answered, the
+   * unconsume was handled and every delivery sent before it has arrived. A missing group rejects with 404.
+   */
   async unconsume(topic: string, group?: string, options: RequestOptions = {}): Promise<void> {
     const msg = new Message({ headers: { cmd: Cmd.Unconsume, topic } });
     if (group !== undefined) msg.set('consume_group', group);
-    expectOk(await this.invoke(msg, options));
+    this.send(msg);
+    const barrier = new Message({ headers: { cmd: Cmd.Query, topic, consume_group: group ?? topic } });
+    expectOk(await this.invoke(barrier, options));
   }
 
   /** Acknowledges the message at `offset` in an ack-required group. */

@@ -1,0 +1,175 @@
+// Every MqClient command against the real broker (packages/testkit starts apps/broker on a loopback port).
+import { type RunningBroker, startBroker } from '@zbus/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Mask, Message, MqClient, ZbusError } from '../../src/index.js';
+
+let broker: RunningBroker;
+let client: MqClient;
+
+beforeAll(async () => {
+  broker = await startBroker();
+  client = new MqClient(broker.address, { timeout: 5_000 });
+  await client.connect();
+});
+
+afterAll(async () => {
+  await client?.close();
+  await broker?.stop();
+});
+
+describe('MqClient against the broker', () => {
+  it('declare creates a topic (TopicInfo) and a group (ConsumeGroupInfo)', async () => {
+    const topic = await client.declareTopic('mc-declare');
+    expect(topic).toMatchObject({ topicName: 'mc-declare', mask: 0 });
+    expect(typeof topic.serverVersion).toBe('string');
+    const group = await client.declareGroup('mc-declare', {
+      name: 'g1',
+      filter: 'a.#',
+      mask: Mask.AckRequired,
+    });
+    expect(group).toMatchObject({ topicName: 'mc-declare', groupName: 'g1', filter: 'a.#' });
+    expect(group.mask & Mask.AckRequired).toBe(Mask.AckRequired);
+    const auto = (await client.declare('mc-declare', { group: { nameAuto: true } })) as { groupName: string };
+    expect(auto.groupName).toMatch(/^mc-declare/i);
+    expect(auto.groupName).not.toBe('g1');
+  });
+
+  it('produce resolves with offset, durability and server time', async () => {
+    await client.declareTopic('mc-produce');
+    const before = Date.now();
+    const r1 = await client.produce({ topic: 'mc-produce', body: 'hello' });
+    const r2 = await client.produce({ topic: 'mc-produce', body: { n: 2 }, tag: 'a.b', id: 'my-id-2' });
+    expect(r1).toMatchObject({ topic: 'mc-produce', durability: 'fsync' });
+    expect(r1!.offset).toBeTypeOf('number');
+    expect(r2!.offset).toBe(r1!.offset! + 1);
+    expect(r2!.id).toBe('my-id-2');
+    expect(r1!.serverTime).toBeGreaterThanOrEqual(before - 1_000);
+  });
+
+  it('produce to a missing topic rejects with ZBUS_ERR_NOT_FOUND', async () => {
+    const err = await client.produce({ topic: 'mc-missing-topic', body: 'x' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ZbusError);
+    expect(err).toMatchObject({ code: 'ZBUS_ERR_NOT_FOUND', status: 404 });
+  });
+
+  it('consume returns the next message restored (id, url, method), or undefined on timeout', async () => {
+    await client.declare('mc-consume', { group: 'g' });
+    const m = new Message({ method: 'POST', url: '/orders/42?x=1' });
+    m.set('topic', 'mc-consume');
+    m.set('x-custom', 'yes');
+    m.setBody('payload ✓');
+    const r = await client.produce(m);
+    const got = await client.consume('mc-consume', { group: 'g', timeout: 2_000 });
+    expect(got).toBeDefined();
+    expect(got!.id).toBe(r!.id);
+    expect(got!.url).toBe('/orders/42?x=1');
+    expect(got!.method).toBe('POST');
+    expect(got!.status).toBeUndefined();
+    expect(got!.bodyText()).toBe('payload ✓');
+    expect(got!.get('x-custom')).toBe('yes');
+    expect(got!.offset).toBe(r!.offset);
+    expect(got!.consumeGroup).toBe('g');
+    expect(await client.consume('mc-consume', { group: 'g', timeout: 200 })).toBeUndefined();
+  });
+
+  it('consume by offset reads one stored message', async () => {
+    await client.declareTopic('mc-offset');
+    const a = await client.produce({ topic: 'mc-offset', body: 'a' });
+    await client.produce({ topic: 'mc-offset', body: 'b' });
+    const got = await client.consume('mc-offset', { offset: a!.offset! });
+    expect(got!.bodyText()).toBe('a');
+    await expect(client.consume('mc-offset', { offset: 999_999 })).rejects.toMatchObject({
+      code: 'ZBUS_ERR_NOT_FOUND',
+    });
+  });
+
+  it('consume of a missing group rejects with ZBUS_ERR_NOT_FOUND', async () => {
+    await client.declareTopic('mc-nogroup');
+    await expect(client.consume('mc-nogroup', { group: 'nope', timeout: 500 })).rejects.toMatchObject({
+      code: 'ZBUS_ERR_NOT_FOUND',
+    });
+  });
+
+  it('unconsume releases a waiting consume; 404 for a missing group', async () => {
+    await client.declare('mc-unconsume', { group: 'g' });
+    await client.unconsume('mc-unconsume', 'g');
+    await expect(client.unconsume('mc-unconsume', 'missing')).rejects.toMatchObject({
+      code: 'ZBUS_ERR_NOT_FOUND',
+    });
+  });
+
+  it('ack, nack (with delay) and touch work on an ack-required group', async () => {
+    await client.declare('mc-ack', { group: { name: 'g', mask: Mask.AckRequired, ackTimeout: 60_000 } });
+    await client.produce({ topic: 'mc-ack', body: 'one' });
+    const first = await client.consume('mc-ack', { group: 'g', timeout: 2_000 });
+    expect(first!.retry).toBeUndefined();
+    await client.touch('mc-ack', 'g', first!.offset!);
+    await client.nack('mc-ack', 'g', first!.offset!, { delay: 50 });
+    const again = await client.consume('mc-ack', { group: 'g', timeout: 3_000 });
+    expect(again!.bodyText()).toBe('one');
+    expect(again!.retry).toBe(1);
+    await client.ack('mc-ack', 'g', again!.offset!);
+    expect(await client.consume('mc-ack', { group: 'g', timeout: 300 })).toBeUndefined();
+    const info = await client.queryGroup('mc-ack', 'g');
+    expect(info.messageCount).toBe(0);
+  });
+
+  it('query answers ServerInfo, TopicInfo and ConsumeGroupInfo', async () => {
+    await client.declare('mc-query', { group: 'g' });
+    await client.produce({ topic: 'mc-query', body: '1' });
+    const server = await client.queryServer();
+    expect(server.topicTable['mc-query']).toBeDefined();
+    const topic = await client.queryTopic('mc-query');
+    expect(topic).toMatchObject({ topicName: 'mc-query', messageDepth: 1 });
+    expect(topic.consumeGroupList.map((g) => g.groupName)).toContain('g');
+    const group = await client.queryGroup('mc-query', 'g');
+    expect(group).toMatchObject({ topicName: 'mc-query', groupName: 'g' });
+    await expect(client.queryTopic('mc-query-none')).rejects.toMatchObject({ code: 'ZBUS_ERR_NOT_FOUND' });
+  });
+
+  it('server and tracker describe the broker', async () => {
+    const server = await client.server();
+    expect(server.serverAddress.address).toBe(broker.address);
+    const tracker = await client.tracker();
+    expect(tracker.serverTable).toBeTypeOf('object');
+  });
+
+  it('empty removes messages; remove deletes a group, then the topic', async () => {
+    await client.declare('mc-remove', { group: 'g' });
+    await client.produce({ topic: 'mc-remove', body: '1' });
+    await client.empty('mc-remove');
+    expect(await client.consume('mc-remove', { group: 'g', timeout: 200 })).toBeUndefined();
+    await client.remove('mc-remove', 'g');
+    await expect(client.queryGroup('mc-remove', 'g')).rejects.toMatchObject({ code: 'ZBUS_ERR_NOT_FOUND' });
+    await client.remove('mc-remove');
+    await expect(client.queryTopic('mc-remove')).rejects.toMatchObject({ code: 'ZBUS_ERR_NOT_FOUND' });
+  });
+
+  it('heartbeat is sent without a reply and the connection stays usable', async () => {
+    client.heartbeat();
+    await expect(client.server()).resolves.toBeDefined();
+  });
+
+  it('route delivers a message to another session as a response', async () => {
+    const other = new MqClient(broker.address);
+    await other.connect();
+    try {
+      // the broker stamps `sender` on what a session sends: learn other's session id from a delivery
+      await client.declare('mc-route', { group: 'g' });
+      await other.produce({ topic: 'mc-route', body: 'who am i' });
+      const delivered = await client.consume('mc-route', { group: 'g', timeout: 2_000 });
+      const session = delivered!.sender!;
+      expect(session).toBeTruthy();
+      const pushed = new Promise<Message>((resolve) => other.on('message', resolve));
+      const reply = new Message({ status: 201, headers: { id: 'routed-1', 'x-k': 'v' }, body: 'hi' });
+      client.route(reply, session);
+      const got = await pushed;
+      expect(got.status).toBe(201);
+      expect(got.id).toBe('routed-1');
+      expect(got.bodyText()).toBe('hi');
+      expect(got.get('x-k')).toBe('v');
+    } finally {
+      await other.close();
+    }
+  });
+});

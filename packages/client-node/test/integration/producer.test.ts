@@ -1,0 +1,112 @@
+// Producer against the real broker: pipelining on one connection, batches, fire-and-forget, body codecs.
+
+import { msgpackCodec } from '@zbus/rpc';
+import { type RunningBroker, startBroker } from '@zbus/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Broker, Message, MqClient, Producer } from '../../src/index.js';
+
+let server: RunningBroker;
+let broker: Broker;
+let reader: MqClient;
+
+beforeAll(async () => {
+  server = await startBroker();
+  broker = new Broker(server.address);
+  reader = new MqClient(server.address);
+  await reader.connect();
+});
+
+afterAll(async () => {
+  await reader?.close();
+  await broker?.close();
+  await server?.stop();
+});
+
+describe('Producer', () => {
+  it('pipelines many concurrent publishes on one connection, each acked with its own offset', async () => {
+    await reader.declareTopic('p-many');
+    const producer = new Producer(broker);
+    const n = 2_000;
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) => producer.publish({ topic: 'p-many', body: `m${i}` })),
+    );
+    const offsets = results.map((r) => r.offset!);
+    expect(new Set(offsets).size).toBe(n);
+    expect(Math.max(...offsets) - Math.min(...offsets)).toBe(n - 1);
+    expect(results.every((r) => r.durability === 'fsync')).toBe(true);
+    // one connection carried them all
+    expect(producer.client()).toBe(broker.client());
+    const info = await reader.queryTopic('p-many');
+    expect(info.messageDepth).toBe(n);
+  });
+
+  it('bounds the publishes in flight with maxInFlight', async () => {
+    await reader.declareTopic('p-bounded');
+    const producer = new Producer(broker, { maxInFlight: 8 });
+    let peak = 0;
+    const all = Array.from({ length: 100 }, async (_, i) => {
+      const p = producer.publish({ topic: 'p-bounded', body: String(i) });
+      peak = Math.max(peak, producer.inFlight);
+      return p;
+    });
+    await Promise.all(all);
+    expect(peak).toBeLessThanOrEqual(8);
+    await producer.flush();
+    expect(producer.inFlight).toBe(0);
+  });
+
+  it('publishBatch resolves with the acks in order', async () => {
+    await reader.declareTopic('p-batch');
+    const producer = new Producer(broker);
+    const acks = await producer.publishBatch([
+      { topic: 'p-batch', body: 'a' },
+      { topic: 'p-batch', body: 'b' },
+      { topic: 'p-batch', body: 'c' },
+    ]);
+    expect(acks.map((a) => a.offset)).toEqual([acks[0]!.offset, acks[0]!.offset! + 1, acks[0]!.offset! + 2]);
+  });
+
+  it('fire-and-forget publishes get no reply and are stored', async () => {
+    await reader.declare('p-ff', { group: 'g' });
+    const producer = new Producer(broker);
+    const r = await producer.publish({ topic: 'p-ff', body: 'ff' }, { ack: false });
+    expect(r).toBeUndefined();
+    const got = await reader.consume('p-ff', { group: 'g', timeout: 2_000 });
+    expect(got!.bodyText()).toBe('ff');
+  });
+
+  it('sends string, bytes, JSON and msgpack bodies with their content types', async () => {
+    await reader.declare('p-bodies', { group: 'g' });
+    const producer = new Producer(broker);
+    const bytes = new Uint8Array([0, 1, 2, 253, 254, 255, 13, 10]);
+    await producer.publish({ topic: 'p-bodies', body: 'text ✓ 中文' });
+    await producer.publish({ topic: 'p-bodies', body: bytes, contentType: 'application/octet-stream' });
+    await producer.publish({ topic: 'p-bodies', body: { a: [1, 'ü'] } });
+    await producer.publish({ topic: 'p-bodies', body: { a: [1, 'ü'], b: bytes }, codec: 'msgpack' });
+    const take = async () => (await reader.consume('p-bodies', { group: 'g', timeout: 2_000 }))!;
+    const t = await take();
+    expect(t.contentType).toMatch(/^text\/plain/);
+    expect(t.bodyText()).toBe('text ✓ 中文');
+    const b = await take();
+    expect(b.contentType).toBe('application/octet-stream');
+    expect(new Uint8Array(b.body)).toEqual(bytes);
+    const j = await take();
+    expect(j.contentType).toBe('application/json');
+    expect(j.json()).toEqual({ a: [1, 'ü'] });
+    const m = await take();
+    expect(m.contentType).toBe('application/x-msgpack');
+    const decoded = msgpackCodec.decode(m.body) as { a: unknown[]; b: Uint8Array };
+    expect(decoded.a).toEqual([1, 'ü']);
+    expect(new Uint8Array(decoded.b)).toEqual(bytes);
+  });
+
+  it('publishes a Message as is, keeping its headers', async () => {
+    await reader.declare('p-msg', { group: 'g' });
+    const producer = new Producer(broker);
+    const m = new Message({ headers: { topic: 'p-msg', tag: 'x.y', 'x-trace': 't1' }, body: 'raw' });
+    await producer.publish(m);
+    const got = await reader.consume('p-msg', { group: 'g', timeout: 2_000 });
+    expect(got!.tag).toBe('x.y');
+    expect(got!.get('x-trace')).toBe('t1');
+  });
+});
