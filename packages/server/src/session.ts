@@ -87,6 +87,11 @@ export class Session {
     return !this.closed && this.wire.writable;
   }
 
+  /** Plain-HTTP requests whose replies have not left yet. */
+  get pendingOrdered(): number {
+    return this.#ordered.length;
+  }
+
   ticket(id: string, ordered: boolean, closeAfter: boolean): ReplyTicket {
     const t = new ReplyTicket(this, id, ordered, closeAfter);
     if (ordered) this.#ordered.push(t);

@@ -18,6 +18,15 @@ function isWebSocketUpgrade(msg: Message): boolean {
   return upgrade !== undefined && upgrade.toLowerCase() === 'websocket' && msg.status === undefined;
 }
 
+/** The head of a request that waits for `100 Continue` before sending its body (RFC 9110 §10.1.1). */
+const EXPECT_CONTINUE = /\r\nexpect:[ \t]*100-continue[ \t]*\r\n/i;
+
+/** True when the chunk ends with a blank line, i.e. a head ends exactly at the chunk's end. */
+function endsHead(chunk: Uint8Array): boolean {
+  const n = chunk.length;
+  return n >= 4 && chunk[n - 1] === 10 && chunk[n - 2] === 13 && chunk[n - 3] === 10;
+}
+
 export class TcpConnection implements SessionWire {
   readonly session: Session;
   readonly #socket: Socket;
@@ -61,6 +70,7 @@ export class TcpConnection implements SessionWire {
   #onData(chunk: Uint8Array): void {
     if (this.#upgraded || this.#closing) return;
     this.session.lastActive = Date.now();
+    if (endsHead(chunk)) this.#maybeContinue(chunk);
     try {
       this.#decoder.push(chunk);
     } catch (err) {
@@ -81,6 +91,20 @@ export class TcpConnection implements SessionWire {
     this.#host.handle(this.session, msg);
     this.#applyBackpressure();
     return !this.#closing;
+  }
+
+  /**
+   * `Expect: 100-continue` (curl sends it before bodies over 1 MB, then waits a second for the interim reply):
+   * when a chunk ends with a head that asks for it, say "100 Continue" before the body comes. Only when no
+   * earlier reply is still pending, so the interim reply cannot overtake one. The decoder is not involved: it
+   * sees the same bytes afterwards, and a body limit still answers 413 once the head is decoded.
+   */
+  #maybeContinue(chunk: Uint8Array): void {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    if (buf.indexOf('100-continue') < 0 && buf.indexOf('100-Continue') < 0) return;
+    if (!EXPECT_CONTINUE.test(buf.toString('latin1'))) return;
+    if (this.session.pendingOrdered > 0) return;
+    this.#socket.write('HTTP/1.1 100 Continue\r\n\r\n');
   }
 
   /** Malformed bytes or a limit: answer once with the status, then close (the stream is out of sync). */
