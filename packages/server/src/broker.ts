@@ -16,7 +16,7 @@ import {
 import pino, { type Logger } from 'pino';
 import { Auth } from './auth/auth.js';
 import type { BrokerState, CommandContext } from './commands/context.js';
-import { isRpcTopic } from './commands/produce.js';
+import { hasRpcMask } from './commands/produce.js';
 import { COMMAND_HANDLERS } from './commands/registry.js';
 import { publishTrackerInfo } from './commands/tracker.js';
 import { errorParts, errorReply } from './errors.js';
@@ -246,7 +246,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
   #rpcByUrl(msg: Message, cmd: string, form: string): void {
     if (form === 'header' || msg.body.length > 0) return;
     const topic = msg.topic === undefined ? undefined : this.store.topic(msg.topic);
-    if (cmd !== 'rpc' && (!topic || !isRpcTopic(topic))) return;
+    if (cmd !== 'rpc' && (!topic || !hasRpcMask(topic))) return;
     const req = rpcRequestFromUrl(msg);
     if (!req) return;
     msg.setBody(req);

@@ -16,6 +16,14 @@ export function isRpcTopic(topic: Topic): boolean {
   return (topic.mask & (Mask.Rpc | Mask.Proxy)) !== 0;
 }
 
+/**
+ * Only RPC-mask topics turn a bodiless URL into an RPC body (§4.2); a PROXY topic keeps the raw request, which
+ * the proxy forwards as it came.
+ */
+export function hasRpcMask(topic: Topic): boolean {
+  return (topic.mask & Mask.Rpc) !== 0;
+}
+
 export function produce(ctx: CommandContext): void | Promise<void> {
   const { msg, state, session, ticket } = ctx;
   const ack = msg.ack;
