@@ -22,6 +22,7 @@ import { publishTrackerInfo } from './commands/tracker.js';
 import { errorParts, errorReply } from './errors.js';
 import { pathOf, RESERVED_PATHS, serveEndpoint } from './http/endpoints.js';
 import { MONITOR_COMMANDS, serveMonitor } from './http/monitor.js';
+import { serverInfo } from './info.js';
 import { Metrics } from './metrics/metrics.js';
 import { decodeStored } from './mq/delivery.js';
 import { Dispatcher } from './mq/dispatcher.js';
@@ -30,6 +31,7 @@ import { RpcCalls } from './rpc/calls.js';
 import type { ReplyTicket, Session } from './session.js';
 import { openStore } from './store/store.js';
 import type { DeadLetterInfo, Store } from './store/types.js';
+import { TrackerReporter } from './tracker/reporter.js';
 import { TrackerState } from './tracker/tracker.js';
 import type { ConnectionHost } from './transport/host.js';
 import { createListener, type Listener } from './transport/listener.js';
@@ -79,7 +81,8 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
   readonly metrics = new Metrics();
   readonly rpc = new RpcCalls();
   readonly sessions = new Map<string, Session>();
-  readonly tracker = new TrackerState();
+  readonly tracker: TrackerState;
+  #reporter: TrackerReporter | undefined;
   readonly auth: Auth | undefined;
   readonly dispatcher: Dispatcher;
   announced = '';
@@ -97,6 +100,12 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     this.log = pino({ level: this.options.logLevel, base: { name: 'zbus' } }, pino.destination(2));
     this.auth = this.options.auth ? new Auth(this.options.auth) : undefined;
     this.dispatcher = new Dispatcher(this.metrics, { consumersChanged: () => this.changed() });
+    this.tracker = new TrackerState(
+      this.log,
+      this.options.trackerDeadlineMs,
+      () => this.#publishSoon(),
+      () => this.announced,
+    );
   }
 
   get store(): Store {
@@ -131,6 +140,15 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     server.on('error', (err) => this.log.error({ err }, 'listener error'));
     const addr = this.address()!;
     this.announced = announceAddress(o, addr.port);
+    if (o.trackers.length > 0) {
+      this.#reporter = new TrackerReporter(
+        o.trackers,
+        () => serverInfo(this, o.trackerToken),
+        this.log,
+        o.trackerReportIntervalMs,
+        o.trackerToken,
+      );
+    }
     this.#ready = true;
     return addr;
   }
@@ -273,8 +291,14 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     ticket.send(errorReply(err, topic));
   }
 
-  /** Topics, groups or consumers changed: tell `track_sub` sessions, at most every 100 ms. */
+  /** Topics, groups or consumers changed: tell the trackers and the `track_sub` sessions. */
   changed(): void {
+    this.#reporter?.changed();
+    this.#publishSoon();
+  }
+
+  /** Pushes TrackerInfo to `track_sub` sessions at most every 100 ms. */
+  #publishSoon(): void {
     if (this.#changeTimer || this.tracker.subscribers.size === 0) return;
     this.#changeTimer = setTimeout(() => {
       this.#changeTimer = undefined;
@@ -302,6 +326,8 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
       await new Promise((r) => setTimeout(r, 10));
     }
     if (this.#changeTimer) clearTimeout(this.#changeTimer);
+    this.#reporter?.close();
+    this.tracker.close();
     this.dispatcher.close();
     this.rpc.close();
     for (const c of listener?.connections ?? []) c.close();

@@ -73,6 +73,12 @@ export interface BrokerOptions {
   tls?: TlsOptions;
   /** Trackers to report to (`h1:p;h2:p`). */
   trackers?: string[];
+  /** Periodic `track_pub` to the trackers. @default 30000 */
+  trackerReportIntervalMs?: number;
+  /** A tracked server silent for this long is dropped from the tracker's table. @default 90000 */
+  trackerDeadlineMs?: number;
+  /** Token sent with `track_pub` to the trackers (when they run with auth). */
+  trackerToken?: string;
   /** Directory of the monitor's built assets, served at `/`. */
   monitorDir?: string;
   /** pino level. @default 'warn' */
@@ -80,8 +86,8 @@ export interface BrokerOptions {
 }
 
 export type ResolvedBrokerOptions = Readonly<
-  Required<Omit<BrokerOptions, 'announce' | 'auth' | 'tls' | 'monitorDir'>> &
-    Pick<BrokerOptions, 'announce' | 'auth' | 'tls' | 'monitorDir'>
+  Required<Omit<BrokerOptions, 'announce' | 'auth' | 'tls' | 'monitorDir' | 'trackerToken'>> &
+    Pick<BrokerOptions, 'announce' | 'auth' | 'tls' | 'monitorDir' | 'trackerToken'>
 >;
 
 export const DEFAULTS = {
@@ -106,8 +112,10 @@ export const DEFAULTS = {
   maxConsumeWindow: 1000,
   shutdownTimeoutMs: 5000,
   trackers: [] as string[],
+  trackerReportIntervalMs: 30_000,
+  trackerDeadlineMs: 90_000,
   logLevel: 'warn',
-} satisfies Omit<ResolvedBrokerOptions, 'announce' | 'auth' | 'tls' | 'monitorDir'>;
+} satisfies Omit<ResolvedBrokerOptions, 'announce' | 'auth' | 'tls' | 'monitorDir' | 'trackerToken'>;
 
 const NON_NEGATIVE_INTEGERS = [
   'port',
@@ -127,6 +135,8 @@ const NON_NEGATIVE_INTEGERS = [
   'dedupeWindowMs',
   'maxConsumeWindow',
   'shutdownTimeoutMs',
+  'trackerReportIntervalMs',
+  'trackerDeadlineMs',
 ] as const;
 
 function invalid(message: string): never {

@@ -41,22 +41,11 @@ export function trackPub(ctx: CommandContext): void {
     throw new ZbusError('ZBUS_ERR_BAD_REQUEST', 'Bad Format, track_pub json required');
   }
   const key = serverKey(info.serverAddress);
-  if (event.live === false) {
-    state.tracker.servers.delete(key);
-  } else {
-    const known = state.tracker.servers.get(key);
-    if (!known || (info.infoVersion ?? 0) >= (known.infoVersion ?? 0)) state.tracker.servers.set(key, info);
-    if (!state.tracker.reporters.has(session)) {
-      state.tracker.reporters.set(session, key);
-      // A tracked server whose connection drops leaves the table.
-      session.onClose((s) => {
-        const k = state.tracker.reporters.get(s);
-        state.tracker.reporters.delete(s);
-        if (k !== undefined && state.tracker.servers.delete(k)) publishTrackerInfo(state);
-      });
-    }
+  if (event.live === false) state.tracker.remove(key, 'server said goodbye');
+  else {
+    state.tracker.report(key, info, session);
+    publishTrackerInfo(state);
   }
-  publishTrackerInfo(state);
   if (msg.ack) ctx.ticket.send(okText(nowText()));
   else ctx.ticket.none();
 }

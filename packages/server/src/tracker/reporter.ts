@@ -1,0 +1,73 @@
+// Reports this broker to its upstream trackers (`--tracker h1:p;h2:p`): a `track_pub` ServerEvent on
+// connect, after every change (debounced) and every reportIntervalMs; lost trackers are reconnected.
+import { Message } from '@zbus/protocol';
+import type { Logger } from 'pino';
+import type { ServerInfo } from '../info.js';
+import { Link } from './link.js';
+
+const REPORT_DEBOUNCE_MS = 100;
+
+export class TrackerReporter {
+  readonly #links: Link[];
+  #interval: NodeJS.Timeout | undefined;
+  #debounce: NodeJS.Timeout | undefined;
+
+  constructor(
+    trackers: readonly string[],
+    readonly info: () => ServerInfo,
+    readonly log: Logger,
+    intervalMs: number,
+    readonly token: string | undefined,
+  ) {
+    this.#links = trackers.map(
+      (address) =>
+        new Link({
+          address,
+          log,
+          reconnect: true,
+          onConnect: (l) => {
+            log.info({ tracker: address }, 'connected to tracker');
+            l.send(this.#event(true));
+          },
+          onClose: () => log.warn({ tracker: address }, 'tracker connection lost; reconnecting'),
+        }),
+    );
+    if (this.#links.length > 0 && intervalMs > 0) {
+      this.#interval = setInterval(() => this.reportNow(), intervalMs);
+      this.#interval.unref();
+    }
+  }
+
+  #event(live: boolean): Message {
+    const m = new Message({ headers: { cmd: 'track_pub', ack: 'false' } });
+    if (this.token !== undefined) m.set('token', this.token);
+    m.setBody({ serverInfo: this.info(), certificate: null, live });
+    return m;
+  }
+
+  reportNow(): void {
+    const m = this.#event(true);
+    for (const l of this.#links) l.send(m);
+  }
+
+  /** Something changed: report soon, once for a burst of changes. */
+  changed(): void {
+    if (this.#links.length === 0 || this.#debounce) return;
+    this.#debounce = setTimeout(() => {
+      this.#debounce = undefined;
+      this.reportNow();
+    }, REPORT_DEBOUNCE_MS);
+    this.#debounce.unref();
+  }
+
+  /** Says goodbye (`live: false`) so trackers drop this server at once, then closes. */
+  close(): void {
+    if (this.#interval) clearInterval(this.#interval);
+    if (this.#debounce) clearTimeout(this.#debounce);
+    const bye = this.#event(false);
+    for (const l of this.#links) {
+      l.send(bye);
+      l.close();
+    }
+  }
+}
