@@ -41,6 +41,10 @@ export interface TopicInfo {
   bytes: number;
   corruptRecords: number;
   delayedCount: number;
+  /** First offset still stored (after retention or empty); `consume` with it peeks at the head. */
+  firstOffset: number;
+  /** Next offset to be written. */
+  nextOffset: number;
 }
 
 export interface ServerInfo {
@@ -99,6 +103,8 @@ export function topicInfo(state: BrokerState, topic: Topic): TopicInfo {
     bytes: t.bytes,
     corruptRecords: t.corruptRecords,
     delayedCount: t.delayed,
+    firstOffset: t.firstOffset,
+    nextOffset: t.nextOffset,
   };
 }
 
