@@ -111,7 +111,7 @@ export class DiskGroup implements Group {
     const p = DiskGroup.paths(topic.groupsDir, key);
     let state = st;
     if (state === undefined) state = JSON.parse(await fs.promises.readFile(p.json, 'utf8')) as GroupState;
-    else await writeFileAtomic(p.json, JSON.stringify(state), true);
+    else await writeFileAtomic(p.json, JSON.stringify(state), topic.fsyncPolicy !== 'never');
     const { journal, contents } = await Journal.open(p.acks);
     const g = new DiskGroup(topic, journal, state);
     if (st === undefined) g.#replay(contents);
@@ -449,7 +449,7 @@ export class DiskGroup implements Group {
       this.#journalEntries = 0;
       this.lastUpdatedTime = Date.now();
       await this.journal.rewrite(Buffer.alloc(0));
-      await this.checkpoint(true);
+      await this.checkpoint(this.topic.fsyncPolicy !== 'never');
     });
   }
 
@@ -467,7 +467,7 @@ export class DiskGroup implements Group {
         this.cursor.offset = -1;
       }
       this.lastUpdatedTime = Date.now();
-      await this.checkpoint(true);
+      await this.checkpoint(this.topic.fsyncPolicy !== 'never');
     });
   }
 
