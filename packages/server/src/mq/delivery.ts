@@ -4,13 +4,22 @@
 import { decodeMessage, type Message } from '@zbus/protocol';
 import type { Delivery, StoredRecord } from '../store/types.js';
 
-/** Stored records were validated on the way in; decoding them again needs no size limits. */
+/**
+ * Stored records were validated on the way in; decoding them again needs no byte limits. The header count stays
+ * finite (the decoder sizes a per-message table by it): the largest count any broker in this process accepts,
+ * plus room for the headers the broker stamps (sender, host, remote-addr, id, dlq_*).
+ */
 const STORED_LIMITS = {
   maxHeaderBytes: Number.MAX_SAFE_INTEGER,
-  maxHeaderCount: Number.MAX_SAFE_INTEGER,
+  maxHeaderCount: 256 + 64,
   maxBodyBytes: Number.MAX_SAFE_INTEGER,
   maxUrlBytes: Number.MAX_SAFE_INTEGER,
 };
+
+/** A broker accepting up to `maxHeaderCount` headers per message must be able to decode what it stored. */
+export function allowStoredHeaderCount(maxHeaderCount: number): void {
+  STORED_LIMITS.maxHeaderCount = Math.max(STORED_LIMITS.maxHeaderCount, maxHeaderCount + 64);
+}
 
 export function decodeStored(data: Uint8Array): Message {
   return decodeMessage(data, STORED_LIMITS);

@@ -45,6 +45,8 @@ const keyOf = (topic: string, group: string) => `${topic.toLowerCase()}\0${group
 export interface DispatcherEvents {
   /** Consumers of a topic changed (tracker reports, monitor). */
   consumersChanged(topic: string): void;
+  /** A delivery loop failed (a record that cannot be decoded, a store error): logged, never thrown. */
+  failed(err: unknown, topic: string, group: string): void;
 }
 
 export class Dispatcher {
@@ -276,9 +278,17 @@ export class Dispatcher {
             else ch.held.push(d);
             break;
           }
-          this.#deliver(ch, pull, d);
+          try {
+            this.#deliver(ch, pull, d);
+          } catch (err) {
+            // One bad record must not stop the group (or, as an unhandled rejection, the process).
+            this.events.failed(err, ch.topic.name, ch.group.name);
+            if (this.#ackMode(ch)) void ch.group.ack(d.offset).catch(() => {});
+          }
         }
       } while (ch.again);
+    } catch (err) {
+      this.events.failed(err, ch.topic.name, ch.group.name);
     } finally {
       ch.running = false;
     }

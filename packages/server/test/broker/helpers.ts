@@ -5,8 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { decodeMessage, encodeMessage, Message, type MessageInit } from '@zbus/protocol';
 import { RawClient } from '@zbus/testkit';
 import { onTestFinished } from 'vitest';
+import { type ClientOptions, WebSocket } from 'ws';
 import { type Broker, type BrokerOptions, createBroker } from '../../src/index.js';
 
 export interface TestBroker {
@@ -121,4 +123,99 @@ export async function declare(c: RawClient, topic: string, headers: Record<strin
   const r = await c.request({ headers: { cmd: 'declare', topic, ...headers } });
   if (r.status !== 200) throw new Error(`declare ${topic} failed: ${r.status} ${r.bodyText()}`);
   return r;
+}
+
+/** A WebSocket zbus connection: each frame one HTTP-formatted message; replies matched by `id`. */
+export class WsClient {
+  readonly frames: Array<{ msg: Message; binary: boolean }> = [];
+  #waiters: Array<{
+    match: (m: Message) => boolean;
+    resolve: (f: { msg: Message; binary: boolean }) => void;
+  }> = [];
+  #seq = 0;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer, binary: boolean) => {
+      const f = { msg: decodeMessage(new Uint8Array(data)), binary };
+      const i = this.#waiters.findIndex((w) => w.match(f.msg));
+      if (i >= 0) this.#waiters.splice(i, 1)[0]!.resolve(f);
+      else this.frames.push(f);
+    });
+  }
+
+  static connect(url: string, options?: ClientOptions): Promise<WsClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, options);
+      ws.once('open', () => resolve(new WsClient(ws)));
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) =>
+        reject(new Error(`handshake answered ${res.statusCode}`)),
+      );
+    });
+  }
+
+  /** Sends one message as one frame (binary, as zbus.js does with arraybuffer) and returns its id. */
+  send(init: MessageInit, binary = true): string {
+    const m = new Message(init);
+    if (m.headers.id === undefined) m.set('id', `ws-${++this.#seq}`);
+    this.ws.send(encodeMessage(m).slice(), { binary });
+    return m.headers.id!;
+  }
+
+  nextFrame(match: (m: Message) => boolean = () => true, timeoutMs = 5000) {
+    const i = this.frames.findIndex((f) => match(f.msg));
+    if (i >= 0) return Promise.resolve(this.frames.splice(i, 1)[0]!);
+    return new Promise<{ msg: Message; binary: boolean }>((resolve, reject) => {
+      const w = {
+        match,
+        resolve: (f: { msg: Message; binary: boolean }) => {
+          clearTimeout(t);
+          resolve(f);
+        },
+      };
+      const t = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(w), 1);
+        reject(new Error(`no matching frame within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#waiters.push(w);
+    });
+  }
+
+  async next(match: (m: Message) => boolean = () => true, timeoutMs = 5000): Promise<Message> {
+    return (await this.nextFrame(match, timeoutMs)).msg;
+  }
+
+  async request(init: MessageInit, timeoutMs = 5000): Promise<Message> {
+    const id = this.send(init);
+    return this.next((m) => m.headers.id === id, timeoutMs);
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+/** A WebSocket client closed with the test. */
+export async function wsConnect(port: number, options?: ClientOptions): Promise<WsClient> {
+  const c = await WsClient.connect(`ws://127.0.0.1:${port}/`, options);
+  onTestFinished(() => c.close());
+  return c;
+}
+
+/** Polls ConsumeGroupInfo until the group has `n` consumers (a consume sent on another connection landed). */
+export async function untilConsumers(c: RawClient, topic: string, group: string, n: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const r = await c.request({ headers: { cmd: 'query', topic, consume_group: group } });
+    if (r.status === 200 && r.json<{ consumerCount: number }>().consumerCount === n) return;
+  }
+  throw new Error(`${topic}/${group} never reached ${n} consumers`);
+}
+
+/** Polls until the group is gone (query answers 404). */
+export async function untilGroupGone(c: RawClient, topic: string, group: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const r = await c.request({ headers: { cmd: 'query', topic, consume_group: group } });
+    if (r.status === 404) return;
+  }
+  throw new Error(`${topic}/${group} still exists`);
 }

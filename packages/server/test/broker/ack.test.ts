@@ -1,0 +1,196 @@
+// Ack-required groups (mask 64): ack, nack (with delay), touch, redelivery after the group's ack timeout with
+// `retry`, the ack window, and dead-lettering to `<topic>.dlq` after max_deliver (decisions.md §2).
+import type { RawClient } from '@zbus/testkit';
+import { describe, expect, it } from 'vitest';
+import { declare, startTestBroker } from './helpers.js';
+
+const ACK_REQUIRED = '64';
+
+async function ackGroup(c: RawClient, extra: Record<string, string> = {}) {
+  await declare(c, 'T');
+  await declare(c, 'T', { consume_group: 'g', group_mask: ACK_REQUIRED, ...extra });
+}
+
+const consume = (c: RawClient, extra: Record<string, string> = {}) =>
+  c.request({ headers: { cmd: 'consume', topic: 'T', consume_group: 'g', ...extra } });
+
+const groupInfo = async (c: RawClient) =>
+  (await c.request({ headers: { cmd: 'query', topic: 'T', consume_group: 'g' } })).json<{
+    unackedCount: number;
+    messageCount: number;
+    deadLetterCount: number;
+  }>();
+
+describe('ack mode', () => {
+  it('keeps a delivery unacked until `ack` with its offset, then never redelivers it', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await ackGroup(c, { group_ack_timeout: '100' });
+    await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'm1' }, body: 'x' });
+    const d = await consume(c);
+    expect([d.headers.origin_id, d.headers.offset, d.headers.retry]).toEqual(['m1', '0', undefined]);
+    expect((await groupInfo(c)).unackedCount).toBe(1);
+    const a = await c.request({
+      headers: { cmd: 'ack', topic: 'T', consume_group: 'g', offset: d.headers.offset! },
+    });
+    expect(a.status).toBe(200);
+    expect(a.headers.pending).toBeUndefined();
+    expect((await groupInfo(c)).unackedCount).toBe(0);
+    // Well past the ack timeout nothing comes back.
+    const none = await consume(c, { consume_timeout: '250' });
+    expect(none.headers.origin_id).toBeUndefined();
+  });
+
+  it('says `pending: false` when acking an offset that is not pending, and stays silent with ack: false', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await ackGroup(c);
+    const r = await c.request({ headers: { cmd: 'ack', topic: 'T', consume_group: 'g', offset: '42' } });
+    expect([r.status, r.headers.pending]).toEqual([200, 'false']);
+    const quiet = c.send({
+      headers: { cmd: 'ack', topic: 'T', consume_group: 'g', offset: '0', ack: 'false' },
+    });
+    await c.request({ headers: { cmd: 'ping' } });
+    expect(c.received.find((m) => m.headers.id === quiet)).toBeUndefined();
+    const noOffset = await c.request({ headers: { cmd: 'ack', topic: 'T', consume_group: 'g' } });
+    expect([noOffset.status, noOffset.bodyText()]).toEqual([400, '400: Bad Format, Missing offset']);
+  });
+
+  it('redelivers an unacked message after group_ack_timeout with retry 1, then retry 2', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await ackGroup(c, { group_ack_timeout: '100' });
+    await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'm1' }, body: 'again and again' });
+    const first = await consume(c);
+    expect(first.headers.retry).toBeUndefined();
+    const second = await consume(c);
+    expect([second.headers.origin_id, second.headers.offset, second.headers.retry]).toEqual(['m1', '0', '1']);
+    expect(second.bodyText()).toBe('again and again');
+    const third = await consume(c);
+    expect(third.headers.retry).toBe('2');
+  });
+
+  it('nack makes a delivery available again at once; nack with `delay` holds it that long', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await ackGroup(c, { group_ack_timeout: '10000' });
+    await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'm1' }, body: 'x' });
+    const d = await consume(c);
+    const n = await c.request({
+      headers: { cmd: 'nack', topic: 'T', consume_group: 'g', offset: d.headers.offset! },
+    });
+    expect(n.status).toBe(200);
+    const again = await consume(c, { consume_timeout: '2000' });
+    expect([again.headers.origin_id, again.headers.retry]).toEqual(['m1', '1']);
+    const nackedAt = Date.now();
+    await c.request({
+      headers: { cmd: 'nack', topic: 'T', consume_group: 'g', offset: again.headers.offset!, delay: '150' },
+    });
+    const early = await consume(c, { consume_timeout: '50' });
+    expect(early.headers.origin_id).toBeUndefined();
+    const late = await consume(c);
+    expect(late.headers.origin_id).toBe('m1');
+    expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(150);
+  });
+
+  it('touch extends the deadline of a pending delivery by the ack timeout', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await ackGroup(c, { group_ack_timeout: '400' });
+    await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'm1' }, body: 'x' });
+    const d = await consume(c);
+    const deliveredAt = Date.now();
+    // Wait (for an event: the consume_timeout reply) until well into the ack timeout, then touch.
+    await consume(c, { consume_timeout: '250' });
+    const t = await c.request({
+      headers: { cmd: 'touch', topic: 'T', consume_group: 'g', offset: d.headers.offset! },
+    });
+    expect([t.status, t.headers.pending]).toEqual([200, undefined]);
+    const touchedAt = Date.now();
+    // Past the original deadline the message is still held...
+    const held = await consume(c, { consume_timeout: String(Math.max(50, deliveredAt + 500 - Date.now())) });
+    expect(held.headers.origin_id).toBeUndefined();
+    // ...and comes back once the extended one passes.
+    const back = await consume(c);
+    expect(back.headers.retry).toBe('1');
+    expect(Date.now() - touchedAt).toBeGreaterThanOrEqual(390);
+    const unknown = await c.request({
+      headers: { cmd: 'touch', topic: 'T', consume_group: 'g', offset: '9' },
+    });
+    expect(unknown.headers.pending).toBe('false');
+  });
+
+  it('stops delivering when group_ack_window deliveries are unacked; an ack reopens it', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await ackGroup(c, { group_ack_window: '2', group_ack_timeout: '10000' });
+    for (let i = 0; i < 3; i++) await c.request({ headers: { cmd: 'produce', topic: 'T' }, body: `m${i}` });
+    const d0 = await consume(c);
+    await consume(c);
+    const blocked = await consume(c, { consume_timeout: '80' });
+    expect(blocked.headers.origin_id).toBeUndefined();
+    const waiting = consume(c);
+    await c.request({ headers: { cmd: 'ack', topic: 'T', consume_group: 'g', offset: d0.headers.offset! } });
+    expect((await waiting).bodyText()).toBe('m2');
+  });
+
+  it('refills a windowed consume with each ack', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await ackGroup(c, { group_ack_timeout: '10000' });
+    for (let i = 0; i < 4; i++) await c.request({ headers: { cmd: 'produce', topic: 'T' }, body: `m${i}` });
+    c.send({ headers: { cmd: 'consume', topic: 'T', consume_group: 'g', id: 'w', consume_window: '2' } });
+    const a = await c.next((m) => m.headers.id === 'w');
+    const bb = await c.next((m) => m.headers.id === 'w');
+    expect([a.bodyText(), bb.bodyText()]).toEqual(['m0', 'm1']);
+    await expect(c.next((m) => m.headers.id === 'w', 100)).rejects.toThrow();
+    await c.request({ headers: { cmd: 'ack', topic: 'T', consume_group: 'g', offset: a.headers.offset! } });
+    expect((await c.next((m) => m.headers.id === 'w')).bodyText()).toBe('m2');
+  });
+});
+
+describe('dead letters', () => {
+  it('moves a message delivered group_max_deliver times to <topic>.dlq with dlq_* headers', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await ackGroup(c, { group_ack_timeout: '60', group_max_deliver: '2' });
+    await declare(c, 'T.dlq');
+    const dlq = await b.raw();
+    const dead = dlq.request({ headers: { cmd: 'consume', topic: 'T.dlq' } });
+    await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'poison', tag: 'a.b' }, body: 'bad' });
+    expect((await consume(c)).headers.retry).toBeUndefined();
+    expect((await consume(c)).headers.retry).toBe('1');
+    const d = await dead;
+    expect(d.bodyText()).toBe('bad');
+    expect(d.headers.origin_id).toBe('poison');
+    expect(d.headers.tag).toBe('a.b');
+    expect(d.headers).toMatchObject({
+      dlq_reason: 'max_deliver',
+      dlq_topic: 'T',
+      dlq_group: 'g',
+      dlq_offset: '0',
+      dlq_deliveries: '2',
+    });
+    // Not delivered a third time; the group counts it.
+    const none = await consume(c, { consume_timeout: '150' });
+    expect(none.headers.origin_id).toBeUndefined();
+    const info = await groupInfo(c);
+    expect([info.unackedCount, info.deadLetterCount]).toEqual([0, 1]);
+  });
+
+  it('creates <topic>.dlq on first use; its messages can be read by offset', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await ackGroup(c, { group_ack_timeout: '50', group_max_deliver: '1' });
+    await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'once' }, body: 'x' });
+    await consume(c);
+    // The exhausted message leaves at the next deadline; wait for the dlq topic to hold it.
+    let r = await c.request({ headers: { cmd: 'consume', topic: 'T.dlq', offset: '0' } });
+    for (let i = 0; i < 200 && r.status === 404; i++) {
+      await consume(c, { consume_timeout: '20' });
+      r = await c.request({ headers: { cmd: 'consume', topic: 'T.dlq', offset: '0' } });
+    }
+    expect(r.status).toBe(200);
+    expect([r.headers.origin_id, r.headers.dlq_deliveries]).toEqual(['once', '1']);
+  });
+});

@@ -1,0 +1,91 @@
+// WebSocket on the broker's port (zbus-protocol.md §1.3): after the handshake each frame holds one whole
+// HTTP-formatted message; the broker answers with text frames (binary only for a body that is not UTF-8).
+import { describe, expect, it } from 'vitest';
+import { startTestBroker, wsConnect } from './helpers.js';
+
+describe('WebSocket', () => {
+  it('answers each framed request with a text frame carrying its id', async () => {
+    const b = await startTestBroker();
+    const ws = await wsConnect(b.port);
+    const id = ws.send({ headers: { cmd: 'declare', topic: 'T' } });
+    const f = await ws.nextFrame((m) => m.headers.id === id);
+    expect(f.binary).toBe(false);
+    expect(f.msg.status).toBe(200);
+    expect(f.msg.json<{ topicName: string }>().topicName).toBe('T');
+    const pingId = ws.send({ headers: { cmd: 'ping' } }, false); // a text frame works as well
+    const ping = await ws.nextFrame((m) => m.headers.id === pingId);
+    expect([ping.binary, ping.msg.bodyText()]).toEqual([false, 'OK']);
+  });
+
+  it('produces and pushes deliveries to a waiting consumer', async () => {
+    const b = await startTestBroker();
+    const consumer = await wsConnect(b.port);
+    const producer = await wsConnect(b.port);
+    await producer.request({ headers: { cmd: 'declare', topic: 'T' } });
+    const cid = consumer.send({ headers: { cmd: 'consume', topic: 'T', consume_window: '2' } });
+    const p = await producer.request({ headers: { cmd: 'produce', topic: 'T', id: 'm1' }, body: 'hello ws' });
+    expect(p.status).toBe(200);
+    await producer.request({ headers: { cmd: 'produce', topic: 'T', id: 'm2' }, body: 'again' });
+    const d1 = await consumer.nextFrame((m) => m.headers.id === cid);
+    const d2 = await consumer.next((m) => m.headers.id === cid);
+    expect(d1.binary).toBe(false);
+    expect([d1.msg.headers.origin_id, d1.msg.bodyText()]).toEqual(['m1', 'hello ws']);
+    expect([d2.headers.origin_id, d2.bodyText()]).toEqual(['m2', 'again']);
+  });
+
+  it('round-trips a binary body byte for byte in a binary frame', async () => {
+    const b = await startTestBroker();
+    const ws = await wsConnect(b.port);
+    await ws.request({ headers: { cmd: 'declare', topic: 'Bin' } });
+    const body = new Uint8Array(1024);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7 + 0x80) & 0xff;
+    const p = await ws.request({
+      headers: { cmd: 'produce', topic: 'Bin', 'content-type': 'application/octet-stream' },
+      body,
+    });
+    expect(p.status).toBe(200);
+    const id = ws.send({ headers: { cmd: 'consume', topic: 'Bin' } });
+    const d = await ws.nextFrame((m) => m.headers.id === id);
+    expect(d.binary).toBe(true);
+    expect(d.msg.headers['content-type']).toBe('application/octet-stream');
+    expect(Buffer.from(d.msg.body).equals(Buffer.from(body))).toBe(true);
+  });
+
+  it('answers a malformed frame with 400 and keeps the connection', async () => {
+    const b = await startTestBroker();
+    const ws = await wsConnect(b.port);
+    ws.ws.send('this is not an HTTP message');
+    const bad = await ws.next();
+    expect(bad.status).toBe(400);
+    expect(bad.headers.error_code).toBe('ZBUS_ERR_BAD_MESSAGE');
+    expect((await ws.request({ headers: { cmd: 'ping' } })).bodyText()).toBe('OK');
+  });
+
+  it('handles an upgrade on any URL path and several frames sent back to back', async () => {
+    const b = await startTestBroker();
+    const ws = await wsConnect(b.port);
+    await ws.request({ headers: { cmd: 'declare', topic: 'T' } });
+    const ids = [];
+    for (let i = 0; i < 50; i++) {
+      ids.push(ws.send({ headers: { cmd: 'produce', topic: 'T', id: `p${i}` }, body: String(i) }));
+    }
+    const replies = await Promise.all(ids.map((id) => ws.next((m) => m.headers.id === id)));
+    expect(replies.map((r) => Number(r.headers.offset))).toEqual(ids.map((_, i) => i));
+  });
+
+  it('drops the session of a closed WebSocket: its consumes stop counting', async () => {
+    const b = await startTestBroker();
+    const admin = await b.raw();
+    const ws = await wsConnect(b.port);
+    await ws.request({ headers: { cmd: 'declare', topic: 'T' } });
+    ws.send({ headers: { cmd: 'consume', topic: 'T' } });
+    const count = async () =>
+      (await admin.request({ headers: { cmd: 'query', topic: 'T', consume_group: 'T' } })).json<{
+        consumerCount: number;
+      }>().consumerCount;
+    while ((await count()) !== 1) {}
+    ws.ws.close();
+    while ((await count()) !== 0) {}
+    expect(await count()).toBe(0);
+  });
+});
