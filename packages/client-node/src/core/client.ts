@@ -325,7 +325,12 @@ export class MqClient {
     const wait = backoffDelay(this.#attempt++, reconnectDelay, reconnectMaxDelay, reconnectJitter);
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
-      if (this.#state !== 'reconnecting' || this.#connecting) return;
+      if (this.#state !== 'reconnecting') return;
+      if (this.#connecting) {
+        // An attempt is still running (re-declaring on a connection that died meanwhile): try again later.
+        this.#scheduleReconnect();
+        return;
+      }
       this.connect().catch(() => {
         // reported through the `error` event; the next attempt is already scheduled
       });
