@@ -3,7 +3,10 @@
 import fs from 'node:fs';
 import { StoreError } from './types.js';
 
-export function openFd(path: string, flags: string): Promise<number> {
+/** Read-write, created if missing, neither truncated nor O_APPEND (Linux ignores pwrite positions with O_APPEND). */
+export const RW_CREATE = fs.constants.O_RDWR | fs.constants.O_CREAT;
+
+export function openFd(path: string, flags: string | number): Promise<number> {
   return new Promise((resolve, reject) =>
     fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd))),
   );

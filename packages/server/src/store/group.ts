@@ -495,6 +495,7 @@ export class DiskGroup implements Group {
     await this.journal.close(false);
     if (unlink) {
       const p = DiskGroup.paths(this.topic.groupsDir, this.topic.keyOf(this.name));
+      // The config file goes first: without it the group is gone even if the journal stays behind.
       await fs.promises.rm(p.json, { force: true });
       await fs.promises.rm(p.acks, { force: true });
     }

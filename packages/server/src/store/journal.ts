@@ -1,7 +1,7 @@
 // A small append-only file with batched writes: entries are buffered in memory and written with one write per
 // flush; concurrent flushes share one fsync. Used for the ack journal of a group and for the delay queue.
 import fs from 'node:fs';
-import { closeFd, fdatasyncFd, fsyncDir, openFd, writeAt } from './fs-util.js';
+import { closeFd, fdatasyncFd, fsyncDir, openFd, RW_CREATE, writeAt } from './fs-util.js';
 
 export class Journal {
   #fd = -1;
@@ -23,7 +23,7 @@ export class Journal {
     } catch {
       contents = Buffer.alloc(0);
     }
-    j.#fd = await openFd(path, 'a+');
+    j.#fd = await openFd(path, RW_CREATE);
     j.size = contents.length;
     return { journal: j, contents };
   }
@@ -82,7 +82,7 @@ export class Journal {
       await fs.promises.rename(tmp, this.path);
       await fsyncDir(this.path.slice(0, this.path.lastIndexOf('/')) || '.');
       const old = this.#fd;
-      this.#fd = await openFd(this.path, 'a+');
+      this.#fd = await openFd(this.path, RW_CREATE);
       await closeFd(old);
       this.size = buf.length;
     };

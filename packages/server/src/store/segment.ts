@@ -3,7 +3,7 @@
 // digits, so a directory listing sorts them.
 import fs from 'node:fs';
 import path from 'node:path';
-import { closeFd, openFd, readAt, truncateFd, writeAt } from './fs-util.js';
+import { closeFd, openFd, RW_CREATE, readAt, truncateFd, writeAt } from './fs-util.js';
 import { INDEX_INTERVAL_BYTES, OFFSET_ENTRY_BYTES, OffsetIndex } from './offset-index.js';
 import {
   CHECK_CORRUPT,
@@ -114,8 +114,8 @@ export class Segment {
 
   async openForAppend(create: boolean): Promise<void> {
     this.fd = await openFd(this.logPath, create ? 'w+' : 'r+');
-    this.oixFd = await openFd(this.oixPath, create ? 'w+' : 'a+');
-    this.tixFd = await openFd(this.tixPath, create ? 'w+' : 'a+');
+    this.oixFd = await openFd(this.oixPath, create ? 'w+' : RW_CREATE);
+    this.tixFd = await openFd(this.tixPath, create ? 'w+' : RW_CREATE);
     if (create) {
       this.indexLoaded = true;
       this.size = 0;

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MemoryTopic } from './memory-topic.js';
 import { nameKey, validateName } from './names.js';
-import { DiskTopic, type StoreContext } from './topic.js';
+import { DiskTopic, type StoreContext, TRASH_PREFIX } from './topic.js';
 import {
   type FsyncPolicy,
   STORE_MASK_MEMORY,
@@ -46,9 +46,14 @@ class FileStore implements Store, StoreContext {
   async load(): Promise<void> {
     await fs.promises.mkdir(this.dataDir, { recursive: true });
     const entries = await fs.promises.readdir(this.dataDir, { withFileTypes: true });
+    for (const e of entries) {
+      if (e.isDirectory() && e.name.startsWith(TRASH_PREFIX)) {
+        await fs.promises.rm(path.join(this.dataDir, e.name), { recursive: true, force: true });
+      }
+    }
     const opened = await Promise.all(
       entries
-        .filter((e) => e.isDirectory())
+        .filter((e) => e.isDirectory() && !e.name.startsWith(TRASH_PREFIX))
         .map(async (e) => {
           try {
             return await DiskTopic.open(this, path.join(this.dataDir, e.name));

@@ -32,6 +32,8 @@ import {
 export const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 /** Sanity bound for a record's length when reading (a corrupt length must not make us read gigabytes). */
 const MAX_RECORD_BYTES = 1024 * 1024 * 1024;
+/** Directories being deleted are renamed to start with this first. */
+export const TRASH_PREFIX = '..trash-';
 /** How long a group's moved position may stay in memory only. */
 const CHECKPOINT_MS = 200;
 
@@ -236,8 +238,13 @@ export class DiskTopic implements Topic {
     return writeFileAtomic(path.join(this.dir, 'topic.json'), JSON.stringify(meta), true);
   }
 
+  #removed = false;
+
+  /** ZBUS_ERR_NOT_FOUND once removed, ZBUS_ERR_CLOSED once the store closed. */
   #closedError(): StoreError {
-    return new StoreError('ZBUS_ERR_NOT_FOUND', `topic ${this.name} not found`);
+    return this.#removed
+      ? new StoreError('ZBUS_ERR_NOT_FOUND', `topic ${this.name} not found`)
+      : new StoreError('ZBUS_ERR_CLOSED', `topic ${this.name} is closed`);
   }
 
   // ---------------------------------------------------------------- append
@@ -624,6 +631,7 @@ export class DiskTopic implements Topic {
   /** Remove the topic: in-flight calls end (undefined or ZBUS_ERR_NOT_FOUND), then the directory goes. */
   async destroy(): Promise<void> {
     if (this.closed) return;
+    this.#removed = true;
     this.closed = true;
     this.#stopTimers();
     this.log.abort(this.#closedError());
@@ -631,6 +639,13 @@ export class DiskTopic implements Topic {
     await this.delay.journal.close(false);
     await this.log.close();
     this.listeners.clear();
-    await fs.promises.rm(this.dir, { recursive: true, force: true });
+    // Rename first (atomic), then delete: a crash half-way through the delete must not leave a directory that
+    // a later declare of the same name would pick up. `..` cannot appear in a topic name, so no topic uses it.
+    const trash = path.join(
+      path.dirname(this.dir),
+      `${TRASH_PREFIX}${Date.now()}-${path.basename(this.dir)}`,
+    );
+    await fs.promises.rename(this.dir, trash);
+    await fs.promises.rm(trash, { recursive: true, force: true });
   }
 }
