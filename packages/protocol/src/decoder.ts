@@ -12,8 +12,8 @@ import { EMPTY_BYTES, utf8Encode, utf8Slice } from './text.js';
  *                                                    └─(size 0)──► TRAILER ──► emit
  *   any error ──► ERRORED (for good)      onMessage() === false ──► STOPPED (remaining() has the rest)
  *
- * The end of the head is found with indexOf(LF) on the bytes; #tail remembers whether the bytes seen so far end in
- * LF or LF CR, so a head that arrives one byte at a time is scanned once (linear). A head inside one chunk is decoded
+ * The end of the head is found by one pass over the bytes that resumes where the previous chunk stopped, so a head
+ * that arrives one byte at a time is scanned once (linear). A head inside one chunk is decoded
  * to a string straight from the chunk; a split head is kept as views and copied once into one buffer at its end.
  * Bodies inside one chunk are zero-copy subarray views; split bodies are copied once into an exact-size buffer.
  * push() takes ownership of its chunk: the caller must not reuse it (Node socket chunks are never reused).
@@ -118,8 +118,12 @@ export class MessageDecoder {
   #headParts: Uint8Array[] = [];
   #headBytes = 0;
   #lines = 0;
-  /** 0: the bytes scanned so far end mid-line; 1: they end in LF; 2: they end in LF CR. */
-  #tail = 0;
+  /** Bytes of the current, unfinished head line (CR included). */
+  #lineLen = 0;
+  /** The bytes scanned so far end in CR. */
+  #cr = false;
+  /** Offset of each line's LF from the head start. */
+  readonly #ends: Int32Array;
 
   // body
   #msg: Message | null = null;
@@ -141,6 +145,7 @@ export class MessageDecoder {
     this.#maxLines = l.maxHeaderCount + 1; // + the start line
     this.#maxBodyBytes = l.maxBodyBytes;
     this.#maxUrlBytes = l.maxUrlBytes;
+    this.#ends = new Int32Array(this.#maxLines);
   }
 
   /** Bytes held for the message in progress (or after a stop). */
@@ -207,47 +212,43 @@ export class MessageDecoder {
     }
   }
 
-  /** Finds the index just past the blank line that ends the head, or -1 (state kept in #tail and #lines). */
-  #findHeadEnd(chunk: Uint8Array, i: number): number {
+  /**
+   * Finds the index just past the blank line that ends the head, or -1 when it is not in this chunk yet. One pass
+   * over the bytes, resumed where the last chunk stopped (#lineLen, #cr), so a head arriving one byte at a time is
+   * scanned once. It also rejects NUL and bare CR, counts lines against maxHeaderCount, and records each LF's
+   * offset from the head start in #ends, so #parseHead needs no second search for ASCII heads. A plain byte loop
+   * beats Buffer#indexOf here: header lines are short and each indexOf is a call into C++ (bench/codec.bench.ts).
+   */
+  #findHeadEnd(chunk: Uint8Array, start: number): number {
     const len = chunk.length;
-    const tail = this.#tail;
-    if (tail !== 0) {
-      this.#tail = 0;
-      const b = chunk[i];
-      if (b === LF) return i + 1;
-      if (tail === 1 && b === CR) {
-        if (i + 1 >= len) {
-          this.#tail = 2;
-          return -1;
-        }
-        if (chunk[i + 1] === LF) return i + 2;
-      }
-    }
+    const offset = this.#headBytes - start;
+    const ends = this.#ends;
+    let lineStart = start - this.#lineLen;
+    let i = start;
+    const hadCr = this.#cr;
+    this.#cr = false;
     for (;;) {
       const j = chunk.indexOf(LF, i);
-      if (j < 0) return -1;
-      if (++this.#lines > this.#maxLines) {
+      if (j < 0) break;
+      const n = j - lineStart;
+      if (n === 0 || (n === 1 && (j === start ? hadCr : chunk[j - 1] === CR))) {
+        this.#lineLen = 0;
+        return j + 1; // the blank line
+      }
+      const line = this.#lines++;
+      if (line >= this.#maxLines) {
         throw limit(
           'ZBUS_ERR_HEADERS_TOO_LARGE',
           `header count exceeds ${this.#maxLines - 1} (maxHeaderCount)`,
         );
       }
-      const k = j + 1;
-      if (k >= len) {
-        this.#tail = 1;
-        return -1;
-      }
-      const b = chunk[k];
-      if (b === LF) return k + 1;
-      if (b === CR) {
-        if (k + 1 >= len) {
-          this.#tail = 2;
-          return -1;
-        }
-        if (chunk[k + 1] === LF) return k + 2;
-      }
-      i = k;
+      ends[line] = j + offset;
+      lineStart = j + 1;
+      i = j + 1;
     }
+    this.#cr = len > start ? chunk[len - 1] === CR : hadCr;
+    this.#lineLen = len - lineStart;
+    return -1;
   }
 
   #head(chunk: Uint8Array, pos: number): number {
@@ -292,10 +293,10 @@ export class MessageDecoder {
       this.#headParts = [];
       text = utf8Slice(head, 0, total);
     }
+    const lines = this.#lines;
     this.#headBytes = 0;
     this.#lines = 0;
-    this.#tail = 0;
-    const msg = this.#parseHead(text);
+    const msg = this.#parseHead(text, text.length === total, lines);
     if (this.#chunked) {
       this.#msg = msg;
       this.#state = S_CHUNK_SIZE;
@@ -440,22 +441,25 @@ export class MessageDecoder {
   }
 
   /** Parses a whole head (start line, header lines, blank line) into a Message and the framing fields. */
-  #parseHead(s: string): Message {
+  #parseHead(s: string, ascii: boolean, lines: number): Message {
+    // #findHeadEnd has rejected NUL and bare CR and recorded where each line ends. When the text has as many
+    // characters as the head had bytes, it is ASCII (UTF-8 decoding never lengthens), so those offsets are string
+    // indexes too; otherwise each LF is searched again.
     if (s.indexOf('\0') !== -1) throw bad('NUL byte in header block');
+    const ends = this.#ends;
     const msg = new Message();
-    let eol = s.indexOf('\n');
+    let eol = ascii ? (ends[0] as number) : s.indexOf('\n');
     let lineEnd = s.charCodeAt(eol - 1) === CR ? eol - 1 : eol;
     this.#startLine(msg, s, lineEnd);
     const headers = msg.headers;
     let contentLength = -1;
     let transferEncoding: string | undefined;
     let pos = eol + 1;
-    for (;;) {
-      eol = s.indexOf('\n', pos);
+    for (let line = 1; line < lines; line++) {
+      eol = ascii ? (ends[line] as number) : s.indexOf('\n', pos);
       lineEnd = s.charCodeAt(eol - 1) === CR ? eol - 1 : eol;
-      if (lineEnd <= pos) break; // the blank line
       const cr = s.indexOf('\r', pos);
-      if (cr !== -1 && cr < lineEnd) throw bad('bare CR in header line');
+      if (cr !== -1 && cr < lineEnd) throw bad('bare CR in header block');
       const c0 = s.charCodeAt(pos);
       if (c0 === 32 || c0 === 9) throw bad('obsolete line folding in header block');
       const colon = s.indexOf(':', pos);
@@ -583,16 +587,24 @@ export class MessageDecoder {
     if (sp1 <= 0 || sp2 <= sp1 + 1 || sp2 !== end - 9) {
       throw bad(`bad request line ${JSON.stringify(s.slice(0, Math.min(end, 40)))}`);
     }
-    const version = s.slice(sp2 + 1, end);
-    if (version === 'HTTP/1.0') msg.httpVersion = '1.0';
-    else if (version !== 'HTTP/1.1') throw bad(`unsupported http version ${JSON.stringify(version)}`);
-    const method = s.slice(0, sp1);
-    if (tokenKind(method) === 0) throw bad(`bad method ${JSON.stringify(method.slice(0, 20))}`);
+    if (!s.startsWith('HTTP/1.1', sp2 + 1)) {
+      if (s.startsWith('HTTP/1.0', sp2 + 1)) msg.httpVersion = '1.0';
+      else throw bad(`unsupported http version ${JSON.stringify(s.slice(sp2 + 1, end))}`);
+    }
+    // the common methods come back as constants (no slice, no token check)
+    let method: string;
+    if (sp1 === 3 && s.startsWith('GET')) method = 'GET';
+    else if (sp1 === 4 && s.startsWith('POST')) method = 'POST';
+    else {
+      method = s.slice(0, sp1);
+      if (tokenKind(method) === 0) throw bad(`bad method ${JSON.stringify(method.slice(0, 20))}`);
+    }
     if (sp2 - sp1 - 1 > this.#maxUrlBytes) {
       throw limit('ZBUS_ERR_URL_TOO_LONG', `url exceeds ${this.#maxUrlBytes} bytes (maxUrlBytes)`);
     }
+    if (s.indexOf(' ', sp1 + 1) !== sp2) throw bad('whitespace in request target');
     const url = s.slice(sp1 + 1, sp2);
-    if (url.indexOf(' ') !== -1 || url.indexOf('\t') !== -1) throw bad('whitespace in request target');
+    if (url.indexOf('\t') !== -1) throw bad('whitespace in request target');
     msg.method = method;
     msg.url = url;
   }
