@@ -1,0 +1,78 @@
+// The JSON shapes of `query`, `declare`, `server`, `tracker` and `track_sub` replies (zbus-protocol.md §6),
+// with the 0.11 field names. The broker builds them and the clients read them; fields marked zbus-ts are
+// additions that 0.11 clients ignore.
+
+export interface ServerAddress {
+  /** `host:port` */
+  address: string;
+  sslEnabled: boolean;
+}
+
+export interface ConsumeGroupInfo {
+  topicName: string;
+  groupName: string;
+  mask: number;
+  filter: string;
+  /** Messages the group has not consumed yet. */
+  messageCount: number;
+  consumerCount: number;
+  /** Remote addresses of the consumer sessions. */
+  consumerList: string[];
+  creator: string;
+  createdTime: number;
+  lastUpdatedTime: number;
+  /** zbus-ts: deliveries waiting for an ack. */
+  unackedCount?: number;
+  /** zbus-ts: messages moved to `<topic>.dlq`. */
+  deadLetterCount?: number;
+  /** zbus-ts: next offset the group reads. */
+  position?: number;
+}
+
+export interface TopicInfo {
+  serverAddress: ServerAddress;
+  serverVersion: string;
+  topicName: string;
+  mask: number;
+  /** Messages ever written to the topic (0.11 meaning). */
+  messageDepth: number;
+  consumerCount: number;
+  consumeGroupList: ConsumeGroupInfo[];
+  creator: string;
+  createdTime: number;
+  lastUpdatedTime: number;
+  /** zbus-ts: bytes on disk. */
+  bytes?: number;
+  /** zbus-ts: corrupt records found (never served). */
+  corruptRecords?: number;
+  /** zbus-ts: delayed messages not yet due. */
+  delayedCount?: number;
+  /** zbus-ts: first offset still stored. */
+  firstOffset?: number;
+  /** zbus-ts: next offset to be written. */
+  nextOffset?: number;
+}
+
+export interface ServerInfo {
+  serverAddress: ServerAddress;
+  serverVersion: string;
+  /** Grows on every change, across restarts too. */
+  infoVersion: number;
+  trackerList: ServerAddress[];
+  topicTable: Record<string, TopicInfo>;
+}
+
+export interface TrackerInfo {
+  serverAddress: ServerAddress;
+  serverVersion: string;
+  infoVersion: number;
+  /** Keyed by `host:port`, or `[SSL]host:port` for TLS servers. */
+  serverTable: Record<string, ServerInfo>;
+}
+
+/** What a broker sends its trackers with `track_pub`. */
+export interface ServerEvent {
+  serverInfo: ServerInfo;
+  certificate: string | null;
+  live: boolean;
+}
