@@ -15,9 +15,10 @@ export function route(ctx: CommandContext): void {
   const reply = new Message({ status, headers: msg.headers, body: msg.body });
   for (const h of DROPPED) reply.delete(h);
   const waited = target !== undefined && id !== undefined && state.rpc.settle(target.id, id);
-  // A reply whose call timed out (or whose caller left) is counted, not delivered: for a plain-HTTP caller
-  // it would be an unsolicited response on its connection.
-  if (!target || (!waited && !target.acceptsPushes) || !target.deliverRouted(reply)) {
+  // A reply whose call timed out (the caller already got 504) or whose caller left is counted, not delivered:
+  // it would be a second answer to one request, or, for a plain-HTTP caller, an unsolicited response.
+  const late = !waited && target !== undefined && id !== undefined && state.rpc.timedOut(target.id, id);
+  if (!target || late || (!waited && !target.acceptsPushes) || !target.deliverRouted(reply)) {
     state.metrics.rpcUnroutableReplies++;
   }
 }

@@ -10,9 +10,14 @@ interface Call {
 }
 
 const SWEEP_MS = 50;
+/** How long a timed-out call is remembered, so that its late reply is dropped (the caller already got 504). */
+const REMEMBER_TIMED_OUT_MS = 60_000;
+const REMEMBER_TIMED_OUT_MAX = 10_000;
 
 export class RpcCalls {
   readonly #calls = new Map<string, Call>();
+  /** Calls answered 504, oldest first: key -> forget-after time. */
+  readonly #timedOut = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
 
   get size(): number {
@@ -32,6 +37,23 @@ export class RpcCalls {
     return this.#calls.delete(`${sessionId}\0${id}`);
   }
 
+  /** True when this call was answered 504: its reply must not reach the caller as a second answer. */
+  timedOut(sessionId: string, id: string): boolean {
+    const key = `${sessionId}\0${id}`;
+    const until = this.#timedOut.get(key);
+    if (until === undefined) return false;
+    this.#timedOut.delete(key);
+    return until > Date.now();
+  }
+
+  #rememberTimedOut(key: string, now: number): void {
+    for (const [k, until] of this.#timedOut) {
+      if (until > now && this.#timedOut.size < REMEMBER_TIMED_OUT_MAX) break;
+      this.#timedOut.delete(k);
+    }
+    this.#timedOut.set(key, now + REMEMBER_TIMED_OUT_MS);
+  }
+
   /** The caller went away. */
   dropSession(session: Session): void {
     for (const [k, c] of this.#calls) if (c.session === session) this.#calls.delete(k);
@@ -42,6 +64,7 @@ export class RpcCalls {
     for (const [k, c] of this.#calls) {
       if (c.deadline <= now) {
         this.#calls.delete(k);
+        this.#rememberTimedOut(k, now);
         c.onTimeout();
       }
     }
@@ -55,5 +78,6 @@ export class RpcCalls {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#calls.clear();
+    this.#timedOut.clear();
   }
 }

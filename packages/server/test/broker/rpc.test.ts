@@ -1,0 +1,276 @@
+// RPC through the broker (zbus-protocol.md §8, decisions.md §1-2): a service session consumes an RPC topic
+// (mask MEMORY|RPC = 3) and answers with `route`; callers on raw TCP, WebSocket and plain HTTP (RPC by URL)
+// get the service's reply; 503 at once without a service; 504 after the `timeout` header.
+import type { Message } from '@zbus/protocol';
+import type { RawClient } from '@zbus/testkit';
+import { describe, expect, it } from 'vitest';
+import { closed, declare, startTestBroker, type TestBroker, untilConsumers, wsConnect } from './helpers.js';
+
+interface RpcBody {
+  module: string;
+  method: string;
+  params: unknown[];
+}
+
+/**
+ * A service answering every delivery of `topic` with `route` (recver = the request's sender), as 0.11 services
+ * do. `answer` returns [origin_status, body]; undefined means "never answer". Returns what it received.
+ */
+async function startService(
+  b: TestBroker,
+  topic: string,
+  answer: (req: Message) => [number, string] | undefined,
+): Promise<{ client: RawClient; received: Message[] }> {
+  const client = await b.raw();
+  await declare(client, topic, { topic_mask: '3' });
+  const received: Message[] = [];
+  client.send({ headers: { cmd: 'consume', topic, id: 'svc', consume_window: '64' } });
+  const loop = async () => {
+    for (;;) {
+      let d: Message;
+      try {
+        d = await client.next((m) => m.headers.id === 'svc', 60_000);
+      } catch {
+        return;
+      }
+      if (d.headers.origin_id === undefined) continue;
+      received.push(d);
+      const a = answer(d);
+      if (!a) continue;
+      client.send({
+        headers: {
+          cmd: 'route',
+          topic,
+          recver: d.headers.sender!,
+          id: d.headers.origin_id,
+          origin_status: String(a[0]),
+          'content-type': 'application/json',
+        },
+        body: a[1],
+      });
+      client.send({ headers: { cmd: 'ack', topic, offset: d.headers.offset!, ack: 'false' } });
+    }
+  };
+  void loop();
+  const admin = await b.raw();
+  await untilConsumers(admin, topic, topic, 1);
+  return { client, received };
+}
+
+/** plus(a, b) on any module; anything else is an error with status 600. */
+const calculator = (req: Message): [number, string] => {
+  const r = req.json<RpcBody>();
+  if (r.method === 'plus') return [200, JSON.stringify(Number(r.params[0]) + Number(r.params[1]))];
+  return [600, JSON.stringify({ message: `${r.module}:${r.method} Not Found` })];
+};
+
+describe('RPC by route', () => {
+  it('delivers the request with the caller as sender; the routed reply reaches the caller by id', async () => {
+    const b = await startTestBroker();
+    const svc = await startService(b, 'MyRpc', calculator);
+    const caller = await b.raw();
+    const body = JSON.stringify({ module: 'Calc', method: 'plus', params: [1, 2] });
+    const r = await caller.request({
+      headers: {
+        cmd: 'produce',
+        topic: 'MyRpc',
+        ack: 'false',
+        id: 'r-42',
+        'content-type': 'application/json',
+      },
+      body,
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers.id).toBe('r-42');
+    expect(r.bodyText()).toBe('3');
+    expect(r.headers['content-type']).toBe('application/json');
+    for (const h of ['cmd', 'recver', 'ack', 'origin_status', 'remote-addr'])
+      expect(r.headers[h]).toBeUndefined();
+    const req = svc.received[0]!;
+    expect(req.headers.origin_id).toBe('r-42');
+    expect(req.headers.sender).toBeDefined();
+    expect(req.json<RpcBody>()).toEqual({ module: 'Calc', method: 'plus', params: [1, 2] });
+  });
+
+  it('passes origin_status 600 through as the reply status', async () => {
+    const b = await startTestBroker();
+    await startService(b, 'MyRpc', calculator);
+    const caller = await b.raw();
+    const r = await caller.request({
+      headers: { cmd: 'produce', topic: 'MyRpc' },
+      body: JSON.stringify({ module: 'Calc', method: 'minus', params: [] }),
+    });
+    expect(r.status).toBe(600);
+    expect(r.json<{ message: string }>().message).toBe('Calc:minus Not Found');
+  });
+
+  it('answers many pipelined calls from several callers, over TCP and WebSocket', async () => {
+    const b = await startTestBroker();
+    await startService(b, 'MyRpc', calculator);
+    const tcp = await b.raw();
+    const ws = await wsConnect(b.port);
+    const calls: Array<Promise<Message>> = [];
+    for (let i = 0; i < 20; i++) {
+      const init = {
+        headers: { cmd: 'produce', topic: 'MyRpc', id: `c${i}` },
+        body: JSON.stringify({ method: 'plus', params: [i, 1000] }),
+      };
+      calls.push(i % 2 === 0 ? tcp.request(init) : ws.request(init));
+    }
+    const replies = await Promise.all(calls);
+    expect(replies.map((r) => Number(r.bodyText()))).toEqual(replies.map((_, i) => i + 1000));
+  });
+
+  it('keeps a request that arrives between two consumes of the service until it consumes again', async () => {
+    const b = await startTestBroker();
+    const svc = await b.raw();
+    await declare(svc, 'MyRpc', { topic_mask: '3' });
+    svc.send({ headers: { cmd: 'consume', topic: 'MyRpc', id: 'once' } });
+    const admin = await b.raw();
+    await untilConsumers(admin, 'MyRpc', 'MyRpc', 1);
+    const caller = await b.raw();
+    const first = caller.request({ headers: { cmd: 'produce', topic: 'MyRpc', id: 'a' }, body: '{}' });
+    const second = caller.request({ headers: { cmd: 'produce', topic: 'MyRpc', id: 'b' }, body: '{}' });
+    const d1 = await svc.next((m) => m.headers.id === 'once');
+    svc.send({
+      headers: { cmd: 'route', recver: d1.headers.sender!, id: d1.headers.origin_id!, origin_status: '200' },
+      body: '1',
+    });
+    expect((await first).bodyText()).toBe('1');
+    // The service is still registered on the group (no 503); the second call waits for its next consume.
+    svc.send({ headers: { cmd: 'consume', topic: 'MyRpc', id: 'twice' } });
+    const d2 = await svc.next((m) => m.headers.id === 'twice');
+    svc.send({
+      headers: { cmd: 'route', recver: d2.headers.sender!, id: d2.headers.origin_id!, origin_status: '200' },
+      body: '2',
+    });
+    expect((await second).bodyText()).toBe('2');
+  });
+
+  it('answers 503 ZBUS_ERR_NO_RESPONDERS at once when no service consumes the topic', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await declare(c, 'MyRpc', { topic_mask: '3' });
+    const r = await c.request({ headers: { cmd: 'produce', topic: 'MyRpc' }, body: '{}' });
+    expect(r.status).toBe(503);
+    expect(r.headers.error_code).toBe('ZBUS_ERR_NO_RESPONDERS');
+    expect(r.bodyText()).toContain('no responders');
+    // Once the service has gone, the same.
+    const svc = await startService(b, 'MyRpc', calculator);
+    expect(
+      (
+        await c.request({
+          headers: { cmd: 'produce', topic: 'MyRpc' },
+          body: '{"method":"plus","params":[1,1]}',
+        })
+      ).bodyText(),
+    ).toBe('2');
+    const gone = closed(svc.client.socket);
+    svc.client.close();
+    await gone;
+    await untilConsumers(c, 'MyRpc', 'MyRpc', 0);
+    expect((await c.request({ headers: { cmd: 'produce', topic: 'MyRpc' }, body: '{}' })).status).toBe(503);
+  });
+
+  it('answers 504 after the `timeout` header when the service never replies; a late reply is counted', async () => {
+    const b = await startTestBroker();
+    const svc = await startService(b, 'Slow', () => undefined);
+    const caller = await b.raw();
+    const started = Date.now();
+    const r = await caller.request({
+      headers: { cmd: 'produce', topic: 'Slow', id: 't1', timeout: '100' },
+      body: '{}',
+    });
+    expect(r.status).toBe(504);
+    expect(r.headers.id).toBe('t1');
+    expect(r.headers.error_code).toBe('ZBUS_ERR_TIMEOUT');
+    expect(r.bodyText()).toContain('did not answer within 100 ms');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+    // The service answers too late: dropped and counted, never delivered.
+    const d = svc.received[0]!;
+    svc.client.send({
+      headers: { cmd: 'route', recver: d.headers.sender!, id: 't1', origin_status: '200' },
+      body: 'late',
+    });
+    const metrics = async () => await (await fetch(`${b.url}/metrics`)).text();
+    let m = await metrics();
+    for (let i = 0; i < 200 && !m.includes('zbus_rpc_unroutable_replies_total 1'); i++) m = await metrics();
+    expect(m).toContain('zbus_rpc_unroutable_replies_total 1');
+    expect(m).toContain('zbus_rpc_timeouts_total 1');
+    await caller.request({ headers: { cmd: 'ping' } });
+    expect(caller.received.find((x) => x.bodyText() === 'late')).toBeUndefined();
+  });
+});
+
+describe('RPC by URL', () => {
+  it('turns GET /<topic>/<module>/<method>/<p1>/<p2> into a JSON request and answers with the reply', async () => {
+    const b = await startTestBroker();
+    const svc = await startService(b, 'MyRpc', calculator);
+    const r = await fetch(`${b.url}/MyRpc/Calc/plus/1/2`);
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe('3');
+    expect(r.headers.get('content-type')).toBe('application/json');
+    const req = svc.received[0]!;
+    expect(req.headers['content-type']).toBe('application/json');
+    expect(req.json<RpcBody>()).toEqual({ module: 'Calc', method: 'plus', params: ['1', '2'] });
+  });
+
+  it('keeps an empty module segment: /MyRpc//plus/1/2 calls the default module', async () => {
+    const b = await startTestBroker();
+    const svc = await startService(b, 'MyRpc', calculator);
+    const r = await fetch(`${b.url}/MyRpc//plus/1/2`);
+    expect(await r.text()).toBe('3');
+    expect(svc.received[0]!.json<RpcBody>()).toEqual({ module: '', method: 'plus', params: ['1', '2'] });
+  });
+
+  it('accepts the 0.8 form /rpc/<topic>/<method>/<params>?module=m', async () => {
+    const b = await startTestBroker();
+    const svc = await startService(b, 'MyRpc', calculator);
+    const r = await fetch(`${b.url}/rpc/MyRpc/plus/40/2?module=Calc`);
+    expect([r.status, await r.text()]).toEqual([200, '42']);
+    expect(svc.received[0]!.json<RpcBody>()).toEqual({ module: 'Calc', method: 'plus', params: ['40', '2'] });
+  });
+
+  it('answers an RPC error with status 600 and the service body', async () => {
+    const b = await startTestBroker();
+    await startService(b, 'MyRpc', calculator);
+    const r = await fetch(`${b.url}/MyRpc/Calc/divide/1/0`);
+    expect(r.status).toBe(600);
+    expect(await r.json()).toEqual({ message: 'Calc:divide Not Found' });
+  });
+
+  it('answers several keep-alive URL calls on one connection in order', async () => {
+    const b = await startTestBroker();
+    await startService(b, 'MyRpc', calculator);
+    const c = await b.raw();
+    c.socket.write(
+      'GET /MyRpc/Calc/plus/1/1 HTTP/1.1\r\nhost: x\r\n\r\n' +
+        'GET /ping HTTP/1.1\r\nhost: x\r\n\r\n' +
+        'GET /MyRpc/Calc/plus/2/2 HTTP/1.1\r\nhost: x\r\n\r\n',
+    );
+    const got = [];
+    for (let i = 0; i < 3; i++) got.push((await c.next()).bodyText());
+    expect(got).toEqual(['2', 'OK', '4']);
+  });
+
+  it('answers 503 at once without a service and 504 after ?timeout=', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await declare(c, 'Nobody', { topic_mask: '3' });
+    const r = await fetch(`${b.url}/Nobody/m/f/1`);
+    expect(r.status).toBe(503);
+    expect(r.headers.get('error_code')).toBe('ZBUS_ERR_NO_RESPONDERS');
+    await startService(b, 'Mute', () => undefined);
+    const t = await fetch(`${b.url}/Mute/m/f/1?timeout=80`);
+    expect(t.status).toBe(504);
+    expect(t.headers.get('error_code')).toBe('ZBUS_ERR_TIMEOUT');
+  });
+
+  it('answers the plain-HTTP caller with the broker default timeout when none is given', async () => {
+    const b = await startTestBroker({ rpcTimeoutMs: 100 });
+    await startService(b, 'Mute', () => undefined);
+    const t = await fetch(`${b.url}/Mute/m/f`);
+    expect(t.status).toBe(504);
+    expect(await t.text()).toContain('within 100 ms');
+  });
+});
