@@ -6,9 +6,9 @@
 //
 //   type u8 | pad 3 | deliveries u32 | offset f64 | time f64 | crc32c u32 (of the first 24 bytes)
 //
-// DELIVER (deliveries, deadline), ACK, NACK (due time), TOUCH (deadline), DEAD (dead-lettered). Replay rebuilds the
-// pending table; every DELIVER also proves the position got past its offset, so a checkpoint that lags behind
-// the journal loses nothing. The journal is flushed before every checkpoint and compacted into one DELIVER per
+// DELIVER (deliveries, deadline), ACK, NACK (due time), TOUCH (deadline), DEAD (dead-lettered), SEEK (a re-declare
+// moved the position to exactly `offset`). Replay rebuilds the pending table; every DELIVER after the last SEEK
+// proves the position got past its offset, so a checkpoint that lags behind the journal loses nothing. The journal is flushed before every checkpoint and compacted into one DELIVER per
 // pending entry once it is mostly garbage.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,6 +37,8 @@ const J_ACK = 2;
 const J_NACK = 3;
 const J_TOUCH = 4;
 const J_DEAD = 5;
+/** The position was moved by a re-declare: deliveries journaled before it no longer prove the position. */
+const J_SEEK = 6;
 const ENTRY_BYTES = 28;
 
 interface PendingAck {
@@ -134,6 +136,8 @@ export class DiskGroup implements Group {
         if (offset > maxDelivered) maxDelivered = offset;
       } else if (type === J_ACK || type === J_DEAD) {
         this.pending.delete(offset);
+      } else if (type === J_SEEK) {
+        maxDelivered = offset - 1;
       } else if (type === J_NACK || type === J_TOUCH) {
         const e = this.pending.get(offset);
         if (e) e.deadline = time;
@@ -159,20 +163,24 @@ export class DiskGroup implements Group {
   }
 
   #compact(): void {
-    const b = Buffer.allocUnsafe(this.pending.size * ENTRY_BYTES);
+    // One DELIVER per pending entry, then a SEEK to the current position (so that the snapshot's deliveries do
+    // not move a rewound position forward at replay).
+    const b = Buffer.allocUnsafe((this.pending.size + 1) * ENTRY_BYTES);
     let pos = 0;
-    for (const [offset, e] of this.pending) {
-      b[pos] = J_DELIVER;
+    const put = (type: number, count: number, offset: number, time: number) => {
+      b[pos] = type;
       b[pos + 1] = 0;
       b[pos + 2] = 0;
       b[pos + 3] = 0;
-      b.writeUInt32LE(e.deliveries, pos + 4);
+      b.writeUInt32LE(count, pos + 4);
       b.writeDoubleLE(offset, pos + 8);
-      b.writeDoubleLE(e.deadline, pos + 16);
+      b.writeDoubleLE(time, pos + 16);
       b.writeUInt32LE(crc32c(b, pos, pos + 24), pos + 24);
       pos += ENTRY_BYTES;
-    }
-    this.#journalEntries = this.pending.size;
+    };
+    for (const [offset, e] of this.pending) put(J_DELIVER, e.deliveries, offset, e.deadline);
+    put(J_SEEK, 0, this.position, 0);
+    this.#journalEntries = this.pending.size + 1;
     void this.journal.rewrite(b).catch((err) => this.topic.logError(err, 'ack journal compaction failed'));
   }
 
@@ -465,6 +473,7 @@ export class DiskGroup implements Group {
       if (pos !== undefined) {
         this.position = pos;
         this.cursor.offset = -1;
+        this.#journal(J_SEEK, pos, 0, 0);
       }
       this.lastUpdatedTime = Date.now();
       await this.checkpoint(this.topic.fsyncPolicy !== 'never');

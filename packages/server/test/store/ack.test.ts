@@ -183,4 +183,18 @@ describe('ack mode', () => {
     const g2 = s2.topic('t')!.group('g')!;
     expect(g2.info()).toMatchObject({ unacked: 3, position: 3000 });
   });
+
+  it('a re-declare that rewinds an ack group keeps the rewound position across a reopen', async () => {
+    const dir = await tempDir();
+    const s1 = await open({ dataDir: dir });
+    const t1 = await s1.declareTopic('t', { mask: 0 });
+    const g1 = await t1.declareGroup('g', { mask: ACK, ackTimeoutMs: 60_000 });
+    await appendMany(t1, 10);
+    for (let i = 0; i < 8; i++) await g1.ack((await g1.next())!.offset);
+    await t1.declareGroup('g', { mask: ACK, start: { offset: 2 } });
+    expect(g1.info().position).toBe(2);
+    await s1.close();
+    const s2 = await open({ dataDir: dir });
+    expect(s2.topic('t')!.group('g')!.info().position).toBe(2);
+  });
 });
