@@ -19,7 +19,14 @@ export {
 } from './errors.js';
 export type { CmdName, HeaderName } from './headers.js';
 export { Cmd, COMMANDS, Header, Mask, reasonPhrase, Status } from './headers.js';
-export type { ConsumeGroupInfo, ServerAddress, ServerEvent, ServerInfo, TopicInfo, TrackerInfo } from './info.js';
+export type {
+  ConsumeGroupInfo,
+  ServerAddress,
+  ServerEvent,
+  ServerInfo,
+  TopicInfo,
+  TrackerInfo,
+} from './info.js';
 export type { DecoderLimits } from './limits.js';
 export { DEFAULT_LIMITS, resolveLimits } from './limits.js';
 export type { MessageInit } from './message.js';

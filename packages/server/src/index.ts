@@ -1,6 +1,7 @@
 // @zbus/server: the zbus broker as a library. `createBroker(options)` then `listen()`; `close()` is graceful.
+
+export type { ConsumeGroupInfo, ServerAddress, ServerInfo, TopicInfo, TrackerInfo } from '@zbus/protocol';
 export { type Broker, createBroker } from './broker.js';
-export type { ConsumeGroupInfo, ServerAddress, ServerInfo, TopicInfo, TrackerInfo } from './info.js';
 export type {
   AuthConfig,
   AuthTokenEntry,

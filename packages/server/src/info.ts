@@ -1,66 +1,10 @@
-// The 0.11 JSON info shapes (zbus-protocol.md §6), with the same field names. zbus-ts adds a few fields
-// (unackedCount, deadLetterCount, bytes, ...) that 0.11 clients ignore.
+// Builds the 0.11 JSON info shapes (types in @zbus/protocol) from the store and the dispatcher.
+import type { ConsumeGroupInfo, ServerAddress, ServerInfo, TopicInfo, TrackerInfo } from '@zbus/protocol';
 import type { BrokerState } from './commands/context.js';
 import type { Group, Topic } from './store/types.js';
 
 /** The protocol version 0.11 clients expect in info replies. */
 export const SERVER_VERSION = '0.11.4';
-
-export interface ServerAddress {
-  address: string;
-  sslEnabled: boolean;
-}
-
-export interface ConsumeGroupInfo {
-  topicName: string;
-  groupName: string;
-  mask: number;
-  filter: string;
-  messageCount: number;
-  consumerCount: number;
-  consumerList: string[];
-  creator: string;
-  createdTime: number;
-  lastUpdatedTime: number;
-  unackedCount: number;
-  deadLetterCount: number;
-  position: number;
-}
-
-export interface TopicInfo {
-  serverAddress: ServerAddress;
-  serverVersion: string;
-  topicName: string;
-  mask: number;
-  messageDepth: number;
-  consumerCount: number;
-  consumeGroupList: ConsumeGroupInfo[];
-  creator: string;
-  createdTime: number;
-  lastUpdatedTime: number;
-  bytes: number;
-  corruptRecords: number;
-  delayedCount: number;
-  /** First offset still stored (after retention or empty); `consume` with it peeks at the head. */
-  firstOffset: number;
-  /** Next offset to be written. */
-  nextOffset: number;
-}
-
-export interface ServerInfo {
-  serverAddress: ServerAddress;
-  serverVersion: string;
-  infoVersion: number;
-  trackerList: ServerAddress[];
-  topicTable: Record<string, TopicInfo>;
-}
-
-export interface TrackerInfo {
-  serverAddress: ServerAddress;
-  serverVersion: string;
-  infoVersion: number;
-  serverTable: Record<string, ServerInfo>;
-}
 
 export function serverAddress(state: BrokerState): ServerAddress {
   return { address: state.announced, sslEnabled: state.sslEnabled };

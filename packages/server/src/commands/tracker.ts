@@ -1,6 +1,6 @@
 // server, tracker, track_sub and track_pub (zbus-protocol.md §9).
-import { ZbusError } from '@zbus/protocol';
-import { type ServerInfo, serverInfo, serverKey, trackerInfo } from '../info.js';
+import { type ServerEvent, ZbusError } from '@zbus/protocol';
+import { serverInfo, serverKey, trackerInfo } from '../info.js';
 import type { BrokerState, CommandContext } from './context.js';
 import { nowText, okJson, okText } from './reply.js';
 
@@ -23,16 +23,11 @@ export function trackSub(ctx: CommandContext): void {
   ctx.ticket.send(reply);
 }
 
-interface ServerEvent {
-  serverInfo?: ServerInfo;
-  live?: boolean;
-}
-
 export function trackPub(ctx: CommandContext): void {
   const { state, session, msg } = ctx;
-  let event: ServerEvent;
+  let event: Partial<ServerEvent>;
   try {
-    event = msg.json<ServerEvent>();
+    event = msg.json<Partial<ServerEvent>>();
   } catch {
     throw new ZbusError('ZBUS_ERR_BAD_REQUEST', 'Bad Format, track_pub json required');
   }

@@ -1,8 +1,9 @@
 // Reports this broker to its upstream trackers (`--tracker h1:p;h2:p`): a `track_pub` ServerEvent on
 // connect, after every change (debounced) and every reportIntervalMs; lost trackers are reconnected.
+
+import type { ServerEvent, ServerInfo } from '@zbus/protocol';
 import { Message } from '@zbus/protocol';
 import type { Logger } from 'pino';
-import type { ServerInfo } from '../info.js';
 import { Link } from './link.js';
 
 const REPORT_DEBOUNCE_MS = 100;
@@ -41,7 +42,8 @@ export class TrackerReporter {
   #event(live: boolean): Message {
     const m = new Message({ headers: { cmd: 'track_pub', ack: 'false' } });
     if (this.token !== undefined) m.set('token', this.token);
-    m.setBody({ serverInfo: this.info(), certificate: null, live });
+    const event: ServerEvent = { serverInfo: this.info(), certificate: null, live };
+    m.setBody(event);
     return m;
   }
 

@@ -1,9 +1,10 @@
 // The tracker side every broker has (zbus-protocol.md §9): the servers that report to it with `track_pub`,
 // each watched through a connection of the tracker's own, and the sessions subscribed with `track_sub`,
 // which get a TrackerInfo push on every change. What a tracker learns is never reported onwards (no loops).
+
+import type { ServerInfo } from '@zbus/protocol';
 import { Message } from '@zbus/protocol';
 import type { Logger } from 'pino';
-import type { ServerInfo } from '../info.js';
 import type { Session } from '../session.js';
 import { Link } from './link.js';
 
