@@ -1,0 +1,113 @@
+// Token ACLs (zbus-protocol.md §11, decisions.md §3): per-topic, per-operation, optionally per-group; the
+// token comes from the header, `?token=` or the `token` cookie; 403 with the 0.11 text; info filtered.
+import { describe, expect, it } from 'vitest';
+import type { AuthConfig } from '../../src/index.js';
+import { startTestBroker, wsConnect } from './helpers.js';
+
+const auth: AuthConfig = {
+  tokens: [
+    { token: 'admin-secret', name: 'admin', operations: ['admin'], topics: [{ topic: '*' }] },
+    { token: 'producer', operations: ['produce', 'declare'], topics: [{ topic: 'Orders' }] },
+    { token: 'reader', operations: ['consume', 'query'], topics: [{ topic: 'Orders', groups: ['billing'] }] },
+    { token: '', name: 'anonymous', operations: ['query'], topics: [{ topic: 'Public' }] },
+  ],
+};
+
+async function setup() {
+  const b = await startTestBroker({ auth });
+  const admin = await b.raw();
+  for (const topic of ['Orders', 'Public', 'Secret']) {
+    const r = await admin.request({ headers: { cmd: 'declare', topic, token: 'admin-secret' } });
+    expect(r.status).toBe(200);
+  }
+  await admin.request({ headers: { cmd: 'declare', topic: 'Orders', consume_group: 'billing', token: 'admin-secret' } });
+  return { b, admin };
+}
+
+describe('auth', () => {
+  it('allows what a token lists and answers anything else 403 with the 0.11 text', async () => {
+    const { b } = await setup();
+    const c = await b.raw();
+    const ok = await c.request({ headers: { cmd: 'produce', topic: 'Orders', token: 'producer' }, body: 'o1' });
+    expect(ok.status).toBe(200);
+    const other = await c.request({ headers: { cmd: 'produce', topic: 'Secret', token: 'producer' }, body: 'x' });
+    expect(other.status).toBe(403);
+    expect(other.bodyText()).toBe('403: Command(produce) Topic(Secret) Forbbiden');
+    expect(other.headers.error_code).toBe('ZBUS_ERR_FORBIDDEN');
+    const op = await c.request({ headers: { cmd: 'remove', topic: 'Orders', token: 'producer' } });
+    expect([op.status, op.bodyText()]).toEqual([403, '403: Command(remove) Topic(Orders) Forbbiden']);
+    const none = await c.request({ headers: { cmd: 'produce', topic: 'Orders' }, body: 'x' });
+    expect(none.status).toBe(403);
+    const wrong = await c.request({ headers: { cmd: 'produce', topic: 'Orders', token: 'producerX' }, body: 'x' });
+    expect(wrong.status).toBe(403);
+    const server = await c.request({ headers: { cmd: 'server', token: 'producer' } });
+    expect([server.status, server.bodyText()]).toEqual([403, '403: Command(server) Forbbiden']);
+  });
+
+  it('checks the group for consume: a token limited to some groups may consume only those', async () => {
+    const { b, admin } = await setup();
+    await admin.request({ headers: { cmd: 'declare', topic: 'Orders', consume_group: 'audit', token: 'admin-secret' } });
+    await admin.request({ headers: { cmd: 'produce', topic: 'Orders', token: 'admin-secret', id: 'o-1' }, body: 'o' });
+    const c = await b.raw();
+    const d = await c.request({
+      headers: { cmd: 'consume', topic: 'Orders', consume_group: 'billing', token: 'reader' },
+    });
+    expect(d.status).toBe(200);
+    expect(d.headers.origin_id).toBe('o-1');
+    expect(d.headers.token).toBeUndefined(); // never stored, never delivered
+    const denied = await c.request({
+      headers: { cmd: 'consume', topic: 'Orders', consume_group: 'audit', token: 'reader' },
+    });
+    expect([denied.status, denied.bodyText()]).toEqual([403, '403: Command(consume) Topic(Orders) Forbbiden']);
+    // The default group is named as the topic, which this token does not list.
+    expect((await c.request({ headers: { cmd: 'consume', topic: 'Orders', token: 'reader' } })).status).toBe(403);
+  });
+
+  it('filters query results to the topics the token may see', async () => {
+    const { b } = await setup();
+    const c = await b.raw();
+    const topicsOf = async (token?: string) => {
+      const headers: Record<string, string> = { cmd: 'query' };
+      if (token !== undefined) headers.token = token;
+      const r = await c.request({ headers });
+      expect(r.status).toBe(200);
+      return Object.keys(r.json<{ topicTable: Record<string, unknown> }>().topicTable).sort();
+    };
+    expect(await topicsOf('admin-secret')).toEqual(['Orders', 'Public', 'Secret']);
+    expect(await topicsOf('reader')).toEqual(['Orders']);
+    expect(await topicsOf()).toEqual(['Public']); // the '' entry covers requests without a token
+    const q = await c.request({ headers: { cmd: 'query', topic: 'Secret', token: 'reader' } });
+    expect(q.status).toBe(403);
+  });
+
+  it('takes the token from ?token= and from the token cookie over plain HTTP', async () => {
+    const { b } = await setup();
+    const denied = await fetch(`${b.url}/produce/Orders?body=x`);
+    expect(denied.status).toBe(403);
+    expect(await denied.text()).toBe('403: Command(produce) Topic(Orders) Forbbiden');
+    expect((await fetch(`${b.url}/produce/Orders?body=x&token=producer`)).status).toBe(200);
+    const cookie = await fetch(`${b.url}/produce/Orders?body=y`, { headers: { cookie: 'theme=dark; token=producer' } });
+    expect(cookie.status).toBe(200);
+    // A header token wins over the query.
+    const both = await fetch(`${b.url}/produce/Orders?body=z&token=producer`, { headers: { token: 'nope' } });
+    expect(both.status).toBe(403);
+  });
+
+  it('takes the token of a WebSocket session from its handshake cookie', async () => {
+    const { b } = await setup();
+    const withCookie = await wsConnect(b.port, { headers: { cookie: 'token=producer' } });
+    const ok = await withCookie.request({ headers: { cmd: 'produce', topic: 'Orders' }, body: 'ws' });
+    expect(ok.status).toBe(200);
+    const anonymous = await wsConnect(b.port);
+    const denied = await anonymous.request({ headers: { cmd: 'produce', topic: 'Orders' }, body: 'ws' });
+    expect(denied.status).toBe(403);
+  });
+
+  it('never checks heartbeat, and lets commands outside the ACL list pass (ping)', async () => {
+    const { b } = await setup();
+    const c = await b.raw();
+    const hb = c.send({ headers: { cmd: 'heartbeat' } });
+    expect((await c.request({ headers: { cmd: 'ping' } })).bodyText()).toBe('OK');
+    expect(c.received.find((m) => m.headers.id === hb)).toBeUndefined();
+  });
+});
