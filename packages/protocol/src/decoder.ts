@@ -69,6 +69,8 @@ for (const name of Object.values(Header)) {
   if (!KNOWN_BY_HASH.has(hashName(name))) KNOWN_BY_HASH.set(hashName(name), name);
 }
 
+let resetDecoder: (d: MessageDecoder) => void;
+
 function bad(message: string): ProtocolError {
   return new ProtocolError('ZBUS_ERR_BAD_MESSAGE', message);
 }
@@ -122,8 +124,9 @@ export class MessageDecoder {
   #lineLen = 0;
   /** The bytes scanned so far end in CR. */
   #cr = false;
-  /** Offset of each line's LF from the head start. */
-  readonly #ends: Int32Array;
+  /** Offset of each line's LF from the head start (a plain array: a typed array this size costs an off-heap
+   * allocation per decoder, which decodeMessage pays on every call). */
+  readonly #ends: number[] = [];
 
   // body
   #msg: Message | null = null;
@@ -145,7 +148,31 @@ export class MessageDecoder {
     this.#maxLines = l.maxHeaderCount + 1; // + the start line
     this.#maxBodyBytes = l.maxBodyBytes;
     this.#maxUrlBytes = l.maxUrlBytes;
-    this.#ends = new Int32Array(this.#maxLines);
+  }
+
+  static {
+    // Lets decodeMessage reuse one decoder instead of building one per WebSocket frame.
+    resetDecoder = (d: MessageDecoder): void => {
+      d.#state = S_HEAD;
+      d.#error = undefined;
+      d.#inCallback = false;
+      d.#rest = EMPTY_BYTES;
+      d.#headParts = [];
+      d.#headBytes = 0;
+      d.#lines = 0;
+      d.#lineLen = 0;
+      d.#cr = false;
+      d.#msg = null;
+      d.#contentLength = -1;
+      d.#chunked = false;
+      d.#body = EMPTY_BYTES;
+      d.#filled = 0;
+      d.#parts = [];
+      d.#partBytes = 0;
+      d.#chunkLeft = 0;
+      d.#line = '';
+      d.#trailerBytes = 0;
+    };
   }
 
   /** Bytes held for the message in progress (or after a stop). */
@@ -635,22 +662,46 @@ function setContentType(headers: Record<string, string>, value: string): void {
   headers['content-type'] = type;
 }
 
+let oneShotResult: Message | undefined;
+let oneShot: MessageDecoder | undefined;
+let oneShotBusy = false;
+
+function takeOne(m: Message): boolean {
+  oneShotResult = m;
+  return false;
+}
+
 /**
  * Decodes one whole message from one buffer (a WebSocket frame's payload). Throws ProtocolError when the bytes are
  * incomplete or malformed, or hold more than one message (trailing CR/LF bytes are ignored).
  */
 export function decodeMessage(bytes: Uint8Array, limits?: DecoderLimits): Message {
-  let got: Message | undefined;
-  const d = new MessageDecoder((m) => {
-    got = m;
-    return false;
-  }, limits);
-  d.push(bytes);
+  // One shared decoder serves the default limits (decoding is synchronous; `busy` guards re-entry from a caller's
+  // own onMessage). Other limits get a decoder of their own.
+  let d: MessageDecoder;
+  const shared = limits === undefined && !oneShotBusy;
+  if (shared) {
+    oneShot ??= new MessageDecoder(takeOne);
+    d = oneShot;
+    resetDecoder(d);
+    oneShotBusy = true;
+  } else {
+    d = new MessageDecoder(takeOne, limits);
+  }
+  oneShotResult = undefined;
+  try {
+    d.push(bytes);
+  } finally {
+    if (shared) oneShotBusy = false;
+  }
+  const got = oneShotResult as Message | undefined;
+  oneShotResult = undefined;
   if (got === undefined) throw bad('incomplete message');
   const rest = d.remaining();
   for (let i = 0; i < rest.length; i++) {
     const b = rest[i];
     if (b !== CR && b !== LF) throw bad('bytes after the message');
   }
+  if (shared) resetDecoder(d); // drop the reference to `bytes`
   return got;
 }
