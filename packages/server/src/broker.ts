@@ -340,7 +340,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
       await this.#store.flush().catch((err: unknown) => this.log.error({ err }, 'flush at shutdown failed'));
       await this.#store.close();
     }
-    for (const c of listener?.connections ?? []) c.destroy();
+    listener?.destroyAll();
     await closed;
     this.log.flush?.();
   }

@@ -15,6 +15,8 @@ const TOO_MANY_CONNECTIONS =
 export interface Listener {
   readonly server: Server;
   readonly connections: Set<TcpConnection>;
+  /** Destroys every socket still open: connections, rejected ones still closing, TLS handshakes in progress. */
+  destroyAll(): void;
 }
 
 export function createListener(host: ConnectionHost, canAccept: () => boolean): Listener {
@@ -34,20 +36,28 @@ export function createListener(host: ConnectionHost, canAccept: () => boolean): 
     });
   };
 
+  const sockets = new Set<Socket>();
   const server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
     host.metrics.connectionsTotal++;
     if (!canAccept() || connections.size >= o.maxConnections) {
       host.metrics.connectionsRejected++;
       // A clear answer instead of a silent reset; the client may be plain HTTP.
       socket.on('error', () => {});
       socket.end(TOO_MANY_CONNECTIONS);
+      // A peer that never closes its side must not hold the slot (or server.close()) forever.
+      setTimeout(() => socket.destroy(), 2000).unref();
       return;
     }
     if (!secureContext) {
       start(socket);
       return;
     }
+    // Until its first byte says TLS or not, a silent connection is closed after the idle timeout as well.
+    if (o.idleTimeoutMs > 0) socket.setTimeout(o.idleTimeoutMs, () => socket.destroy());
     socket.once('data', (chunk: Buffer) => {
+      socket.setTimeout(0);
       if (chunk[0] === TLS_HANDSHAKE) {
         socket.pause();
         // TLSSocket reads what is already buffered on the raw socket, so the ClientHello is not lost.
@@ -63,5 +73,12 @@ export function createListener(host: ConnectionHost, canAccept: () => boolean): 
     socket.on('error', () => {});
   });
   server.maxConnections = o.maxConnections + 64; // the extra room lets us answer 503 instead of resetting
-  return { server, connections };
+  return {
+    server,
+    connections,
+    destroyAll() {
+      for (const c of connections) c.destroy();
+      for (const s of sockets) s.destroy();
+    },
+  };
 }

@@ -21,6 +21,16 @@ export class WsConnection implements SessionWire {
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => this.#onFrame(data));
     ws.on('close', () => this.session.closedByTransport());
     ws.on('error', () => {});
+    // Idle sessions close after idleTimeoutMs as TCP ones do (a heartbeat or any frame keeps them); ws clears
+    // the socket's timeout when it takes the socket, so it is set again here.
+    const socket = (ws as unknown as { _socket?: Socket })._socket;
+    const idle = host.options.idleTimeoutMs;
+    if (socket && idle > 0) {
+      socket.setTimeout(idle, () => {
+        host.log.debug({ session: this.session.id }, 'idle timeout');
+        ws.terminate();
+      });
+    }
     host.attach(this.session);
   }
 

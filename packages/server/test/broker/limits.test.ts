@@ -1,0 +1,185 @@
+// Every limit answers with a clear status and message and never takes the broker down: maxHeaderBytes (431),
+// maxBodyBytes (413), maxConnections (503), maxInflightPerConnection, idleTimeoutMs (heartbeat keeps alive).
+import { connect } from 'node:net';
+import { RawClient } from '@zbus/testkit';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { closed, curl, declare, hasCommand, startTestBroker, wsConnect } from './helpers.js';
+
+describe('maxHeaderBytes', () => {
+  it('answers 431 when the header block exceeds maxHeaderBytes, then closes the connection', async () => {
+    const b = await startTestBroker({ maxHeaderBytes: 2048 });
+    const c = await RawClient.connect(b.port);
+    onTestFinished(() => c.close());
+    const gone = closed(c.socket);
+    c.socket.write(`GET /ping HTTP/1.1\r\nx-big: ${'a'.repeat(3000)}\r\n\r\n`);
+    const r = await c.next();
+    expect(r.status).toBe(431);
+    expect(r.headers.error_code).toBe('ZBUS_ERR_HEADERS_TOO_LARGE');
+    expect(r.bodyText()).toBe('431: header block exceeds 2048 bytes (maxHeaderBytes)');
+    await gone;
+    const ok = await b.raw();
+    expect((await ok.request({ headers: { cmd: 'ping' } })).bodyText()).toBe('OK');
+  });
+
+  it('answers 431 to fetch as well', async () => {
+    const b = await startTestBroker({ maxHeaderBytes: 2048 });
+    const r = await fetch(`${b.url}/ping`, { headers: { 'x-big': 'b'.repeat(4000) } });
+    expect(r.status).toBe(431);
+    expect(await r.text()).toContain('(maxHeaderBytes)');
+  });
+});
+
+describe('maxBodyBytes', () => {
+  it('answers 413 as soon as a content-length over maxBodyBytes is announced', async () => {
+    const b = await startTestBroker({ maxBodyBytes: 1024 });
+    const admin = await b.raw();
+    await declare(admin, 'T');
+    const c = await RawClient.connect(b.port);
+    onTestFinished(() => c.close());
+    const gone = closed(c.socket);
+    // Only the head is sent: the broker must not wait for a body it will refuse.
+    c.socket.write('POST /T HTTP/1.1\r\ncontent-length: 5000\r\n\r\n');
+    const r = await c.next();
+    expect(r.status).toBe(413);
+    expect(r.headers.error_code).toBe('ZBUS_ERR_BODY_TOO_LARGE');
+    expect(r.bodyText()).toContain('(maxBodyBytes)');
+    await gone;
+    const q = await admin.request({ headers: { cmd: 'query', topic: 'T' } });
+    expect(q.json<{ messageDepth: number }>().messageDepth).toBe(0);
+  });
+
+  it('answers 413 to a chunked body that grows past the limit', async () => {
+    const b = await startTestBroker({ maxBodyBytes: 1024 });
+    const c = await RawClient.connect(b.port);
+    onTestFinished(() => c.close());
+    c.socket.write('POST /T HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n400\r\n');
+    c.socket.write(`${'x'.repeat(1024)}\r\n10\r\n${'y'.repeat(16)}\r\n0\r\n\r\n`);
+    const r = await c.next();
+    expect(r.status).toBe(413);
+  });
+
+  it.skipIf(!hasCommand('curl'))('answers 413 to curl', async () => {
+    const b = await startTestBroker({ maxBodyBytes: 1024 });
+    const r = await curl(['--data-binary', '@-', `${b.url}/T`], 'z'.repeat(4096));
+    expect(r.status).toBe(413);
+    expect(r.body).toBe('413: content-length exceeds 1024 bytes (maxBodyBytes)');
+  });
+
+  it('answers 413 to an oversized WebSocket frame body and keeps the WebSocket open', async () => {
+    const b = await startTestBroker({ maxBodyBytes: 1024 });
+    const ws = await wsConnect(b.port);
+    ws.send({ headers: { cmd: 'produce', topic: 'T' }, body: 'w'.repeat(2000) });
+    const r = await ws.next();
+    expect(r.status).toBe(413);
+    expect((await ws.request({ headers: { cmd: 'ping' } })).bodyText()).toBe('OK');
+  });
+});
+
+describe('maxConnections', () => {
+  it('answers 503 to a connection past maxConnections and closes it; a freed slot is reusable', async () => {
+    const b = await startTestBroker({ maxConnections: 2 });
+    const c1 = await b.raw();
+    const c2 = await b.raw();
+    await c1.request({ headers: { cmd: 'ping' } });
+    await c2.request({ headers: { cmd: 'ping' } });
+    const third = await RawClient.connect(b.port);
+    onTestFinished(() => third.close());
+    const gone = closed(third.socket);
+    const r = await third.next();
+    expect(r.status).toBe(503);
+    expect(r.headers.error_code).toBe('ZBUS_ERR_LIMIT');
+    expect(r.bodyText()).toBe('503: too many connections (maxConnections)');
+    await gone;
+    // Plain HTTP clients read the same answer.
+    expect((await fetch(`${b.url}/healthz`)).status).toBe(503);
+    const c1gone = closed(c1.socket);
+    c1.close();
+    await c1gone;
+    // The broker notices the close on its side shortly after; retry until the slot is free.
+    let r2 = await fetch(`${b.url}/healthz`, { headers: { connection: 'close' } });
+    for (let i = 0; i < 100 && r2.status === 503; i++) {
+      r2 = await fetch(`${b.url}/healthz`, { headers: { connection: 'close' } });
+    }
+    expect(r2.status).toBe(200);
+  });
+});
+
+describe('maxInflightPerConnection', () => {
+  it('keeps reading a pipelining connection in bounded steps and answers every request in order', async () => {
+    const b = await startTestBroker({ maxInflightPerConnection: 2, fsync: 'always' });
+    const c = await b.raw();
+    await declare(c, 'T');
+    const ids: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      ids.push(c.send({ headers: { cmd: 'produce', topic: 'T', id: `p${i}` }, body: String(i) }));
+    }
+    const replies = await Promise.all(ids.map((id) => c.next((m) => m.headers.id === id)));
+    expect(replies.every((r) => r.status === 200)).toBe(true);
+    expect(replies.map((r) => Number(r.headers.offset))).toEqual(ids.map((_, i) => i));
+  });
+});
+
+describe('idle timeout and heartbeat', () => {
+  it('closes a TCP connection silent for idleTimeoutMs', async () => {
+    const b = await startTestBroker({ idleTimeoutMs: 150 });
+    const s = connect(b.port, '127.0.0.1');
+    onTestFinished(() => {
+      s.destroy();
+    });
+    s.on('error', () => {});
+    const started = Date.now();
+    await closed(s, 3000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+  });
+
+  it('closes a silent WebSocket after idleTimeoutMs too', async () => {
+    const b = await startTestBroker({ idleTimeoutMs: 150 });
+    const ws = await wsConnect(b.port);
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('WebSocket still open')), 3000);
+      ws.ws.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  });
+
+  it('keeps a connection that sends heartbeats, and never answers them', async () => {
+    const b = await startTestBroker({ idleTimeoutMs: 150 });
+    const c = await b.raw();
+    await declare(c, 'T');
+    const beat = setInterval(() => c.send({ headers: { cmd: 'heartbeat' } }), 40);
+    onTestFinished(() => clearInterval(beat));
+    // Two idle periods pass while the consume waits; the heartbeats keep the connection.
+    const r = await c.request({ headers: { cmd: 'consume', topic: 'T', consume_timeout: '400' } });
+    expect(r.headers.consume_timeout).toBe('true');
+    expect(c.socket.destroyed).toBe(false);
+    expect(c.received).toHaveLength(0);
+  });
+});
+
+describe('bad input', () => {
+  it('survives a flood of malformed and truncated connections', async () => {
+    const b = await startTestBroker();
+    const inputs = [
+      'GET / HTTP/9.9\r\n\r\n',
+      'GET /x HTTP/1.1\r\ncontent-length: -5\r\n\r\n',
+      'GET /x HTTP/1.1\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n',
+      'POST /x HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n',
+      'GET /x HTTP/1.1\r\nbad header line\r\n\r\n',
+      '\u0016\u0003\u0001\u0000', // a TLS hello to a broker without TLS
+      'POST /x HTTP/1.1\r\ncontent-length: 100\r\n\r\nshort',
+    ];
+    await Promise.all(
+      inputs.map(async (input) => {
+        const c = await RawClient.connect(b.port);
+        onTestFinished(() => c.close());
+        c.socket.write(input);
+        c.socket.end();
+        await closed(c.socket);
+      }),
+    );
+    const ok = await b.raw();
+    expect((await ok.request({ headers: { cmd: 'ping' } })).bodyText()).toBe('OK');
+  });
+});
