@@ -13,6 +13,8 @@ export interface RpcServeOptions {
   token?: string;
   /** How many connections consume the topic. */
   connectionCount: number;
+  /** Requests handled at once per connection (the consume window). */
+  window?: number;
   /** Turns a delivered request (id, url, method restored) into the reply routed back to its caller. */
   process(req: Message): Promise<Message>;
 }
@@ -41,6 +43,8 @@ export type RpcConnectorFactory = (address: string) => RpcConnector;
 /** The RPC topic mask services declare by default: MEMORY | RPC (3), as 0.11 does. */
 export const DEFAULT_SERVICE_MASK: number = Mask.Memory | Mask.Rpc;
 export const DEFAULT_SERVICE_ADDRESS = '127.0.0.1:15555';
+/** Requests a service handles at once per connection. */
+export const DEFAULT_SERVICE_WINDOW = 16;
 
 /**
  * Starts a service, 0.11 style:
@@ -58,6 +62,7 @@ export class ServiceBootstrap {
   #address = DEFAULT_SERVICE_ADDRESS;
   #token: string | undefined;
   #connectionCount = 1;
+  #window = DEFAULT_SERVICE_WINDOW;
   #mask = DEFAULT_SERVICE_MASK;
   #service: RpcService | undefined;
 
@@ -87,6 +92,18 @@ export class ServiceBootstrap {
     this.#connectionCount = n;
     return this;
   }
+  /**
+   * Requests handled at once per connection (async methods overlap). 1 is the 0.11 behaviour: one request at
+   * a time per connection.
+   * @default 16
+   */
+  window(n: number): this {
+    if (!Number.isInteger(n) || n < 1) {
+      throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `window must be an integer >= 1, got ${n}`);
+    }
+    this.#window = n;
+    return this;
+  }
   /** @default Mask.Memory | Mask.Rpc */
   serviceMask(mask: number): this {
     this.#mask = mask | Mask.Rpc;
@@ -110,6 +127,7 @@ export class ServiceBootstrap {
       topic: this.#name,
       mask: this.#mask,
       connectionCount: this.#connectionCount,
+      window: this.#window,
       process: (req) => this.processor.process(req),
     };
     if (this.#token !== undefined) options.token = this.#token;

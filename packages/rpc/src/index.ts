@@ -9,6 +9,7 @@ export {
   ClientBootstrap,
   DEFAULT_SERVICE_ADDRESS,
   DEFAULT_SERVICE_MASK,
+  DEFAULT_SERVICE_WINDOW,
   ServiceBootstrap,
 } from './bootstrap.js';
 export type { BodyCodec, CodecName } from './codec.js';

@@ -79,6 +79,8 @@ const CONSUMER_DEFAULTS = {
   closeTimeout: 30_000,
 } as const;
 
+const kAckAsync = Symbol('zbus.consumer.ackAsync');
+
 type ConsumerState = 'idle' | 'running' | 'paused' | 'closing' | 'closed';
 
 /** One consuming connection. */
@@ -295,7 +297,17 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     lane.inFlight++;
     const finish = (error?: unknown) => {
       const auto = this.options.ackMode === 'auto' && !msg.settled;
-      const settle = auto ? (error === undefined ? msg.ack() : msg.nack()) : Promise.resolve();
+      let settle: Promise<void> = Promise.resolve();
+      if (auto && error === undefined) {
+        // Java's ackAsync: `ack: false`, no reply to wait for; it still refills the window.
+        try {
+          (msg as ConsumedMessage & { [kAckAsync](): void })[kAckAsync]();
+        } catch (e) {
+          this.#report(e as Error, msg);
+        }
+      } else if (auto) {
+        settle = msg.nack();
+      }
       settle
         .catch((e: unknown) => this.#report(e as Error, msg))
         .finally(() => {
@@ -363,6 +375,19 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
             need('nack'),
             options.delay === undefined ? {} : { delay: options.delay },
           );
+        },
+        enumerable: false,
+        configurable: true,
+      },
+      [kAckAsync]: {
+        value: () => {
+          if (settled) return;
+          settled = true;
+          const m = new Message({
+            headers: { cmd: Cmd.Ack, topic, consume_group: group, offset: need('ack') },
+          });
+          m.set('ack', 'false');
+          client.send(m);
         },
         enumerable: false,
         configurable: true,
@@ -445,6 +470,14 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     this.#current = undefined;
     current?.();
     await this.#whenIdle(this.options.closeTimeout);
+    // Acks go out without a reply (ackAsync); a query per connection makes sure the broker has handled them.
+    await Promise.all(
+      this.#lanes.map((l) =>
+        l.client.connected
+          ? l.client.queryTopic(this.topic, { timeout: 5_000 }).catch(() => undefined)
+          : undefined,
+      ),
+    );
     this.#state = 'closed';
     for (const r of this.#readers.splice(0)) r({ value: undefined, done: true });
     for (const l of this.#lanes) l.offConnected();

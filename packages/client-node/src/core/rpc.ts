@@ -21,6 +21,7 @@ export function brokerRpcConnector(makeBroker: (address: string) => Broker): Rpc
         topic: options.topic,
         topicMask: options.mask,
         connectionCount: options.connectionCount,
+        window: options.window ?? 1,
         ...(options.token !== undefined ? { token: options.token } : {}),
         handler: async (req, client) => {
           const caller = req.sender;

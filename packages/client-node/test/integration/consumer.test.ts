@@ -99,6 +99,26 @@ describe('Consumer', () => {
     expect(peak).toBe(4);
   });
 
+  it('consumes a memory topic with a window above 1', async () => {
+    await admin.declare('c-memory', { topicMask: Mask.Memory, group: 'g' });
+    const done = latch(30, 10_000);
+    const seen: string[] = [];
+    const c = consumer({
+      topic: 'c-memory',
+      group: 'g',
+      window: 4,
+      handler: async (m) => {
+        seen.push(m.bodyText());
+        await new Promise((r) => setTimeout(r, 2));
+        done.countDown();
+      },
+    });
+    await c.start();
+    await publish('c-memory', 30);
+    await done.wait();
+    expect(new Set(seen).size).toBe(30);
+  });
+
   it('spreads a group over connectionCount connections', async () => {
     await admin.declare('c-conns', { group: 'g' });
     const clients = new Set<MqClient>();
