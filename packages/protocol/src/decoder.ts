@@ -489,16 +489,29 @@ export class MessageDecoder {
       if (cr !== -1 && cr < lineEnd) throw bad('bare CR in header block');
       const c0 = s.charCodeAt(pos);
       if (c0 === 32 || c0 === 9) throw bad('obsolete line folding in header block');
-      const colon = s.indexOf(':', pos);
-      if (colon < 0 || colon > lineEnd)
-        throw bad(`header line without colon: ${JSON.stringify(s.slice(pos, Math.min(lineEnd, pos + 40)))}`);
+      // one pass over the name: find the colon, check token characters, hash for the known-name lookup
       let name: string | undefined;
       let hash = 0;
       let upper = false;
-      for (let i = pos; i < colon; i++) {
-        const c = s.charCodeAt(i);
+      let colon = pos;
+      for (; ; colon++) {
+        if (colon >= lineEnd) {
+          throw bad(
+            `header line without colon: ${JSON.stringify(s.slice(pos, Math.min(lineEnd, pos + 40)))}`,
+          );
+        }
+        const c = s.charCodeAt(colon);
+        if (c === 58) break; // ':'
         const t = c < 128 ? (TOKEN[c] as number) : 0;
-        if (t === 0) throw bad(`bad header name ${JSON.stringify(s.slice(pos, Math.min(colon, pos + 40)))}`);
+        if (t === 0) {
+          const end = s.indexOf(':', colon);
+          if (end < 0 || end > lineEnd) {
+            throw bad(
+              `header line without colon: ${JSON.stringify(s.slice(pos, Math.min(lineEnd, pos + 40)))}`,
+            );
+          }
+          throw bad(`bad header name ${JSON.stringify(s.slice(pos, Math.min(end, pos + 40)))}`);
+        }
         if (t === 2) upper = true;
         hash = (Math.imul(hash, 31) + c) | 0;
       }

@@ -244,6 +244,26 @@ describe('decoder: malformed input', () => {
     );
   });
 
+  it('decodes the next frame normally after decodeMessage rejected one', () => {
+    expectZbusError(
+      () => decodeOne('GET / HTTP/1.1\r\ncontent-length: x\r\n\r\n'),
+      'ZBUS_ERR_BAD_MESSAGE',
+      400,
+    );
+    expectZbusError(() => decodeOne('GET / HTTP/1.1\r\n'), 'ZBUS_ERR_BAD_MESSAGE', 400, /incomplete/);
+    expect(decodeOne('POST /a HTTP/1.1\r\ncontent-length: 2\r\n\r\nok').bodyText()).toBe('ok');
+    expect(decodeOne('GET /b HTTP/1.1\r\n\r\n').url).toBe('/b');
+  });
+
+  it('applies the limits given to decodeMessage', () => {
+    expectZbusError(
+      () => decodeOne('POST / HTTP/1.1\r\ncontent-length: 5\r\n\r\nhello', { maxBodyBytes: 4 }),
+      'ZBUS_ERR_BODY_TOO_LARGE',
+      413,
+    );
+    expect(decodeOne('POST / HTTP/1.1\r\ncontent-length: 5\r\n\r\nhello').bodyText()).toBe('hello');
+  });
+
   it('rejects bytes after the message in decodeMessage but ignores trailing CRLF', () => {
     expectZbusError(
       () => decodeOne('GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n'),
