@@ -552,7 +552,7 @@ export class SegmentedLog {
     if (ans < 0) return this.firstOffset;
     const seg = segs[ans]!;
     const i = seg.tix.lastBefore(time);
-    const c = new Cursor(64 * 1024);
+    const c = new Cursor(16 * 1024);
     c.seg = seg;
     c.pos = i >= 0 ? seg.oix.pos[i]! : 0;
     c.offset = i >= 0 ? seg.base + seg.oix.rel[i]! : seg.base;
