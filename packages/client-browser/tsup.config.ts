@@ -1,11 +1,27 @@
 import { defineConfig } from 'tsup';
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  platform: 'neutral',
-});
+export default defineConfig([
+  // For bundlers: ESM, the @zbus/* packages left as imports (the app's bundler dedupes them).
+  {
+    entry: { index: 'src/index.ts' },
+    format: ['esm'],
+    dts: true,
+    sourcemap: true,
+    clean: true,
+    target: 'es2022',
+    platform: 'browser',
+  },
+  // For `<script type="module" src=".../zbus.browser.js">`: one file, everything bundled, minified.
+  {
+    entry: { 'zbus.browser': 'src/index.ts' },
+    format: ['esm'],
+    outExtension: () => ({ js: '.js' }),
+    dts: false,
+    sourcemap: true,
+    clean: false,
+    minify: true,
+    target: 'es2022',
+    platform: 'browser',
+    noExternal: [/.*/],
+  },
+]);

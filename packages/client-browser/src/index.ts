@@ -1,1 +1,75 @@
-export {};
+// `@zbus/client-browser`: the zbus client over the browser's WebSocket, the same API as `@zbus/client`.
+// Explicit exports only (style.md §4).
+
+export type {
+  Body,
+  BrokerOptions,
+  ClientSource,
+  ClientState,
+  ConsumedMessage,
+  ConsumeGroupInfo,
+  ConsumeOptions,
+  ConsumerOptions,
+  DeclareOptions,
+  DeliveryControl,
+  GroupOptions,
+  MessageHandler,
+  MqAdminOptions,
+  MqClientEvents,
+  MqClientOptions,
+  ProduceOptions,
+  ProduceResult,
+  ProducerOptions,
+  PublishInput,
+  PublishOptions,
+  RequestOptions,
+  ServerAddress,
+  ServerInfo,
+  TopicInfo,
+  TrackerInfo,
+  Transport,
+  TransportConnectOptions,
+  TransportFactory,
+  TransportHandlers,
+} from '@zbus/client/core';
+export { CLIENT_DEFAULTS, Consumer, MqAdmin, Producer, restoreDelivery } from '@zbus/client/core';
+// The message model and typed errors, from the protocol package.
+export type { RemoteErrorInfo, ZbusErrorCode } from '@zbus/protocol';
+export {
+  Cmd,
+  Header,
+  isZbusError,
+  LimitError,
+  Mask,
+  Message,
+  ProtocolError,
+  RpcError,
+  STATUS_BY_CODE,
+  ZbusError,
+} from '@zbus/protocol';
+// RPC, bound to WebSocket below (bootstraps) or usable with any MqClient (`new RpcInvoker(client, { topic })`).
+export type {
+  AddModuleOptions,
+  CodecName,
+  InvokeOptions,
+  MessageInvoker,
+  RpcCall,
+  RpcErrorBody,
+  RpcInvokerOptions,
+  RpcMethodInfo,
+  RpcProcessorOptions,
+  RpcProxy,
+} from '@zbus/rpc';
+export { RpcInvoker, RpcProcessor, rawRequest } from '@zbus/rpc';
+export type { BrowserClientOptions } from './browser.js';
+export {
+  Broker,
+  ClientBootstrap,
+  defaultAddress,
+  MqClient,
+  ServiceBootstrap,
+  wsRpcConnector,
+} from './browser.js';
+export { wakeUp } from './lifecycle.js';
+export type { WebSocketTransportOptions } from './websocket.js';
+export { TRANSPORT_DEFAULTS, webSocketTransport, webSocketUrl } from './websocket.js';
