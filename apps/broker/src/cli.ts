@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // `zbus`: the broker's command line. `npx @zbus/broker` and `zbus serve` start a broker.
+import { proxy } from './proxy/cli.js';
 import { serve } from './serve.js';
 
 const USAGE = `zbus ${__ZBUS_VERSION__}: message broker (MQ + RPC) on one port for TCP, HTTP and WebSocket
 
 Usage:
   zbus [serve] [options]     start a broker (the default command)
+  zbus proxy [options]       forward an entry topic's HTTP requests to a service (zbus proxy --help)
   zbus --help | --version
 
 Run 'zbus serve --help' for the broker's options.
@@ -23,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (first === undefined || first.startsWith('-')) return serve(argv);
   if (first === 'serve') return serve(rest);
+  if (first === 'proxy') return proxy(rest);
   process.stderr.write(`zbus: unknown command '${first}'\n\n${USAGE}`);
   return 2;
 }

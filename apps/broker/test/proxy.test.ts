@@ -1,0 +1,501 @@
+// Proxy topics end to end: a real target HTTP server, a real broker and a real `zbus proxy` process, all on
+// loopback. A caller's plain HTTP request to http://<broker>/<entry>/<path> reaches the target and the
+// target's answer comes back (zbus-protocol.md §12 httpProxy, docs/dmz.md).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BROKER_CLI, RawClient, type RunningBroker, startBroker } from '@zbus/testkit';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { filtered, requestHeaders, responseHeaders, targetPath } from '../src/proxy/headers.js';
+import { resolveProxyOptions } from '../src/proxy/options.js';
+import { startProxy } from '../src/proxy/proxy.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** The target: echoes what it got as JSON, with a few special paths. */
+function handler(req: IncomingMessage, res: ServerResponse): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks);
+    const url = req.url ?? '/';
+    const status = /^\/status\/(\d{3})/.exec(url);
+    if (url.startsWith('/slow')) {
+      const t = setTimeout(() => res.end('late'), 5_000);
+      res.on('close', () => clearTimeout(t));
+      return;
+    }
+    if (url.startsWith('/binary')) {
+      // The body reversed, so both directions carry every byte value.
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end(Buffer.from(body).reverse());
+      return;
+    }
+    if (url.startsWith('/big')) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end(Buffer.alloc(200_000, 7));
+      return;
+    }
+    const seen: Seen = { method: req.method ?? '', url, headers: req.headers, body: body.toString('utf8') };
+    res.setHeader('set-cookie', ['a=1', 'b=2']);
+    res.writeHead(status ? Number(status[1]) : 200, {
+      'content-type': 'application/json',
+      'x-reply': 'from target',
+      'x-secret': 'do not return',
+      recver: 'someone-else',
+    });
+    res.end(JSON.stringify(seen));
+  });
+}
+
+async function listen(server: Server): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return (server.address() as AddressInfo).port;
+}
+
+/** A port nothing listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  const port = await listen(s);
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+interface ProxyProcess {
+  child: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Spawns the built CLI: `zbus proxy ...`, resolved when it prints that it is ready. */
+async function spawnProxy(args: string[]): Promise<ProxyProcess> {
+  const child = spawn(process.execPath, [BROKER_CLI, 'proxy', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`proxy not ready within 15 s:\n${out}`)), 15_000);
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+      if (/zbus proxy \S+ ready/.test(out)) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+    });
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`proxy exited with ${code}:\n${out}`));
+    });
+  });
+  return {
+    child,
+    output: () => out,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** Repeats `fn` until `ok` accepts its result (bounded), so tests wait for an event instead of sleeping. */
+async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, tries = 100): Promise<T> {
+  let last: T | undefined;
+  for (let i = 0; i < tries; i++) {
+    last = await fn();
+    if (ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return last as T;
+}
+
+describe('zbus proxy (process)', () => {
+  let target: Server;
+  let targetPort: number;
+  let broker: RunningBroker;
+  let proxy: ProxyProcess;
+  let base: string;
+  let configFile: string;
+
+  beforeAll(async () => {
+    target = createServer(handler);
+    targetPort = await listen(target);
+    broker = await startBroker({ fsync: 'never' });
+    base = `http://127.0.0.1:${broker.port}`;
+    configFile = join(tmpdir(), `zbus-proxy-${process.pid}-${Date.now()}.json`);
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        broker: broker.address,
+        entries: [
+          {
+            entry: 'Orders',
+            target: `http://127.0.0.1:${targetPort}`,
+            connections: 4,
+            timeout: 1_000,
+            sendFilter: ['x-drop', 'x-internal-*'],
+            recvFilter: ['x-secret'],
+            maxBodyBytes: 100_000,
+          },
+          { entry: 'Down', target: `http://127.0.0.1:${await closedPort()}`, connections: 1 },
+        ],
+      }),
+    );
+    proxy = await spawnProxy(['--config', configFile]);
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await broker?.stop();
+    target?.closeAllConnections();
+    await new Promise((r) => target?.close(r));
+  });
+
+  it('forwards GET /<entry>/api/orders?x=1 to the target as /api/orders?x=1', async () => {
+    const res = await fetch(`${base}/Orders/api/orders?x=1`, { headers: { 'x-custom': 'hi' } });
+    expect(res.status).toBe(200);
+    const seen = (await res.json()) as Seen;
+    expect(seen.method).toBe('GET');
+    expect(seen.url).toBe('/api/orders?x=1');
+    expect(seen.headers['x-custom']).toBe('hi');
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+    // the broker's own headers, and the query pair the URL rules copied into a header, stay behind
+    for (const h of [
+      'cmd',
+      'topic',
+      'sender',
+      'remote-addr',
+      'origin_url',
+      'origin_method',
+      'id',
+      'x',
+      'token',
+    ]) {
+      expect(seen.headers[h], h).toBeUndefined();
+    }
+    expect(seen.headers.host).toBe(`127.0.0.1:${targetPort}`);
+  });
+
+  it('matches the entry without regard to case and drops a ?token= meant for the broker', async () => {
+    const res = await fetch(`${base}/orders/a/b?token=secret&y=2`);
+    const seen = (await res.json()) as Seen;
+    expect(seen.url).toBe('/a/b?y=2');
+  });
+
+  it('forwards POST, PUT, PATCH and DELETE with their bodies', async () => {
+    for (const method of ['POST', 'PUT', 'PATCH', 'DELETE']) {
+      const res = await fetch(`${base}/Orders/api/orders/7`, {
+        method,
+        body: `${method} body`,
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+      });
+      expect(res.status, method).toBe(200);
+      const seen = (await res.json()) as Seen;
+      expect(seen.method).toBe(method);
+      expect(seen.url).toBe('/api/orders/7');
+      expect(seen.body).toBe(`${method} body`);
+      expect(seen.headers['content-type']).toBe('text/plain; charset=utf-8');
+    }
+  });
+
+  it('filters headers both ways and never lets the target steer the route', async () => {
+    const res = await fetch(`${base}/Orders/h`, {
+      headers: { 'x-drop': '1', 'x-internal-user': 'u', 'x-keep': 'k' },
+    });
+    const seen = (await res.json()) as Seen;
+    expect(seen.headers['x-keep']).toBe('k');
+    expect(seen.headers['x-drop']).toBeUndefined();
+    expect(seen.headers['x-internal-user']).toBeUndefined();
+    expect(res.headers.get('x-reply')).toBe('from target');
+    expect(res.headers.get('x-secret')).toBeNull();
+    expect(res.headers.get('recver')).toBeNull();
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(res.headers.get('set-cookie')).toBe('a=1, b=2');
+  });
+
+  it('passes status codes through: 201, 404, 500', async () => {
+    for (const status of [201, 404, 500]) {
+      const res = await fetch(`${base}/Orders/status/${status}`, { method: 'POST', body: 'x' });
+      expect(res.status).toBe(status);
+      expect(((await res.json()) as Seen).url).toBe(`/status/${status}`);
+    }
+  });
+
+  it('carries binary bodies unchanged both ways', async () => {
+    const bytes = new Uint8Array(4096);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + 13) % 256;
+    const res = await fetch(`${base}/Orders/binary`, {
+      method: 'POST',
+      body: bytes,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/octet-stream');
+    const back = new Uint8Array(await res.arrayBuffer());
+    expect(Buffer.from(back).equals(Buffer.from(bytes).reverse())).toBe(true);
+  });
+
+  it('answers 20 concurrent requests, each with its own answer', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        fetch(`${base}/Orders/concurrent/${i}`, { method: 'POST', body: `n=${i}` }).then(async (r) => ({
+          status: r.status,
+          seen: (await r.json()) as Seen,
+        })),
+      ),
+    );
+    answers.forEach((a, i) => {
+      expect(a.status).toBe(200);
+      expect(a.seen.url).toBe(`/concurrent/${i}`);
+      expect(a.seen.body).toBe(`n=${i}`);
+    });
+  });
+
+  it('refuses a request body over maxBodyBytes with 413 and a response over it with 502', async () => {
+    const res = await fetch(`${base}/Orders/upload`, { method: 'POST', body: Buffer.alloc(150_000, 1) });
+    expect(res.status).toBe(413);
+    expect(await res.text()).toMatch(/exceeds 100000 bytes \(maxBodyBytes/);
+    const big = await fetch(`${base}/Orders/big`);
+    expect(big.status).toBe(502);
+    expect(await big.text()).toMatch(/exceeds 100000 bytes/);
+  });
+
+  it('answers 504 with a clear body when the target is too slow', async () => {
+    const started = Date.now();
+    const res = await fetch(`${base}/Orders/slow`);
+    expect(res.status).toBe(504);
+    expect(res.headers.get('error_code')).toBe('ZBUS_ERR_TIMEOUT');
+    expect(await res.text()).toMatch(/did not answer within 1000 ms/);
+    expect(Date.now() - started).toBeLessThan(4_000);
+  });
+
+  it('answers 502 with a clear body when the target is down', async () => {
+    const res = await fetch(`${base}/Down/api/orders`);
+    expect(res.status).toBe(502);
+    expect(res.headers.get('error_code')).toBe('ZBUS_ERR_BAD_GATEWAY');
+    expect(await res.text()).toMatch(
+      /^502: target http:\/\/127\.0\.0\.1:\d+ of entry Down unreachable: .*ECONNREFUSED/,
+    );
+  });
+
+  it('answers 503 at once on a proxy topic nobody consumes', async () => {
+    const c = await RawClient.connect(broker.port);
+    onTestFinished(() => c.close());
+    const info = await c.request({ headers: { cmd: 'declare', topic: 'Nobody', topic_mask: '5' } });
+    expect(info.status).toBe(200);
+    const started = Date.now();
+    const res = await fetch(`${base}/Nobody/api/orders`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('error_code')).toBe('ZBUS_ERR_NO_RESPONDERS');
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('serves again after the proxy process is killed and started again', async () => {
+    await proxy.stop();
+    const gone = await until(
+      () => fetch(`${base}/Orders/after`).then((r) => r.status),
+      (s) => s === 503,
+    );
+    expect(gone).toBe(503);
+    proxy = await spawnProxy(['--config', configFile]);
+    const res = await fetch(`${base}/Orders/after`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as Seen).url).toBe('/after');
+  });
+
+  it('takes a single entry from flags', async () => {
+    const p = await spawnProxy([
+      '--broker',
+      broker.address,
+      '--entry',
+      'Flags',
+      '--target',
+      `http://127.0.0.1:${targetPort}/base`,
+      '--connections',
+      '2',
+      '--timeout',
+      '2000',
+    ]);
+    onTestFinished(() => p.stop());
+    expect(p.output()).toMatch(/entry Flags -> http:\/\/127\.0\.0\.1:\d+\/base \(2 connections\)/);
+    const res = await fetch(`${base}/Flags/x?q=1`);
+    expect(((await res.json()) as Seen).url).toBe('/base/x?q=1');
+  });
+});
+
+describe('startProxy (in process)', () => {
+  it('forwards, round-robins over targets, counts, and stops answering after close', async () => {
+    const hits = [0, 0];
+    const servers = [0, 1].map((i) =>
+      createServer((req, res) => {
+        hits[i] = (hits[i] ?? 0) + 1;
+        req.resume();
+        req.on('end', () => res.end(`target ${i}`));
+      }),
+    );
+    const ports = await Promise.all(servers.map(listen));
+    onTestFinished(async () => {
+      for (const s of servers) {
+        s.closeAllConnections();
+        await new Promise((r) => s.close(r));
+      }
+    });
+    const broker = await startBroker({ fsync: 'never' });
+    onTestFinished(() => broker.stop().then(() => undefined));
+    const lines: string[] = [];
+    const proxy = await startProxy({
+      broker: broker.address,
+      entries: [
+        {
+          entry: 'Lib',
+          target: [...ports.map((p) => `http://127.0.0.1:${p}`), `http://127.0.0.1:${await closedPort()}`],
+          connections: 2,
+        },
+      ],
+      log: (_level, m) => lines.push(m),
+    });
+    let closed = false;
+    onTestFinished(() => (closed ? undefined : proxy.close()));
+    expect(lines.join('\n')).toMatch(/entry Lib -> /);
+    const bodies: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await fetch(`http://127.0.0.1:${broker.port}/Lib/rr`);
+      expect(res.status).toBe(200);
+      bodies.push(await res.text());
+    }
+    // the dead third target passes its turn on to the next live one
+    expect(hits[0]! + hits[1]!).toBe(6);
+    expect(hits[0]).toBeGreaterThanOrEqual(2);
+    expect(hits[1]).toBeGreaterThanOrEqual(2);
+    expect(proxy.stats().Lib).toMatchObject({ forwarded: 6, badGateway: 0 });
+    await proxy.close();
+    closed = true;
+    const after = await until(
+      () => fetch(`http://127.0.0.1:${broker.port}/Lib/rr`).then((r) => r.status),
+      (s) => s === 503,
+    );
+    expect(after).toBe(503);
+  });
+
+  it('reconnects after the broker restarts and declares its entry again', async () => {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.end('still here'));
+    });
+    const port = await listen(server);
+    onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
+    const broker = await startBroker({ fsync: 'never' });
+    onTestFinished(() => broker.stop().then(() => undefined));
+    const proxy = await startProxy({
+      broker: broker.address,
+      entries: [{ entry: 'Again', target: `http://127.0.0.1:${port}`, connections: 2 }],
+      reconnectMaxDelay: 500,
+    });
+    onTestFinished(() => proxy.close());
+    expect((await fetch(`http://127.0.0.1:${broker.port}/Again/x`)).status).toBe(200);
+    await broker.restart();
+    const res = await until(
+      () =>
+        fetch(`http://127.0.0.1:${broker.port}/Again/x`).then(async (r) => ({
+          status: r.status,
+          text: await r.text(),
+        })),
+      (r) => r.status === 200,
+    );
+    expect(res).toEqual({ status: 200, text: 'still here' });
+  });
+
+  it('retries with backoff until the broker is there', async () => {
+    const port = await closedPort();
+    const lines: string[] = [];
+    const { createProxy } = await import('../src/proxy/proxy.js');
+    const proxy = createProxy({
+      broker: `127.0.0.1:${port}`,
+      entries: [{ entry: 'Later', target: 'http://127.0.0.1:1' }],
+      reconnectDelay: 20,
+      reconnectMaxDelay: 40,
+      log: (level, m) => lines.push(`${level} ${m}`),
+    });
+    const started = proxy.start().catch((e: Error) => e);
+    await until(
+      async () => lines.length,
+      (n) => n >= 3,
+    );
+    expect(lines[0]).toMatch(/^warn entry Later: cannot consume on 127\.0\.0\.1:\d+: .*retrying in 20 ms/);
+    await proxy.close();
+    expect(await started).toBeInstanceOf(Error);
+  });
+});
+
+describe('proxy options and headers', () => {
+  it('rejects bad options with a message naming the option', () => {
+    expect(() => resolveProxyOptions({ entries: [] })).toThrow(/entries needs at least one entry/);
+    expect(() => resolveProxyOptions({ entries: [{ entry: 'a', target: 'ftp://x' }] })).toThrow(
+      /entries\[0\]\.target\[0\] must be an http/,
+    );
+    expect(() =>
+      resolveProxyOptions({ entries: [{ entry: 'a', target: 'http://x', connections: 0 }] }),
+    ).toThrow(/entries\[0\]\.connections must be an integer >= 1/);
+    expect(() =>
+      resolveProxyOptions({
+        entries: [
+          { entry: 'a', target: 'http://x' },
+          { entry: 'A', target: 'http://y' },
+        ],
+      }),
+    ).toThrow(/entry A is listed twice/);
+    expect(() =>
+      resolveProxyOptions({ broker: 'nohost', entries: [{ entry: 'a', target: 'http://x' }] }),
+    ).toThrow(/broker must be host:port/);
+  });
+
+  it('maps caller URLs onto the target', () => {
+    const t = new URL('http://svc:8080/');
+    expect(targetPath('/Orders/api/orders?x=1', 'orders', t)).toBe('/api/orders?x=1');
+    expect(targetPath('/Orders', 'Orders', t)).toBe('/');
+    expect(targetPath('/OrdersX/a', 'Orders', t)).toBe('/OrdersX/a');
+    expect(targetPath('/Orders/a?token=t&b=1&token', 'Orders', new URL('http://svc/v1/'))).toBe('/v1/a?b=1');
+  });
+
+  it('keeps the caller headers, rejoins the charset and filters by name or prefix', () => {
+    const h = requestHeaders(
+      {
+        cmd: 'produce',
+        sender: 's',
+        'remote-addr': '10.0.0.9:5555',
+        'content-type': 'text/plain',
+        encoding: 'latin1',
+        connection: 'keep-alive, x-hop',
+        'x-hop': '1',
+        'x-a': 'a',
+        'x-secret-1': 's',
+        q: 'v w',
+      },
+      '/e/p?q=v%20w',
+      ['x-secret-*'],
+    );
+    expect(h).toEqual({
+      'content-type': 'text/plain; charset=latin1',
+      'x-a': 'a',
+      'x-forwarded-for': '10.0.0.9',
+    });
+    expect(
+      responseHeaders({ 'Content-Length': '3', id: 'x', 'X-B': ['1', '2'], 'x-c': 'c' }, ['x-c']),
+    ).toEqual({ 'x-b': '1, 2' });
+    expect(filtered('x-internal-a', ['x-internal-*'])).toBe(true);
+    expect(filtered('x-internal', ['x-internal-*'])).toBe(false);
+  });
+});
