@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Dedupe, type DedupeEntry } from './dedupe.js';
 import { DelayQueue } from './delay-queue.js';
-import { writeFileAtomic } from './fs-util.js';
+import { fsyncDir, writeFileAtomic } from './fs-util.js';
 import { DiskGroup, type GroupState } from './group.js';
 import { Cursor, type PendingAppend, SegmentedLog } from './log.js';
 import { nameKey, validateName } from './names.js';
@@ -112,6 +112,11 @@ export class DiskTopic implements Topic {
     await writeFileAtomic(path.join(dir, 'topic.json'), JSON.stringify(meta), true);
     const t = new DiskTopic(store, dir, meta);
     await t.#init();
+    if (t.fsyncPolicy !== 'never') {
+      // Make the new directory entries themselves durable: the topic, its first segment, groups/.
+      await fsyncDir(dir);
+      await fsyncDir(store.dataDir);
+    }
     return t;
   }
 

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { appendMany, enc, open, tempDir } from './helpers.js';
+import { appendMany, enc, open, tempDir, until } from './helpers.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -39,8 +39,7 @@ describe('durability', () => {
     const r = await t.append({ id: 'a', data: enc('') });
     expect(r.durability).toBe('interval');
     const syncsAtResolve = spy.mock.calls.length;
-    await new Promise((res) => setTimeout(res, 60));
-    expect(spy.mock.calls.length).toBeGreaterThan(syncsAtResolve);
+    await until(() => (spy.mock.calls.length > syncsAtResolve ? true : undefined));
   });
 
   it('a per-topic policy overrides the store policy', async () => {
