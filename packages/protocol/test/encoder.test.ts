@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeMessage, encodeHead, encodeMessage, keepAlive, Message } from '../src/index.js';
+import { decodeMessage, encodeHead, encodeMessage, Header, keepAlive, Message } from '../src/index.js';
 import { bytes, expectZbusError, text } from './helpers.js';
 
 describe('encoder', () => {
@@ -13,6 +13,19 @@ describe('encoder', () => {
     expect(text(encodeMessage(m))).toBe(
       'POST /MyTopic HTTP/1.1\r\ncmd: produce\r\ntopic: MyTopic\r\nconnection: Keep-Alive\r\ncontent-length: 5\r\n\r\nhello',
     );
+  });
+
+  it('carries every zbus header through encode and decode unchanged', () => {
+    const framing = new Set<string>([
+      Header.ContentLength,
+      Header.TransferEncoding,
+      Header.Encoding,
+      Header.Body,
+    ]);
+    const m = new Message({ method: 'POST', url: '/t' });
+    for (const name of Object.values(Header)) if (!framing.has(name)) m.set(name, `v-${name}`);
+    const back = decodeMessage(encodeMessage(m));
+    expect({ ...back.headers }).toEqual({ ...m.headers });
   });
 
   it('writes a response with its reason phrase', () => {
