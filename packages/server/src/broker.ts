@@ -332,7 +332,9 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     if (this.#changeTimer) clearTimeout(this.#changeTimer);
     this.#reporter?.close();
     this.tracker.close();
-    this.dispatcher.close();
+    this.dispatcher.close((t) =>
+      t.send(errorReply(new ZbusError('ZBUS_ERR_CLOSED', 'the broker is shutting down'))),
+    );
     this.rpc.close();
     for (const c of listener?.connections ?? []) c.close();
     this.#upgrader?.close();

@@ -318,9 +318,13 @@ export class Dispatcher {
     else pull.session.push(msg);
   }
 
-  close(): void {
+  /** Shutdown: waiting consumes that got nothing yet are answered with `reply` (503) instead of a silent close. */
+  close(reply?: (ticket: ReplyTicket) => void): void {
     for (const ch of this.#channels.values())
-      for (const p of [...ch.pulls, ...ch.parked]) this.#dropPull(ch, p);
+      for (const p of [...ch.pulls, ...ch.parked]) {
+        this.#dropPull(ch, p);
+        if (reply && !p.ticket.done) reply(p.ticket);
+      }
     for (const off of this.#unsubscribe.values()) off();
     this.#channels.clear();
     this.#unsubscribe.clear();
