@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `zbus`: the broker's command line. `npx @zbus/broker` and `zbus serve` start a broker.
+import { CLIENT_NOTE, CLIENT_USAGE, clientCommand } from './commands/registry.js';
 import { proxy } from './proxy/cli.js';
 import { serve } from './serve.js';
 
@@ -8,9 +9,11 @@ const USAGE = `zbus ${__ZBUS_VERSION__}: message broker (MQ + RPC) on one port f
 Usage:
   zbus [serve] [options]     start a broker (the default command)
   zbus proxy [options]       forward an entry topic's HTTP requests to a service (zbus proxy --help)
+${CLIENT_USAGE}
   zbus --help | --version
 
 Run 'zbus serve --help' for the broker's options.
+${CLIENT_NOTE}
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -26,6 +29,8 @@ async function main(argv: string[]): Promise<number> {
   if (first === undefined || first.startsWith('-')) return serve(argv);
   if (first === 'serve') return serve(rest);
   if (first === 'proxy') return proxy(rest);
+  const command = clientCommand(first);
+  if (command !== undefined) return command(rest);
   process.stderr.write(`zbus: unknown command '${first}'\n\n${USAGE}`);
   return 2;
 }

@@ -1,0 +1,438 @@
+// The client commands of `zbus` (pub, sub, rpc, topics, groups, declare, rm, empty, stat, bench), run as the
+// built CLI against a real broker: output, exit codes (0 ok, 1 failed, 2 usage), --server/--token and env.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MqClient, ServiceBootstrap } from '@zbus/client';
+import { BROKER_CLI, type RunningBroker, startBroker } from '@zbus/testkit';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let broker: RunningBroker;
+let admin: MqClient;
+
+function start(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, [BROKER_CLI, ...args], {
+    env: { ...process.env, ZBUS_SERVER: broker.address, ZBUS_TOKEN: '', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+function finish(child: ChildProcess, timeoutMs = 15_000): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+  });
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`zbus did not exit within ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.once('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Runs `zbus ...args` to completion, with `input` on stdin. */
+function zbus(args: string[], o: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
+  const child = start(args, o.env);
+  const done = finish(child);
+  child.stdin?.end(o.input ?? '');
+  return done;
+}
+
+/** Polls `check` until it is true (bounded). */
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The rows of a table printed by topics/groups, as objects keyed by the header. */
+function rowsOf(text: string): Array<Record<string, string>> {
+  const [head, ...lines] = text.trimEnd().split('\n');
+  const names = (head as string).split(/\s{2,}/);
+  return lines.map((l) => Object.fromEntries(l.split(/\s{2,}/).map((c, i) => [names[i], c.trim()])));
+}
+
+beforeAll(async () => {
+  broker = await startBroker({ fsync: 'interval=20' });
+  admin = new MqClient(broker.address, { reconnect: false });
+  await admin.connect();
+});
+
+afterAll(async () => {
+  await admin?.close();
+  await broker?.stop();
+});
+
+describe('zbus help and usage', () => {
+  it('lists the client commands and prints --help with examples for each', async () => {
+    const commands = ['pub', 'sub', 'rpc', 'topics', 'groups', 'declare', 'rm', 'empty', 'stat', 'bench'];
+    const [top, ...each] = await Promise.all([zbus(['--help']), ...commands.map((c) => zbus([c, '--help']))]);
+    expect(top?.code).toBe(0);
+    for (const c of commands) expect(top?.stdout).toContain(`zbus ${c}`);
+    each.forEach((r, i) => {
+      expect(r.code, commands[i]).toBe(0);
+      expect(r.stdout).toContain(`Usage: zbus ${commands[i]}`);
+      expect(r.stdout).toContain('Examples:');
+      expect(r.stdout).toContain('--server');
+    });
+  });
+
+  it('exits 2 on misuse, naming the problem', async () => {
+    const [noTopic, badFlag, badMode, badCount, badFrom] = await Promise.all([
+      zbus(['pub']),
+      zbus(['sub', 'T', '--frob']),
+      zbus(['bench', 'frob']),
+      zbus(['pub', 'T', 'x', '--count', 'many']),
+      zbus(['sub', 'T', '--from', 'yesterday-ish']),
+    ]);
+    expect(noTopic.code).toBe(2);
+    expect(noTopic.stderr).toContain('zbus pub: missing <topic>');
+    expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toContain("'--frob'");
+    expect(badFlag.stderr).toContain("Run 'zbus sub --help'");
+    expect(badMode.code).toBe(2);
+    expect(badMode.stderr).toContain('pub, sub or rpc');
+    expect(badCount.code).toBe(2);
+    expect(badCount.stderr).toContain('--count must be an integer');
+    expect(badFrom.code).toBe(2);
+    expect(badFrom.stderr).toContain('--from must be');
+  });
+
+  it('exits 1 with "cannot reach broker" when nothing listens, with --server or ZBUS_SERVER', async () => {
+    const port = await freePort();
+    const [flag, env] = await Promise.all([
+      zbus(['topics', '--server', `127.0.0.1:${port}`]),
+      zbus(['pub', 'T', 'x'], { env: { ZBUS_SERVER: `127.0.0.1:${port}` } }),
+    ]);
+    expect(flag.code).toBe(1);
+    expect(flag.stderr).toBe(`zbus topics: cannot reach broker at 127.0.0.1:${port} (connection refused)\n`);
+    expect(env.code).toBe(1);
+    expect(env.stderr).toContain(`cannot reach broker at 127.0.0.1:${port}`);
+  });
+});
+
+describe('zbus pub and sub', () => {
+  it('publishes a body, copies with {{i}}, tags and headers, and sub --json reads them back', async () => {
+    const one = await zbus(['pub', 'Orders', '{"id":1}', '--content-type', 'application/json']);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toMatch(/^published to Orders: offset 0, id \S+, durable: interval\n$/);
+    const many = await zbus([
+      'pub',
+      'Orders',
+      'm{{i}}',
+      '--count',
+      '3',
+      '--tag',
+      'eu.paris',
+      '-H',
+      'trace: t1',
+    ]);
+    expect(many.code).toBe(0);
+    expect(many.stdout).toContain('published 3 messages to Orders: offsets 1..3');
+
+    const r = await zbus(['sub', 'Orders', '--from', 'first', '--count', '4', '--json']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatchObject({ topic: 'Orders', offset: 0, body: { id: 1 } });
+    expect(lines.slice(1).map((m) => m.body)).toEqual(['m1', 'm2', 'm3']);
+    expect(lines[1]).toMatchObject({ offset: 1, tag: 'eu.paris', headers: { trace: 't1' } });
+    // The private group sub used is gone once it exited.
+    const info = await admin.queryTopic('Orders');
+    expect(info.consumeGroupList.map((g) => g.groupName)).toEqual(['Orders']);
+  });
+
+  it('publishes each line of stdin with -, skipping blank lines', async () => {
+    const r = await zbus(['pub', 'Lines', '-'], { input: 'alpha\nbeta\n\ngamma\n' });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('published 3 messages to Lines: offsets 0..2');
+    const body = await zbus(['sub', 'Lines', '--from', '0', '-n', '3']);
+    expect(body.stdout).toBe('alpha\nbeta\ngamma\n');
+    const verbose = await zbus(['sub', 'Lines', '--from', '1', '-n', '1', '-v']);
+    expect(verbose.stdout).toMatch(/^topic: Lines$/m);
+    expect(verbose.stdout).toMatch(/^offset: 1$/m);
+    expect(verbose.stdout).toMatch(/\n\nbeta\n/);
+  });
+
+  it('sub without --from prints only new messages as they come', async () => {
+    await zbus(['pub', 'Live', 'old']);
+    const child = start(['sub', 'Live', '--count', '1']);
+    const done = finish(child);
+    await until(async () => (await admin.queryTopic('Live')).consumerCount > 0, 'the subscriber');
+    await zbus(['pub', 'Live', 'new']);
+    const r = await done;
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('new\n');
+  });
+
+  it('sub --filter delivers only matching tags; --delay holds a message back', async () => {
+    await zbus(['pub', 'Quotes', 'us', '--tag', 'Stock.US.AAPL']);
+    await zbus(['pub', 'Quotes', 'hk', '--tag', 'Stock.HK.700']);
+    const r = await zbus(['sub', 'Quotes', '--from', 'first', '--filter', 'Stock.HK.*', '-n', '1']);
+    expect(r.stdout).toBe('hk\n');
+    const delayed = await zbus(['pub', 'Quotes', 'later', '--delay', '1m']);
+    expect(delayed.code).toBe(0);
+    expect((await admin.queryTopic('Quotes')).delayedCount).toBe(1);
+  });
+
+  it('sub --group --ack shares a group and acks what it printed', async () => {
+    await zbus(['pub', 'Jobs', 'job{{i}}', '--count', '3']);
+    const d = await zbus(['declare', 'Jobs', '--group', 'workers', '--ack', '--from', 'first']);
+    expect(d.code).toBe(0);
+    expect(d.stdout).toContain('declared Jobs group workers (mask ack, position 0, backlog 3)');
+    const r = await zbus(['sub', 'Jobs', '--group', 'workers', '--ack', '-n', '2']);
+    expect(r.stdout).toBe('job1\njob2\n');
+    const g = await admin.queryGroup('Jobs', 'workers');
+    expect(g).toMatchObject({ messageCount: 1, unackedCount: 0 });
+    const next = await zbus(['sub', 'Jobs', '-g', 'workers', '--ack', '-n', '1']);
+    expect(next.stdout).toBe('job3\n');
+  });
+});
+
+describe('zbus rpc', () => {
+  it('calls a service, parsing params as JSON when they parse; 600 and no service exit 1', async () => {
+    const service = await new ServiceBootstrap()
+      .serviceName('CliRpc')
+      .serviceAddress(broker.address)
+      .addModule('math', {
+        plus: (a: number, b: number) => a + b,
+        fail: () => {
+          throw new Error('cannot divide by zero');
+        },
+      })
+      .addModule({ hello: (name: string, o: { n: number }) => ({ hi: name, n: o.n }) })
+      .start();
+    onTestFinished(() => service.close());
+    const [plus, hello, fail] = await Promise.all([
+      zbus(['rpc', 'CliRpc', 'math.plus', '1', '2']),
+      zbus(['rpc', 'CliRpc', 'hello', 'bob', '{"n":3}']),
+      zbus(['rpc', 'CliRpc', 'math.fail']),
+    ]);
+    expect(plus).toMatchObject({ code: 0, stdout: '3\n' });
+    expect(hello.code).toBe(0);
+    expect(JSON.parse(hello.stdout)).toEqual({ hi: 'bob', n: 3 });
+    expect(fail.code).toBe(1);
+    expect(fail.stderr).toBe('zbus rpc: math.fail failed: cannot divide by zero\n');
+    const none = await zbus(['rpc', 'NoSuchService', 'm.x']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('no service is consuming NoSuchService');
+  });
+});
+
+describe('zbus topics, groups, declare, rm, empty', () => {
+  it('prints aligned tables of topics and groups', async () => {
+    await zbus(['declare', 'Tbl', '--mask', 'memory']);
+    await zbus([
+      'declare',
+      'Tbl',
+      '--group',
+      'g2',
+      '--group-mask',
+      'exclusive,ack',
+      '--filter',
+      'a.#',
+      '--max-deliver',
+      '3',
+    ]);
+    await zbus(['pub', 'Tbl', 'x{{i}}', '--count', '2']);
+    const topics = await zbus(['topics']);
+    expect(topics.code).toBe(0);
+    const header = topics.stdout.split('\n')[0] as string;
+    expect(header.split(/\s+/)).toEqual([
+      'TOPIC',
+      'MASK',
+      'MESSAGES',
+      'GROUPS',
+      'BACKLOG',
+      'UNACKED',
+      'CONSUMERS',
+      'DLQ',
+    ]);
+    const row = rowsOf(topics.stdout).find((r) => r.TOPIC === 'Tbl');
+    expect(row).toEqual({
+      TOPIC: 'Tbl',
+      MASK: 'memory',
+      MESSAGES: '2',
+      GROUPS: '2',
+      BACKLOG: '2',
+      UNACKED: '0',
+      CONSUMERS: '0',
+      DLQ: '0',
+    });
+    // Columns line up: every line is as long as the header or ends before it.
+    const lines = topics.stdout.trimEnd().split('\n');
+    const col = header.indexOf('DLQ') + 3;
+    for (const l of lines) expect(l.length).toBe(col);
+
+    const groups = await zbus(['groups', 'Tbl']);
+    // BACKLOG counts every message after the group's position, including ones its filter will skip.
+    expect(rowsOf(groups.stdout)).toEqual([
+      {
+        GROUP: 'g2',
+        MASK: 'exclusive,ack',
+        FILTER: 'a.#',
+        POSITION: '0',
+        BACKLOG: '2',
+        UNACKED: '0',
+        CONSUMERS: '0',
+        DLQ: '0',
+      },
+      {
+        GROUP: 'Tbl',
+        MASK: '-',
+        FILTER: '-',
+        POSITION: '0',
+        BACKLOG: '2',
+        UNACKED: '0',
+        CONSUMERS: '0',
+        DLQ: '0',
+      },
+    ]);
+    const json = await zbus(['groups', 'Tbl', '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ topicName: 'Tbl', mask: 1 });
+    const missing = await zbus(['groups', 'NoSuchTopic']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('ZBUS_ERR_NOT_FOUND');
+  });
+
+  it('empties a group, empties a topic, removes a group and a topic', async () => {
+    await zbus(['pub', 'Tmp', 'a{{i}}', '--count', '3']);
+    await zbus(['declare', 'Tmp', '-g', 'other', '--from', 'first']);
+    const eg = await zbus(['empty', 'Tmp', '--group', 'other']);
+    expect(eg).toMatchObject({ code: 0, stdout: 'moved group other of Tmp to the end\n' });
+    expect((await admin.queryGroup('Tmp', 'other')).messageCount).toBe(0);
+    expect((await admin.queryGroup('Tmp', 'Tmp')).messageCount).toBe(3);
+    const et = await zbus(['empty', 'Tmp']);
+    expect(et).toMatchObject({ code: 0, stdout: 'emptied Tmp\n' });
+    expect((await admin.queryGroup('Tmp', 'Tmp')).messageCount).toBe(0);
+    const rg = await zbus(['rm', 'Tmp', '-g', 'other']);
+    expect(rg).toMatchObject({ code: 0, stdout: 'removed group other of Tmp\n' });
+    const rt = await zbus(['rm', 'Tmp']);
+    expect(rt).toMatchObject({ code: 0, stdout: 'removed Tmp\n' });
+    await expect(admin.queryTopic('Tmp')).rejects.toMatchObject({ code: 'ZBUS_ERR_NOT_FOUND' });
+    const again = await zbus(['rm', 'Tmp']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^zbus rm: .*Tmp.* \(ZBUS_ERR_NOT_FOUND\)\n$/);
+  });
+});
+
+describe('zbus stat', () => {
+  it('prints --count refreshes with per-topic rates', async () => {
+    await zbus(['declare', 'Stat']);
+    const child = start(['stat', '--count', '2', '--interval', '300ms']);
+    const done = finish(child);
+    await admin.produce({ topic: 'Stat', body: 'x' });
+    const r = await done;
+    expect(r.code).toBe(0);
+    const blocks = r.stdout.trimEnd().split(/\n\n(?=zbus stat)/);
+    expect(blocks).toHaveLength(2);
+    expect(blocks[0]).toMatch(/^zbus stat {2}127\.0\.0\.1:\d+ {2}\d\d:\d\d:\d\d {2}\d+ topics\n/);
+    expect(blocks[1]).toMatch(/in \d[\d,]*\/s {2}out \d[\d,]*\/s/);
+    expect(blocks[1]).toMatch(/^Stat\s+\d/m);
+  });
+});
+
+describe('zbus bench', () => {
+  it('bench pub, sub and rpc report rates, latency percentiles and durability', async () => {
+    const common = ['--count', '300', '--concurrency', '8', '--size', '64', '--json'];
+    const [pub, sub, rpc] = await Promise.all([
+      zbus(['bench', 'pub', ...common, '--connections', '2']),
+      zbus(['bench', 'sub', ...common]),
+      zbus(['bench', 'rpc', ...common]),
+    ]);
+    for (const r of [pub, sub, rpc]) {
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    }
+    const p = JSON.parse(pub.stdout);
+    expect(p).toMatchObject({
+      mode: 'pub',
+      connections: 2,
+      concurrency: 8,
+      size: 64,
+      messages: 300,
+      durability: 'interval',
+    });
+    expect(p.messagesPerSecond).toBeGreaterThan(0);
+    expect(p.mbPerSecond).toBeCloseTo((p.messagesPerSecond * 64) / 1e6, 6);
+    const l = p.latencyMs;
+    expect(l.p50).toBeGreaterThan(0);
+    expect(l.p50).toBeLessThanOrEqual(l.p90);
+    expect(l.p90).toBeLessThanOrEqual(l.p99);
+    expect(l.p99).toBeLessThanOrEqual(l.max);
+    const s = JSON.parse(sub.stdout);
+    expect(s).toMatchObject({ mode: 'sub', messages: 300, published: { messages: 300 } });
+    expect(s.latencyMs.max).toBeGreaterThan(0);
+    const c = JSON.parse(rpc.stdout);
+    expect(c).toMatchObject({ mode: 'rpc', messages: 300 });
+    expect(c.latencyMs.p99).toBeGreaterThan(0);
+    // Bench topics are removed afterwards.
+    const info = await admin.queryServer();
+    expect(Object.keys(info.topicTable).filter((t) => t.startsWith('bench-'))).toEqual([]);
+  });
+
+  it('prints a readable report, and runs for --duration', async () => {
+    const r = await zbus(['bench', 'pub', '--duration', '300ms', '--memory', '--size', '16']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /^bench pub: bench-pub-\w+, 1 connection x 32 in flight, 16 B bodies, durability memory\n/,
+    );
+    expect(r.stdout).toMatch(/ {2}rate {6}[\d,]+ msgs\/s {2}[\d.]+ MB\/s\n/);
+    expect(r.stdout).toMatch(/latency {3}p50 [\d.]+ ms {2}p90 [\d.]+ ms {2}p99 [\d.]+ ms {2}max [\d.]+ ms/);
+  });
+});
+
+describe('--token and ZBUS_TOKEN', () => {
+  it('sends the token on every command', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zbus-cli-auth-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'auth.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ tokens: [{ token: 'adm1n', operations: ['admin'], topics: [{ topic: '*' }] }] }),
+    );
+    const secured = await startBroker({ args: ['--auth', file] });
+    onTestFinished(() => secured.stop().then(() => undefined));
+    const env = { ZBUS_SERVER: secured.address };
+    const [denied, flag, fromEnv] = await Promise.all([
+      zbus(['declare', 'Secret'], { env }),
+      zbus(['declare', 'Secret', '--token', 'adm1n'], { env }),
+      zbus(['pub', 'Secret2', 'x'], { env: { ...env, ZBUS_TOKEN: 'adm1n' } }),
+    ]);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toContain('ZBUS_ERR_FORBIDDEN');
+    expect(flag.code).toBe(0);
+    expect(fromEnv.code).toBe(0);
+    expect(fromEnv.stdout).toContain('published to Secret2');
+  });
+});
