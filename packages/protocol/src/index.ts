@@ -30,5 +30,5 @@ export type {
 export type { DecoderLimits } from './limits.js';
 export { DEFAULT_LIMITS, resolveLimits } from './limits.js';
 export type { MessageInit } from './message.js';
-export { Message } from './message.js';
+export { createHeaders, Message } from './message.js';
 export { messageFromObject, messageToObject, toCamelCase, toSnakeCase } from './object.js';
