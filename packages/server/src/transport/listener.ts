@@ -60,12 +60,13 @@ export function createListener(host: ConnectionHost, canAccept: () => boolean): 
       socket.setTimeout(0);
       if (chunk[0] === TLS_HANDSHAKE) {
         socket.pause();
-        // TLSSocket reads what is already buffered on the raw socket, so the ClientHello is not lost.
+        // TLSSocket takes over the socket's handle and, on its first read, replays what is buffered on the
+        // raw socket, so the ClientHello is not lost. The raw socket must stay paused: resuming it would
+        // flow the unshifted bytes to no listener before the TLS layer reads them (the handshake then hangs).
         socket.unshift(chunk);
         const tls = new TLSSocket(socket, { isServer: true, secureContext });
         tls.on('error', () => socket.destroy());
         start(tls as unknown as Socket);
-        socket.resume();
       } else {
         start(socket, chunk);
       }
