@@ -109,7 +109,7 @@ describe.skipIf(!haveOpenssl)('TLS on the same port (openssl generates the certi
 
   it('upgrades a wss:// connection', async () => {
     const b = await startTestBroker({ tls: { cert, key } });
-    const ws = await WsClient.connect(`wss://127.0.0.1:${b.port}/`, { ca: cert, servername: 'localhost' });
+    const ws = await WsClient.connect(`wss://127.0.0.1:${b.port}/`, { ca: cert });
     onTestFinished(() => ws.close());
     expect((await ws.request({ headers: { cmd: 'ping' } })).bodyText()).toBe('OK');
     // ws:// on the same port still works.
