@@ -139,12 +139,12 @@ export interface Verdict {
 }
 
 /** Compares the ledger with every record read back. */
-export function check(ledger: Ledger, records: StoredCopy[], holes: number): Verdict {
+export function check(ledger: Ledger, records: StoredCopy[], holes: number, bodySize = 64): Verdict {
   const seen = new Map<string, number[]>();
   let corrupted = 0;
   for (const r of records) {
     const p = ledger.all.get(r.id);
-    if (!p || r.body !== payloadFor(r.id)) {
+    if (!p || r.body !== payloadFor(r.id, bodySize)) {
       corrupted++;
       continue;
     }
