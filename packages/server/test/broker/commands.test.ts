@@ -50,8 +50,10 @@ describe('produce', () => {
     const c = await b.raw();
     await c.request({ headers: { cmd: 'declare', topic: 'T' } });
     const id = c.send({ headers: { cmd: 'produce', topic: 'T', ack: 'false' }, body: 'quiet' });
+    // Appends keep their order: once a later acked produce is answered, the quiet one is stored too.
+    await c.request({ headers: { cmd: 'produce', topic: 'T' }, body: 'loud' });
     const r = await c.request({ headers: { cmd: 'query', topic: 'T' } });
-    expect(r.json<{ messageDepth: number }>().messageDepth).toBe(1);
+    expect(r.json<{ messageDepth: number }>().messageDepth).toBe(2);
     expect(c.received.find((m) => m.headers.id === id)).toBeUndefined();
   });
 });
