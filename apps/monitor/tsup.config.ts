@@ -1,10 +1,17 @@
 import { defineConfig } from 'tsup';
 
+// The dashboard as the broker serves it: dist/index.html, dist/monitor.js (everything bundled, minified),
+// dist/monitor.css. The broker's build copies them next to its CLI (apps/broker/scripts/copy-monitor.mjs).
 export default defineConfig({
-  entry: ['src/index.ts'],
+  entry: { monitor: 'src/main.ts' },
   format: ['esm'],
-  dts: true,
+  outExtension: () => ({ js: '.js' }),
+  dts: false,
   sourcemap: true,
   clean: true,
-  target: 'node20',
+  minify: true,
+  target: 'es2022',
+  platform: 'browser',
+  noExternal: [/.*/],
+  publicDir: 'public',
 });

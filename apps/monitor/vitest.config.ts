@@ -1,3 +1,3 @@
 import { packageConfig } from '../../vitest.shared';
 
-export default packageConfig(import.meta.dirname);
+export default packageConfig(import.meta.dirname, { testTimeout: 30_000 });
