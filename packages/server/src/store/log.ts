@@ -282,8 +282,8 @@ export class SegmentedLog {
         this.#queue = batch.slice(n);
         batch = batch.slice(0, n);
       } else this.#queue = [];
-      await this.#writeBatch(batch);
       while (this.#syncs.length >= MAX_SYNCS_IN_FLIGHT) await this.#syncs[0];
+      await this.#writeBatch(batch);
     }
     this.#running = false;
     const idle = this.#idle;
@@ -595,7 +595,9 @@ export class SegmentedLog {
     }
     if (ans < 0) return this.firstOffset;
     const seg = segs[ans]!;
-    const i = seg.tix.lastBefore(time);
+    let i = seg.tix.lastBefore(time);
+    // Entries are added just before their batch is written: skip any past what is on disk yet.
+    while (i >= 0 && seg.oix.pos[i]! >= seg.size) i--;
     const c = new Cursor(16 * 1024);
     c.seg = seg;
     c.pos = i >= 0 ? seg.oix.pos[i]! : 0;
@@ -604,7 +606,7 @@ export class SegmentedLog {
       if (recordTimestamp(c.win.buf, c.p) >= time) return c.recOffset;
       this.advance(c);
     }
-    return Math.max(c.offset, this.visibleEnd);
+    return this.visibleEnd;
   }
 
   // ---------------------------------------------------------------- retention and truncation
