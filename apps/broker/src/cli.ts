@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // `zbus`: the broker's command line. `npx @zbus/broker` and `zbus serve` start a broker.
 import { CLIENT_NOTE, CLIENT_USAGE, clientCommand } from './commands/registry.js';
-import { proxy } from './proxy/cli.js';
 import { serve } from './serve.js';
 
 const USAGE = `zbus ${__ZBUS_VERSION__}: message broker (MQ + RPC) on one port for TCP, HTTP and WebSocket
@@ -28,7 +27,8 @@ async function main(argv: string[]): Promise<number> {
   }
   if (first === undefined || first.startsWith('-')) return serve(argv);
   if (first === 'serve') return serve(rest);
-  if (first === 'proxy') return proxy(rest);
+  // Loaded on demand: `serve` needs no HTTP client (undici), which keeps the broker's start-up short.
+  if (first === 'proxy') return (await import('./proxy/cli.js')).proxy(rest);
   const command = clientCommand(first);
   if (command !== undefined) return command(rest);
   process.stderr.write(`zbus: unknown command '${first}'\n\n${USAGE}`);
