@@ -10,6 +10,8 @@ import { HISTORY, Model } from './model.js';
 import { PAGE_SIZE, type SortKey, type TableState, TopicsTable } from './topics.js';
 
 const POLL_MS = 2000;
+/** A hidden tab polls less often (rates are per second of elapsed time, so they stay right). */
+const HIDDEN_POLL_MS = 10_000;
 
 const model = new Model();
 const st: TableState = { search: '', kind: '', sort: 'name', desc: false, page: 0, expanded: new Set() };
@@ -63,7 +65,7 @@ let polling = false;
 
 async function poll(): Promise<void> {
   if (pollTimer !== undefined) clearTimeout(pollTimer);
-  pollTimer = setTimeout(() => void poll(), POLL_MS);
+  pollTimer = setTimeout(() => void poll(), document.hidden ? HIDDEN_POLL_MS : POLL_MS);
   if (polling || !client.connected) return;
   polling = true;
   try {
@@ -518,6 +520,9 @@ document.addEventListener('keydown', (ev) => {
 });
 // The "updated … ago" text and ages tick even when nothing arrives.
 setInterval(schedule, 1000);
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) void poll();
+});
 
 void detectAuth();
 void start();

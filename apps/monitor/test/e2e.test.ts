@@ -70,8 +70,8 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
     it('serves the dashboard and its assets by the 0.11 conventions', async () => {
       const base = `http://${broker.address}`;
       const html = await (await fetch(`${base}/`)).text();
-      expect(html).toContain('/monitor.js?cmd=js');
-      expect(html).toContain('/monitor.css?cmd=css');
+      expect(html).toMatch(/\/monitor\.js\?cmd=js&amp;v=[0-9a-f]{10}"/);
+      expect(html).toMatch(/\/monitor\.css\?cmd=css&amp;v=[0-9a-f]{10}"/);
       const js = await fetch(`${base}/monitor.js?cmd=js`);
       expect(js.status).toBe(200);
       expect(js.headers.get('content-type')).toMatch(/javascript/);
@@ -184,18 +184,16 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
         .waitFor({ timeout: 15_000 });
       const rows = await page.locator('#topics tr.topic').count();
       expect(rows).toBe(200);
-      // A tick of 2000+ topics (query, rates, sort, page diff) stays well inside a frame budget of a poll.
-      const ms = await page.evaluate(async () => {
-        const t0 = performance.now();
+      // A filter over 2000+ topics is applied within the next two frames (no waiting for a poll).
+      const shown = await page.evaluate(async () => {
         const s = document.querySelector<HTMLInputElement>('#search')!;
         s.value = 'bulk.19';
         s.dispatchEvent(new Event('input'));
         await new Promise((r) => requestAnimationFrame(() => r(undefined)));
         await new Promise((r) => requestAnimationFrame(() => r(undefined)));
-        return performance.now() - t0;
+        return document.querySelectorAll('#topics tr.topic').length;
       });
-      await expect.poll(() => page.locator('#topics tr.topic').count()).toBe(100);
-      expect(ms).toBeLessThan(1000);
+      expect(shown).toBe(100);
       await page.fill('#search', '');
       await page
         .locator('#count')
