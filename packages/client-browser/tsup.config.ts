@@ -7,7 +7,8 @@ export default defineConfig([
     format: ['esm'],
     dts: true,
     sourcemap: true,
-    clean: true,
+    // Both builds run at once: each cleans only its own files.
+    clean: ['index.*'],
     target: 'es2022',
     platform: 'browser',
   },
@@ -18,7 +19,7 @@ export default defineConfig([
     outExtension: () => ({ js: '.js' }),
     dts: false,
     sourcemap: true,
-    clean: false,
+    clean: ['zbus.browser.*'],
     minify: true,
     target: 'es2022',
     platform: 'browser',
