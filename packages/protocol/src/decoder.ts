@@ -57,7 +57,8 @@ export function tokenKind(s: string): number {
 // Known header names, keyed by a hash of their characters. The header-name loop validates the token characters and
 // hashes in one pass; a known name then comes back as the interned constant: no slice, and the keyed store into the
 // header bag hits an internalized key (about 1.4x faster stores than with sliced names, bench/codec.bench.ts).
-const KNOWN_BY_HASH = new Map<number, string>();
+const KNOWN_SLOTS = 1024; // a power of two; a slot holds one name (a name that collides is just not interned)
+const KNOWN_BY_HASH: (string | undefined)[] = new Array<string | undefined>(KNOWN_SLOTS).fill(undefined);
 
 function hashName(s: string): number {
   let h = 0;
@@ -66,7 +67,8 @@ function hashName(s: string): number {
 }
 
 for (const name of Object.values(Header)) {
-  if (!KNOWN_BY_HASH.has(hashName(name))) KNOWN_BY_HASH.set(hashName(name), name);
+  const slot = hashName(name) & (KNOWN_SLOTS - 1);
+  if (KNOWN_BY_HASH[slot] === undefined) KNOWN_BY_HASH[slot] = name;
 }
 
 let resetDecoder: (d: MessageDecoder) => void;
@@ -517,7 +519,7 @@ export class MessageDecoder {
       }
       if (colon === pos) throw bad('empty header name');
       if (!upper) {
-        const known = KNOWN_BY_HASH.get(hash);
+        const known = KNOWN_BY_HASH[hash & (KNOWN_SLOTS - 1)];
         if (known !== undefined && known.length === colon - pos) {
           let i = 0;
           while (i < known.length && known.charCodeAt(i) === s.charCodeAt(pos + i)) i++;
