@@ -3,7 +3,7 @@
 // target's answer comes back (zbus-protocol.md §12 httpProxy, docs/dmz.md).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -160,6 +160,7 @@ describe('zbus proxy (process)', () => {
   afterAll(async () => {
     await proxy?.stop();
     await broker?.stop();
+    rmSync(configFile, { force: true });
     target?.closeAllConnections();
     await new Promise((r) => target?.close(r));
   });
@@ -416,6 +417,59 @@ describe('startProxy (in process)', () => {
       (r) => r.status === 200,
     );
     expect(res).toEqual({ status: 200, text: 'still here' });
+  });
+
+  it('consumes with its token on a broker with auth, and keeps retrying, saying why, with a wrong one', async () => {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.end('authorised'));
+    });
+    const port = await listen(server);
+    onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
+    const authFile = join(tmpdir(), `zbus-proxy-auth-${process.pid}-${Date.now()}.json`);
+    writeFileSync(
+      authFile,
+      JSON.stringify({
+        tokens: [
+          {
+            token: 'proxy-t',
+            operations: ['declare', 'consume', 'route', 'query'],
+            topics: [{ topic: 'Secure' }],
+          },
+          { token: '', operations: ['produce'], topics: [{ topic: 'Secure' }] },
+        ],
+      }),
+    );
+    onTestFinished(() => rmSync(authFile, { force: true }));
+    const broker = await startBroker({ fsync: 'never', args: ['--auth', authFile] });
+    onTestFinished(() => broker.stop().then(() => undefined));
+    const { createProxy } = await import('../src/proxy/proxy.js');
+    const lines: string[] = [];
+    const wrong = createProxy({
+      broker: broker.address,
+      token: 'not-the-token',
+      entries: [{ entry: 'Secure', target: `http://127.0.0.1:${port}`, connections: 1 }],
+      reconnectDelay: 20,
+      reconnectMaxDelay: 40,
+      log: (level, m) => lines.push(`${level} ${m}`),
+    });
+    const failing = wrong.start().catch((e: Error) => e);
+    await until(
+      async () => lines.length,
+      (n) => n >= 2,
+    );
+    expect(lines[0]).toMatch(/^warn entry Secure: cannot consume on .*Forbbiden.*retrying in 20 ms/);
+    await wrong.close();
+    await failing;
+    const proxy = await startProxy({
+      broker: broker.address,
+      token: 'proxy-t',
+      entries: [{ entry: 'Secure', target: `http://127.0.0.1:${port}`, connections: 2 }],
+    });
+    onTestFinished(() => proxy.close());
+    const res = await fetch(`http://127.0.0.1:${broker.port}/Secure/x`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('authorised');
   });
 
   it('retries with backoff until the broker is there', async () => {
