@@ -1,11 +1,16 @@
 // Every example in examples/ runs against a real broker and prints what its comments promise.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type RunningBroker, startBroker } from '@zbus/testkit';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { MqClient } from '@zbus/client';
+import { BROKER_CLI, type RunningBroker, startBroker } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
-const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), '../../../examples');
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
+const EXAMPLES = join(ROOT, 'examples');
+const CLIENT = pathToFileURL(join(ROOT, 'packages/client-node/dist/index.js')).href;
 
 let broker: RunningBroker;
 
@@ -108,3 +113,113 @@ describe('examples', () => {
     expect(s.text()).toContain('service stopped');
   });
 });
+
+/** The fenced code blocks of a Markdown file, in order. */
+function codeBlocks(file: string): Array<{ lang: string; code: string }> {
+  const md = readFileSync(join(ROOT, 'docs', file), 'utf8');
+  return [...md.matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({
+    lang: m[1] as string,
+    code: m[2] as string,
+  }));
+}
+
+function block(blocks: Array<{ lang: string; code: string }>, marker: string): string {
+  const b = blocks.find((x) => x.code.includes(marker));
+  if (b === undefined) throw new Error(`no code block with ${marker} in the docs`);
+  return b.code;
+}
+
+/** Points a snippet at the test broker and at the built client. */
+function localize(code: string): string {
+  return code
+    .replaceAll("'@zbus/client'", `'${CLIENT}'`)
+    .replaceAll('127.0.0.1:15555', broker.address)
+    .replaceAll('localhost:15555', broker.address);
+}
+
+function sh(script: string): Promise<{ code: number | null; out: string }> {
+  const child = spawn(
+    'sh',
+    [
+      '-ec',
+      `zbus() { "${process.execPath}" "${BROKER_CLI}" "$@"; }\ncurl() { command curl -sS "$@"; }\n${script}`,
+    ],
+    {
+      env: { ...process.env, ZBUS_SERVER: broker.address },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const c = collect(child);
+  return c.exit.then((code) => ({ code, out: c.text() }));
+}
+
+describe('docs/getting-started.md, as written', () => {
+  it('curl, the CLI, the Node consumer and the RPC service with its callers', async () => {
+    const blocks = codeBlocks('getting-started.md');
+    const dir = mkdtempSync(join(tmpdir(), 'zbus-getting-started-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+
+    // 2. curl: declare, publish, consume.
+    const curl = await sh(localize(block(blocks, 'curl -X POST')));
+    expect(curl.code, curl.out).toBe(0);
+    expect(curl.out.trimEnd().endsWith('hi there')).toBe(true);
+
+    // 3. The CLI, minus the two lines that follow a topic forever.
+    const cli = block(blocks, 'zbus pub hello')
+      .split('\n')
+      .filter((l) => !/^zbus sub hello +#|'live!'/.test(l))
+      .join('\n');
+    const out = await sh(cli);
+    expect(out.code, out.out).toBe(0);
+    expect(out.out).toContain('published to hello: offset 1');
+    expect(out.out).toContain('hi there\nsecond message\n');
+    expect(out.out).toMatch(/^hello +disk +2 +1 /m);
+
+    // 4. Node.js: consume.mjs publishes, its consumer prints the order.
+    writeFileSync(join(dir, 'consume.mjs'), localize(block(blocks, '// consume.mjs')));
+    const consumer = spawn(process.execPath, [join(dir, 'consume.mjs')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const c = collect(consumer);
+    onTestFinished(() => {
+      if (consumer.exitCode === null) consumer.kill('SIGKILL');
+    });
+    await waitFor(() => c.text().includes('order { id: 1, total: 9.5 }'), c.text);
+    expect(c.text()).toMatch(/stored at 0 (fsync|interval)/);
+    consumer.kill('SIGTERM');
+
+    // 6. RPC: the service, then curl, zbus rpc and ClientBootstrap.
+    writeFileSync(join(dir, 'service.mjs'), localize(block(blocks, '// service.mjs')));
+    const service = spawn(process.execPath, [join(dir, 'service.mjs')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const s = collect(service);
+    onTestFinished(() => {
+      if (service.exitCode === null) service.kill('SIGKILL');
+    });
+    const admin = new MqClient(broker.address, { reconnect: false });
+    onTestFinished(() => admin.close());
+    await waitFor(
+      async () => (await admin.queryTopic('MyRpc').catch(() => undefined))?.consumerCount === 1,
+      s.text,
+    );
+    const calls = await sh(localize(block(blocks, 'zbus rpc MyRpc math.plus 1 2')));
+    expect(calls.code, calls.out).toBe(0);
+    expect(calls.out).toBe('33\n');
+    writeFileSync(join(dir, 'caller.mjs'), localize(block(blocks, "client.proxy('math').plus(1, 2)")));
+    const caller = collect(
+      spawn(process.execPath, [join(dir, 'caller.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
+    expect(await caller.exit, caller.text()).toBe(0);
+    expect(caller.text()).toBe('3\n');
+    service.kill('SIGTERM');
+  });
+});
+
+async function waitFor(check: () => boolean | Promise<boolean>, output: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out; output so far:\n${output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
