@@ -156,7 +156,7 @@ function parseWithNode(bytes: Uint8Array, response: boolean): Parsed | undefined
     url: string,
     status: number,
   ) => {
-    const headers: Record<string, string> = {};
+    const headers = Object.create(null) as Record<string, string>; // `__proto__` is a header name too
     // node:http reads header bytes as latin1; the zbus decoder reads them as UTF-8
     const utf8 = (v: string): string => Buffer.from(v, 'latin1').toString('utf8');
     for (let i = 0; i < raw.length; i += 2)
