@@ -107,8 +107,36 @@ export function produce(ctx: CommandContext): void | Promise<void> {
   );
 }
 
-/** The stored form: the whole HTTP message minus the request-only headers. */
+/** The stored form: the whole HTTP message minus the request-only headers, and minus every copy of the token. */
 function encodeForStore(msg: Message): Uint8Array {
   for (const h of STRIPPED) msg.delete(h);
+  // The token may also sit in the URL query (`?token=`) or the cookie; consumers see both (origin_url, cookie).
+  if (msg.url.includes('token=')) msg.url = withoutQueryToken(msg.url);
+  const cookie = msg.headers.cookie;
+  if (cookie !== undefined && cookie.includes('token')) {
+    const rest = withoutCookieToken(cookie);
+    if (rest === '') msg.delete('cookie');
+    else msg.set('cookie', rest);
+  }
   return encodeMessage(msg);
+}
+
+/** `/T?cmd=produce&token=s&x=1` -> `/T?cmd=produce&x=1`. */
+export function withoutQueryToken(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const kept = url
+    .slice(q + 1)
+    .split('&')
+    .filter((pair) => pair !== '' && !/^token(=|$)/.test(pair));
+  return kept.length === 0 ? url.slice(0, q) : `${url.slice(0, q)}?${kept.join('&')}`;
+}
+
+/** `a=1; token=s; b=2` -> `a=1; b=2`. */
+export function withoutCookieToken(cookie: string): string {
+  return cookie
+    .split(';')
+    .map((part) => part.trim())
+    .filter((part) => part !== '' && !/^token\s*=/.test(part))
+    .join('; ');
 }

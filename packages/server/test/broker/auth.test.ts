@@ -20,7 +20,9 @@ async function setup() {
     const r = await admin.request({ headers: { cmd: 'declare', topic, token: 'admin-secret' } });
     expect(r.status).toBe(200);
   }
-  await admin.request({ headers: { cmd: 'declare', topic: 'Orders', consume_group: 'billing', token: 'admin-secret' } });
+  await admin.request({
+    headers: { cmd: 'declare', topic: 'Orders', consume_group: 'billing', token: 'admin-secret' },
+  });
   return { b, admin };
 }
 
@@ -28,9 +30,15 @@ describe('auth', () => {
   it('allows what a token lists and answers anything else 403 with the 0.11 text', async () => {
     const { b } = await setup();
     const c = await b.raw();
-    const ok = await c.request({ headers: { cmd: 'produce', topic: 'Orders', token: 'producer' }, body: 'o1' });
+    const ok = await c.request({
+      headers: { cmd: 'produce', topic: 'Orders', token: 'producer' },
+      body: 'o1',
+    });
     expect(ok.status).toBe(200);
-    const other = await c.request({ headers: { cmd: 'produce', topic: 'Secret', token: 'producer' }, body: 'x' });
+    const other = await c.request({
+      headers: { cmd: 'produce', topic: 'Secret', token: 'producer' },
+      body: 'x',
+    });
     expect(other.status).toBe(403);
     expect(other.bodyText()).toBe('403: Command(produce) Topic(Secret) Forbbiden');
     expect(other.headers.error_code).toBe('ZBUS_ERR_FORBIDDEN');
@@ -38,7 +46,10 @@ describe('auth', () => {
     expect([op.status, op.bodyText()]).toEqual([403, '403: Command(remove) Topic(Orders) Forbbiden']);
     const none = await c.request({ headers: { cmd: 'produce', topic: 'Orders' }, body: 'x' });
     expect(none.status).toBe(403);
-    const wrong = await c.request({ headers: { cmd: 'produce', topic: 'Orders', token: 'producerX' }, body: 'x' });
+    const wrong = await c.request({
+      headers: { cmd: 'produce', topic: 'Orders', token: 'producerX' },
+      body: 'x',
+    });
     expect(wrong.status).toBe(403);
     const server = await c.request({ headers: { cmd: 'server', token: 'producer' } });
     expect([server.status, server.bodyText()]).toEqual([403, '403: Command(server) Forbbiden']);
@@ -46,8 +57,13 @@ describe('auth', () => {
 
   it('checks the group for consume: a token limited to some groups may consume only those', async () => {
     const { b, admin } = await setup();
-    await admin.request({ headers: { cmd: 'declare', topic: 'Orders', consume_group: 'audit', token: 'admin-secret' } });
-    await admin.request({ headers: { cmd: 'produce', topic: 'Orders', token: 'admin-secret', id: 'o-1' }, body: 'o' });
+    await admin.request({
+      headers: { cmd: 'declare', topic: 'Orders', consume_group: 'audit', token: 'admin-secret' },
+    });
+    await admin.request({
+      headers: { cmd: 'produce', topic: 'Orders', token: 'admin-secret', id: 'o-1' },
+      body: 'o',
+    });
     const c = await b.raw();
     const d = await c.request({
       headers: { cmd: 'consume', topic: 'Orders', consume_group: 'billing', token: 'reader' },
@@ -58,9 +74,14 @@ describe('auth', () => {
     const denied = await c.request({
       headers: { cmd: 'consume', topic: 'Orders', consume_group: 'audit', token: 'reader' },
     });
-    expect([denied.status, denied.bodyText()]).toEqual([403, '403: Command(consume) Topic(Orders) Forbbiden']);
+    expect([denied.status, denied.bodyText()]).toEqual([
+      403,
+      '403: Command(consume) Topic(Orders) Forbbiden',
+    ]);
     // The default group is named as the topic, which this token does not list.
-    expect((await c.request({ headers: { cmd: 'consume', topic: 'Orders', token: 'reader' } })).status).toBe(403);
+    expect((await c.request({ headers: { cmd: 'consume', topic: 'Orders', token: 'reader' } })).status).toBe(
+      403,
+    );
   });
 
   it('filters query results to the topics the token may see', async () => {
@@ -86,7 +107,9 @@ describe('auth', () => {
     expect(denied.status).toBe(403);
     expect(await denied.text()).toBe('403: Command(produce) Topic(Orders) Forbbiden');
     expect((await fetch(`${b.url}/produce/Orders?body=x&token=producer`)).status).toBe(200);
-    const cookie = await fetch(`${b.url}/produce/Orders?body=y`, { headers: { cookie: 'theme=dark; token=producer' } });
+    const cookie = await fetch(`${b.url}/produce/Orders?body=y`, {
+      headers: { cookie: 'theme=dark; token=producer' },
+    });
     expect(cookie.status).toBe(200);
     // A header token wins over the query.
     const both = await fetch(`${b.url}/produce/Orders?body=z&token=producer`, { headers: { token: 'nope' } });
@@ -109,5 +132,30 @@ describe('auth', () => {
     const hb = c.send({ headers: { cmd: 'heartbeat' } });
     expect((await c.request({ headers: { cmd: 'ping' } })).bodyText()).toBe('OK');
     expect(c.received.find((m) => m.headers.id === hb)).toBeUndefined();
+  });
+});
+
+describe('tokens never travel with stored messages', () => {
+  it('strips the token from the header, the URL query and the cookie of a stored message', async () => {
+    const { b, admin } = await setup();
+    await fetch(`${b.url}/Orders?cmd=produce&token=producer&body=by-query`);
+    await fetch(`${b.url}/produce/Orders?body=by-cookie`, {
+      headers: { cookie: 'theme=dark; token=producer' },
+    });
+    await admin.request({
+      headers: { cmd: 'produce', topic: 'Orders', token: 'admin-secret' },
+      body: 'by-header',
+    });
+    const c = await b.raw();
+    for (const body of ['by-query', 'by-cookie', 'by-header']) {
+      const d = await c.request({
+        headers: { cmd: 'consume', topic: 'Orders', consume_group: 'billing', token: 'reader' },
+      });
+      expect(d.bodyText()).toBe(body);
+      const wire = JSON.stringify(d.headers);
+      expect(wire).not.toContain('producer');
+      expect(wire).not.toContain('admin-secret');
+      if (body === 'by-cookie') expect(d.headers.cookie).toBe('theme=dark');
+    }
   });
 });

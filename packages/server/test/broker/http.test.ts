@@ -54,6 +54,41 @@ describe('URL forms over fetch', () => {
     expect(d.headers.get('origin_id')).toBeTruthy();
   });
 
+  it('keeps the content-type charset as sent and reports method and URL of the stored request', async () => {
+    const b = await startTestBroker();
+    await get(`${b.url}/declare/T`);
+    await get(`${b.url}/T/extra?cmd=produce&x=1`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain; charset=iso-8859-1' },
+      body: 'latin',
+    });
+    const c = await b.raw();
+    const d = await c.request({ headers: { cmd: 'consume', topic: 'T' } });
+    expect(d.bodyText()).toBe('latin');
+    expect(d.headers.origin_method).toBe('POST');
+    expect(d.headers.origin_url).toBe('/T/extra?cmd=produce&x=1');
+    const r = await get(`${b.url}/T?cmd=produce`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain; charset=gbk' },
+      body: 'again',
+    });
+    expect(r.status).toBe(200);
+    const h = await get(`${b.url}/T?cmd=consume`);
+    expect(h.headers.get('content-type')).toBe('text/plain; charset=gbk');
+  });
+
+  it('takes a missing body from a `body` header, with or without a cmd header', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await c.request({ headers: { cmd: 'declare', topic: 'T' } });
+    await c.request({ headers: { cmd: 'produce', topic: 'T', body: 'from a header' } });
+    await get(`${b.url}/T`, { headers: { body: 'from an HTTP header' } });
+    expect((await c.request({ headers: { cmd: 'consume', topic: 'T' } })).bodyText()).toBe('from a header');
+    expect((await c.request({ headers: { cmd: 'consume', topic: 'T' } })).bodyText()).toBe(
+      'from an HTTP header',
+    );
+  });
+
   it('answers a GET /<topic>?cmd=consume long-poll when a message arrives', async () => {
     const b = await startTestBroker();
     await get(`${b.url}/declare/MyTopic`);
