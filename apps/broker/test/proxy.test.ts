@@ -1,7 +1,7 @@
 // Proxy topics end to end: a real target HTTP server, a real broker and a real `zbus proxy` process, all on
 // loopback. A caller's plain HTTP request to http://<broker>/<entry>/<path> reaches the target and the
 // target's answer comes back (zbus-protocol.md §12 httpProxy, docs/dmz.md).
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -334,6 +334,26 @@ describe('zbus proxy (process)', () => {
     expect(p.output()).toMatch(/entry Flags -> http:\/\/127\.0\.0\.1:\d+\/base \(2 connections\)/);
     const res = await fetch(`${base}/Flags/x?q=1`);
     expect(((await res.json()) as Seen).url).toBe('/base/x?q=1');
+    const exited = once(p.child, 'exit');
+    p.child.kill('SIGTERM');
+    expect((await exited)[0]).toBe(0);
+  });
+
+  it('prints help, and refuses incomplete flags with a clear message and exit code 1', () => {
+    const help = spawnSync(process.execPath, [BROKER_CLI, 'proxy', '--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('--target <url>');
+    const bad = spawnSync(process.execPath, [BROKER_CLI, 'proxy', '--entry', 'X'], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('--entry needs --target');
+    const none = spawnSync(process.execPath, [BROKER_CLI, 'proxy'], { encoding: 'utf8' });
+    expect(none.status).toBe(1);
+    expect(none.stderr).toContain('nothing to proxy');
+    const url = spawnSync(process.execPath, [BROKER_CLI, 'proxy', '--entry', 'X', '--target', 'ftp://h'], {
+      encoding: 'utf8',
+    });
+    expect(url.status).toBe(1);
+    expect(url.stderr).toContain('must be an http:// or https:// URL');
   });
 });
 
