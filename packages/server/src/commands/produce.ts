@@ -113,7 +113,7 @@ function encodeForStore(msg: Message): Uint8Array {
   // The token may also sit in the URL query (`?token=`) or the cookie; consumers see both (origin_url, cookie).
   if (msg.url.includes('token=')) msg.url = withoutQueryToken(msg.url);
   const cookie = msg.headers.cookie;
-  if (cookie !== undefined && cookie.includes('token')) {
+  if (cookie?.includes('token')) {
     const rest = withoutCookieToken(cookie);
     if (rest === '') msg.delete('cookie');
     else msg.set('cookie', rest);
