@@ -301,7 +301,7 @@ describe('zbus proxy (process)', () => {
     const res = await fetch(`${base}/Nobody/api/orders`);
     expect(res.status).toBe(503);
     expect(res.headers.get('error_code')).toBe('ZBUS_ERR_NO_RESPONDERS');
-    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(Date.now() - started).toBeLessThan(3_000); // at once, not after the 10 s RPC timeout
   });
 
   it('serves again after the proxy process is killed and started again', async () => {
