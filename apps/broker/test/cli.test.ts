@@ -185,7 +185,8 @@ describe('zbus pub and sub', () => {
   });
 
   it('sub without --from prints only new messages as they come', async () => {
-    await zbus(['pub', 'Live', 'old']);
+    await admin.declareTopic('Live');
+    await admin.produce({ topic: 'Live', body: 'old' });
     const child = start(['sub', 'Live', '--count', '1']);
     const done = finish(child);
     await until(async () => (await admin.queryTopic('Live')).consumerCount > 0, 'the subscriber');
@@ -195,9 +196,21 @@ describe('zbus pub and sub', () => {
     expect(r.stdout).toBe('new\n');
   });
 
+  it('two subs started together each print every message (a private group each)', async () => {
+    await admin.declareTopic('Both');
+    const a = start(['sub', 'Both', '-n', '2']);
+    const b = start(['sub', 'Both', '-n', '2']);
+    const done = Promise.all([finish(a), finish(b)]);
+    await until(async () => (await admin.queryTopic('Both')).consumerCount === 2, 'both subscribers');
+    await admin.produce({ topic: 'Both', body: 'x1' });
+    await admin.produce({ topic: 'Both', body: 'x2' });
+    for (const r of await done) expect(r).toMatchObject({ code: 0, stdout: 'x1\nx2\n' });
+  });
+
   it('sub --filter delivers only matching tags; --delay holds a message back', async () => {
-    await zbus(['pub', 'Quotes', 'us', '--tag', 'Stock.US.AAPL']);
-    await zbus(['pub', 'Quotes', 'hk', '--tag', 'Stock.HK.700']);
+    await admin.declareTopic('Quotes');
+    await admin.produce({ topic: 'Quotes', body: 'us', tag: 'Stock.US.AAPL' });
+    await admin.produce({ topic: 'Quotes', body: 'hk', tag: 'Stock.HK.700' });
     const r = await zbus(['sub', 'Quotes', '--from', 'first', '--filter', 'Stock.HK.*', '-n', '1']);
     expect(r.stdout).toBe('hk\n');
     const delayed = await zbus(['pub', 'Quotes', 'later', '--delay', '1m']);
@@ -206,7 +219,8 @@ describe('zbus pub and sub', () => {
   });
 
   it('sub --group --ack shares a group and acks what it printed', async () => {
-    await zbus(['pub', 'Jobs', 'job{{i}}', '--count', '3']);
+    await admin.declareTopic('Jobs');
+    for (const body of ['job1', 'job2', 'job3']) await admin.produce({ topic: 'Jobs', body });
     const d = await zbus(['declare', 'Jobs', '--group', 'workers', '--ack', '--from', 'first']);
     expect(d.code).toBe(0);
     expect(d.stdout).toContain('declared Jobs group workers (mask ack, position 0, backlog 3)');
@@ -264,7 +278,8 @@ describe('zbus topics, groups, declare, rm, empty', () => {
       '--max-deliver',
       '3',
     ]);
-    await zbus(['pub', 'Tbl', 'x{{i}}', '--count', '2']);
+    await admin.produce({ topic: 'Tbl', body: 'x1' });
+    await admin.produce({ topic: 'Tbl', body: 'x2' });
     const topics = await zbus(['topics']);
     expect(topics.code).toBe(0);
     const header = topics.stdout.split('\n')[0] as string;
@@ -326,8 +341,9 @@ describe('zbus topics, groups, declare, rm, empty', () => {
   });
 
   it('empties a group, empties a topic, removes a group and a topic', async () => {
-    await zbus(['pub', 'Tmp', 'a{{i}}', '--count', '3']);
-    await zbus(['declare', 'Tmp', '-g', 'other', '--from', 'first']);
+    await admin.declareTopic('Tmp');
+    for (const body of ['a1', 'a2', 'a3']) await admin.produce({ topic: 'Tmp', body });
+    await admin.declareGroup('Tmp', { name: 'other', startOffset: 0 });
     const eg = await zbus(['empty', 'Tmp', '--group', 'other']);
     expect(eg).toMatchObject({ code: 0, stdout: 'moved group other of Tmp to the end\n' });
     expect((await admin.queryGroup('Tmp', 'other')).messageCount).toBe(0);
@@ -348,7 +364,7 @@ describe('zbus topics, groups, declare, rm, empty', () => {
 
 describe('zbus stat', () => {
   it('prints --count refreshes with per-topic rates', async () => {
-    await zbus(['declare', 'Stat']);
+    await admin.declareTopic('Stat');
     const child = start(['stat', '--count', '2', '--interval', '300ms']);
     const done = finish(child);
     await admin.produce({ topic: 'Stat', body: 'x' });

@@ -1,4 +1,5 @@
 // `zbus sub <topic>`: print messages as they come, from a named group or a private one.
+import { randomBytes } from 'node:crypto';
 import { Broker, type ConsumedMessage, Consumer, type GroupOptions, Mask } from '@zbus/client';
 import {
   CliError,
@@ -21,7 +22,7 @@ export const SUB_HELP = `Usage: zbus sub <topic> [options]
 
 Prints messages as they come (the body, one per line), until Ctrl-C or --count messages.
 
-Without --group, sub reads through a private group (named by the broker, deleted when sub exits) that starts
+Without --group, sub reads through a private group (sub-<random>, deleted when sub exits) that starts
 at the end of the topic: only new messages, like 'tail -f'. With --group, sub shares that group with every
 other consumer of it: each message goes to one of them, and the group remembers its position.
 
@@ -85,7 +86,9 @@ export function sub(argv: string[]): Promise<number> {
 
     let mask = 0;
     if (values.ack) mask |= Mask.AckRequired;
-    const group: GroupOptions = named === undefined ? { nameAuto: true } : { name: named };
+    // The private group gets a random name rather than `group_name_auto`: the broker picks auto names before
+    // it creates the group, so two subs starting at the same moment could be handed the same one.
+    const group: GroupOptions = { name: named ?? `sub-${randomBytes(4).toString('hex')}` };
     if (named === undefined) mask |= Mask.DeleteOnExit;
     if (mask !== 0) group.mask = mask;
     const filter = str(values, 'filter');
