@@ -7,7 +7,7 @@ import {
   type Message,
   MessageDecoder,
   ProtocolError,
-  type ZbusError,
+  ZbusError,
 } from '@zbus/protocol';
 import { Session, type SessionWire } from '../session.js';
 import type { ConnectionHost } from './host.js';
@@ -36,6 +36,10 @@ export class TcpConnection implements SessionWire {
   #readPaused = false;
   #upgraded = false;
   #closing = false;
+  /** An `Upgrade: websocket` request decoded from the chunk being pushed; handed over once push() returns. */
+  #upgradeReq: Message | undefined;
+  /** Armed while a message is partly received: it must be complete within idleTimeoutMs (slowloris). */
+  #partialTimer: NodeJS.Timeout | undefined;
 
   constructor(socket: Socket, host: ConnectionHost, firstChunk?: Uint8Array) {
     this.#socket = socket;
@@ -52,7 +56,10 @@ export class TcpConnection implements SessionWire {
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#onDrain());
     socket.on('error', () => {}); // 'close' follows; resets are normal for clients
-    socket.on('close', () => this.session.closedByTransport());
+    socket.on('close', () => {
+      this.#clearPartial();
+      this.session.closedByTransport();
+    });
     if (o.idleTimeoutMs > 0) {
       socket.setTimeout(o.idleTimeoutMs, () => {
         host.log.debug({ session: this.session.id }, 'idle timeout');
@@ -74,18 +81,64 @@ export class TcpConnection implements SessionWire {
     try {
       this.#decoder.push(chunk);
     } catch (err) {
+      this.#clearPartial();
       this.#fail(err as ZbusError);
+      return;
     }
+    const req = this.#upgradeReq;
+    if (req) {
+      // The decoder keeps the bytes after the upgrade request (frames sent right behind the handshake) only
+      // once push() returns, so the socket is handed over here rather than from inside the callback.
+      this.#upgradeReq = undefined;
+      this.#host.upgrade(this.#socket, req, this.#decoder.remaining(), this.session);
+      return;
+    }
+    this.#watchPartial();
+  }
+
+  /**
+   * Slowloris: the idle timer restarts with every byte, so a peer trickling a header one byte a second would
+   * hold the connection (and its buffered head) forever. A message that has started must be complete within
+   * idleTimeoutMs of the chunk that began it; otherwise the peer gets 408 and the connection is closed.
+   */
+  #watchPartial(): void {
+    const ms = this.#host.options.idleTimeoutMs;
+    if (ms <= 0) return;
+    if (this.#decoder.bufferedBytes === 0) this.#clearPartial();
+    else this.#partialTimer ??= setTimeout(() => this.#partialExpired(), ms);
+  }
+
+  #clearPartial(): void {
+    if (this.#partialTimer) clearTimeout(this.#partialTimer);
+    this.#partialTimer = undefined;
+  }
+
+  #partialExpired(): void {
+    this.#partialTimer = undefined;
+    if (this.#closing || this.#upgraded || this.#decoder.bufferedBytes === 0) return;
+    if (this.#readPaused) {
+      // We stopped reading (backpressure): the peer is not the slow one. Look again later.
+      this.#watchPartial();
+      return;
+    }
+    const ms = this.#host.options.idleTimeoutMs;
+    this.#host.log.debug({ session: this.session.id }, 'message not complete in time');
+    this.#fail(
+      new ZbusError('ZBUS_ERR_TIMEOUT', `message not complete within ${ms} ms (idleTimeoutMs)`, {
+        status: 408,
+      }),
+    );
   }
 
   #onMessage(msg: Message): boolean {
+    // A message completed: the next one gets a full idleTimeoutMs of its own.
+    this.#clearPartial();
     if (isWebSocketUpgrade(msg)) {
       this.#upgraded = true;
       this.#socket.removeAllListeners('data');
       this.#socket.removeAllListeners('drain');
       this.#socket.setTimeout(0);
-      const head = this.#decoder.remaining();
-      this.#host.upgrade(this.#socket, msg, head, this.session);
+      this.#upgradeReq = msg;
       return false;
     }
     this.#host.handle(this.session, msg);
@@ -175,6 +228,7 @@ export class TcpConnection implements SessionWire {
   close(): void {
     if (this.#closing) return;
     this.#closing = true;
+    this.#clearPartial();
     if (this.#corked) this.uncork();
     this.#socket.end();
     // A peer that never reads must not keep the socket open forever.
@@ -183,6 +237,7 @@ export class TcpConnection implements SessionWire {
 
   destroy(): void {
     this.#closing = true;
+    this.#clearPartial();
     this.#socket.destroy();
   }
 }
