@@ -118,8 +118,12 @@ export function stat(argv: string[]): Promise<number> {
       let before: Sample | undefined;
       for (let i = 0; count === undefined || i < count; i++) {
         if (i > 0) {
-          const tick = new Promise<void>((r) => setTimeout(r, interval));
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const tick = new Promise<void>((r) => {
+            timer = setTimeout(r, interval);
+          });
           await Promise.race([tick, stop.promise]);
+          clearTimeout(timer);
         }
         if (stopped) break;
         const info = await client.queryServer();
