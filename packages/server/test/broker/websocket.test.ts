@@ -1,7 +1,7 @@
 // WebSocket on the broker's port (zbus-protocol.md §1.3): after the handshake each frame holds one whole
 // HTTP-formatted message; the broker answers with text frames (binary only for a body that is not UTF-8).
 import { describe, expect, it } from 'vitest';
-import { startTestBroker, wsConnect } from './helpers.js';
+import { startTestBroker, untilConsumers, wsConnect } from './helpers.js';
 
 describe('WebSocket', () => {
   it('answers each framed request with a text frame carrying its id', async () => {
@@ -87,5 +87,47 @@ describe('WebSocket', () => {
     ws.ws.close();
     while ((await count()) !== 0) {}
     expect(await count()).toBe(0);
+  });
+
+  it('answers frames without an id in order, including an RPC call by URL', async () => {
+    const b = await startTestBroker();
+    const svc = await b.raw();
+    await svc.request({ headers: { cmd: 'declare', topic: 'MyRpc', topic_mask: '3' } });
+    svc.send({ headers: { cmd: 'consume', topic: 'MyRpc', id: 'svc' } });
+    const admin = await b.raw();
+    await untilConsumers(admin, 'MyRpc', 'MyRpc', 1);
+    const ws = await wsConnect(b.port);
+    ws.ws.send('GET /MyRpc/Calc/plus/20/22 HTTP/1.1\r\n\r\n');
+    ws.ws.send('GET /ping HTTP/1.1\r\n\r\n');
+    const d = await svc.next((m) => m.headers.id === 'svc');
+    expect(d.json()).toEqual({ module: 'Calc', method: 'plus', params: ['20', '22'] });
+    svc.send({
+      headers: { cmd: 'route', recver: d.headers.sender!, id: d.headers.origin_id!, origin_status: '200' },
+      body: '42',
+    });
+    expect((await ws.next()).bodyText()).toBe('42');
+    expect((await ws.next()).bodyText()).toBe('OK');
+  });
+
+  it('runs the admin commands: query, remove, empty, ack and unconsume', async () => {
+    const b = await startTestBroker();
+    const ws = await wsConnect(b.port);
+    await ws.request({ headers: { cmd: 'declare', topic: 'T', consume_group: 'g', group_mask: '64' } });
+    await ws.request({ headers: { cmd: 'produce', topic: 'T' }, body: 'x' });
+    const d = await ws.request({ headers: { cmd: 'consume', topic: 'T', consume_group: 'g' } });
+    const a = await ws.request({
+      headers: { cmd: 'ack', topic: 'T', consume_group: 'g', offset: d.headers.offset! },
+    });
+    expect([a.status, a.headers.pending]).toEqual([200, undefined]);
+    const q = await ws.request({ headers: { cmd: 'query', topic: 'T', consume_group: 'g' } });
+    expect(q.json<{ unackedCount: number }>().unackedCount).toBe(0);
+    expect((await ws.request({ headers: { cmd: 'empty', topic: 'T' } })).status).toBe(200);
+    expect((await ws.request({ headers: { cmd: 'remove', topic: 'T', consume_group: 'g' } })).status).toBe(
+      200,
+    );
+    expect((await ws.request({ headers: { cmd: 'remove', topic: 'T' } })).status).toBe(200);
+    expect((await ws.request({ headers: { cmd: 'query', topic: 'T' } })).status).toBe(404);
+    const unknown = await ws.request({ headers: { cmd: 'nope' } });
+    expect([unknown.status, unknown.bodyText()]).toEqual([400, 'Bad format: command(nope) not support']);
   });
 });
