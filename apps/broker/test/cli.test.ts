@@ -215,6 +215,7 @@ describe('zbus pub and sub', () => {
     expect(r.stdout).toBe('hk\n');
     const delayed = await zbus(['pub', 'Quotes', 'later', '--delay', '1m']);
     expect(delayed.code).toBe(0);
+    expect(delayed.stdout).toMatch(/^published to Quotes: held until \d{4}-\d\d-\d\dT[\d:.]+Z, id /);
     expect((await admin.queryTopic('Quotes')).delayedCount).toBe(1);
   });
 

@@ -97,7 +97,7 @@ export function pub(argv: string[]): Promise<number> {
         }
       }
       const results = await sender.done();
-      if (!quiet) process.stdout.write(`${summary(topic, results)}\n`);
+      if (!quiet) process.stdout.write(`${summary(topic, results, delay)}\n`);
       return EXIT_OK;
     } finally {
       await client.close();
@@ -158,13 +158,23 @@ class Sender {
   }
 }
 
-function summary(topic: string, results: ProduceResult[]): string {
+function summary(topic: string, results: ProduceResult[], delay: number | undefined): string {
   if (results.length === 0) return `published nothing to ${topic}`;
   const first = results[0] as ProduceResult;
   const last = results[results.length - 1] as ProduceResult;
   const durable = first.durability === undefined ? '' : `, durable: ${first.durability}`;
+  // A delayed message gets its offset when it is due; until then the broker holds it.
+  const due =
+    delay === undefined
+      ? ''
+      : `held until ${new Date((first.serverTime ?? Date.now()) + delay).toISOString()}`;
   if (results.length === 1) {
-    return `published to ${topic}: offset ${first.offset ?? '?'}, id ${first.id}${durable}`;
+    const where = first.offset === undefined ? due || 'stored' : `offset ${first.offset}`;
+    return `published to ${topic}: ${where}, id ${first.id}${durable}`;
   }
-  return `published ${results.length} messages to ${topic}: offsets ${first.offset ?? '?'}..${last.offset ?? '?'}${durable}`;
+  const where =
+    first.offset === undefined || last.offset === undefined
+      ? due || 'stored'
+      : `offsets ${first.offset}..${last.offset}`;
+  return `published ${results.length} messages to ${topic}: ${where}${durable}`;
 }
