@@ -223,7 +223,18 @@ function renderServers(): void {
       h(
         'tr',
         { 'data-server': r.key },
-        h('td', null, h('b', null, r.key), r.own ? h('span', { class: 'badge b-own' }, 'this server') : null),
+        h(
+          'td',
+          null,
+          r.own
+            ? h('b', null, r.key)
+            : h(
+                'a',
+                { href: `${location.protocol}//${r.key.replace(/^\[SSL\]/, '')}/`, title: 'Its monitor' },
+                r.key,
+              ),
+          r.own ? h('span', { class: 'badge b-own' }, 'this server') : null,
+        ),
         h('td', null, r.version),
         h('td', { class: 'num mono' }, String(r.infoVersion)),
         h('td', { class: 'num' }, fmtInt(r.topics)),

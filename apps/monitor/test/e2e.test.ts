@@ -18,6 +18,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SHOTS = join(here, '../../../artifacts/screenshots');
+let configDir = '';
+
+/**
+ * A broker serving this package's own build (apps/monitor/dist, built before its tests run) through a config
+ * file's `monitorDir`; the first test checks the copy that apps/broker ships next to its CLI.
+ */
+function startMonitorBroker(args: string[] = []): Promise<RunningBroker> {
+  if (configDir === '') {
+    configDir = mkdtempSync(join(tmpdir(), 'zbus-monitor-e2e-'));
+    writeFileSync(join(configDir, 'broker.json'), JSON.stringify({ monitorDir: join(here, '../dist') }));
+  }
+  return startBroker({ fsync: 'never', args: ['--config', join(configDir, 'broker.json'), ...args] });
+}
 const missing = chromiumMissing();
 if (missing) console.warn(`skipping monitor e2e tests: ${missing}`);
 
@@ -37,6 +50,19 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
   }, 30_000);
   afterAll(async () => {
     await chromium?.close();
+    if (configDir !== '') rmSync(configDir, { recursive: true, force: true });
+  });
+
+  it('is shipped by the broker: `zbus serve` serves it at / from next to its CLI', async () => {
+    const shipped = await startBroker({ fsync: 'never' });
+    try {
+      const html = await (await fetch(`http://${shipped.address}/`)).text();
+      expect(html).toContain('<title>zbus monitor</title>');
+      const js = await fetch(`http://${shipped.address}/monitor.js?cmd=js`);
+      expect(js.status).toBe(200);
+    } finally {
+      await shipped.stop();
+    }
   });
 
   describe('without auth', () => {
@@ -49,7 +75,7 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
     const errors: string[] = [];
 
     beforeAll(async () => {
-      broker = await startBroker({ fsync: 'never' });
+      broker = await startMonitorBroker();
       client = new MqClient(broker.address);
       await client.connect();
       const ctx = await chromium.newContext({ viewport: { width: 1440, height: 900 } });
@@ -173,6 +199,23 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
       await page.fill('#search', '');
     });
 
+    it('lists the servers that report to this broker as a tracker', async () => {
+      const other = await startBroker({ fsync: 'never', args: ['--tracker', broker.address] });
+      try {
+        await page.locator(`#servers tr[data-server="${other.address}"]`).waitFor({ timeout: 15_000 });
+        await expect.poll(() => page.locator('#servers tbody tr').count()).toBe(2);
+        await expect(
+          page.locator(`#servers tr[data-server="${other.address}"] td`).last().textContent(),
+        ).resolves.toBe(broker.address);
+        await shot(page, 'monitor-servers.png', false);
+      } finally {
+        await other.stop();
+      }
+      await page
+        .locator(`#servers tr[data-server="${other.address}"]`)
+        .waitFor({ state: 'detached', timeout: 15_000 });
+    }, 40_000);
+
     it('stays fast with thousands of topics: one page of rows in the DOM', async () => {
       const names = Array.from({ length: 2000 }, (_, i) => `bulk.${String(i).padStart(4, '0')}`);
       for (let i = 0; i < names.length; i += 200) {
@@ -202,6 +245,22 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
       await shot(page, 'monitor-2000-topics.png', false);
       expect(errors).toEqual([]);
     }, 40_000);
+
+    it('shows the lost connection and comes back live after a broker restart', async () => {
+      await broker.kill();
+      await page.locator('#conn.reconnecting').waitFor();
+      await broker.restart();
+      await page.locator('#conn.live').waitFor({ timeout: 15_000 });
+      await row(page, 'e2e.orders').waitFor();
+      // Rows keep updating after the reconnect.
+      await client.produce({ topic: 'e2e.orders', body: 'after restart' }, { timeout: 10_000 });
+      const depth = (await client.queryTopic('e2e.orders')).messageDepth;
+      await row(page, 'e2e.orders')
+        .locator('td.depth')
+        .filter({ hasText: new RegExp(`^${depth.toLocaleString('en-US')}$`) })
+        .waitFor();
+      expect(errors).toEqual([]);
+    }, 30_000);
   });
 
   describe('with auth on', () => {
@@ -215,7 +274,7 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
         file,
         JSON.stringify({ tokens: [{ token: 'secret', operations: ['admin'], topics: [{ topic: '*' }] }] }),
       );
-      broker = await startBroker({ fsync: 'never', args: ['--auth', file] });
+      broker = await startMonitorBroker(['--auth', file]);
       const admin = new MqClient(broker.address, { token: 'secret' });
       await admin.declare('secured.topic');
       await admin.produce({ topic: 'secured.topic', body: 'x' });
