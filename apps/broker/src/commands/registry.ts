@@ -1,25 +1,23 @@
 // The client commands of `zbus` (everything but `serve` and `proxy`): name → handler, and their usage lines.
-import { declare, empty, groups, rm, topics } from './admin.js';
-import { bench } from './bench.js';
-import { pub } from './pub.js';
-import { rpc } from './rpc.js';
-import { stat } from './stat.js';
-import { sub } from './sub.js';
+// Each command is loaded on demand, so `zbus serve` never loads the client (nor undici, which it imports).
 
 export type Command = (argv: string[]) => Promise<number>;
 
-export const CLIENT_COMMANDS: Readonly<Record<string, Command>> = {
-  pub,
-  sub,
-  rpc,
-  topics,
-  groups,
-  declare,
-  rm,
-  empty,
-  stat,
-  bench,
+const LOADERS: Readonly<Record<string, () => Promise<Command>>> = {
+  pub: async () => (await import('./pub.js')).pub,
+  sub: async () => (await import('./sub.js')).sub,
+  rpc: async () => (await import('./rpc.js')).rpc,
+  topics: async () => (await import('./admin.js')).topics,
+  groups: async () => (await import('./admin.js')).groups,
+  declare: async () => (await import('./admin.js')).declare,
+  rm: async () => (await import('./admin.js')).rm,
+  empty: async () => (await import('./admin.js')).empty,
+  stat: async () => (await import('./stat.js')).stat,
+  bench: async () => (await import('./bench.js')).bench,
 };
+
+/** The names of the client commands. */
+export const CLIENT_COMMANDS: readonly string[] = Object.freeze(Object.keys(LOADERS));
 
 export const CLIENT_USAGE = `  zbus pub <topic> [body|-]  publish a message (or each line of stdin)
   zbus sub <topic>           print messages as they come
@@ -36,7 +34,9 @@ export const CLIENT_USAGE = `  zbus pub <topic> [body|-]  publish a message (or 
 export const CLIENT_NOTE = `Client commands take --server h:p [ZBUS_SERVER] and --token [ZBUS_TOKEN]; 'zbus <command> --help' shows
 each one's options and examples. Exit codes: 0 ok, 1 failed, 2 usage.`;
 
-/** The handler of a client command, or undefined. */
+/** The handler of a client command (loaded when called), or undefined. */
 export function clientCommand(name: string): Command | undefined {
-  return Object.hasOwn(CLIENT_COMMANDS, name) ? CLIENT_COMMANDS[name] : undefined;
+  const load = Object.hasOwn(LOADERS, name) ? LOADERS[name] : undefined;
+  if (load === undefined) return undefined;
+  return async (argv) => (await load())(argv);
 }
