@@ -62,8 +62,13 @@ export class TcpConnection implements SessionWire {
     });
     if (o.idleTimeoutMs > 0) {
       socket.setTimeout(o.idleTimeoutMs, () => {
-        host.log.debug({ session: this.session.id }, 'idle timeout');
-        socket.destroy();
+        // After a pause of the whole process (SIGSTOP, a long GC) this timer fires before the bytes that arrived
+        // meanwhile are read: look again once this turn's I/O has run, so an active client is not cut off.
+        setImmediate(() => {
+          if (Date.now() - this.session.lastActive < o.idleTimeoutMs) return;
+          host.log.debug({ session: this.session.id }, 'idle timeout');
+          socket.destroy();
+        });
       });
     }
     host.attach(this.session);
