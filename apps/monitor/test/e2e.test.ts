@@ -243,6 +243,10 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
         .filter({ hasText: /1–200 of/ })
         .waitFor();
       await shot(page, 'monitor-2000-topics.png', false);
+      await page.mouse.wheel(0, 2500);
+      await page.waitForFunction(() => window.scrollY > 1000);
+      await shot(page, 'monitor-2000-topics-scrolled.png', false);
+      await page.evaluate(() => window.scrollTo(0, 0));
       expect(errors).toEqual([]);
     }, 40_000);
 
