@@ -108,6 +108,7 @@ export class Session {
     }
     ticket.reply = msg;
     const q = this.#ordered;
+    const before = q.length;
     while (q.length > 0 && q[0]!.done) {
       const t = q.shift()!;
       if (t.reply) this.wire.write(t.reply, t.closeAfter);
@@ -115,6 +116,8 @@ export class Session {
       t.reply = undefined;
       if (t.closeAfter) return;
     }
+    // Held replies count against the connection's in-flight cap: reading may resume now that some left.
+    if (q.length < before) this.wire.requestDone();
   }
 
   /** A push: a delivered message or a routed reply. */

@@ -31,7 +31,10 @@ export class TcpConnection implements SessionWire {
   readonly session: Session;
   readonly #socket: Socket;
   readonly #host: ConnectionHost;
-  readonly #decoder: MessageDecoder;
+  #decoder: MessageDecoder;
+  /** Bytes read past the message that hit the in-flight cap; decoded when reading resumes. */
+  #held: Uint8Array | undefined;
+  #stopped = false;
   #corked = false;
   #readPaused = false;
   #upgraded = false;
@@ -47,11 +50,7 @@ export class TcpConnection implements SessionWire {
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     this.session = new Session(this, remote, 'tcp');
     const o = host.options;
-    this.#decoder = new MessageDecoder((msg) => this.#onMessage(msg), {
-      maxHeaderBytes: o.maxHeaderBytes,
-      maxHeaderCount: o.maxHeaderCount,
-      maxBodyBytes: o.maxBodyBytes,
-    });
+    this.#decoder = this.#newDecoder();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#onDrain());
@@ -75,6 +74,26 @@ export class TcpConnection implements SessionWire {
     if (firstChunk) this.#onData(firstChunk);
   }
 
+  #newDecoder(): MessageDecoder {
+    const o = this.#host.options;
+    return new MessageDecoder((msg) => this.#onMessage(msg), {
+      maxHeaderBytes: o.maxHeaderBytes,
+      maxHeaderCount: o.maxHeaderCount,
+      maxBodyBytes: o.maxBodyBytes,
+    });
+  }
+
+  /**
+   * The decoder stopped after a message that reached the in-flight cap: keep what it had not decoded yet (the
+   * rest of the chunk) and start a fresh decoder; the kept bytes go first when reading resumes.
+   */
+  #stopAtCap(): void {
+    this.#stopped = false;
+    const rest = this.#decoder.remaining();
+    this.#decoder = this.#newDecoder();
+    if (rest.length > 0) this.#held = rest;
+  }
+
   get writable(): boolean {
     return !this.#closing && this.#socket.writableLength < this.#host.options.writeHighWaterMark;
   }
@@ -90,6 +109,7 @@ export class TcpConnection implements SessionWire {
       this.#fail(err as ZbusError);
       return;
     }
+    if (this.#stopped) this.#stopAtCap();
     const req = this.#upgradeReq;
     if (req) {
       // The decoder keeps the bytes after the upgrade request (frames sent right behind the handshake) only
@@ -148,6 +168,11 @@ export class TcpConnection implements SessionWire {
     }
     this.#host.handle(this.session, msg);
     this.#applyBackpressure();
+    if (this.#readPaused && !this.#closing && this.#overCap()) {
+      // Stop inside this chunk too: a pipelining client may have sent thousands of requests in one read.
+      this.#stopped = true;
+      return false;
+    }
     return !this.#closing;
   }
 
@@ -174,11 +199,18 @@ export class TcpConnection implements SessionWire {
     this.write(this.#host.errorReply(err), true);
   }
 
+  /**
+   * Requests being processed, or plain-HTTP replies held back until an earlier one (a long-poll) is answered:
+   * both count against maxInflightPerConnection.
+   */
+  #overCap(): boolean {
+    const max = this.#host.options.maxInflightPerConnection;
+    return this.session.inflight >= max || this.session.pendingOrdered >= max;
+  }
+
   /** Stop reading while too many requests are in flight or writes are queued past the high-water mark. */
   #applyBackpressure(): void {
-    const over =
-      this.session.inflight >= this.#host.options.maxInflightPerConnection ||
-      this.#socket.writableLength >= this.#host.options.writeHighWaterMark;
+    const over = this.#overCap() || this.#socket.writableLength >= this.#host.options.writeHighWaterMark;
     if (over && !this.#readPaused) {
       this.#readPaused = true;
       this.#socket.pause();
@@ -191,12 +223,12 @@ export class TcpConnection implements SessionWire {
   }
 
   #maybeResume(): void {
-    if (
-      this.session.inflight < this.#host.options.maxInflightPerConnection &&
-      this.#socket.writableLength < this.#host.options.writeHighWaterMark
-    ) {
+    if (!this.#overCap() && this.#socket.writableLength < this.#host.options.writeHighWaterMark) {
       this.#readPaused = false;
-      this.#socket.resume();
+      const held = this.#held;
+      this.#held = undefined;
+      if (held) this.#onData(held);
+      if (!this.#readPaused) this.#socket.resume();
     }
   }
 

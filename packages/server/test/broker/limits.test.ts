@@ -119,6 +119,34 @@ describe('maxInflightPerConnection', () => {
   });
 });
 
+describe('plain HTTP replies held behind a long-poll', () => {
+  it('stops reading once maxInflightPerConnection replies wait for an earlier one, and answers all later', async () => {
+    const b = await startTestBroker({ maxInflightPerConnection: 8 });
+    const admin = await b.raw();
+    await declare(admin, 'T');
+    const c = await b.raw();
+    const handled = async () => {
+      const m = await (await fetch(`${b.url}/metrics`)).text();
+      return Number(/^zbus_requests_total (\d+)/m.exec(m)![1]);
+    };
+    const before = await handled();
+    // The first request waits; plain-HTTP replies must leave in order, so every later reply waits behind it.
+    let burst = 'GET /T?cmd=consume HTTP/1.1\r\nhost: x\r\n\r\n';
+    for (let i = 0; i < 200; i++) burst += 'GET /ping HTTP/1.1\r\nhost: x\r\n\r\n';
+    c.socket.write(burst);
+    // Give the broker every chance to read on (an event that takes 100 ms), then count what it handled.
+    await admin.request({
+      headers: { cmd: 'consume', topic: 'T', consume_group: 'T', consume_timeout: '100' },
+    });
+    const fromBurst = (await handled()) - before - 2; // minus this consume and the metrics request
+    expect(fromBurst).toBeGreaterThan(0);
+    expect(fromBurst).toBeLessThanOrEqual(8 + 1);
+    await admin.request({ headers: { cmd: 'produce', topic: 'T' }, body: 'unblock' });
+    expect((await c.next()).bodyText()).toBe('unblock');
+    for (let i = 0; i < 200; i++) expect((await c.next()).bodyText()).toBe('OK');
+  });
+});
+
 describe('idle timeout and heartbeat', () => {
   it('closes a TCP connection silent for idleTimeoutMs', async () => {
     const b = await startTestBroker({ idleTimeoutMs: 150 });
