@@ -197,6 +197,9 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     }
     if (this.#state === 'idle') this.#state = 'running';
     for (const l of this.#lanes) this._pump(l);
+    // The broker does not answer a consume until it delivers. A query after it on each connection is a barrier:
+    // once answered, the consume is registered (so an RPC service is visible to callers when start() resolves).
+    await Promise.all(this.#lanes.map((l) => l.client.queryTopic(this.topic).catch(() => undefined)));
   }
 
   async #declare(lane: Lane): Promise<void> {

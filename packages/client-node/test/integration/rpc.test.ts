@@ -197,6 +197,22 @@ describe('RPC through the broker', () => {
     }
   });
 
+  it('a service is visible to callers as soon as start() resolves', async () => {
+    for (let i = 0; i < 5; i++) {
+      const name = `EagerRpc${i}`;
+      const s = await new ServiceBootstrap()
+        .serviceName(name)
+        .serviceAddress(server.address)
+        .addModule('', { n: () => i })
+        .start();
+      try {
+        expect(await new RpcInvoker(client, { topic: name }).invoke('n')).toBe(i);
+      } finally {
+        await s.close();
+      }
+    }
+  });
+
   it('ClientBootstrap gives proxies over TCP', async () => {
     const cb = new ClientBootstrap().serviceName('MyRpc').serviceAddress(server.address).timeout(3_000);
     try {

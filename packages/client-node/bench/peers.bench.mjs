@@ -1,0 +1,692 @@
+// @zbus/client beside its peers, every system measured the same way in one run (issue 6, "Benchmark";
+// targets: shared/docs/decisions.md §5; method: shared/docs/peers.md §4 "Method lessons").
+//
+//   npx -y pnpm@10.20.0 --filter @zbus/client bench        (= node bench/peers.bench.mjs)
+//
+// Systems, each started fresh by this script on 127.0.0.1 and a free port, and stopped at the end:
+//   zbus  fsync=always      apps/broker/dist/cli.js through @zbus/testkit (ack after the group-committed fsync)
+//   zbus  fsync=interval=100  same broker, ack after the write, fsync every 100 ms
+//   nats  Debian nats-server -js -sd <tmp> (installed with apt-get when missing), `nats` npm client
+//   redis Debian redis-server --appendonly yes --appendfsync everysec --save '', `redis` npm client
+// Workloads (100-byte bodies):
+//   pub1  pipelined durable publish from one connection, WINDOW publishes in flight, msgs/s over BENCH_SECONDS
+//   pub8  the same from 8 connections, WINDOW in flight on each
+//   lat   open-loop publish at BENCH_RATE msg/s for BENCH_LAT_SECONDS (after 1 s of warm-up at the same rate);
+//         latency = consume time - *scheduled* send time (no coordinated omission); p50/p90/p99/max
+//   rpc   request/reply round trips per second, BENCH_CALLERS concurrent callers on one connection; the service
+//         (zbus ServiceBootstrap / NATS nc.subscribe responder) runs in a child process on its own connection
+// The whole list is repeated BENCH_REPEAT times (default 2, the order of systems reversed on odd rounds); the
+// table gives the median of the rounds, the 1-minute load average next to each figure, and writes JSON to
+// BENCH_OUT when set. BENCH_ONLY=zbus-always,zbus-interval,nats,redis picks systems; BENCH_PROFILE=<dir> makes
+// the zbus brokers write a --cpu-prof profile there.
+import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { BROKER_CLI, startBroker } from '@zbus/testkit';
+import { consumerOpts, createInbox, connect as natsConnect, StorageType } from 'nats';
+import { createClient } from 'redis';
+import { Broker, Consumer, MqClient, Producer, RpcInvoker } from '../dist/index.js';
+
+const env = (name, def) => (process.env[name] === undefined ? def : process.env[name]);
+const SECONDS = Number(env('BENCH_SECONDS', '4'));
+const LAT_SECONDS = Number(env('BENCH_LAT_SECONDS', '10'));
+const WARM_SECONDS = 1;
+const RATE = Number(env('BENCH_RATE', '10000'));
+const WINDOW = Number(env('BENCH_WINDOW', '1000'));
+const CONNS = 8;
+const CALLERS = Number(env('BENCH_CALLERS', '32'));
+const REPEAT = Number(env('BENCH_REPEAT', '2'));
+const ONLY = env('BENCH_ONLY', 'zbus-always,zbus-interval,nats,redis').split(',');
+const PROFILE = env('BENCH_PROFILE', '');
+const SIZE = 100;
+const PAYLOAD = 'x'.repeat(SIZE);
+const PAYLOAD_BYTES = new TextEncoder().encode(PAYLOAD);
+const SERVICE = new URL('./peers-service.mjs', import.meta.url);
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const load1 = () => loadavg()[0];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** utime + stime of a process, seconds (Linux /proc). */
+function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** A latency body of exactly SIZE bytes: `seq|scheduled-ms|xxxx`. */
+function stamp(seq, at) {
+  const head = `${seq}|${at.toFixed(3)}|`;
+  return head + PAYLOAD.slice(head.length);
+}
+function unstamp(text) {
+  const a = text.indexOf('|');
+  const b = text.indexOf('|', a + 1);
+  return [Number(text.slice(0, a)), Number(text.slice(a + 1, b))];
+}
+
+// ---- drivers ------------------------------------------------------------------------------------------------
+
+/**
+ * Keeps `window` operations in flight on each of `conns` connections for 0.5 s of warm-up plus SECONDS and
+ * counts the completions inside the measured interval.
+ */
+async function windowed(conns, window, op) {
+  const t0 = performance.now();
+  const from = t0 + 500;
+  const to = from + SECONDS * 1000;
+  let done = 0;
+  let errors = 0;
+  let firstError;
+  const loops = [];
+  for (let c = 0; c < conns; c++) {
+    for (let w = 0; w < window; w++) {
+      loops.push(
+        (async () => {
+          for (;;) {
+            const now = performance.now();
+            if (now >= to) return;
+            try {
+              await op(c);
+              const t = performance.now();
+              if (t >= from && t < to) done++;
+            } catch (err) {
+              errors++;
+              firstError ??= err;
+              await sleep(10);
+            }
+          }
+        })(),
+      );
+    }
+  }
+  await Promise.all(loops);
+  if (errors) console.error(`  ${errors} errors, first: ${firstError?.message ?? firstError}`);
+  return { value: done / SECONDS, errors };
+}
+
+/**
+ * Open loop: message i is due at start + i / RATE; a 1 ms timer sends everything due. `send(seq, body)` must not
+ * wait; the consumer calls the returned `received(text)`; latency is measured from the scheduled time.
+ */
+function openLoop() {
+  const warm = Math.round(WARM_SECONDS * RATE);
+  const total = warm + Math.round(LAT_SECONDS * RATE);
+  const lat = new Float64Array(total).fill(Number.NaN);
+  let got = 0;
+  let dups = 0;
+  let allIn;
+  const all = new Promise((r) => {
+    allIn = r;
+  });
+  return {
+    received(text) {
+      const now = performance.now();
+      const [seq, at] = unstamp(text);
+      if (!(seq >= 0 && seq < total)) return;
+      if (!Number.isNaN(lat[seq])) {
+        dups++;
+        return;
+      }
+      lat[seq] = now - at;
+      if (++got === total) allIn();
+    },
+    async run(send) {
+      let sent = 0;
+      let errors = 0;
+      const start = performance.now() + 5;
+      await new Promise((resolve) => {
+        const tick = () => {
+          const now = performance.now();
+          const due = Math.min(total, Math.floor(((now - start) * RATE) / 1000) + 1);
+          while (sent < due) {
+            const at = start + (sent * 1000) / RATE;
+            try {
+              send(sent, stamp(sent, at));
+            } catch {
+              errors++;
+            }
+            sent++;
+          }
+          if (sent >= total) resolve();
+          else setTimeout(tick, 1);
+        };
+        setTimeout(tick, 1);
+      });
+      await Promise.race([all, sleep(3000)]);
+      const measured = Array.from(lat.subarray(warm));
+      const ok = measured.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+      const pct = (p) => ok[Math.min(ok.length - 1, Math.ceil((p / 100) * ok.length) - 1)];
+      return {
+        p50: pct(50),
+        p90: pct(90),
+        p99: pct(99),
+        max: ok[ok.length - 1],
+        received: ok.length,
+        expected: measured.length,
+        dups,
+        errors,
+      };
+    },
+  };
+}
+
+/** CALLERS callers calling in a loop for 0.5 s of warm-up plus SECONDS; calls/s in the measured interval. */
+function callers(call) {
+  return windowed(1, CALLERS, call);
+}
+
+// ---- systems ------------------------------------------------------------------------------------------------
+
+function childService(kind, address) {
+  const child = fork(SERVICE, [kind, address], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ready = new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`${kind} service exited with ${code}`)));
+  });
+  return {
+    ready,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.send('stop');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await new Promise((r) => child.once('exit', r));
+      clearTimeout(t);
+    },
+  };
+}
+
+async function connected(n, make) {
+  return Promise.all(Array.from({ length: n }, make));
+}
+
+function zbus(fsync) {
+  const label = fsync === 'always' ? 'fsync=always (ack after fsync)' : `fsync=${fsync} (ack after write)`;
+  return {
+    name: `zbus ${fsync === 'always' ? 'always' : 'interval'}`,
+    policy: label,
+    async start() {
+      if (PROFILE) return this.startProfiled();
+      this.server = await startBroker({ fsync });
+      this.pid = this.server.process.pid;
+      this.address = this.server.address;
+    },
+    /** The same CLI as startBroker, under `node --cpu-prof` (not allowed in NODE_OPTIONS). */
+    async startProfiled() {
+      mkdirSync(PROFILE, { recursive: true });
+      this.dir = mkdtempSync(join(tmpdir(), 'bench-zbus-'));
+      const port = await freePort();
+      const args = ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, BROKER_CLI, 'serve', '--host', '127.0.0.1'];
+      args.push('--port', String(port), '--data', this.dir, '--fsync', fsync);
+      const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise((resolve, reject) => {
+        let out = '';
+        proc.stdout.setEncoding('utf8').on('data', (d) => {
+          out += d;
+          if (out.includes('listening on')) resolve();
+        });
+        proc.once('exit', (code) => reject(new Error(`broker exited with ${code}: ${out}`)));
+      });
+      this.server = {
+        process: proc,
+        async stop() {
+          proc.kill('SIGTERM');
+          if (proc.exitCode === null) await new Promise((r) => proc.once('exit', r));
+        },
+      };
+      this.pid = proc.pid;
+      this.address = `127.0.0.1:${port}`;
+    },
+    async stop() {
+      await this.server?.stop();
+      if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    },
+    async pub(conns, round) {
+      const topic = `pub${conns}-${round}`;
+      const clients = await connected(conns, async () => {
+        const c = new MqClient(this.address, { reconnect: false, timeout: 30_000 });
+        await c.connect();
+        return c;
+      });
+      await clients[0].declareTopic(topic);
+      const producers = clients.map((c) => new Producer(c, { maxInFlight: WINDOW }));
+      const first = await producers[0].publish({ topic, body: PAYLOAD });
+      const r = await windowed(conns, WINDOW, (i) => producers[i].publish({ topic, body: PAYLOAD }));
+      await Promise.all(clients.map((c) => c.close()));
+      return { ...r, note: `ack durability=${first.durability}` };
+    },
+    async lat(round) {
+      const topic = `lat-${round}`;
+      const pubClient = new MqClient(this.address, { reconnect: false, timeout: 30_000 });
+      await pubClient.connect();
+      await pubClient.declare(topic, { group: 'g' });
+      const loop = openLoop();
+      const subBroker = new Broker(this.address, { reconnect: false });
+      const consumer = new Consumer(subBroker, {
+        topic,
+        group: 'g',
+        window: 100,
+        handler: (m) => loop.received(m.bodyText()),
+      });
+      await consumer.start();
+      await sleep(200);
+      const producer = new Producer(pubClient, { maxInFlight: 100_000 });
+      let pubErrors = 0;
+      const r = await loop.run((_seq, body) => {
+        producer.publish({ topic, body }).catch((err) => {
+          if (pubErrors++ === 0) console.error(`  publish: ${err?.message ?? err}`);
+        });
+      });
+      await producer.flush();
+      await consumer.close();
+      await subBroker.close();
+      await pubClient.close();
+      return { ...r, errors: r.errors + pubErrors, note: 'Consumer window 100, auto ack' };
+    },
+    async rpc() {
+      const service = childService('zbus', this.address);
+      await service.ready;
+      const client = new MqClient(this.address, { reconnect: false, timeout: 30_000 });
+      await client.connect();
+      const invoker = new RpcInvoker(client, { topic: 'BenchEcho', module: 'bench' });
+      // start() of the service returns once its consume is sent; wait until the broker routes to it.
+      const echoed = await waitFor(() => invoker.invoke('echo', PAYLOAD));
+      if (echoed !== PAYLOAD) throw new Error('zbus echo mismatch');
+      const r = await callers(() => invoker.invoke('echo', PAYLOAD));
+      await client.close();
+      await service.stop();
+      return { ...r, note: 'RpcInvoker -> ServiceBootstrap (window 64, child process), JSON' };
+    },
+  };
+}
+
+function ensureNatsServer() {
+  if (spawnSync('nats-server', ['--version']).status === 0) return;
+  if (process.getuid?.() !== 0)
+    throw new Error('nats-server is missing; run as root or apt-get install nats-server');
+  console.log('installing nats-server (apt-get) ...');
+  const install = () =>
+    spawnSync('apt-get', ['install', '-y', 'nats-server'], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    }).status;
+  if (install() !== 0) {
+    execFileSync('apt-get', ['update'], { stdio: 'inherit' });
+    if (install() !== 0) throw new Error('apt-get install nats-server failed');
+  }
+}
+
+async function waitFor(connect) {
+  let last;
+  for (let i = 0; i < 100; i++) {
+    try {
+      return await connect();
+    } catch (err) {
+      last = err;
+      await sleep(100);
+    }
+  }
+  throw last;
+}
+
+function nats() {
+  return {
+    name: 'nats',
+    policy:
+      'JetStream file storage: PubAck after the write to OS buffers, no fsync per message (2.9 default)',
+    async start() {
+      ensureNatsServer();
+      this.dir = mkdtempSync(join(tmpdir(), 'bench-nats-'));
+      const port = await freePort();
+      this.proc = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', this.dir], {
+        stdio: 'ignore',
+      });
+      this.pid = this.proc.pid;
+      this.address = `127.0.0.1:${port}`;
+      this.nc = await waitFor(() => natsConnect({ servers: this.address }));
+      this.jsm = await this.nc.jetstreamManager();
+    },
+    async stop() {
+      await this.nc?.close().catch(() => {});
+      if (this.proc && this.proc.exitCode === null) {
+        this.proc.kill('SIGTERM');
+        await new Promise((r) => this.proc.once('exit', r));
+      }
+      if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    },
+    async pub(conns, round) {
+      const stream = `PUB${conns}_${round}`;
+      await this.jsm.streams.add({ name: stream, subjects: [`${stream}.*`], storage: StorageType.File });
+      const ncs = await connected(conns, () => natsConnect({ servers: this.address }));
+      const jss = ncs.map((nc) => nc.jetstream());
+      const subject = `${stream}.m`;
+      await jss[0].publish(subject, PAYLOAD_BYTES);
+      const r = await windowed(conns, WINDOW, (i) => jss[i].publish(subject, PAYLOAD_BYTES));
+      await Promise.all(ncs.map((nc) => nc.close()));
+      await this.jsm.streams.delete(stream);
+      return { ...r, note: 'js.publish (async, awaiting PubAck)' };
+    },
+    async latCore(round) {
+      const subject = `core.lat.${round}`;
+      const [pubNc, subNc] = await connected(2, () => natsConnect({ servers: this.address }));
+      const loop = openLoop();
+      subNc.subscribe(subject, { callback: (_e, m) => loop.received(dec.decode(m.data)) });
+      await subNc.flush();
+      const r = await loop.run((_seq, body) => pubNc.publish(subject, enc.encode(body)));
+      await pubNc.close();
+      await subNc.close();
+      return { ...r, note: 'core pub/sub (not durable)' };
+    },
+    async lat(round) {
+      const stream = `LAT_${round}`;
+      const subject = `${stream}.m`;
+      await this.jsm.streams.add({ name: stream, subjects: [`${stream}.*`], storage: StorageType.File });
+      const [pubNc, subNc] = await connected(2, () => natsConnect({ servers: this.address }));
+      const js = pubNc.jetstream();
+      const loop = openLoop();
+      const opts = consumerOpts();
+      opts.deliverTo(createInbox());
+      opts.ackNone();
+      opts.deliverNew();
+      opts.callback((_e, m) => {
+        if (m) loop.received(dec.decode(m.data));
+      });
+      const sub = await subNc.jetstream().subscribe(subject, opts);
+      await subNc.flush();
+      let pubErrors = 0;
+      const r = await loop.run((_seq, body) => {
+        js.publish(subject, enc.encode(body)).catch((err) => {
+          if (pubErrors++ === 0) console.error(`  js.publish: ${err?.message ?? err}`);
+        });
+      });
+      sub.unsubscribe();
+      await pubNc.close();
+      await subNc.close();
+      await this.jsm.streams.delete(stream);
+      return { ...r, errors: r.errors + pubErrors, note: 'js.publish + push consumer (ack none)' };
+    },
+    async rpc() {
+      const service = childService('nats', this.address);
+      await service.ready;
+      const nc = await natsConnect({ servers: this.address });
+      const call = async () => {
+        const req = JSON.stringify({ module: 'bench', method: 'echo', params: [PAYLOAD] });
+        const reply = await nc.request('bench.rpc', enc.encode(req), { timeout: 30_000 });
+        return JSON.parse(dec.decode(reply.data));
+      };
+      if ((await waitFor(call)) !== PAYLOAD) throw new Error('nats echo mismatch');
+      const r = await callers(call);
+      await nc.close();
+      await service.stop();
+      return { ...r, note: 'nc.request -> nc.subscribe responder (child process), JSON both ways' };
+    },
+  };
+}
+
+function redis() {
+  return {
+    name: 'redis',
+    policy: 'AOF appendfsync everysec: reply before fsync, up to ~1 s lost on a crash',
+    async start() {
+      this.dir = mkdtempSync(join(tmpdir(), 'bench-redis-'));
+      const port = await freePort();
+      this.proc = spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--appendonly',
+          'yes',
+          '--appendfsync',
+          'everysec',
+          '--save',
+          '',
+          '--dir',
+          this.dir,
+        ],
+        { stdio: 'ignore' },
+      );
+      this.pid = this.proc.pid;
+      this.url = `redis://127.0.0.1:${port}`;
+      this.clients = [];
+      this.main = await waitFor(() => this.client());
+    },
+    async client() {
+      const c = createClient({ url: this.url, socket: { reconnectStrategy: false } });
+      c.on('error', () => {});
+      await c.connect();
+      this.clients.push(c);
+      return c;
+    },
+    async stop() {
+      for (const c of this.clients ?? []) await c.quit().catch(() => {});
+      if (this.proc && this.proc.exitCode === null) {
+        this.proc.kill('SIGTERM');
+        await new Promise((r) => this.proc.once('exit', r));
+      }
+      if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    },
+    async pub(conns, round) {
+      const key = `pub${conns}-${round}`;
+      const cs = await connected(conns, () => this.client());
+      const r = await windowed(conns, WINDOW, (i) => cs[i].xAdd(key, '*', { v: PAYLOAD }));
+      await this.main.del(key);
+      return { ...r, note: 'XADD, auto-pipelined by node-redis' };
+    },
+    async lat(round) {
+      const key = `lat-${round}`;
+      const reader = await this.client();
+      const loop = openLoop();
+      let stop = false;
+      const reading = (async () => {
+        let last = '$';
+        while (!stop) {
+          const res = await reader.xRead({ key, id: last }, { BLOCK: 100, COUNT: 1000 });
+          for (const s of res ?? []) {
+            for (const m of s.messages) {
+              loop.received(m.message.v);
+              last = m.id;
+            }
+          }
+        }
+      })();
+      await sleep(200);
+      let pubErrors = 0;
+      const r = await loop.run((_seq, body) => {
+        this.main.xAdd(key, '*', { v: body }).catch((err) => {
+          if (pubErrors++ === 0) console.error(`  XADD: ${err?.message ?? err}`);
+        });
+      });
+      stop = true;
+      await reading;
+      await this.main.del(key);
+      return { ...r, errors: r.errors + pubErrors, note: 'XADD -> XREAD BLOCK (COUNT 1000)' };
+    },
+  };
+}
+
+// ---- run ----------------------------------------------------------------------------------------------------
+
+const rows = new Map(); // key -> { system, workload, policy, samples: [{...}] }
+function record(sys, workload, unit, sample) {
+  const key = `${sys.name}|${workload}`;
+  let row = rows.get(key);
+  if (!row) {
+    row = { system: sys.name, workload, unit, policy: sys.policy, samples: [] };
+    rows.set(key, row);
+  }
+  row.samples.push(sample);
+  const v =
+    unit === 'ms'
+      ? `p50 ${sample.p50?.toFixed(2)} p90 ${sample.p90?.toFixed(2)} p99 ${sample.p99?.toFixed(2)} max ${sample.max?.toFixed(1)} ms (${sample.received}/${sample.expected})`
+      : `${Math.round(sample.value).toLocaleString('en-US')} ${unit}`;
+  console.log(
+    `  ${sys.name.padEnd(13)} ${workload.padEnd(30)} ${v}  [load ${sample.load.toFixed(2)}, server CPU ${sample.serverCpu.toFixed(0)}%, bench CPU ${sample.clientCpu.toFixed(0)}%]`,
+  );
+}
+
+async function measure(sys, workload, unit, fn) {
+  const s0 = cpuSeconds(sys.pid);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  let sample;
+  try {
+    sample = await fn();
+  } catch (err) {
+    console.error(`  ${sys.name} ${workload} failed: ${err?.stack ?? err}`);
+    return;
+  }
+  const wall = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  sample.load = load1();
+  sample.serverCpu = ((cpuSeconds(sys.pid) - s0) / wall) * 100;
+  sample.clientCpu = ((c.user + c.system) / 1e6 / wall) * 100;
+  record(sys, workload, unit, sample);
+}
+
+const makers = {
+  'zbus-always': () => zbus('always'),
+  'zbus-interval': () => zbus('interval=100'),
+  nats,
+  redis,
+};
+const order = ONLY.filter((n) => makers[n]);
+const started = new Date();
+const loads = [load1()];
+const loadTimer = setInterval(() => loads.push(load1()), 5000);
+console.log(
+  `# peers.bench ${started.toISOString()}: ${order.join(', ')} x${REPEAT}; ${SECONDS}s per throughput case, ` +
+    `${LAT_SECONDS}s (+${WARM_SECONDS}s warm-up) at ${RATE}/s per latency case, window ${WINDOW}, ${CALLERS} RPC callers`,
+);
+
+for (let round = 0; round < REPEAT; round++) {
+  const names = round % 2 === 0 ? order : [...order].reverse();
+  console.log(`## round ${round + 1}/${REPEAT}`);
+  for (const n of names) {
+    const sys = makers[n]();
+    try {
+      await sys.start();
+      await measure(sys, 'publish, 1 connection', 'msg/s', () => sys.pub(1, round));
+      await measure(sys, `publish, ${CONNS} connections`, 'msg/s', () => sys.pub(CONNS, round));
+      if (sys.latCore) await measure(sys, `core pub->sub @${RATE}/s`, 'ms', () => sys.latCore(round));
+      await measure(sys, `publish->consume @${RATE}/s`, 'ms', () => sys.lat(round));
+      if (sys.rpc) await measure(sys, `RPC, ${CALLERS} callers`, 'calls/s', () => sys.rpc());
+    } catch (err) {
+      console.error(`  ${sys.name} failed: ${err?.stack ?? err}`);
+    } finally {
+      await sys.stop().catch((err) => console.error(`  ${sys.name} stop: ${err?.message ?? err}`));
+    }
+  }
+}
+clearInterval(loadTimer);
+loads.push(load1());
+
+// ---- report -------------------------------------------------------------------------------------------------
+
+const median = (xs) => {
+  const s = xs.filter((x) => typeof x === 'number' && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const int = (x) => (Number.isNaN(x) ? 'n/a' : Math.round(x).toLocaleString('en-US'));
+const ms = (x) => (Number.isNaN(x) ? 'n/a' : x < 10 ? x.toFixed(2) : x.toFixed(1));
+const loadRange = (row) => row.samples.map((s) => s.load.toFixed(1)).join(' / ');
+const cpuCell = (row) =>
+  `${int(median(row.samples.map((s) => s.serverCpu)))}% / ${int(median(row.samples.map((s) => s.clientCpu)))}%`;
+
+const lines = [];
+lines.push(
+  '| system | workload | durability (fsync policy) | result (median of rounds) | rounds | server / bench CPU | load avg (1 min) per round |',
+);
+lines.push('|---|---|---|---:|---|---|---|');
+for (const row of rows.values()) {
+  const durable = row.workload.startsWith('publish') && !row.workload.startsWith('core');
+  const policy = durable ? row.policy : 'n/a (not stored)';
+  let result;
+  let each;
+  if (row.unit === 'ms') {
+    const m = (k) => median(row.samples.map((s) => s[k]));
+    const lost = row.samples.map((s) => s.expected - s.received);
+    result = `p50 ${ms(m('p50'))} / p90 ${ms(m('p90'))} / p99 ${ms(m('p99'))} / max ${ms(m('max'))} ms`;
+    each = row.samples.map((s) => `p99 ${ms(s.p99)}`).join(', ');
+    if (lost.some((x) => x > 0)) each += `; missing after 3 s: ${lost.join(', ')}`;
+  } else {
+    result = `${int(median(row.samples.map((s) => s.value)))} ${row.unit}`;
+    each = row.samples.map((s) => int(s.value)).join(', ');
+  }
+  const errs = row.samples.reduce((a, s) => a + (s.errors ?? 0), 0);
+  if (errs) each += `; ${errs} errors`;
+  lines.push(
+    `| ${row.system} | ${row.workload} | ${policy} | ${result} | ${each} | ${cpuCell(row)} | ${loadRange(row)} |`,
+  );
+}
+const table = lines.join('\n');
+const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
+const machine = {
+  nproc: cpus().length,
+  cpu: cpus()[0]?.model,
+  node: process.version,
+  disk: (() => {
+    try {
+      return execFileSync('df', ['-h', '--output=source,fstype,size', tmpdir()], { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .pop()
+        .replace(/\s+/g, ' ');
+    } catch {
+      return 'unknown';
+    }
+  })(),
+  nats: spawnSync('nats-server', ['--version'], { encoding: 'utf8' }).stdout?.trim(),
+  redis: spawnSync('redis-server', ['--version'], { encoding: 'utf8' })
+    .stdout?.trim()
+    .split(' ')
+    .slice(0, 3)
+    .join(' '),
+  load: { min: Math.min(...loads), max: Math.max(...loads), median: median(loads) },
+};
+console.log(`\n${table}\n`);
+console.log(
+  `machine: ${machine.nproc} cores, ${machine.cpu}, node ${machine.node}, tmp on ${machine.disk}; ${machine.nats}; ${machine.redis}`,
+);
+console.log(
+  `load average (1 min) during the run: median ${machine.load.median.toFixed(1)}, min ${machine.load.min.toFixed(1)}, max ${machine.load.max.toFixed(1)}; ${minutes} min`,
+);
+if (process.env.BENCH_OUT) {
+  writeFileSync(
+    process.env.BENCH_OUT,
+    JSON.stringify(
+      {
+        started,
+        minutes,
+        machine,
+        config: { SECONDS, LAT_SECONDS, RATE, WINDOW, CALLERS, REPEAT },
+        rows: [...rows.values()],
+      },
+      null,
+      2,
+    ),
+  );
+}
