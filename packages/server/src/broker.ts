@@ -335,7 +335,15 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     this.dispatcher.close((t) =>
       t.send(errorReply(new ZbusError('ZBUS_ERR_CLOSED', 'the broker is shutting down'))),
     );
-    this.rpc.close();
+    this.rpc.close((session, id) => {
+      // RPC callers still waiting get 503 rather than a connection closed without an answer.
+      const reply = errorReply(new ZbusError('ZBUS_ERR_CLOSED', 'the broker is shutting down'));
+      reply.set('id', id);
+      const ticket = session.awaitingRoute.get(id);
+      session.awaitingRoute.delete(id);
+      if (ticket) ticket.send(reply);
+      else session.push(reply);
+    });
     for (const c of listener?.connections ?? []) c.close();
     this.#upgrader?.close();
     if (this.#store) {

@@ -74,7 +74,9 @@ export class RpcCalls {
     }
   }
 
-  close(): void {
+  /** Shutdown: every call still waiting is handed to `answer` (the broker replies 503), then forgotten. */
+  close(answer?: (session: Session, id: string) => void): void {
+    if (answer) for (const c of this.#calls.values()) answer(c.session, c.id);
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#calls.clear();

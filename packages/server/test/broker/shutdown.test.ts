@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBroker } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { declare, startTestBroker } from './helpers.js';
+import { declare, startTestBroker, untilConsumers } from './helpers.js';
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'zbus-shutdown-'));
@@ -66,6 +66,23 @@ describe('graceful close', () => {
     const r = await waiting;
     expect(r.status).toBe(503);
     expect(r.headers.error_code).toBe('ZBUS_ERR_CLOSED');
+  });
+  it('answers RPC calls still waiting for their service with 503', async () => {
+    const b = await startTestBroker();
+    const svc = await b.raw();
+    await declare(svc, 'Mute', { topic_mask: '3' });
+    svc.send({ headers: { cmd: 'consume', topic: 'Mute', id: 'svc' } });
+    const admin = await b.raw();
+    await untilConsumers(admin, 'Mute', 'Mute', 1);
+    const byUrl = fetch(`${b.url}/Mute/m/f/1`);
+    const caller = await b.raw();
+    const byRoute = caller.request({ headers: { cmd: 'produce', topic: 'Mute', id: 'call' }, body: '{}' });
+    await svc.next((m) => m.headers.id === 'svc');
+    await b.broker.close();
+    const r = await byUrl;
+    expect([r.status, await r.text()]).toEqual([503, '503: the broker is shutting down']);
+    const t = await byRoute;
+    expect([t.status, t.headers.error_code]).toEqual([503, 'ZBUS_ERR_CLOSED']);
   });
 });
 
