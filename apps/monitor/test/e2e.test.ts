@@ -182,6 +182,13 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
       await shot(page, 'monitor-peek.png');
       await page.click('dialog button.ghost');
 
+      await row(page, 'ui.created').locator('td.backlog').filter({ hasText: /^1$/ }).waitFor();
+      await row(page, 'ui.created').locator('[data-act="empty"]').click();
+      await expect(page.locator('dialog h3').textContent()).resolves.toBe('Empty ui.created?');
+      await shot(page, 'monitor-confirm-empty.png');
+      await page.click('dialog button[type="submit"]');
+      await row(page, 'ui.created').locator('td.backlog').filter({ hasText: /^0$/ }).waitFor();
+
       await row(page, 'ui.created').locator('[data-act="remove"]').click();
       await expect(page.locator('dialog h3').textContent()).resolves.toBe('Remove ui.created?');
       await page.click('dialog button[type="submit"]');
