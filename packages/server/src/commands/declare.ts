@@ -1,18 +1,64 @@
 // declare: create or update a topic and/or a group. Without a group, the default group named as the topic
 // is created too (decisions.md §1); `group_name_auto` picks a free name (topic, then topic1, topic2, ...).
-import { Mask } from '@zbus/protocol';
+import { Mask, ZbusError } from '@zbus/protocol';
 import { groupInfo, topicInfo } from '../info.js';
+import { parseFsyncPolicy } from '../options.js';
 import type { GroupConfig, Topic, TopicConfig } from '../store/types.js';
 import type { CommandContext } from './context.js';
 import { boolHeader, intHeader, requireTopicName } from './lookup.js';
 import { okJson } from './reply.js';
 
-export function topicConfig(ctx: CommandContext, mask: number): TopicConfig {
+/** zbus-ts topic settings a declare may carry (docs/protocol.md); absent ones keep their current value. */
+const TOPIC_SETTINGS = [
+  'topic_fsync',
+  'topic_retention_bytes',
+  'topic_retention_ms',
+  'topic_retention_messages',
+  'topic_max_backlog',
+  'topic_max_message_bytes',
+  'topic_dedupe_window',
+] as const;
+
+export function hasTopicSettings(ctx: CommandContext): boolean {
+  return TOPIC_SETTINGS.some((h) => ctx.msg.headers[h] !== undefined);
+}
+
+/** The config of a new topic, or of a re-declared one (`current`), with the request's settings applied. */
+export function topicConfig(ctx: CommandContext, mask: number, current?: Topic): TopicConfig {
   const o = ctx.state.options;
-  const config: TopicConfig = { mask, creator: ctx.msg.token ?? ctx.session.remoteAddress };
-  if ((mask & Mask.Memory) !== 0) config.maxBacklog = o.memoryTopicCapacity;
-  if (o.dedupeWindowMs > 0) config.dedupeWindowMs = o.dedupeWindowMs;
-  config.maxMessageBytes = o.maxBodyBytes + o.maxHeaderBytes;
+  const config: TopicConfig = current
+    ? { ...current.config, mask }
+    : { mask, creator: ctx.msg.token ?? ctx.session.remoteAddress };
+  if (!current) {
+    if ((mask & Mask.Memory) !== 0) config.maxBacklog = o.memoryTopicCapacity;
+    if (o.dedupeWindowMs > 0) config.dedupeWindowMs = o.dedupeWindowMs;
+    config.maxMessageBytes = o.maxBodyBytes + o.maxHeaderBytes;
+  }
+  const fsync = ctx.msg.headers.topic_fsync;
+  if (fsync !== undefined) {
+    try {
+      config.fsync = parseFsyncPolicy(fsync);
+    } catch {
+      throw new ZbusError(
+        'ZBUS_ERR_BAD_REQUEST',
+        'Bad Format, topic_fsync must be always, never or interval=<ms>',
+      );
+    }
+  }
+  const retention = { ...config.retention };
+  const bytes = intHeader(ctx, 'topic_retention_bytes');
+  if (bytes !== undefined) retention.maxBytes = bytes;
+  const age = intHeader(ctx, 'topic_retention_ms');
+  if (age !== undefined) retention.maxAgeMs = age;
+  const count = intHeader(ctx, 'topic_retention_messages');
+  if (count !== undefined) retention.maxMessages = count;
+  if (Object.keys(retention).length > 0) config.retention = retention;
+  const backlog = intHeader(ctx, 'topic_max_backlog');
+  if (backlog !== undefined) config.maxBacklog = backlog;
+  const maxBytes = intHeader(ctx, 'topic_max_message_bytes');
+  if (maxBytes !== undefined) config.maxMessageBytes = maxBytes;
+  const dedupe = intHeader(ctx, 'topic_dedupe_window');
+  if (dedupe !== undefined) config.dedupeWindowMs = dedupe;
   return config;
 }
 
@@ -41,9 +87,19 @@ function groupConfig(ctx: CommandContext): GroupConfig {
   return config;
 }
 
-function autoGroupName(topic: Topic): string {
-  if (!topic.group(topic.name)) return topic.name;
-  for (let i = 1; ; i++) if (!topic.group(`${topic.name}${i}`)) return `${topic.name}${i}`;
+/** Names handed out by `group_name_auto` whose declare is still being written (concurrent declares). */
+const reserved = new WeakMap<Topic, Set<string>>();
+
+/** A free group name (topic, then topic1, topic2, ...), reserved until `release`. */
+function autoGroupName(topic: Topic): { name: string; release(): void } {
+  let taken = reserved.get(topic);
+  if (!taken) reserved.set(topic, (taken = new Set()));
+  const free = (n: string) => !topic.group(n) && !taken.has(n.toLowerCase());
+  let name = topic.name;
+  for (let i = 1; !free(name); i++) name = `${topic.name}${i}`;
+  const key = name.toLowerCase();
+  taken.add(key);
+  return { name, release: () => taken.delete(key) };
 }
 
 export async function declare(ctx: CommandContext): Promise<void> {
@@ -51,14 +107,16 @@ export async function declare(ctx: CommandContext): Promise<void> {
   const name = requireTopicName(ctx);
   const mask = intHeader(ctx, 'topic_mask');
   let topic = state.store.topic(name);
-  if (!topic || (mask !== undefined && mask !== topic.mask)) {
-    topic = await state.store.declareTopic(name, topicConfig(ctx, mask ?? topic?.mask ?? 0));
+  if (!topic || (mask !== undefined && mask !== topic.mask) || hasTopicSettings(ctx)) {
+    topic = await state.store.declareTopic(name, topicConfig(ctx, mask ?? topic?.mask ?? 0, topic));
   }
   const auto = boolHeader(ctx, 'group_name_auto');
   const named = msg.consumeGroup !== undefined && msg.consumeGroup !== '';
   if (named || auto) {
-    const groupName = named ? msg.consumeGroup! : autoGroupName(topic);
-    const group = await topic.declareGroup(groupName, groupConfig(ctx));
+    const picked = named ? undefined : autoGroupName(topic);
+    const group = await topic
+      .declareGroup(named ? msg.consumeGroup! : picked!.name, groupConfig(ctx))
+      .finally(() => picked?.release());
     state.changed();
     ctx.ticket.send(okJson(groupInfo(state, topic, group), topic.name));
     return;

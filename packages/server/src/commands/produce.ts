@@ -37,10 +37,10 @@ export function produce(ctx: CommandContext): void | Promise<void> {
     }
     topic = requireTopic(ctx);
   } catch (err) {
-    // 0.11 answers these only when the producer asked for an ack.
-    if (ack) throw err;
-    ticket.none();
-    return;
+    // 0.11 answered these only when the producer asked for an ack; zbus-ts always does, so that a
+    // fire-and-forget producer or an RPC caller (which sends ack: false) learns at once that nothing was
+    // stored instead of waiting for its own timeout. 0.11 clients ignore a reply they did not wait for.
+    throw err;
   }
   const rpc = isRpcTopic(topic);
   if (rpc && state.dispatcher.consumerCount(topic.name) === 0) {

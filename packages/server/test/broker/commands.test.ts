@@ -56,6 +56,29 @@ describe('produce', () => {
     expect(r.json<{ messageDepth: number }>().messageDepth).toBe(2);
     expect(c.received.find((m) => m.headers.id === id)).toBeUndefined();
   });
+  it('answers 404 to a produce for a missing topic even with ack false, so callers do not wait', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    const r = await c.request({ headers: { cmd: 'produce', topic: 'missing', ack: 'false' }, body: 'x' });
+    expect(r.status).toBe(404);
+  });
+
+  it('applies per-topic settings from declare: fsync policy and retention', async () => {
+    const b = await startTestBroker({ fsync: 'always' });
+    const c = await b.raw();
+    await c.request({
+      headers: { cmd: 'declare', topic: 'Fast', topic_fsync: 'never', topic_retention_messages: '10' },
+    });
+    const r = await c.request({ headers: { cmd: 'produce', topic: 'Fast' }, body: 'x' });
+    expect(r.headers.durable).toBe('none');
+    const bad = await c.request({ headers: { cmd: 'declare', topic: 'Fast', topic_fsync: 'sometimes' } });
+    expect(bad.status).toBe(400);
+    // A re-declare that names no settings keeps the ones it had.
+    await c.request({ headers: { cmd: 'declare', topic: 'Fast', consume_group: 'g' } });
+    expect((await c.request({ headers: { cmd: 'produce', topic: 'Fast' }, body: 'y' })).headers.durable).toBe(
+      'none',
+    );
+  });
 });
 
 describe('consume', () => {
@@ -279,6 +302,21 @@ describe('other commands', () => {
     expect(r.status).toBe(400);
     expect(text(r)).toBe('Bad format: command(frobnicate) not support');
     expect(r.headers.error_code).toBe('ZBUS_ERR_UNKNOWN_COMMAND');
+  });
+
+  it('gives concurrent group_name_auto declares distinct names', async () => {
+    const b = await startTestBroker();
+    const cs = await Promise.all([b.raw(), b.raw(), b.raw()]);
+    await cs[0]!.request({ headers: { cmd: 'declare', topic: 'N' } });
+    const names = await Promise.all(
+      cs.map(
+        async (c) =>
+          (await c.request({ headers: { cmd: 'declare', topic: 'N', group_name_auto: 'true' } })).json<{
+            groupName: string;
+          }>().groupName,
+      ),
+    );
+    expect(new Set(names).size).toBe(3);
   });
 
   it('server and tracker answer ServerInfo and TrackerInfo; track_sub pushes TrackerInfo', async () => {
