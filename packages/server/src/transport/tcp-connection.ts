@@ -62,9 +62,11 @@ export class TcpConnection implements SessionWire {
     if (o.idleTimeoutMs > 0) {
       socket.setTimeout(o.idleTimeoutMs, () => {
         // After a pause of the whole process (SIGSTOP, a long GC) this timer fires before the bytes that arrived
-        // meanwhile are read: look again once this turn's I/O has run, so an active client is not cut off.
+        // meanwhile are read: look again once this turn's I/O has run, so an active client is not cut off (a
+        // read re-arms the timer).
+        const firedAt = Date.now();
         setImmediate(() => {
-          if (Date.now() - this.session.lastActive < o.idleTimeoutMs) return;
+          if (this.session.lastActive >= firedAt) return;
           host.log.debug({ session: this.session.id }, 'idle timeout');
           socket.destroy();
         });
