@@ -59,7 +59,7 @@ export class Broker extends CoreBroker {
     super(address, withTransport(options));
   }
 
-  // The core Broker builds core clients; watch each one it hands out (see README, "core hooks").
+  // The core Broker builds core clients; watch each one it hands out (README, "Core hooks").
   override client(topic?: string): CoreMqClient {
     return watchClient(super.client(topic));
   }
