@@ -1,7 +1,7 @@
 // How a stored message is rewritten for delivery (zbus-protocol.md §7.6): it travels as a 200 response whose
 // `id` is the consume request's id, with the stored id, url, method and status moved into `origin_*` headers
 // so that clients can restore them.
-import { decodeMessage, type Message } from '@zbus/protocol';
+import { type Message, MessageDecoder, ZbusError } from '@zbus/protocol';
 import type { Delivery, StoredRecord } from '../store/types.js';
 
 /**
@@ -18,11 +18,36 @@ const STORED_LIMITS = {
 
 /** A broker accepting up to `maxHeaderCount` headers per message must be able to decode what it stored. */
 export function allowStoredHeaderCount(maxHeaderCount: number): void {
-  STORED_LIMITS.maxHeaderCount = Math.max(STORED_LIMITS.maxHeaderCount, maxHeaderCount + 64);
+  const n = Math.max(STORED_LIMITS.maxHeaderCount, maxHeaderCount + 64);
+  if (n !== STORED_LIMITS.maxHeaderCount) {
+    STORED_LIMITS.maxHeaderCount = n;
+    storedDecoder = undefined;
+  }
 }
 
+// One decoder, reused for every stored record (a record is exactly one message): a decoder per delivery costs
+// its limits check and per-message tables on the hot consume path. Decoding is synchronous, so one is enough.
+let storedDecoder: MessageDecoder | undefined;
+let decoded: Message | undefined;
+
 export function decodeStored(data: Uint8Array): Message {
-  return decodeMessage(data, STORED_LIMITS);
+  const d = (storedDecoder ??= new MessageDecoder((m) => {
+    decoded = m;
+  }, STORED_LIMITS));
+  decoded = undefined;
+  try {
+    d.push(data);
+  } catch (err) {
+    storedDecoder = undefined; // an errored decoder stays errored
+    throw err;
+  }
+  const m = decoded;
+  decoded = undefined;
+  if (m === undefined || d.bufferedBytes !== 0) {
+    storedDecoder = undefined;
+    throw new ZbusError('ZBUS_ERR_STORE', 'a stored record is not one whole message');
+  }
+  return m;
 }
 
 export function buildDelivery(
