@@ -1,7 +1,7 @@
 // Every MqClient command against the real broker (packages/testkit starts apps/broker on a loopback port).
 import { type RunningBroker, startBroker } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Mask, Message, MqClient, ZbusError } from '../../src/index.js';
+import { Broker, Mask, Message, MqAdmin, MqClient, ZbusError } from '../../src/index.js';
 
 let broker: RunningBroker;
 let client: MqClient;
@@ -170,6 +170,32 @@ describe('MqClient against the broker', () => {
       expect(got.get('x-k')).toBe('v');
     } finally {
       await other.close();
+    }
+  });
+});
+
+describe('MqAdmin', () => {
+  it('declares, queries, empties and removes through a broker', async () => {
+    const b = new Broker(broker.address);
+    const admin = new MqAdmin(b, { timeout: 3_000 });
+    try {
+      expect(await admin.declareTopic('adm-t', Mask.Memory)).toMatchObject({ topicName: 'adm-t' });
+      expect(await admin.declareGroup('adm-t', { name: 'g', filter: 'x.*' })).toMatchObject({
+        groupName: 'g',
+      });
+      expect((await admin.queryServer()).topicTable['adm-t']).toBeDefined();
+      expect(await admin.queryTopic('adm-t')).toMatchObject({ topicName: 'adm-t' });
+      expect(await admin.queryGroup('adm-t', 'g')).toMatchObject({ filter: 'x.*' });
+      expect(await admin.query('adm-t', 'g')).toMatchObject({ groupName: 'g' });
+      await admin.empty('adm-t');
+      await admin.removeGroup('adm-t', 'g');
+      await admin.removeTopic('adm-t');
+      await expect(admin.queryTopic('adm-t')).rejects.toMatchObject({ code: 'ZBUS_ERR_NOT_FOUND' });
+      expect((await admin.server()).serverAddress.address).toBe(broker.address);
+      expect(await admin.tracker()).toHaveProperty('serverTable');
+    } finally {
+      await admin.close();
+      await b.close();
     }
   });
 });
