@@ -40,12 +40,17 @@ export function setBody(msg: Message, body: Body | undefined, codec: CodecName =
   msg.setBody(c.encode(body));
 }
 
-/** Builds the produce request for `input` (a `Message` is used as is, with `cmd` and `topic` checked). */
+/**
+ * Builds the produce request for `input`. A `Message` is copied (headers only; the body bytes are shared), so
+ * publishing one message object twice sends two messages with their own ids rather than a duplicate the
+ * broker would drop; set `id` yourself to get deduplication.
+ */
 export function toProduceMessage(input: PublishInput | Message): Message {
   if (input instanceof Message) {
     if (!input.topic) throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'a message to publish needs a topic');
-    input.set('cmd', 'produce');
-    return input;
+    const msg = input.clone();
+    msg.set('cmd', 'produce');
+    return msg;
   }
   if (input === null || typeof input !== 'object' || typeof input.topic !== 'string' || input.topic === '') {
     throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'a message to publish needs a topic');

@@ -108,5 +108,10 @@ describe('Producer', () => {
     const got = await reader.consume('p-msg', { group: 'g', timeout: 2_000 });
     expect(got!.tag).toBe('x.y');
     expect(got!.get('x-trace')).toBe('t1');
+    // the same object again is a second message, not a duplicate of the first
+    const again = await producer.publish(m);
+    expect(m.id).toBeUndefined();
+    const second = await reader.consume('p-msg', { group: 'g', timeout: 2_000 });
+    expect(second!.id).toBe(again.id);
   });
 });
