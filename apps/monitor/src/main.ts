@@ -15,6 +15,45 @@ const HIDDEN_POLL_MS = 10_000;
 
 const model = new Model();
 const st: TableState = { search: '', kind: '', sort: 'name', desc: false, page: 0, expanded: new Set() };
+const SORT_KEYS = new Set([
+  'name',
+  'depth',
+  'backlog',
+  'bytes',
+  'in',
+  'out',
+  'groups',
+  'consumers',
+  'dlq',
+  'updated',
+]);
+
+/** The view (filter, sort, page) lives in the URL fragment, so a reload or a shared link shows the same. */
+function readHash(): void {
+  const p = new URLSearchParams(location.hash.slice(1));
+  st.search = p.get('q') ?? '';
+  st.kind = p.get('show') ?? '';
+  const sort = p.get('sort') ?? 'name';
+  st.sort = (SORT_KEYS.has(sort) ? sort : 'name') as SortKey;
+  st.desc = p.get('desc') === '1';
+  st.page = Math.max(0, Number(p.get('page') ?? 1) - 1 || 0);
+  ($('#search') as HTMLInputElement).value = st.search;
+  ($('#kind') as HTMLSelectElement).value = st.kind;
+}
+
+let lastHash = '';
+function writeHash(): void {
+  const p = new URLSearchParams();
+  if (st.search) p.set('q', st.search);
+  if (st.kind) p.set('show', st.kind);
+  if (st.sort !== 'name') p.set('sort', st.sort);
+  if (st.desc) p.set('desc', '1');
+  if (st.page > 0) p.set('page', String(st.page + 1));
+  const hash = p.toString();
+  if (hash === lastHash) return;
+  lastHash = hash;
+  history.replaceState(null, '', hash ? `#${hash}` : location.pathname + location.search);
+}
 const table = new TopicsTable($<HTMLTableSectionElement>('#topics tbody'));
 const client = new MqClient(location.host, { timeout: 10_000 });
 let tracker: TrackerInfo | undefined;
@@ -141,16 +180,17 @@ function render(): void {
   renderServers();
   areaChart($<HTMLCanvasElement>('#totals'), model.inHist, model.outHist, HISTORY, fmtRate);
   table.render(model, st, now);
-  const from = table.total === 0 ? 0 : st.page * PAGE_SIZE + 1;
-  const to = Math.min(table.total, (st.page + 1) * PAGE_SIZE);
+  if (model.server !== undefined) st.page = table.page;
+  const from = table.total === 0 ? 0 : table.page * PAGE_SIZE + 1;
+  const to = Math.min(table.total, (table.page + 1) * PAGE_SIZE);
   setText(
     $('#count'),
     table.pages > 1
       ? `${fmtInt(from)}–${fmtInt(to)} of ${fmtInt(table.total)} topics`
       : `${fmtInt(table.total)} of ${fmtInt(model.topics.size)} topics`,
   );
-  $<HTMLButtonElement>('#prev').disabled = st.page === 0;
-  $<HTMLButtonElement>('#next').disabled = st.page >= table.pages - 1;
+  $<HTMLButtonElement>('#prev').disabled = table.page === 0;
+  $<HTMLButtonElement>('#next').disabled = table.page >= table.pages - 1;
   $('#pager').hidden = table.pages <= 1;
   $('#empty').hidden = table.total !== 0 || model.server === undefined;
   setText(
@@ -167,6 +207,7 @@ function render(): void {
     th.classList.toggle('sorted', on);
     th.setAttribute('aria-sort', on ? (st.desc ? 'descending' : 'ascending') : 'none');
   }
+  if (model.server !== undefined) writeHash();
   document.body.dataset.ready = 'true';
 }
 
@@ -492,11 +533,11 @@ $('#kind').addEventListener('change', (ev) => {
   schedule();
 });
 $('#prev').addEventListener('click', () => {
-  st.page = Math.max(0, st.page - 1);
+  st.page = Math.max(0, table.page - 1);
   schedule();
 });
 $('#next').addEventListener('click', () => {
-  st.page++;
+  st.page = Math.min(table.pages - 1, table.page + 1);
   schedule();
 });
 $('#declare').addEventListener('click', declareDialog);
@@ -535,5 +576,10 @@ document.addEventListener('visibilitychange', () => {
   if (!document.hidden) void poll();
 });
 
+readHash();
+addEventListener('hashchange', () => {
+  readHash();
+  schedule();
+});
 void detectAuth();
 void start();

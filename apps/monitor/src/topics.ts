@@ -85,6 +85,7 @@ export class TopicsTable {
   /** Topics in view after filter and sort (all pages). */
   total = 0;
   pages = 1;
+  page = 0;
 
   constructor(tbody: HTMLTableSectionElement) {
     this.#tbody = tbody;
@@ -105,8 +106,9 @@ export class TopicsTable {
     });
     this.total = list.length;
     this.pages = Math.max(1, Math.ceil(list.length / PAGE_SIZE));
-    st.page = Math.min(st.page, this.pages - 1);
-    const slice = list.slice(st.page * PAGE_SIZE, (st.page + 1) * PAGE_SIZE);
+    // The page shown; `st.page` keeps what was asked for (a page from the URL survives until data arrives).
+    this.page = Math.min(st.page, this.pages - 1);
+    const slice = list.slice(this.page * PAGE_SIZE, (this.page + 1) * PAGE_SIZE);
 
     // Update or create the rows of this page, then put them in order with as few moves as possible.
     const wanted: HTMLTableRowElement[] = [];

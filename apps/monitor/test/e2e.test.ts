@@ -203,7 +203,17 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
       await expect(page.locator('#topics tr.topic').first().getAttribute('data-topic')).resolves.toBe(
         'e2e.orders',
       );
+      // The view is in the URL: a reload shows the same filter and order.
+      await expect.poll(() => new URL(page.url()).hash).toBe('#q=e2e.&sort=depth&desc=1');
+      await page.reload();
+      await page.locator('#conn.live').waitFor();
+      await expect(page.inputValue('#search')).resolves.toBe('e2e.');
+      await expect.poll(() => page.locator('#topics tr.topic').count()).toBe(2);
+      await expect(
+        page.locator('#topics th[aria-sort="descending"]').getAttribute('data-sort'),
+      ).resolves.toBe('depth');
       await page.fill('#search', '');
+      await page.click('#topics th[data-sort="name"]');
     });
 
     it('lists the servers that report to this broker as a tracker', async () => {
@@ -258,6 +268,7 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
     }, 40_000);
 
     it('shows the lost connection and comes back live after a broker restart', async () => {
+      await page.fill('#search', 'e2e.orders');
       await broker.kill();
       await page.locator('#conn.reconnecting').waitFor();
       await broker.restart();
