@@ -93,7 +93,10 @@ const reserved = new WeakMap<Topic, Set<string>>();
 /** A free group name (topic, then topic1, topic2, ...), reserved until `release`. */
 function autoGroupName(topic: Topic): { name: string; release(): void } {
   let taken = reserved.get(topic);
-  if (!taken) reserved.set(topic, (taken = new Set()));
+  if (!taken) {
+    taken = new Set();
+    reserved.set(topic, taken);
+  }
   const free = (n: string) => !topic.group(n) && !taken.has(n.toLowerCase());
   let name = topic.name;
   for (let i = 1; !free(name); i++) name = `${topic.name}${i}`;

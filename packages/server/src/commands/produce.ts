@@ -27,21 +27,16 @@ export function hasRpcMask(topic: Topic): boolean {
 export function produce(ctx: CommandContext): void | Promise<void> {
   const { msg, state, session, ticket } = ctx;
   const ack = msg.ack;
-  let topic: Topic;
-  try {
-    if (msg.id !== undefined && msg.id.length > MAX_ID) {
-      throw new ZbusError('ZBUS_ERR_BAD_REQUEST', `Bad Format, Message.Id length should <= ${MAX_ID}`);
-    }
-    if (msg.tag !== undefined && msg.tag.length > MAX_TAG) {
-      throw new ZbusError('ZBUS_ERR_BAD_REQUEST', `Bad Format, Message.Tag length should <= ${MAX_TAG}`);
-    }
-    topic = requireTopic(ctx);
-  } catch (err) {
-    // 0.11 answered these only when the producer asked for an ack; zbus-ts always does, so that a
-    // fire-and-forget producer or an RPC caller (which sends ack: false) learns at once that nothing was
-    // stored instead of waiting for its own timeout. 0.11 clients ignore a reply they did not wait for.
-    throw err;
+  // 0.11 answered these errors only when the producer asked for an ack; zbus-ts always does, so that a
+  // fire-and-forget producer or an RPC caller (which sends ack: false) learns at once that nothing was
+  // stored instead of waiting for its own timeout. 0.11 clients ignore a reply they did not wait for.
+  if (msg.id !== undefined && msg.id.length > MAX_ID) {
+    throw new ZbusError('ZBUS_ERR_BAD_REQUEST', `Bad Format, Message.Id length should <= ${MAX_ID}`);
   }
+  if (msg.tag !== undefined && msg.tag.length > MAX_TAG) {
+    throw new ZbusError('ZBUS_ERR_BAD_REQUEST', `Bad Format, Message.Tag length should <= ${MAX_TAG}`);
+  }
+  const topic = requireTopic(ctx);
   const rpc = isRpcTopic(topic);
   if (rpc && state.dispatcher.consumerCount(topic.name) === 0) {
     state.metrics.rpcNoResponders++;
