@@ -14,9 +14,6 @@ import {
 /** MEMORY|PROXY (1|4): requests are not stored on disk, and the broker never acks a produce itself. */
 export const PROXY_TOPIC_MASK = Mask.Memory | Mask.Proxy;
 
-/** How long start() waits for the broker to count every consuming connection before it resolves anyway. */
-const READY_CHECK_MS = 2_000;
-
 /** A running proxy. */
 export interface ZbusProxy {
   readonly options: ResolvedProxyOptions;
@@ -122,32 +119,13 @@ export function createProxy(options: ProxyOptions): ZbusProxy {
   let starting: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
 
-  /** The broker counts a consumer once its consume arrived; wait for that so callers see no 503. */
-  async function consuming(r: EntryRunner): Promise<void> {
-    const admin = broker.createClient(r.entry.token === undefined ? {} : { token: r.entry.token });
-    const deadline = Date.now() + READY_CHECK_MS;
-    try {
-      while (Date.now() < deadline && closing === undefined) {
-        try {
-          await admin.connect();
-          const info = await admin.queryTopic(r.entry.entry, { timeout: 1_000 });
-          if (info.consumerCount >= r.entry.connections) return;
-        } catch {
-          // the topic is being declared, or the broker is restarting: ask again
-        }
-        await new Promise((ok) => setTimeout(ok, 20));
-      }
-    } finally {
-      await admin.close().catch(() => {});
-    }
-  }
-
   return {
     options: resolved,
     start() {
       starting ??= (async () => {
+        // Consumer.start() resolves once the broker has registered every connection's consume, so callers
+        // get no 503 from here on.
         await Promise.all(runners.map((r) => r.start()));
-        await Promise.all(runners.map((r) => consuming(r)));
         for (const r of runners) {
           const e = r.entry;
           resolved.log(
