@@ -105,30 +105,32 @@ import { encodeMessage, Message, MessageDecoder } from ${JSON.stringify(protocol
 const s = net.connect(${port}, '127.0.0.1');
 s.setNoDelay(true);
 const send = (headers, body) => s.write(encodeMessage(new Message({ headers, body })));
-let ready = false;
 const d = new MessageDecoder((m) => {
   const h = m.headers;
   if (h.id === 'declare') {
     send({ cmd: 'consume', topic: 'MyRpc', id: 'svc', consume_window: '64' });
+    // Handled after the consume on this connection: once answered, the service is registered.
+    send({ cmd: 'ping', id: 'ready' });
+    return;
+  }
+  if (h.id === 'ready') {
+    console.log('ready');
     return;
   }
   if (h.id !== 'svc' || h.origin_id === undefined) return;
-  if (!ready) { ready = true; }
   let result = 'null';
   try {
     const req = JSON.parse(m.bodyText());
     if (req.method === 'plus') result = String(Number(req.params[0]) + Number(req.params[1]));
   } catch {}
-  send({ cmd: 'route', topic: 'MyRpc', recver: h.sender, id: h.origin_id, origin_status: '200',
-    'content-type': 'application/json' }, result);
-  send({ cmd: 'ack', topic: 'MyRpc', offset: h.offset, ack: 'false' });
+  // The reply and the ack leave in one write (one read for the broker).
+  const reply = encodeMessage(new Message({ headers: { cmd: 'route', topic: 'MyRpc', recver: h.sender, id: h.origin_id,
+    origin_status: '200', 'content-type': 'application/json' }, body: result }));
+  const ack = encodeMessage(new Message({ headers: { cmd: 'ack', topic: 'MyRpc', offset: h.offset, ack: 'false' } }));
+  s.write(Buffer.concat([reply, ack]));
 });
 s.on('data', (c) => d.push(c));
-s.on('connect', () => {
-  send({ cmd: 'declare', topic: 'MyRpc', topic_mask: '3', id: 'declare' });
-  // ready once the consume is registered: the next line tells the bench to go
-  setTimeout(() => console.log('ready'), 300);
-});
+s.on('connect', () => send({ cmd: 'declare', topic: 'MyRpc', topic_mask: '3', id: 'declare' }));
 process.on('SIGTERM', () => process.exit(0));
 `;
 
