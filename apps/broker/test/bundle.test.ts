@@ -16,7 +16,7 @@ import { buildSea, seaUnsupportedReason } from '../scripts/sea.mjs';
 
 const work = mkdtempSync(join(tmpdir(), 'zbus-bundle-test-'));
 const monitor = join(work, 'monitor-src');
-const MONITOR_HTML = `<!doctype html><title>embedded monitor ${process.pid}</title>`;
+const MONITOR_HTML = '<!doctype html><title>embedded monitor (bundle test)</title>';
 
 /** Starts `cmd args...` and resolves with the port it prints once listening. */
 async function started(cmd: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
