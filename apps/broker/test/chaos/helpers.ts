@@ -35,7 +35,7 @@ export const CHAOS = {
   /** Producer connections in the crash test. */
   producers: envInt('ZBUS_CHAOS_PRODUCERS', 4),
   /** Inputs per fuzzer (TCP, WebSocket, URL forms). */
-  fuzzInputs: envInt('ZBUS_CHAOS_FUZZ', LONG ? 50_000 : 1500),
+  fuzzInputs: envInt('ZBUS_CHAOS_FUZZ', LONG ? 50_000 : 1000),
   /** Idle connections opened at once. */
   idleConnections: envInt('ZBUS_CHAOS_IDLE', LONG ? 9000 : 2000),
   /** Tiny pipelined requests on one connection. */
