@@ -1,4 +1,5 @@
 import { Cmd, errorFromReply, Message, MessageDecoder, ZbusError } from '@zbus/protocol';
+import { Deadlines } from './deadlines.js';
 import { Emitter } from './emitter.js';
 import type { ConsumeGroupInfo, ServerInfo, TopicInfo, TrackerInfo } from './info.js';
 import { newId, type PublishInput, restoreDelivery, toProduceMessage } from './messages.js';
@@ -96,7 +97,9 @@ interface Pending {
   msg: Message;
   resolve(m: Message): void;
   reject(e: Error): void;
-  timer: TimerHandle | undefined;
+  /** Reply timeout, ms (the key of its deadline queue). */
+  timeout: number;
+  deadline: number;
   /** Written to a connection (so a loss of that connection fails it). */
   sent: boolean;
   done: boolean;
@@ -169,6 +172,10 @@ export class MqClient {
   readonly #pending = new Map<string, Pending>();
   readonly #streams = new Map<string, Stream>();
   readonly #declares = new Map<string, Message>();
+  readonly #deadlines = new Deadlines<Pending>((p) => {
+    this.#pending.delete(p.msg.headers.id as string);
+    this.#settle(p, undefined, this.#timeoutError(p.msg, p.timeout));
+  });
   #outbox: Outgoing[] = [];
   #state: ClientState = 'idle';
   #transport: Transport | undefined;
@@ -375,7 +382,7 @@ export class MqClient {
   #settle(p: Pending, reply: Message | undefined, err?: Error): void {
     if (p.done) return;
     p.done = true;
-    if (p.timer !== undefined) clearTimeout(p.timer);
+    this.#deadlines.settled(p.timeout);
     if (err !== undefined) p.reject(err);
     else p.resolve(reply as Message);
     if (this.#pending.size === 0) this.#notifyIdle();
@@ -452,11 +459,8 @@ export class MqClient {
   #invokeNow(msg: Message, timeout: number): Promise<Message> {
     return new Promise<Message>((resolve, reject) => {
       const id = this.#prepare(msg);
-      const p: Pending = { msg, resolve, reject, timer: undefined, sent: true, done: false };
-      p.timer = setTimeout(() => {
-        this.#pending.delete(id);
-        this.#settle(p, undefined, this.#timeoutError(msg, timeout));
-      }, timeout);
+      const p: Pending = { msg, resolve, reject, timeout, deadline: 0, sent: true, done: false };
+      this.#deadlines.add(p, timeout);
       this.#pending.set(id, p);
       try {
         this.#write(msg);
@@ -493,11 +497,8 @@ export class MqClient {
         reject(new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `a request with id ${id} is already waiting`));
         return;
       }
-      const p: Pending = { msg, resolve, reject, timer: undefined, sent: false, done: false };
-      p.timer = setTimeout(() => {
-        this.#pending.delete(id);
-        this.#settle(p, undefined, this.#timeoutError(msg, timeout));
-      }, timeout);
+      const p: Pending = { msg, resolve, reject, timeout, deadline: 0, sent: false, done: false };
+      this.#deadlines.add(p, timeout);
       this.#pending.set(id, p);
       if (this.#state === 'open') {
         try {

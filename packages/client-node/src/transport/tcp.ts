@@ -1,6 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
-import { encodeHead, type Message, ZbusError } from '@zbus/protocol';
+import { encodeHead, encodeMessage, type Message, ZbusError } from '@zbus/protocol';
 import type { Transport, TransportFactory, TransportHandlers } from '../core/transport.js';
 
 /** Options of the Node TCP transport. */
@@ -19,6 +19,8 @@ export interface TcpTransportOptions {
 }
 
 export const DEFAULT_PORT = 15555;
+/** Bodies up to this size are copied into one buffer with their head. */
+const SMALL_BODY = 8 * 1024;
 
 /** `host:port`, `[v6]:port`, `host` (port 15555), with an optional `tcp://`, `tls://` or `ssl://` prefix. */
 export function parseHostPort(address: string): { host: string; port: number; tls: boolean } {
@@ -92,8 +94,14 @@ class TcpTransport implements Transport {
       s.cork();
       process.nextTick(this.#uncork);
     }
-    s.write(encodeHead(msg), 'utf8');
-    if (msg.body.length !== 0) s.write(msg.body);
+    if (msg.body.length <= SMALL_BODY) {
+      // One buffer (from the protocol's slab) is one stream write instead of two.
+      s.write(encodeMessage(msg));
+    } else {
+      // A large body is written as it is rather than copied behind its head.
+      s.write(encodeHead(msg), 'utf8');
+      s.write(msg.body);
+    }
     return s.writableLength < this.#highWaterMark;
   }
 
