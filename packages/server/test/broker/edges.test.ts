@@ -125,3 +125,48 @@ describe('RPC callers that go away', () => {
     expect(m).toContain('zbus_rpc_unroutable_replies_total 1');
   });
 });
+
+describe('group start positions', () => {
+  it('starts a new group at group_start_offset, or answers 500 when group_start_msgid does not match', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await declare(c, 'T');
+    for (let i = 0; i < 3; i++)
+      await c.request({ headers: { cmd: 'produce', topic: 'T', id: `m${i}` }, body: `m${i}` });
+    await declare(c, 'T', { consume_group: 'from1', group_start_offset: '1', group_start_msgid: 'm1' });
+    const d = await c.request({ headers: { cmd: 'consume', topic: 'T', consume_group: 'from1' } });
+    expect(d.headers.origin_id).toBe('m1');
+    const bad = await c.request({
+      headers: {
+        cmd: 'declare',
+        topic: 'T',
+        consume_group: 'g2',
+        group_start_offset: '1',
+        group_start_msgid: 'zz',
+      },
+    });
+    expect(bad.status).toBe(500);
+    expect(bad.headers.error_code).toBe('ZBUS_ERR_SEEK');
+    expect(bad.bodyText()).toBe('500: seek by offset failed: offset 1 does not hold message zz');
+    const badNumber = await c.request({
+      headers: { cmd: 'declare', topic: 'T', consume_group: 'g3', group_start_offset: 'x' },
+    });
+    expect([badNumber.status, badNumber.bodyText()]).toEqual([
+      400,
+      '400: Bad Format, group_start_offset must be an integer',
+    ]);
+  });
+
+  it('a new group starts where the most advanced group is, not at the start of the log', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    await declare(c, 'T');
+    for (let i = 0; i < 3; i++)
+      await c.request({ headers: { cmd: 'produce', topic: 'T', id: `m${i}` }, body: `m${i}` });
+    await c.request({ headers: { cmd: 'consume', topic: 'T' } });
+    await c.request({ headers: { cmd: 'consume', topic: 'T' } });
+    await declare(c, 'T', { consume_group: 'late' });
+    const d = await c.request({ headers: { cmd: 'consume', topic: 'T', consume_group: 'late' } });
+    expect(d.headers.origin_id).toBe('m2');
+  });
+});

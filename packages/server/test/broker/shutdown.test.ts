@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBroker } from '@zbus/testkit';
+import { RawClient, startBroker } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { declare, startTestBroker, untilConsumers } from './helpers.js';
 
@@ -127,6 +127,34 @@ describe('restart', () => {
 });
 
 describe('the zbus serve process', () => {
+  it('keeps acknowledged messages, groups and unacked deliveries across a SIGKILL and restart', async () => {
+    const broker = await startBroker({ fsync: 'always' });
+    onTestFinished(async () => {
+      await broker.stop();
+    });
+    const c = await RawClient.connect(broker.port);
+    await declare(c, 'T');
+    await declare(c, 'T', { consume_group: 'g', group_mask: '64', group_ack_timeout: '100' });
+    for (let i = 0; i < 3; i++) {
+      expect(
+        (await c.request({ headers: { cmd: 'produce', topic: 'T', id: `m${i}` }, body: `m${i}` })).status,
+      ).toBe(200);
+    }
+    const d = await c.request({ headers: { cmd: 'consume', topic: 'T', consume_group: 'g' } });
+    expect(d.headers.origin_id).toBe('m0');
+    c.close();
+    await broker.kill('SIGKILL');
+    await broker.restart();
+    const c2 = await RawClient.connect(broker.port);
+    onTestFinished(() => c2.close());
+    const got = [];
+    for (let i = 0; i < 3; i++) {
+      const m = await c2.request({ headers: { cmd: 'consume', topic: 'T', consume_group: 'g' } });
+      got.push(`${m.headers.origin_id}:${m.headers.retry ?? '0'}`);
+    }
+    expect(got.sort()).toEqual(['m0:1', 'm1:0', 'm2:0']);
+  });
+
   it('exits 0 on SIGTERM after saying where it listened', async () => {
     const broker = await startBroker({ fsync: 'always' });
     expect(broker.output()).toContain(`listening on 127.0.0.1:${broker.port}`);
