@@ -65,9 +65,24 @@ export class WsConnection implements SessionWire {
   write(msg: Message, closeAfter = false): void {
     if (this.#ws.readyState !== 1) return;
     const bytes = encodeMessage(msg);
+    this.#cork();
     this.#ws.send(bytes, { binary: !isUtf8(msg.body) });
     if (closeAfter) this.close();
     else if (this.#ws.bufferedAmount >= this.#host.options.writeHighWaterMark) this.#watchDrain();
+  }
+
+  #corked = false;
+  /** Frames written in one I/O turn leave in one writev, as on TCP connections (tcp-connection.ts). */
+  #cork(): void {
+    if (this.#corked) return;
+    const socket = (this.#ws as unknown as { _socket?: Socket })._socket;
+    if (!socket || socket.destroyed) return;
+    this.#corked = true;
+    socket.cork();
+    setImmediate(() => {
+      this.#corked = false;
+      socket.uncork();
+    });
   }
 
   #draining = false;
