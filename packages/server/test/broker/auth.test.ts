@@ -159,3 +159,30 @@ describe('tokens never travel with stored messages', () => {
     }
   });
 });
+
+describe('monitor login', () => {
+  it('redirects / to the login page without a valid token, and logs in with an HttpOnly cookie', async () => {
+    const { b } = await setup();
+    const home = await fetch(`${b.url}/`, { redirect: 'manual' });
+    expect([home.status, home.headers.get('location')]).toEqual([302, '/?cmd=login']);
+    const bad = await fetch(`${b.url}/?cmd=login`, {
+      method: 'POST',
+      body: new URLSearchParams({ token: 'wrong' }),
+      redirect: 'manual',
+    });
+    expect(bad.status).toBe(401);
+    const ok = await fetch(`${b.url}/?cmd=login`, {
+      method: 'POST',
+      body: new URLSearchParams({ token: 'admin-secret' }),
+      redirect: 'manual',
+    });
+    expect(ok.status).toBe(302);
+    const cookie = ok.headers.get('set-cookie')!;
+    expect(cookie).toContain('token=admin-secret');
+    expect(cookie).toContain('HttpOnly');
+    expect(cookie).toContain('SameSite=Strict');
+    const page = await fetch(`${b.url}/`, { headers: { cookie: 'token=admin-secret' }, redirect: 'manual' });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+  });
+});

@@ -170,3 +170,18 @@ describe('group start positions', () => {
     expect(d.headers.origin_id).toBe('m2');
   });
 });
+
+describe('names', () => {
+  it('refuses topic names that could escape the data directory, in headers and URL-encoded', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    for (const topic of ['../evil', '..', 'a/b', '.', 'a\\b']) {
+      const r = await c.request({ headers: { cmd: 'declare', topic } });
+      expect(r.status, topic).toBe(400);
+    }
+    const r = await fetch(`${b.url}/%2e%2e%2fevil?cmd=declare`);
+    expect(r.status).toBe(400);
+    const q = await c.request({ headers: { cmd: 'query' } });
+    expect(Object.keys(q.json<{ topicTable: object }>().topicTable)).toEqual([]);
+  });
+});
