@@ -651,16 +651,32 @@ export class MqClient {
   }
 
   /**
-   * Stops this connection's pending consumes on a group. The broker does not answer a successful
-   * `unconsume` (0.9.3+), so a `query` of the group follows it as a barrier: once it is answered, the
-   * unconsume was handled and every delivery sent before it has arrived. A missing group rejects with 404.
+   * Stops this connection's pending consumes on a group. The broker does not answer a successful `unconsume`
+   * (0.9.3+), only a failed one (404 for a missing group). A `ping` after it is the barrier: the broker handles
+   * a connection's requests in order, so once the ping is answered without an unconsume error, the unconsume
+   * took effect and every delivery sent before it has arrived.
    */
   async unconsume(topic: string, group?: string, options: RequestOptions = {}): Promise<void> {
     const msg = new Message({ headers: { cmd: Cmd.Unconsume, topic } });
     if (group !== undefined) msg.set('consume_group', group);
-    this.send(msg);
-    const barrier = new Message({ headers: { cmd: Cmd.Query, topic, consume_group: group ?? topic } });
-    expectOk(await this.invoke(barrier, options));
+    const answer = this.invoke(msg, options);
+    const id = msg.headers.id as string;
+    const barrier = this.invoke(new Message({ headers: { cmd: Cmd.Ping } }), options);
+    // Whichever loses the race must not end as an unhandled rejection.
+    answer.catch(() => {});
+    barrier.catch(() => {});
+    const first = await Promise.race([answer.then((r) => r), barrier.then(() => undefined)]);
+    if (first === undefined) {
+      // No error came before the barrier: success. Forget the request the broker will never answer.
+      const p = this.#pending.get(id);
+      if (p !== undefined) {
+        this.#pending.delete(id);
+        this.#settle(p, new Message({ status: 200, headers: { id } }));
+      }
+      await answer;
+      return;
+    }
+    expectOk(first);
   }
 
   /** Acknowledges the message at `offset` in an ack-required group. */
