@@ -832,6 +832,16 @@ export class MqClient {
     return parseJsonReply(await this.invoke(new Message({ headers: { cmd: Cmd.Tracker } }), options));
   }
 
+  /**
+   * Round trip to the broker (`ping`, never auth-checked). The broker handles a connection's requests in order,
+   * so a resolved ping also means everything sent before it was handled. Resolves with the time it took, ms.
+   */
+  async ping(options: RequestOptions = {}): Promise<number> {
+    const started = Date.now();
+    await this.invoke(new Message({ headers: { cmd: Cmd.Ping } }), options);
+    return Date.now() - started;
+  }
+
   /** Sends a heartbeat (never answered). No-op while disconnected. */
   heartbeat(): void {
     if (this.#state !== 'open') return;

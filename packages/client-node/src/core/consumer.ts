@@ -197,9 +197,9 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     }
     if (this.#state === 'idle') this.#state = 'running';
     for (const l of this.#lanes) this._pump(l);
-    // The broker does not answer a consume until it delivers. A query after it on each connection is a barrier:
+    // The broker does not answer a consume until it delivers. A ping after it on each connection is a barrier:
     // once answered, the consume is registered (so an RPC service is visible to callers when start() resolves).
-    await Promise.all(this.#lanes.map((l) => l.client.queryTopic(this.topic).catch(() => undefined)));
+    await Promise.all(this.#lanes.map((l) => l.client.ping().catch(() => undefined)));
   }
 
   async #declare(lane: Lane): Promise<void> {
@@ -473,12 +473,10 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     this.#current = undefined;
     current?.();
     await this.#whenIdle(this.options.closeTimeout);
-    // Acks go out without a reply (ackAsync); a query per connection makes sure the broker has handled them.
+    // Acks go out without a reply (ackAsync); a ping per connection makes sure the broker has handled them.
     await Promise.all(
       this.#lanes.map((l) =>
-        l.client.connected
-          ? l.client.queryTopic(this.topic, { timeout: 5_000 }).catch(() => undefined)
-          : undefined,
+        l.client.connected ? l.client.ping({ timeout: 5_000 }).catch(() => undefined) : undefined,
       ),
     );
     this.#state = 'closed';

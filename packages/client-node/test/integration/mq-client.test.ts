@@ -145,8 +145,9 @@ describe('MqClient against the broker', () => {
     await expect(client.queryTopic('mc-remove')).rejects.toMatchObject({ code: 'ZBUS_ERR_NOT_FOUND' });
   });
 
-  it('heartbeat is sent without a reply and the connection stays usable', async () => {
+  it('heartbeat is sent without a reply and the connection stays usable; ping answers', async () => {
     client.heartbeat();
+    expect(await client.ping()).toBeGreaterThanOrEqual(0);
     await expect(client.server()).resolves.toBeDefined();
   });
 
