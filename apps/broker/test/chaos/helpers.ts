@@ -177,6 +177,7 @@ export class Wire {
 
   private constructor(socket: Socket, prefix: string) {
     this.socket = socket;
+    socket.setNoDelay(true); // small pipelined writes must not wait for delayed ACKs (Nagle)
     this.#prefix = prefix;
     const decoder = new MessageDecoder((m) => this.#dispatch(m), {
       maxBodyBytes: 64 * 1024 * 1024,

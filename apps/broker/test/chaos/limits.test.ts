@@ -206,7 +206,7 @@ describe('limits', () => {
   it(`holds ${CHAOS.idleConnections} idle connections, refuses past maxConnections with 503, and closes idle ones`, async () => {
     const max = Math.floor(CHAOS.idleConnections * 0.75);
     // Long enough that every connection is open before the first idles out, even on a busy machine.
-    const idleMs = 4000;
+    const idleMs = Math.max(4000, Math.round(CHAOS.idleConnections * 1.5));
     const b = await chaosBroker({
       fsync: 'never',
       config: { ...LIMITS, idleTimeoutMs: idleMs, maxConnections: max },
