@@ -196,6 +196,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     if (clientId !== undefined) session.acceptsPushes = true;
     const id = clientId === undefined || clientId === '' ? randomUUID() : clientId;
     const ticket = session.ticket(id, clientId === undefined, !keepAlive(msg));
+    if (msg.method === 'HEAD') ticket.headOnly = true;
     if (this.#closing) {
       this.#fail(ticket, new ZbusError('ZBUS_ERR_CLOSED', 'the broker is shutting down'), msg.topic);
       return;

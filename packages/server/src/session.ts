@@ -24,6 +24,8 @@ export class ReplyTicket {
   /** The reply, once the handler produced it (ordered tickets only). */
   reply: Message | undefined;
   done = false;
+  /** A HEAD request: its reply carries the head only (a body would corrupt the next reply on the connection). */
+  headOnly = false;
 
   constructor(
     readonly session: Session,
@@ -36,6 +38,7 @@ export class ReplyTicket {
   send(msg: Message): void {
     if (this.done) return;
     msg.set('id', this.id);
+    if (this.headOnly && msg.body.length > 0) msg.body = new Uint8Array(0);
     this.done = true;
     this.session.finish(this, msg);
   }

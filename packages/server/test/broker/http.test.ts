@@ -232,6 +232,15 @@ describe('HTTP/1.1 and HTTP/1.0 on a raw socket', () => {
     expect(c.socket.destroyed).toBe(false);
   });
 
+  it('answers HEAD with a head and no body, so the next reply on the connection stays in sync', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    c.socket.write('HEAD /healthz HTTP/1.1\r\nhost: x\r\n\r\nGET /ping HTTP/1.1\r\nhost: x\r\n\r\n');
+    const head = await c.next();
+    expect([head.status, head.body.length]).toEqual([200, 0]);
+    expect((await c.next()).bodyText()).toBe('OK');
+  });
+
   it('closes the connection after replying to `connection: close`', async () => {
     const b = await startTestBroker();
     const c = await b.raw();
