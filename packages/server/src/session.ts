@@ -39,6 +39,7 @@ export class ReplyTicket {
     if (this.done) return;
     msg.set('id', this.id);
     if (this.headOnly && msg.body.length > 0) msg.body = new Uint8Array(0);
+    if (this.closeAfter) msg.set('connection', 'close'); // not the default Keep-Alive: the broker closes after it
     this.done = true;
     this.session.finish(this, msg);
   }

@@ -248,6 +248,7 @@ describe('HTTP/1.1 and HTTP/1.0 on a raw socket', () => {
     c.socket.write('GET /ping HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
     const r = await c.next();
     expect(r.bodyText()).toBe('OK');
+    expect(r.headers.connection).toBe('close');
     await gone;
   });
 
@@ -280,7 +281,8 @@ describe('HTTP/1.1 and HTTP/1.0 on a raw socket', () => {
     const c = await b.raw();
     const gone = closed(c.socket);
     c.socket.write('GET /ping HTTP/1.0\r\n\r\n');
-    expect((await c.next()).bodyText()).toBe('OK');
+    const r = await c.next();
+    expect([r.bodyText(), r.headers.connection]).toEqual(['OK', 'close']);
     await gone;
   });
 
