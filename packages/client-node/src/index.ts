@@ -62,7 +62,7 @@ export type {
 export { CLIENT_DEFAULTS, Consumer, MqAdmin, Producer, restoreDelivery } from './core/index.js';
 export type { HttpClientOptions } from './http.js';
 export { HttpClient } from './http.js';
-export type { NodeClientOptions } from './node.js';
+export type { NodeBrokerOptions, NodeClientOptions } from './node.js';
 export {
   Broker,
   ClientBootstrap,

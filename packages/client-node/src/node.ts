@@ -16,6 +16,12 @@ export interface NodeClientOptions extends Omit<MqClientOptions, 'transport'>, T
   transport?: TransportFactory;
 }
 
+/** Broker options in Node: the client options plus how each client is built. */
+export interface NodeBrokerOptions extends NodeClientOptions {
+  /** Builds each client the broker hands out. @default (address, options) => new MqClient(address, options) */
+  clientFactory?: (address: string, options: MqClientOptions) => CoreMqClient;
+}
+
 export const DEFAULT_ADDRESS = '127.0.0.1:15555';
 
 function withTransport(options: NodeClientOptions): MqClientOptions {
@@ -35,7 +41,7 @@ export class MqClient extends CoreMqClient {
 
 /** A broker reached over TCP (or TLS). `'h1:15555;h2:15555'` lists several servers (the first is used for now). */
 export class Broker extends CoreBroker {
-  constructor(address: string = DEFAULT_ADDRESS, options: NodeClientOptions = {}) {
+  constructor(address: string = DEFAULT_ADDRESS, options: NodeBrokerOptions = {}) {
     super(address, withTransport(options));
   }
 }

@@ -1,6 +1,6 @@
 import { Message, ZbusError } from '@zbus/protocol';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { backoffDelay, MqClient, restoreDelivery } from '../src/core/index.js';
+import { Broker, backoffDelay, MqClient, restoreDelivery } from '../src/core/index.js';
 import { parseHostPort } from '../src/index.js';
 import { fakeTransport } from './fake-transport.js';
 
@@ -230,6 +230,70 @@ describe('MqClient (core, in-memory transport)', () => {
     });
     expect(() => c.route(new Message())).toThrow(/recver/);
     await c.close();
+  });
+
+  it('drops a connection that does not answer ping within pingTimeout, and reconnects', async () => {
+    const t = fakeTransport(); // answers nothing
+    const c = new MqClient('h:1', {
+      transport: t.factory,
+      heartbeatInterval: 30,
+      pingTimeout: 20,
+      reconnectDelay: 5,
+    });
+    const errors: string[] = [];
+    c.on('error', (e) => errors.push(e.message));
+    await c.connect();
+    await vi.waitFor(() => expect(t.connections.length).toBeGreaterThanOrEqual(2), { timeout: 2_000 });
+    expect(t.connections[0]!.closed).toBe(true);
+    expect(t.connections[0]!.sent.map((m) => m.cmd).slice(0, 2)).toEqual(['heartbeat', 'ping']);
+    expect(errors[0]).toBe('no answer to ping from h:1 within 20 ms (pingTimeout)');
+    await c.close();
+  });
+
+  it('keeps a connection that answers its pings', async () => {
+    const t = fakeTransport();
+    t.state.onConnect = (conn) => {
+      conn.onSend = (m) => {
+        if (m.cmd === 'ping') conn.reply(ok(m, { body: 'pong' }));
+      };
+    };
+    const c = new MqClient('h:1', { transport: t.factory, heartbeatInterval: 20, pingTimeout: 15 });
+    await c.connect();
+    await vi.waitFor(() =>
+      expect(t.last().sent.filter((m) => m.cmd === 'ping').length).toBeGreaterThanOrEqual(3),
+    );
+    expect(t.connections).toHaveLength(1);
+    await c.close();
+  });
+
+  it('retryInitialConnect keeps trying the first connection; queued requests wait for it', async () => {
+    const t = fakeTransport();
+    t.state.refuse = 3;
+    t.state.onConnect = (conn) => {
+      conn.onSend = (m) => conn.reply(ok(m, { body: 'late but fine' }));
+    };
+    const c = new MqClient('h:1', { transport: t.factory, retryInitialConnect: true, reconnectDelay: 5 });
+    const queued = c.invoke(new Message({ headers: { cmd: 'query' } }), { timeout: 2_000 });
+    await c.connect();
+    expect(t.state.attempts).toBe(4);
+    expect((await queued).bodyText()).toBe('late but fine');
+    await c.close();
+  });
+
+  it('Broker builds its clients with clientFactory when given', async () => {
+    const t = fakeTransport();
+    const made: string[] = [];
+    const b = new Broker('h:1;h:2', {
+      transport: t.factory,
+      clientFactory: (address, options) => {
+        made.push(address);
+        return new MqClient(address, options);
+      },
+    });
+    expect(b.client()).toBe(b.client());
+    b.createClient({ token: 't' });
+    expect(made).toEqual(['h:1', 'h:1']);
+    await b.close();
   });
 
   it('validates options', () => {

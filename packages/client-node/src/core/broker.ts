@@ -10,8 +10,14 @@ export interface ClientSource {
   createClient(options?: Partial<Omit<MqClientOptions, 'transport'>>, topic?: string): MqClient;
 }
 
-/** Options of a {@link Broker}: the client options every connection it makes gets. */
-export type BrokerOptions = MqClientOptions;
+/** Options of a {@link Broker}: the client options every connection it makes gets, and how clients are built. */
+export interface BrokerOptions extends MqClientOptions {
+  /**
+   * Builds each client the broker hands out (a subclass, or a hook that watches every client).
+   * @default (address, options) => new MqClient(address, options)
+   */
+  clientFactory?: (address: string, options: MqClientOptions) => MqClient;
+}
 
 /** Splits `'h1:15555;h2:15555'` (also `,` and blanks) and drops `tcp://`, as 0.11 clients do. */
 export function parseAddresses(address: string): string[] {
@@ -53,7 +59,7 @@ export class Broker implements ClientSource {
     const address = this.select(topic);
     let c = this.#shared.get(address);
     if (c === undefined || c.state === 'closed' || c.state === 'closing') {
-      c = new MqClient(address, this.options);
+      c = this.#make(address, this.options);
       this.#shared.set(address, c);
     }
     return c;
@@ -61,7 +67,7 @@ export class Broker implements ClientSource {
 
   createClient(options: Partial<Omit<MqClientOptions, 'transport'>> = {}, topic?: string): MqClient {
     this.#check();
-    const c = new MqClient(this.select(topic), { ...this.options, ...options });
+    const c = this.#make(this.select(topic), { ...this.options, ...options });
     this.#owned.add(c);
     c.on('disconnected', () => {
       if (c.state === 'closed') this.#owned.delete(c);
@@ -82,6 +88,11 @@ export class Broker implements ClientSource {
     this.#shared.clear();
     this.#owned.clear();
     await Promise.all(all.map((c) => c.close()));
+  }
+
+  #make(address: string, options: MqClientOptions): MqClient {
+    const { clientFactory, ...clientOptions } = options as BrokerOptions;
+    return clientFactory ? clientFactory(address, clientOptions) : new MqClient(address, clientOptions);
   }
 
   #check(): void {

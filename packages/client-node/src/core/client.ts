@@ -185,6 +185,7 @@ export class MqClient {
   #reconnectTimer: TimerHandle | undefined;
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   #closing: Promise<void> | undefined;
+  #pinging = false;
   #idleWaiters: (() => void)[] = [];
 
   constructor(address: string, options: MqClientOptions) {
@@ -233,11 +234,35 @@ export class MqClient {
       this.#reconnectTimer = undefined;
     }
     this.#state = this.#everConnected ? 'reconnecting' : 'connecting';
-    const attempt = this.#open().finally(() => {
+    const first = !this.#everConnected && this.options.retryInitialConnect;
+    const attempt = (first ? this.#openRetrying() : this.#open()).finally(() => {
       if (this.#connecting === attempt) this.#connecting = undefined;
     });
     this.#connecting = attempt;
     return attempt;
+  }
+
+  #isClosing(): boolean {
+    return this.#state === 'closing' || this.#state === 'closed';
+  }
+
+  /** `retryInitialConnect`: the first connection is tried until it works or the client is closed. */
+  async #openRetrying(): Promise<void> {
+    const { reconnectDelay, reconnectMaxDelay, reconnectJitter } = this.options;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#open();
+        return;
+      } catch (err) {
+        if (this.#state === 'closing' || this.#state === 'closed') throw err;
+        this.#events.emit('error', err as Error);
+        this.#state = 'connecting';
+      }
+      await new Promise((r) =>
+        setTimeout(r, backoffDelay(attempt, reconnectDelay, reconnectMaxDelay, reconnectJitter)),
+      );
+      if (this.#isClosing()) throw closedError('client closed while connecting');
+    }
   }
 
   async #open(): Promise<void> {
@@ -269,7 +294,7 @@ export class MqClient {
       if (this.#everConnected) {
         this.#events.emit('error', e);
         this.#scheduleReconnect();
-      } else {
+      } else if (!this.options.retryInitialConnect) {
         this.#state = 'idle';
         this.#failQueued(e);
       }
@@ -352,8 +377,29 @@ export class MqClient {
       setInterval(() => {
         if (this.#state !== 'open') return;
         this.heartbeat();
+        this.#checkLiveness();
       }, every),
     );
+  }
+
+  /** An unanswered ping means a dead connection (half-open TCP, stalled proxy): drop it and reconnect. */
+  #checkLiveness(): void {
+    const timeout = this.options.pingTimeout;
+    const transport = this.#transport;
+    if (timeout <= 0 || this.#pinging || transport === undefined) return;
+    this.#pinging = true;
+    this.ping({ timeout })
+      .catch((err: unknown) => {
+        if ((err as ZbusError).code !== 'ZBUS_ERR_TIMEOUT' || this.#transport !== transport) return;
+        this.#events.emit(
+          'error',
+          closedError(`no answer to ping from ${this.address} within ${timeout} ms (pingTimeout)`),
+        );
+        transport.close();
+      })
+      .finally(() => {
+        this.#pinging = false;
+      });
   }
 
   #stopHeartbeat(): void {

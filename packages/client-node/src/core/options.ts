@@ -44,6 +44,18 @@ export interface MqClientOptions {
    */
   reconnectJitter?: number;
   /**
+   * With every heartbeat, a `ping` must be answered within this many ms or the connection counts as dead and is
+   * replaced (a half-open TCP connection or a stalled WebSocket otherwise goes unnoticed). `0` turns it off.
+   * @default 10000
+   */
+  pingTimeout?: number;
+  /**
+   * Keep trying the first connection (with the reconnect backoff) instead of failing `connect()`: for
+   * processes that may start before the broker. Requests made meanwhile wait, within their timeouts.
+   * @default false
+   */
+  retryInitialConnect?: boolean;
+  /**
    * Milliseconds `close()` waits for requests in flight before it closes the connection anyway.
    * @default 10000
    */
@@ -61,6 +73,8 @@ export const CLIENT_DEFAULTS = {
   timeout: 10_000,
   connectTimeout: 5_000,
   heartbeatInterval: 60_000,
+  pingTimeout: 10_000,
+  retryInitialConnect: false,
   reconnect: true,
   reconnectDelay: 100,
   reconnectMaxDelay: 5_000,
@@ -75,6 +89,8 @@ export interface ResolvedClientOptions {
   readonly timeout: number;
   readonly connectTimeout: number;
   readonly heartbeatInterval: number;
+  readonly pingTimeout: number;
+  readonly retryInitialConnect: boolean;
   readonly reconnect: boolean;
   readonly reconnectDelay: number;
   readonly reconnectMaxDelay: number;
@@ -108,6 +124,8 @@ export function resolveClientOptions(options: MqClientOptions): ResolvedClientOp
   positive(o.timeout, 'timeout');
   positive(o.connectTimeout, 'connectTimeout');
   positive(o.heartbeatInterval, 'heartbeatInterval', true);
+  positive(o.pingTimeout, 'pingTimeout', true);
+  if (typeof o.retryInitialConnect !== 'boolean') throw invalid('retryInitialConnect must be a boolean');
   positive(o.reconnectDelay, 'reconnectDelay');
   positive(o.reconnectMaxDelay, 'reconnectMaxDelay');
   positive(o.closeTimeout, 'closeTimeout', true);
