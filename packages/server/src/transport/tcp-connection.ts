@@ -253,6 +253,7 @@ export class TcpConnection implements SessionWire {
       socket.cork();
       setImmediate(uncork, this);
     }
+    if (closeAfter) msg.set('connection', 'close');
     socket.write(encodeHead(msg), 'utf8');
     if (msg.body.length > 0) socket.write(msg.body);
     if (closeAfter) this.close();

@@ -16,6 +16,7 @@ describe('maxHeaderBytes', () => {
     expect(r.status).toBe(431);
     expect(r.headers.error_code).toBe('ZBUS_ERR_HEADERS_TOO_LARGE');
     expect(r.bodyText()).toBe('431: header block exceeds 2048 bytes (maxHeaderBytes)');
+    expect(r.headers.connection).toBe('close');
     await gone;
     const ok = await b.raw();
     expect((await ok.request({ headers: { cmd: 'ping' } })).bodyText()).toBe('OK');
