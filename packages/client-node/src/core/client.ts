@@ -186,6 +186,8 @@ export class MqClient {
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   #closing: Promise<void> | undefined;
   #pinging = false;
+  /** Id of the liveness ping in flight: `close()` does not wait for it. */
+  #livenessPing: string | undefined;
   #idleWaiters: (() => void)[] = [];
 
   constructor(address: string, options: MqClientOptions) {
@@ -388,7 +390,8 @@ export class MqClient {
     const transport = this.#transport;
     if (timeout <= 0 || this.#pinging || transport === undefined) return;
     this.#pinging = true;
-    this.ping({ timeout })
+    const msg = new Message({ headers: { cmd: Cmd.Ping } });
+    this.invoke(msg, { timeout })
       .catch((err: unknown) => {
         if ((err as ZbusError).code !== 'ZBUS_ERR_TIMEOUT' || this.#transport !== transport) return;
         this.#events.emit(
@@ -399,7 +402,9 @@ export class MqClient {
       })
       .finally(() => {
         this.#pinging = false;
+        this.#livenessPing = undefined;
       });
+    this.#livenessPing = msg.headers.id;
   }
 
   #stopHeartbeat(): void {
@@ -628,6 +633,11 @@ export class MqClient {
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
     this.#failQueued(closedError('client closed before the message was sent'));
+    const ping = this.#livenessPing === undefined ? undefined : this.#pending.get(this.#livenessPing);
+    if (ping !== undefined) {
+      this.#pending.delete(this.#livenessPing as string);
+      this.#settle(ping, undefined, closedError('client closed'));
+    }
     this.#closing = (async () => {
       if (wasOpen) await this.#whenIdle(this.options.closeTimeout);
       this.#stopHeartbeat();
