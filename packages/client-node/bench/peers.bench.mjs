@@ -15,10 +15,14 @@
 //         latency = consume time - *scheduled* send time (no coordinated omission); p50/p90/p99/max
 //   rpc   request/reply round trips per second, BENCH_CALLERS concurrent callers on one connection; the service
 //         (zbus ServiceBootstrap / NATS nc.subscribe responder) runs in a child process on its own connection
-// The whole list is repeated BENCH_REPEAT times (default 2, the order of systems reversed on odd rounds); the
-// table gives the median of the rounds, the 1-minute load average next to each figure, and writes JSON to
-// BENCH_OUT when set. BENCH_ONLY=zbus-always,zbus-interval,nats,redis picks systems; BENCH_PROFILE=<dir> makes
-// the zbus brokers write a --cpu-prof profile there.
+// The whole list is repeated BENCH_REPEAT times (default 2; the order of systems is reversed on the second round so
+// that neither side always runs first); the table gives the median of the rounds (of two rounds: their mean), each
+// round's figure, the 1-minute load average after each case, the CPU share the server (+ RPC service) and this
+// process took, and the work done per CPU-second of all of them (comparable when the machine is shared).
+// Knobs: BENCH_SECONDS (4) per throughput case, BENCH_LAT_SECONDS (10), BENCH_RATE (10000), BENCH_WINDOW (1000),
+// BENCH_CONSUME_WINDOW (1000; XREAD takes COUNT 1000), BENCH_CALLERS (32), BENCH_ONLY=zbus-always,zbus-interval,
+// nats,redis, BENCH_WORKLOADS=pub,lat,rpc, BENCH_OUT=<file.json>, BENCH_DEBUG=1 (progress of latency cases),
+// BENCH_PROFILE=<dir> (the zbus brokers run under node --cpu-prof; read with bench/profile-top.mjs).
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -37,10 +41,12 @@ const WARM_SECONDS = 1;
 const RATE = Number(env('BENCH_RATE', '10000'));
 const WINDOW = Number(env('BENCH_WINDOW', '1000'));
 const CONNS = 8;
+const CONSUME_WINDOW = Number(env('BENCH_CONSUME_WINDOW', '1000'));
 const CALLERS = Number(env('BENCH_CALLERS', '32'));
 const REPEAT = Number(env('BENCH_REPEAT', '2'));
 const ONLY = env('BENCH_ONLY', 'zbus-always,zbus-interval,nats,redis').split(',');
 const PROFILE = env('BENCH_PROFILE', '');
+const WORKLOADS = env('BENCH_WORKLOADS', 'pub,lat,rpc').split(',');
 const SIZE = 100;
 const PAYLOAD = 'x'.repeat(SIZE);
 const PAYLOAD_BYTES = new TextEncoder().encode(PAYLOAD);
@@ -154,6 +160,14 @@ function openLoop() {
       let sent = 0;
       let errors = 0;
       const start = performance.now() + 5;
+      const debug = process.env.BENCH_DEBUG
+        ? setInterval(() => {
+            const t = ((performance.now() - start) / 1000).toFixed(1);
+            console.log(
+              `    t=${t}s sent ${sent} received ${got}${this.progress ? ` ${this.progress()}` : ''}`,
+            );
+          }, 1000)
+        : undefined;
       await new Promise((resolve) => {
         const tick = () => {
           const now = performance.now();
@@ -173,15 +187,20 @@ function openLoop() {
         setTimeout(tick, 1);
       });
       await Promise.race([all, sleep(3000)]);
-      const measured = Array.from(lat.subarray(warm));
-      const ok = measured.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+      clearInterval(debug);
+      // A message not received within 3 s of the last send counts as infinitely late: the percentiles are over
+      // every message sent in the measured interval, not only the ones that made it.
+      const measured = Array.from(lat.subarray(warm), (x) =>
+        Number.isNaN(x) ? Number.POSITIVE_INFINITY : x,
+      );
+      const ok = measured.sort((a, b) => a - b);
       const pct = (p) => ok[Math.min(ok.length - 1, Math.ceil((p / 100) * ok.length) - 1)];
       return {
         p50: pct(50),
         p90: pct(90),
         p99: pct(99),
         max: ok[ok.length - 1],
-        received: ok.length,
+        received: ok.filter((x) => x !== Number.POSITIVE_INFINITY).length,
         expected: measured.length,
         dups,
         errors,
@@ -205,6 +224,8 @@ function childService(kind, address) {
   });
   return {
     ready,
+    /** CPU seconds the service used so far. */
+    cpu: () => cpuSeconds(child.pid),
     async stop() {
       if (child.exitCode !== null) return;
       child.send('stop');
@@ -284,23 +305,28 @@ function zbus(fsync) {
       const consumer = new Consumer(subBroker, {
         topic,
         group: 'g',
-        window: 100,
+        window: CONSUME_WINDOW,
         handler: (m) => loop.received(m.bodyText()),
       });
       await consumer.start();
       await sleep(200);
       const producer = new Producer(pubClient, { maxInFlight: 100_000 });
       let pubErrors = 0;
+      let acked = 0;
+      loop.progress = () => `acked ${acked}`;
       const r = await loop.run((_seq, body) => {
-        producer.publish({ topic, body }).catch((err) => {
-          if (pubErrors++ === 0) console.error(`  publish: ${err?.message ?? err}`);
-        });
+        producer.publish({ topic, body }).then(
+          () => acked++,
+          (err) => {
+            if (pubErrors++ === 0) console.error(`  publish: ${err?.message ?? err}`);
+          },
+        );
       });
       await producer.flush();
       await consumer.close();
       await subBroker.close();
       await pubClient.close();
-      return { ...r, errors: r.errors + pubErrors, note: 'Consumer window 100, auto ack' };
+      return { ...r, errors: r.errors + pubErrors, note: `Consumer window ${CONSUME_WINDOW}, auto ack` };
     },
     async rpc() {
       const service = childService('zbus', this.address);
@@ -311,10 +337,12 @@ function zbus(fsync) {
       // start() of the service returns once its consume is sent; wait until the broker routes to it.
       const echoed = await waitFor(() => invoker.invoke('echo', PAYLOAD));
       if (echoed !== PAYLOAD) throw new Error('zbus echo mismatch');
+      const svc0 = service.cpu();
       const r = await callers(() => invoker.invoke('echo', PAYLOAD));
+      const serviceCpu = service.cpu() - svc0;
       await client.close();
       await service.stop();
-      return { ...r, note: 'RpcInvoker -> ServiceBootstrap (window 64, child process), JSON' };
+      return { ...r, serviceCpu, note: 'RpcInvoker -> ServiceBootstrap (window 64, child process), JSON' };
     },
   };
 }
@@ -434,10 +462,16 @@ function nats() {
         return JSON.parse(dec.decode(reply.data));
       };
       if ((await waitFor(call)) !== PAYLOAD) throw new Error('nats echo mismatch');
+      const svc0 = service.cpu();
       const r = await callers(call);
+      const serviceCpu = service.cpu() - svc0;
       await nc.close();
       await service.stop();
-      return { ...r, note: 'nc.request -> nc.subscribe responder (child process), JSON both ways' };
+      return {
+        ...r,
+        serviceCpu,
+        note: 'nc.request -> nc.subscribe responder (child process), JSON both ways',
+      };
     },
   };
 }
@@ -562,6 +596,12 @@ async function measure(sys, workload, unit, fn) {
   sample.load = load1();
   sample.serverCpu = ((cpuSeconds(sys.pid) - s0) / wall) * 100;
   sample.clientCpu = ((c.user + c.system) / 1e6 / wall) * 100;
+  // the RPC service process counts with the server side
+  if (sample.serviceCpu !== undefined) sample.serverCpu += (sample.serviceCpu / wall) * 100;
+  // work done per CPU-second of every process of the test (server, service, bench): comparable across systems
+  // when the machine is shared and each process only gets a slice of a core
+  if (sample.value !== undefined)
+    sample.perCpu = sample.value / ((sample.serverCpu + sample.clientCpu) / 100);
   record(sys, workload, unit, sample);
 }
 
@@ -571,36 +611,80 @@ const makers = {
   nats,
   redis,
 };
-const order = ONLY.filter((n) => makers[n]);
-const started = new Date();
-const loads = [load1()];
-const loadTimer = setInterval(() => loads.push(load1()), 5000);
-console.log(
-  `# peers.bench ${started.toISOString()}: ${order.join(', ')} x${REPEAT}; ${SECONDS}s per throughput case, ` +
-    `${LAT_SECONDS}s (+${WARM_SECONDS}s warm-up) at ${RATE}/s per latency case, window ${WINDOW}, ${CALLERS} RPC callers`,
-);
 
-for (let round = 0; round < REPEAT; round++) {
-  const names = round % 2 === 0 ? order : [...order].reverse();
-  console.log(`## round ${round + 1}/${REPEAT}`);
-  for (const n of names) {
-    const sys = makers[n]();
-    try {
-      await sys.start();
-      await measure(sys, 'publish, 1 connection', 'msg/s', () => sys.pub(1, round));
-      await measure(sys, `publish, ${CONNS} connections`, 'msg/s', () => sys.pub(CONNS, round));
-      if (sys.latCore) await measure(sys, `core pub->sub @${RATE}/s`, 'ms', () => sys.latCore(round));
-      await measure(sys, `publish->consume @${RATE}/s`, 'ms', () => sys.lat(round));
-      if (sys.rpc) await measure(sys, `RPC, ${CALLERS} callers`, 'calls/s', () => sys.rpc());
-    } catch (err) {
-      console.error(`  ${sys.name} failed: ${err?.stack ?? err}`);
-    } finally {
-      await sys.stop().catch((err) => console.error(`  ${sys.name} stop: ${err?.message ?? err}`));
+async function runAll() {
+  const order = ONLY.filter((n) => makers[n]);
+  const started = new Date();
+  const loads = [load1()];
+  const loadTimer = setInterval(() => loads.push(load1()), 5000);
+  console.log(
+    `# peers.bench ${started.toISOString()}: ${order.join(', ')} x${REPEAT}; ${SECONDS}s per throughput case, ` +
+      `${LAT_SECONDS}s (+${WARM_SECONDS}s warm-up) at ${RATE}/s per latency case, window ${WINDOW}, ` +
+      `consume window ${CONSUME_WINDOW}, ${CALLERS} RPC callers`,
+  );
+  for (let round = 0; round < REPEAT; round++) {
+    const names = round % 2 === 0 ? order : [...order].reverse();
+    console.log(`## round ${round + 1}/${REPEAT}`);
+    for (const n of names) {
+      const sys = makers[n]();
+      try {
+        await sys.start();
+        if (WORKLOADS.includes('pub')) {
+          await measure(sys, 'publish, 1 connection', 'msg/s', () => sys.pub(1, round));
+          await measure(sys, `publish, ${CONNS} connections`, 'msg/s', () => sys.pub(CONNS, round));
+        }
+        if (WORKLOADS.includes('lat')) {
+          if (sys.latCore) await measure(sys, `core pub->sub @${RATE}/s`, 'ms', () => sys.latCore(round));
+          await measure(sys, `publish->consume @${RATE}/s`, 'ms', () => sys.lat(round));
+        }
+        if (sys.rpc && WORKLOADS.includes('rpc')) {
+          await measure(sys, `RPC, ${CALLERS} callers`, 'calls/s', () => sys.rpc());
+        }
+      } catch (err) {
+        console.error(`  ${sys.name} failed: ${err?.stack ?? err}`);
+      } finally {
+        await sys.stop().catch((err) => console.error(`  ${sys.name} stop: ${err?.message ?? err}`));
+      }
     }
   }
+  clearInterval(loadTimer);
+  loads.push(load1());
+  const machine = {
+    nproc: cpus().length,
+    cpu: cpus()[0]?.model,
+    node: process.version,
+    disk: (() => {
+      try {
+        return execFileSync('df', ['-h', '--output=source,fstype,size', tmpdir()], { encoding: 'utf8' })
+          .trim()
+          .split('\n')
+          .pop()
+          .replace(/\s+/g, ' ');
+      } catch {
+        return 'unknown';
+      }
+    })(),
+    nats: spawnSync('nats-server', ['--version'], { encoding: 'utf8' }).stdout?.trim(),
+    redis: spawnSync('redis-server', ['--version'], { encoding: 'utf8' })
+      .stdout?.trim()
+      .split(' ')
+      .slice(0, 3)
+      .join(' '),
+  };
+  const run = {
+    started,
+    minutes: (Date.now() - started.getTime()) / 60000,
+    loads,
+    machine,
+    config: { SECONDS, LAT_SECONDS, RATE, WINDOW, CONSUME_WINDOW, CALLERS, REPEAT },
+    rows: [...rows.values()],
+  };
+  if (process.env.BENCH_OUT) {
+    const inf = (_k, v) => (v === Number.POSITIVE_INFINITY ? 'Infinity' : v);
+    writeFileSync(process.env.BENCH_OUT, JSON.stringify(run, inf, 2));
+  }
+  return [run];
 }
-clearInterval(loadTimer);
-loads.push(load1());
 
 // ---- report -------------------------------------------------------------------------------------------------
 
@@ -611,82 +695,69 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 const int = (x) => (Number.isNaN(x) ? 'n/a' : Math.round(x).toLocaleString('en-US'));
-const ms = (x) => (Number.isNaN(x) ? 'n/a' : x < 10 ? x.toFixed(2) : x.toFixed(1));
-const loadRange = (row) => row.samples.map((s) => s.load.toFixed(1)).join(' / ');
-const cpuCell = (row) =>
-  `${int(median(row.samples.map((s) => s.serverCpu)))}% / ${int(median(row.samples.map((s) => s.clientCpu)))}%`;
+const ms = (x) =>
+  Number.isNaN(x) ? 'n/a' : x === Number.POSITIVE_INFINITY ? 'lost' : x < 10 ? x.toFixed(2) : x.toFixed(0);
 
-const lines = [];
-lines.push(
-  '| system | workload | durability (fsync policy) | result (median of rounds) | rounds | server / bench CPU | load avg (1 min) per round |',
-);
-lines.push('|---|---|---|---:|---|---|---|');
-for (const row of rows.values()) {
-  const durable = row.workload.startsWith('publish') && !row.workload.startsWith('core');
-  const policy = durable ? row.policy : 'n/a (not stored)';
-  let result;
-  let each;
-  if (row.unit === 'ms') {
-    const m = (k) => median(row.samples.map((s) => s[k]));
-    const lost = row.samples.map((s) => s.expected - s.received);
-    result = `p50 ${ms(m('p50'))} / p90 ${ms(m('p90'))} / p99 ${ms(m('p99'))} / max ${ms(m('max'))} ms`;
-    each = row.samples.map((s) => `p99 ${ms(s.p99)}`).join(', ');
-    if (lost.some((x) => x > 0)) each += `; missing after 3 s: ${lost.join(', ')}`;
-  } else {
-    result = `${int(median(row.samples.map((s) => s.value)))} ${row.unit}`;
-    each = row.samples.map((s) => int(s.value)).join(', ');
+/** One table over every round of every run given (the median of all rounds). */
+function report(runs) {
+  const merged = new Map();
+  for (const run of runs) {
+    for (const row of run.rows) {
+      const key = `${row.system}|${row.workload}`;
+      const m = merged.get(key) ?? { ...row, samples: [] };
+      m.samples.push(...row.samples);
+      merged.set(key, m);
+    }
   }
-  const errs = row.samples.reduce((a, s) => a + (s.errors ?? 0), 0);
-  if (errs) each += `; ${errs} errors`;
+  const lines = [];
   lines.push(
-    `| ${row.system} | ${row.workload} | ${policy} | ${result} | ${each} | ${cpuCell(row)} | ${loadRange(row)} |`,
+    '| system | workload | durability (fsync policy) | median of rounds | each round | per CPU-second | server / bench CPU | load avg (1 min) per round |',
+  );
+  lines.push('|---|---|---|---:|---|---:|---|---|');
+  for (const row of merged.values()) {
+    const durable = row.workload.startsWith('publish');
+    const policy = durable ? row.policy : 'n/a (not stored)';
+    let result;
+    let each;
+    if (row.unit === 'ms') {
+      const m = (k) => median(row.samples.map((s) => s[k]));
+      result = `p50 ${ms(m('p50'))} / p90 ${ms(m('p90'))} / p99 ${ms(m('p99'))} / max ${ms(m('max'))} ms`;
+      each = row.samples
+        .map((s) => {
+          const lost = s.expected - s.received;
+          return `p50 ${ms(s.p50)} p99 ${ms(s.p99)}${lost ? ` (${int(lost)} of ${int(s.expected)} not in by +3 s)` : ''}`;
+        })
+        .join('; ');
+    } else {
+      result = `${int(median(row.samples.map((s) => s.value)))} ${row.unit}`;
+      each = row.samples.map((s) => int(s.value)).join(', ');
+    }
+    const errs = row.samples.reduce((a, s) => a + (s.errors ?? 0), 0);
+    if (errs) each += `; ${int(errs)} errors`;
+    const perCpu = row.unit === 'ms' ? '' : int(median(row.samples.map((s) => s.perCpu)));
+    const cpu = `${int(median(row.samples.map((s) => s.serverCpu)))}% / ${int(median(row.samples.map((s) => s.clientCpu)))}%`;
+    const loads = row.samples.map((s) => s.load.toFixed(1)).join(' / ');
+    lines.push(
+      `| ${row.system} | ${row.workload} | ${policy} | ${result} | ${each} | ${perCpu} | ${cpu} | ${loads} |`,
+    );
+  }
+  const mc = runs[0].machine;
+  const loads = runs.flatMap((r) => r.loads);
+  console.log(`\n${lines.join('\n')}\n`);
+  console.log(
+    `machine: ${mc.nproc} cores, ${mc.cpu}, node ${mc.node}, tmp on ${mc.disk}; ${mc.nats}; ${mc.redis}`,
+  );
+  console.log(
+    `${runs.length} run(s), ${runs.map((r) => new Date(r.started).toISOString()).join(', ')}, ${runs.map((r) => r.minutes.toFixed(1)).join(' + ')} min; ` +
+      `load average (1 min, every 5 s): median ${median(loads).toFixed(1)}, min ${Math.min(...loads).toFixed(1)}, max ${Math.max(...loads).toFixed(1)}`,
   );
 }
-const table = lines.join('\n');
-const minutes = ((Date.now() - started.getTime()) / 60000).toFixed(1);
-const machine = {
-  nproc: cpus().length,
-  cpu: cpus()[0]?.model,
-  node: process.version,
-  disk: (() => {
-    try {
-      return execFileSync('df', ['-h', '--output=source,fstype,size', tmpdir()], { encoding: 'utf8' })
-        .trim()
-        .split('\n')
-        .pop()
-        .replace(/\s+/g, ' ');
-    } catch {
-      return 'unknown';
-    }
-  })(),
-  nats: spawnSync('nats-server', ['--version'], { encoding: 'utf8' }).stdout?.trim(),
-  redis: spawnSync('redis-server', ['--version'], { encoding: 'utf8' })
-    .stdout?.trim()
-    .split(' ')
-    .slice(0, 3)
-    .join(' '),
-  load: { min: Math.min(...loads), max: Math.max(...loads), median: median(loads) },
-};
-console.log(`\n${table}\n`);
-console.log(
-  `machine: ${machine.nproc} cores, ${machine.cpu}, node ${machine.node}, tmp on ${machine.disk}; ${machine.nats}; ${machine.redis}`,
-);
-console.log(
-  `load average (1 min) during the run: median ${machine.load.median.toFixed(1)}, min ${machine.load.min.toFixed(1)}, max ${machine.load.max.toFixed(1)}; ${minutes} min`,
-);
-if (process.env.BENCH_OUT) {
-  writeFileSync(
-    process.env.BENCH_OUT,
-    JSON.stringify(
-      {
-        started,
-        minutes,
-        machine,
-        config: { SECONDS, LAT_SECONDS, RATE, WINDOW, CALLERS, REPEAT },
-        rows: [...rows.values()],
-      },
-      null,
-      2,
-    ),
-  );
+
+// `node bench/peers.bench.mjs --report a.json b.json` merges the BENCH_OUT files of several runs.
+const argv = process.argv.slice(2);
+if (argv[0] === '--report') {
+  const inf = (_k, v) => (v === 'Infinity' ? Number.POSITIVE_INFINITY : v);
+  report(argv.slice(1).map((f) => JSON.parse(readFileSync(f, 'utf8'), inf)));
+} else {
+  report(await runAll());
 }
