@@ -31,9 +31,10 @@ let storedDecoder: MessageDecoder | undefined;
 let decoded: Message | undefined;
 
 export function decodeStored(data: Uint8Array): Message {
-  const d = (storedDecoder ??= new MessageDecoder((m) => {
+  storedDecoder ??= new MessageDecoder((m) => {
     decoded = m;
-  }, STORED_LIMITS));
+  }, STORED_LIMITS);
+  const d = storedDecoder;
   decoded = undefined;
   try {
     d.push(data);
