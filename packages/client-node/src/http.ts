@@ -1,6 +1,6 @@
 import { errorFromReply, Message, ZbusError } from '@zbus/protocol';
 import { decodeBody, type MessageInvoker } from '@zbus/rpc';
-import { Agent, request } from 'undici';
+import type { Agent, request as UndiciRequest } from 'undici';
 import type { ProduceResult } from './core/client.js';
 import { type Body, restoreDelivery, setBody } from './core/messages.js';
 
@@ -33,7 +33,10 @@ export interface HttpClientOptions {
  */
 export class HttpClient implements MessageInvoker {
   readonly baseUrl: string;
-  readonly #agent: Agent;
+  /** undici, loaded on the first request: importing `@zbus/client` does not load it for TCP-only users. */
+  #undici: Promise<{ agent: Agent; request: typeof UndiciRequest }> | undefined;
+  readonly #connections: number;
+  #closed = false;
   readonly #token: string | undefined;
   readonly #timeout: number;
 
@@ -43,7 +46,15 @@ export class HttpClient implements MessageInvoker {
     this.#token = options.token;
     this.#timeout = options.timeout ?? 10_000;
     if (!(this.#timeout > 0)) throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'timeout must be > 0');
-    this.#agent = new Agent({ connections: options.connections ?? 16, keepAliveTimeout: 30_000 });
+    this.#connections = options.connections ?? 16;
+  }
+
+  #load(): Promise<{ agent: Agent; request: typeof UndiciRequest }> {
+    this.#undici ??= import('undici').then(({ Agent, request }) => ({
+      agent: new Agent({ connections: this.#connections, keepAliveTimeout: 30_000 }),
+      request,
+    }));
+    return this.#undici;
   }
 
   /** Sends `msg` as an HTTP request (method, url, headers, body) and returns the response as a message. */
@@ -57,13 +68,15 @@ export class HttpClient implements MessageInvoker {
     if (this.#token !== undefined && headers.token === undefined) headers.token = this.#token;
     const method = msg.method || 'GET';
     const hasBody = msg.body.length > 0;
+    if (this.#closed) throw new ZbusError('ZBUS_ERR_CLOSED', 'HTTP client is closed');
+    const { agent, request } = await this.#load();
     const signal = AbortSignal.timeout(timeout);
     try {
       const res = await request(this.baseUrl + (msg.url || '/'), {
         method: hasBody && method === 'GET' ? 'POST' : (method as 'GET'),
         headers,
         body: hasBody ? msg.body : null,
-        dispatcher: this.#agent,
+        dispatcher: agent,
         signal,
       });
       const body = new Uint8Array(await res.body.arrayBuffer());
@@ -163,6 +176,8 @@ export class HttpClient implements MessageInvoker {
 
   /** Closes the kept-alive connections. */
   async close(): Promise<void> {
-    await this.#agent.close();
+    this.#closed = true;
+    const loaded = this.#undici;
+    if (loaded !== undefined) await (await loaded).agent.close();
   }
 }

@@ -30,6 +30,7 @@ export type {
 export { RpcInvoker, RpcProcessor, rawRequest } from '@zbus/rpc';
 export type {
   Body,
+  BrokerEvents,
   BrokerOptions,
   ClientSource,
   ClientState,
@@ -50,8 +51,14 @@ export type {
   PublishInput,
   PublishOptions,
   RequestOptions,
+  RetryPolicy,
+  RouteKind,
+  RouteTable,
   ServerAddress,
   ServerInfo,
+  ServerResult,
+  ServerSelector,
+  ServerSelectors,
   TopicInfo,
   TrackerInfo,
   Transport,
@@ -59,7 +66,17 @@ export type {
   TransportFactory,
   TransportHandlers,
 } from './core/index.js';
-export { CLIENT_DEFAULTS, Consumer, MqAdmin, Producer, restoreDelivery } from './core/index.js';
+export {
+  BROKER_DEFAULTS,
+  CLIENT_DEFAULTS,
+  Consumer,
+  defaultSelectors,
+  MqAdmin,
+  Producer,
+  RETRY_DEFAULTS,
+  restoreDelivery,
+  VOTE_FACTOR,
+} from './core/index.js';
 export type { HttpClientOptions } from './http.js';
 export { HttpClient } from './http.js';
 export type { NodeBrokerOptions, NodeClientOptions } from './node.js';

@@ -3,46 +3,39 @@ import {
   type RpcProcessor,
   ServiceBootstrap as RpcServiceBootstrap,
 } from '@zbus/rpc';
+import { type BoundBrokerOptions, type BoundClientOptions, bindTransport } from './core/bind.js';
 import { Broker as CoreBroker } from './core/broker.js';
 import { MqClient as CoreMqClient } from './core/client.js';
-import type { MqClientOptions } from './core/options.js';
 import { brokerRpcConnector } from './core/rpc.js';
-import type { TransportFactory } from './core/transport.js';
 import { type TcpTransportOptions, tcpTransport } from './transport/tcp.js';
 
 /** Client options in Node: the core options, TCP by default, TLS on request. */
-export interface NodeClientOptions extends Omit<MqClientOptions, 'transport'>, TcpTransportOptions {
-  /** Another transport (tests, proxies); TCP/TLS when absent. */
-  transport?: TransportFactory;
-}
+export type NodeClientOptions = BoundClientOptions<TcpTransportOptions>;
 
-/** Broker options in Node: the client options plus how each client is built. */
-export interface NodeBrokerOptions extends NodeClientOptions {
-  /** Builds each client the broker hands out. @default (address, options) => new MqClient(address, options) */
-  clientFactory?: (address: string, options: MqClientOptions) => CoreMqClient;
-}
+/** Broker options in Node: the client options plus how each client is built, selectors, readyTimeout. */
+export type NodeBrokerOptions = BoundBrokerOptions<TcpTransportOptions>;
 
 export const DEFAULT_ADDRESS = '127.0.0.1:15555';
 
-function withTransport(options: NodeClientOptions): MqClientOptions {
-  const { tls, highWaterMark, transport, ...rest } = options;
-  const tcp: TcpTransportOptions = {};
-  if (tls !== undefined) tcp.tls = tls;
-  if (highWaterMark !== undefined) tcp.highWaterMark = highWaterMark;
-  return { ...rest, transport: transport ?? tcpTransport(tcp) };
-}
+const tcp = bindTransport<TcpTransportOptions>({
+  keys: ['tls', 'highWaterMark'],
+  transport: (o) => tcpTransport(o),
+});
 
 /** One TCP (or TLS) connection to a broker. See the core `MqClient` for the API. */
 export class MqClient extends CoreMqClient {
   constructor(address: string = DEFAULT_ADDRESS, options: NodeClientOptions = {}) {
-    super(address, withTransport(options));
+    super(address, tcp.clientOptions(options));
   }
 }
 
-/** A broker reached over TCP (or TLS). `'h1:15555;h2:15555'` lists several servers (the first is used for now). */
+/**
+ * Brokers reached over TCP (or TLS). `'h1:15555;h2:15555'` lists trackers (any broker is one): the Broker
+ * follows their view of the cluster and routes to its servers. See the core `Broker`.
+ */
 export class Broker extends CoreBroker {
   constructor(address: string = DEFAULT_ADDRESS, options: NodeBrokerOptions = {}) {
-    super(address, withTransport(options));
+    super(address, tcp.brokerOptions(options));
   }
 }
 

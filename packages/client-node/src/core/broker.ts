@@ -1,23 +1,79 @@
-import { ZbusError } from '@zbus/protocol';
-import { MqClient } from './client.js';
+import { Cmd, Message, ZbusError } from '@zbus/protocol';
+import { MqClient, type RequestOptions } from './client.js';
+import { Emitter } from './emitter.js';
+import type { ServerInfo, TrackerInfo } from './info.js';
 import type { MqClientOptions } from './options.js';
+import { positive } from './options.js';
+import {
+  defaultSelectors,
+  type RouteDiff,
+  RouteState,
+  type RouteTable,
+  type ServerSelectors,
+} from './route-table.js';
 
-/** Where producers, consumers and admins get their connections. */
+/** The kinds of traffic a multi-server source routes. */
+export type RouteKind = keyof ServerSelectors;
+
+/**
+ * Where producers, consumers and admins get their connections. `client` and `createClient` are all a
+ * single-server source needs; a multi-server source (the tracker-aware {@link Broker}) also implements the
+ * optional members, and producers, consumers and admins then spread over its servers.
+ */
 export interface ClientSource {
   /** A shared, pipelined client (producers and admin calls share it). */
   client(topic?: string): MqClient;
   /** A new client owned by the caller (consumers take one per connection). */
   createClient(options?: Partial<Omit<MqClientOptions, 'transport'>>, topic?: string): MqClient;
+  /** Resolves once the servers are known (the first TrackerInfo, or tracking gave up). */
+  tracked?(): Promise<void>;
+  /** The servers (addresses to connect to) for `kind` of traffic on `topic`, best first. */
+  route?(kind: RouteKind, topic?: string): string[];
+  /** Every server currently known (addresses to connect to). */
+  knownServers?(): string[];
+  /** The shared client of one server. */
+  clientAt?(server: string): MqClient;
+  /** A new client to one server, owned by the caller. */
+  createClientAt?(server: string, options?: Partial<Omit<MqClientOptions, 'transport'>>): MqClient;
+  /** Calls `listener` whenever the servers or their topics change; returns a function that stops it. */
+  onRoutesChanged?(listener: () => void): () => void;
 }
 
 /** Options of a {@link Broker}: the client options every connection it makes gets, and how clients are built. */
 export interface BrokerOptions extends MqClientOptions {
   /**
-   * Builds each client the broker hands out (a subclass, or a hook that watches every client).
+   * Builds each client the broker hands out (a subclass, or a hook that watches every client), tracker
+   * subscriptions included.
    * @default (address, options) => new MqClient(address, options)
    */
   clientFactory?: (address: string, options: MqClientOptions) => MqClient;
+  /**
+   * Replaces any of the server selectors (which servers producers, consumers and admin commands use).
+   * @default defaultSelectors()
+   */
+  selectors?: Partial<ServerSelectors>;
+  /**
+   * Milliseconds `ready()` (and the first publish, consume or admin call) waits for the first TrackerInfo
+   * before it routes to the addresses it was given.
+   * @default 3000
+   */
+  readyTimeout?: number;
 }
+
+/** Events of a {@link Broker}. */
+export type BrokerEvents = {
+  /** A server entered the route table (listed by at least half of the live trackers). */
+  serverJoin: [server: string, info: ServerInfo];
+  /** A server left the route table (its clients are closed; producers and consumers move on). */
+  serverLeave: [server: string];
+  /** The route table changed (servers, topics, consumer counts). */
+  updated: [table: RouteTable];
+};
+
+export const BROKER_DEFAULTS = { readyTimeout: 3_000 } as const;
+
+/** A connect attempt that failed makes a server unavailable for this long, ms. */
+const FAILED_CONNECT_MS = 1_000;
 
 /** Splits `'h1:15555;h2:15555'` (also `,` and blanks) and drops `tcp://`, as 0.11 clients do. */
 export function parseAddresses(address: string): string[] {
@@ -32,42 +88,121 @@ export function parseAddresses(address: string): string[] {
   return list;
 }
 
+interface TrackerLink {
+  /** The address as given. */
+  readonly address: string;
+  readonly client: MqClient;
+  /** The first attempt ended (a TrackerInfo, a refused `track_sub`, or a failed connection). */
+  settled: boolean;
+  readonly off: (() => void)[];
+}
+
 /**
- * The entry point for producers, consumers, admins and RPC: knows the broker's address and hands out
- * connections. This version talks to one address (the first of a `;` list). The tracker-aware form
- * (zbus-protocol.md §9) will keep this interface and choose among servers in `select(topic)`.
+ * The entry point for producers, consumers, admins and RPC (zbus-protocol.md §9). `new Broker('h1:p;h2:p')`
+ * subscribes (`track_sub`) to every listed address (every zbus broker is a tracker), merges what they say into
+ * a {@link RouteTable}, and routes: producers to a server that holds the topic, consumers to every server that
+ * holds it, admin commands to every server. Servers are reached at the address they announce, except a
+ * tracker's own server, which is reached at the address you gave for that tracker.
+ *
+ * One address is a cluster of one: the broker is its own tracker. Until the first TrackerInfo arrives (or
+ * when no address answers `track_sub`, e.g. an old server) traffic goes to the given addresses, the first
+ * one for producers. Tracking starts with `ready()`, or with the first publish, consume or admin call.
  */
 export class Broker implements ClientSource {
   readonly addresses: readonly string[];
   readonly options: BrokerOptions;
+  readonly #state: RouteState;
+  readonly #selectors: ServerSelectors;
+  readonly #events = new Emitter<BrokerEvents>();
+  readonly #trackers = new Map<string, TrackerLink>();
   readonly #shared = new Map<string, MqClient>();
   readonly #owned = new Set<MqClient>();
+  /** Announced address of a tracker's own server → the address it was given as. */
+  readonly #aliases = new Map<string, string>();
+  /** Connect address → until when it counts as unavailable (a lost or failed connection). */
+  readonly #down = new Map<string, number>();
+  #tracking: Promise<void> | undefined;
+  #onSettled: (() => void) | undefined;
   #closed = false;
 
   constructor(address: string, options: BrokerOptions) {
     this.addresses = Object.freeze(parseAddresses(address));
+    const readyTimeout = options.readyTimeout ?? BROKER_DEFAULTS.readyTimeout;
+    positive(readyTimeout, 'readyTimeout', true);
     this.options = options;
+    this.#selectors = { ...defaultSelectors(), ...stripUndefined(options.selectors ?? {}) };
+    this.#state = new RouteState((server) => this.#isAvailable(this.#connectAddress(server)));
   }
 
-  /** The server a topic's traffic goes to. */
-  select(_topic?: string): string {
-    return this.addresses[0] as string;
+  /** The merged view of the trackers: servers, topics, availability. */
+  get table(): RouteTable {
+    return this.#state;
+  }
+
+  on<E extends keyof BrokerEvents>(event: E, listener: (...args: BrokerEvents[E]) => void): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  off<E extends keyof BrokerEvents>(event: E, listener: (...args: BrokerEvents[E]) => void): void {
+    this.#events.off(event, listener);
+  }
+
+  onRoutesChanged(listener: () => void): () => void {
+    return this.#events.on('updated', () => listener());
+  }
+
+  /** The server a topic's published messages go to (address to connect to). */
+  select(topic?: string): string {
+    return this.route('produce', topic)[0] as string;
+  }
+
+  /** The servers for `kind` of traffic on `topic`, as addresses to connect to, best first. */
+  route(kind: RouteKind, topic?: string): string[] {
+    if (this.#state.servers.size === 0) {
+      // Nothing known (yet): the given addresses, reachable ones first.
+      const up = this.addresses.filter((a) => this.#isAvailable(a));
+      const list =
+        up.length > 0 ? [...up, ...this.addresses.filter((a) => !up.includes(a))] : [...this.addresses];
+      return list;
+    }
+    const servers = this.#selectors[kind](this.#state, topic);
+    const out: string[] = [];
+    for (const s of servers) {
+      const a = this.#connectAddress(s);
+      if (!out.includes(a)) out.push(a);
+    }
+    return out.length > 0 ? out : [...this.addresses];
+  }
+
+  /** Every known server (addresses to connect to); the given addresses while nothing is known. */
+  knownServers(): string[] {
+    if (this.#state.servers.size === 0) return [...this.addresses];
+    return [...this.#state.servers.keys()].map((s) => this.#connectAddress(s));
   }
 
   client(topic?: string): MqClient {
     this.#check();
-    const address = this.select(topic);
-    let c = this.#shared.get(address);
+    return this.clientAt(this.select(topic));
+  }
+
+  clientAt(server: string): MqClient {
+    this.#check();
+    let c = this.#shared.get(server);
     if (c === undefined || c.state === 'closed' || c.state === 'closing') {
-      c = this.#make(address, this.options);
-      this.#shared.set(address, c);
+      c = this.#make(server, this.options);
+      this.#shared.set(server, c);
+      this.#watch(server, c);
     }
     return c;
   }
 
   createClient(options: Partial<Omit<MqClientOptions, 'transport'>> = {}, topic?: string): MqClient {
+    return this.createClientAt(this.select(topic), options);
+  }
+
+  createClientAt(server: string, options: Partial<Omit<MqClientOptions, 'transport'>> = {}): MqClient {
     this.#check();
-    const c = this.#make(this.select(topic), { ...this.options, ...options });
+    const c = this.#make(server, { ...this.options, ...options });
     this.#owned.add(c);
     c.on('disconnected', () => {
       if (c.state === 'closed') this.#owned.delete(c);
@@ -75,27 +210,185 @@ export class Broker implements ClientSource {
     return c;
   }
 
-  /** Connects the shared client; rejects if the broker cannot be reached. */
+  /**
+   * Sends a request to the server that `produce` routing picks for its topic (an RPC call goes to a server
+   * whose RPC topic has consumers), so `new RpcInvoker(broker, { topic })` follows the cluster.
+   */
+  async invoke(msg: Message, options: RequestOptions = {}): Promise<Message> {
+    await this.tracked();
+    return this.client(msg.headers.topic).invoke(msg, options);
+  }
+
+  /**
+   * Starts tracking and waits (up to `readyTimeout`) for the first TrackerInfo, then connects to a server;
+   * rejects if none can be reached.
+   */
   async ready(): Promise<void> {
+    await this.tracked();
     await this.client().connect();
   }
 
-  /** Closes every client this broker handed out. */
+  /**
+   * Starts tracking (once) and resolves when the first TrackerInfo came in, when every address failed or
+   * refused `track_sub`, or after `readyTimeout` ms, whichever comes first. Never rejects.
+   */
+  tracked(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#tracking ??= this.#startTracking();
+    return this.#tracking;
+  }
+
+  /** Closes every client this broker handed out and its tracker subscriptions. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const all = [...this.#shared.values(), ...this.#owned];
+    this.#onSettled?.();
+    const links = [...this.#trackers.values()];
+    this.#trackers.clear();
+    for (const l of links) for (const off of l.off) off();
+    const all = [...links.map((l) => l.client), ...this.#shared.values(), ...this.#owned];
     this.#shared.clear();
     this.#owned.clear();
     await Promise.all(all.map((c) => c.close()));
   }
 
+  // ---- tracking --------------------------------------------------------------------------------------------
+
+  #startTracking(): Promise<void> {
+    const timeout = this.options.readyTimeout ?? BROKER_DEFAULTS.readyTimeout;
+    const done = new Promise<void>((resolve) => {
+      const t = timeout > 0 ? setTimeout(finish, timeout) : undefined;
+      function finish() {
+        if (t !== undefined) clearTimeout(t);
+        resolve();
+      }
+      this.#onSettled = finish;
+    });
+    for (const address of this.addresses) this.#track(address);
+    if (timeout === 0) this.#onSettled?.();
+    return done;
+  }
+
+  #track(address: string): void {
+    // Tracker subscriptions keep trying in the background: a tracker may come up after the client.
+    const client = this.#make(address, { ...this.options, retryInitialConnect: true, reconnect: true });
+    const link: TrackerLink = { address, client, settled: false, off: [] };
+    this.#trackers.set(address, link);
+    link.off.push(
+      client.on('connected', () => this.#subscribe(link)),
+      client.on('message', (m) => {
+        if (m.status === 200 && m.headers.cmd === Cmd.TrackPub) this.#onTrackerInfo(link, m);
+      }),
+      client.on('error', () => this.#settle(link)),
+      client.on('disconnected', () => {
+        if (this.#closed) return;
+        this.#apply(this.#state.removeTracker(address));
+      }),
+    );
+    client.connect().catch(() => this.#settle(link));
+  }
+
+  #subscribe(link: TrackerLink): void {
+    if (this.#closed) return;
+    const msg = new Message({ headers: { cmd: Cmd.TrackSub } });
+    try {
+      // The reply carries the request id; later pushes carry none and arrive as `message` events.
+      const s = link.client.stream(
+        msg,
+        (m) => {
+          s.cancel();
+          if (m.status === 200) this.#onTrackerInfo(link, m);
+          else this.#settle(link); // not a tracker (an old server, or a token without the right): plain server
+        },
+        () => {},
+      );
+    } catch {
+      // lost again already; `connected` subscribes again
+    }
+  }
+
+  #onTrackerInfo(link: TrackerLink, m: Message): void {
+    if (this.#closed) return;
+    let info: TrackerInfo;
+    try {
+      info = m.json<TrackerInfo>();
+    } catch {
+      return;
+    }
+    if (info === null || typeof info !== 'object' || typeof info.serverTable !== 'object') return;
+    const self = info.serverAddress?.address;
+    if (typeof self === 'string' && self !== '' && self !== link.address)
+      this.#aliases.set(self, link.address);
+    this.#apply(this.#state.update(link.address, info));
+    this.#settle(link, true);
+  }
+
+  #settle(link: TrackerLink, info = false): void {
+    if (link.settled && !info) return;
+    link.settled = true;
+    if (info || [...this.#trackers.values()].every((l) => l.settled)) this.#onSettled?.();
+  }
+
+  #apply(diff: RouteDiff): void {
+    if (!diff.changed) return;
+    for (const server of diff.left) {
+      // Its clients go: requests waiting on them fail now (ZBUS_ERR_CONNECTION_CLOSED) instead of waiting for
+      // a server that the trackers say is gone. Consumers drop their own connections on `serverLeave`.
+      const address = this.#connectAddress(server);
+      const c = this.#shared.get(address);
+      if (c !== undefined) {
+        this.#shared.delete(address);
+        c.close().catch(() => {});
+      }
+      this.#down.delete(address);
+      this.#events.emit('serverLeave', server);
+    }
+    for (const server of diff.joined) {
+      this.#down.delete(this.#connectAddress(server));
+      this.#events.emit('serverJoin', server, this.#state.servers.get(server) as ServerInfo);
+    }
+    this.#events.emit('updated', this.#state);
+  }
+
+  // ---- connections -----------------------------------------------------------------------------------------
+
+  #connectAddress(server: string): string {
+    return this.#aliases.get(server) ?? server;
+  }
+
+  #isAvailable(address: string): boolean {
+    const until = this.#down.get(address);
+    if (until === undefined) return true;
+    if (until > Date.now()) return false;
+    this.#down.delete(address);
+    return true;
+  }
+
+  /** Watches a shared client: while its connection is down, selectors steer around its server. */
+  #watch(address: string, c: MqClient): void {
+    c.on('connected', () => this.#down.delete(address));
+    c.on('disconnected', () => {
+      if (c.state !== 'closing' && c.state !== 'closed' && this.#shared.get(address) === c)
+        this.#down.set(address, Number.POSITIVE_INFINITY);
+    });
+    c.connect().catch(() => {
+      if (this.#shared.get(address) === c && c.state !== 'reconnecting')
+        this.#down.set(address, Date.now() + FAILED_CONNECT_MS);
+    });
+  }
+
   #make(address: string, options: MqClientOptions): MqClient {
-    const { clientFactory, ...clientOptions } = options as BrokerOptions;
+    const { clientFactory, selectors: _s, readyTimeout: _r, ...clientOptions } = options as BrokerOptions;
     return clientFactory ? clientFactory(address, clientOptions) : new MqClient(address, clientOptions);
   }
 
   #check(): void {
     if (this.#closed) throw new ZbusError('ZBUS_ERR_CLOSED', 'broker is closed');
   }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
 }

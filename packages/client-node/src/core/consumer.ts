@@ -89,12 +89,15 @@ class Lane {
   inFlight = 0;
   failures = 0;
   retryTimer: TimerHandle | undefined;
-  declaring = false;
+  /** Declaring (or not yet set up): no consume goes out. */
+  declaring = true;
   readonly offConnected: () => void;
 
   constructor(
     readonly consumer: Consumer,
     readonly client: MqClient,
+    /** The server (address connected to) this lane consumes from. */
+    readonly server: string,
   ) {
     this.offConnected = client.on('connected', () => consumer._pump(this));
   }
@@ -123,6 +126,9 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
   #state: ConsumerState = 'idle';
   #idleWaiters: (() => void)[] = [];
   #starting: Promise<void> | undefined;
+  /** Servers being added by `#reconcile`. */
+  readonly #adding = new Set<string>();
+  #offRoutes: (() => void) | undefined;
   // iteration
   #queue: { msg: ConsumedMessage; done: () => void }[] = [];
   #readers: ((r: IteratorResult<ConsumedMessage>) => void)[] = [];
@@ -183,23 +189,116 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
   }
 
   async #start(): Promise<void> {
-    const clientOptions = this.options.token === undefined ? {} : { token: this.options.token };
-    for (let i = 0; i < this.options.connectionCount; i++) {
-      this.#lanes.push(new Lane(this, this.#source.createClient(clientOptions, this.topic)));
+    const s = this.#source;
+    if (s.tracked !== undefined) await s.tracked();
+    const multi = s.route !== undefined && s.createClientAt !== undefined;
+    const servers: (string | undefined)[] = multi ? (s.route?.('consume', this.topic) ?? []) : [];
+    if (servers.length === 0) servers.push(undefined);
+    const opened: Lane[][] = [];
+    const errors: unknown[] = [];
+    const open = (server: string | undefined) =>
+      this.#openServer(server).then(
+        (lanes) => void opened.push(lanes),
+        (err: unknown) => void errors.push(err),
+      );
+    const group = this.options.group;
+    if (typeof group === 'object' && group.nameAuto && this.group === undefined && servers.length > 1) {
+      // The first server names the group; the others declare that name.
+      await open(servers[0]);
+      await Promise.all(servers.slice(1).map(open));
+    } else {
+      await Promise.all(servers.map(open));
     }
-    try {
-      await Promise.all(this.#lanes.map((l) => l.client.connect()));
-      if (this.options.declareOnMissing) await this.#declare(this.#lanes[0] as Lane);
-    } catch (err) {
-      await Promise.all(this.#lanes.map((l) => l.client.close()));
+    if (opened.length === 0) {
       this.#state = 'closed';
-      throw err;
+      throw errors[0];
     }
-    if (this.#state === 'idle') this.#state = 'running';
-    for (const l of this.#lanes) this._pump(l);
+    // Some servers of several could not be reached: consume from the others, pick those up on the next update.
+    for (const err of errors) this.#report(err instanceof Error ? err : new Error(String(err)));
+    const lanes = opened.flat();
+    if (this.#state !== 'idle') {
+      // closed while starting
+      await Promise.all(lanes.map((l) => this.#closeLane(l)));
+      return;
+    }
+    this.#lanes.push(...lanes);
+    this.#state = 'running';
+    for (const l of lanes) {
+      l.declaring = false;
+      this._pump(l);
+    }
+    if (multi && s.onRoutesChanged !== undefined)
+      this.#offRoutes = s.onRoutesChanged(() => this.#reconcile());
     // The broker does not answer a consume until it delivers. A ping after it on each connection is a barrier:
     // once answered, the consume is registered (so an RPC service is visible to callers when start() resolves).
-    await Promise.all(this.#lanes.map((l) => l.client.ping().catch(() => undefined)));
+    await Promise.all(lanes.map((l) => l.client.ping().catch(() => undefined)));
+  }
+
+  /** Connects `connectionCount` lanes to one server and declares there; closes them again on failure. */
+  async #openServer(server: string | undefined): Promise<Lane[]> {
+    const s = this.#source;
+    const clientOptions = this.options.token === undefined ? {} : { token: this.options.token };
+    const lanes: Lane[] = [];
+    for (let i = 0; i < this.options.connectionCount; i++) {
+      const client =
+        server === undefined || s.createClientAt === undefined
+          ? s.createClient(clientOptions, this.topic)
+          : s.createClientAt(server, clientOptions);
+      lanes.push(new Lane(this, client, server ?? client.address));
+    }
+    try {
+      await Promise.all(lanes.map((l) => l.client.connect()));
+      if (this.options.declareOnMissing) await this.#declare(lanes[0] as Lane);
+    } catch (err) {
+      await Promise.all(lanes.map((l) => this.#closeLane(l)));
+      throw err;
+    }
+    return lanes;
+  }
+
+  async #closeLane(lane: Lane): Promise<void> {
+    lane.offConnected();
+    if (lane.retryTimer !== undefined) clearTimeout(lane.retryTimer);
+    lane.retryTimer = undefined;
+    this.#endStream(lane);
+    await lane.client.close();
+  }
+
+  /**
+   * The route table changed (multi-server sources): consume from servers that now hold the topic (a new or a
+   * returning server), stop consuming from servers that left.
+   */
+  #reconcile(): void {
+    if (this.#state !== 'running' && this.#state !== 'paused') return;
+    const s = this.#source;
+    const known = new Set(s.knownServers?.() ?? []);
+    const have = new Set(this.#lanes.map((l) => l.server));
+    for (const server of have) {
+      if (known.has(server)) continue;
+      const gone = this.#lanes.filter((l) => l.server === server);
+      this.#lanes.splice(0, this.#lanes.length, ...this.#lanes.filter((l) => l.server !== server));
+      for (const l of gone) this.#closeLane(l).catch(() => {});
+    }
+    for (const server of s.route?.('consume', this.topic) ?? []) {
+      if (have.has(server) || this.#adding.has(server) || !known.has(server)) continue;
+      this.#adding.add(server);
+      this.#openServer(server)
+        .then(
+          async (lanes) => {
+            if (this.#state !== 'running' && this.#state !== 'paused') {
+              await Promise.all(lanes.map((l) => this.#closeLane(l)));
+              return;
+            }
+            this.#lanes.push(...lanes);
+            for (const l of lanes) {
+              l.declaring = false;
+              this._pump(l);
+            }
+          },
+          (err: unknown) => this.#report(err instanceof Error ? err : new Error(String(err))),
+        )
+        .finally(() => this.#adding.delete(server));
+    }
   }
 
   async #declare(lane: Lane): Promise<void> {
@@ -463,6 +562,8 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     if (this.#state === 'closed' || this.#state === 'closing') return;
     const started = this.#starting;
     this.#state = 'closing';
+    this.#offRoutes?.();
+    this.#offRoutes = undefined;
     if (started) await started.catch(() => {});
     await this.#unconsumeAll();
     // Messages queued for the iterator and never read are released so the handlers count drops.

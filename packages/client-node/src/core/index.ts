@@ -1,10 +1,17 @@
 // `@zbus/client/core`: the transport-agnostic client (no Node built-ins), shared by `@zbus/client` (TCP) and
 // `@zbus/client-browser` (WebSocket). Give it a TransportFactory and it does the rest.
 
-export type { MqAdminOptions } from './admin.js';
+export type { MqAdminOptions, ServerResult } from './admin.js';
 export { MqAdmin } from './admin.js';
-export type { BrokerOptions, ClientSource } from './broker.js';
-export { Broker, parseAddresses } from './broker.js';
+export type {
+  BoundBrokerOptions,
+  BoundClientOptions,
+  TransportBinding,
+  TransportBindingSpec,
+} from './bind.js';
+export { bindTransport } from './bind.js';
+export type { BrokerEvents, BrokerOptions, ClientSource, RouteKind } from './broker.js';
+export { BROKER_DEFAULTS, Broker, parseAddresses } from './broker.js';
 export type {
   ClientState,
   ConsumeOptions,
@@ -23,8 +30,10 @@ export type { Body, PublishInput } from './messages.js';
 export { newId, restoreDelivery, setBody, toProduceMessage } from './messages.js';
 export type { MqClientOptions, ResolvedClientOptions } from './options.js';
 export { CLIENT_DEFAULTS } from './options.js';
-export type { ProducerOptions, PublishOptions } from './producer.js';
-export { Producer } from './producer.js';
+export type { ProducerOptions, PublishOptions, RetryPolicy } from './producer.js';
+export { Producer, RETRY_DEFAULTS } from './producer.js';
+export type { RouteDiff, RouteTable, ServerSelector, ServerSelectors } from './route-table.js';
+export { defaultSelectors, RouteState, VOTE_FACTOR } from './route-table.js';
 export { brokerRpcConnector } from './rpc.js';
 export { backoffDelay } from './timers.js';
 export type { Transport, TransportConnectOptions, TransportFactory, TransportHandlers } from './transport.js';

@@ -7,6 +7,7 @@ import type {
   RpcService,
 } from '@zbus/rpc';
 import type { Broker } from './broker.js';
+import type { MqClient } from './client.js';
 import { Consumer } from './consumer.js';
 
 /**
@@ -54,10 +55,23 @@ export function brokerRpcConnector(makeBroker: (address: string) => Broker): Rpc
     },
     connect(options: { token?: string }): RpcConnection {
       const broker = makeBroker(address);
-      const client =
-        options.token === undefined ? broker.client() : broker.createClient({ token: options.token });
+      if (options.token === undefined) {
+        // Each call goes to a server whose RPC topic has consumers (the broker's produce routing).
+        return { invoke: (msg, opts) => broker.invoke(msg, opts), close: () => broker.close() };
+      }
+      const token = options.token;
+      const own = new Map<string, MqClient>();
       return {
-        invoke: (msg, opts) => client.invoke(msg, opts),
+        async invoke(msg, opts) {
+          await broker.tracked();
+          const server = broker.select(msg.headers.topic);
+          let c = own.get(server);
+          if (c === undefined || c.state === 'closed' || c.state === 'closing') {
+            c = broker.createClientAt(server, { token });
+            own.set(server, c);
+          }
+          return c.invoke(msg, opts);
+        },
         close: () => broker.close(),
       };
     },
