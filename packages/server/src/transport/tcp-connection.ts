@@ -36,6 +36,8 @@ export class TcpConnection implements SessionWire {
   #held: Uint8Array | undefined;
   #stopped = false;
   #corked = false;
+  /** Chunks read so far (the idle check after a pause compares it). */
+  #reads = 0;
   #readPaused = false;
   #upgraded = false;
   #closing = false;
@@ -60,17 +62,19 @@ export class TcpConnection implements SessionWire {
       this.session.closedByTransport();
     });
     if (o.idleTimeoutMs > 0) {
-      socket.setTimeout(o.idleTimeoutMs, () => {
-        // After a pause of the whole process (SIGSTOP, a long GC) this timer fires before the bytes that arrived
-        // meanwhile are read: look again once this turn's I/O has run, so an active client is not cut off (a
-        // read re-arms the timer).
-        const firedAt = Date.now();
+      // A listener of its own ('timeout' handlers given to setTimeout run once): after a pause of the whole
+      // process (SIGSTOP, a long GC) the timer fires before the bytes that arrived meanwhile are read, so look
+      // again once this turn's I/O has run; a read in between keeps the connection (and re-arms the timer).
+      // Counting reads rather than comparing clocks: the wall clock may step.
+      socket.on('timeout', () => {
+        const reads = this.#reads;
         setImmediate(() => {
-          if (this.session.lastActive >= firedAt) return;
+          if (this.#reads !== reads || this.#closing) return;
           host.log.debug({ session: this.session.id }, 'idle timeout');
           socket.destroy();
         });
       });
+      socket.setTimeout(o.idleTimeoutMs);
     }
     host.attach(this.session);
     if (firstChunk) this.#onData(firstChunk);
@@ -102,6 +106,7 @@ export class TcpConnection implements SessionWire {
 
   #onData(chunk: Uint8Array): void {
     if (this.#upgraded || this.#closing) return;
+    this.#reads++;
     this.session.lastActive = Date.now();
     if (endsHead(chunk)) this.#maybeContinue(chunk);
     try {
@@ -164,6 +169,7 @@ export class TcpConnection implements SessionWire {
       this.#upgraded = true;
       this.#socket.removeAllListeners('data');
       this.#socket.removeAllListeners('drain');
+      this.#socket.removeAllListeners('timeout');
       this.#socket.setTimeout(0);
       this.#upgradeReq = msg;
       return false;
