@@ -99,8 +99,8 @@ process.on('SIGTERM', () => b.close().then(() => process.exit(0)));
 `;
 
 // The RPC service: one raw TCP connection speaking zbus with @zbus/protocol. It declares MyRpc (mask 3),
-// consumes it with consume_window 64, answers each request with route (recver = sender, id = origin_id) and
-// acks it (ack: false) so that the broker refills the window.
+// consumes it with consume_window 64 and answers each request with route (recver = sender, id = origin_id); each
+// answer gives the window one credit back.
 const serviceCode = (protocolEntry, port) => `
 import net from 'node:net';
 import { encodeMessage, Message, MessageDecoder } from ${JSON.stringify(protocolEntry)};
@@ -125,11 +125,9 @@ const d = new MessageDecoder((m) => {
     const req = JSON.parse(m.bodyText());
     if (req.method === 'plus') result = String(Number(req.params[0]) + Number(req.params[1]));
   } catch {}
-  // The reply and the ack leave in one write (one read for the broker).
-  const reply = encodeMessage(new Message({ headers: { cmd: 'route', topic: 'MyRpc', recver: h.sender, id: h.origin_id,
-    origin_status: '200', 'content-type': 'application/json' }, body: result }));
-  const ack = encodeMessage(new Message({ headers: { cmd: 'ack', topic: 'MyRpc', offset: h.offset, ack: 'false' } }));
-  s.write(Buffer.concat([reply, ack]));
+  // The answer settles the delivery: the broker gives the window's credit back (no ack needed).
+  send({ cmd: 'route', topic: 'MyRpc', recver: h.sender, id: h.origin_id, origin_status: '200',
+    'content-type': 'application/json' }, result);
 });
 s.on('data', (c) => d.push(c));
 s.on('connect', () => send({ cmd: 'declare', topic: 'MyRpc', topic_mask: '3', id: 'declare' }));

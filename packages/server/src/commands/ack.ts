@@ -24,9 +24,10 @@ function answer(ctx: CommandContext, done: boolean): void {
 export async function ack(ctx: CommandContext): Promise<void> {
   const topic = requireTopic(ctx);
   const group = requireGroup(ctx, topic);
-  const done = await group.ack(requireOffset(ctx));
+  const offset = requireOffset(ctx);
+  const done = await group.ack(offset);
   ctx.state.metrics.acked++;
-  ctx.state.dispatcher.acked(ctx.session, topic.name, group.name);
+  ctx.state.dispatcher.acked(ctx.session, topic.name, group.name, offset);
   answer(ctx, done);
 }
 
@@ -34,8 +35,9 @@ export async function nack(ctx: CommandContext): Promise<void> {
   const topic = requireTopic(ctx);
   const group = requireGroup(ctx, topic);
   const delay = intHeader(ctx, 'delay');
-  const done = await group.nack(requireOffset(ctx), delay !== undefined && delay > 0 ? delay : undefined);
-  ctx.state.dispatcher.acked(ctx.session, topic.name, group.name);
+  const offset = requireOffset(ctx);
+  const done = await group.nack(offset, delay !== undefined && delay > 0 ? delay : undefined);
+  ctx.state.dispatcher.acked(ctx.session, topic.name, group.name, offset);
   answer(ctx, done);
 }
 

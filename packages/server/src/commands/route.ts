@@ -8,6 +8,9 @@ const DROPPED = ['cmd', 'ack', 'recver', 'remote-addr', 'origin_status', 'token'
 export function route(ctx: CommandContext): void {
   const { msg, state } = ctx;
   ctx.ticket.none();
+  // The answer settles the service's delivery: its consume_window gets the credit back (dispatcher.answered).
+  if (msg.topic !== undefined && msg.id !== undefined)
+    state.dispatcher.answered(ctx.session, msg.topic, msg.id);
   const recver = msg.recver;
   const id = msg.id;
   const target = recver === undefined ? undefined : state.sessions.get(recver);

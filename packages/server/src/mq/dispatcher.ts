@@ -24,6 +24,11 @@ interface Pull {
   timer: NodeJS.Timeout | undefined;
   /** Windowed pulls stay after their credit runs out, waiting for acks to refill it. */
   parked: boolean;
+  /**
+   * Windowed pulls: deliveries not yet settled, offset -> stored message id. Each gives back one credit, once:
+   * by an `ack`/`nack` of its offset, or, on RPC topics, by the service's `route` answering its id.
+   */
+  readonly unsettled: Map<number, string> | undefined;
 }
 
 interface Channel {
@@ -117,7 +122,16 @@ export class Dispatcher {
       session.groups.add(ch.key);
     }
     if (ch.consumers.size !== before) this.events.consumersChanged(topic.name);
-    const pull: Pull = { session, id, ticket, window, credit: window, timer: undefined, parked: false };
+    const pull: Pull = {
+      session,
+      id,
+      ticket,
+      window,
+      credit: window,
+      timer: undefined,
+      parked: false,
+      unsettled: window > 1 ? new Map() : undefined,
+    };
     if (timeoutMs !== undefined && timeoutMs > 0) {
       pull.timer = setTimeout(() => this.#expire(ch, pull), timeoutMs);
     }
@@ -158,17 +172,47 @@ export class Dispatcher {
     this.#leave(ch, session);
   }
 
-  /** An ack refills the credit of the session's windowed pull. */
-  acked(session: Session, topic: string, group: string): void {
+  /**
+   * An ack (or nack) of `offset`: the session's windowed pull that got that delivery gets its credit back. A
+   * second ack of the same delivery gives nothing (so a window never lets more than N deliveries out at once).
+   */
+  acked(session: Session, topic: string, group: string, offset: number): void {
     const ch = this.#channels.get(keyOf(topic, group));
     if (!ch) return;
-    const pull =
-      ch.parked.find((p) => p.session === session) ??
-      ch.pulls.find((p) => p.session === session && p.window > 1);
-    if (!pull) {
-      void this.#run(ch); // the ack window may have reopened
-      return;
+    const pull = this.#settle(ch, session, (p) => p.unsettled!.delete(offset));
+    if (!pull) void this.#run(ch); // the group's ack window may have reopened
+  }
+
+  /**
+   * A `route` from `session` answering the RPC request `id` of `topic`: on RPC topics the answer settles the
+   * delivery, so a service consuming with consume_window N needs no ack to keep N requests coming.
+   */
+  answered(session: Session, topic: string, id: string): void {
+    const prefix = `${topic.toLowerCase()}\0`;
+    for (const key of session.groups) {
+      if (!key.startsWith(prefix)) continue;
+      const ch = this.#channels.get(key);
+      if (!ch) continue;
+      const found = this.#settle(ch, session, (p) => {
+        for (const [offset, stored] of p.unsettled!) {
+          if (stored !== id) continue;
+          p.unsettled!.delete(offset);
+          return true;
+        }
+        return false;
+      });
+      if (found) return;
     }
+  }
+
+  /** Gives one credit back to the session's windowed pull for which `take` settles a delivery. */
+  #settle(ch: Channel, session: Session, take: (p: Pull) => boolean): Pull | undefined {
+    let pull: Pull | undefined;
+    for (const list of [ch.parked, ch.pulls]) {
+      pull = list.find((p) => p.session === session && p.unsettled !== undefined && take(p));
+      if (pull) break;
+    }
+    if (!pull) return undefined;
     pull.credit = Math.min(pull.window, pull.credit + 1);
     if (pull.parked) {
       pull.parked = false;
@@ -176,6 +220,7 @@ export class Dispatcher {
       ch.pulls.push(pull);
     }
     void this.#run(ch);
+    return pull;
   }
 
   /** Something new may be deliverable on every group of the topic. */
@@ -302,6 +347,7 @@ export class Dispatcher {
   #deliver(ch: Channel, pull: Pull, d: Delivery): void {
     const msg = buildDelivery(d, pull.id, ch.topic.name, ch.group.name);
     pull.credit--;
+    pull.unsettled?.set(d.offset, d.id);
     ch.pulls.shift(); // #pick left it at the head
     if (pull.credit > 0) {
       ch.pulls.push(pull);

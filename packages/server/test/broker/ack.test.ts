@@ -146,6 +146,11 @@ describe('ack mode', () => {
     await expect(c.next((m) => m.headers.id === 'w', 100)).rejects.toThrow();
     await c.request({ headers: { cmd: 'ack', topic: 'T', consume_group: 'g', offset: a.headers.offset! } });
     expect((await c.next((m) => m.headers.id === 'w')).bodyText()).toBe('m2');
+    // Acking the same delivery again gives no second credit: still two deliveries out (m1, m2).
+    await c.request({ headers: { cmd: 'ack', topic: 'T', consume_group: 'g', offset: a.headers.offset! } });
+    await expect(c.next((m) => m.headers.id === 'w', 100)).rejects.toThrow();
+    await c.request({ headers: { cmd: 'ack', topic: 'T', consume_group: 'g', offset: bb.headers.offset! } });
+    expect((await c.next((m) => m.headers.id === 'w')).bodyText()).toBe('m3');
   });
 });
 

@@ -48,7 +48,6 @@ async function startService(
         },
         body: a[1],
       });
-      client.send({ headers: { cmd: 'ack', topic, offset: d.headers.offset!, ack: 'false' } });
     }
   };
   void loop();
@@ -102,6 +101,49 @@ describe('RPC by route', () => {
     });
     expect(r.status).toBe(600);
     expect(r.json<{ message: string }>().message).toBe('Calc:minus Not Found');
+  });
+
+  it('lets a service with consume_window N answer with route alone: each answer gives one credit back', async () => {
+    const b = await startTestBroker();
+    const svc = await b.raw();
+    await declare(svc, 'MyRpc', { topic_mask: '3' });
+    svc.send({ headers: { cmd: 'consume', topic: 'MyRpc', id: 'svc', consume_window: '2' } });
+    const admin = await b.raw();
+    await untilConsumers(admin, 'MyRpc', 'MyRpc', 1);
+    const caller = await b.raw();
+    const calls = [];
+    for (let i = 0; i < 5; i++) {
+      calls.push(
+        caller.request({ headers: { cmd: 'produce', topic: 'MyRpc', id: `c${i}` }, body: String(i) }),
+      );
+    }
+    const d0 = await svc.next((m) => m.headers.id === 'svc');
+    const d1 = await svc.next((m) => m.headers.id === 'svc');
+    // Two out, none answered: the window is full.
+    await expect(svc.next((m) => m.headers.id === 'svc', 100)).rejects.toThrow();
+    const answer = (d: Message) =>
+      svc.send({
+        headers: {
+          cmd: 'route',
+          topic: 'MyRpc',
+          recver: d.headers.sender!,
+          id: d.headers.origin_id!,
+          origin_status: '200',
+        },
+        body: d.bodyText(),
+      });
+    answer(d0);
+    // A second answer to the same request gives nothing more.
+    answer(d0);
+    const d2 = await svc.next((m) => m.headers.id === 'svc');
+    await expect(svc.next((m) => m.headers.id === 'svc', 100)).rejects.toThrow();
+    answer(d1);
+    answer(d2);
+    const d3 = await svc.next((m) => m.headers.id === 'svc');
+    const d4 = await svc.next((m) => m.headers.id === 'svc');
+    answer(d3);
+    answer(d4);
+    expect((await Promise.all(calls)).map((r) => r.bodyText())).toEqual(['0', '1', '2', '3', '4']);
   });
 
   it('answers many pipelined calls from several callers, over TCP and WebSocket', async () => {
