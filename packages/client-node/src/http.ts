@@ -132,6 +132,7 @@ export class HttpClient implements MessageInvoker {
       offset: reply.offset,
       durability: reply.headers.durable,
       serverTime: Number.isFinite(t) ? t : undefined,
+      server: this.baseUrl,
       reply,
     };
   }

@@ -64,6 +64,8 @@ export interface ProduceResult {
   durability: string | undefined;
   /** Broker time of the ack, ms (the reply body). */
   serverTime: number | undefined;
+  /** The server that stored it (the address the client connected to). */
+  server: string | undefined;
   /** The raw reply. */
   reply: Message;
 }
@@ -678,7 +680,7 @@ export class MqClient {
       return undefined;
     }
     const reply = expectOk(await this.invoke(msg, options));
-    return produceResult(msg, reply);
+    return produceResult(msg, reply, this.address);
   }
 
   /**
@@ -909,7 +911,7 @@ export class MqClient {
   }
 }
 
-export function produceResult(msg: Message, reply: Message): ProduceResult {
+export function produceResult(msg: Message, reply: Message, server?: string): ProduceResult {
   const body = reply.bodyText().trim();
   const time = body === '' ? Number.NaN : Number(body);
   return {
@@ -918,6 +920,7 @@ export function produceResult(msg: Message, reply: Message): ProduceResult {
     offset: reply.offset,
     durability: reply.headers.durable,
     serverTime: Number.isFinite(time) ? time : undefined,
+    server,
     reply,
   };
 }
