@@ -158,6 +158,27 @@ describe('the zbus serve process', () => {
     expect(got.sort()).toEqual(['m0', 'm1', 'm2']);
   });
 
+  // Store: a group's delivery records (J_DELIVER) go to its journal on the next event-loop turn (Journal.append
+  // schedules the write with setImmediate), after the consume reply has left. A SIGKILL in that window loses the
+  // record: the message comes back (at least once holds) but as a first delivery, without `retry`. Skipped rather
+  // than marked failing because it depends on that window (it passes when the journal write wins the race).
+  it.skip('counts a delivery made just before a SIGKILL: the redelivery after restart has retry 1', async () => {
+    const broker = await startBroker({ fsync: 'always' });
+    onTestFinished(async () => {
+      await broker.stop();
+    });
+    const c = await RawClient.connect(broker.port);
+    await declare(c, 'T', { consume_group: 'g', group_mask: '64', group_ack_timeout: '100' });
+    await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'm0' }, body: 'm0' });
+    await c.request({ headers: { cmd: 'consume', topic: 'T', consume_group: 'g' } });
+    await broker.kill('SIGKILL');
+    await broker.restart();
+    const c2 = await RawClient.connect(broker.port);
+    onTestFinished(() => c2.close());
+    const m = await c2.request({ headers: { cmd: 'consume', topic: 'T', consume_group: 'g' } });
+    expect([m.headers.origin_id, m.headers.retry]).toEqual(['m0', '1']);
+  });
+
   it('exits 0 on SIGTERM after saying where it listened', async () => {
     const broker = await startBroker({ fsync: 'always' });
     expect(broker.output()).toContain(`listening on 127.0.0.1:${broker.port}`);
