@@ -13,7 +13,14 @@ it('starts a working broker with npx @zbus/broker from the packed tarballs', asy
   const dir = mkdtempSync(join(tmpdir(), 'zbus-pack-'));
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   const packs = join(dir, 'packs');
-  for (const pkg of ['packages/protocol', 'packages/server', 'apps/broker']) {
+  // @zbus/broker and what it depends on from the workspace (its CLI commands use @zbus/client).
+  for (const pkg of [
+    'packages/protocol',
+    'packages/rpc',
+    'packages/client-node',
+    'packages/server',
+    'apps/broker',
+  ]) {
     execFileSync('npx', ['-y', PNPM, 'pack', '--pack-destination', packs], {
       cwd: join(root, pkg),
       stdio: 'pipe',

@@ -229,15 +229,23 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
   it('runs the SPA example from docs/spa.md', async () => {
     const ctx = await chromium.newContext();
     const spa = await ctx.newPage();
+    spa.on('console', (m) => console.log('PAGE', m.text()));
+    spa.on('pageerror', (m) => console.log('PAGEERR', m));
+    const step = (s: string) => console.log('STEP', s, Date.now());
     try {
       await spa.goto(`${site.url}/spa/?broker=${broker.address}`);
       await spa.locator('#status').filter({ hasText: 'connected' }).waitFor();
+      step('await spa.fill(');
       await spa.fill('#text', 'hello from the page');
+      step("await spa.click('#send');");
       await spa.click('#send');
       await spa.locator('#messages li').filter({ hasText: 'hello from the page' }).waitFor();
+      step('await node.produce(');
       await node.produce({ topic: 'chat', body: JSON.stringify({ from: 'node', text: 'hello from Node' }) });
       await spa.locator('#messages li').filter({ hasText: 'hello from Node' }).waitFor();
+      step("await spa.click('#add');");
       await spa.click('#add');
+      step("await spa.locator('#sum')");
       await spa.locator('#sum').filter({ hasText: '5' }).waitFor();
     } finally {
       await ctx.close();
