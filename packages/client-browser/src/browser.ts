@@ -1,11 +1,12 @@
 // The core client bound to the browser's WebSocket, as `@zbus/client` binds it to TCP.
 
 import {
+  type BoundBrokerOptions,
+  type BoundClientOptions,
+  bindTransport,
   brokerRpcConnector,
   Broker as CoreBroker,
   MqClient as CoreMqClient,
-  type MqClientOptions,
-  type TransportFactory,
 } from '@zbus/client/core';
 import {
   ClientBootstrap as RpcClientBootstrap,
@@ -15,13 +16,14 @@ import {
 import { watchClient } from './lifecycle.js';
 import { type WebSocketTransportOptions, webSocketTransport } from './websocket.js';
 
+/** The WebSocket transport's own options (the constructor comes from the page). */
+type WsOptions = Omit<WebSocketTransportOptions, 'WebSocket'>;
+
 /** Client options in the browser: the core options, WebSocket by default. */
-export interface BrowserClientOptions
-  extends Omit<MqClientOptions, 'transport'>,
-    Omit<WebSocketTransportOptions, 'WebSocket'> {
-  /** Another transport (tests); WebSocket when absent. */
-  transport?: TransportFactory;
-}
+export type BrowserClientOptions = BoundClientOptions<WsOptions>;
+
+/** Broker options in the browser: the client options plus how each client is built, selectors, readyTimeout. */
+export type BrowserBrokerOptions = BoundBrokerOptions<WsOptions>;
 
 /**
  * The default address: the page's own host (`location.host`), which is where the broker that served the page
@@ -32,15 +34,12 @@ export function defaultAddress(): string {
   return l?.host ? l.host : '127.0.0.1:15555';
 }
 
-function withTransport(options: BrowserClientOptions): MqClientOptions {
-  const { pingInterval, pingTimeout, highWaterMark, protocols, transport, ...rest } = options;
-  const ws: WebSocketTransportOptions = {};
-  if (pingInterval !== undefined) ws.pingInterval = pingInterval;
-  if (pingTimeout !== undefined) ws.pingTimeout = pingTimeout;
-  if (highWaterMark !== undefined) ws.highWaterMark = highWaterMark;
-  if (protocols !== undefined) ws.protocols = protocols;
-  return { ...rest, transport: transport ?? webSocketTransport(ws) };
-}
+// Every client a Broker builds (tracker subscriptions included) reconnects on page wake-ups too.
+const ws = bindTransport<WsOptions>({
+  keys: ['pingInterval', 'pingTimeout', 'highWaterMark', 'protocols'],
+  transport: (o) => webSocketTransport(o),
+  onClient: watchClient,
+});
 
 /**
  * One WebSocket connection to a broker. See the core `MqClient` for the API. Reconnects with backoff after a
@@ -48,27 +47,18 @@ function withTransport(options: BrowserClientOptions): MqClientOptions {
  */
 export class MqClient extends CoreMqClient {
   constructor(address: string = defaultAddress(), options: BrowserClientOptions = {}) {
-    super(address, withTransport(options));
+    super(address, ws.clientOptions(options));
     watchClient(this);
   }
 }
 
-/** A broker reached over WebSocket; every connection it hands out reconnects on page wake-ups too. */
+/**
+ * Brokers reached over WebSocket. `'h1:15555;h2:15555'` lists trackers (any broker is one): the Broker follows
+ * their view of the cluster and routes to its servers; every connection it makes reconnects on page wake-ups.
+ */
 export class Broker extends CoreBroker {
-  constructor(address: string = defaultAddress(), options: BrowserClientOptions = {}) {
-    super(address, withTransport(options));
-  }
-
-  // The core Broker builds core clients; watch each one it hands out (README, "Core hooks").
-  override client(topic?: string): CoreMqClient {
-    return watchClient(super.client(topic));
-  }
-
-  override createClient(
-    options: Partial<Omit<MqClientOptions, 'transport'>> = {},
-    topic?: string,
-  ): CoreMqClient {
-    return watchClient(super.createClient(options, topic));
+  constructor(address: string = defaultAddress(), options: BrowserBrokerOptions = {}) {
+    super(address, ws.brokerOptions(options));
   }
 }
 

@@ -3,6 +3,7 @@
 
 export type {
   Body,
+  BrokerEvents,
   BrokerOptions,
   ClientSource,
   ClientState,
@@ -23,8 +24,14 @@ export type {
   PublishInput,
   PublishOptions,
   RequestOptions,
+  RetryPolicy,
+  RouteKind,
+  RouteTable,
   ServerAddress,
   ServerInfo,
+  ServerResult,
+  ServerSelector,
+  ServerSelectors,
   TopicInfo,
   TrackerInfo,
   Transport,
@@ -32,7 +39,17 @@ export type {
   TransportFactory,
   TransportHandlers,
 } from '@zbus/client/core';
-export { CLIENT_DEFAULTS, Consumer, MqAdmin, Producer, restoreDelivery } from '@zbus/client/core';
+export {
+  BROKER_DEFAULTS,
+  CLIENT_DEFAULTS,
+  Consumer,
+  defaultSelectors,
+  MqAdmin,
+  Producer,
+  RETRY_DEFAULTS,
+  restoreDelivery,
+  VOTE_FACTOR,
+} from '@zbus/client/core';
 // The message model and typed errors, from the protocol package.
 export type { RemoteErrorInfo, ZbusErrorCode } from '@zbus/protocol';
 export {
@@ -61,7 +78,7 @@ export type {
   RpcProxy,
 } from '@zbus/rpc';
 export { RpcInvoker, RpcProcessor, rawRequest } from '@zbus/rpc';
-export type { BrowserClientOptions } from './browser.js';
+export type { BrowserBrokerOptions, BrowserClientOptions } from './browser.js';
 export {
   Broker,
   ClientBootstrap,
