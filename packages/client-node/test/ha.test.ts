@@ -5,8 +5,10 @@
 // Run alone: `npx vitest run test/ha.test.ts` (prints the measured failover times).
 
 import { createServer } from 'node:net';
+import { DEFAULT_SERVICE_MASK, ServiceBootstrap as RpcServiceBootstrap } from '@zbus/rpc';
 import { type RunningBroker, startBroker } from '@zbus/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
+import { brokerRpcConnector } from '../src/core/index.js';
 import {
   Broker,
   Consumer,
@@ -15,6 +17,7 @@ import {
   MqClient,
   type ProduceResult,
   Producer,
+  RpcInvoker,
   type ZbusError,
 } from '../src/index.js';
 
@@ -195,6 +198,31 @@ describe('HA: three brokers, each tracking the others', () => {
     const all = await new MqAdmin(b).queryAll('ha-spread');
     expect(all.map((r) => r.server).sort()).toEqual(cluster.map((x) => x.address).sort());
     expect(all.every((r) => r.error === undefined)).toBe(true);
+  }, 20_000);
+
+  it('RPC calls go to the servers whose RPC topic has consumers (selectors are replaceable)', async () => {
+    const only = cluster[0] as RunningBroker;
+    const b = broker(seeds);
+    // The topic exists everywhere; the service consumes on one server only (a replaced consume selector).
+    await new MqAdmin(b).declare('HaRpc', { topicMask: DEFAULT_SERVICE_MASK });
+    const connector = brokerRpcConnector(
+      (address) => new Broker(address, { ...fast, selectors: { consume: () => [only.address] } }),
+    );
+    const service = await new RpcServiceBootstrap(connector)
+      .serviceName('HaRpc')
+      .serviceAddress(seeds)
+      .addModule('math', { plus: (x: number, y: number) => x + y })
+      .start();
+    cleanup.push(() => service.close());
+    await until(
+      b,
+      () => (b.table.topic('HaRpc').get(only.address)?.consumerCount ?? 0) > 0,
+      5_000,
+      'service listed',
+    );
+    const rpc = new RpcInvoker(b, { topic: 'HaRpc', module: 'math' });
+    const sums = await Promise.all(Array.from({ length: 12 }, (_, i) => rpc.invoke<number>('plus', i, 1)));
+    expect(sums).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
   }, 20_000);
 
   it('kill -9 under produce and consume load: no acked message lost, no hang, survivors take over', async () => {
