@@ -92,6 +92,8 @@ export class SegmentedLog {
   #idle: Array<() => void> = [];
   /** fsyncs in flight, oldest first. */
   #syncs: Array<Promise<void>> = [];
+  /** The periodic fsync of the `interval` policy, while it runs. */
+  #intervalSync: Promise<void> | undefined;
   /** Completion chain: batch N+1 resolves only after batch N. Never rejects. */
   #tail: Promise<void> = Promise.resolve();
   #wbuf = Buffer.allocUnsafe(256 * 1024);
@@ -271,6 +273,7 @@ export class SegmentedLog {
       if (op) {
         // Exclusive operations (roll-free truncation, retention, sync, close) see no fsync in flight.
         await this.#tail;
+        await this.#intervalSync;
         await op();
         continue;
       }
@@ -426,9 +429,16 @@ export class SegmentedLog {
       this.#syncTimer = undefined;
       if (!this.#dirty || this.closed) return;
       this.#dirty = false;
-      void this.exclusive(() => fdatasyncFd(this.active.fd)).catch((err) => {
-        this.opts.log?.error({ topic: this.opts.name, err }, 'interval fsync failed');
-      });
+      // Not an exclusive operation: appends keep being written while the fsync runs (the kernel allows
+      // both on one file). Exclusive operations (close, truncation) wait for it instead.
+      const fd = this.active.fd;
+      this.#intervalSync = fdatasyncFd(fd)
+        .catch((err: unknown) => {
+          this.opts.log?.error({ topic: this.opts.name, err }, 'interval fsync failed');
+        })
+        .finally(() => {
+          this.#intervalSync = undefined;
+        });
     }, ms);
     this.#syncTimer.unref();
   }
