@@ -121,6 +121,8 @@ export class Broker implements ClientSource {
   readonly #aliases = new Map<string, string>();
   /** Connect address → until when it counts as unavailable (a lost or failed connection). */
   readonly #down = new Map<string, number>();
+  /** The one server to use when there is nothing to choose from (one address, at most one server known). */
+  #single: string | undefined;
   #tracking: Promise<void> | undefined;
   #onSettled: (() => void) | undefined;
   #closed = false;
@@ -132,6 +134,7 @@ export class Broker implements ClientSource {
     this.options = options;
     this.#selectors = { ...defaultSelectors(), ...stripUndefined(options.selectors ?? {}) };
     this.#state = new RouteState((server) => this.#isAvailable(this.#connectAddress(server)));
+    this.#single = this.addresses.length === 1 ? this.addresses[0] : undefined;
   }
 
   /** The merged view of the trackers: servers, topics, availability. */
@@ -182,7 +185,9 @@ export class Broker implements ClientSource {
 
   client(topic?: string): MqClient {
     this.#check();
-    return this.clientAt(this.select(topic));
+    // One address and at most one server (the common case): nothing to select.
+    const single = this.#single;
+    return this.clientAt(single ?? this.select(topic));
   }
 
   clientAt(server: string): MqClient {
@@ -331,14 +336,26 @@ export class Broker implements ClientSource {
 
   #apply(diff: RouteDiff): void {
     if (!diff.changed) return;
+    const servers = this.#state.servers;
+    this.#single =
+      this.addresses.length !== 1 || servers.size > 1
+        ? undefined
+        : servers.size === 1
+          ? this.#connectAddress(servers.keys().next().value as string)
+          : this.addresses[0];
     for (const server of diff.left) {
       // Its clients go: requests waiting on them fail now (ZBUS_ERR_CONNECTION_CLOSED) instead of waiting for
-      // a server that the trackers say is gone. Consumers drop their own connections on `serverLeave`.
+      // a server that the trackers say is gone. Consumers drop their own lanes on the `updated` that follows.
       const address = this.#connectAddress(server);
       const c = this.#shared.get(address);
       if (c !== undefined) {
         this.#shared.delete(address);
         c.close().catch(() => {});
+      }
+      for (const o of this.#owned) {
+        if (o.address !== address) continue;
+        this.#owned.delete(o);
+        o.close().catch(() => {});
       }
       this.#down.delete(address);
       this.#events.emit('serverLeave', server);
