@@ -11,6 +11,7 @@ import {
   type RouteTable,
   type ServerSelectors,
 } from './route-table.js';
+import { type TimerHandle, unref } from './timers.js';
 
 /** The kinds of traffic a multi-server source routes. */
 export type RouteKind = keyof ServerSelectors;
@@ -74,6 +75,8 @@ export const BROKER_DEFAULTS = { readyTimeout: 3_000 } as const;
 
 /** A connect attempt that failed makes a server unavailable for this long, ms. */
 const FAILED_CONNECT_MS = 1_000;
+/** The clients of a server that left the route table are closed this long after, ms (0.11: 1 s). */
+const LEAVE_CLOSE_MS = 1_000;
 
 /** Splits `'h1:15555;h2:15555'` (also `,` and blanks) and drops `tcp://`, as 0.11 clients do. */
 export function parseAddresses(address: string): string[] {
@@ -123,6 +126,8 @@ export class Broker implements ClientSource {
   readonly #down = new Map<string, number>();
   /** The one server to use when there is nothing to choose from (one address, at most one server known). */
   #single: string | undefined;
+  /** Servers that left: their clients close when the timer fires, unless they come back first. */
+  readonly #leaving = new Map<string, TimerHandle>();
   #tracking: Promise<void> | undefined;
   #onSettled: (() => void) | undefined;
   #closed = false;
@@ -248,6 +253,8 @@ export class Broker implements ClientSource {
     if (this.#closed) return;
     this.#closed = true;
     this.#onSettled?.();
+    for (const t of this.#leaving.values()) clearTimeout(t);
+    this.#leaving.clear();
     const links = [...this.#trackers.values()];
     this.#trackers.clear();
     for (const l of links) for (const off of l.off) off();
@@ -344,30 +351,44 @@ export class Broker implements ClientSource {
           ? this.#connectAddress(servers.keys().next().value as string)
           : this.addresses[0];
     for (const server of diff.left) {
-      // Its clients go: requests waiting on them fail now (ZBUS_ERR_CONNECTION_CLOSED) instead of waiting for
-      // a server that the trackers say is gone. Consumers drop their own lanes on the `updated` that follows.
+      // Its clients go (after a moment, as in 0.11, in case the trackers only disagree briefly): requests
+      // waiting on them fail (ZBUS_ERR_CONNECTION_CLOSED) instead of waiting for a server that the trackers say
+      // is gone. Consumers drop their own lanes on the `updated` that follows.
       const address = this.#connectAddress(server);
-      const c = this.#shared.get(address);
-      if (c !== undefined) {
-        this.#shared.delete(address);
-        c.close().catch(() => {});
+      if (!this.#leaving.has(address)) {
+        this.#leaving.set(address, unref(setTimeout(() => this.#closeClientsAt(address), LEAVE_CLOSE_MS)));
       }
-      for (const o of this.#owned) {
-        if (o.address !== address) continue;
-        this.#owned.delete(o);
-        o.close().catch(() => {});
-      }
-      this.#down.delete(address);
       this.#events.emit('serverLeave', server);
     }
     for (const server of diff.joined) {
-      this.#down.delete(this.#connectAddress(server));
+      const address = this.#connectAddress(server);
+      const leaving = this.#leaving.get(address);
+      if (leaving !== undefined) {
+        clearTimeout(leaving);
+        this.#leaving.delete(address);
+      }
       this.#events.emit('serverJoin', server, this.#state.servers.get(server) as ServerInfo);
     }
     this.#events.emit('updated', this.#state);
   }
 
   // ---- connections -----------------------------------------------------------------------------------------
+
+  #closeClientsAt(address: string): void {
+    this.#leaving.delete(address);
+    if (this.#closed) return;
+    const c = this.#shared.get(address);
+    if (c !== undefined) {
+      this.#shared.delete(address);
+      c.close().catch(() => {});
+    }
+    for (const o of this.#owned) {
+      if (o.address !== address) continue;
+      this.#owned.delete(o);
+      o.close().catch(() => {});
+    }
+    this.#down.delete(address);
+  }
 
   #connectAddress(server: string): string {
     return this.#aliases.get(server) ?? server;
