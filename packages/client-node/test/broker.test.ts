@@ -221,6 +221,15 @@ describe('Broker (tracker-aware)', () => {
     await b.close();
   });
 
+  it('ready() rejects at once when no address can be reached (not after readyTimeout)', async () => {
+    const c = cluster({ 'h:1': { down: true } });
+    const b = new Broker('h:1', { ...opts, transport: c.factory, readyTimeout: 5_000 });
+    const started = Date.now();
+    await expect(b.ready()).rejects.toMatchObject({ code: 'ZBUS_ERR_CONNECTION_CLOSED' });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await b.close();
+  });
+
   it('clientFactory builds tracker subscriptions too', async () => {
     const c = cluster({ 'h:1': {} });
     const made: string[] = [];
