@@ -1,7 +1,9 @@
 // Process pauses: a broker stopped with SIGSTOP must not make its clients hang forever. Requests with a
 // timeout fail cleanly while it is stopped; after SIGCONT every connection either gets its answers or is
 // closed (never left waiting), new clients are served, and what was acknowledged is stored.
-import { describe, expect, it } from 'vitest';
+import { encodeMessage, Message } from '@zbus/protocol';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { WebSocket } from 'ws';
 import { chaosBroker, payloadFor, readAll, report, sleep, Wire } from './helpers.js';
 
 describe('SIGSTOP / SIGCONT', () => {
@@ -25,7 +27,18 @@ describe('SIGSTOP / SIGCONT', () => {
     // waits for whatever comes (an answer or a close).
     const impatient = await Wire.open(b.port, 'imp');
     const patient = await Wire.open(b.port, 'pat');
+    const ws = new WebSocket(`ws://127.0.0.1:${b.port}/`);
+    onTestFinished(() => ws.terminate());
+    await new Promise((r) => ws.once('open', r));
     b.process.kill('SIGSTOP');
+    // A WebSocket client sends a request while the broker is stopped: answered after SIGCONT, or closed.
+    const wsOutcome = new Promise<string>((resolve) => {
+      ws.on('message', (d: Buffer) => {
+        if (d.toString('latin1').includes('\r\nid: ws-during-pause\r\n')) resolve('answered');
+      });
+      ws.once('close', () => resolve('closed'));
+    });
+    ws.send(encodeMessage(new Message({ headers: { cmd: 'query', topic: 'P', id: 'ws-during-pause' } })));
     const t0 = Date.now();
     const imp = await Promise.allSettled(
       Array.from({ length: 10 }, (_, i) => produce(impatient, `imp${i}`, 500)),
@@ -52,6 +65,7 @@ describe('SIGSTOP / SIGCONT', () => {
       }),
     ]);
     const patMs = Date.now() - t1;
+    const wsResult = await Promise.race([wsOutcome, sleep(10_000).then(() => 'hanging')]);
     // New clients are served at once.
     const fresh = await Wire.open(b.port, 'fresh');
     for (let i = 0; i < 20; i++) expect((await produce(fresh, `after${i}`, 5000)).status).toBe(200);
@@ -67,6 +81,7 @@ describe('SIGSTOP / SIGCONT', () => {
       patientAnswered: patResults.filter((r) => r.status === 'fulfilled').length,
       patientClosed: patResults.filter((r) => r.status === 'rejected').length,
       patientSettledAfterContMs: patMs,
+      websocketClient: wsResult,
       acked: acked.size,
       lost: lost.length,
       corrupted: got.records.filter((r) => r.body !== payloadFor(r.id)).length,
@@ -77,6 +92,7 @@ describe('SIGSTOP / SIGCONT', () => {
     expect(lateResult).toMatch(/no reply|connect failed|closed/);
     // Bytes that arrived while it was stopped are read before the idle timer may close the connection.
     expect(summary.patientAnswered).toBe(10);
+    expect(wsResult).toBe('answered');
     expect(lost).toEqual([]);
     expect(summary.corrupted).toBe(0);
     expect(got.missing).toEqual([]);

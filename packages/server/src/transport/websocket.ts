@@ -26,10 +26,18 @@ export class WsConnection implements SessionWire {
     const socket = (ws as unknown as { _socket?: Socket })._socket;
     const idle = host.options.idleTimeoutMs;
     if (socket && idle > 0) {
-      socket.setTimeout(idle, () => {
-        host.log.debug({ session: this.session.id }, 'idle timeout');
-        ws.terminate();
+      // As for TCP sessions (tcp-connection.ts): after a pause of the whole process the timer fires before the
+      // bytes that arrived meanwhile are read, so look again once this turn's I/O has run; a read in between
+      // keeps the session (and re-arms the timer).
+      socket.on('timeout', () => {
+        const seen = socket.bytesRead;
+        setImmediate(() => {
+          if (socket.bytesRead !== seen) return;
+          host.log.debug({ session: this.session.id }, 'idle timeout');
+          ws.terminate();
+        });
       });
+      socket.setTimeout(idle);
     }
     host.attach(this.session);
   }
