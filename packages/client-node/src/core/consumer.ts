@@ -104,7 +104,8 @@ class Lane {
 }
 
 /**
- * Consumes a topic's group over `connectionCount` connections, with a handler or as an async iterator.
+ * Consumes a topic's group over `connectionCount` connections (per server: with a tracker-aware Broker that
+ * knows several, from every server that holds the topic), with a handler or as an async iterator.
  *
  * ```ts
  * const consumer = new Consumer(broker, { topic: 'orders', group: 'billing', handler: async (m) => bill(m.json()) });
@@ -114,7 +115,8 @@ class Lane {
  *
  * `pause()` sends `unconsume` (messages already delivered are still handled); `resume()` consumes again;
  * `close()` stops taking messages, waits for running handlers, and closes the consumer's connections.
- * After a reconnect the consumer consumes again on its own.
+ * After a reconnect the consumer consumes again on its own; servers that join (or return) are added, servers
+ * that leave are dropped.
  */
 export class Consumer implements AsyncIterable<ConsumedMessage> {
   readonly topic: string;

@@ -58,7 +58,8 @@ export interface PublishOptions extends RequestOptions {
 }
 
 /**
- * Publishes messages over one shared, pipelined connection: many publishes ride it at once without waiting
+ * Publishes messages over shared, pipelined connections (one per server; a tracker-aware Broker picks the
+ * server per topic): many publishes ride a connection at once without waiting
  * for each other, and each resolves with the broker's ack (offset, durability).
  *
  * ```ts
