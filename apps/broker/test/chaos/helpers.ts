@@ -2,7 +2,15 @@
 // the default, `test:chaos` raises them), a seeded PRNG so a failing run can be replayed, a pipelined raw
 // zbus connection, brokers started with a JSON config, RSS and fd probes, and a figures log that
 // docs/reliability.md quotes.
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -106,6 +114,7 @@ export async function chaosBroker(o: ChaosStart = {}): Promise<RunningBroker> {
     args.push('--auth', file);
   }
   const b = await startBroker({ ...o, args });
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   onTestFinished(async () => {
     const p = b.process;
     if (p.exitCode !== null || p.signalCode !== null) return;
