@@ -153,6 +153,8 @@ describe('Broker (tracker-aware)', () => {
     expect(b.route('consume', 'q')).toEqual(['h:1']);
     await new Producer(b).publish({ topic: 'q', body: 'x' });
     expect(c.servers.get('h:1')?.produced).toEqual(['x']);
+    // The subscription connection is closed; only the data connection stays.
+    await expect.poll(() => c.servers.get('h:1')?.conns.filter((x) => !x.closed).length).toBe(1);
     await b.close();
   });
 

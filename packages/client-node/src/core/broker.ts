@@ -309,8 +309,15 @@ export class Broker implements ClientSource {
         msg,
         (m) => {
           s.cancel();
-          if (m.status === 200) this.#onTrackerInfo(link, m);
-          else this.#settle(link); // not a tracker (an old server, or a token without the right): plain server
+          if (m.status === 200) {
+            this.#onTrackerInfo(link, m);
+            return;
+          }
+          this.#settle(link);
+          // Not a tracker (an old server, or a token without the right): the address is used as a plain server
+          // and this subscription connection is not needed. Other answers (a broker shutting down) are retried
+          // on the next connection.
+          if (m.status === 400 || m.status === 401 || m.status === 403) link.client.close().catch(() => {});
         },
         () => {},
       );
