@@ -3,7 +3,7 @@
 import { Message } from '@zbus/protocol';
 import { describe, expect, it } from 'vitest';
 import type { ServerInfo, TrackerInfo, TransportFactory } from '../src/core/index.js';
-import { Broker, MqAdmin, MqClient, Producer } from '../src/core/index.js';
+import { Broker, bindTransport, MqAdmin, MqClient, Producer } from '../src/core/index.js';
 import { FakeConnection } from './fake-transport.js';
 
 interface FakeServer {
@@ -245,6 +245,28 @@ describe('Broker (tracker-aware)', () => {
     });
     await b.ready();
     expect(made).toEqual(['h:1', 'h:1']); // the tracker subscription and the shared client
+    await b.close();
+  });
+
+  it('bindTransport splits the transport options off and hands every Broker client to onClient', async () => {
+    const c = cluster({ 'h:1': {} });
+    const seen: unknown[] = [];
+    const watched: string[] = [];
+    const bound = bindTransport<{ knob?: number }>({
+      keys: ['knob'],
+      transport: (o) => {
+        seen.push(o);
+        return c.factory;
+      },
+      onClient: (client) => void watched.push(client.address),
+    });
+    const clientOptions = bound.clientOptions({ knob: 3, timeout: 50 });
+    expect(seen).toEqual([{ knob: 3 }]);
+    expect(clientOptions).not.toHaveProperty('knob');
+    expect(clientOptions.timeout).toBe(50);
+    const b = new Broker('h:1', bound.brokerOptions({ ...opts, knob: 1 }));
+    await b.ready();
+    expect(watched).toEqual(['h:1', 'h:1']); // the tracker subscription and the shared client
     await b.close();
   });
 });
