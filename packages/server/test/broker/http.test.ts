@@ -118,6 +118,14 @@ describe('URL forms over fetch', () => {
     expect([r2.body, r2.headers.get('consume_group')]).toEqual(['x', 'g2']);
   });
 
+  it('parses the URL of the 0.11 tests: /mytopic/group1/?cmd=consume&&token=xxxyyy', async () => {
+    const b = await startTestBroker();
+    await get(`${b.url}/declare/mytopic/group1`);
+    await get(`${b.url}/mytopic?body=for-group1`);
+    const r = await get(`${b.url}/mytopic/group1/?cmd=consume&&token=xxxyyy`);
+    expect([r.status, r.body, r.headers.get('consume_group')]).toEqual([200, 'for-group1', 'group1']);
+  });
+
   it('answers errors with their 0.11 status and text', async () => {
     const b = await startTestBroker();
     const missing = await get(`${b.url}/produce/Nope?body=x`);

@@ -273,6 +273,15 @@ describe('RPC by URL', () => {
     expect(svc.received[0]!.json<RpcBody>()).toEqual({ module: 'Calc', method: 'plus', params: ['40', '2'] });
   });
 
+  it('parses the 0.8 URL of the original tests: /rpc/MyRpc/plus/1/2/?key1=val1&&key2=value2', async () => {
+    const b = await startTestBroker();
+    const svc = await startService(b, 'MyRpc', calculator);
+    const r = await fetch(`${b.url}/rpc/MyRpc/plus/1/2/?key1=val1&&key2=value2`);
+    expect([r.status, await r.text()]).toEqual([200, '3']);
+    expect(svc.received[0]!.json<RpcBody>()).toEqual({ module: '', method: 'plus', params: ['1', '2'] });
+    expect(svc.received[0]!.headers.key1).toBe('val1');
+  });
+
   it('answers an RPC error with status 600 and the service body', async () => {
     const b = await startTestBroker();
     await startService(b, 'MyRpc', calculator);
