@@ -126,6 +126,16 @@ describe('URL forms over fetch', () => {
     expect([r.status, r.body, r.headers.get('consume_group')]).toEqual([200, 'for-group1', 'group1']);
   });
 
+  it('answers server and tracker info over plain HTTP', async () => {
+    const b = await startTestBroker();
+    const s = await get(`${b.url}/?cmd=server`);
+    expect(JSON.parse(s.body).serverAddress.address).toBe(`127.0.0.1:${b.port}`);
+    const t = await get(`${b.url}/?cmd=tracker`);
+    expect(Object.keys(JSON.parse(t.body).serverTable)).toEqual([`127.0.0.1:${b.port}`]);
+    const q = await get(`${b.url}/?cmd=query`);
+    expect(JSON.parse(q.body)).toHaveProperty('topicTable');
+  });
+
   it('answers errors with their 0.11 status and text', async () => {
     const b = await startTestBroker();
     const missing = await get(`${b.url}/produce/Nope?body=x`);

@@ -130,4 +130,19 @@ describe('WebSocket', () => {
     const unknown = await ws.request({ headers: { cmd: 'nope' } });
     expect([unknown.status, unknown.bodyText()]).toEqual([400, 'Bad format: command(nope) not support']);
   });
+
+  it('subscribes to tracker updates with track_sub, as the monitor page does', async () => {
+    const b = await startTestBroker();
+    const ws = await wsConnect(b.port);
+    const first = await ws.request({ headers: { cmd: 'track_sub' } });
+    expect(first.headers.cmd).toBe('track_pub');
+    expect(Object.keys(first.json<{ serverTable: object }>().serverTable)).toEqual([`127.0.0.1:${b.port}`]);
+    const other = await b.raw();
+    await other.request({ headers: { cmd: 'declare', topic: 'Seen' } });
+    for (;;) {
+      const pushed = await ws.next((m) => m.headers.cmd === 'track_pub');
+      const info = pushed.json<{ serverTable: Record<string, { topicTable: object }> }>();
+      if (Object.keys(info.serverTable[`127.0.0.1:${b.port}`]!.topicTable).includes('Seen')) break;
+    }
+  });
 });
