@@ -298,6 +298,9 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
 
   /** Topics, groups or consumers changed: tell the trackers and the `track_sub` sessions. */
   changed(): void {
+    // Every change gets a new infoVersion, even with nobody subscribed here: trackers and the clients that
+    // merge their views accept a server's info only when its version moved.
+    this.tracker.bump();
     this.#reporter?.changed();
     this.#publishSoon();
   }
