@@ -16,6 +16,7 @@ function info(
       mask: 0,
       messageDepth: t.depth,
       consumerCount: 0,
+      creator: '',
       createdTime: 1,
       lastUpdatedTime: 1,
       consumeGroupList: Object.entries(t.groups ?? {}).map(([g, [position, backlog]]) => ({
@@ -25,6 +26,8 @@ function info(
         messageCount: backlog,
         consumerCount: 0,
         consumerList: [],
+        filter: '',
+        creator: '',
         createdTime: 1,
         lastUpdatedTime: 1,
         position,

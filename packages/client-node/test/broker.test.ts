@@ -52,6 +52,7 @@ function cluster(spec: Record<string, Partial<FakeServer>>) {
           messageDepth: 0,
           consumerCount: 1,
           consumeGroupList: [],
+          creator: '',
           createdTime: 0,
           lastUpdatedTime: 0,
         },

@@ -11,6 +11,7 @@ function topic(name: string, consumerCount = 0, messageDepth = 0): TopicInfo {
     messageDepth,
     consumerCount,
     consumeGroupList: [],
+    creator: '',
     createdTime: 0,
     lastUpdatedTime: 0,
   };

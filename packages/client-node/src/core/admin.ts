@@ -1,7 +1,6 @@
-import type { ZbusError } from '@zbus/protocol';
+import type { ConsumeGroupInfo, ServerInfo, TopicInfo, TrackerInfo, ZbusError } from '@zbus/protocol';
 import type { ClientSource } from './broker.js';
 import type { DeclareOptions, GroupOptions, MqClient, RequestOptions } from './client.js';
-import type { ConsumeGroupInfo, ServerInfo, TopicInfo, TrackerInfo } from './info.js';
 
 /** Options of an {@link MqAdmin}. */
 export interface MqAdminOptions {

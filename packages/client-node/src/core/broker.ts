@@ -1,7 +1,7 @@
+import type { ServerInfo, TrackerInfo } from '@zbus/protocol';
 import { Cmd, Message, ZbusError } from '@zbus/protocol';
 import { MqClient, type RequestOptions } from './client.js';
 import { Emitter } from './emitter.js';
-import type { ServerInfo, TrackerInfo } from './info.js';
 import type { MqClientOptions } from './options.js';
 import { positive } from './options.js';
 import {

@@ -1,6 +1,7 @@
 // `@zbus/client/core`: the transport-agnostic client (no Node built-ins), shared by `@zbus/client` (TCP) and
 // `@zbus/client-browser` (WebSocket). Give it a TransportFactory and it does the rest.
 
+export type { ConsumeGroupInfo, ServerAddress, ServerInfo, TopicInfo, TrackerInfo } from '@zbus/protocol';
 export type { MqAdminOptions, ServerResult } from './admin.js';
 export { MqAdmin } from './admin.js';
 export type {
@@ -25,7 +26,6 @@ export type {
 export { expectOk, MqClient, produceResult, setGroupHeaders } from './client.js';
 export type { ConsumedMessage, ConsumerOptions, DeliveryControl, MessageHandler } from './consumer.js';
 export { Consumer } from './consumer.js';
-export type { ConsumeGroupInfo, ServerAddress, ServerInfo, TopicInfo, TrackerInfo } from './info.js';
 export type { Body, PublishInput } from './messages.js';
 export { newId, restoreDelivery, setBody, toProduceMessage } from './messages.js';
 export type { MqClientOptions, ResolvedClientOptions } from './options.js';

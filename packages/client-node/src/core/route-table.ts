@@ -6,7 +6,7 @@
 //   tracker h2 ──TrackerInfo──┼─▶          h2 → {A, B, C}               trackers that are alive)
 //   tracker h3 ──TrackerInfo──┘            h3 → {A, B}         topics:  orders → {A: TopicInfo, B: ...}
 
-import type { ServerInfo, TopicInfo, TrackerInfo } from './info.js';
+import type { ServerInfo, TopicInfo, TrackerInfo } from '@zbus/protocol';
 
 /** What the selectors see: servers, topics, and whether this client currently reaches a server. */
 export interface RouteTable {
