@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeMessage, Message, MessageDecoder, type MessageInit } from '@zbus/protocol';
 
 export { CHROMIUM_PATH, chromiumMissing, type LaunchedChromium, launchChromium } from './browser.js';
+export { type SelfSignedCert, selfSignedCert } from './tls.js';
 
 /** apps/broker/dist/cli.js, built before any test runs (turbo: test depends on ^build). */
 export const BROKER_CLI = join(dirname(fileURLToPath(import.meta.url)), '../../../apps/broker/dist/cli.js');

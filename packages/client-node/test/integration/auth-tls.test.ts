@@ -3,13 +3,12 @@
 // The broker's own TLS (`--tls-cert/--tls-key`, sniffed on the same port) does not complete a handshake yet
 // (the ClientHello is read, unshifted, and never reaches the TLSSocket that wraps the raw socket), so the TLS
 // tests go through a TLS terminator in front of the real broker; the direct test is skipped until that is fixed.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
-import { type RunningBroker, startBroker } from '@zbus/testkit';
+import { type RunningBroker, selfSignedCert, startBroker } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Broker, Consumer, MqAdmin, MqClient, Producer, ZbusError } from '../../src/index.js';
 
@@ -28,30 +27,12 @@ beforeAll(async () => {
     ],
   };
   writeFileSync(join(dir, 'auth.json'), JSON.stringify(auth));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
-  cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+  const pem = selfSignedCert();
+  cert = pem.cert;
+  writeFileSync(join(dir, 'cert.pem'), pem.cert);
+  writeFileSync(join(dir, 'key.pem'), pem.key);
   server = await startBroker({ args: ['--auth', join(dir, 'auth.json')] });
-  terminator = createTlsServer({ cert, key: readFileSync(join(dir, 'key.pem'), 'utf8') }, (tls) => {
+  terminator = createTlsServer({ cert, key: pem.key }, (tls) => {
     const plain = netConnect(server.port, '127.0.0.1');
     tls.pipe(plain).pipe(tls);
     tls.on('error', () => plain.destroy());

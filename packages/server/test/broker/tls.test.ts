@@ -1,12 +1,9 @@
 // TLS on the same port (decisions.md §3): a connection whose first byte is 0x16 is a TLS ClientHello; anything
-// else is plain HTTP/1.1. The certificate is self-signed, generated here with openssl.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// else is plain HTTP/1.1. The certificate is self-signed, generated with openssl (testkit).
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { encodeMessage, Message, MessageDecoder } from '@zbus/protocol';
+import { selfSignedCert } from '@zbus/testkit';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { hasCommand, startTestBroker, WsClient, wsConnect } from './helpers.js';
 
@@ -15,35 +12,7 @@ let cert = '';
 let key = '';
 
 beforeAll(() => {
-  if (!haveOpenssl) return;
-  const dir = mkdtempSync(join(tmpdir(), 'zbus-tls-'));
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      ],
-      { stdio: 'ignore' },
-    );
-    cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
-    key = readFileSync(join(dir, 'key.pem'), 'utf8');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  if (haveOpenssl) ({ cert, key } = selfSignedCert());
 });
 
 /** One zbus request over a TLS connection that trusts the test certificate. */
