@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleSrc } from './bundle.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const pkg = path.resolve(here, '..');
@@ -40,18 +41,7 @@ function bundleBroker() {
   const out = path.join(pkg, 'node_modules/.cache/zbus-ab');
   fs.mkdirSync(out, { recursive: true });
   const file = path.join(out, 'broker.mjs');
-  execFileSync(path.join(root, 'node_modules/.bin/esbuild'), [
-    path.join(pkg, 'src/index.ts'),
-    '--bundle',
-    '--platform=node',
-    '--format=esm',
-    '--target=node20',
-    '--external:pino',
-    '--external:ws',
-    '--log-level=error',
-    `--outfile=${file}`,
-  ]);
-  return file;
+  return bundleSrc('src/index.ts', file, ['pino', 'ws']);
 }
 
 /** Starts `node --input-type=module -e code`; resolves with the child and the first line it prints. */

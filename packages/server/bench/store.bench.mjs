@@ -6,15 +6,13 @@
 //   - sequential read throughput, seek by offset and by time
 //   - recovery time (open) of a large topic, and RSS with a large backlog (in a fresh child process)
 // Environment: BENCH_SECONDS (per append case, default 3), BENCH_RECOVERY_GB (default 1), BENCH_BACKLOG (10e6).
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { bundleSrc } from './bundle.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../../..');
 const quick = process.argv.includes('--quick');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? (quick ? 1 : 3));
 const RECOVERY_GB = Number(process.env.BENCH_RECOVERY_GB ?? (quick ? 0.1 : 1));
@@ -29,15 +27,7 @@ fs.fdatasync = (fd, cb) => {
   return realFdatasync(fd, cb);
 };
 
-const bundle = path.join(work, 'store.mjs');
-execFileSync(path.join(root, 'node_modules/.bin/esbuild'), [
-  path.resolve(here, '../src/store/store.ts'),
-  '--bundle',
-  '--platform=node',
-  '--format=esm',
-  '--log-level=error',
-  `--outfile=${bundle}`,
-]);
+const bundle = bundleSrc('src/store/store.ts', path.join(work, 'store.mjs'));
 const { openStore } = await import(bundle);
 
 const results = [];

@@ -1,28 +1,18 @@
 // Crash tests with a real child process: the store is bundled once with esbuild (the same tool tsup uses) into a
 // temp .mjs; a child appends under fsync=always and prints every resolved append; the parent SIGKILLs it mid-run,
 // reopens the directory and checks that every resolved append is present exactly once, in order.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { bundleSrc } from '../../bench/bundle.mjs';
 import { drain, open, tempDir } from './helpers.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../../../..');
 let bundle = '';
 
 beforeAll(async () => {
   const dir = await fs.promises.mkdtemp(path.join((await import('node:os')).tmpdir(), 'zbus-crash-bundle-'));
-  bundle = path.join(dir, 'store.mjs');
-  execFileSync(path.join(root, 'node_modules/.bin/esbuild'), [
-    path.resolve(here, '../../src/store/store.ts'),
-    '--bundle',
-    '--platform=node',
-    '--format=esm',
-    '--log-level=error',
-    `--outfile=${bundle}`,
-  ]);
+  bundle = bundleSrc('src/store/store.ts', path.join(dir, 'store.mjs'));
   return () => fs.promises.rm(dir, { recursive: true, force: true });
 });
 
