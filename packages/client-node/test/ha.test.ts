@@ -125,6 +125,20 @@ async function until(b: Broker, ok: () => boolean, timeoutMs: number, what: stri
   });
 }
 
+/** SIGKILLs `victim` and resolves once `b` reports it gone, with both times (ms since the epoch). */
+async function killAndLeave(b: Broker, victim: RunningBroker): Promise<{ killedAt: number; leftAt: number }> {
+  const left = new Promise<number>((resolve) => {
+    const off = b.on('serverLeave', (s) => {
+      if (s !== victim.address) return;
+      off();
+      resolve(Date.now());
+    });
+  });
+  const killedAt = Date.now();
+  await victim.kill('SIGKILL');
+  return { killedAt, leftAt: await left };
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] as number;
@@ -268,14 +282,7 @@ describe('HA: three brokers, each tracking the others', () => {
     await until(b, () => acked.size > 300, 10_000, 'load running').catch(() => {});
     const beforeKill = [...acked.values()].filter((r) => r.server === victim.address).length;
     expect(beforeKill).toBeGreaterThan(0);
-    const left = new Promise<number>((resolve) =>
-      b.on('serverLeave', (s) => {
-        if (s === victim.address) resolve(Date.now());
-      }),
-    );
-    const killedAt = Date.now();
-    await victim.kill('SIGKILL');
-    const leftAt = await left;
+    const { killedAt, leftAt } = await killAndLeave(b, victim);
     // Keep the load on the survivors for a moment.
     const ackedAtLeave = acked.size;
     await until(b, () => acked.size > ackedAtLeave + 300, 10_000, 'survivors take the load');
@@ -349,14 +356,7 @@ describe('HA: three brokers, each tracking the others', () => {
       };
       const workers = [...Array.from({ length: 8 }, worker), ...Array.from({ length: 4 }, plainWorker)];
       await new Promise((r) => setTimeout(r, 200));
-      const left = new Promise<number>((resolve) =>
-        b.on('serverLeave', (s) => {
-          if (s === victim.address) resolve(Date.now());
-        }),
-      );
-      const killedAt = Date.now();
-      await victim.kill('SIGKILL');
-      const leftAt = await left;
+      const { killedAt, leftAt } = await killAndLeave(b, victim);
       await new Promise((r) => setTimeout(r, 100));
       stop = true;
       await Promise.all(workers);
