@@ -46,6 +46,44 @@ export const DEFAULT_SERVICE_ADDRESS = '127.0.0.1:15555';
 /** Requests a service handles at once per connection. */
 export const DEFAULT_SERVICE_WINDOW = 16;
 
+/** What both bootstraps are told, under the 0.11 builder names: which service, at which broker, with which token. */
+abstract class Bootstrap {
+  protected readonly factory: RpcConnectorFactory;
+  protected name: string | undefined;
+  protected address = DEFAULT_SERVICE_ADDRESS;
+  protected token: string | undefined;
+
+  constructor(factory: RpcConnectorFactory) {
+    this.factory = factory;
+  }
+
+  serviceName(name: string): this {
+    this.name = name;
+    return this;
+  }
+  /** `'host:port'`; several separated by `;` once the broker is tracker-aware. */
+  serviceAddress(address: string): this {
+    this.address = address;
+    return this;
+  }
+  serviceToken(token: string): this {
+    this.token = token;
+    return this;
+  }
+
+  /** The service name; throws when `serviceName()` was not called. */
+  protected requireName(): string {
+    if (!this.name) throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'serviceName is required');
+    return this.name;
+  }
+}
+
+function checkPositiveInt(n: number, name: string): void {
+  if (!Number.isInteger(n) || n < 1) {
+    throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `${name} must be an integer >= 1, got ${n}`);
+  }
+}
+
 /**
  * Starts a service, 0.11 style:
  * ```ts
@@ -55,40 +93,21 @@ export const DEFAULT_SERVICE_WINDOW = 16;
  *   .start();
  * ```
  */
-export class ServiceBootstrap {
+export class ServiceBootstrap extends Bootstrap {
   readonly processor: RpcProcessor;
-  readonly #factory: RpcConnectorFactory;
-  #name: string | undefined;
-  #address = DEFAULT_SERVICE_ADDRESS;
-  #token: string | undefined;
   #connectionCount = 1;
   #window = DEFAULT_SERVICE_WINDOW;
   #mask = DEFAULT_SERVICE_MASK;
   #service: RpcService | undefined;
 
   constructor(factory: RpcConnectorFactory, processor: RpcProcessor = new RpcProcessor()) {
-    this.#factory = factory;
+    super(factory);
     this.processor = processor;
   }
 
-  serviceName(name: string): this {
-    this.#name = name;
-    return this;
-  }
-  /** `'host:port'`; several separated by `;` once the broker is tracker-aware. */
-  serviceAddress(address: string): this {
-    this.#address = address;
-    return this;
-  }
-  serviceToken(token: string): this {
-    this.#token = token;
-    return this;
-  }
   /** @default 1 */
   connectionCount(n: number): this {
-    if (!Number.isInteger(n) || n < 1) {
-      throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `connectionCount must be an integer >= 1, got ${n}`);
-    }
+    checkPositiveInt(n, 'connectionCount');
     this.#connectionCount = n;
     return this;
   }
@@ -98,9 +117,7 @@ export class ServiceBootstrap {
    * @default 16
    */
   window(n: number): this {
-    if (!Number.isInteger(n) || n < 1) {
-      throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `window must be an integer >= 1, got ${n}`);
-    }
+    checkPositiveInt(n, 'window');
     this.#window = n;
     return this;
   }
@@ -121,16 +138,16 @@ export class ServiceBootstrap {
   async start(): Promise<this> {
     if (this.#service !== undefined)
       throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'service already started');
-    if (!this.#name) throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'serviceName is required');
-    const connector = this.#factory(this.#address);
+    const topic = this.requireName();
+    const connector = this.factory(this.address);
     const options: RpcServeOptions = {
-      topic: this.#name,
+      topic,
       mask: this.#mask,
       connectionCount: this.#connectionCount,
       window: this.#window,
       process: (req) => this.processor.process(req),
     };
-    if (this.#token !== undefined) options.token = this.#token;
+    if (this.token !== undefined) options.token = this.token;
     this.#service = await connector.serve(options);
     return this;
   }
@@ -151,31 +168,11 @@ export class ServiceBootstrap {
  * await client.close();
  * ```
  */
-export class ClientBootstrap {
-  readonly #factory: RpcConnectorFactory;
-  #name: string | undefined;
-  #address = DEFAULT_SERVICE_ADDRESS;
-  #token: string | undefined;
+export class ClientBootstrap extends Bootstrap {
   #timeout: number | undefined;
   #codec: CodecName = 'json';
   #connection: RpcConnection | undefined;
 
-  constructor(factory: RpcConnectorFactory) {
-    this.#factory = factory;
-  }
-
-  serviceName(name: string): this {
-    this.#name = name;
-    return this;
-  }
-  serviceAddress(address: string): this {
-    this.#address = address;
-    return this;
-  }
-  serviceToken(token: string): this {
-    this.#token = token;
-    return this;
-  }
   /** Default timeout of calls, ms. @default 10000 */
   timeout(ms: number): this {
     checkTimeout(ms, 'timeout');
@@ -190,18 +187,18 @@ export class ClientBootstrap {
 
   /** An invoker for `module` (default module `''`); all invokers share one connection. */
   invoker(module = ''): RpcInvoker {
-    if (!this.#name) throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'serviceName is required');
+    const topic = this.requireName();
     if (this.#connection === undefined) {
       const opts: { token?: string } = {};
-      if (this.#token !== undefined) opts.token = this.#token;
-      this.#connection = this.#factory(this.#address).connect(opts);
+      if (this.token !== undefined) opts.token = this.token;
+      this.#connection = this.factory(this.address).connect(opts);
     }
     return new RpcInvoker(this.#connection, {
-      topic: this.#name,
+      topic,
       module,
       codec: this.#codec,
       ...(this.#timeout !== undefined ? { timeout: this.#timeout } : {}),
-      ...(this.#token !== undefined ? { token: this.#token } : {}),
+      ...(this.token !== undefined ? { token: this.token } : {}),
     });
   }
 
