@@ -37,8 +37,12 @@ export class ReadWindow {
   /** The file the bytes came from (compared by identity: fd numbers are reused after close). */
   owner: FileRef | undefined;
 
+  /** The window's own buffer, the target of every read (`buf` may be an adopted one instead). */
+  #own: Buffer;
+
   constructor(size = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(size);
+    this.#own = this.buf;
   }
 
   invalidate(): void {
@@ -46,11 +50,29 @@ export class ReadWindow {
     this.owner = undefined;
   }
 
+  /** Whether `[pos, pos+need)` of `file` is in `buf` already. */
+  has(file: FileRef, pos: number, need: number): boolean {
+    return file === this.owner && pos >= this.start && pos + need <= this.start + this.len;
+  }
+
+  /**
+   * Serve the window from `bytes`, an immutable copy of `file` at `[start, start + bytes.length)` (the log's
+   * recently written batches): a reader at the tail then needs no read of what was just written. The next
+   * read from disk goes to the window's own buffer again.
+   */
+  adopt(file: FileRef, bytes: Buffer, start: number): void {
+    this.buf = bytes;
+    this.start = start;
+    this.len = bytes.length;
+    this.owner = file;
+  }
+
   /** Make `[pos, pos+need)` of `file` available in `buf` without reading past `limit`; false if it cannot be. */
   async ensure(file: FileRef, pos: number, need: number, limit: number): Promise<boolean> {
     if (file === this.owner && pos >= this.start && pos + need <= this.start + this.len) return true;
     if (pos + need > limit) return false;
-    if (need > this.buf.length) this.buf = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
+    if (need > this.#own.length) this.#own = Buffer.allocUnsafe(Math.max(need, this.#own.length * 2));
+    this.buf = this.#own;
     const want = Math.min(this.buf.length, limit - pos);
     this.owner = undefined;
     const n = await readAt(file.fd, this.buf, 0, want, pos);
