@@ -45,6 +45,10 @@ interface Channel {
   again: boolean;
 }
 
+/** Most records taken from the store in one step of a delivery loop, and the most data. */
+const BATCH = 64;
+const BATCH_BYTES = 256 * 1024;
+
 const keyOf = (topic: string, group: string) => `${topic.toLowerCase()}\0${group.toLowerCase()}`;
 
 export interface DispatcherEvents {
@@ -218,8 +222,11 @@ export class Dispatcher {
       pull.parked = false;
       ch.parked.splice(ch.parked.indexOf(pull), 1);
       ch.pulls.push(pull);
+      void this.#run(ch);
     }
-    void this.#run(ch);
+    // A pull that still had credit was not what stopped the last run (the group had nothing, or the session was
+    // not writable; both kick the channel when they change), so a refill alone need not ask the store again:
+    // with auto acks that was one empty group.next() per delivered message.
     return pull;
   }
 
@@ -280,8 +287,11 @@ export class Dispatcher {
     }
   }
 
-  /** The first pull whose session can take a message now, rotated to the back (round-robin). */
-  #pick(ch: Channel): Pull | undefined {
+  /**
+   * The first pull whose session can take a message now, rotated to the back (round-robin). With `inBatch`, a
+   * session that is open but over its write high-water mark still qualifies (see #run).
+   */
+  #pick(ch: Channel, inBatch = false): Pull | undefined {
     const n = ch.pulls.length;
     for (let i = 0; i < n; i++) {
       const p = ch.pulls[0]!;
@@ -289,10 +299,25 @@ export class Dispatcher {
         this.#dropPull(ch, p);
         continue;
       }
-      if (p.session.writable) return p;
+      if (inBatch || p.session.writable) return p;
       ch.pulls.push(ch.pulls.shift()!);
     }
     return undefined;
+  }
+
+  /**
+   * Records for the channel's pulls: as many as the writable ones have credit for (up to BATCH), in one step of
+   * the store when it can batch, instead of an await per message.
+   */
+  async #take(ch: Channel): Promise<Delivery[]> {
+    let credit = 0;
+    for (const p of ch.pulls) if (!p.session.closed && p.session.writable) credit += p.credit;
+    const group = ch.group;
+    if (credit > 1 && group.nextBatch !== undefined) {
+      return group.nextBatch(Math.min(credit, BATCH), BATCH_BYTES);
+    }
+    const d = await group.next();
+    return d === undefined ? [] : [d];
   }
 
   /** One loop per channel at a time; a kick during a run makes the run go round once more. */
@@ -307,29 +332,43 @@ export class Dispatcher {
         ch.again = false;
         while (ch.pulls.length > 0) {
           if (!this.#pick(ch)) break;
-          let d = ch.held.shift();
-          if (!d) {
+          let batch: Delivery[];
+          const held = ch.held.shift();
+          if (held) batch = [held];
+          else {
             try {
-              d = await ch.group.next();
+              batch = await this.#take(ch);
             } catch {
-              d = undefined; // group removed meanwhile; removal answers the waiters
+              batch = []; // group removed meanwhile; removal answers the waiters
             }
-            if (!d) break;
+            if (batch.length === 0) break;
           }
-          const pull = this.#pick(ch);
-          if (!pull) {
-            // The consumer vanished while the store read: give the message back.
-            if (this.#ackMode(ch)) void ch.group.nack(d.offset).catch(() => {});
-            else ch.held.push(d);
-            break;
+          let stop = false;
+          for (let i = 0; i < batch.length; i++) {
+            const d = batch[i]!;
+            // Within a batch only closed sessions are skipped: a session that turned unwritable during it takes
+            // the rest of a batch its credit was counted for (at most BATCH messages / BATCH_BYTES over its
+            // high-water mark); the next batch waits for its drain.
+            const pull = this.#pick(ch, i > 0);
+            if (!pull) {
+              // The consumer vanished while the store read: give the messages back.
+              for (let j = i; j < batch.length; j++) {
+                const r = batch[j]!;
+                if (this.#ackMode(ch)) void ch.group.nack(r.offset).catch(() => {});
+                else ch.held.push(r);
+              }
+              stop = true;
+              break;
+            }
+            try {
+              this.#deliver(ch, pull, d);
+            } catch (err) {
+              // One bad record must not stop the group (or, as an unhandled rejection, the process).
+              this.events.failed(err, ch.topic.name, ch.group.name);
+              if (this.#ackMode(ch)) void ch.group.ack(d.offset).catch(() => {});
+            }
           }
-          try {
-            this.#deliver(ch, pull, d);
-          } catch (err) {
-            // One bad record must not stop the group (or, as an unhandled rejection, the process).
-            this.events.failed(err, ch.topic.name, ch.group.name);
-            if (this.#ackMode(ch)) void ch.group.ack(d.offset).catch(() => {});
-          }
+          if (stop) break;
         }
       } while (ch.again);
     } catch (err) {

@@ -244,6 +244,20 @@ export class DiskGroup implements Group {
     return this.#serial(() => this.#next());
   }
 
+  nextBatch(max: number, maxBytes: number): Promise<Delivery[]> {
+    return this.#serial(async () => {
+      const out: Delivery[] = [];
+      let bytes = 0;
+      while (out.length < max && bytes < maxBytes) {
+        const d = await this.#next();
+        if (d === undefined) break;
+        out.push(d);
+        bytes += d.data.length;
+      }
+      return out;
+    });
+  }
+
   async #next(): Promise<Delivery | undefined> {
     if (this.removed || this.topic.closed) return undefined;
     const log = this.topic.log;

@@ -142,6 +142,12 @@ export interface Group {
    * each get a distinct record.
    */
   next(): Promise<Delivery | undefined>;
+  /**
+   * Up to `max` records as next() would return them one by one (fewer when nothing more is ready, the ack window
+   * fills, or they add up to `maxBytes` of data; at least one when any is ready), in one serial step of the group.
+   * Optional: the dispatcher falls back to next().
+   */
+  nextBatch?(max: number, maxBytes: number): Promise<Delivery[]>;
   /** True when acked; false when the offset was not pending. */
   ack(offset: number): Promise<boolean>;
   /** Make the offset deliverable again, now or after `delayMs`. */
