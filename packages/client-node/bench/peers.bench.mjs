@@ -21,7 +21,7 @@
 // process took, and the work done per CPU-second of all of them (comparable when the machine is shared).
 // Knobs: BENCH_SECONDS (4) per throughput case, BENCH_LAT_SECONDS (10), BENCH_RATE (10000), BENCH_WINDOW (1000),
 // BENCH_CONSUME_WINDOW (1000; XREAD takes COUNT 1000), BENCH_CALLERS (32), BENCH_ONLY=zbus-always,zbus-interval,
-// nats,redis, BENCH_WORKLOADS=pub,lat,rpc, BENCH_OUT=<file.json>, BENCH_DEBUG=1 (progress of latency cases),
+// nats,redis (also zbus-never: fsync=never, a diagnostic), BENCH_WORKLOADS=pub,lat,rpc, BENCH_OUT=<file.json>, BENCH_DEBUG=1 (progress of latency cases),
 // BENCH_PROFILE=<dir> (the zbus brokers run under node --cpu-prof; read with bench/profile-top.mjs).
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -243,7 +243,7 @@ async function connected(n, make) {
 function zbus(fsync) {
   const label = fsync === 'always' ? 'fsync=always (ack after fsync)' : `fsync=${fsync} (ack after write)`;
   return {
-    name: `zbus ${fsync === 'always' ? 'always' : 'interval'}`,
+    name: `zbus ${fsync === 'always' ? 'always' : fsync === 'never' ? 'never' : 'interval'}`,
     policy: label,
     async start() {
       if (PROFILE) return this.startProfiled();
@@ -608,6 +608,7 @@ async function measure(sys, workload, unit, fn) {
 const makers = {
   'zbus-always': () => zbus('always'),
   'zbus-interval': () => zbus('interval=100'),
+  'zbus-never': () => zbus('never'),
   nats,
   redis,
 };

@@ -80,6 +80,84 @@ const CONSUMER_DEFAULTS = {
 } as const;
 
 const kAckAsync = Symbol('zbus.consumer.ackAsync');
+const kAck = Symbol('zbus.consumer.ack');
+
+/**
+ * A delivered message with its ack controls as prototype methods over a few fields: one object per delivery
+ * instead of five closures and an `Object.defineProperties` (which also turned every message into a slow
+ * dictionary-mode object) on the consume hot path.
+ */
+class DeliveredMessage extends Message {
+  readonly #client: MqClient;
+  readonly #topic: string;
+  readonly #group: string;
+  readonly #offset: string | undefined;
+  #settled = false;
+
+  constructor(src: Message, client: MqClient, topic: string, group: string) {
+    super();
+    if (src.status !== undefined) this.status = src.status;
+    this.method = src.method;
+    this.url = src.url;
+    this.headers = src.headers;
+    this.body = src.body;
+    this.httpVersion = src.httpVersion;
+    this.#client = client;
+    this.#topic = topic;
+    this.#group = group;
+    this.#offset = src.headers.offset;
+  }
+
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  #need(what: string): string {
+    if (this.#offset === undefined)
+      throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `cannot ${what}: the message has no offset`);
+    return this.#offset;
+  }
+
+  /** `ack()` (Message's `ack` is the header accessor; this class's prototype shadows it, see below). */
+  async [kAck](): Promise<void> {
+    if (this.#settled) return;
+    this.#settled = true;
+    await this.#client.ack(this.#topic, this.#group, this.#need('ack'));
+  }
+
+  async nack(options: { delay?: number } = {}): Promise<void> {
+    if (this.#settled) return;
+    this.#settled = true;
+    await this.#client.nack(
+      this.#topic,
+      this.#group,
+      this.#need('nack'),
+      options.delay === undefined ? {} : { delay: options.delay },
+    );
+  }
+
+  async touch(): Promise<void> {
+    await this.#client.touch(this.#topic, this.#group, this.#need('touch'));
+  }
+
+  /** Java's ackAsync: an ack with `ack: false`, no reply to wait for. */
+  [kAckAsync](): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    const m = new Message({
+      headers: { cmd: Cmd.Ack, topic: this.#topic, consume_group: this.#group, offset: this.#need('ack') },
+    });
+    m.set('ack', 'false');
+    this.#client.send(m);
+  }
+}
+// As before, a delivered message's `ack` is the method, not the `ack` header accessor of Message.
+Object.defineProperty(DeliveredMessage.prototype, 'ack', {
+  value: DeliveredMessage.prototype[kAck],
+  enumerable: false,
+  configurable: true,
+  writable: true,
+});
 
 type ConsumerState = 'idle' | 'running' | 'paused' | 'closing' | 'closed';
 
@@ -405,7 +483,7 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
       if (auto && error === undefined) {
         // Java's ackAsync: `ack: false`, no reply to wait for; it still refills the window.
         try {
-          (msg as ConsumedMessage & { [kAckAsync](): void })[kAckAsync]();
+          (msg as unknown as DeliveredMessage)[kAckAsync]();
         } catch (e) {
           this.#report(e as Error, msg);
         }
@@ -448,63 +526,12 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
   }
 
   #control(lane: Lane, msg: Message): ConsumedMessage {
-    const client = lane.client;
-    const topic = msg.topic ?? this.topic;
-    const group = msg.consumeGroup ?? this.group ?? this.topic;
-    const offset = msg.headers.offset;
-    let settled = false;
-    const need = (what: string): string => {
-      if (offset === undefined)
-        throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `cannot ${what}: the message has no offset`);
-      return offset;
-    };
-    Object.defineProperties(msg, {
-      settled: { get: () => settled, enumerable: false, configurable: true },
-      ack: {
-        value: async () => {
-          if (settled) return;
-          settled = true;
-          await client.ack(topic, group, need('ack'));
-        },
-        enumerable: false,
-        configurable: true,
-      },
-      nack: {
-        value: async (options: { delay?: number } = {}) => {
-          if (settled) return;
-          settled = true;
-          await client.nack(
-            topic,
-            group,
-            need('nack'),
-            options.delay === undefined ? {} : { delay: options.delay },
-          );
-        },
-        enumerable: false,
-        configurable: true,
-      },
-      [kAckAsync]: {
-        value: () => {
-          if (settled) return;
-          settled = true;
-          const m = new Message({
-            headers: { cmd: Cmd.Ack, topic, consume_group: group, offset: need('ack') },
-          });
-          m.set('ack', 'false');
-          client.send(m);
-        },
-        enumerable: false,
-        configurable: true,
-      },
-      touch: {
-        value: async () => {
-          await client.touch(topic, group, need('touch'));
-        },
-        enumerable: false,
-        configurable: true,
-      },
-    });
-    return msg as ConsumedMessage;
+    return new DeliveredMessage(
+      msg,
+      lane.client,
+      msg.topic ?? this.topic,
+      msg.consumeGroup ?? this.group ?? this.topic,
+    ) as unknown as ConsumedMessage;
   }
 
   #checkIdle(): void {
