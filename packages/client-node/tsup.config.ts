@@ -1,14 +1,9 @@
-import { defineConfig } from 'tsup';
+import { packageConfig } from '../../tsup.shared';
 
-export default defineConfig({
+export default packageConfig({
   // `core` is the transport-agnostic client (no Node built-ins), imported by @zbus/client-browser as
   // `@zbus/client/core`. One build with code splitting, so both entries share one copy of the core classes.
   entry: { index: 'src/index.ts', core: 'src/core/index.ts' },
-  format: ['esm'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
   splitting: true,
-  target: 'node20',
   platform: 'node',
 });
