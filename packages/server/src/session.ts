@@ -1,7 +1,7 @@
 // A session is one client connection (TCP or WebSocket) as command handlers see it: an id, an address and a
 // way to write messages. Handlers never see the socket; transports implement `SessionWire`.
 import { randomUUID } from 'node:crypto';
-import type { Message } from '@zbus/protocol';
+import { Message } from '@zbus/protocol';
 
 /** What a transport gives a session: the only place bytes leave the broker. */
 export interface SessionWire {
@@ -44,9 +44,16 @@ export class ReplyTicket {
     this.session.finish(this, msg);
   }
 
-  /** The request gets no reply (ack=false, heartbeat, route). */
+  /**
+   * The request gets no reply (ack=false, heartbeat, route, unconsume). A plain-HTTP client still needs a
+   * response to every request, or it waits (and its later requests with it): it gets an empty 200.
+   */
   none(): void {
     if (this.done) return;
+    if (this.ordered) {
+      this.send(new Message({ status: 200 }));
+      return;
+    }
     this.done = true;
     this.session.finish(this, undefined);
   }
