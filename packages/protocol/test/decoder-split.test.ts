@@ -1,21 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { Message } from '../src/index.js';
 import { FIXTURES, STREAM } from './fixtures/messages.js';
-import { bytes, decodeChunks, expected, view } from './helpers.js';
+import { bytes, decodeChunks, expected, splitAt, view } from './helpers.js';
 
 const all = FIXTURES.map(expected);
 const stream = bytes(STREAM);
-
-function splitAt(b: Uint8Array, points: number[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(b.subarray(prev, p));
-    prev = p;
-  }
-  out.push(b.subarray(prev));
-  return out;
-}
 
 describe('decoder: any split of the stream', () => {
   it('decodes every fixture from one chunk holding the whole stream', () => {

@@ -23,6 +23,18 @@ export function decodeChunks(chunks: Uint8Array[], limits?: DecoderLimits): Mess
   return out;
 }
 
+/** `b` cut at the ascending byte positions `points` (views, no copies; empty pieces where points repeat). */
+export function splitAt(b: Uint8Array, points: number[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let prev = 0;
+  for (const p of points) {
+    out.push(b.subarray(prev, p));
+    prev = p;
+  }
+  out.push(b.subarray(prev));
+  return out;
+}
+
 /** Plain object view of a message, for toEqual. */
 export function view(m: Message): Record<string, unknown> {
   return {

@@ -9,7 +9,7 @@ import {
   MessageDecoder,
   ProtocolError,
 } from '../src/index.js';
-import { view } from './helpers.js';
+import { splitAt, view } from './helpers.js';
 
 const FRAMING = new Set([
   'content-length',
@@ -84,15 +84,10 @@ function concat(parts: Uint8Array[]): Uint8Array {
 
 /** Cuts `b` at the given fractions. */
 function cut(b: Uint8Array, fractions: number[]): Uint8Array[] {
-  const points = fractions.map((f) => Math.floor(f * b.length)).sort((x, y) => x - y);
-  const out: Uint8Array[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(b.subarray(prev, p));
-    prev = p;
-  }
-  out.push(b.subarray(prev));
-  return out;
+  return splitAt(
+    b,
+    fractions.map((f) => Math.floor(f * b.length)).sort((x, y) => x - y),
+  );
 }
 
 const LIMITS = { maxHeaderBytes: 2048, maxHeaderCount: 32, maxBodyBytes: 4096, maxUrlBytes: 512 };
