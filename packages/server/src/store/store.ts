@@ -117,7 +117,12 @@ class FileStore implements Store, StoreContext {
     const name = `${topicName}.dlq`;
     const t = this.#topics.get(nameKey(name));
     if (t) return Promise.resolve(t);
-    return this.declareTopic(name, { mask: 0, creator: 'zbus' });
+    // Like any declare without a group, the dead-letter topic gets the default group named as the topic,
+    // reading from its first message, so that it can be consumed (and counted) at once.
+    return this.declareTopic(name, { mask: 0, creator: 'zbus' }).then(async (dlq) => {
+      if (!dlq.group(name)) await dlq.declareGroup(name, { start: { offset: 0 }, creator: 'zbus' });
+      return dlq;
+    });
   }
 
   async flush(): Promise<void> {

@@ -183,7 +183,7 @@ describe('dead letters', () => {
     expect([info.unackedCount, info.deadLetterCount]).toEqual([0, 1]);
   });
 
-  it('creates <topic>.dlq on first use; its messages can be read by offset', async () => {
+  it('creates <topic>.dlq on first use; its messages can be read by offset and by its default group', async () => {
     const b = await startTestBroker();
     const c = await b.raw();
     await ackGroup(c, { group_ack_timeout: '50', group_max_deliver: '1' });
@@ -197,5 +197,8 @@ describe('dead letters', () => {
     }
     expect(r.status).toBe(200);
     expect([r.headers.origin_id, r.headers.dlq_deliveries]).toEqual(['once', '1']);
+    // It comes with its default group, reading from the first dead letter: consumable without a declare.
+    const d = await c.request({ headers: { cmd: 'consume', topic: 'T.dlq' } });
+    expect(d.headers.origin_id).toBe('once');
   });
 });
