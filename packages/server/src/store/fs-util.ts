@@ -34,6 +34,16 @@ export async function writeAt(fd: number, buf: Buffer, off: number, len: number,
   }
 }
 
+/** writeAt, synchronously (small writes to the page cache; see log.ts SYNC_WRITE_BYTES). */
+export function writeAtSync(fd: number, buf: Buffer, off: number, len: number, pos: number): void {
+  while (len > 0) {
+    const n = fs.writeSync(fd, buf, off, len, pos);
+    off += n;
+    len -= n;
+    pos += n;
+  }
+}
+
 export function fsyncFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
 }
