@@ -71,8 +71,12 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Replace a small file atomically: write a temp file, optionally fsync it, rename over the old one. */
+let tmpSeq = 0;
+
 export async function writeFileAtomic(path: string, data: string | Buffer, sync: boolean): Promise<void> {
-  const tmp = `${path}.tmp`;
+  // A temp name of its own per write: two overlapping writes of one file (two clients declaring the same topic
+  // at once) must not rename each other's temp file away.
+  const tmp = `${path}.${process.pid}.${++tmpSeq}.tmp`;
   const fd = await openFd(tmp, 'w');
   try {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
@@ -81,7 +85,12 @@ export async function writeFileAtomic(path: string, data: string | Buffer, sync:
   } finally {
     await closeFd(fd);
   }
-  await fs.promises.rename(tmp, path);
+  try {
+    await fs.promises.rename(tmp, path);
+  } catch (err) {
+    await fs.promises.unlink(tmp).catch(() => {});
+    throw err;
+  }
 }
 
 /** Map a file-system error to a store error (ENOSPC -> ZBUS_ERR_NO_SPACE). */

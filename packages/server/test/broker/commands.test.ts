@@ -304,6 +304,18 @@ describe('other commands', () => {
     expect(r.headers.error_code).toBe('ZBUS_ERR_UNKNOWN_COMMAND');
   });
 
+  it('lets several clients declare the same topic at once', async () => {
+    const b = await startTestBroker({ fsync: 'always' });
+    const cs = await Promise.all([b.raw(), b.raw(), b.raw(), b.raw()]);
+    await cs[0]!.request({ headers: { cmd: 'declare', topic: 'Same' } });
+    const replies = await Promise.all(
+      cs.map((c, i) =>
+        c.request({ headers: { cmd: 'declare', topic: 'Same', topic_retention_messages: String(100 + i) } }),
+      ),
+    );
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+  });
+
   it('gives concurrent group_name_auto declares distinct names', async () => {
     const b = await startTestBroker();
     const cs = await Promise.all([b.raw(), b.raw(), b.raw()]);
