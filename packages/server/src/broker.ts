@@ -75,6 +75,20 @@ function deadLetter(data: Uint8Array, info: DeadLetterInfo): Uint8Array {
   return encodeMessage(m);
 }
 
+/** The token of a /metrics scrape: `token` header, `?token=`, the `token` cookie, or `Authorization: Bearer`. */
+function metricsToken(msg: Message, session: Session): string | undefined {
+  const bearer = /^Bearer\s+(.+)$/i.exec(msg.headers.authorization ?? '')?.[1];
+  return (
+    msg.headers.token ??
+    (msg.url.includes('?')
+      ? new URLSearchParams(msg.url.slice(msg.url.indexOf('?') + 1)).get('token')
+      : null) ??
+    tokenFromCookie(msg.headers.cookie) ??
+    bearer ??
+    session.cookieToken
+  );
+}
+
 class BrokerCore implements BrokerState, ConnectionHost, Broker {
   readonly options: ResolvedBrokerOptions;
   readonly log: Logger;
@@ -204,6 +218,12 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     if (msg.headers.cmd === undefined) {
       const path = pathOf(msg.url);
       if (RESERVED_PATHS.has(path)) {
+        // /healthz and /readyz stay open for probes; /metrics names every topic and group, so with auth on
+        // it needs a token allowed `metrics` (or `*`/`admin`): header, ?token=, cookie or a Bearer header.
+        if (path === '/metrics' && this.auth && !this.auth.allows('metrics', metricsToken(msg, session))) {
+          this.#fail(ticket, new ZbusError('ZBUS_ERR_FORBIDDEN', 'Command(metrics) Forbbiden'));
+          return;
+        }
         ticket.send(serveEndpoint(this, path, this.#ready && !this.#closing));
         return;
       }

@@ -275,16 +275,23 @@ describe('auth', () => {
     expect(seen.healthz.status).toBe(200);
   });
 
-  // BUG (packages/server/src/broker.ts handle(): reserved paths are served before auth.check;
-  // http/endpoints.ts serveEndpoint): with auth on, GET /metrics answers 200 without any token, and its
-  // labels name every topic and group (zbus_topic_*{topic="Secret"}), which `query`/`server` hide from
-  // tokens that may not see them. Issue 9 asks for /metrics behind auth when auth is on.
-  it.fails('keeps /metrics behind auth when auth is on', async () => {
+  // Found by this suite (fixed): /metrics used to answer 200 without a token, and its labels name every
+  // topic and group, which `query`/`server` hide from tokens that may not see them.
+  it('keeps /metrics behind auth when auth is on (token header, cookie or Bearer)', async () => {
     const b = await chaosBroker({ fsync: 'never', auth: AUTH });
     const w = await Wire.open(b.port);
     await w.request({ headers: { cmd: 'declare', topic: 'Secret', token: ADMIN } });
-    const r = await httpRaw(b.port, 'GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
-    expect([401, 403]).toContain(r.status);
+    const anonymous = await httpRaw(b.port, 'GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+    expect(anonymous.status).toBe(403);
+    expect(anonymous.body).not.toContain('Secret');
+    const bearer = await httpRaw(
+      b.port,
+      `GET /metrics HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${ADMIN}\r\nconnection: close\r\n\r\n`,
+    );
+    expect(bearer.status).toBe(200);
+    expect(bearer.body).toContain('Secret');
+    const healthz = await httpRaw(b.port, 'GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+    expect(healthz.status).toBe(200);
   });
 });
 

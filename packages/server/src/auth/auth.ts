@@ -84,6 +84,12 @@ export class Auth {
     return token !== '' && this.find(token) !== undefined;
   }
 
+  /** Whether `token` may run `operation` (an operation outside any topic, such as `metrics`). */
+  allows(operation: string, token: string | undefined): boolean {
+    const e = this.find(token);
+    return e !== undefined && (e.all || e.operations.has(operation));
+  }
+
   isAdmin(token: string | undefined): boolean {
     return this.find(token)?.all === true;
   }

@@ -7,6 +7,7 @@ import { declare } from './declare.js';
 import { heartbeat, ping } from './misc.js';
 import { produce } from './produce.js';
 import { route } from './route.js';
+import { ssl } from './ssl.js';
 import { server, tracker, trackPub, trackSub } from './tracker.js';
 
 export const COMMAND_HANDLERS: ReadonlyMap<string, CommandHandler> = new Map<string, CommandHandler>([
@@ -28,4 +29,5 @@ export const COMMAND_HANDLERS: ReadonlyMap<string, CommandHandler> = new Map<str
   ['track_pub', trackPub],
   ['heartbeat', heartbeat],
   ['ping', ping],
+  ['ssl', ssl],
 ]);

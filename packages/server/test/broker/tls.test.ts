@@ -49,6 +49,16 @@ describe.skipIf(!haveOpenssl)('TLS on the same port (openssl generates the certi
     expect(info.json<{ serverAddress: { sslEnabled: boolean } }>().serverAddress.sslEnabled).toBe(true);
   });
 
+  it('answers cmd=ssl with its own certificate, and 404 for a server whose certificate it does not hold', async () => {
+    const b = await startTestBroker({ tls: { cert, key } });
+    const c = await b.raw();
+    const own = await c.request({ headers: { cmd: 'ssl' } });
+    expect(own.status).toBe(200);
+    expect(own.bodyText()).toBe(cert);
+    const other = await c.request({ headers: { cmd: 'ssl', server: '10.9.9.9:15555' } });
+    expect(other.status).toBe(404);
+  });
+
   it('answers HTTPS requests', async () => {
     const b = await startTestBroker({ tls: { cert, key } });
     const body = await new Promise<{ status: number; text: string }>((resolve, reject) => {
