@@ -106,6 +106,8 @@ describe('soak', () => {
       let produceErrors = 0;
       let rpcOk = 0;
       let rpcErrors = 0;
+      let rpcSent = 0;
+      let closedEarly: string | undefined;
       const samples: Array<Record<string, unknown>> = [];
       const t0 = Date.now();
       const end = t0 + MINUTES * 60_000;
@@ -135,7 +137,10 @@ describe('soak', () => {
             );
         }
         const rpcDue = Math.floor(((Date.now() - t0) / 1000) * RPC_PER_SEC);
-        while (rpcOk + rpcErrors + caller.inFlight < rpcDue) {
+        // Paced by calls sent (not by outcomes: a closed connection fails calls asynchronously, and counting
+        // outcomes here would spin).
+        while (rpcSent < rpcDue) {
+          rpcSent++;
           const sent = now();
           caller.request({ headers: { cmd: 'produce', topic: 'SoakRpc' }, body: 'ping' }, 10_000).then(
             (r) => {
@@ -148,6 +153,11 @@ describe('soak', () => {
               rpcErrors++;
             },
           );
+        }
+        const dead = [producer, caller, consumer, service].filter((w) => w.closed);
+        if (dead.length > 0) {
+          closedEarly = `${dead.length} connection(s) closed at ${Math.round((Date.now() - t0) / 1000)} s`;
+          break;
         }
         if (Date.now() - lastSample >= SAMPLE_MS) {
           const secs = (Date.now() - lastSample) / 1000;
@@ -172,6 +182,10 @@ describe('soak', () => {
       // Drain: everything produced is consumed.
       const drainEnd = Date.now() + 30_000;
       while ((producer.inFlight > 0 || consumed < produced) && Date.now() < drainEnd) await sleep(50);
+      const harness = {
+        unmatched: [producer, caller, consumer, service].map((w) => w.unmatched.length),
+        heapMiB: Math.round(process.memoryUsage().heapUsed / 1048576),
+      };
       const rss = samples.map((s) => s.rssKiB as number);
       const fds = samples.map((s) => s.fds as number);
       const warm = Math.max(1, Math.floor(samples.length / 4));
@@ -192,9 +206,13 @@ describe('soak', () => {
           max: Math.max(...rss),
         },
         fds: { first: fds[0], last: fds[fds.length - 1], max: Math.max(...fds) },
+        harness,
+        closedEarly,
+        brokerLog: closedEarly ? b.output().slice(-2000) : undefined,
         samples,
       };
       report('soak', result);
+      expect(closedEarly).toBeUndefined();
       expect(produceErrors).toBe(0);
       expect(consumed).toBe(produced);
       expect(rpcErrors).toBe(0);
