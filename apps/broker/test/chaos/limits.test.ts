@@ -18,7 +18,9 @@ const LIMITS = {
 
 /** The broker's zbus_connections gauge (this request's own connection included). */
 async function openConnections(port: number): Promise<number> {
-  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`)
+    .then((r) => r.text())
+    .catch(() => ''); // refused or reset while the broker is at maxConnections
   const m = /^zbus_connections (\d+)/m.exec(text);
   return m ? Number(m[1]) : -1;
 }
@@ -249,11 +251,22 @@ describe('limits', () => {
     const opened = Date.now() - t0;
     await sleep(200);
     const peak = rssKiB(pid);
-    // The refused ones are closed at once; the accepted ones when the idle timeout runs out.
+    // The refused ones are closed at once; the accepted ones when the idle timeout runs out (the broker's
+    // zbus_connections gauge says so; only the probe's own connection is left).
+    const gaugeAtPeak = await openConnections(b.port);
+    await waitFor(
+      async () => {
+        const n = await openConnections(b.port); // -1 while the probe itself is refused (at maxConnections)
+        return n >= 0 && n <= 1;
+      },
+      idleMs * 4,
+      `the broker to close its ${max} idle connections`,
+    );
+    const closedByBrokerMs = Date.now() - t0;
     await waitFor(
       () => closedAt.length >= sockets.length,
-      idleMs * 4,
-      `all ${sockets.length} connections closed (got ${closedAt.length})`,
+      5000,
+      `all ${sockets.length} client sockets closed (got ${closedAt.length})`,
     );
     for (const t of closedAt) if (t < idleMs - 500) closedEarly++;
     const after = await Wire.open(b.port);
@@ -266,6 +279,8 @@ describe('limits', () => {
       refusedByReset: closedEarly - refused,
       refusedBody: refusedText,
       openMs: opened,
+      gaugeAtPeak,
+      closedByBrokerMs,
       idleTimeoutMs: idleMs,
       lastClosedAtMs: Math.max(...closedAt),
       rssBeforeKiB: rss0,
