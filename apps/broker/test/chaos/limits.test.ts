@@ -263,9 +263,11 @@ describe('limits', () => {
       `the broker to close its ${max} idle connections`,
     );
     const closedByBrokerMs = Date.now() - t0;
+    // The broker's gauge above already shows every connection closed; the client process may take a while
+    // to see 2000 closes on a busy machine.
     await waitFor(
       () => closedAt.length >= sockets.length,
-      5000,
+      30_000,
       `all ${sockets.length} client sockets closed (got ${closedAt.length})`,
     );
     for (const t of closedAt) if (t < idleMs - 500) closedEarly++;
@@ -293,7 +295,7 @@ describe('limits', () => {
     expect(refused).toBeGreaterThan(0);
     expect(refusedText).toContain('maxConnections');
     expect(peak - rss0).toBeLessThan(200 * 1024);
-  }, 60_000);
+  }, 120_000);
 
   it('does not let a consumer that never reads its socket grow memory or starve the others', async () => {
     const b = await chaosBroker({ fsync: 'never', config: LIMITS });

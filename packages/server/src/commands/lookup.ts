@@ -1,5 +1,6 @@
 // Lookups shared by the handlers, throwing the 0.11 errors.
 import { ZbusError } from '@zbus/protocol';
+import { validateName } from '../store/names.js';
 import type { Group, Topic } from '../store/types.js';
 import type { CommandContext } from './context.js';
 
@@ -13,7 +14,10 @@ export function requireTopicName(ctx: CommandContext): string {
 export function requireTopic(ctx: CommandContext): Topic {
   const name = requireTopicName(ctx);
   const topic = ctx.state.store.topic(name);
-  if (!topic) throw new ZbusError('ZBUS_ERR_NOT_FOUND', `Topic(${name}) Not Found`);
+  if (!topic) {
+    validateName('topic', name); // a name that can never exist is a 400, not a 404
+    throw new ZbusError('ZBUS_ERR_NOT_FOUND', `Topic(${name}) Not Found`);
+  }
   return topic;
 }
 
