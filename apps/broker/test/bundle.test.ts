@@ -19,6 +19,11 @@ const monitor = join(work, 'monitor-src');
 const MONITOR_HTML = '<!doctype html><title>embedded monitor (bundle test)</title>';
 
 /** Starts `cmd args...` and resolves with the port it prints once listening. */
+/** `serve` on 127.0.0.1, an ephemeral port and a data dir of its own under the test's work dir. */
+function serveArgs(data: string): string[] {
+  return ['serve', '--host', '127.0.0.1', '--port', '0', '--data', join(work, data), '--fsync', 'never'];
+}
+
 async function started(cmd: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   onTestFinished(async () => {
@@ -85,18 +90,7 @@ describe('single-file bundle', () => {
 
   it('is one file that runs with node: produce/consume round trip and the embedded monitor', async () => {
     expect(statSync(file).size).toBeGreaterThan(100_000);
-    const { port } = await started(process.execPath, [
-      file,
-      'serve',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--data',
-      join(work, 'data-esm'),
-      '--fsync',
-      'never',
-    ]);
+    const { port } = await started(process.execPath, [file, ...serveArgs('data-esm')]);
     await roundTrip(port);
     const js = await fetch(`http://127.0.0.1:${port}/app.js?cmd=js`);
     expect(await js.text()).toBe('console.log("monitor")');
@@ -107,16 +101,7 @@ describe('single-file bundle', () => {
     target.listen(0, '127.0.0.1');
     await once(target, 'listening');
     onTestFinished(() => new Promise<void>((r) => target.close(() => r())));
-    const { port } = await started(process.execPath, [
-      file,
-      'serve',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--data',
-      join(work, 'data-proxy'),
-    ]);
+    const { port } = await started(process.execPath, [file, ...serveArgs('data-proxy')]);
     const proxy = spawn(
       process.execPath,
       [
@@ -164,17 +149,7 @@ describe('single executable application (SEA)', () => {
       const version = spawnSync(out, ['--version'], { encoding: 'utf8' });
       expect(version.status).toBe(0);
       expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
-      const { port } = await started(out, [
-        'serve',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--data',
-        join(work, 'data-sea'),
-        '--fsync',
-        'never',
-      ]);
+      const { port } = await started(out, serveArgs('data-sea'));
       await roundTrip(port);
     },
     120_000,
