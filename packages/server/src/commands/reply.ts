@@ -1,24 +1,25 @@
-// Small builders for replies, shared by the command handlers.
+// Small builders for replies, shared by the command handlers and the plain-HTTP pages.
 import { Message } from '@zbus/protocol';
 
 const encoder = new TextEncoder();
 
-/** 200 with a text body; the 0.11 produce/ack reply body is the server time in ms. */
-export function okText(body: string, topic?: string): Message {
-  const m = new Message({ status: 200 });
+/** A reply with a status, a content type and a text body (and the `topic` header when given). */
+export function textReply(status: number, type: string, body: string, topic?: string): Message {
+  const m = new Message({ status });
   if (topic !== undefined) m.set('topic', topic);
-  m.set('content-type', 'text/plain');
+  m.set('content-type', type);
   m.body = encoder.encode(body);
   return m;
 }
 
+/** 200 with a text body; the 0.11 produce/ack reply body is the server time in ms. */
+export function okText(body: string, topic?: string): Message {
+  return textReply(200, 'text/plain', body, topic);
+}
+
 /** 200 with a JSON body (info shapes). */
 export function okJson(value: unknown, topic?: string): Message {
-  const m = new Message({ status: 200 });
-  if (topic !== undefined) m.set('topic', topic);
-  m.set('content-type', 'application/json');
-  m.body = encoder.encode(JSON.stringify(value));
-  return m;
+  return textReply(200, 'application/json', JSON.stringify(value), topic);
 }
 
 export function nowText(): string {

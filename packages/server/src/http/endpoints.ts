@@ -1,18 +1,14 @@
 // Plain-HTTP endpoints reserved on every broker: /metrics (Prometheus text), /healthz, /readyz. These names
 // cannot be topics in the URL form; the `cmd` header still reaches such topics (decisions.md §3).
-import { Message } from '@zbus/protocol';
+import type { Message } from '@zbus/protocol';
 import type { BrokerState } from '../commands/context.js';
+import { textReply } from '../commands/reply.js';
 import { renderMetrics, type TopicGauge } from '../metrics/metrics.js';
 
 export const RESERVED_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 
-const encoder = new TextEncoder();
-
 function text(status: number, body: string, type = 'text/plain; charset=utf-8'): Message {
-  const m = new Message({ status });
-  m.set('content-type', type);
-  m.body = encoder.encode(body);
-  return m;
+  return textReply(status, type, body);
 }
 
 /** The path of a URL without its query. */

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { Message } from '@zbus/protocol';
 import type { BrokerState } from '../commands/context.js';
+import { textReply } from '../commands/reply.js';
 
 export const MONITOR_COMMANDS = new Set([
   'home',
@@ -29,13 +30,8 @@ const TYPES: Record<string, string> = {
   '.map': 'application/json',
 };
 
-const encoder = new TextEncoder();
-
 function page(status: number, html: string): Message {
-  const m = new Message({ status });
-  m.set('content-type', 'text/html; charset=utf-8');
-  m.body = encoder.encode(html);
-  return m;
+  return textReply(status, 'text/html; charset=utf-8', html);
 }
 
 function redirect(location: string, cookie?: string): Message {
