@@ -738,42 +738,36 @@ export class MqClient {
   }
 
   /** Acknowledges the message at `offset` in an ack-required group. */
-  async ack(
-    topic: string,
-    group: string,
-    offset: number | string,
-    options: RequestOptions = {},
-  ): Promise<void> {
-    const msg = new Message({
-      headers: { cmd: Cmd.Ack, topic, consume_group: group, offset: String(offset) },
-    });
-    expectOk(await this.invoke(msg, options));
+  ack(topic: string, group: string, offset: number | string, options: RequestOptions = {}): Promise<void> {
+    return this.#groupDelivery(Cmd.Ack, topic, group, offset, options);
   }
 
   /** Gives a message back for redelivery, after `delay` ms when set. */
-  async nack(
+  nack(
     topic: string,
     group: string,
     offset: number | string,
     options: RequestOptions & { delay?: number } = {},
   ): Promise<void> {
-    const msg = new Message({
-      headers: { cmd: Cmd.Nack, topic, consume_group: group, offset: String(offset) },
-    });
-    if (options.delay !== undefined) msg.set('delay', options.delay);
-    expectOk(await this.invoke(msg, options));
+    return this.#groupDelivery(Cmd.Nack, topic, group, offset, options, options.delay);
   }
 
   /** Extends the ack deadline of a message being worked on. */
-  async touch(
+  touch(topic: string, group: string, offset: number | string, options: RequestOptions = {}): Promise<void> {
+    return this.#groupDelivery(Cmd.Touch, topic, group, offset, options);
+  }
+
+  /** ack, nack and touch: one delivery of a group, by offset, answered 200. */
+  async #groupDelivery(
+    cmd: string,
     topic: string,
     group: string,
     offset: number | string,
-    options: RequestOptions = {},
+    options: RequestOptions,
+    delay?: number,
   ): Promise<void> {
-    const msg = new Message({
-      headers: { cmd: Cmd.Touch, topic, consume_group: group, offset: String(offset) },
-    });
+    const msg = new Message({ headers: { cmd, topic, consume_group: group, offset: String(offset) } });
+    if (delay !== undefined) msg.set('delay', delay);
     expectOk(await this.invoke(msg, options));
   }
 
