@@ -128,6 +128,7 @@ function installFigures() {
     'packages/protocol',
     'packages/server',
     'packages/rpc',
+    'packages/client-core',
     'packages/client-node',
     'apps/broker',
   ]) {

@@ -17,6 +17,7 @@ it('starts a working broker with npx @zbus/broker from the packed tarballs', asy
   for (const pkg of [
     'packages/protocol',
     'packages/rpc',
+    'packages/client-core',
     'packages/client-node',
     'packages/server',
     'apps/broker',

@@ -7,7 +7,7 @@ import {
   brokerRpcConnector,
   Broker as CoreBroker,
   MqClient as CoreMqClient,
-} from '@zbus/client/core';
+} from '@zbus/client-core';
 import {
   ClientBootstrap as RpcClientBootstrap,
   type RpcProcessor,

@@ -38,7 +38,7 @@ export type {
   TransportConnectOptions,
   TransportFactory,
   TransportHandlers,
-} from '@zbus/client/core';
+} from '@zbus/client-core';
 export {
   BROKER_DEFAULTS,
   CLIENT_DEFAULTS,
@@ -49,7 +49,7 @@ export {
   RETRY_DEFAULTS,
   restoreDelivery,
   VOTE_FACTOR,
-} from '@zbus/client/core';
+} from '@zbus/client-core';
 // The message model and typed errors, from the protocol package.
 export type { RemoteErrorInfo, ZbusErrorCode } from '@zbus/protocol';
 export {

@@ -3,7 +3,7 @@
 // `focus` and `pageshow` every reconnecting client retries at once and every open socket is pinged (a socket
 // that died during sleep is found within `pingTimeout` instead of minutes).
 
-import type { MqClient } from '@zbus/client/core';
+import type { MqClient } from '@zbus/client-core';
 
 type Listener = () => void;
 

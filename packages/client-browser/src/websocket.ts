@@ -8,7 +8,7 @@
 // just as good: any frame proves the socket is alive) and closes the connection when nothing at all arrives
 // within `pingTimeout`. The core client then reconnects and resubscribes.
 
-import type { Transport, TransportConnectOptions, TransportFactory } from '@zbus/client/core';
+import type { Transport, TransportConnectOptions, TransportFactory } from '@zbus/client-core';
 import { encodeMessage, Message, ZbusError } from '@zbus/protocol';
 import { onWake } from './lifecycle.js';
 

@@ -1,8 +1,7 @@
+import { type Body, type ProduceResult, restoreDelivery, setBody } from '@zbus/client-core';
 import { errorFromReply, Message, ZbusError } from '@zbus/protocol';
 import { decodeBody, type MessageInvoker } from '@zbus/rpc';
 import type { Agent, request as UndiciRequest } from 'undici';
-import type { ProduceResult } from './core/client.js';
-import { type Body, restoreDelivery, setBody } from './core/messages.js';
 
 /** Options of an {@link HttpClient}. */
 export interface HttpClientOptions {

@@ -1,33 +1,5 @@
 // `@zbus/client`: the Node.js client. Explicit exports only (style.md §4).
 
-// The message model and typed errors, from the protocol package.
-export type { RemoteErrorInfo, ZbusErrorCode } from '@zbus/protocol';
-export {
-  Cmd,
-  Header,
-  isZbusError,
-  LimitError,
-  Mask,
-  Message,
-  ProtocolError,
-  RpcError,
-  STATUS_BY_CODE,
-  ZbusError,
-} from '@zbus/protocol';
-// RPC, bound to TCP above (bootstraps) or usable with any MqClient (`new RpcInvoker(client, { topic })`).
-export type {
-  AddModuleOptions,
-  CodecName,
-  InvokeOptions,
-  MessageInvoker,
-  RpcCall,
-  RpcErrorBody,
-  RpcInvokerOptions,
-  RpcMethodInfo,
-  RpcProcessorOptions,
-  RpcProxy,
-} from '@zbus/rpc';
-export { RpcInvoker, RpcProcessor, rawRequest } from '@zbus/rpc';
 export type {
   Body,
   BrokerEvents,
@@ -65,7 +37,7 @@ export type {
   TransportConnectOptions,
   TransportFactory,
   TransportHandlers,
-} from './core/index.js';
+} from '@zbus/client-core';
 export {
   BROKER_DEFAULTS,
   CLIENT_DEFAULTS,
@@ -76,7 +48,35 @@ export {
   RETRY_DEFAULTS,
   restoreDelivery,
   VOTE_FACTOR,
-} from './core/index.js';
+} from '@zbus/client-core';
+// The message model and typed errors, from the protocol package.
+export type { RemoteErrorInfo, ZbusErrorCode } from '@zbus/protocol';
+export {
+  Cmd,
+  Header,
+  isZbusError,
+  LimitError,
+  Mask,
+  Message,
+  ProtocolError,
+  RpcError,
+  STATUS_BY_CODE,
+  ZbusError,
+} from '@zbus/protocol';
+// RPC, bound to TCP above (bootstraps) or usable with any MqClient (`new RpcInvoker(client, { topic })`).
+export type {
+  AddModuleOptions,
+  CodecName,
+  InvokeOptions,
+  MessageInvoker,
+  RpcCall,
+  RpcErrorBody,
+  RpcInvokerOptions,
+  RpcMethodInfo,
+  RpcProcessorOptions,
+  RpcProxy,
+} from '@zbus/rpc';
+export { RpcInvoker, RpcProcessor, rawRequest } from '@zbus/rpc';
 export type { HttpClientOptions } from './http.js';
 export { HttpClient } from './http.js';
 export type { NodeBrokerOptions, NodeClientOptions } from './node.js';

@@ -1,12 +1,16 @@
 import {
+  type BoundBrokerOptions,
+  type BoundClientOptions,
+  bindTransport,
+  brokerRpcConnector,
+  Broker as CoreBroker,
+  MqClient as CoreMqClient,
+} from '@zbus/client-core';
+import {
   ClientBootstrap as RpcClientBootstrap,
   type RpcProcessor,
   ServiceBootstrap as RpcServiceBootstrap,
 } from '@zbus/rpc';
-import { type BoundBrokerOptions, type BoundClientOptions, bindTransport } from './core/bind.js';
-import { Broker as CoreBroker } from './core/broker.js';
-import { MqClient as CoreMqClient } from './core/client.js';
-import { brokerRpcConnector } from './core/rpc.js';
 import { type TcpTransportOptions, tcpTransport } from './transport/tcp.js';
 
 /** Client options in Node: the core options, TCP by default, TLS on request. */

@@ -5,10 +5,10 @@
 // Run alone: `npx vitest run test/ha.test.ts` (prints the measured failover times).
 
 import { createServer } from 'node:net';
+import { brokerRpcConnector } from '@zbus/client-core';
 import { DEFAULT_SERVICE_MASK, ServiceBootstrap as RpcServiceBootstrap } from '@zbus/rpc';
 import { type RunningBroker, startBroker } from '@zbus/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
-import { brokerRpcConnector } from '../src/core/index.js';
 import {
   Broker,
   Consumer,

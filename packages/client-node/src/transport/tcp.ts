@@ -1,7 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import type { Transport, TransportFactory, TransportHandlers } from '@zbus/client-core';
 import { encodeHead, encodeMessage, type Message, ZbusError } from '@zbus/protocol';
-import type { Transport, TransportFactory, TransportHandlers } from '../core/transport.js';
 
 /** Options of the Node TCP transport. */
 export interface TcpTransportOptions {

@@ -1,5 +1,6 @@
-// `@zbus/client/core`: the transport-agnostic client (no Node built-ins), shared by `@zbus/client` (TCP) and
-// `@zbus/client-browser` (WebSocket). Give it a TransportFactory and it does the rest.
+// `@zbus/client-core`: the transport-agnostic client (no Node built-ins, no DOM-only APIs beyond timers and
+// text coding), shared by `@zbus/client` (TCP) and `@zbus/client-browser` (WebSocket). Give it a
+// TransportFactory and it does the rest. Explicit exports only (style.md §4).
 
 export type { ConsumeGroupInfo, ServerAddress, ServerInfo, TopicInfo, TrackerInfo } from '@zbus/protocol';
 export type { MqAdminOptions, ServerResult } from './admin.js';
@@ -12,7 +13,7 @@ export type {
 } from './bind.js';
 export { bindTransport } from './bind.js';
 export type { BrokerEvents, BrokerOptions, ClientSource, RouteKind } from './broker.js';
-export { BROKER_DEFAULTS, Broker, parseAddresses } from './broker.js';
+export { BROKER_DEFAULTS, Broker } from './broker.js';
 export type {
   ClientState,
   ConsumeOptions,
@@ -23,17 +24,16 @@ export type {
   ProduceResult,
   RequestOptions,
 } from './client.js';
-export { expectOk, MqClient, produceResult, setGroupHeaders } from './client.js';
+export { MqClient } from './client.js';
 export type { ConsumedMessage, ConsumerOptions, DeliveryControl, MessageHandler } from './consumer.js';
 export { Consumer } from './consumer.js';
 export type { Body, PublishInput } from './messages.js';
-export { newId, restoreDelivery, setBody, toProduceMessage } from './messages.js';
+export { restoreDelivery, setBody } from './messages.js';
 export type { MqClientOptions, ResolvedClientOptions } from './options.js';
 export { CLIENT_DEFAULTS } from './options.js';
 export type { ProducerOptions, PublishOptions, RetryPolicy } from './producer.js';
 export { Producer, RETRY_DEFAULTS } from './producer.js';
-export type { RouteDiff, RouteTable, ServerSelector, ServerSelectors } from './route-table.js';
-export { defaultSelectors, RouteState, VOTE_FACTOR } from './route-table.js';
+export type { RouteTable, ServerSelector, ServerSelectors } from './route-table.js';
+export { defaultSelectors, VOTE_FACTOR } from './route-table.js';
 export { brokerRpcConnector } from './rpc.js';
-export { backoffDelay } from './timers.js';
 export type { Transport, TransportConnectOptions, TransportFactory, TransportHandlers } from './transport.js';

@@ -1,5 +1,5 @@
 import { encodeMessage, type Message } from '@zbus/protocol';
-import type { Transport, TransportFactory, TransportHandlers } from '../src/core/index.js';
+import type { Transport, TransportFactory, TransportHandlers } from '../src/index.js';
 
 /** One in-memory connection: records what the client sends, lets the test answer. Not a broker. */
 export class FakeConnection implements Transport {

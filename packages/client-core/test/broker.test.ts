@@ -2,8 +2,8 @@
 // real one does), so that routing, fallback and retries can be checked step by step.
 import { Message } from '@zbus/protocol';
 import { describe, expect, it } from 'vitest';
-import type { ServerInfo, TrackerInfo, TransportFactory } from '../src/core/index.js';
-import { Broker, bindTransport, MqAdmin, MqClient, Producer } from '../src/core/index.js';
+import type { ServerInfo, TrackerInfo, TransportFactory } from '../src/index.js';
+import { Broker, bindTransport, MqAdmin, MqClient, Producer } from '../src/index.js';
 import { FakeConnection } from './fake-transport.js';
 
 interface FakeServer {

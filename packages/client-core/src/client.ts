@@ -1,7 +1,7 @@
+import type { ConsumeGroupInfo, ServerInfo, TopicInfo, TrackerInfo } from '@zbus/protocol';
 import { Cmd, errorFromReply, Message, MessageDecoder, ZbusError } from '@zbus/protocol';
 import { Deadlines } from './deadlines.js';
 import { Emitter } from './emitter.js';
-import type { ConsumeGroupInfo, ServerInfo, TopicInfo, TrackerInfo } from './info.js';
 import { newId, type PublishInput, restoreDelivery, toProduceMessage } from './messages.js';
 import { type MqClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
 import { backoffDelay, type TimerHandle, unref } from './timers.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { ServerInfo, TopicInfo, TrackerInfo } from '../src/core/index.js';
-import { defaultSelectors, RouteState } from '../src/core/index.js';
+import type { ServerInfo, TopicInfo, TrackerInfo } from '../src/index.js';
+import { defaultSelectors } from '../src/index.js';
+import { RouteState } from '../src/route-table.js';
 
 function topic(name: string, consumerCount = 0, messageDepth = 0): TopicInfo {
   return {

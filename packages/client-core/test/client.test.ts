@@ -1,7 +1,7 @@
 import { Message, ZbusError } from '@zbus/protocol';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Broker, backoffDelay, MqClient, restoreDelivery } from '../src/core/index.js';
-import { parseHostPort } from '../src/index.js';
+import { Broker, MqClient, restoreDelivery } from '../src/index.js';
+import { backoffDelay } from '../src/timers.js';
 import { fakeTransport } from './fake-transport.js';
 
 function ok(
@@ -334,13 +334,6 @@ describe('restoreDelivery', () => {
 });
 
 describe('helpers', () => {
-  it('parseHostPort reads host:port forms', () => {
-    expect(parseHostPort('127.0.0.1:15555')).toEqual({ host: '127.0.0.1', port: 15555, tls: false });
-    expect(parseHostPort('tcp://example.com')).toEqual({ host: 'example.com', port: 15555, tls: false });
-    expect(parseHostPort('tls://[::1]:1234')).toEqual({ host: '::1', port: 1234, tls: true });
-    expect(() => parseHostPort('h:99999')).toThrow(/bad address/);
-  });
-
   it('backoffDelay doubles up to the max with bounded jitter', () => {
     expect([0, 1, 2, 3, 10].map((a) => backoffDelay(a, 100, 1000, 0, () => 0.5))).toEqual([
       100, 200, 400, 800, 1000,

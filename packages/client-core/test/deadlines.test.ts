@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Deadlines } from '../src/core/deadlines.js';
+import { Deadlines } from '../src/deadlines.js';
 
 interface Item {
   name: string;
