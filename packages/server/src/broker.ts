@@ -21,7 +21,7 @@ import { COMMAND_HANDLERS } from './commands/registry.js';
 import { publishTrackerInfo } from './commands/tracker.js';
 import { errorParts, errorReply } from './errors.js';
 import { pathOf, RESERVED_PATHS, serveEndpoint } from './http/endpoints.js';
-import { MONITOR_COMMANDS, serveMonitor } from './http/monitor.js';
+import { MONITOR_COMMANDS, monitorLoginRedirect, serveMonitor } from './http/monitor.js';
 import { serverInfo } from './info.js';
 import { Metrics } from './metrics/metrics.js';
 import { allowStoredHeaderCount, decodeStored } from './mq/delivery.js';
@@ -244,7 +244,31 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
       return;
     }
     const cmd = resolved.cmd;
-    if (MONITOR_COMMANDS.has(cmd)) {
+    const monitor = MONITOR_COMMANDS.has(cmd);
+    const handler = monitor ? undefined : COMMAND_HANDLERS.get(cmd);
+    if (!monitor && !handler) {
+      // 0.11: when a topic bears the unknown command's name, nothing is replied (unless that would tell a
+      // token about a topic it may not see).
+      if (this.store.topic(cmd) && (!this.auth || this.auth.canSee(msg.token, cmd))) ticket.none();
+      else
+        this.#fail(
+          ticket,
+          new ZbusError('ZBUS_ERR_UNKNOWN_COMMAND', `Bad format: command(${cmd}) not support`),
+        );
+      return;
+    }
+    // Deny by default (decisions.md §6): every command, monitor pages included, unless it is public.
+    if (this.auth) {
+      try {
+        this.auth.check(cmd, msg.token, msg.topic, msg.consumeGroup);
+      } catch (err) {
+        const login = monitor ? monitorLoginRedirect(cmd) : undefined;
+        if (login) ticket.send(login);
+        else this.#fail(ticket, err, msg.topic);
+        return;
+      }
+    }
+    if (monitor) {
       this.#track(
         session,
         ticket,
@@ -253,19 +277,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
       );
       return;
     }
-    const handler = COMMAND_HANDLERS.get(cmd);
-    if (!handler) {
-      // 0.11: when a topic bears the unknown command's name, nothing is replied.
-      if (this.store.topic(cmd)) ticket.none();
-      else
-        this.#fail(
-          ticket,
-          new ZbusError('ZBUS_ERR_UNKNOWN_COMMAND', `Bad format: command(${cmd}) not support`),
-        );
-      return;
-    }
     try {
-      if (this.auth && cmd !== 'heartbeat') this.auth.check(cmd, msg.token, msg.topic, msg.consumeGroup);
       if (cmd === 'produce' || cmd === 'rpc') this.#rpcByUrl(msg, cmd, resolved.form);
     } catch (err) {
       this.#fail(ticket, err, msg.topic);
@@ -274,7 +286,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     const ctx: CommandContext = { state: this, session, msg, ticket, resolved };
     let result: void | Promise<void>;
     try {
-      result = handler(ctx);
+      result = handler!(ctx);
     } catch (err) {
       this.#fail(ticket, err, msg.topic);
       return;

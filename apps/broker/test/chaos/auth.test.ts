@@ -86,6 +86,7 @@ interface Case {
 
 const CASES: Case[] = [
   { cmd: 'produce', topic: 'Orders' },
+  { cmd: 'rpc', topic: 'Orders' }, // checked as produce
   { cmd: 'consume', topic: 'Orders', group: 'billing' },
   { cmd: 'unconsume', topic: 'Orders', group: 'billing' },
   { cmd: 'ack', topic: 'Orders', group: 'billing', extra: { offset: '0' } },
@@ -101,8 +102,9 @@ const CASES: Case[] = [
   { cmd: 'track_sub' },
   { cmd: 'track_pub' },
 ];
-// `ssl` is not listed: the broker has no handler for it and answers 400 "command(ssl) not support" to anyone.
-const URL_08 = new Set(['produce', 'consume', 'declare', 'query', 'remove', 'empty']);
+// packages/server/test/broker/deny-by-default.test.ts covers every registered command without a token; this
+// matrix adds wrong tokens and tokens lacking the operation, the topic or the group.
+const URL_08 = new Set(['produce', 'rpc', 'consume', 'declare', 'query', 'remove', 'empty']);
 
 /** Tokens that must be refused for `c`: none, wrong, lacking the operation, lacking the topic or group. */
 function badTokens(c: Case): Array<[string, string | undefined]> {
@@ -112,7 +114,8 @@ function badTokens(c: Case): Array<[string, string | undefined]> {
     ['wrong token, right length', 'admin-secreT'],
   ];
   // prod-secret may produce and query Orders only.
-  if (c.cmd !== 'produce' && c.cmd !== 'query') out.push(['lacks the operation', 'prod-secret']);
+  const produceOrQuery = c.cmd === 'produce' || c.cmd === 'rpc' || c.cmd === 'query';
+  if (!produceOrQuery) out.push(['lacks the operation', 'prod-secret']);
   else out.push(['lacks the topic', 'prod-secret']);
   // cons-secret may consume/declare/query Orders, group billing only.
   if (c.cmd === 'consume' || c.cmd === 'declare' || c.cmd === 'ack' || c.cmd === 'unconsume')

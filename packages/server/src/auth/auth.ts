@@ -1,48 +1,52 @@
-// Token ACLs in the 0.11 model (zbus-protocol.md §11): each token lists operations and topics (optionally
-// groups). Tokens are compared in constant time: every candidate is hashed to the same length first, and
-// every entry is compared, so timing reveals neither a prefix nor which entry matched.
+// Token ACLs in the 0.11 model (zbus-protocol.md §11), deny by default (decisions.md §6): every command is
+// checked unless it is on PUBLIC_COMMANDS, so a command added to the registry is refused until a token lists it.
+// Tokens are compared in constant time: every candidate is hashed to the same length first, and every entry is
+// compared, so timing reveals neither a prefix nor which entry matched.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ZbusError } from '@zbus/protocol';
 import type { AuthConfig, AuthTokenEntry } from '../options.js';
 
-/** Commands subject to auth; any other command always passes (0.11 behaviour). */
-const CHECKED = new Set([
-  'produce',
-  'consume',
-  'unconsume',
-  'ack',
-  'nack',
-  'touch',
-  'route',
-  'query',
-  'declare',
-  'empty',
-  'remove',
-  'track_pub',
-  'track_sub',
-  'tracker',
-  'server',
-  'ssl',
-  'home',
-]);
+/** Commands anyone may run without a token: liveness only. Keep this list short; a test pins it. */
+export const PUBLIC_COMMANDS: ReadonlySet<string> = new Set(['ping', 'heartbeat']);
 
-/** Commands whose group is checked as well as the topic. */
-const GROUP_CHECKED = new Set(['consume', 'unconsume', 'declare', 'remove', 'empty', 'ack', 'nack', 'touch']);
+/** Monitor commands that must work before a login: the login form and logout (which only clears the cookie). */
+export const PUBLIC_MONITOR_COMMANDS: ReadonlySet<string> = new Set(['login', 'logout']);
 
-/** The operation a command needs: `unconsume`, `ack`, `nack`, `touch` are part of `consume`. */
-function operationOf(cmd: string): string {
-  return cmd === 'unconsume' || cmd === 'ack' || cmd === 'nack' || cmd === 'touch' ? 'consume' : cmd;
-}
+/** The operation a command needs, where it is not the command's own name. */
+const OPERATION_OF: Readonly<Record<string, string>> = {
+  rpc: 'produce', // `/rpc/<topic>/...` and `cmd: rpc` store a message as produce does
+  unconsume: 'consume',
+  ack: 'consume',
+  nack: 'consume',
+  touch: 'consume',
+};
+
+/** Commands that act on one group (the one named, else the default group named as the topic). */
+const GROUP_SCOPED = new Set(['consume', 'unconsume', 'declare', 'ack', 'nack', 'touch', 'remove', 'empty']);
+
+/** The monitor's pages and assets: `admin` tokens only (docs/security.md). */
+const MONITOR = new Set(['home', 'page', 'js', 'css', 'img', 'favicon.ico']);
+
+type Scope = string | undefined;
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 interface CompiledEntry {
   entry: AuthTokenEntry;
   hash: Buffer;
+  /** `*` or `admin`: every command. */
   all: boolean;
+  /** `admin`: every command and the monitor. */
+  admin: boolean;
   operations: Set<string>;
   anyTopic: boolean;
   topics: Map<string, Set<string> | undefined>;
+}
+
+function forbidden(cmd: string, topic: string | undefined): ZbusError {
+  const parts = [`Command(${cmd})`];
+  if (topic !== undefined) parts.push(`Topic(${topic})`);
+  return new ZbusError('ZBUS_ERR_FORBIDDEN', `${parts.join(' ')} Forbbiden`);
 }
 
 export class Auth {
@@ -62,6 +66,7 @@ export class Auth {
         entry,
         hash: digest(entry.token),
         all: ops.has('*') || ops.has('admin'),
+        admin: ops.has('admin'),
         operations: ops,
         anyTopic: topics.has('*'),
         topics,
@@ -79,46 +84,40 @@ export class Auth {
     return found;
   }
 
-  /** True when the token is known (used by the monitor login). */
-  isValid(token: string): boolean {
-    return token !== '' && this.find(token) !== undefined;
-  }
-
   /** Whether `token` may run `operation` (an operation outside any topic, such as `metrics`). */
   allows(operation: string, token: string | undefined): boolean {
     const e = this.find(token);
     return e !== undefined && (e.all || e.operations.has(operation));
   }
 
+  /** An `admin` token: the monitor accepts these only. */
   isAdmin(token: string | undefined): boolean {
-    return this.find(token)?.all === true;
+    return token !== undefined && token !== '' && this.find(token)?.admin === true;
   }
 
-  /** Throws 403 with the 0.11 text when `token` may not run `cmd` on `topic`/`group`. */
+  /**
+   * Throws 403 with the 0.11 text unless `token` may run `cmd` on `topic`/`group`. Public commands pass; the
+   * monitor needs `admin`.
+   */
   check(cmd: string, token: string | undefined, topic: string | undefined, group: string | undefined): void {
-    if (!CHECKED.has(cmd)) return;
-    const e = this.find(token);
-    const allowed =
-      e !== undefined &&
-      (e.all || e.operations.has(operationOf(cmd))) &&
-      (topic === undefined ||
-        this.#topicAllowed(e, topic, GROUP_CHECKED.has(cmd) ? (group ?? topic) : undefined));
-    if (!allowed) {
-      const parts = [`Command(${cmd})`];
-      if (topic !== undefined) parts.push(`Topic(${topic})`);
-      throw new ZbusError('ZBUS_ERR_FORBIDDEN', `${parts.join(' ')} Forbbiden`);
+    if (PUBLIC_COMMANDS.has(cmd) || PUBLIC_MONITOR_COMMANDS.has(cmd)) return;
+    if (MONITOR.has(cmd)) {
+      if (!this.isAdmin(token)) throw forbidden(cmd, undefined);
+      return;
     }
+    const scope: Scope = GROUP_SCOPED.has(cmd) ? group || topic : undefined;
+    if (!this.#allowed(cmd, token, topic, scope)) throw forbidden(cmd, topic);
   }
 
-  #topicAllowed(e: CompiledEntry, topic: string, group: string | undefined): boolean {
-    if (e.anyTopic) {
-      const groups = e.topics.get('*');
-      return groups === undefined || group === undefined || groups.has(group.toLowerCase());
-    }
-    const key = topic.toLowerCase();
-    if (!e.topics.has(key)) return false;
-    const groups = e.topics.get(key);
-    return groups === undefined || group === undefined || groups.has(group.toLowerCase());
+  #allowed(cmd: string, token: string | undefined, topic: string | undefined, scope: Scope): boolean {
+    const e = this.find(token);
+    if (e === undefined) return false;
+    if (!e.all && !e.operations.has(OPERATION_OF[cmd] ?? cmd)) return false;
+    if (topic === undefined) return true;
+    const groups = e.anyTopic ? e.topics.get('*') : e.topics.get(topic.toLowerCase());
+    if (!e.anyTopic && !e.topics.has(topic.toLowerCase())) return false;
+    if (groups === undefined || scope === undefined) return true;
+    return groups.has(scope.toLowerCase());
   }
 
   /** Whether info about `topic` may be shown to `token` (query/server/tracker filtering). */

@@ -1,6 +1,7 @@
 // The monitor pages on the main port (zbus-protocol.md §10): `/` (home), `/<file>?cmd=js|css|img`, login and
-// logout. With auth on, `/` needs a valid token (cookie), else 302 to the login form; the login cookie is
-// HttpOnly and SameSite=Strict (decisions.md §3).
+// logout. With auth on, the broker lets only `admin` tokens reach the pages and assets (auth.ts); a browser
+// without one is sent to the login form, which accepts admin tokens only. The login cookie is HttpOnly and
+// SameSite=Strict (decisions.md §3).
 import { readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { Message } from '@zbus/protocol';
@@ -54,9 +55,9 @@ const NOT_BUILT = `<!doctype html><html lang="en"><head><meta charset="utf-8"><t
 <body><h1>zbus-ts broker</h1><p>The monitor's assets were not found on this broker (monitorDir is not set or not
 built). The broker itself is running: try <a href="/healthz">/healthz</a> or <a href="/metrics">/metrics</a>.</p></body></html>`;
 
-/** The request's token: header, `?token=` (merged into headers by the URL rules) or cookie. */
-function requestToken(msg: Message): string | undefined {
-  return msg.token;
+/** What a browser gets for a monitor page it may not see: the login form (undefined for assets: a 403). */
+export function monitorLoginRedirect(cmd: string): Message | undefined {
+  return cmd === 'home' || cmd === 'page' ? redirect('/?cmd=login') : undefined;
 }
 
 export async function serveMonitor(
@@ -70,10 +71,14 @@ export async function serveMonitor(
     if (!auth) return redirect('/');
     if (msg.method === 'POST') {
       const token = new URLSearchParams(msg.bodyText()).get('token') ?? '';
-      if (auth.isValid(token)) {
+      if (auth.isAdmin(token)) {
         return redirect('/', `token=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
       }
-      return page(401, LOGIN_PAGE.replace('{{error}}', '<p role="alert">Invalid token.</p>'));
+      const why =
+        token !== '' && auth.find(token)
+          ? 'This token may not open the monitor (admin only).'
+          : 'Invalid token.';
+      return page(401, LOGIN_PAGE.replace('{{error}}', `<p role="alert">${why}</p>`));
     }
     return page(200, LOGIN_PAGE.replace('{{error}}', ''));
   }
@@ -81,10 +86,6 @@ export async function serveMonitor(
     return redirect('/?cmd=login', 'token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0');
   }
   if (cmd === 'home' || cmd === 'page') {
-    if (auth) {
-      const token = requestToken(msg);
-      if (token === undefined || !auth.isValid(token)) return redirect('/?cmd=login');
-    }
     const html = await readAsset(state, 'index.html');
     if (!html) return page(200, NOT_BUILT);
     const m = new Message({ status: 200 });

@@ -126,7 +126,7 @@ describe('auth', () => {
     expect(denied.status).toBe(403);
   });
 
-  it('never checks heartbeat, and lets commands outside the ACL list pass (ping)', async () => {
+  it('never checks the public commands (heartbeat, ping)', async () => {
     const { b } = await setup();
     const c = await b.raw();
     const hb = c.send({ headers: { cmd: 'heartbeat' } });
@@ -184,5 +184,21 @@ describe('monitor login', () => {
     const page = await fetch(`${b.url}/`, { headers: { cookie: 'token=admin-secret' }, redirect: 'manual' });
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toContain('text/html');
+  });
+
+  it('opens the monitor to admin tokens only: the login form and the pages refuse other valid tokens', async () => {
+    const { b } = await setup();
+    const login = await fetch(`${b.url}/?cmd=login`, {
+      method: 'POST',
+      body: new URLSearchParams({ token: 'producer' }),
+      redirect: 'manual',
+    });
+    expect(login.status).toBe(401);
+    expect(login.headers.get('set-cookie')).toBeNull();
+    expect(await login.text()).toContain('admin only');
+    const page = await fetch(`${b.url}/`, { headers: { cookie: 'token=producer' }, redirect: 'manual' });
+    expect([page.status, page.headers.get('location')]).toEqual([302, '/?cmd=login']);
+    const asset = await fetch(`${b.url}/monitor.js?cmd=js`, { headers: { cookie: 'token=producer' } });
+    expect(asset.status).toBe(403);
   });
 });
