@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import {
+  Cmd,
   encodeMessage,
   keepAlive,
   type Message,
@@ -212,7 +213,9 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     const ticket = session.ticket(id, clientId === undefined, !keepAlive(msg));
     if (msg.method === 'HEAD') ticket.headOnly = true;
     if (this.#closing) {
-      this.#fail(ticket, new ZbusError('ZBUS_ERR_CLOSED', 'the broker is shutting down'), msg.topic);
+      // A heartbeat is never answered, not even now (zbus clients send it in the header).
+      if (msg.headers.cmd === Cmd.Heartbeat) ticket.none('heartbeat');
+      else this.#fail(ticket, new ZbusError('ZBUS_ERR_CLOSED', 'the broker is shutting down'), msg.topic);
       return;
     }
     if (msg.headers.cmd === undefined) {

@@ -26,13 +26,21 @@ export class ReplyTicket {
   done = false;
   /** A HEAD request: its reply carries the head only (a body would corrupt the next reply on the connection). */
   headOnly = false;
+  /**
+   * No `id` on this request nor ever before on its connection, and not WebSocket: curl, a browser's fetch,
+   * `ab`. No zbus client reads such a connection. Decided when the request arrives, so a later request
+   * cannot change how this one is answered.
+   */
+  readonly plainHttp: boolean;
 
   constructor(
     readonly session: Session,
     readonly id: string,
     readonly ordered: boolean,
     readonly closeAfter: boolean,
-  ) {}
+  ) {
+    this.plainHttp = ordered && !session.acceptsPushes;
+  }
 
   /** Send the reply; later calls are ignored (a request gets at most one reply). */
   send(msg: Message): void {
@@ -45,12 +53,18 @@ export class ReplyTicket {
   }
 
   /**
-   * The request gets no reply (ack=false, heartbeat, route, unconsume). A plain-HTTP client still needs a
-   * response to every request, or it waits (and its later requests with it): it gets an empty 200.
+   * The request gets no reply, as in 0.11. This is the one place that decides what "no reply" means
+   * (docs/protocol.md, "Requests 0.11 leaves unanswered"):
+   * - a `heartbeat` is never answered, on any transport: zbus.js sends it without an `id` and hands any
+   *   message it did not ask for to its tracker handler, which throws on it;
+   * - anything else 0.11 leaves unanswered (`ack: false`, `route`, `unconsume`, ...) is answered only on a
+   *   plain-HTTP request (`plainHttp`): an HTTP client waits for a response to each request, and its later
+   *   requests with it, so it gets an empty 200. Where a zbus client may be listening (WebSocket, or a
+   *   connection that sends `id`s) the request stays unanswered.
    */
-  none(): void {
+  none(command: 'heartbeat' | 'other' = 'other'): void {
     if (this.done) return;
-    if (this.ordered) {
+    if (this.plainHttp && command !== 'heartbeat') {
       this.send(new Message({ status: 200 }));
       return;
     }

@@ -3,7 +3,7 @@ import type { CommandContext } from './context.js';
 import { okText } from './reply.js';
 
 export function heartbeat(ctx: CommandContext): void {
-  ctx.ticket.none();
+  ctx.ticket.none('heartbeat');
 }
 
 export function ping(ctx: CommandContext): void {
