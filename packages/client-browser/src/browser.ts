@@ -63,7 +63,7 @@ export class Broker extends CoreBroker {
 }
 
 /** Connects the `@zbus/rpc` bootstraps over WebSocket. */
-export const wsRpcConnector = brokerRpcConnector((address) => new Broker(address));
+export const wsRpcConnector = /* @__PURE__ */ brokerRpcConnector((address) => new Broker(address));
 
 /** 0.11 `ServiceBootstrap` over WebSocket: a page can serve RPC methods too. */
 export class ServiceBootstrap extends RpcServiceBootstrap {

@@ -67,7 +67,8 @@ export {
 // RPC, bound to WebSocket below (bootstraps) or usable with any MqClient (`new RpcInvoker(client, { topic })`).
 export type {
   AddModuleOptions,
-  CodecName,
+  BodyCodec,
+  CodecOption,
   InvokeOptions,
   MessageInvoker,
   RpcCall,

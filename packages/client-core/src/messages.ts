@@ -1,5 +1,5 @@
 import { Message, ZbusError } from '@zbus/protocol';
-import { type CodecName, codecByName } from '@zbus/rpc';
+import { type CodecOption, resolveCodec } from '@zbus/rpc';
 
 /** A body: text, bytes, or a value encoded with the message's codec (JSON by default). */
 export type Body = string | Uint8Array | ArrayBuffer | object | number | boolean | null;
@@ -16,9 +16,9 @@ export interface PublishInput {
   delay?: number;
   /** Deliver at this epoch time, ms. */
   deliverAt?: number;
-  /** Codec for bodies that are neither text nor bytes. @default 'json' */
-  codec?: CodecName;
-  /** Content type; set from the body when absent (`text/plain`, JSON or msgpack). */
+  /** Codec for bodies that are neither text nor bytes (e.g. `msgpackCodec` from `@zbus/rpc/msgpack`). @default 'json' */
+  codec?: CodecOption;
+  /** Content type; set from the body when absent (`text/plain`, or the codec's). */
   contentType?: string;
   /** More headers. */
   headers?: Record<string, string | number | boolean | undefined>;
@@ -29,13 +29,13 @@ export interface PublishInput {
 }
 
 /** Sets `body` on `msg`: strings as UTF-8 text, bytes as they are, other values with `codec`. */
-export function setBody(msg: Message, body: Body | undefined, codec: CodecName = 'json'): void {
+export function setBody(msg: Message, body: Body | undefined, codec: CodecOption = 'json'): void {
   if (body === undefined) return;
   if (typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer) {
     msg.setBody(body);
     return;
   }
-  const c = codecByName(codec);
+  const c = resolveCodec(codec);
   if (msg.contentType === undefined) msg.set('content-type', c.contentType);
   msg.setBody(c.encode(body));
 }

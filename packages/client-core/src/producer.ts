@@ -1,5 +1,5 @@
 import { type Message, ZbusError } from '@zbus/protocol';
-import type { CodecName } from '@zbus/rpc';
+import { type CodecOption, resolveCodec } from '@zbus/rpc';
 import type { ClientSource } from './broker.js';
 import type { MqClient, ProduceResult, RequestOptions } from './client.js';
 import { type PublishInput, toProduceMessage } from './messages.js';
@@ -42,8 +42,8 @@ export interface ProducerOptions {
   maxInFlight?: number;
   /** Default reply timeout of publishes, ms; the client's `timeout` when absent. */
   timeout?: number;
-  /** Codec of object bodies. @default 'json' */
-  codec?: CodecName;
+  /** Codec of object bodies: `'json'`, or e.g. `msgpackCodec` from `@zbus/rpc/msgpack`. @default 'json' */
+  codec?: CodecOption;
   /**
    * Republish on another server when a publish fails with a connection error (the server died or is shutting
    * down). Off by default: the publish rejects with `ZBUS_ERR_CONNECTION_CLOSED` and the caller decides.
@@ -88,6 +88,7 @@ export class Producer {
         );
       if (retry.backoffMs !== undefined) positive(retry.backoffMs, 'retry.backoffMs', true);
     }
+    if (options.codec !== undefined) resolveCodec(options.codec);
     this.options = Object.freeze({ ...options, maxInFlight });
     this.#slots = new Semaphore(maxInFlight);
   }

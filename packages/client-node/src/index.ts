@@ -66,7 +66,8 @@ export {
 // RPC, bound to TCP above (bootstraps) or usable with any MqClient (`new RpcInvoker(client, { topic })`).
 export type {
   AddModuleOptions,
-  CodecName,
+  BodyCodec,
+  CodecOption,
   InvokeOptions,
   MessageInvoker,
   RpcCall,

@@ -44,7 +44,7 @@ export class Broker extends CoreBroker {
 }
 
 /** Connects the `@zbus/rpc` bootstraps over TCP. */
-export const tcpRpcConnector = brokerRpcConnector((address) => new Broker(address));
+export const tcpRpcConnector = /* @__PURE__ */ brokerRpcConnector((address) => new Broker(address));
 
 /** 0.11 `ServiceBootstrap` over TCP: `new ServiceBootstrap().serviceName('MyRpc').addModule(...).start()`. */
 export class ServiceBootstrap extends RpcServiceBootstrap {

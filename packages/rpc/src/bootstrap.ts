@@ -1,5 +1,5 @@
 import { Mask, type Message, ZbusError } from '@zbus/protocol';
-import type { CodecName } from './codec.js';
+import type { BodyCodec, CodecOption } from './codec.js';
 import { type InvokeOptions, type MessageInvoker, RpcInvoker, type RpcProxy } from './invoker.js';
 import { checkTimeout } from './options.js';
 import { type AddModuleOptions, RpcProcessor } from './processor.js';
@@ -126,6 +126,11 @@ export class ServiceBootstrap extends Bootstrap {
     this.#mask = mask | Mask.Rpc;
     return this;
   }
+  /** Serves callers that use `codec` (e.g. `msgpackCodec` from `@zbus/rpc/msgpack`) besides JSON ones. */
+  codec(codec: BodyCodec): this {
+    this.processor.addCodec(codec);
+    return this;
+  }
   addModule(name: string, impl: object, options?: AddModuleOptions): this;
   addModule(impl: object): this;
   addModule(nameOrImpl: string | object, impl?: object, options?: AddModuleOptions): this {
@@ -170,7 +175,7 @@ export class ServiceBootstrap extends Bootstrap {
  */
 export class ClientBootstrap extends Bootstrap {
   #timeout: number | undefined;
-  #codec: CodecName = 'json';
+  #codec: CodecOption = 'json';
   #connection: RpcConnection | undefined;
 
   /** Default timeout of calls, ms. @default 10000 */
@@ -179,8 +184,8 @@ export class ClientBootstrap extends Bootstrap {
     this.#timeout = ms;
     return this;
   }
-  /** @default 'json' */
-  codec(codec: CodecName): this {
+  /** The request codec: `'json'`, or e.g. `msgpackCodec` from `@zbus/rpc/msgpack`. @default 'json' */
+  codec(codec: CodecOption): this {
     this.#codec = codec;
     return this;
   }

@@ -1,17 +1,21 @@
 import { errorFromReply, type Message, RpcError, type ZbusError } from '@zbus/protocol';
-import { decodeBody } from './codec.js';
+import { type BodyCodec, decodeBody } from './codec.js';
 import type { RpcErrorBody } from './processor.js';
 
 /**
  * The error a non-200 RPC reply stands for. Status 600 (the service threw) becomes `ZBUS_ERR_RPC` carrying
- * the remote `{message, name, code, stack}` as `remote` (JSON or msgpack body); any other status goes through the protocol's
- * `errorFromReply` (503 no responders, 504 timeout, 403, 404, ...).
+ * the remote `{message, name, code, stack}` as `remote` (a JSON body, or one of `codecs`); any other status goes
+ * through the protocol's `errorFromReply` (503 no responders, 504 timeout, 403, 404, ...).
  */
-export function rpcErrorFromReply(reply: Message, label: string): ZbusError {
+export function rpcErrorFromReply(
+  reply: Message,
+  label: string,
+  codecs: readonly BodyCodec[] = [],
+): ZbusError {
   if (reply.status !== 600) return errorFromReply(reply);
   let decoded: unknown;
   try {
-    decoded = decodeBody(reply.contentType, reply.body);
+    decoded = decodeBody(reply.contentType, reply.body, codecs);
   } catch {
     decoded = undefined;
   }

@@ -12,15 +12,14 @@ export {
   DEFAULT_SERVICE_WINDOW,
   ServiceBootstrap,
 } from './bootstrap.js';
-export type { BodyCodec, CodecName } from './codec.js';
+export type { BodyCodec, CodecOption } from './codec.js';
 export {
-  codecByName,
   codecForContentType,
   decodeBody,
   JSON_CONTENT_TYPE,
   jsonCodec,
   MSGPACK_CONTENT_TYPE,
-  msgpackCodec,
+  resolveCodec,
 } from './codec.js';
 export { rpcErrorFromReply } from './errors.js';
 export type { InvokeOptions, MessageInvoker, RpcCall, RpcProxy } from './invoker.js';

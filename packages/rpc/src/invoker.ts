@@ -1,5 +1,6 @@
 import { Cmd, Message, ZbusError } from '@zbus/protocol';
-import { codecByName, decodeBody } from './codec.js';
+import type { BodyCodec } from './codec.js';
+import { decodeBody } from './codec.js';
 import { rpcErrorFromReply } from './errors.js';
 import {
   checkTimeout,
@@ -55,6 +56,8 @@ export type RpcProxy<T> = {
 export class RpcInvoker {
   readonly options: ResolvedInvokerOptions;
   readonly #invoker: MessageInvoker;
+  /** Replies come in the request's codec. */
+  readonly #codecs: readonly BodyCodec[];
 
   constructor(invoker: MessageInvoker, options: RpcInvokerOptions) {
     if (invoker === null || typeof invoker !== 'object' || typeof invoker.invoke !== 'function') {
@@ -65,6 +68,7 @@ export class RpcInvoker {
     }
     this.#invoker = invoker;
     this.options = resolveInvokerOptions(options);
+    this.#codecs = [this.options.codec];
   }
 
   /** Calls `method` of the invoker's module with `params`; resolves with the decoded result. */
@@ -74,7 +78,7 @@ export class RpcInvoker {
   async invoke<R = unknown>(first: string | RpcCall, ...params: unknown[]): Promise<R> {
     const call: RpcCall = typeof first === 'string' ? { method: first, params } : first;
     const reply = await this.invokeRaw(call);
-    return decodeBody(reply.contentType, reply.body) as R;
+    return decodeBody(reply.contentType, reply.body, this.#codecs) as R;
   }
 
   /**
@@ -89,7 +93,7 @@ export class RpcInvoker {
     req.set('timeout', timeout);
     const reply = await this.#invoker.invoke(req, { timeout });
     if (reply.status === 200 || reply.status === undefined) return reply;
-    throw rpcErrorFromReply(reply, `${call.module ?? this.options.module}:${call.method}`);
+    throw rpcErrorFromReply(reply, `${call.module ?? this.options.module}:${call.method}`, this.#codecs);
   }
 
   /** Builds the request message for a call (exposed for tests and for custom transports). */
@@ -97,7 +101,7 @@ export class RpcInvoker {
     if (call === null || typeof call !== 'object' || typeof call.method !== 'string') {
       throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'an RPC call needs a method name');
     }
-    const codec = codecByName(this.options.codec);
+    const codec = this.options.codec;
     const msg = new Message();
     msg.set('cmd', Cmd.Produce);
     msg.set('topic', this.options.topic);

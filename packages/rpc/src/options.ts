@@ -1,5 +1,5 @@
 import { ZbusError } from '@zbus/protocol';
-import type { CodecName } from './codec.js';
+import { type BodyCodec, type CodecOption, resolveCodec } from './codec.js';
 
 /** Options of {@link RpcProcessor}. */
 export interface RpcProcessorOptions {
@@ -19,12 +19,19 @@ export interface RpcProcessorOptions {
    * @default true
    */
   methodList?: boolean;
+  /**
+   * Codecs the processor reads besides JSON, matched by the request's content type; it answers in the
+   * request's codec. `[msgpackCodec]` (from `@zbus/rpc/msgpack`) serves msgpack callers.
+   * @default []
+   */
+  codecs?: readonly BodyCodec[];
 }
 
 export const PROCESSOR_DEFAULTS = {
   stackTrace: false,
   coerceUrlParams: true,
   methodList: true,
+  codecs: [],
 } as const satisfies Required<RpcProcessorOptions>;
 
 export function resolveProcessorOptions(
@@ -36,7 +43,9 @@ export function resolveProcessorOptions(
       throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `${key} must be a boolean, got ${typeof o[key]}`);
     }
   }
-  return Object.freeze(o);
+  if (!Array.isArray(o.codecs)) throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'codecs must be an array');
+  const codecs = Object.freeze(o.codecs.map((c, i) => resolveCodec(c, `codecs[${i}]`)));
+  return Object.freeze({ ...o, codecs });
 }
 
 /** Options of {@link RpcInvoker}. */
@@ -54,10 +63,11 @@ export interface RpcInvokerOptions {
    */
   timeout?: number;
   /**
-   * Body codec of requests. Replies are decoded by their content type.
+   * Body codec of requests: `'json'`, or a codec such as `msgpackCodec` from `@zbus/rpc/msgpack`. Replies are
+   * decoded by their content type.
    * @default 'json'
    */
-  codec?: CodecName;
+  codec?: CodecOption;
   /** Auth token sent with every request. */
   token?: string;
 }
@@ -68,7 +78,7 @@ export interface ResolvedInvokerOptions {
   readonly topic: string;
   readonly module: string;
   readonly timeout: number;
-  readonly codec: CodecName;
+  readonly codec: BodyCodec;
   readonly token: string | undefined;
 }
 
@@ -82,16 +92,10 @@ export function resolveInvokerOptions(options: RpcInvokerOptions): ResolvedInvok
   }
   if (typeof module !== 'string') throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'module must be a string');
   checkTimeout(timeout, 'timeout');
-  if (codec !== 'json' && codec !== 'msgpack') {
-    throw new ZbusError(
-      'ZBUS_ERR_INVALID_ARGUMENT',
-      `codec must be 'json' or 'msgpack', got ${String(codec)}`,
-    );
-  }
   if (token !== undefined && typeof token !== 'string') {
     throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'token must be a string');
   }
-  return Object.freeze({ topic, module, timeout, codec, token });
+  return Object.freeze({ topic, module, timeout, codec: resolveCodec(codec), token });
 }
 
 export function checkTimeout(value: unknown, name: string): asserts value is number {

@@ -1,5 +1,5 @@
 import { Message, ZbusError } from '@zbus/protocol';
-import { type BodyCodec, codecForContentType } from './codec.js';
+import { type BodyCodec, codecForContentType, jsonCodec, resolveCodec } from './codec.js';
 import { type RpcProcessorOptions, resolveProcessorOptions } from './options.js';
 
 /** A method as the processor lists it. */
@@ -76,9 +76,18 @@ export function rawRequest<F extends (req: Message, ...params: never[]) => unkno
 export class RpcProcessor {
   readonly options: Readonly<Required<RpcProcessorOptions>>;
   readonly #methods = new Map<string, Map<string, MethodEntry>>();
+  readonly #codecs: BodyCodec[];
 
   constructor(options: RpcProcessorOptions = {}) {
     this.options = resolveProcessorOptions(options);
+    this.#codecs = [...this.options.codecs];
+  }
+
+  /** Reads (and answers) requests in `codec` too, besides JSON and the `codecs` option. */
+  addCodec(codec: BodyCodec): this {
+    const c = resolveCodec(codec);
+    if (c !== jsonCodec && !this.#codecs.includes(c)) this.#codecs.push(c);
+    return this;
   }
 
   /**
@@ -157,9 +166,10 @@ export class RpcProcessor {
    * The reply has no `id`/`cmd`/`recver`; the caller adds what routing needs.
    */
   async process(req: Message): Promise<Message> {
-    const codec = codecForContentType(req.contentType);
+    let codec = jsonCodec;
     let call: { module: string; method: string; params: unknown[] };
     try {
+      codec = codecForContentType(req.contentType, this.#codecs);
       call = this.#parse(req, codec);
     } catch (err) {
       return this.#errorReply(err, codec);

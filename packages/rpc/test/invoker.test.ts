@@ -1,6 +1,7 @@
 import { Message, RpcError, ZbusError } from '@zbus/protocol';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { msgpackCodec, RpcInvoker, RpcProcessor } from '../src/index.js';
+import { RpcInvoker, RpcProcessor } from '../src/index.js';
+import { msgpackCodec } from '../src/msgpack.js';
 import { LoopInvoker } from './helpers.js';
 
 interface MathApi {
@@ -12,7 +13,7 @@ interface MathApi {
 }
 
 function service(): RpcProcessor {
-  return new RpcProcessor()
+  return new RpcProcessor({ codecs: [msgpackCodec] })
     .addModule('math', {
       plus: (a: number, b: number) => a + b,
       echo: async (s: string) => s,
@@ -85,9 +86,9 @@ describe('RpcInvoker', () => {
     });
   });
 
-  it('sends msgpack when asked and reads binary results', async () => {
+  it('sends msgpack when given the opt-in codec and reads binary results', async () => {
     const loop = new LoopInvoker(service());
-    const rpc = new RpcInvoker(loop, { topic: 'MyRpc', module: 'math', codec: 'msgpack', token: 't0k' });
+    const rpc = new RpcInvoker(loop, { topic: 'MyRpc', module: 'math', codec: msgpackCodec, token: 't0k' });
     const bytes = new Uint8Array([0, 255, 1, 254]);
     const out = await rpc.invoke<Uint8Array>('bytes', bytes);
     expect(new Uint8Array(out)).toEqual(bytes);
@@ -116,6 +117,10 @@ describe('RpcInvoker', () => {
     expect(() => new RpcInvoker(loop, { topic: '' })).toThrow(/topic/);
     expect(() => new RpcInvoker(loop, { topic: 't', timeout: 0 })).toThrow(/timeout/);
     expect(() => new RpcInvoker(loop, { topic: 't', codec: 'xml' as 'json' })).toThrow(/codec/);
+    // msgpack is opt-in: the old name says how to opt in
+    expect(() => new RpcInvoker(loop, { topic: 't', codec: 'msgpack' as 'json' })).toThrow(
+      "codec: the msgpack codec is opt-in: install msgpackr and pass msgpackCodec from '@zbus/rpc/msgpack'",
+    );
     expect(() => new RpcInvoker({} as LoopInvoker, { topic: 't' })).toThrow(/MessageInvoker/);
   });
 });

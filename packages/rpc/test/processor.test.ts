@@ -1,6 +1,7 @@
 import { Message } from '@zbus/protocol';
 import { describe, expect, it } from 'vitest';
-import { coerceUrlParam, msgpackCodec, RpcProcessor, rawRequest } from '../src/index.js';
+import { coerceUrlParam, RpcProcessor, rawRequest } from '../src/index.js';
+import { msgpackCodec } from '../src/msgpack.js';
 
 function request(body: unknown, init: { url?: string; contentType?: string; topic?: string } = {}): Message {
   const m = new Message({
@@ -162,8 +163,8 @@ describe('RpcProcessor', () => {
     expect(coerceUrlParam('abc')).toBe('abc');
   });
 
-  it('answers msgpack requests in msgpack', async () => {
-    const p = new RpcProcessor().addModule('', { echo: (v: unknown) => v });
+  it('answers msgpack requests in msgpack when given the codec', async () => {
+    const p = new RpcProcessor({ codecs: [msgpackCodec] }).addModule('', { echo: (v: unknown) => v });
     const req = new Message({ headers: { 'content-type': 'application/x-msgpack' } });
     const bytes = new Uint8Array([0, 1, 2, 255]);
     req.setBody(msgpackCodec.encode({ method: 'echo', params: [{ bytes, s: 'ünï' }] }));
@@ -172,6 +173,23 @@ describe('RpcProcessor', () => {
     const out = msgpackCodec.decode(res.body) as { bytes: Uint8Array; s: string };
     expect(new Uint8Array(out.bytes)).toEqual(bytes);
     expect(out.s).toBe('ünï');
+  });
+
+  it('answers a msgpack request without the codec with an error that says how to add it', async () => {
+    const p = new RpcProcessor().addModule('', { echo: (v: unknown) => v });
+    const req = new Message({ headers: { 'content-type': 'application/x-msgpack' } });
+    req.setBody(msgpackCodec.encode({ method: 'echo', params: [1] }));
+    const res = await p.process(req);
+    expect(res.status).toBe(600);
+    expect(res.contentType).toBe('application/json');
+    expect(res.json()).toMatchObject({
+      code: 'ZBUS_ERR_BAD_MESSAGE',
+      message:
+        "cannot read a application/x-msgpack body: the msgpack codec is opt-in: install msgpackr and pass msgpackCodec from '@zbus/rpc/msgpack'",
+    });
+    // addCodec() opts in later (ServiceBootstrap.codec() uses it)
+    p.addCodec(msgpackCodec);
+    expect(msgpackCodec.decode((await p.process(req)).body)).toBe(1);
   });
 
   it('excludes methods, removes modules and rejects bad modules', async () => {

@@ -1,6 +1,6 @@
 // Producer against the real broker: pipelining on one connection, batches, fire-and-forget, body codecs.
 
-import { msgpackCodec } from '@zbus/rpc';
+import { msgpackCodec } from '@zbus/rpc/msgpack';
 import { type RunningBroker, startBroker } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Broker, Message, MqClient, Producer } from '../../src/index.js';
@@ -82,7 +82,7 @@ describe('Producer', () => {
     await producer.publish({ topic: 'p-bodies', body: 'text ✓ 中文' });
     await producer.publish({ topic: 'p-bodies', body: bytes, contentType: 'application/octet-stream' });
     await producer.publish({ topic: 'p-bodies', body: { a: [1, 'ü'] } });
-    await producer.publish({ topic: 'p-bodies', body: { a: [1, 'ü'], b: bytes }, codec: 'msgpack' });
+    await producer.publish({ topic: 'p-bodies', body: { a: [1, 'ü'], b: bytes }, codec: msgpackCodec });
     const take = async () => (await reader.consume('p-bodies', { group: 'g', timeout: 2_000 }))!;
     const t = await take();
     expect(t.contentType).toMatch(/^text\/plain/);

@@ -1,5 +1,6 @@
 // RPC over the real broker: a service started with ServiceBootstrap, called with RpcInvoker, ClientBootstrap,
 // plain HTTP (GET /MyRpc/math/plus/1/2) and a raw 0.11-style request.
+import { msgpackCodec } from '@zbus/rpc/msgpack';
 import { RawClient, type RunningBroker, startBroker } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -55,6 +56,7 @@ const impl = new MathService();
 beforeAll(async () => {
   server = await startBroker();
   service = await new ServiceBootstrap()
+    .codec(msgpackCodec)
     .serviceName('MyRpc')
     .serviceAddress(server.address)
     .connectionCount(2)
@@ -135,7 +137,7 @@ describe('RPC through the broker', () => {
     const text = 'unicode ✓ 中文 Ελληνικά 🎉 \u0000 end';
     const json = new RpcInvoker(client, { topic: 'MyRpc', module: 'math' });
     expect(await json.invoke('echo', text)).toBe(text);
-    const mp = new RpcInvoker(client, { topic: 'MyRpc', module: 'math', codec: 'msgpack' });
+    const mp = new RpcInvoker(client, { topic: 'MyRpc', module: 'math', codec: msgpackCodec });
     const bytes = new Uint8Array(256).map((_, i) => i);
     expect(new Uint8Array(await mp.invoke<Uint8Array>('bytes', bytes))).toEqual(bytes);
     expect(await mp.invoke('echo', text)).toBe(text);
