@@ -1,82 +1,184 @@
-// One modal <dialog> for every form: confirm, declare, publish, peek. Resolves with the form's data, or
-// undefined when cancelled (Esc, Cancel).
+// The monitor's forms, each in the one modal of modal.ts: declare a topic, publish a test message, peek at the
+// oldest stored message, and confirm a destructive action. Each acts through the Monitor it is given.
+import { Message } from '@zbus/client-browser';
 import { h } from './dom.js';
+import { checked } from './feed.js';
+import { fmtBytes, fmtInt, MASK } from './format.js';
+import { field, openDialog } from './modal.js';
+import type { Monitor } from './state.js';
 
-export interface DialogOptions {
-  title: string;
-  body: (Node | string | null)[];
-  /** The submit button; no submit button when absent (a read-only dialog). */
-  confirm?: string;
-  danger?: boolean;
-  /** Runs on submit; a thrown error is shown in the dialog and keeps it open. */
-  action?: (data: FormData) => Promise<Node | string | undefined> | Node | string | undefined;
-}
+/** A peek shows this much of a body; the rest is counted. */
+const PREVIEW_BYTES = 64 * 1024;
+/** A binary body shows this many bytes as hex. */
+const PREVIEW_HEX_BYTES = 512;
+const PEEK_TIMEOUT_MS = 5000;
 
-let open: HTMLDialogElement | undefined;
-
-export function openDialog(o: DialogOptions): Promise<FormData | undefined> {
-  open?.close();
-  const status = h('p', { class: 'dialog-status', role: 'status' });
-  const submit =
-    o.confirm === undefined
-      ? null
-      : h('button', { type: 'submit', class: o.danger ? 'danger' : 'primary', value: 'ok' }, o.confirm);
-  const cancel = h(
-    'button',
-    { type: 'button', class: 'ghost', value: 'cancel' },
-    o.confirm ? 'Cancel' : 'Close',
-  );
-  const form = h(
-    'form',
-    { method: 'dialog' },
-    h('h3', null, o.title),
-    ...o.body,
-    status,
-    h('div', { class: 'dialog-buttons' }, cancel, submit),
-  );
-  const dialog = h('dialog', { class: 'modal', 'aria-label': o.title }, form);
-  document.body.append(dialog);
-  open = dialog;
-  return new Promise((resolve) => {
-    let result: FormData | undefined;
-    const done = () => {
-      dialog.remove();
-      if (open === dialog) open = undefined;
-      resolve(result);
-    };
-    dialog.addEventListener('close', done, { once: true });
-    cancel.addEventListener('click', () => dialog.close());
-    form.addEventListener('submit', async (ev) => {
-      ev.preventDefault();
-      const data = new FormData(form);
-      if (o.action === undefined) {
-        result = data;
-        dialog.close();
-        return;
-      }
-      if (submit) submit.disabled = true;
-      status.className = 'dialog-status';
-      status.textContent = 'Working…';
-      try {
-        const shown = await o.action(data);
-        result = data;
-        if (shown === undefined) dialog.close();
-        else {
-          status.replaceChildren(shown);
-          status.className = 'dialog-status ok';
-          if (submit) submit.disabled = false;
-        }
-      } catch (err) {
-        status.textContent = (err as Error)?.message ?? String(err);
-        status.className = 'dialog-status error';
-        if (submit) submit.disabled = false;
-      }
-    });
-    dialog.showModal();
-    (form.querySelector('input,textarea,select') as HTMLElement | null)?.focus();
+/** Asks before `run`, which the monitor follows with a refresh. */
+export async function confirmThen(
+  app: Monitor,
+  title: string,
+  text: string,
+  label: string,
+  run: () => Promise<void>,
+): Promise<void> {
+  await openDialog({
+    title,
+    body: [h('p', null, text)],
+    confirm: label,
+    danger: true,
+    action: async () => {
+      await run();
+      app.refresh();
+      return undefined;
+    },
   });
 }
 
-export function field(label: string, input: HTMLElement): HTMLElement {
-  return h('label', { class: 'field' }, h('span', null, label), input);
+export function declareDialog(app: Monitor): void {
+  const name = h('input', {
+    name: 'topic',
+    required: true,
+    placeholder: 'orders',
+    autocomplete: 'off',
+    spellcheck: 'false',
+  });
+  void openDialog({
+    title: 'Declare a topic',
+    body: [
+      field('Name', name),
+      h(
+        'fieldset',
+        { class: 'choices' },
+        h('legend', null, 'Storage'),
+        h(
+          'label',
+          null,
+          h('input', { type: 'radio', name: 'storage', value: 'disk', checked: true }),
+          ' Disk (durable log)',
+        ),
+        h('label', null, h('input', { type: 'radio', name: 'storage', value: 'memory' }), ' Memory'),
+      ),
+      h(
+        'label',
+        { class: 'check' },
+        h('input', { type: 'checkbox', name: 'rpc' }),
+        ' RPC topic (services consume it, callers get replies)',
+      ),
+    ],
+    confirm: 'Declare',
+    action: async (data) => {
+      const topic = String(data.get('topic') ?? '').trim();
+      if (topic === '') throw new Error('a topic needs a name');
+      let mask = data.get('storage') === 'memory' ? MASK.memory : 0;
+      if (data.get('rpc')) mask |= MASK.rpc;
+      // A raw declare: MqClient.declare() would re-declare it after every reconnect, even once removed.
+      await checked(
+        app.client,
+        new Message({ headers: { cmd: 'declare', topic, topic_mask: String(mask) } }),
+      );
+      // Show the new topic: clear a search that would hide it.
+      app.state.view.search = '';
+      app.showFilter();
+      app.refresh();
+      return undefined;
+    },
+  });
+}
+
+export function publishDialog(app: Monitor, topic: string): void {
+  const m = app.state.model.topics.get(topic);
+  const isRpc = ((m?.info.mask ?? 0) & MASK.rpc) !== 0;
+  const body = h('textarea', { name: 'body', rows: 6, spellcheck: 'false' });
+  body.value = JSON.stringify({ hello: 'zbus', at: new Date().toISOString() }, null, 2);
+  const type = h(
+    'select',
+    { name: 'type' },
+    h('option', { value: 'application/json' }, 'application/json'),
+    h('option', { value: 'text/plain' }, 'text/plain'),
+  );
+  void openDialog({
+    title: `Publish to ${topic}`,
+    body: [
+      field('Body', body),
+      h(
+        'div',
+        { class: 'row' },
+        field('Content type', type),
+        field('Tag', h('input', { name: 'tag', placeholder: 'optional', autocomplete: 'off' })),
+      ),
+      isRpc
+        ? h('p', { class: 'muted' }, 'RPC topic: the message is sent without an ack (replies go to callers).')
+        : null,
+    ],
+    confirm: 'Publish',
+    action: async (data) => {
+      const msg = new Message({ headers: { cmd: 'produce', topic } });
+      const tag = String(data.get('tag') ?? '').trim();
+      if (tag) msg.set('tag', tag);
+      msg.set('content-type', String(data.get('type')));
+      msg.setBody(String(data.get('body') ?? ''));
+      if (isRpc) {
+        msg.set('ack', 'false');
+        app.client.send(msg);
+        app.refresh();
+        return 'Sent.';
+      }
+      const reply = await checked(app.client, msg);
+      app.refresh();
+      const durable = reply.headers.durable;
+      return `Stored at offset ${reply.offset ?? '?'}${durable ? ` (durable: ${durable})` : ''}.`;
+    },
+  });
+}
+
+/** Reads the oldest stored message by offset (no group moves) and shows its headers and body. */
+export async function peekDialog(app: Monitor, topic: string): Promise<void> {
+  const offset = app.state.model.topics.get(topic)?.info.firstOffset ?? 0;
+  let content: (Node | string)[];
+  try {
+    const msg = await app.client.consume(topic, { offset, timeout: PEEK_TIMEOUT_MS });
+    if (msg === undefined) content = [h('p', { class: 'muted' }, 'No message came back.')];
+    else {
+      const rows = Object.entries(msg.headers)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => h('tr', null, h('th', null, k), h('td', { class: 'mono' }, String(v))));
+      content = [
+        h(
+          'p',
+          { class: 'muted' },
+          `The oldest stored message, offset ${fmtInt(msg.offset ?? offset)}. Peeking moves no group.`,
+        ),
+        h('table', { class: 'headers' }, h('tbody', null, ...rows)),
+        bodyPreview(msg),
+      ];
+    }
+  } catch (err) {
+    const text = (err as Error).message;
+    content = [
+      h('p', { class: 'muted' }, /not found|404/i.test(text) ? 'The topic holds no message.' : text),
+    ];
+  }
+  void openDialog({ title: `Head of ${topic}`, body: content });
+}
+
+function bodyPreview(msg: Message): HTMLElement {
+  const bytes = msg.body;
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, PREVIEW_BYTES));
+    if ((msg.headers['content-type'] ?? '').includes('json')) {
+      try {
+        text = JSON.stringify(JSON.parse(text), null, 2);
+      } catch {
+        // keep it as sent
+      }
+    }
+  } catch {
+    const hex = Array.from(bytes.subarray(0, PREVIEW_HEX_BYTES), (b) => b.toString(16).padStart(2, '0')).join(
+      ' ',
+    );
+    text = `(binary, ${fmtBytes(bytes.length)})\n${hex}${bytes.length > PREVIEW_HEX_BYTES ? ' …' : ''}`;
+  }
+  if (bytes.length > PREVIEW_BYTES) text += `\n… (${fmtBytes(bytes.length)} in all)`;
+  return h('pre', { class: 'body' }, text);
 }

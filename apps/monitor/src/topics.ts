@@ -33,6 +33,11 @@ const SORTERS: Record<SortKey, (m: TopicModel) => number | string> = {
   updated: (m) => m.info.lastUpdatedTime ?? 0,
 };
 
+export function isSortKey(key: string): key is SortKey {
+  return Object.hasOwn(SORTERS, key);
+}
+
+/** What the table shows: the filter, the sort, the page asked for, and the topics whose details are open. */
 export interface TableState {
   search: string;
   kind: string;
