@@ -10,4 +10,35 @@ export type {
   TlsOptions,
 } from './options.js';
 export { DEFAULTS, parseFsyncPolicy, resolveOptions } from './options.js';
-export type { FsyncPolicy } from './store/types.js';
+// The store contract, for stores that live in other packages (`@zbus/store-nats`).
+export { compileFilter, type TagMatcher } from './store/filter.js';
+export { MemoryTopic } from './store/memory-topic.js';
+export { nameKey, validateName } from './store/names.js';
+export type {
+  AppendInput,
+  AppendResult,
+  DeadLetterInfo,
+  Delivery,
+  Durability,
+  FsyncPolicy,
+  Group,
+  GroupConfig,
+  GroupInfo as StoreGroupInfo,
+  GroupStart,
+  RetentionPolicy,
+  Store,
+  StoredRecord,
+  StoreErrorCode,
+  StoreLogger,
+  StoreOptions,
+  Topic,
+  TopicConfig,
+  TopicInfo as StoreTopicInfo,
+} from './store/types.js';
+export {
+  STORE_MASK_ACK_REQUIRED,
+  STORE_MASK_DELETE_ON_EXIT,
+  STORE_MASK_EXCLUSIVE,
+  STORE_MASK_MEMORY,
+  StoreError,
+} from './store/types.js';

@@ -9,6 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { encodeMessage, Message, MessageDecoder, type MessageInit } from '@zbus/protocol';
 
 export { CHROMIUM_PATH, chromiumMissing, type LaunchedChromium, launchChromium } from './browser.js';
+export {
+  NATS_SERVER_PATH,
+  type NatsCluster,
+  type NatsClusterOptions,
+  type NatsNode,
+  natsServerMissing,
+  startNatsCluster,
+} from './nats.js';
 export { type SelfSignedCert, selfSignedCert } from './tls.js';
 
 /** apps/broker/dist/cli.js, built before any test runs (turbo: test depends on ^build). */
