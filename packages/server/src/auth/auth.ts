@@ -22,12 +22,17 @@ const OPERATION_OF: Readonly<Record<string, string>> = {
 };
 
 /** Commands that act on one group (the one named, else the default group named as the topic). */
-const GROUP_SCOPED = new Set(['consume', 'unconsume', 'declare', 'ack', 'nack', 'touch', 'remove', 'empty']);
+const GROUP_SCOPED = new Set(['consume', 'unconsume', 'declare', 'ack', 'nack', 'touch']);
+
+/** Commands that act on one group when they name one, and on the whole topic (every group) when they do not. */
+const GROUP_OR_TOPIC = new Set(['remove', 'empty']);
 
 /** The monitor's pages and assets: `admin` tokens only (docs/security.md). */
 const MONITOR = new Set(['home', 'page', 'js', 'css', 'img', 'favicon.ico']);
 
-type Scope = string | undefined;
+/** Stands for "the whole topic" where a group would be checked: only entries without a group list allow it. */
+const WHOLE_TOPIC = Symbol('zbus.auth.wholeTopic');
+type Scope = string | typeof WHOLE_TOPIC | undefined;
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
@@ -97,7 +102,8 @@ export class Auth {
 
   /**
    * Throws 403 with the 0.11 text unless `token` may run `cmd` on `topic`/`group`. Public commands pass; the
-   * monitor needs `admin`.
+   * monitor needs `admin`; `remove` and `empty` without a group act on every group, so they need the topic
+   * without a group restriction.
    */
   check(cmd: string, token: string | undefined, topic: string | undefined, group: string | undefined): void {
     if (PUBLIC_COMMANDS.has(cmd) || PUBLIC_MONITOR_COMMANDS.has(cmd)) return;
@@ -105,8 +111,17 @@ export class Auth {
       if (!this.isAdmin(token)) throw forbidden(cmd, undefined);
       return;
     }
-    const scope: Scope = GROUP_SCOPED.has(cmd) ? group || topic : undefined;
+    const scope: Scope = GROUP_SCOPED.has(cmd)
+      ? group || topic
+      : GROUP_OR_TOPIC.has(cmd)
+        ? group || WHOLE_TOPIC
+        : undefined;
     if (!this.#allowed(cmd, token, topic, scope)) throw forbidden(cmd, topic);
+  }
+
+  /** Throws 403 unless `token` may run `cmd` on the whole of `topic` (a topic change by a declare). */
+  checkWholeTopic(cmd: string, token: string | undefined, topic: string): void {
+    if (!this.#allowed(cmd, token, topic, WHOLE_TOPIC)) throw forbidden(cmd, topic);
   }
 
   #allowed(cmd: string, token: string | undefined, topic: string | undefined, scope: Scope): boolean {
@@ -117,7 +132,7 @@ export class Auth {
     const groups = e.anyTopic ? e.topics.get('*') : e.topics.get(topic.toLowerCase());
     if (!e.anyTopic && !e.topics.has(topic.toLowerCase())) return false;
     if (groups === undefined || scope === undefined) return true;
-    return groups.has(scope.toLowerCase());
+    return scope !== WHOLE_TOPIC && groups.has(scope.toLowerCase());
   }
 
   /** Whether info about `topic` may be shown to `token` (query/server/tracker filtering). */

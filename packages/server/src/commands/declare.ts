@@ -110,11 +110,15 @@ export async function declare(ctx: CommandContext): Promise<void> {
   const name = requireTopicName(ctx);
   const mask = intHeader(ctx, 'topic_mask');
   let topic = state.store.topic(name);
+  const named = msg.consumeGroup !== undefined && msg.consumeGroup !== '';
+  const auto = !named && boolHeader(ctx, 'group_name_auto');
+  // A token limited to some groups may declare those (creating the topic with its defaults if need be); a mask
+  // or setting for the whole topic, or a group name the broker picks, needs the topic without a group limit.
+  const topicWide = (mask !== undefined && mask !== (topic?.mask ?? 0)) || hasTopicSettings(ctx) || auto;
+  if (topicWide) state.auth?.checkWholeTopic('declare', msg.token, name);
   if (!topic || (mask !== undefined && mask !== topic.mask) || hasTopicSettings(ctx)) {
     topic = await state.store.declareTopic(name, topicConfig(ctx, mask ?? topic?.mask ?? 0, topic));
   }
-  const auto = boolHeader(ctx, 'group_name_auto');
-  const named = msg.consumeGroup !== undefined && msg.consumeGroup !== '';
   if (named || auto) {
     const picked = named ? undefined : autoGroupName(topic);
     const group = await topic

@@ -135,6 +135,109 @@ describe('auth', () => {
   });
 });
 
+describe('group-scoped ACLs act on their groups only', () => {
+  const scoped: AuthConfig = {
+    tokens: [
+      auth.tokens[0]!,
+      {
+        token: 'billing-ops',
+        operations: ['declare', 'remove', 'empty', 'consume', 'query'],
+        topics: [{ topic: 'Orders', groups: ['billing'] }],
+      },
+      // Allowed on the default group only (named as the topic): still not the whole topic.
+      {
+        token: 'default-ops',
+        operations: ['declare', 'remove', 'empty'],
+        topics: [{ topic: 'Orders', groups: ['Orders'] }],
+      },
+      { token: 'topic-ops', operations: ['declare', 'remove', 'empty'], topics: [{ topic: 'Orders' }] },
+    ],
+  };
+
+  async function seeded() {
+    const b = await startTestBroker({ auth: scoped });
+    const c = await b.raw();
+    const as = (token: string, headers: Record<string, string>) =>
+      c.request({ headers: { ...headers, token } });
+    await as('admin-secret', { cmd: 'declare', topic: 'Orders' });
+    for (const g of ['billing', 'audit'])
+      await as('admin-secret', { cmd: 'declare', topic: 'Orders', consume_group: g });
+    for (let i = 0; i < 3; i++) await as('admin-secret', { cmd: 'produce', topic: 'Orders', body: `m${i}` });
+    const backlog = async (group: string) =>
+      (await as('admin-secret', { cmd: 'query', topic: 'Orders', consume_group: group })).json<{
+        messageCount: number;
+      }>().messageCount;
+    return { b, as, backlog };
+  }
+
+  it('refuses topic-wide changes to a token limited to some groups, and lets it change its own group', async () => {
+    const { as, backlog } = await seeded();
+    const refused = async (token: string, headers: Record<string, string>) => {
+      const r = await as(token, headers);
+      expect([r.status, r.headers.error_code], JSON.stringify(headers)).toEqual([403, 'ZBUS_ERR_FORBIDDEN']);
+    };
+    for (const token of ['billing-ops', 'default-ops']) {
+      const group = token === 'billing-ops' ? 'billing' : 'Orders';
+      await refused(token, { cmd: 'declare', topic: 'Orders', consume_group: group, topic_mask: '1' });
+      await refused(token, {
+        cmd: 'declare',
+        topic: 'Orders',
+        consume_group: group,
+        topic_retention_ms: '1',
+      });
+      await refused(token, { cmd: 'declare', topic: 'Orders', group_name_auto: 'true' });
+      await refused(token, { cmd: 'empty', topic: 'Orders' });
+      await refused(token, { cmd: 'remove', topic: 'Orders' });
+    }
+    expect(await backlog('audit')).toBe(3);
+    expect(await backlog('billing')).toBe(3);
+    // Its own group: declared again (same mask), emptied, removed; the other groups keep their messages.
+    const again = await as('billing-ops', { cmd: 'declare', topic: 'Orders', consume_group: 'billing' });
+    expect(again.status).toBe(200);
+    expect(
+      (await as('billing-ops', { cmd: 'empty', topic: 'Orders', consume_group: 'billing' })).status,
+    ).toBe(200);
+    expect(await backlog('billing')).toBe(0);
+    expect(await backlog('audit')).toBe(3);
+    expect(
+      (await as('billing-ops', { cmd: 'remove', topic: 'Orders', consume_group: 'billing' })).status,
+    ).toBe(200);
+    expect(await backlog('audit')).toBe(3);
+    const q = await as('admin-secret', { cmd: 'query', topic: 'Orders' });
+    expect(q.json<{ mask: number }>().mask).toBe(0);
+  });
+
+  it('lets a token without a group limit change the whole topic', async () => {
+    const { as, backlog } = await seeded();
+    const mask = await as('topic-ops', { cmd: 'declare', topic: 'Orders', topic_mask: '64' });
+    expect(mask.status).toBe(200);
+    expect((await as('topic-ops', { cmd: 'empty', topic: 'Orders' })).status).toBe(200);
+    expect(await backlog('audit')).toBe(0);
+    expect((await as('topic-ops', { cmd: 'remove', topic: 'Orders' })).status).toBe(200);
+    const gone = await as('admin-secret', { cmd: 'query', topic: 'Orders' });
+    expect(gone.status).toBe(404);
+  });
+
+  it('lets a group-scoped token create the topic with its defaults when it declares its group', async () => {
+    const b = await startTestBroker({ auth: scoped });
+    const c = await b.raw();
+    const r = await c.request({
+      headers: { cmd: 'declare', topic: 'Orders', consume_group: 'billing', token: 'billing-ops' },
+    });
+    expect(r.status).toBe(200);
+    const withMask = await c.request({
+      headers: {
+        cmd: 'declare',
+        topic: 'Orders',
+        consume_group: 'billing',
+        topic_mask: '2',
+        token: 'billing-ops',
+      },
+    });
+    expect(withMask.status).toBe(403);
+  });
+});
+
 describe('tokens never travel with stored messages', () => {
   it('strips the token from the header, the URL query and the cookie of a stored message', async () => {
     const { b, admin } = await setup();
