@@ -151,22 +151,28 @@ describe('MqClient against the broker', () => {
     await expect(client.server()).resolves.toBeDefined();
   });
 
-  it('route delivers a message to another session as a response', async () => {
+  it('route delivers the answer to a call another session is waiting for, as a response', async () => {
     const other = new MqClient(broker.address);
     await other.connect();
     try {
-      // the broker stamps `sender` on what a session sends: learn other's session id from a delivery
-      await client.declare('mc-route', { group: 'g' });
-      await other.produce({ topic: 'mc-route', body: 'who am i' });
-      const delivered = await client.consume('mc-route', { group: 'g', timeout: 2_000 });
-      const session = delivered!.sender!;
+      // The broker routes only answers to calls still waiting on an RPC topic (docs/security.md).
+      await client.declareTopic('mc-route', Mask.Rpc);
+      const delivered = client.consume('mc-route', { timeout: 5_000 });
+      for (let i = 0; i < 200 && (await client.queryTopic('mc-route')).consumerCount === 0; i++);
+      const call = other.invoke(
+        new Message({ headers: { cmd: 'produce', topic: 'mc-route', ack: 'false' }, body: 'who am i' }),
+      );
+      const request = (await delivered)!;
+      const session = request.sender!;
       expect(session).toBeTruthy();
-      const pushed = new Promise<Message>((resolve) => other.on('message', resolve));
-      const reply = new Message({ status: 201, headers: { id: 'routed-1', 'x-k': 'v' }, body: 'hi' });
+      const reply = new Message({
+        status: 201,
+        headers: { id: request.id!, topic: 'mc-route', 'x-k': 'v' },
+        body: 'hi',
+      });
       client.route(reply, session);
-      const got = await pushed;
+      const got = await call;
       expect(got.status).toBe(201);
-      expect(got.id).toBe('routed-1');
       expect(got.bodyText()).toBe('hi');
       expect(got.get('x-k')).toBe('v');
     } finally {

@@ -55,7 +55,7 @@ export function produce(ctx: CommandContext): void | Promise<void> {
     // A plain-HTTP caller (RPC by URL) gets the routed reply as the answer to its request.
     if (ticket.ordered) session.awaitingRoute.set(id, ticket);
     const timeoutMs = timeout !== undefined && timeout > 0 ? timeout : state.options.rpcTimeoutMs;
-    state.rpc.add(session, id, timeoutMs, () => {
+    state.rpc.add(session, id, topic.name, timeoutMs, () => {
       state.metrics.rpcTimeouts++;
       session.awaitingRoute.delete(id);
       const reply = errorReply(

@@ -1,4 +1,7 @@
-// route: write a message to another session as a response (RPC replies). Never answered to the sender.
+// route: write a message to another session as a response (RPC replies). Never answered to the sender. A route
+// reaches a session only as the answer to a call that session made and is still waiting for, on a topic the
+// router may serve (its `route` ACL): anything else would let one client push forged replies into any
+// session whose id it learnt (issue 14 item 4). The reply to a call that timed out is dropped the same way.
 import { Message } from '@zbus/protocol';
 import type { CommandContext } from './context.js';
 
@@ -7,21 +10,22 @@ const DROPPED = ['cmd', 'ack', 'recver', 'remote-addr', 'origin_status', 'token'
 
 export function route(ctx: CommandContext): void {
   const { msg, state } = ctx;
+  const id = msg.id;
+  const call = msg.recver !== undefined && id !== undefined ? state.rpc.waiting(msg.recver, id) : undefined;
+  // A route that names a topic answers only a call made to that topic; one that names none is checked against
+  // the call's topic (0.11 clients name it).
+  const answers =
+    call !== undefined && (msg.topic === undefined || msg.topic.toLowerCase() === call.topic.toLowerCase());
+  if (answers) state.auth?.check('route', msg.token, call.topic, undefined);
   ctx.ticket.none();
   // The answer settles the service's delivery: its consume_window gets the credit back (dispatcher.answered).
-  if (msg.topic !== undefined && msg.id !== undefined)
-    state.dispatcher.answered(ctx.session, msg.topic, msg.id);
-  const recver = msg.recver;
-  const id = msg.id;
-  const target = recver === undefined ? undefined : state.sessions.get(recver);
-  const status = msg.originStatus ?? 200;
-  const reply = new Message({ status, headers: msg.headers, body: msg.body });
-  for (const h of DROPPED) reply.delete(h);
-  const waited = target !== undefined && id !== undefined && state.rpc.settle(target.id, id);
-  // A reply whose call timed out (the caller already got 504) or whose caller left is counted, not delivered:
-  // it would be a second answer to one request, or, for a plain-HTTP caller, an unsolicited response.
-  const late = !waited && target !== undefined && id !== undefined && state.rpc.timedOut(target.id, id);
-  if (!target || late || (!waited && !target.acceptsPushes) || !target.deliverRouted(reply)) {
+  if (msg.topic !== undefined && id !== undefined) state.dispatcher.answered(ctx.session, msg.topic, id);
+  if (!answers) {
     state.metrics.rpcUnroutableReplies++;
+    return;
   }
+  state.rpc.settle(call.session.id, call.id);
+  const reply = new Message({ status: msg.originStatus ?? 200, headers: msg.headers, body: msg.body });
+  for (const h of DROPPED) reply.delete(h);
+  if (!call.session.deliverRouted(reply)) state.metrics.rpcUnroutableReplies++;
 }

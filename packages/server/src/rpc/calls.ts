@@ -1,57 +1,49 @@
 // RPC requests in flight through the broker: produced to an RPC topic, waiting for the service's `route`.
-// One coarse sweep timer serves every call (no timer per request); a call past its deadline gets 504.
+// One coarse sweep timer serves every call (no timer per request); a call past its deadline gets 504. A `route`
+// reaches a session only as the answer to one of these calls (issue 14 item 4).
 import type { Session } from '../session.js';
 
 interface Call {
   session: Session;
   id: string;
+  /** The topic the call was made to, as the store spells it: only a router allowed on it may answer. */
+  topic: string;
   deadline: number;
   onTimeout: () => void;
 }
 
 const SWEEP_MS = 50;
-/** How long a timed-out call is remembered, so that its late reply is dropped (the caller already got 504). */
-const REMEMBER_TIMED_OUT_MS = 60_000;
-const REMEMBER_TIMED_OUT_MAX = 10_000;
 
 export class RpcCalls {
   readonly #calls = new Map<string, Call>();
-  /** Calls answered 504, oldest first: key -> forget-after time. */
-  readonly #timedOut = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
 
   get size(): number {
     return this.#calls.size;
   }
 
-  add(session: Session, id: string, timeoutMs: number, onTimeout: () => void): void {
-    this.#calls.set(`${session.id}\0${id}`, { session, id, deadline: Date.now() + timeoutMs, onTimeout });
+  add(session: Session, id: string, topic: string, timeoutMs: number, onTimeout: () => void): void {
+    this.#calls.set(`${session.id}\0${id}`, {
+      session,
+      id,
+      topic,
+      deadline: Date.now() + timeoutMs,
+      onTimeout,
+    });
     if (!this.#timer) {
       this.#timer = setInterval(() => this.#sweep(), SWEEP_MS);
       this.#timer.unref();
     }
   }
 
+  /** The call `id` of session `sessionId` while it waits for its answer, else undefined. */
+  waiting(sessionId: string, id: string): Readonly<Pick<Call, 'session' | 'id' | 'topic'>> | undefined {
+    return this.#calls.get(`${sessionId}\0${id}`);
+  }
+
   /** The reply arrived: true when the call was still waiting. */
   settle(sessionId: string, id: string): boolean {
     return this.#calls.delete(`${sessionId}\0${id}`);
-  }
-
-  /** True when this call was answered 504: its reply must not reach the caller as a second answer. */
-  timedOut(sessionId: string, id: string): boolean {
-    const key = `${sessionId}\0${id}`;
-    const until = this.#timedOut.get(key);
-    if (until === undefined) return false;
-    this.#timedOut.delete(key);
-    return until > Date.now();
-  }
-
-  #rememberTimedOut(key: string, now: number): void {
-    for (const [k, until] of this.#timedOut) {
-      if (until > now && this.#timedOut.size < REMEMBER_TIMED_OUT_MAX) break;
-      this.#timedOut.delete(k);
-    }
-    this.#timedOut.set(key, now + REMEMBER_TIMED_OUT_MS);
   }
 
   /** The caller went away. */
@@ -64,7 +56,6 @@ export class RpcCalls {
     for (const [k, c] of this.#calls) {
       if (c.deadline <= now) {
         this.#calls.delete(k);
-        this.#rememberTimedOut(k, now);
         c.onTimeout();
       }
     }
@@ -80,6 +71,5 @@ export class RpcCalls {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#calls.clear();
-    this.#timedOut.clear();
   }
 }

@@ -325,3 +325,90 @@ describe('RPC by URL', () => {
     expect(await t.text()).toContain('within 100 ms');
   });
 });
+
+describe('route reaches only a caller waiting for that answer', () => {
+  async function unroutable(b: TestBroker): Promise<number> {
+    const text = await (await fetch(`${b.url}/metrics`)).text();
+    return Number(/zbus_rpc_unroutable_replies_total (\d+)/.exec(text)?.[1] ?? -1);
+  }
+
+  it('drops a route into a session that made no call: no forged reply reaches it', async () => {
+    const b = await startTestBroker();
+    const victim = await b.raw();
+    const attacker = await b.raw();
+    // The attacker learns the victim's session id from a message the victim published.
+    await declare(attacker, 'Chat');
+    await victim.request({ headers: { cmd: 'produce', topic: 'Chat', id: 'hello' }, body: 'hi' });
+    const seen = await attacker.request({ headers: { cmd: 'consume', topic: 'Chat' } });
+    const victimId = seen.headers.sender!;
+    expect(victimId).toBeTruthy();
+    attacker.send({
+      headers: { cmd: 'route', topic: 'Chat', recver: victimId, id: 'pending-1', origin_status: '200' },
+      body: 'forged',
+    });
+    attacker.send({ headers: { cmd: 'route', recver: victimId, id: 'hello' }, body: 'forged too' });
+    for (let i = 0; i < 200 && (await unroutable(b)) < 2; i++);
+    expect(await unroutable(b)).toBe(2);
+    await victim.request({ headers: { cmd: 'ping' } });
+    expect(victim.received.filter((m) => m.bodyText().startsWith('forged'))).toEqual([]);
+  });
+
+  it('answers a waiting call only through a route on the topic the call was made to', async () => {
+    const b = await startTestBroker();
+    const svc = await startService(b, 'MyRpc', () => undefined);
+    const caller = await b.raw();
+    const call = caller.request({ headers: { cmd: 'produce', topic: 'MyRpc', id: 'c-1' }, body: '{}' });
+    for (let i = 0; i < 500 && svc.received.length === 0; i++) await caller.request({ headers: { cmd: 'ping' } });
+    const d = svc.received[0]!;
+    const other = await b.raw();
+    await declare(other, 'Elsewhere', { topic_mask: '3' });
+    other.send({
+      headers: { cmd: 'route', topic: 'Elsewhere', recver: d.headers.sender!, id: 'c-1' },
+      body: 'wrong topic',
+    });
+    for (let i = 0; i < 200 && (await unroutable(b)) < 1; i++);
+    expect(await unroutable(b)).toBe(1);
+    svc.client.send({
+      headers: { cmd: 'route', topic: 'MyRpc', recver: d.headers.sender!, id: 'c-1', origin_status: '200' },
+      body: 'right',
+    });
+    expect((await call).bodyText()).toBe('right');
+  });
+
+  it('with auth, lets a token answer only calls on topics it may route', async () => {
+    const b = await startTestBroker({
+      auth: {
+        tokens: [
+          { token: 'admin', operations: ['admin'], topics: [{ topic: '*' }] },
+          { token: 'billing-svc', operations: ['route', 'consume'], topics: [{ topic: 'Billing' }] },
+        ],
+      },
+    });
+    const admin = await b.raw();
+    await declare(admin, 'Payroll', { topic_mask: '3', token: 'admin' });
+    admin.send({ headers: { cmd: 'consume', topic: 'Payroll', id: 'svc', token: 'admin' } });
+    await admin.request({ headers: { cmd: 'ping' } }); // the consume above is registered
+    const caller = await b.raw();
+    const call = caller.request({
+      headers: { cmd: 'produce', topic: 'Payroll', id: 'p-1', token: 'admin' },
+      body: '{}',
+    });
+    const d = await admin.next((m) => m.headers.id === 'svc' && m.headers.origin_id === 'p-1');
+    const intruder = await b.raw();
+    const forged = { cmd: 'route', recver: d.headers.sender!, id: 'p-1', token: 'billing-svc' };
+    // Naming no topic or the call's topic: checked against Payroll, which this token may not route.
+    for (const headers of [forged, { ...forged, topic: 'Payroll' }]) {
+      const r = await intruder.request({ headers, body: 'forged' });
+      expect([r.status, r.bodyText()]).toEqual([403, '403: Command(route) Topic(Payroll) Forbbiden']);
+    }
+    // Naming a topic it may route: not the call's topic, dropped.
+    intruder.send({ headers: { ...forged, topic: 'Billing' }, body: 'forged' });
+    await intruder.request({ headers: { cmd: 'ping' } });
+    admin.send({
+      headers: { cmd: 'route', topic: 'Payroll', recver: d.headers.sender!, id: 'p-1', token: 'admin' },
+      body: 'paid',
+    });
+    expect((await call).bodyText()).toBe('paid');
+    expect(caller.received.filter((m) => m.bodyText() === 'forged')).toEqual([]);
+  });
+});
