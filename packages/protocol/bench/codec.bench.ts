@@ -109,6 +109,35 @@ describe(`decode ${PER_CHUNK} pipelined messages per chunk (x${BATCH})`, () => {
   );
 });
 
+// A head with many headers and bare LF line ends (RFC 9112 §2.2 lets a recipient accept them): the bare-CR check
+// must not rescan the rest of the head for every line.
+const LF_HEADERS = 200;
+const lfOnly = Buffer.from(
+  [
+    'POST /MyTopic HTTP/1.1',
+    ...Array.from({ length: LF_HEADERS }, (_, i) => `x-header-${i}: value ${i}`),
+    'content-length: 0',
+    '',
+    '',
+  ].join('\n'),
+);
+const lfDecoder = new MessageDecoder(
+  () => {
+    out.messages++;
+  },
+  { maxHeaderCount: LF_HEADERS + 1 },
+);
+
+describe(`decode a ${LF_HEADERS}-header head with bare LF line ends (x${BATCH})`, () => {
+  bench(
+    'zbus MessageDecoder.push',
+    () => {
+      for (let i = 0; i < BATCH; i++) lfDecoder.push(lfOnly);
+    },
+    opts,
+  );
+});
+
 describe(`encode the same produce (x${BATCH})`, () => {
   bench(
     'zbus encodeMessage (head + body in one buffer)',

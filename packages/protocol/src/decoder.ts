@@ -471,14 +471,19 @@ export class MessageDecoder {
 
   /** Parses a whole head (start line, header lines, blank line) into a Message and the framing fields. */
   #parseHead(s: string, ascii: boolean, lines: number): Message {
-    // #findHeadEnd has rejected NUL and bare CR and recorded where each line ends. When the text has as many
-    // characters as the head had bytes, it is ASCII (UTF-8 decoding never lengthens), so those offsets are string
-    // indexes too; otherwise each LF is searched again.
+    // #findHeadEnd recorded where each line ends; NUL and bare CR are checked here, on the string (native
+    // searches beat a byte loop there). When the text has as many characters as the head had bytes, it is ASCII
+    // (UTF-8 decoding never lengthens), so those offsets are string indexes too; otherwise each LF is searched again.
     if (s.indexOf('\0') !== -1) throw bad('NUL byte in header block');
     const ends = this.#ends;
     const msg = new Message();
     let eol = ascii ? (ends[0] as number) : s.indexOf('\n');
     let lineEnd = s.charCodeAt(eol - 1) === CR ? eol - 1 : eol;
+    // The next CR (s.length when none is left): searched again only once a line passes it, so a head without CRs
+    // (bare LF line ends) is scanned once, not once per line to its end.
+    let cr = s.indexOf('\r');
+    if (cr === -1) cr = s.length;
+    if (cr < lineEnd) throw bad('bare CR in start line');
     this.#startLine(msg, s, lineEnd);
     const headers = msg.headers;
     let contentLength = -1;
@@ -487,8 +492,11 @@ export class MessageDecoder {
     for (let line = 1; line < lines; line++) {
       eol = ascii ? (ends[line] as number) : s.indexOf('\n', pos);
       lineEnd = s.charCodeAt(eol - 1) === CR ? eol - 1 : eol;
-      const cr = s.indexOf('\r', pos);
-      if (cr !== -1 && cr < lineEnd) throw bad('bare CR in header block');
+      if (cr < pos) {
+        cr = s.indexOf('\r', pos);
+        if (cr === -1) cr = s.length;
+      }
+      if (cr < lineEnd) throw bad('bare CR in header block');
       const c0 = s.charCodeAt(pos);
       if (c0 === 32 || c0 === 9) throw bad('obsolete line folding in header block');
       // one pass over the name: find the colon, check token characters, hash for the known-name lookup

@@ -1,5 +1,5 @@
-// Text <-> bytes in one place, browser-safe. A Node Buffer's own utf8Slice/latin1Slice is used when a chunk has it
-// (duck-typed, no Buffer global): it is several times faster than TextDecoder on short strings.
+// Text <-> bytes in one place, browser-safe. A Node Buffer's own utf8Slice is used when a chunk has it (duck-typed,
+// no Buffer global): it is several times faster than TextDecoder on short strings.
 
 interface NodeSlices {
   utf8Slice?: (start: number, end: number) => string;
