@@ -25,7 +25,7 @@ import { pathOf, RESERVED_PATHS, serveEndpoint } from './http/endpoints.js';
 import { MONITOR_COMMANDS, monitorLoginRedirect, serveMonitor } from './http/monitor.js';
 import { serverInfo } from './info.js';
 import { Metrics } from './metrics/metrics.js';
-import { allowStoredHeaderCount, decodeStored } from './mq/delivery.js';
+import { decodeStored } from './mq/delivery.js';
 import { Dispatcher } from './mq/dispatcher.js';
 import { type BrokerOptions, type ResolvedBrokerOptions, resolveOptions } from './options.js';
 import { RpcCalls } from './rpc/calls.js';
@@ -114,7 +114,6 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     this.options = resolveOptions(options);
     this.log = pino({ level: this.options.logLevel, base: { name: 'zbus' } }, pino.destination(2));
     this.auth = this.options.auth ? new Auth(this.options.auth) : undefined;
-    allowStoredHeaderCount(this.options.maxHeaderCount);
     this.dispatcher = new Dispatcher(this.metrics, {
       consumersChanged: () => this.changed(),
       failed: (err, topic, group) => this.log.error({ err, topic, group }, 'delivery failed'),

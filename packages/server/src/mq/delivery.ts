@@ -5,25 +5,15 @@ import { type Message, MessageDecoder, ZbusError } from '@zbus/protocol';
 import type { Delivery, StoredRecord } from '../store/types.js';
 
 /**
- * Stored records were validated on the way in; decoding them again needs no byte limits. The header count stays
- * finite (the decoder sizes a per-message table by it): the largest count any broker in this process accepts,
- * plus room for the headers the broker stamps (sender, host, remote-addr, id, dlq_*).
+ * Stored records were validated on the way in (a broker may have taken more headers or bytes under other limits
+ * than it runs with now), so decoding them again applies no limits.
  */
 const STORED_LIMITS = {
   maxHeaderBytes: Number.MAX_SAFE_INTEGER,
-  maxHeaderCount: 256 + 64,
+  maxHeaderCount: Number.MAX_SAFE_INTEGER,
   maxBodyBytes: Number.MAX_SAFE_INTEGER,
   maxUrlBytes: Number.MAX_SAFE_INTEGER,
 };
-
-/** A broker accepting up to `maxHeaderCount` headers per message must be able to decode what it stored. */
-export function allowStoredHeaderCount(maxHeaderCount: number): void {
-  const n = Math.max(STORED_LIMITS.maxHeaderCount, maxHeaderCount + 64);
-  if (n !== STORED_LIMITS.maxHeaderCount) {
-    STORED_LIMITS.maxHeaderCount = n;
-    storedDecoder = undefined;
-  }
-}
 
 // One decoder, reused for every stored record (a record is exactly one message): a decoder per delivery costs
 // its limits check and per-message tables on the hot consume path. Decoding is synchronous, so one is enough.
