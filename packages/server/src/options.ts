@@ -13,6 +13,7 @@ export interface TlsOptions {
 export interface AuthTokenEntry {
   /** The secret. An entry with token '' applies to requests without a token. */
   token: string;
+  /** Shown as the `creator` of the topics and groups this token declares (the secret never is). */
   name?: string;
   /** Operations this token may run: command names, `*` (all) or `admin` (all, including admin pages). */
   operations: string[];

@@ -95,6 +95,11 @@ export class Auth {
     return e !== undefined && (e.all || e.operations.has(operation));
   }
 
+  /** The `name` of a token's entry (what `creator` shows), or undefined. */
+  nameOf(token: string): string | undefined {
+    return this.find(token)?.entry.name || undefined;
+  }
+
   /** An `admin` token: the monitor accepts these only. */
   isAdmin(token: string | undefined): boolean {
     return token !== undefined && token !== '' && this.find(token)?.admin === true;

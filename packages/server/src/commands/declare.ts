@@ -23,12 +23,21 @@ export function hasTopicSettings(ctx: CommandContext): boolean {
   return TOPIC_SETTINGS.some((h) => ctx.msg.headers[h] !== undefined);
 }
 
+/**
+ * Who declared: the token's `name` from the auth file, else the client's address. Never the token itself:
+ * `creator` is shown to anyone who may query the topic, in tracker reports and on the monitor.
+ */
+function creatorOf(ctx: CommandContext): string {
+  const token = ctx.msg.token;
+  return (token !== undefined && ctx.state.auth?.nameOf(token)) || ctx.session.remoteAddress;
+}
+
 /** The config of a new topic, or of a re-declared one (`current`), with the request's settings applied. */
 export function topicConfig(ctx: CommandContext, mask: number, current?: Topic): TopicConfig {
   const o = ctx.state.options;
   const config: TopicConfig = current
     ? { ...current.config, mask }
-    : { mask, creator: ctx.msg.token ?? ctx.session.remoteAddress };
+    : { mask, creator: creatorOf(ctx) };
   if (!current) {
     if ((mask & Mask.Memory) !== 0) config.maxBacklog = o.memoryTopicCapacity;
     if (o.dedupeWindowMs > 0) config.dedupeWindowMs = o.dedupeWindowMs;
@@ -66,7 +75,7 @@ function groupConfig(ctx: CommandContext): GroupConfig {
   const h = ctx.msg.headers;
   const config: GroupConfig = {
     filter: h.group_filter ?? '',
-    creator: ctx.msg.token ?? ctx.session.remoteAddress,
+    creator: creatorOf(ctx),
   };
   const mask = intHeader(ctx, 'group_mask');
   if (mask !== undefined) config.mask = mask;

@@ -1,5 +1,7 @@
 // Token ACLs (zbus-protocol.md §11, decisions.md §3): per-topic, per-operation, optionally per-group; the
 // token comes from the header, `?token=` or the `token` cookie; 403 with the 0.11 text; info filtered.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { AuthConfig } from '../../src/index.js';
 import { startTestBroker, wsConnect } from './helpers.js';
@@ -12,6 +14,13 @@ const auth: AuthConfig = {
     { token: '', name: 'anonymous', operations: ['query'], topics: [{ topic: 'Public' }] },
   ],
 };
+
+/** Every file below `dir`. */
+function listFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
+}
 
 async function setup() {
   const b = await startTestBroker({ auth });
@@ -235,6 +244,43 @@ describe('group-scoped ACLs act on their groups only', () => {
       },
     });
     expect(withMask.status).toBe(403);
+  });
+});
+
+describe('creator is never a token', () => {
+  it('records the token name, or the client address for a token without one, never the secret', async () => {
+    const { b } = await setup();
+    const c = await b.raw();
+    // `producer` has no name: the creator is the client's address. `admin-secret` is named `admin`.
+    const byProducer = await c.request({
+      headers: { cmd: 'declare', topic: 'Orders', consume_group: 'fresh', token: 'producer' },
+    });
+    expect(byProducer.status).toBe(200);
+    await c.request({ headers: { cmd: 'declare', topic: 'Audit', token: 'admin-secret' } });
+    const everything = [
+      (await c.request({ headers: { cmd: 'query', topic: 'Orders', token: 'reader' } })).bodyText(),
+      (await c.request({ headers: { cmd: 'query', topic: 'Audit', token: 'admin-secret' } })).bodyText(),
+      (await c.request({ headers: { cmd: 'server', token: 'admin-secret' } })).bodyText(),
+      (await c.request({ headers: { cmd: 'tracker', token: 'admin-secret' } })).bodyText(),
+      (
+        await c.request({
+          headers: { cmd: 'query', topic: 'Orders', consume_group: 'fresh', token: 'reader' },
+        })
+      ).bodyText(),
+    ].join('\n');
+    expect(everything).not.toContain('admin-secret');
+    expect(everything).not.toContain('"creator":"producer"');
+    const orders = JSON.parse(everything.split('\n')[0]!) as {
+      creator: string;
+      consumeGroupList: Array<{ groupName: string; creator: string }>;
+    };
+    expect(orders.creator).toBe('admin');
+    const fresh = orders.consumeGroupList.find((g) => g.groupName === 'fresh')!;
+    expect(fresh.creator).toMatch(/^127\.0\.0\.1:\d+$/);
+    // And on disk: topic.json and the group files hold no secret either.
+    const files = listFiles(b.dataDir).filter((f) => f.endsWith('.json'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) expect(readFileSync(f, 'utf8'), f).not.toContain('admin-secret');
   });
 });
 
