@@ -35,9 +35,7 @@ function creatorOf(ctx: CommandContext): string {
 /** The config of a new topic, or of a re-declared one (`current`), with the request's settings applied. */
 export function topicConfig(ctx: CommandContext, mask: number, current?: Topic): TopicConfig {
   const o = ctx.state.options;
-  const config: TopicConfig = current
-    ? { ...current.config, mask }
-    : { mask, creator: creatorOf(ctx) };
+  const config: TopicConfig = current ? { ...current.config, mask } : { mask, creator: creatorOf(ctx) };
   if (!current) {
     if ((mask & Mask.Memory) !== 0) config.maxBacklog = o.memoryTopicCapacity;
     if (o.dedupeWindowMs > 0) config.dedupeWindowMs = o.dedupeWindowMs;

@@ -358,7 +358,8 @@ describe('route reaches only a caller waiting for that answer', () => {
     const svc = await startService(b, 'MyRpc', () => undefined);
     const caller = await b.raw();
     const call = caller.request({ headers: { cmd: 'produce', topic: 'MyRpc', id: 'c-1' }, body: '{}' });
-    for (let i = 0; i < 500 && svc.received.length === 0; i++) await caller.request({ headers: { cmd: 'ping' } });
+    for (let i = 0; i < 500 && svc.received.length === 0; i++)
+      await caller.request({ headers: { cmd: 'ping' } });
     const d = svc.received[0]!;
     const other = await b.raw();
     await declare(other, 'Elsewhere', { topic_mask: '3' });
