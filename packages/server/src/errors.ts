@@ -35,8 +35,9 @@ export function errorReply(err: unknown, topic?: string): Message {
   const m = new Message({ status });
   m.set('error_code', code);
   if (topic !== undefined) m.set('topic', topic);
+  // 0.11 (ReplyKit) sends error texts without a content type, except for an unknown command (text/html);
+  // zbus-python decodes a text/* body into a str and then fails to decode it again.
   if (code === 'ZBUS_ERR_UNKNOWN_COMMAND') m.set('content-type', 'text/html');
-  else m.set('content-type', 'text/plain');
   m.body = new TextEncoder().encode(UNPREFIXED.has(code) ? message : `${status}: ${message}`);
   return m;
 }

@@ -172,6 +172,11 @@ describe('RPC through the broker', () => {
         code: 'ZBUS_ERR_RPC',
         message: 'over http',
       });
+      // Error texts come without a content type (as from 0.11) and are still the error's message.
+      await expect(http.produce('NoSuchTopic', 'x')).rejects.toMatchObject({
+        code: 'ZBUS_ERR_NOT_FOUND',
+        message: '404: Topic(NoSuchTopic) Not Found',
+      });
     } finally {
       await http.close();
     }

@@ -2,7 +2,7 @@
 import { ZbusError } from '@zbus/protocol';
 import type { CommandContext } from './context.js';
 import { intHeader, requireGroup, requireTopic } from './lookup.js';
-import { nowText, okText } from './reply.js';
+import { okAck } from './reply.js';
 
 function requireOffset(ctx: CommandContext): number {
   const offset = intHeader(ctx, 'offset');
@@ -16,7 +16,7 @@ function answer(ctx: CommandContext, done: boolean): void {
     ctx.ticket.none();
     return;
   }
-  const reply = okText(nowText(), ctx.msg.topic);
+  const reply = okAck(Date.now(), ctx.msg.topic);
   if (!done) reply.set('pending', 'false'); // nothing was waiting at that offset
   ctx.ticket.send(reply);
 }

@@ -4,7 +4,7 @@ import { errorReply } from '../errors.js';
 import { groupInfo, serverInfo, topicInfo } from '../info.js';
 import type { CommandContext } from './context.js';
 import { requireGroup, requireTopic } from './lookup.js';
-import { nowText, okJson, okText } from './reply.js';
+import { okAck, okJson } from './reply.js';
 
 export function query(ctx: CommandContext): void {
   const { msg, state } = ctx;
@@ -40,7 +40,7 @@ export async function remove(ctx: CommandContext): Promise<void> {
     state.metrics.forgetTopic(topic.name);
   }
   state.changed();
-  ctx.ticket.send(okText(nowText(), topic.name));
+  ctx.ticket.send(okAck(Date.now(), topic.name));
 }
 
 /** 0.11 left `empty` unimplemented; here it drops the topic's messages, or moves one group to the end. */
@@ -51,5 +51,5 @@ export async function empty(ctx: CommandContext): Promise<void> {
   if (group !== undefined && group !== '') await requireGroup(ctx, topic).empty();
   else await topic.empty();
   state.changed();
-  ctx.ticket.send(okText(nowText(), topic.name));
+  ctx.ticket.send(okAck(Date.now(), topic.name));
 }

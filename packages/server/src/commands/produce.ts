@@ -5,7 +5,7 @@ import { errorReply } from '../errors.js';
 import type { AppendInput, Topic } from '../store/types.js';
 import type { CommandContext } from './context.js';
 import { intHeader, requireTopic } from './lookup.js';
-import { okText } from './reply.js';
+import { okAck } from './reply.js';
 
 const MAX_ID = 39;
 const MAX_TAG = 127;
@@ -80,7 +80,7 @@ export function produce(ctx: CommandContext): void | Promise<void> {
         ticket.none();
         return;
       }
-      const reply = okText(String(r.timestamp), topic.name);
+      const reply = okAck(r.timestamp, topic.name);
       reply.set('durable', r.durability);
       if (r.offset >= 0) reply.set('offset', r.offset);
       if (r.duplicate) reply.set('duplicate', 'true');

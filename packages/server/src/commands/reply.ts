@@ -12,16 +12,23 @@ export function textReply(status: number, type: string, body: string, topic?: st
   return m;
 }
 
-/** 200 with a text body; the 0.11 produce/ack reply body is the server time in ms. */
+/** 200 with a text body. */
 export function okText(body: string, topic?: string): Message {
   return textReply(200, 'text/plain', body, topic);
+}
+
+/**
+ * 0.11's acknowledgement (`ReplyKit.reply200`: produce, ack, remove, empty, track_pub): 200, `topic`, and a time
+ * in ms as the body, with no content type, as 0.11 sends it. zbus-python decodes a `text/*` body into a str.
+ */
+export function okAck(timeMs: number, topic?: string): Message {
+  const m = new Message({ status: 200 });
+  if (topic !== undefined) m.set('topic', topic);
+  m.body = encoder.encode(String(timeMs));
+  return m;
 }
 
 /** 200 with a JSON body (info shapes). */
 export function okJson(value: unknown, topic?: string): Message {
   return textReply(200, 'application/json', JSON.stringify(value), topic);
-}
-
-export function nowText(): string {
-  return String(Date.now());
 }

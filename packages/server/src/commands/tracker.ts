@@ -2,7 +2,7 @@
 import { type ServerEvent, ZbusError } from '@zbus/protocol';
 import { serverInfo, serverKey, trackerInfo } from '../info.js';
 import type { BrokerState, CommandContext } from './context.js';
-import { nowText, okJson, okText } from './reply.js';
+import { okAck, okJson } from './reply.js';
 
 export function server(ctx: CommandContext): void {
   ctx.ticket.send(okJson(serverInfo(ctx.state, ctx.msg.token)));
@@ -41,7 +41,7 @@ export function trackPub(ctx: CommandContext): void {
     state.tracker.report(key, info, session);
     publishTrackerInfo(state);
   }
-  if (msg.ack) ctx.ticket.send(okText(nowText()));
+  if (msg.ack) ctx.ticket.send(okAck(Date.now()));
   else ctx.ticket.none();
 }
 

@@ -272,3 +272,163 @@ describe('zbus.js Broker connections', () => {
     });
   }
 });
+
+/** One reply read off the socket as bytes: its status line and its headers as written, in order. */
+interface RawReply {
+  statusLine: string;
+  headers: Array<[string, string]>;
+  body: string;
+}
+
+/** Writes `bytes` on a fresh TCP connection and reads back exactly one reply, unparsed by our decoder. */
+async function rawExchange(port: number, bytes: Buffer): Promise<RawReply> {
+  const socket = connect(port, '127.0.0.1');
+  onTestFinished(() => {
+    socket.destroy();
+  });
+  socket.write(bytes);
+  let buf = Buffer.alloc(0);
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const [statusLine, ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n');
+      const headers = lines.map((l): [string, string] => {
+        const i = l.indexOf(':');
+        return [l.slice(0, i), l.slice(i + 1).trim()];
+      });
+      const length = Number(headers.find(([k]) => k.toLowerCase() === 'content-length')?.[1]);
+      if (buf.length < end + 4 + length) return;
+      resolve({ statusLine: statusLine!, headers, body: buf.subarray(end + 4, end + 4 + length).toString() });
+    });
+  });
+}
+
+const names = (r: RawReply) => r.headers.map(([k]) => k).sort();
+
+describe('reply headers as 0.11 writes them', () => {
+  // 0.11 ReplyKit: an error reply is a new Message with id, status, topic (when the request had one) and a
+  // text body: `connection` and `content-length` come with every message, and there is no content type.
+  // zbus-python decodes any text/* body into a str and then calls .decode() on it for a non-200 reply.
+  // zbus-ts adds `error_code`.
+  it('a 404 for a missing topic: id, topic, error_code, connection, content-length; no content type', async () => {
+    const b = await startTestBroker();
+    // zbus-python MqClient.query('Nope'): build_msg, then an id from invoke().
+    const r = await rawExchange(
+      b.port,
+      wire([
+        ['cmd', 'query'],
+        ['topic', 'Nope'],
+        ['id', 'py-1'],
+      ]),
+    );
+    expect(r.statusLine).toBe('HTTP/1.1 404 Not Found');
+    expect(names(r)).toEqual(['connection', 'content-length', 'error_code', 'id', 'topic']);
+    expect(Object.fromEntries(r.headers)).toMatchObject({
+      id: 'py-1',
+      topic: 'Nope',
+      error_code: 'ZBUS_ERR_NOT_FOUND',
+    });
+    expect(r.body).toBe('404: Topic(Nope) Not Found');
+  });
+
+  it('a 400 without a topic carries no topic header and no content type', async () => {
+    const b = await startTestBroker();
+    const r = await rawExchange(
+      b.port,
+      wire([
+        ['cmd', 'remove'],
+        ['id', 'py-2'],
+      ]),
+    );
+    expect(r.statusLine).toBe('HTTP/1.1 400 Bad Request');
+    expect(names(r)).toEqual(['connection', 'content-length', 'error_code', 'id']);
+    expect(r.body).toBe('400: Bad Format, Missing topic');
+  });
+
+  it('a 403 from auth: the same headers, no content type', async () => {
+    const b = await startTestBroker({
+      auth: { tokens: [{ token: 'admin', operations: ['admin'], topics: [{ topic: '*' }] }] },
+    });
+    const r = await rawExchange(
+      b.port,
+      wire([
+        ['cmd', 'declare'],
+        ['topic', 'T'],
+        ['id', 'j-1'],
+      ]),
+    );
+    expect(r.statusLine).toBe('HTTP/1.1 403 Forbidden');
+    expect(names(r)).toEqual(['connection', 'content-length', 'error_code', 'id', 'topic']);
+    expect(r.body).toBe('403: Command(declare) Topic(T) Forbbiden');
+  });
+
+  it('an unknown command keeps 0.11 text/html', async () => {
+    const b = await startTestBroker();
+    const r = await rawExchange(
+      b.port,
+      wire([
+        ['cmd', 'frobnicate'],
+        ['id', 'x-1'],
+      ]),
+    );
+    expect(Object.fromEntries(r.headers)['content-type']).toBe('text/html');
+    expect(r.body).toBe('Bad format: command(frobnicate) not support');
+  });
+
+  it('the produce acknowledgement: id, topic, connection, content-length plus durable and offset', async () => {
+    const b = await startTestBroker();
+    await declare(await b.raw(), 'T');
+    // zbus.js Producer.publish({topic, body}) through invoke(): the id is added last.
+    const r = await rawExchange(
+      b.port,
+      wire(
+        [
+          ['topic', 'T'],
+          ['cmd', 'produce'],
+          ['id', 'js-1'],
+        ],
+        'hello',
+      ),
+    );
+    expect(r.statusLine).toBe('HTTP/1.1 200 OK');
+    expect(names(r)).toEqual(['connection', 'content-length', 'durable', 'id', 'offset', 'topic']);
+    expect(r.body).toMatch(/^\d{13}$/);
+  });
+
+  it('the other 0.11 acknowledgements (ack, empty, remove, track_pub) carry no content type either', async () => {
+    const b = await startTestBroker();
+    await declare(await b.raw(), 'T');
+    const requests: Array<Array<[string, string]>> = [
+      [
+        ['cmd', 'ack'],
+        ['topic', 'T'],
+        ['consume_group', 'T'],
+        ['offset', '0'],
+      ],
+      [
+        ['cmd', 'empty'],
+        ['topic', 'T'],
+      ],
+      [['cmd', 'track_pub']],
+      [
+        ['cmd', 'remove'],
+        ['topic', 'T'],
+      ],
+    ];
+    for (const [i, h] of requests.entries()) {
+      const body =
+        h[0]![1] === 'track_pub'
+          ? JSON.stringify({ serverInfo: { serverAddress: { address: '127.0.0.1:1' } }, live: false })
+          : '';
+      const r = await rawExchange(b.port, wire([...h, ['id', `a-${i}`]], body));
+      expect([r.statusLine, r.headers.find(([k]) => k === 'content-type')]).toEqual([
+        'HTTP/1.1 200 OK',
+        undefined,
+      ]);
+      expect(r.body).toMatch(/^\d{13}$/);
+    }
+  });
+});
