@@ -9,6 +9,8 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { Session, type SessionWire } from '../session.js';
 import type { ConnectionHost } from './host.js';
 
+const EMPTY = Buffer.alloc(0);
+
 export class WsConnection implements SessionWire {
   readonly session: Session;
   readonly #ws: WebSocket;
@@ -134,10 +136,15 @@ export function createWebSocketUpgrader(host: ConnectionHost): {
         socket,
       } as unknown as IncomingMessage;
       const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
-      wss.handleUpgrade(incoming, socket, Buffer.from(head), (ws) => {
+      // Frames that came in the same read as the handshake are handed to ws's own 'data' listener once it is
+      // attached. Passing them as `head` makes ws unshift them onto a socket that is already flowing: they then
+      // sit in its buffer until the next read, which a client waiting for its first reply never sends.
+      wss.handleUpgrade(incoming, socket, EMPTY, (ws) => {
         const c = new WsConnection(ws, remote, host);
         c.session.cookieToken = tokenFromCookie(req.headers.cookie);
+        if (head.length > 0) socket.emit('data', Buffer.from(head.buffer, head.byteOffset, head.length));
       });
+      if (socket.isPaused()) socket.resume();
     },
     close() {
       for (const ws of wss.clients) ws.terminate();
