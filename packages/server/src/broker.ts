@@ -181,6 +181,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
   attach(session: Session): void {
     this.sessions.set(session.id, session);
     session.onWritable(() => this.dispatcher.sessionWritable(session));
+    session.onPeerEnded((s) => this.dispatcher.sessionEnded(s));
     session.onClose((s) => {
       this.sessions.delete(s.id);
       this.dispatcher.sessionClosed(s);

@@ -11,7 +11,7 @@ export interface SessionWire {
   readonly writable: boolean;
   /** Close the connection (after flushing what was written). */
   close(): void;
-  /** A request of this connection finished (reading may resume). */
+  /** A request of this connection finished or its reply left (reading may resume, a half-closed peer may be done). */
   requestDone(): void;
 }
 
@@ -97,7 +97,10 @@ export class Session {
   acceptsPushes: boolean;
 
   readonly #ordered: ReplyTicket[] = [];
+  /** Tickets handed out and not yet answered. */
+  #unanswered = 0;
   readonly #closeListeners: Array<(s: Session) => void> = [];
+  readonly #endListeners: Array<(s: Session) => void> = [];
   readonly #writableListeners: Array<() => void> = [];
 
   constructor(
@@ -112,6 +115,11 @@ export class Session {
     return !this.closed && this.wire.writable;
   }
 
+  /** Requests of this session still waiting for their reply (or for the decision to send none). */
+  get unanswered(): number {
+    return this.#unanswered;
+  }
+
   /** Plain-HTTP requests whose replies have not left yet. */
   get pendingOrdered(): number {
     return this.#ordered.length;
@@ -119,6 +127,7 @@ export class Session {
 
   ticket(id: string, ordered: boolean, closeAfter: boolean): ReplyTicket {
     const t = new ReplyTicket(this, id, ordered, closeAfter);
+    this.#unanswered++;
     if (ordered) this.#ordered.push(t);
     return t;
   }
@@ -126,9 +135,11 @@ export class Session {
   /** Called by a ticket. Ordered replies leave only when every earlier ordered reply has left. */
   finish(ticket: ReplyTicket, msg: Message | undefined): void {
     if (this.closed) return;
+    this.#unanswered--;
     if (!ticket.ordered) {
       if (msg) this.wire.write(msg, ticket.closeAfter);
       else if (ticket.closeAfter) this.wire.close();
+      this.wire.requestDone();
       return;
     }
     ticket.reply = msg;
@@ -171,6 +182,11 @@ export class Session {
     this.#closeListeners.push(fn);
   }
 
+  /** The peer half-closed its side: no more requests will come, replies still go out. */
+  onPeerEnded(fn: (s: Session) => void): void {
+    this.#endListeners.push(fn);
+  }
+
   onWritable(fn: () => void): void {
     this.#writableListeners.push(fn);
   }
@@ -178,6 +194,13 @@ export class Session {
   /** Transport: the connection drained below its high-water mark. */
   drained(): void {
     for (const fn of this.#writableListeners) fn();
+  }
+
+  /** Transport: the peer sent FIN (see onPeerEnded). */
+  peerEnded(): void {
+    if (this.closed) return;
+    for (const fn of this.#endListeners) fn(this);
+    this.#endListeners.length = 0;
   }
 
   /** Transport: the connection is gone. Runs the close listeners once. */
@@ -188,6 +211,7 @@ export class Session {
     this.awaitingRoute.clear();
     for (const fn of this.#closeListeners) fn(this);
     this.#closeListeners.length = 0;
+    this.#endListeners.length = 0;
     this.#writableListeners.length = 0;
   }
 

@@ -248,10 +248,23 @@ export class Dispatcher {
 
   /** A session went away: drop its pulls, its consumer registrations and its delete-on-exit groups. */
   sessionClosed(session: Session): void {
+    this.#leaveAll(session, (ch, p) => this.#dropPull(ch, p));
+  }
+
+  /**
+   * The session's peer half-closed its socket: it still reads the replies to what it sent, but it is no longer
+   * a consumer (a peer that closed both ways looks the same, and a message pushed to it would be lost). A
+   * consume still waiting is answered as if its consume_timeout had run out.
+   */
+  sessionEnded(session: Session): void {
+    this.#leaveAll(session, (ch, p) => this.#expire(ch, p));
+  }
+
+  #leaveAll(session: Session, end: (ch: Channel, pull: Pull) => void): void {
     for (const key of session.groups) {
       const ch = this.#channels.get(key);
       if (!ch) continue;
-      for (const p of [...ch.pulls, ...ch.parked]) if (p.session === session) this.#dropPull(ch, p);
+      for (const p of [...ch.pulls, ...ch.parked]) if (p.session === session) end(ch, p);
       this.#leave(ch, session);
     }
     session.groups.clear();

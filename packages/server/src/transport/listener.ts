@@ -37,7 +37,8 @@ export function createListener(host: ConnectionHost, canAccept: () => boolean): 
   };
 
   const sockets = new Set<Socket>();
-  const server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+  // allowHalfOpen: a client's FIN ends its requests, not our replies (tcp-connection.ts closes when answered).
+  const server = createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     host.metrics.connectionsTotal++;
@@ -56,8 +57,12 @@ export function createListener(host: ConnectionHost, canAccept: () => boolean): 
     }
     // Until its first byte says TLS or not, a silent connection is closed after the idle timeout as well.
     if (o.idleTimeoutMs > 0) socket.setTimeout(o.idleTimeoutMs, () => socket.destroy());
+    // A peer that says goodbye before its first byte has nothing to answer (the socket is half-open).
+    const endedEarly = () => socket.destroy();
+    socket.once('end', endedEarly);
     socket.once('data', (chunk: Buffer) => {
       socket.setTimeout(0);
+      socket.off('end', endedEarly);
       if (chunk[0] === TLS_HANDSHAKE) {
         socket.pause();
         // TLSSocket takes over the socket's handle and, on its first read, replays what is buffered on the

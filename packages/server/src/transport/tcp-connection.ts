@@ -41,6 +41,8 @@ export class TcpConnection implements SessionWire {
   #readPaused = false;
   #upgraded = false;
   #closing = false;
+  /** The peer sent FIN: it sends no more requests, but still gets every reply before we close. */
+  #peerEnded = false;
   /** An `Upgrade: websocket` request decoded from the chunk being pushed; handed over once push() returns. */
   #upgradeReq: Message | undefined;
   /** Armed while a message is partly received: it must be complete within idleTimeoutMs (slowloris). */
@@ -56,6 +58,7 @@ export class TcpConnection implements SessionWire {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#onDrain());
+    socket.on('end', () => this.#onEnd());
     socket.on('error', () => {}); // 'close' follows; resets are normal for clients
     socket.on('close', () => {
       this.#clearPartial();
@@ -170,6 +173,7 @@ export class TcpConnection implements SessionWire {
       this.#socket.removeAllListeners('data');
       this.#socket.removeAllListeners('drain');
       this.#socket.removeAllListeners('timeout');
+      this.#socket.removeAllListeners('end');
       this.#socket.setTimeout(0);
       this.#upgradeReq = msg;
       return false;
@@ -225,9 +229,26 @@ export class TcpConnection implements SessionWire {
     }
   }
 
-  /** The host calls this when a request of this connection finished. */
+  /** The host calls this when a request of this connection finished or its reply left. */
   requestDone(): void {
     if (this.#readPaused) this.#maybeResume();
+    if (this.#peerEnded) this.#closeWhenAnswered();
+  }
+
+  /**
+   * The server socket allows half-open connections: a client that sends its requests and then FIN (`nc`,
+   * `curl --data @- < file`, a script piping into a socket) still reads. Close once every request it sent has
+   * been decoded and answered; a request still in the bytes held back by backpressure counts as unanswered.
+   */
+  #onEnd(): void {
+    this.#peerEnded = true;
+    this.session.peerEnded();
+    this.#closeWhenAnswered();
+  }
+
+  #closeWhenAnswered(): void {
+    if (this.#closing || this.#upgraded || this.#held !== undefined) return;
+    if (this.session.unanswered === 0 && this.session.inflight === 0) this.close();
   }
 
   #maybeResume(): void {
