@@ -22,6 +22,7 @@ function publishedManifest(manifest) {
   const { directory: _dir, linkDirectory: _link, ...publish } = publishConfig ?? {};
   const out = { ...rest };
   if (Object.keys(publish).length > 0) out.publishConfig = publish;
+  return out;
 }
 
 function stage(pkgDir) {

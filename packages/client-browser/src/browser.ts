@@ -17,7 +17,7 @@ import { watchClient } from './lifecycle.js';
 import { type WebSocketTransportOptions, webSocketTransport } from './websocket.js';
 
 /** The WebSocket transport's own options (the constructor comes from the page). */
-type WsOptions = Omit<WebSocketTransportOptions, 'WebSocket'>;
+export type WsOptions = Omit<WebSocketTransportOptions, 'WebSocket'>;
 
 /** Client options in the browser: the core options, WebSocket by default. */
 export type BrowserClientOptions = BoundClientOptions<WsOptions>;

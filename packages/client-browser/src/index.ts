@@ -79,7 +79,7 @@ export type {
   RpcProxy,
 } from '@zbus/rpc';
 export { RpcInvoker, RpcProcessor, rawRequest } from '@zbus/rpc';
-export type { BrowserBrokerOptions, BrowserClientOptions } from './browser.js';
+export type { BrowserBrokerOptions, BrowserClientOptions, WsOptions } from './browser.js';
 export {
   Broker,
   ClientBootstrap,

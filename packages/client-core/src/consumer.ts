@@ -71,7 +71,7 @@ export interface ConsumerOptions {
   closeTimeout?: number;
 }
 
-const CONSUMER_DEFAULTS = {
+export const CONSUMER_DEFAULTS = {
   ackMode: 'auto',
   window: 1,
   connectionCount: 1,
@@ -159,7 +159,7 @@ Object.defineProperty(DeliveredMessage.prototype, 'ack', {
   writable: true,
 });
 
-type ConsumerState = 'idle' | 'running' | 'paused' | 'closing' | 'closed';
+export type ConsumerState = 'idle' | 'running' | 'paused' | 'closing' | 'closed';
 
 /** One consuming connection. */
 class Lane {

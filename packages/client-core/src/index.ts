@@ -25,8 +25,14 @@ export type {
   RequestOptions,
 } from './client.js';
 export { MqClient } from './client.js';
-export type { ConsumedMessage, ConsumerOptions, DeliveryControl, MessageHandler } from './consumer.js';
-export { Consumer } from './consumer.js';
+export type {
+  ConsumedMessage,
+  ConsumerOptions,
+  ConsumerState,
+  DeliveryControl,
+  MessageHandler,
+} from './consumer.js';
+export { CONSUMER_DEFAULTS, Consumer } from './consumer.js';
 export type { Body, PublishInput } from './messages.js';
 export { restoreDelivery, setBody } from './messages.js';
 export type { MqClientOptions, ResolvedClientOptions } from './options.js';

@@ -47,7 +47,7 @@ export const DEFAULT_SERVICE_ADDRESS = '127.0.0.1:15555';
 export const DEFAULT_SERVICE_WINDOW = 16;
 
 /** What both bootstraps are told, under the 0.11 builder names: which service, at which broker, with which token. */
-abstract class Bootstrap {
+export abstract class Bootstrap {
   protected readonly factory: RpcConnectorFactory;
   protected name: string | undefined;
   protected address = DEFAULT_SERVICE_ADDRESS;

@@ -6,6 +6,7 @@ export type {
   RpcService,
 } from './bootstrap.js';
 export {
+  Bootstrap,
   ClientBootstrap,
   DEFAULT_SERVICE_ADDRESS,
   DEFAULT_SERVICE_MASK,
@@ -24,7 +25,7 @@ export {
 export { rpcErrorFromReply } from './errors.js';
 export type { InvokeOptions, MessageInvoker, RpcCall, RpcProxy } from './invoker.js';
 export { RpcInvoker } from './invoker.js';
-export type { RpcInvokerOptions, RpcProcessorOptions } from './options.js';
+export type { ResolvedInvokerOptions, RpcInvokerOptions, RpcProcessorOptions } from './options.js';
 export { DEFAULT_RPC_TIMEOUT, PROCESSOR_DEFAULTS } from './options.js';
 export type { AddModuleOptions, RpcErrorBody, RpcMethodInfo, RpcRequestBody } from './processor.js';
 export { coerceUrlParam, errorBody, RPC_ERROR_STATUS, RpcProcessor, rawRequest } from './processor.js';
