@@ -279,7 +279,7 @@ async function benchReads() {
   });
   // The seek itself (internal API, bench only): binary search over segments, then the sparse time index.
   s = performance.now();
-  for (let i = 0; i < K; i++) await t.log.seekTime(first + Math.random() * (last - first));
+  for (let i = 0; i < K; i++) await t.reader.seekTime(first + Math.random() * (last - first));
   report('zbus seek by time (log.seekTime only)', { 'us/op': ((performance.now() - s) * 1000) / K });
   await store.close();
   fs.rmSync(dir, { recursive: true, force: true });

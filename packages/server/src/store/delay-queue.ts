@@ -1,11 +1,13 @@
-// Delayed messages of one topic, held durably until due. `delayed.journal` is an append-only list of
-// ADD (the whole message) and DONE (its sequence number) entries, each with a CRC32C; replay at open keeps the
-// ADDs without a DONE. In memory a binary min-heap on (deliverAt, seq) gives the next due message.
+// Delayed messages of one topic, held durably until due, then handed to `release` (which appends them to the
+// log). `delayed.journal` is an append-only list of ADD (the whole message) and DONE (its sequence number)
+// entries, each with a CRC32C; replay at open keeps the ADDs without a DONE. In memory a binary min-heap on
+// (deliverAt, seq) gives the next due message; one alarm is armed for it.
 //
 //   ADD : len u32 | crc u32 | type=1 u8 | pad 3 | seq f64 | deliverAt f64 | idLen u16 | tagLen u16 | hasTag u8 |
 //         pad 3 | dataLen u32 | id | tag | data
 //   DONE: len u32 | crc u32 | type=2 u8 | pad 3 | seq f64
 import path from 'node:path';
+import { Alarm, type Clock } from './clock.js';
 import { crc32c } from './crc32c.js';
 import { Journal } from './journal.js';
 
@@ -26,16 +28,30 @@ function less(a: DelayedMessage, b: DelayedMessage): boolean {
   return a.deliverAt < b.deliverAt || (a.deliverAt === b.deliverAt && a.seq < b.seq);
 }
 
+export interface DelayQueueOptions {
+  clock: Clock;
+  /** Store a due message in the log; it is forgotten here once this resolves. */
+  release: (m: DelayedMessage) => Promise<unknown>;
+  onError: (err: unknown, msg: string) => void;
+}
+
 export class DelayQueue {
   readonly heap: DelayedMessage[] = [];
   #nextSeq = 0;
   #doneSinceCompact = 0;
+  readonly #alarm: Alarm;
+  #closed = false;
 
-  private constructor(readonly journal: Journal) {}
+  private constructor(
+    readonly journal: Journal,
+    readonly opts: DelayQueueOptions,
+  ) {
+    this.#alarm = new Alarm(opts.clock, () => this.#releaseDue());
+  }
 
-  static async open(dir: string): Promise<DelayQueue> {
+  static async open(dir: string, opts: DelayQueueOptions): Promise<DelayQueue> {
     const { journal, contents } = await Journal.open(path.join(dir, 'delayed.journal'));
-    const q = new DelayQueue(journal);
+    const q = new DelayQueue(journal, opts);
     const live = new Map<number, DelayedMessage>();
     let pos = 0;
     let maxSeq = -1;
@@ -71,6 +87,11 @@ export class DelayQueue {
     return q;
   }
 
+  /** Start releasing what comes due (the topic calls this once it can take appends). */
+  start(): void {
+    this.#alarm.set(this.nextDue());
+  }
+
   get size(): number {
     return this.heap.length;
   }
@@ -91,18 +112,28 @@ export class DelayQueue {
     const m: DelayedMessage = { seq: this.#nextSeq++, deliverAt, id, tag, data: Buffer.from(data) };
     this.#push(m);
     this.journal.append(encodeAdd(m));
+    this.#alarm.setEarlier(deliverAt);
     return this.journal.flush(sync);
   }
 
-  /** Remove and return every message due at `now`, in due order. */
-  takeDue(now: number): DelayedMessage[] {
-    const out: DelayedMessage[] = [];
-    while (this.heap.length > 0 && this.heap[0]!.deliverAt <= now) out.push(this.#pop());
-    return out;
+  #releaseDue(): void {
+    if (this.#closed) return;
+    const now = this.opts.clock.now();
+    while (this.heap.length > 0 && this.heap[0]!.deliverAt <= now) {
+      const m = this.#pop();
+      this.opts.release(m).then(
+        () => this.#done(m.seq),
+        (err) => {
+          if (!this.#closed)
+            this.opts.onError(err, 'releasing a delayed message failed; it stays held until restart');
+        },
+      );
+    }
+    this.#alarm.set(this.nextDue());
   }
 
   /** The message was appended to the log: forget it (and compact the journal once nothing is held). */
-  done(seq: number): void {
+  #done(seq: number): void {
     const b = Buffer.alloc(DONE_BYTES);
     b.writeUInt32LE(DONE_BYTES, 0);
     b[8] = DONE;
@@ -119,7 +150,20 @@ export class DelayQueue {
   /** Drop every held message (topic empty). */
   clear(): Promise<void> {
     this.heap.length = 0;
+    this.#alarm.cancel();
     return this.journal.rewrite(Buffer.alloc(0));
+  }
+
+  /** fsync what was added. */
+  flush(): Promise<void> {
+    return this.journal.flush(true);
+  }
+
+  /** Stop releasing; close the journal (fsynced with `sync`). */
+  close(sync: boolean): Promise<void> {
+    this.#closed = true;
+    this.#alarm.cancel();
+    return this.journal.close(sync);
   }
 
   #push(m: DelayedMessage): void {

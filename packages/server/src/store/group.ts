@@ -12,20 +12,23 @@
 // pending entry once it is mostly garbage.
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Clock } from './clock.js';
 import { crc32c } from './crc32c.js';
 import { compileFilter, type TagMatcher } from './filter.js';
 import { writeFileAtomic } from './fs-util.js';
 import { Journal } from './journal.js';
-import { Cursor } from './log.js';
+import { Cursor, type LogReader } from './log-reader.js';
+import { nameKey } from './names.js';
 import { decodeRecord, recordTag } from './record.js';
-import type { DiskTopic } from './topic.js';
 import {
   type Delivery,
   type Group,
   type GroupConfig,
   type GroupInfo,
   STORE_MASK_ACK_REQUIRED,
-  StoreError,
+  type StoredRecord,
+  type StoreOptions,
+  type Topic,
 } from './types.js';
 
 export const DEFAULT_ACK_WINDOW = 100;
@@ -40,6 +43,35 @@ const J_DEAD = 5;
 /** The position was moved by a re-declare: deliveries journaled before it no longer prove the position. */
 const J_SEEK = 6;
 const ENTRY_BYTES = 28;
+
+/** What a group needs from its topic (a disk topic implements it). */
+export interface TopicPort {
+  /** The topic as the contract shows it (`Group.topic`). */
+  readonly topic: Topic;
+  readonly reader: LogReader;
+  readonly clock: Clock;
+  readonly groupsDir: string;
+  readonly groupDefaults: NonNullable<StoreOptions['groupDefaults']>;
+  /** The topic was closed or removed. */
+  readonly closed: boolean;
+  /** Whether group files are fsynced (not under fsync=never). */
+  readonly syncFiles: boolean;
+  /** Wake the topic's listeners: something may be deliverable. */
+  notify(): void;
+  /** Append `rec` to the topic's dead-letter topic. */
+  deadLetter(rec: StoredRecord, group: string, deliveries: number): Promise<void>;
+  logError(err: unknown, msg: string): void;
+}
+
+/** What a group needs from the table of groups it lives in (group-table.ts). */
+export interface GroupTableHooks {
+  /** Make sure the ack timer fires no later than `at`. */
+  armDeadline(at: number): void;
+  /** Write moved positions soon (not on every delivery). */
+  scheduleCheckpoint(): void;
+  /** Where a (re-)declared group starts: see group-start.ts. */
+  resolveStart(config: GroupConfig, isNew: boolean): Promise<number | undefined>;
+}
 
 interface PendingAck {
   deliveries: number;
@@ -85,7 +117,8 @@ export class DiskGroup implements Group {
   #journalEntries = 0;
 
   private constructor(
-    readonly topic: DiskTopic,
+    readonly port: TopicPort,
+    readonly table: GroupTableHooks,
     readonly journal: Journal,
     st: GroupState,
   ) {
@@ -108,14 +141,23 @@ export class DiskGroup implements Group {
     return { json: path.join(groupsDir, `${key}.json`), acks: path.join(groupsDir, `${key}.acks`) };
   }
 
+  get topic(): Topic {
+    return this.port.topic;
+  }
+
   /** Open a group from its files (or create them when `st` is given). */
-  static async open(topic: DiskTopic, key: string, st?: GroupState): Promise<DiskGroup> {
-    const p = DiskGroup.paths(topic.groupsDir, key);
+  static async open(
+    port: TopicPort,
+    table: GroupTableHooks,
+    key: string,
+    st?: GroupState,
+  ): Promise<DiskGroup> {
+    const p = DiskGroup.paths(port.groupsDir, key);
     let state = st;
     if (state === undefined) state = JSON.parse(await fs.promises.readFile(p.json, 'utf8')) as GroupState;
-    else await writeFileAtomic(p.json, JSON.stringify(state), topic.fsyncPolicy !== 'never');
+    else await writeFileAtomic(p.json, JSON.stringify(state), port.syncFiles);
     const { journal, contents } = await Journal.open(p.acks);
-    const g = new DiskGroup(topic, journal, state);
+    const g = new DiskGroup(port, table, journal, state);
     if (st === undefined) g.#replay(contents);
     g.#recomputeDeadline();
     return g;
@@ -181,7 +223,7 @@ export class DiskGroup implements Group {
     for (const [offset, e] of this.pending) put(J_DELIVER, e.deliveries, offset, e.deadline);
     put(J_SEEK, 0, this.position, 0);
     this.#journalEntries = this.pending.size + 1;
-    void this.journal.rewrite(b).catch((err) => this.topic.logError(err, 'ack journal compaction failed'));
+    void this.journal.rewrite(b).catch((err) => this.port.logError(err, 'ack journal compaction failed'));
   }
 
   state(): GroupState {
@@ -207,30 +249,30 @@ export class DiskGroup implements Group {
     const st = JSON.stringify(this.state());
     await this.journal.flush(sync);
     if (this.removed) return;
-    await writeFileAtomic(DiskGroup.paths(this.topic.groupsDir, this.topic.keyOf(this.name)).json, st, sync);
+    await writeFileAtomic(DiskGroup.paths(this.port.groupsDir, nameKey(this.name)).json, st, sync);
   }
 
   #touchState(): void {
     if (!this.dirty) {
       this.dirty = true;
-      this.topic.scheduleCheckpoint();
+      this.table.scheduleCheckpoint();
     }
   }
 
   get ackMode(): boolean {
     return (
       (this.mask & STORE_MASK_ACK_REQUIRED) !== 0 ||
-      (this.mask === 0 && (this.topic.mask & STORE_MASK_ACK_REQUIRED) !== 0)
+      (this.mask === 0 && (this.port.topic.mask & STORE_MASK_ACK_REQUIRED) !== 0)
     );
   }
   get #window(): number {
-    return this.ackWindow ?? this.topic.store.groupDefaults.ackWindow ?? DEFAULT_ACK_WINDOW;
+    return this.ackWindow ?? this.port.groupDefaults.ackWindow ?? DEFAULT_ACK_WINDOW;
   }
   get #timeout(): number {
-    return this.ackTimeoutMs ?? this.topic.store.groupDefaults.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+    return this.ackTimeoutMs ?? this.port.groupDefaults.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
   }
   get #maxDeliver(): number {
-    return this.maxDeliver ?? this.topic.store.groupDefaults.maxDeliver ?? DEFAULT_MAX_DELIVER;
+    return this.maxDeliver ?? this.port.groupDefaults.maxDeliver ?? DEFAULT_MAX_DELIVER;
   }
 
   /** Run `fn` after every earlier operation on this group (so overlapping next() calls get distinct records). */
@@ -259,10 +301,11 @@ export class DiskGroup implements Group {
   }
 
   async #next(): Promise<Delivery | undefined> {
-    if (this.removed || this.topic.closed) return undefined;
-    const log = this.topic.log;
+    if (this.removed || this.port.closed) return undefined;
+    const log = this.port.reader;
+    const clock = this.port.clock;
     if (this.ackMode) {
-      const now = Date.now();
+      const now = clock.now();
       this.collectExpired(now);
       while (this.#ready.length > 0) {
         const offset = this.#ready.shift()!;
@@ -282,7 +325,7 @@ export class DiskGroup implements Group {
           continue;
         }
         e.deliveries++;
-        e.deadline = Date.now() + this.#timeout;
+        e.deadline = clock.now() + this.#timeout;
         this.#journal(J_DELIVER, offset, e.deliveries, e.deadline);
         this.#noteDeadline(e.deadline);
         return {
@@ -322,7 +365,7 @@ export class DiskGroup implements Group {
       this.position = c.offset;
       this.#touchState();
       if (this.ackMode) {
-        const deadline = Date.now() + this.#timeout;
+        const deadline = clock.now() + this.#timeout;
         this.pending.set(d.offset, { deliveries: 1, deadline, queued: false });
         this.#journal(J_DELIVER, d.offset, 1, deadline);
         this.#noteDeadline(deadline);
@@ -333,7 +376,7 @@ export class DiskGroup implements Group {
 
   #noteDeadline(t: number): void {
     if (t < this.#nextDeadline) this.#nextDeadline = t;
-    this.topic.armTimer(t);
+    this.table.armDeadline(t);
   }
 
   #recomputeDeadline(): void {
@@ -389,14 +432,14 @@ export class DiskGroup implements Group {
   }
 
   async #deadLetter(offset: number, e: PendingAck): Promise<void> {
-    const rec = await this.topic.log.read(offset);
+    const rec = await this.port.reader.read(offset);
     if (this.removed) return;
     if (rec !== undefined) {
       try {
-        await this.topic.deadLetter(rec, this.name, e.deliveries);
+        await this.port.deadLetter(rec, this.name, e.deliveries);
       } catch (err) {
-        this.topic.logError(err, 'dead-letter append failed; will retry');
-        e.deadline = Date.now() + this.#timeout;
+        this.port.logError(err, 'dead-letter append failed; will retry');
+        e.deadline = this.port.clock.now() + this.#timeout;
         this.#noteDeadline(e.deadline);
         return;
       }
@@ -412,14 +455,14 @@ export class DiskGroup implements Group {
     if (e === undefined || this.removed) return false;
     this.pending.delete(offset);
     this.#journal(J_ACK, offset, 0, 0);
-    this.topic.notify();
+    this.port.notify();
     return true;
   }
 
   async nack(offset: number, delayMs?: number): Promise<boolean> {
     const e = this.pending.get(offset);
     if (e === undefined || this.removed) return false;
-    const now = Date.now();
+    const now = this.port.clock.now();
     e.deadline = now + Math.max(0, delayMs ?? 0);
     this.#journal(J_NACK, offset, e.deliveries, e.deadline);
     if (e.deadline <= now) {
@@ -428,8 +471,8 @@ export class DiskGroup implements Group {
         this.#ready.push(offset);
       }
       // Exhausted ones go to the dead-letter topic through the timer.
-      this.topic.armTimer(now);
-      this.topic.notify();
+      this.table.armDeadline(now);
+      this.port.notify();
     } else {
       if (e.queued) e.queued = false;
       this.#noteDeadline(e.deadline);
@@ -440,7 +483,7 @@ export class DiskGroup implements Group {
   touch(offset: number): boolean {
     const e = this.pending.get(offset);
     if (e === undefined || this.removed) return false;
-    e.deadline = Date.now() + this.#timeout;
+    e.deadline = this.port.clock.now() + this.#timeout;
     e.queued = false;
     this.#journal(J_TOUCH, offset, e.deliveries, e.deadline);
     this.#noteDeadline(e.deadline);
@@ -463,21 +506,21 @@ export class DiskGroup implements Group {
 
   empty(): Promise<void> {
     return this.#serial(async () => {
-      this.position = this.topic.log.visibleEnd;
+      this.position = this.port.reader.visibleEnd;
       this.cursor.offset = -1;
       this.pending.clear();
       this.#ready = [];
       this.#nextDeadline = Number.POSITIVE_INFINITY;
       this.#journalEntries = 0;
-      this.lastUpdatedTime = Date.now();
+      this.lastUpdatedTime = this.port.clock.now();
       await this.journal.rewrite(Buffer.alloc(0));
-      await this.checkpoint(this.topic.fsyncPolicy !== 'never');
+      await this.checkpoint(this.port.syncFiles);
     });
   }
 
   update(config: GroupConfig): Promise<void> {
     return this.#serial(async () => {
-      const pos = await this.topic.resolveStart(config, false);
+      const pos = await this.table.resolveStart(config, false);
       this.filter = config.filter ?? '';
       this.#match = compileFilter(this.filter);
       if (config.mask !== undefined) this.mask = config.mask;
@@ -489,15 +532,15 @@ export class DiskGroup implements Group {
         this.cursor.offset = -1;
         this.#journal(J_SEEK, pos, 0, 0);
       }
-      this.lastUpdatedTime = Date.now();
-      await this.checkpoint(this.topic.fsyncPolicy !== 'never');
+      this.lastUpdatedTime = this.port.clock.now();
+      await this.checkpoint(this.port.syncFiles);
     });
   }
 
   info(): GroupInfo {
-    const log = this.topic.log;
+    const log = this.port.reader;
     return {
-      topicName: this.topic.name,
+      topicName: this.port.topic.name,
       groupName: this.name,
       mask: this.mask,
       filter: this.filter,
@@ -517,7 +560,7 @@ export class DiskGroup implements Group {
     await this.#chain;
     await this.journal.close(false);
     if (unlink) {
-      const p = DiskGroup.paths(this.topic.groupsDir, this.topic.keyOf(this.name));
+      const p = DiskGroup.paths(this.port.groupsDir, nameKey(this.name));
       // The config file goes first: without it the group is gone even if the journal stays behind.
       await fs.promises.rm(p.json, { force: true });
       await fs.promises.rm(p.acks, { force: true });
@@ -530,8 +573,4 @@ export class DiskGroup implements Group {
     this.removed = true;
     await this.journal.close(true);
   }
-}
-
-export function notFound(what: string): StoreError {
-  return new StoreError('ZBUS_ERR_NOT_FOUND', `${what} not found`);
 }

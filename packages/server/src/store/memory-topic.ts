@@ -2,7 +2,9 @@
 // interface. Unlike 0.11 (one shared FIFO that silently drops the oldest), each group has its own position and an
 // append that would overwrite a message some group has not read yet fails with ZBUS_ERR_LIMIT. Nothing touches the
 // disk; memory topics are gone after a restart. Acks are not tracked (as in 0.11): next() always advances.
+import { Alarm, type Clock, systemClock } from './clock.js';
 import { compileFilter, type TagMatcher } from './filter.js';
+import { maxPosition, resolveStart, type StartSource } from './group-start.js';
 import { nameKey, validateName } from './names.js';
 import {
   type AppendInput,
@@ -45,7 +47,7 @@ class MemoryGroup implements Group {
     this.#match = compileFilter(this.filter);
     this.position = position;
     this.creator = config.creator ?? '';
-    this.createdTime = Date.now();
+    this.createdTime = topic.clock.now();
     this.lastUpdatedTime = this.createdTime;
   }
 
@@ -80,9 +82,9 @@ class MemoryGroup implements Group {
     this.filter = config.filter ?? '';
     this.#match = compileFilter(this.filter);
     if (config.mask !== undefined) this.mask = config.mask;
-    const pos = this.topic.resolveStart(config, false);
+    const pos = await resolveStart(config, false, this.topic);
     if (pos !== undefined) this.position = pos;
-    this.lastUpdatedTime = Date.now();
+    this.lastUpdatedTime = this.topic.clock.now();
   }
 
   info(): GroupInfo {
@@ -103,7 +105,7 @@ class MemoryGroup implements Group {
   }
 }
 
-export class MemoryTopic implements Topic {
+export class MemoryTopic implements Topic, StartSource {
   name: string;
   mask: number;
   config: TopicConfig;
@@ -116,19 +118,20 @@ export class MemoryTopic implements Topic {
   #bytes = 0;
   #groups = new Map<string, MemoryGroup>();
   #listeners = new Set<() => void>();
-  #delayTimers = new Set<NodeJS.Timeout>();
+  #delayed = new Set<Alarm>();
   closed = false;
 
   constructor(
     name: string,
     config: TopicConfig,
     readonly defaults: { maxBacklog?: number; maxMessageBytes?: number },
+    readonly clock: Clock = systemClock,
   ) {
     this.name = name;
     this.mask = config.mask | STORE_MASK_MEMORY;
     this.config = { ...config, mask: this.mask };
     this.creator = config.creator ?? '';
-    this.createdTime = Date.now();
+    this.createdTime = clock.now();
     this.lastUpdatedTime = this.createdTime;
     this.#ring = new Array(this.capacity);
   }
@@ -156,7 +159,7 @@ export class MemoryTopic implements Topic {
       this.#ring = ring;
       this.firstOffset = first;
     }
-    this.lastUpdatedTime = Date.now();
+    this.lastUpdatedTime = this.clock.now();
   }
 
   async append(input: AppendInput): Promise<AppendResult> {
@@ -168,16 +171,16 @@ export class MemoryTopic implements Topic {
         `message of ${input.data.length} bytes exceeds ${max} bytes (maxMessageBytes)`,
       );
     }
-    const now = Date.now();
+    const now = this.clock.now();
     if (input.deliverAt !== undefined && input.deliverAt > now) {
       // Held in memory only (a memory topic promises nothing across restarts).
       const copy = { ...input, data: Uint8Array.from(input.data), deliverAt: undefined };
-      const t = setTimeout(() => {
-        this.#delayTimers.delete(t);
+      const alarm = new Alarm(this.clock, () => {
+        this.#delayed.delete(alarm);
         this.append(copy).catch(() => {});
-      }, input.deliverAt - now);
-      t.unref();
-      this.#delayTimers.add(t);
+      });
+      alarm.set(input.deliverAt);
+      this.#delayed.add(alarm);
       return {
         offset: -1,
         timestamp: now,
@@ -210,40 +213,36 @@ export class MemoryTopic implements Topic {
     return this.at(offset);
   }
 
-  resolveStart(config: GroupConfig, isNew: boolean): number | undefined {
-    const start = config.start;
-    let pos: number | undefined;
-    if (start?.copy !== undefined) pos = this.#groups.get(nameKey(start.copy))?.position;
-    if (pos === undefined && isNew) {
-      let max = -1;
-      for (const g of this.#groups.values()) if (g.position > max) max = g.position;
-      pos = max >= 0 ? max : this.firstOffset;
-    }
-    if (start?.offset !== undefined) {
-      if (start.msgId !== undefined && this.at(start.offset)?.id !== start.msgId) {
-        throw new StoreError(
-          'ZBUS_ERR_SEEK',
-          `seek by offset failed: offset ${start.offset} does not hold message ${start.msgId}`,
-        );
-      }
-      pos = Math.min(Math.max(start.offset, this.firstOffset), this.nextOffset);
-    } else if (start?.time !== undefined) {
-      let o = this.firstOffset;
-      while (o < this.nextOffset && this.at(o)!.timestamp < start.time) o++;
-      pos = o;
-    }
-    return pos;
+  // What group-start.ts needs.
+  get endOffset(): number {
+    return this.nextOffset;
+  }
+  positionOf(name: string): number | undefined {
+    return this.#groups.get(nameKey(name))?.position;
+  }
+  maxPosition(): number {
+    return maxPosition(this.#groups.values());
+  }
+  async idAt(offset: number): Promise<string | undefined> {
+    return this.at(offset)?.id;
+  }
+  async seekTime(time: number): Promise<number> {
+    let o = this.firstOffset;
+    while (o < this.nextOffset && this.at(o)!.timestamp < time) o++;
+    return o;
   }
 
   async declareGroup(name: string, config: GroupConfig): Promise<Group> {
     validateName('group', name);
     const key = nameKey(name);
+    const start = this.#groups.has(key) ? undefined : await resolveStart(config, true, this);
+    // Looked up after the await: a declare of the same name may have created the group meanwhile.
     const g = this.#groups.get(key);
     if (g) {
       await g.update(config);
       return g;
     }
-    const ng = new MemoryGroup(this, name, config, this.resolveStart(config, true) ?? this.firstOffset);
+    const ng = new MemoryGroup(this, name, config, start ?? this.firstOffset);
     this.#groups.set(key, ng);
     return ng;
   }
@@ -279,7 +278,7 @@ export class MemoryTopic implements Topic {
       nextOffset: this.nextOffset,
       bytes: this.#bytes,
       corruptRecords: 0,
-      delayed: this.#delayTimers.size,
+      delayed: this.#delayed.size,
       creator: this.creator,
       createdTime: this.createdTime,
       lastUpdatedTime: this.lastUpdatedTime,
@@ -307,8 +306,8 @@ export class MemoryTopic implements Topic {
 
   close(): void {
     this.closed = true;
-    for (const t of this.#delayTimers) clearTimeout(t);
-    this.#delayTimers.clear();
+    for (const a of this.#delayed) a.cancel();
+    this.#delayed.clear();
     for (const g of this.#groups.values()) g.removed = true;
     this.#listeners.clear();
   }

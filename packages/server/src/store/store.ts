@@ -2,6 +2,8 @@
 // declared spelling lives in its topic.json), plus memory topics that exist only in this process.
 import fs from 'node:fs';
 import path from 'node:path';
+import { type Clock, systemClock } from './clock.js';
+import { dlqName } from './dead-letter.js';
 import { declareOnce } from './declare-once.js';
 import { MemoryTopic } from './memory-topic.js';
 import { nameKey, validateName } from './names.js';
@@ -30,6 +32,7 @@ class FileStore implements Store, StoreContext {
   readonly groupDefaults: NonNullable<StoreOptions['groupDefaults']>;
   readonly log: StoreLogger | undefined;
   readonly deadLetterFn: StoreOptions['deadLetter'];
+  readonly clock: Clock;
   readonly #topics = new Map<string, AnyTopic>();
   readonly #declaring = new Map<string, Promise<AnyTopic>>();
   #closed = false;
@@ -42,6 +45,7 @@ class FileStore implements Store, StoreContext {
     this.groupDefaults = options.groupDefaults ?? {};
     this.log = options.log;
     this.deadLetterFn = options.deadLetter;
+    this.clock = options.clock ?? systemClock;
   }
 
   async load(): Promise<void> {
@@ -90,10 +94,15 @@ class FileStore implements Store, StoreContext {
       async () => {
         const t =
           (config.mask & STORE_MASK_MEMORY) !== 0
-            ? new MemoryTopic(name, config, {
-                maxBacklog: this.topicDefaults.maxBacklog,
-                maxMessageBytes: this.topicDefaults.maxMessageBytes,
-              })
+            ? new MemoryTopic(
+                name,
+                config,
+                {
+                  maxBacklog: this.topicDefaults.maxBacklog,
+                  maxMessageBytes: this.topicDefaults.maxMessageBytes,
+                },
+                this.clock,
+              )
             : await DiskTopic.create(this, path.join(this.dataDir, key), name, config);
         this.#topics.set(key, t);
         return t;
@@ -114,7 +123,7 @@ class FileStore implements Store, StoreContext {
   }
 
   dlqTopic(topicName: string): Promise<Topic> {
-    const name = `${topicName}.dlq`;
+    const name = dlqName(topicName);
     const t = this.#topics.get(nameKey(name));
     if (t) return Promise.resolve(t);
     // Like any declare without a group, the dead-letter topic gets the default group named as the topic,

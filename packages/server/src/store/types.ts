@@ -1,6 +1,7 @@
 // The contract between the broker and its durable store. The store knows nothing of sockets or of the wire
 // format: a record is opaque bytes plus the few fields it indexes (id, tag, timestamp).
 // Durations are milliseconds, sizes bytes, times epoch milliseconds.
+import type { Clock } from './clock.js';
 
 /** When an append is acknowledged. `always`: after fsync (group commit); `interval`: fsync every N ms; `never`. */
 export type FsyncPolicy = 'always' | 'never' | { intervalMs: number };
@@ -196,6 +197,8 @@ export interface StoreOptions {
   groupDefaults?: Pick<GroupConfig, 'ackWindow' | 'ackTimeoutMs' | 'maxDeliver'>;
   /** Structured logger (pino-compatible subset). */
   log?: StoreLogger;
+  /** Time and timers (tests pass a manual clock). @default the system clock */
+  clock?: Clock;
   /**
    * Rewrites a record's bytes before it is appended to `<topic>.dlq` (the broker adds headers saying why and
    * from where; the store itself never parses the bytes). Default: the bytes unchanged.

@@ -37,7 +37,8 @@ describe('efficiency', () => {
     const store = await open();
     const t = await store.declareTopic('t', { mask: 0 });
     await appendMany(t, 20_000);
-    const log = (t as unknown as { log: { segments: Array<{ oix: { length: number } }> } }).log;
+    const log = (t as unknown as { reader: { log: { segments: Array<{ oix: { length: number } }> } } }).reader
+      .log;
     const entries = log.segments.reduce((n, s) => n + s.oix.length, 0);
     expect(entries).toBeLessThan(20_000 / 50);
   });

@@ -1,0 +1,184 @@
+// Reading a topic's log: sequential cursors with their own read-ahead window (what groups use), random reads by
+// offset and seek by time, both O(log n) through the sparse indexes. Readers see records below `visibleEnd` only,
+// step over corrupt records (reported once) and never block the writer.
+import { storeError } from './fs-util.js';
+import type { SegmentedLog } from './log.js';
+import {
+  CHECK_OK,
+  checkRecord,
+  decodeRecord,
+  HEADER_BYTES,
+  type RecordFields,
+  recordLength,
+  recordOffset,
+  recordTimestamp,
+} from './record.js';
+import { findNextValid, ReadWindow, type Segment } from './segment.js';
+
+/** A sequential reader: a position in one segment plus its own read-ahead window. */
+export class Cursor {
+  seg: Segment | undefined;
+  pos = 0;
+  /** The next offset wanted; records below it are skipped. */
+  offset = 0;
+  readonly win: ReadWindow;
+  /** After a successful peek: the record's index in win.buf, its length and offset. */
+  p = 0;
+  len = 0;
+  recOffset = 0;
+
+  constructor(windowBytes = 64 * 1024) {
+    this.win = new ReadWindow(windowBytes);
+  }
+}
+
+export class LogReader {
+  constructor(readonly log: SegmentedLog) {}
+
+  get firstOffset(): number {
+    return this.log.firstOffset;
+  }
+
+  get visibleEnd(): number {
+    return this.log.visibleEnd;
+  }
+
+  /** Point `c` at `offset` (clamped to the first stored offset) using the sparse index. */
+  async position(c: Cursor, offset: number): Promise<void> {
+    const log = this.log;
+    if (offset < log.firstOffset) offset = log.firstOffset;
+    const seg = log.segments[log.segmentIndexFor(offset)];
+    c.offset = offset;
+    if (!seg) {
+      c.seg = undefined;
+      return;
+    }
+    await seg.ensureIndex(log.maxRecordBytes);
+    const i = seg.oix.floor(offset - seg.base);
+    c.seg = seg;
+    c.pos = i >= 0 ? seg.oix.pos[i]! : 0;
+  }
+
+  /**
+   * Find the next valid, visible record at or after `c.offset` and leave it in `c.win` (c.p, c.len, c.recOffset)
+   * without consuming it. Corrupt records are reported and stepped over. False when there is none (yet).
+   */
+  async peek(c: Cursor): Promise<boolean> {
+    const log = this.log;
+    for (;;) {
+      if (log.closed || c.offset >= log.visibleEnd) return false;
+      let seg = c.seg;
+      if (seg === undefined || seg.retired) {
+        await this.position(c, c.offset);
+        seg = c.seg;
+        if (seg === undefined || seg.retired) return false;
+      }
+      if (c.pos >= seg.size) {
+        const nx = log.segmentAfter(seg);
+        if (nx === undefined) return false;
+        c.seg = nx;
+        c.pos = 0;
+        if (c.offset < nx.base) c.offset = nx.base;
+        continue;
+      }
+      let status = -1;
+      let len = 0;
+      seg.refs++;
+      try {
+        const win = c.win;
+        if (
+          win.has(seg, c.pos, HEADER_BYTES) ||
+          this.#fromRecent(win, seg, c.pos, HEADER_BYTES) ||
+          (await win.ensure(seg, c.pos, HEADER_BYTES, seg.size))
+        ) {
+          len = recordLength(win.buf, c.pos - win.start);
+          if (
+            len >= HEADER_BYTES &&
+            len <= log.maxLen &&
+            (win.has(seg, c.pos, len) || (await win.ensure(seg, c.pos, len, seg.size)))
+          ) {
+            status = checkRecord(win.buf, c.pos - win.start, win.len, log.maxLen);
+          }
+        }
+        if (status !== CHECK_OK) {
+          log.reportCorrupt(seg, c.pos);
+          const next = await findNextValid(seg, win, c.pos + 1, seg.size, c.offset, log.maxLen);
+          c.pos = next < 0 ? seg.size : next;
+          continue;
+        }
+      } catch (err) {
+        if (seg.retired || log.closed) continue;
+        throw storeError(err, `read from topic ${log.name}`);
+      } finally {
+        seg.release();
+      }
+      const p = c.pos - c.win.start;
+      const off = recordOffset(c.win.buf, p);
+      if (off < c.offset) {
+        c.pos += len;
+        continue;
+      }
+      if (off >= log.visibleEnd) return false;
+      c.p = p;
+      c.len = len;
+      c.recOffset = off;
+      return true;
+    }
+  }
+
+  /** Point `win` at a recently written batch holding `[pos, pos+need)` of `seg`, if one does. */
+  #fromRecent(win: ReadWindow, seg: Segment, pos: number, need: number): boolean {
+    const b = this.log.recent.find(seg, pos, need);
+    if (b === undefined) return false;
+    win.adopt(seg, b.bytes, b.start);
+    return true;
+  }
+
+  /** Consume the record found by the last successful peek. */
+  advance(c: Cursor): void {
+    c.pos += c.len;
+    c.offset = c.recOffset + 1;
+  }
+
+  async read(offset: number): Promise<RecordFields | undefined> {
+    const log = this.log;
+    if (offset < log.firstOffset || offset >= log.visibleEnd || log.closed) return undefined;
+    const c = new Cursor(16 * 1024);
+    await this.position(c, offset);
+    if (!(await this.peek(c)) || c.recOffset !== offset) return undefined;
+    return decodeRecord(c.win.buf, c.p);
+  }
+
+  /** The offset of the first record stored at or after `time` (visibleEnd if none). O(log n) + a short scan. */
+  async seekTime(time: number): Promise<number> {
+    const log = this.log;
+    const segs = log.segments;
+    let lo = 0;
+    let hi = segs.length - 1;
+    let ans = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const s = segs[mid]!;
+      await s.ensureIndex(log.maxRecordBytes);
+      const first = s.tix.length > 0 ? s.tix.time[0]! : Number.POSITIVE_INFINITY;
+      if (first < time) {
+        ans = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (ans < 0) return log.firstOffset;
+    const seg = segs[ans]!;
+    let i = seg.tix.lastBefore(time);
+    // Entries are added just before their batch is written: skip any past what is on disk yet.
+    while (i >= 0 && seg.oix.pos[i]! >= seg.size) i--;
+    const c = new Cursor(16 * 1024);
+    c.seg = seg;
+    c.pos = i >= 0 ? seg.oix.pos[i]! : 0;
+    c.offset = i >= 0 ? seg.base + seg.oix.rel[i]! : seg.base;
+    while (await this.peek(c)) {
+      if (recordTimestamp(c.win.buf, c.p) >= time) return c.recOffset;
+      this.advance(c);
+    }
+    return log.visibleEnd;
+  }
+}
