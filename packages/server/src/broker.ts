@@ -32,6 +32,7 @@ import { RpcCalls } from './rpc/calls.js';
 import type { ReplyTicket, Session } from './session.js';
 import { openStore } from './store/store.js';
 import type { DeadLetterInfo, Store } from './store/types.js';
+import { Burst } from './tracker/burst.js';
 import { TrackerReporter } from './tracker/reporter.js';
 import { TrackerState } from './tracker/tracker.js';
 import type { ConnectionHost } from './transport/host.js';
@@ -51,7 +52,8 @@ export interface Broker {
   readonly log: Logger;
 }
 
-const CHANGE_DEBOUNCE_MS = 100;
+/** Changes after the first of a burst are pushed to `track_sub` sessions at most once per this many ms. */
+const CHANGE_COALESCE_MS = 100;
 /** At shutdown, connections must be silent this long before they are closed. */
 const SHUTDOWN_QUIET_MS = 50;
 
@@ -108,7 +110,9 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
   #ready = false;
   #inflight = 0;
   #lastRequestAt = 0;
-  #changeTimer: NodeJS.Timeout | undefined;
+  readonly #pushes = new Burst(() => {
+    if (!this.#closing) publishTrackerInfo(this);
+  }, CHANGE_COALESCE_MS);
 
   constructor(options: BrokerOptions) {
     this.options = resolveOptions(options);
@@ -340,14 +344,12 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     this.#publishSoon();
   }
 
-  /** Pushes TrackerInfo to `track_sub` sessions at most every 100 ms. */
+  /**
+   * Pushes TrackerInfo to `track_sub` sessions: the first change of a burst at once (before the reply of the
+   * request that caused it), later ones coalesced (`Burst`).
+   */
   #publishSoon(): void {
-    if (this.#changeTimer || this.tracker.subscribers.size === 0) return;
-    this.#changeTimer = setTimeout(() => {
-      this.#changeTimer = undefined;
-      if (!this.#closing) publishTrackerInfo(this);
-    }, CHANGE_DEBOUNCE_MS);
-    this.#changeTimer.unref();
+    if (this.tracker.subscribers.size > 0) this.#pushes.trigger();
   }
 
   async close(): Promise<void> {
@@ -368,7 +370,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     ) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    if (this.#changeTimer) clearTimeout(this.#changeTimer);
+    this.#pushes.close();
     this.#reporter?.close();
     this.tracker.close();
     this.dispatcher.close((t) =>

@@ -1,17 +1,20 @@
 // Reports this broker to its upstream trackers (`--tracker h1:p;h2:p`): a `track_pub` ServerEvent on
-// connect, after every change (debounced) and every reportIntervalMs; lost trackers are reconnected.
+// connect, after every change (the first of a burst at once, as 0.11 does) and every reportIntervalMs; lost
+// trackers are reconnected.
 
 import type { ServerEvent, ServerInfo } from '@zbus/protocol';
 import { Message } from '@zbus/protocol';
 import type { Logger } from 'pino';
+import { Burst } from './burst.js';
 import { Link } from './link.js';
 
-const REPORT_DEBOUNCE_MS = 100;
+/** Changes after the first of a burst are reported at most once per this many ms. */
+const REPORT_COALESCE_MS = 100;
 
 export class TrackerReporter {
   readonly #links: Link[];
   #interval: NodeJS.Timeout | undefined;
-  #debounce: NodeJS.Timeout | undefined;
+  readonly #reports = new Burst(() => this.reportNow(), REPORT_COALESCE_MS);
 
   constructor(
     trackers: readonly string[],
@@ -52,20 +55,15 @@ export class TrackerReporter {
     for (const l of this.#links) l.send(m);
   }
 
-  /** Something changed: report soon, once for a burst of changes. */
+  /** Something changed: report at once, and once more at the end of a burst of changes. */
   changed(): void {
-    if (this.#links.length === 0 || this.#debounce) return;
-    this.#debounce = setTimeout(() => {
-      this.#debounce = undefined;
-      this.reportNow();
-    }, REPORT_DEBOUNCE_MS);
-    this.#debounce.unref();
+    if (this.#links.length > 0) this.#reports.trigger();
   }
 
   /** Says goodbye (`live: false`) so trackers drop this server at once, then closes. */
   close(): void {
     if (this.#interval) clearInterval(this.#interval);
-    if (this.#debounce) clearTimeout(this.#debounce);
+    this.#reports.close();
     const bye = this.#event(false);
     for (const l of this.#links) {
       l.send(bye);

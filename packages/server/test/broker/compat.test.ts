@@ -3,7 +3,7 @@
 // Issue 15; decisions.md §6 "0.11's silences are kept where a 0.11 client may listen".
 import { connect, type Socket } from 'node:net';
 import { decodeMessage, type Message, MessageDecoder } from '@zbus/protocol';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { declare, startTestBroker } from './helpers.js';
 
@@ -24,6 +24,10 @@ interface Conn {
   /** Every message received so far, in order. */
   readonly received: Message[];
 }
+
+// Waits use the real clock even while a test has frozen the broker's timers (vi.useFakeTimers).
+const realSetTimeout = setTimeout;
+const realClearTimeout = clearTimeout;
 
 function collector(): Pick<Conn, 'until' | 'received'> & { add(m: Message): void } {
   const received: Message[] = [];
@@ -50,11 +54,11 @@ function collector(): Pick<Conn, 'until' | 'received'> & { add(m: Message): void
     },
     until(match) {
       return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error('no matching message within 5000 ms')), 5000);
+        const t = realSetTimeout(() => reject(new Error('no matching message within 5000 ms')), 5000);
         waiter = {
           match,
           resolve: (ms) => {
-            clearTimeout(t);
+            realClearTimeout(t);
             resolve(ms);
           },
         };
@@ -430,5 +434,103 @@ describe('reply headers as 0.11 writes them', () => {
       ]);
       expect(r.body).toMatch(/^\d{13}$/);
     }
+  });
+});
+
+describe('tracker pushes after a change', () => {
+  // 0.11's Java and Python Producer examples declare a topic and publish at once; their server selector finds the
+  // topic in the route table that the track_sub push fills. 0.11 writes the push right behind the declare reply.
+
+  /** The topics of every server in a TrackerInfo push. */
+  const topicsOf = (m: Message): string[] =>
+    Object.values(m.json<{ serverTable: Record<string, { topicTable: object }> }>().serverTable).flatMap(
+      (s) => Object.keys(s.topicTable),
+    );
+
+  /** Freezes timers (fake setTimeout/setInterval) so that a push can only come from the request itself. */
+  function freezeTimers(): void {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
+  }
+
+  async function subscriber(port: number): Promise<Conn> {
+    const sub = await tcpConn(port);
+    sub.write(wire([['cmd', 'track_sub']])); // zbus.js Broker.addTracker: no id
+    await sub.until(() => true);
+    return sub;
+  }
+
+  it('pushes the first change no later than the declare reply, with no timer involved', async () => {
+    const b = await startTestBroker();
+    const sub = await subscriber(b.port);
+    const producer = await tcpConn(b.port);
+    freezeTimers();
+    // zbus-python Producer.declare('MyTopic'), then publish at once.
+    producer.write(
+      wire([
+        ['cmd', 'declare'],
+        ['topic', 'MyTopic'],
+        ['id', 'py-declare'],
+      ]),
+    );
+    await producer.until((m) => m.headers.id === 'py-declare');
+    const [push] = await sub.until((m) => topicsOf(m).includes('MyTopic'));
+    expect(push!.headers.cmd).toBe('track_pub');
+  });
+
+  it('folds later changes of a burst into one push at the end of the window', async () => {
+    const b = await startTestBroker();
+    const sub = await subscriber(b.port);
+    const admin = await tcpConn(b.port);
+    freezeTimers();
+    admin.write(
+      wire([
+        ['cmd', 'declare'],
+        ['topic', 'First'],
+        ['id', 'd1'],
+      ]),
+    );
+    await sub.until((m) => topicsOf(m).includes('First'));
+    admin.write(
+      wire([
+        ['cmd', 'declare'],
+        ['topic', 'Second'],
+        ['id', 'd2'],
+      ]),
+    );
+    admin.write(
+      wire([
+        ['cmd', 'declare'],
+        ['topic', 'Third'],
+        ['id', 'd3'],
+      ]),
+    );
+    await admin.until((m) => m.headers.id === 'd3');
+    const before = sub.received.length;
+    vi.advanceTimersByTime(100);
+    const [push] = await sub.until(() => true);
+    expect(topicsOf(push!)).toEqual(expect.arrayContaining(['First', 'Second', 'Third']));
+    expect(sub.received.length).toBe(before + 1);
+  });
+
+  it('reports a change to the upstream tracker at once, and the tracker pushes it on', async () => {
+    const tracker = await startTestBroker();
+    const sub = await subscriber(tracker.port);
+    const server = await startTestBroker({ trackers: [`127.0.0.1:${tracker.port}`] });
+    // The server reports when its link to the tracker opens.
+    await sub.until((m) => Object.keys(m.json<{ serverTable: object }>().serverTable).length === 2);
+    freezeTimers();
+    const producer = await tcpConn(server.port);
+    producer.write(
+      wire([
+        ['cmd', 'declare'],
+        ['topic', 'Remote'],
+        ['id', 'd1'],
+      ]),
+    );
+    await producer.until((m) => m.headers.id === 'd1');
+    await sub.until((m) => topicsOf(m).includes('Remote'));
   });
 });
