@@ -148,8 +148,9 @@ function invalid(message: string): never {
 export function parseFsyncPolicy(value: string): FsyncPolicy {
   if (value === 'always' || value === 'never') return value;
   const m = /^(?:interval[=:])?(\d+)(?:ms)?$/.exec(value);
-  if (m) return { intervalMs: Number(m[1]) };
-  return invalid(`fsync must be always, never or interval=<ms>, got '${value}' (fsync)`);
+  const ms = Number(m?.[1]);
+  if (Number.isSafeInteger(ms) && ms >= 1) return { intervalMs: ms };
+  return invalid(`fsync must be always, never or interval=<ms >= 1>, got '${value}' (fsync)`);
 }
 
 /** Spreads the options over the defaults, validates them and returns a frozen copy. */
@@ -167,14 +168,24 @@ export function resolveOptions(options: BrokerOptions = {}): ResolvedBrokerOptio
   if (o.maxConnections < 1) invalid('maxConnections must be at least 1 (maxConnections)');
   if (o.maxInflightPerConnection < 1) invalid('maxInflightPerConnection must be at least 1');
   if (o.memoryTopicCapacity < 1) invalid('memoryTopicCapacity must be at least 1');
-  if (typeof o.fsync === 'string' && o.fsync !== 'always' && o.fsync !== 'never') {
-    o.fsync satisfies string;
-    parseFsyncPolicy(o.fsync);
-  }
+  const fsync = fsyncOption(o.fsync);
   if (o.tls && (!o.tls.cert || !o.tls.key)) invalid('tls needs both cert and key (tls.cert, tls.key)');
   if (o.auth && !Array.isArray(o.auth.tokens)) invalid('auth.tokens must be an array (auth)');
   if (o.announce !== undefined && !/^[^\s:]+:\d+$/.test(o.announce)) {
     invalid(`announce must be host:port, got '${o.announce}' (announce)`);
   }
-  return Object.freeze(o);
+  return Object.freeze({ ...o, fsync });
+}
+
+/**
+ * The fsync option as a policy. Callers without types (JavaScript, config files) may pass the CLI's spelling,
+ * `'interval=100'`: the store must get `{ intervalMs: 100 }`, not a string it would read as "every tick".
+ */
+function fsyncOption(v: unknown): FsyncPolicy {
+  if (typeof v === 'string') return parseFsyncPolicy(v);
+  const ms = (v as { intervalMs?: unknown } | null)?.intervalMs;
+  if (typeof ms === 'number' && Number.isSafeInteger(ms) && ms >= 1) return { intervalMs: ms };
+  return invalid(
+    `fsync must be always, never or { intervalMs: <ms >= 1> }, got ${JSON.stringify(v)} (fsync)`,
+  );
 }
