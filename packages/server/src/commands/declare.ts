@@ -1,5 +1,5 @@
 // declare: create or update a topic and/or a group. Without a group, the default group named as the topic
-// is created too (decisions.md §1); `group_name_auto` picks a free name (topic, then topic1, topic2, ...).
+// is created too (decisions.md §1); `group_name_auto` picks a free name (topic, then topic0, topic1, ...).
 import { Mask, ZbusError } from '@zbus/protocol';
 import { groupInfo, topicInfo } from '../info.js';
 import { parseFsyncPolicy } from '../options.js';
@@ -97,16 +97,20 @@ function groupConfig(ctx: CommandContext): GroupConfig {
 /** Names handed out by `group_name_auto` whose declare is still being written (concurrent declares). */
 const reserved = new WeakMap<Topic, Set<string>>();
 
-/** A free group name (topic, then topic1, topic2, ...), reserved until `release`. */
-function autoGroupName(topic: Topic): { name: string; release(): void } {
+/**
+ * A free group name, reserved until `release`: the prefix itself, then prefix0, prefix1, ... as 0.11 names them
+ * (MessageQueue.nextGroupName, whose prefix is always the topic). The prefix is the named group, else the topic:
+ * the Java client's broadcast consumers name the topic and ask for a new group each (createTempBroadcastGroup).
+ */
+function autoGroupName(topic: Topic, prefix: string): { name: string; release(): void } {
   let taken = reserved.get(topic);
   if (!taken) {
     taken = new Set();
     reserved.set(topic, taken);
   }
   const free = (n: string) => !topic.group(n) && !taken.has(n.toLowerCase());
-  let name = topic.name;
-  for (let i = 1; !free(name); i++) name = `${topic.name}${i}`;
+  let name = prefix;
+  for (let i = 0; !free(name); i++) name = `${prefix}${i}`;
   const key = name.toLowerCase();
   taken.add(key);
   return { name, release: () => taken.delete(key) };
@@ -118,7 +122,9 @@ export async function declare(ctx: CommandContext): Promise<void> {
   const mask = intHeader(ctx, 'topic_mask');
   let topic = state.store.topic(name);
   const named = msg.consumeGroup !== undefined && msg.consumeGroup !== '';
-  const auto = !named && boolHeader(ctx, 'group_name_auto');
+  // With group_name_auto a named group is only the prefix of a new name: an existing group, the topic's
+  // default one included, is never re-masked by it.
+  const auto = boolHeader(ctx, 'group_name_auto');
   // A token limited to some groups may declare those (creating the topic with its defaults if need be); a mask
   // or setting for the whole topic, or a group name the broker picks, needs the topic without a group limit.
   const topicWide = (mask !== undefined && mask !== (topic?.mask ?? 0)) || hasTopicSettings(ctx) || auto;
@@ -127,9 +133,9 @@ export async function declare(ctx: CommandContext): Promise<void> {
     topic = await state.store.declareTopic(name, topicConfig(ctx, mask ?? topic?.mask ?? 0, topic));
   }
   if (named || auto) {
-    const picked = named ? undefined : autoGroupName(topic);
+    const picked = auto ? autoGroupName(topic, named ? msg.consumeGroup! : topic.name) : undefined;
     const group = await topic
-      .declareGroup(named ? msg.consumeGroup! : picked!.name, groupConfig(ctx))
+      .declareGroup(picked ? picked.name : msg.consumeGroup!, groupConfig(ctx))
       .finally(() => picked?.release());
     state.changed();
     ctx.ticket.send(okJson(groupInfo(state, topic, group), topic.name));

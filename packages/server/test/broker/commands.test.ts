@@ -191,7 +191,7 @@ describe('declare, query, remove, empty', () => {
     expect(info.consumeGroupList.map((g) => g.groupName)).toEqual(['Orders']);
   });
 
-  it('declare with a group answers ConsumeGroupInfo; group_name_auto picks topic, then topic1', async () => {
+  it('declare with a group answers ConsumeGroupInfo; group_name_auto picks topic, then topic0', async () => {
     const b = await startTestBroker();
     const c = await b.raw();
     const g = (
@@ -208,7 +208,7 @@ describe('declare, query, remove, empty', () => {
     const a2 = (await c.request({ headers: { cmd: 'declare', topic: 'T', group_name_auto: 'true' } })).json<{
       groupName: string;
     }>();
-    expect([a1.groupName, a2.groupName]).toEqual(['T', 'T1']);
+    expect([a1.groupName, a2.groupName]).toEqual(['T', 'T0']);
   });
 
   it('query answers ServerInfo, TopicInfo and ConsumeGroupInfo with the 0.11 field names', async () => {

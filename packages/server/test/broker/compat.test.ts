@@ -534,3 +534,77 @@ describe('tracker pushes after a change', () => {
     await sub.until((m) => topicsOf(m).includes('Remote'));
   });
 });
+
+describe('group_name_auto with consume_group (the Java broadcast consumers)', () => {
+  // Java ConsumerBroadcast: ten Consumers of MyTopic, each with ConsumeGroup.createTempBroadcastGroup(); the
+  // Consumer names the group after the topic, so each ConsumeThread declares this, then consumes the name it got.
+  const broadcastDeclare = (id: string) =>
+    wire([
+      ['cmd', 'declare'],
+      ['topic', 'MyTopic'],
+      ['consume_group', 'MyTopic'],
+      ['group_name_auto', 'true'],
+      ['group_mask', '48'], // EXCLUSIVE | DELETE_ON_EXIT
+      ['id', id],
+    ]);
+
+  async function tenConsumers(port: number): Promise<{ conns: Conn[]; names: string[] }> {
+    const conns: Conn[] = [];
+    const names: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const c = await tcpConn(port);
+      c.write(broadcastDeclare(`declare-${i}`));
+      const [reply] = await c.until((m) => m.headers.id === `declare-${i}`);
+      expect(reply!.status).toBe(200);
+      const info = reply!.json<{ groupName: string; mask: number }>();
+      expect(info.mask).toBe(48);
+      names.push(info.groupName);
+      c.write(
+        wire([
+          ['cmd', 'consume'],
+          ['topic', 'MyTopic'],
+          ['consume_group', info.groupName],
+          ['id', `consume-${i}`],
+        ]),
+      );
+      conns.push(c);
+    }
+    return { conns, names };
+  }
+
+  it('names new groups MyTopic0, MyTopic1, ... and leaves the default group as it was', async () => {
+    const b = await startTestBroker();
+    const admin = await b.raw();
+    await declare(admin, 'MyTopic'); // the Producer example declares the topic first: its default group exists
+    const { conns, names } = await tenConsumers(b.port);
+    expect(names).toEqual(Array.from({ length: 10 }, (_, i) => `MyTopic${i}`));
+    const group = await admin.request({
+      headers: { cmd: 'query', topic: 'MyTopic', consume_group: 'MyTopic' },
+    });
+    expect(group.json<{ mask: number }>().mask).toBe(0);
+    // Every consumer is let in (no "exclusive, forbbiden") and gets its own copy of each message.
+    await admin.request({ headers: { cmd: 'produce', topic: 'MyTopic' }, body: 'to all ten' });
+    for (const [i, c] of conns.entries()) {
+      const [m] = await c.until((m) => m.headers.id === `consume-${i}`);
+      expect([m!.status, m!.bodyText(), m!.headers.consume_group]).toEqual([200, 'to all ten', names[i]]);
+    }
+  });
+
+  it('on a new topic starts with the topic name itself, as 0.11 does', async () => {
+    const b = await startTestBroker();
+    const { names } = await tenConsumers(b.port);
+    expect(names).toEqual(['MyTopic', ...Array.from({ length: 9 }, (_, i) => `MyTopic${i}`)]);
+  });
+
+  it('uses another named group as the prefix', async () => {
+    const b = await startTestBroker();
+    const c = await b.raw();
+    const name = async () =>
+      (
+        await c.request({
+          headers: { cmd: 'declare', topic: 'T', consume_group: 'Audit', group_name_auto: 'true' },
+        })
+      ).json<{ groupName: string }>().groupName;
+    expect([await name(), await name(), await name()]).toEqual(['Audit', 'Audit0', 'Audit1']);
+  });
+});
