@@ -4,7 +4,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type AuthConfig, type BrokerOptions, createBroker, parseFsyncPolicy } from '@zbus/server';
+import {
+  type AuthConfig,
+  type Broker,
+  type BrokerOptions,
+  createBroker,
+  parseFsyncPolicy,
+} from '@zbus/server';
+import { runLongLived } from './usage.js';
 
 export const SERVE_HELP = `Usage: zbus serve [options]
 
@@ -120,13 +127,19 @@ function describeFsync(o: BrokerOptions['fsync']): string {
 }
 
 /** Starts the broker and resolves with -1 (keep running); it exits 0 after a graceful shutdown. */
-export async function serve(argv: string[]): Promise<number> {
-  const options = optionsFromArgs(argv, process.env);
-  if (options === 'help') {
-    process.stdout.write(SERVE_HELP);
-    return 0;
-  }
-  const broker = createBroker(options);
+export function serve(argv: string[]): Promise<number> {
+  return runLongLived(
+    'serve',
+    SERVE_HELP,
+    () => {
+      const options = optionsFromArgs(argv, process.env);
+      return options === 'help' ? options : createBroker(options);
+    },
+    started,
+  );
+}
+
+async function started(broker: Broker): Promise<number> {
   const { host, port } = await broker.listen();
   const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   process.stdout.write(

@@ -25,7 +25,7 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   });
 }
 
-function finish(child: ChildProcess, timeoutMs = 15_000): Promise<Result> {
+function finish(child: ChildProcess, timeoutMs = 60_000): Promise<Result> {
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (s: string) => {
@@ -51,6 +51,21 @@ function zbus(args: string[], o: { input?: string; env?: NodeJS.ProcessEnv } = {
   const child = start(args, o.env);
   const done = finish(child);
   child.stdin?.end(o.input ?? '');
+  return done;
+}
+
+/**
+ * Runs `zbus ...args` on a pseudo-terminal (util-linux `script`), typing `input`: what a user at a shell sees.
+ * stdout has the terminal's output, the prompt and the echo included.
+ */
+function onTerminal(args: string[], input: string): Promise<Result> {
+  const cmd = [process.execPath, BROKER_CLI, ...args].map((a) => `'${a}'`).join(' ');
+  const child = spawn('script', ['-qec', cmd, '/dev/null'], {
+    env: { ...process.env, ZBUS_SERVER: broker.address, ZBUS_TOKEN: '' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const done = finish(child);
+  child.stdin?.end(input);
   return done;
 }
 
@@ -101,8 +116,9 @@ describe('zbus help and usage', () => {
       expect(r.stdout).toContain(`Usage: zbus ${commands[i]}`);
       expect(r.stdout).toContain('Examples:');
       expect(r.stdout).toContain('--server');
+      expect(r.stdout, `${commands[i]} --json`).toContain('--json');
     });
-  });
+  }, 90_000); // eleven processes at once: slow to start on a loaded machine
 
   it('exits 2 on misuse, naming the problem', async () => {
     const [noTopic, badFlag, badMode, badCount, badFrom] = await Promise.all([
@@ -258,6 +274,8 @@ describe('zbus rpc', () => {
     expect(JSON.parse(hello.stdout)).toEqual({ hi: 'bob', n: 3 });
     expect(fail.code).toBe(1);
     expect(fail.stderr).toBe('zbus rpc: math.fail failed: cannot divide by zero\n');
+    const json = await zbus(['rpc', 'CliRpc', 'hello', 'bob', '{"n":3}', '--json']);
+    expect(json).toMatchObject({ code: 0, stdout: '{"hi":"bob","n":3}\n' });
     const none = await zbus(['rpc', 'NoSuchService', 'm.x']);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('no service is consuming NoSuchService');
@@ -345,21 +363,87 @@ describe('zbus topics, groups, declare, rm, empty', () => {
     await admin.declareTopic('Tmp');
     for (const body of ['a1', 'a2', 'a3']) await admin.produce({ topic: 'Tmp', body });
     await admin.declareGroup('Tmp', { name: 'other', startOffset: 0 });
-    const eg = await zbus(['empty', 'Tmp', '--group', 'other']);
+    const eg = await zbus(['empty', 'Tmp', '--group', 'other', '-f']);
     expect(eg).toMatchObject({ code: 0, stdout: 'moved group other of Tmp to the end\n' });
     expect((await admin.queryGroup('Tmp', 'other')).messageCount).toBe(0);
     expect((await admin.queryGroup('Tmp', 'Tmp')).messageCount).toBe(3);
-    const et = await zbus(['empty', 'Tmp']);
+    const et = await zbus(['empty', 'Tmp', '--force']);
     expect(et).toMatchObject({ code: 0, stdout: 'emptied Tmp\n' });
     expect((await admin.queryGroup('Tmp', 'Tmp')).messageCount).toBe(0);
-    const rg = await zbus(['rm', 'Tmp', '-g', 'other']);
+    const rg = await zbus(['rm', 'Tmp', '-g', 'other', '-f']);
     expect(rg).toMatchObject({ code: 0, stdout: 'removed group other of Tmp\n' });
-    const rt = await zbus(['rm', 'Tmp']);
+    const rt = await zbus(['rm', 'Tmp', '-f']);
     expect(rt).toMatchObject({ code: 0, stdout: 'removed Tmp\n' });
     await expect(admin.queryTopic('Tmp')).rejects.toMatchObject({ code: 'ZBUS_ERR_NOT_FOUND' });
-    const again = await zbus(['rm', 'Tmp']);
+    const again = await zbus(['rm', 'Tmp', '-f']);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^zbus rm: .*Tmp.* \(ZBUS_ERR_NOT_FOUND\)\n$/);
+    const unasked = await zbus(['rm', 'Tmp']);
+    expect(unasked.code).toBe(1); // a missing topic is said before anything is asked
+    expect(unasked.stderr).toContain('ZBUS_ERR_NOT_FOUND');
+  });
+
+  it('rm and empty refuse without a terminal unless -f, and ask on one', async () => {
+    await admin.declareTopic('Ask');
+    await admin.produce({ topic: 'Ask', body: 'keep me' });
+    const [rm, empty] = await Promise.all([zbus(['rm', 'Ask']), zbus(['empty', 'Ask', '--group', 'Ask'])]);
+    expect(rm.code).toBe(2);
+    expect(rm.stderr).toBe(
+      'zbus rm: cannot ask "Remove topic Ask with its 1 messages and 1 groups?": stdin is not a terminal; ' +
+        "pass -f (--force) to go ahead\nRun 'zbus rm --help' for usage.\n",
+    );
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('Move group Ask of Ask to the end, skipping its backlog of 1?');
+    expect((await admin.queryTopic('Ask')).messageDepth).toBe(1);
+
+    const no = await onTerminal(['rm', 'Ask'], 'n\n');
+    expect(no.code, no.stdout).toBe(1);
+    expect(no.stdout).toContain('Remove topic Ask with its 1 messages and 1 groups? [y/N]');
+    expect(no.stdout).toContain('zbus rm: cancelled, nothing changed');
+    expect((await admin.queryGroup('Ask', 'Ask')).messageCount).toBe(1);
+    const yes = await onTerminal(['empty', 'Ask'], 'y\n');
+    expect(yes.code, yes.stdout).toBe(0);
+    expect(yes.stdout).toContain('Remove all 1 messages of Ask? [y/N]');
+    expect(yes.stdout).toContain('emptied Ask');
+    expect((await admin.queryGroup('Ask', 'Ask')).messageCount).toBe(0);
+  });
+});
+
+describe('--json', () => {
+  it('every command that prints can print JSON instead', async () => {
+    const pub = await zbus(['pub', 'Json', 'hello', '--json']);
+    expect(pub.code, pub.stderr).toBe(0);
+    expect(JSON.parse(pub.stdout)).toMatchObject({
+      topic: 'Json',
+      count: 1,
+      first: { offset: 0, durability: 'interval', serverTime: expect.any(Number) },
+    });
+    const [topics, groups, declare, sub, stat] = await Promise.all([
+      zbus(['topics', '--json']),
+      zbus(['groups', 'Json', '--json']),
+      zbus(['declare', 'Json', '--group', 'g2', '--json']),
+      zbus(['sub', 'Json', '--from', 'first', '--count', '1', '--json']),
+      zbus(['stat', '-n', '1', '--json']),
+    ]);
+    expect(JSON.parse(topics.stdout).Json).toMatchObject({ topicName: 'Json' });
+    expect(JSON.parse(groups.stdout)).toMatchObject({ topicName: 'Json' });
+    expect(JSON.parse(declare.stdout)).toMatchObject({ groupName: 'g2' });
+    expect(JSON.parse(sub.stdout)).toMatchObject({ offset: 0, body: 'hello' });
+    const refresh = JSON.parse(stat.stdout);
+    expect(refresh.inPerSec).toBeNull();
+    expect(refresh.rows).toContainEqual({
+      topic: 'Json',
+      inPerSec: null,
+      outPerSec: null,
+      messages: 1,
+      backlog: 1,
+      unacked: 0,
+      consumers: 0,
+    });
+    const empty = await zbus(['empty', 'Json', '-g', 'g2', '-f', '--json']);
+    expect(JSON.parse(empty.stdout)).toEqual({ command: 'empty', topic: 'Json', group: 'g2' });
+    const rm = await zbus(['rm', 'Json', '-f', '--json']);
+    expect(JSON.parse(rm.stdout)).toEqual({ command: 'rm', topic: 'Json' });
   });
 });
 

@@ -24,8 +24,17 @@ describe('zbus serve', () => {
     const bad = spawnSync(process.execPath, [BROKER_CLI, 'serve', '--fsync', 'sometimes'], {
       encoding: 'utf8',
     });
-    expect(bad.status).toBe(1);
-    expect(bad.stderr).toContain('fsync must be always, never or interval=<ms>');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^zbus serve: .*fsync must be always, never or interval=<ms>/);
+    expect(bad.stderr).toContain("Run 'zbus serve --help' for usage.");
+    const flag = spawnSync(process.execPath, [BROKER_CLI, 'serve', '--frob'], { encoding: 'utf8' });
+    expect(flag.status).toBe(2);
+    expect(flag.stderr).toContain("Unknown option '--frob'");
+    const option = spawnSync(process.execPath, [BROKER_CLI, 'serve', '--port', '99999'], {
+      encoding: 'utf8',
+    });
+    expect(option.status).toBe(2);
+    expect(option.stderr).toMatch(/^zbus serve: .*port/);
     const unknown = spawnSync(process.execPath, [BROKER_CLI, 'frob'], { encoding: 'utf8' });
     expect(unknown.status).toBe(2);
   });

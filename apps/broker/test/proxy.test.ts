@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BROKER_CLI, RawClient, type RunningBroker, startBroker } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { proxyOptionsFromArgs } from '../src/proxy/cli.js';
 import { filtered, requestHeaders, responseHeaders, targetPath } from '../src/proxy/headers.js';
 import { resolveProxyOptions } from '../src/proxy/options.js';
 import { startProxy } from '../src/proxy/proxy.js';
@@ -339,21 +340,38 @@ describe('zbus proxy (process)', () => {
     expect((await exited)[0]).toBe(0);
   });
 
-  it('prints help, and refuses incomplete flags with a clear message and exit code 1', () => {
+  it('prints help, and refuses incomplete flags with a clear message and exit code 2', () => {
     const help = spawnSync(process.execPath, [BROKER_CLI, 'proxy', '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('--target <url>');
     const bad = spawnSync(process.execPath, [BROKER_CLI, 'proxy', '--entry', 'X'], { encoding: 'utf8' });
-    expect(bad.status).toBe(1);
+    expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('--entry needs --target');
+    expect(bad.stderr).toContain("Run 'zbus proxy --help' for usage.");
     const none = spawnSync(process.execPath, [BROKER_CLI, 'proxy'], { encoding: 'utf8' });
-    expect(none.status).toBe(1);
+    expect(none.status).toBe(2);
     expect(none.stderr).toContain('nothing to proxy');
     const url = spawnSync(process.execPath, [BROKER_CLI, 'proxy', '--entry', 'X', '--target', 'ftp://h'], {
       encoding: 'utf8',
     });
-    expect(url.status).toBe(1);
+    expect(url.status).toBe(2);
     expect(url.stderr).toContain('must be an http:// or https:// URL');
+  });
+});
+
+describe('zbus proxy options', () => {
+  it('takes -s/--server and --token, or ZBUS_SERVER and ZBUS_TOKEN, like the other commands', () => {
+    const entry = ['--entry', 'E', '--target', 'http://127.0.0.1:8080'];
+    const env = { ZBUS_SERVER: 'env-host:15555', ZBUS_TOKEN: 'env-token' };
+    expect(proxyOptionsFromArgs(entry, env)).toMatchObject({ broker: 'env-host:15555', token: 'env-token' });
+    expect(proxyOptionsFromArgs(['-s', 'flag-host:1', '--token', 't', ...entry], env)).toMatchObject({
+      broker: 'flag-host:1',
+      token: 't',
+    });
+    expect(proxyOptionsFromArgs(['--server', 'h:2', ...entry], {})).toMatchObject({ broker: 'h:2' });
+    expect(proxyOptionsFromArgs(['--broker', 'h:3', ...entry], env)).toMatchObject({ broker: 'h:3' });
+    const none = proxyOptionsFromArgs(entry, {});
+    expect(none === 'help' ? none : [none.broker, none.token]).toEqual([undefined, undefined]);
   });
 });
 

@@ -1,7 +1,9 @@
 // Topic and group management: `zbus topics`, `zbus groups <topic>`, `zbus declare`, `zbus rm`, `zbus empty`.
 import { type ConsumeGroupInfo, Message, type MqClient, type TopicInfo, ZbusError } from '@zbus/client';
 import {
+  CliError,
   CONNECTION_HELP,
+  confirm,
   connect,
   connectionFrom,
   duration,
@@ -11,6 +13,7 @@ import {
   parse,
   parseFrom,
   parseMask,
+  printJson,
   run,
   str,
   table,
@@ -77,30 +80,36 @@ Examples:
 export const RM_HELP = `Usage: zbus rm <topic> [--group <name>] [options]
 
 Removes a topic with all its messages and groups, or only one group of it. Safe while clients are connected.
+On a terminal it asks first; without one (a script, a pipe) it refuses unless -f is given.
 
 Options:
   -g, --group <name>   remove only this group
+  -f, --force          do not ask
+      --json           print what was removed as JSON
 
 ${CONNECTION_HELP}
 
 Examples:
   zbus rm orders
-  zbus rm orders --group billing
+  zbus rm orders --group billing -f
 `;
 
 export const EMPTY_HELP = `Usage: zbus empty <topic> [--group <name>] [options]
 
 Removes every message of a topic (its groups stay and start over at the new end), or moves one group to the
-end of the topic so it skips its backlog.
+end of the topic so it skips its backlog. On a terminal it asks first; without one (a script, a pipe) it
+refuses unless -f is given.
 
 Options:
   -g, --group <name>   move only this group to the end
+  -f, --force          do not ask
+      --json           print what was emptied as JSON
 
 ${CONNECTION_HELP}
 
 Examples:
   zbus empty orders
-  zbus empty orders --group billing
+  zbus empty orders --group billing -f
 `;
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
@@ -283,34 +292,69 @@ export function declare(argv: string[]): Promise<number> {
   });
 }
 
-export function rm(argv: string[]): Promise<number> {
-  return run('rm', async () => {
-    const { values, positionals } = parse(argv, { group: { type: 'string', short: 'g' } }, 'rm');
-    if (values.help) {
-      process.stdout.write(RM_HELP);
-      return EXIT_OK;
-    }
-    const topic = oneTopic(positionals, 'rm');
-    const group = str(values, 'group');
-    await withClient(values as Record<string, unknown>, (c) => c.remove(topic, group));
-    process.stdout.write(group === undefined ? `removed ${topic}\n` : `removed group ${group} of ${topic}\n`);
-    return EXIT_OK;
-  });
+const DESTRUCTIVE_OPTIONS = {
+  group: { type: 'string', short: 'g' },
+  force: { type: 'boolean', short: 'f' },
+  json: { type: 'boolean' },
+} as const;
+
+/** `zbus rm` and `zbus empty`: what they ask before, do, and print. */
+interface Destructive {
+  help: string;
+  question(info: TopicInfo, group: string | undefined): string;
+  act(c: MqClient, topic: string, group: string | undefined): Promise<void>;
+  done(topic: string, group: string | undefined): string;
 }
 
-export function empty(argv: string[]): Promise<number> {
-  return run('empty', async () => {
-    const { values, positionals } = parse(argv, { group: { type: 'string', short: 'g' } }, 'empty');
-    if (values.help) {
-      process.stdout.write(EMPTY_HELP);
+function destructive(command: 'rm' | 'empty', d: Destructive): (argv: string[]) => Promise<number> {
+  return (argv) =>
+    run(command, async () => {
+      const { values, positionals } = parse(argv, DESTRUCTIVE_OPTIONS, command);
+      if (values.help) {
+        process.stdout.write(d.help);
+        return EXIT_OK;
+      }
+      const topic = oneTopic(positionals, command);
+      const group = str(values, 'group');
+      const done = await withClient(values as Record<string, unknown>, async (c) => {
+        if (values.force !== true) {
+          const info = await c.queryTopic(topic);
+          if (group !== undefined && !groupsOf(info).some((g) => g.groupName === group)) {
+            await c.queryGroup(topic, group); // the broker's 404, as without -f
+          }
+          if (!(await confirm(command, d.question(info, group)))) return false;
+        }
+        await d.act(c, topic, group);
+        return true;
+      });
+      if (!done) throw new CliError('cancelled, nothing changed');
+      if (values.json) await printJson({ command, topic, ...(group === undefined ? {} : { group }) });
+      else process.stdout.write(`${d.done(topic, group)}\n`);
       return EXIT_OK;
-    }
-    const topic = oneTopic(positionals, 'empty');
-    const group = str(values, 'group');
-    await withClient(values as Record<string, unknown>, (c) => c.empty(topic, group));
-    process.stdout.write(
-      group === undefined ? `emptied ${topic}\n` : `moved group ${group} of ${topic} to the end\n`,
-    );
-    return EXIT_OK;
-  });
+    });
 }
+
+function backlogOf(info: TopicInfo, group: string): number {
+  return num(groupsOf(info).find((g) => g.groupName === group)?.messageCount);
+}
+
+export const rm = destructive('rm', {
+  help: RM_HELP,
+  question: (t, group) =>
+    group === undefined
+      ? `Remove topic ${t.topicName} with its ${stored(t)} messages and ${groupsOf(t).length} groups?`
+      : `Remove group ${group} of ${t.topicName} (backlog ${backlogOf(t, group)})?`,
+  act: (c, topic, group) => c.remove(topic, group),
+  done: (topic, group) => (group === undefined ? `removed ${topic}` : `removed group ${group} of ${topic}`),
+});
+
+export const empty = destructive('empty', {
+  help: EMPTY_HELP,
+  question: (t, group) =>
+    group === undefined
+      ? `Remove all ${stored(t)} messages of ${t.topicName}?`
+      : `Move group ${group} of ${t.topicName} to the end, skipping its backlog of ${backlogOf(t, group)}?`,
+  act: (c, topic, group) => c.empty(topic, group),
+  done: (topic, group) =>
+    group === undefined ? `emptied ${topic}` : `moved group ${group} of ${topic} to the end`,
+});

@@ -1,29 +1,14 @@
 // What every client command shares: `--server`/`--token` (and their env vars), argument parsing with exit
 // code 2 on misuse, one connection to the broker with a clear error when it cannot be reached, mask labels,
 // aligned tables, and the mapping of failures to exit codes (0 ok, 1 failed, 2 usage).
+import { createInterface } from 'node:readline';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { Mask, MqClient, ZbusError } from '@zbus/client';
+import { CliError, EXIT_USAGE, runCommand, usageError, usageHint } from '../usage.js';
 
-export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
+export { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, usageError, usageHint } from '../usage.js';
 
 export const DEFAULT_SERVER = '127.0.0.1:15555';
-
-/** A failure the CLI reports as one line on stderr, with an exit code. */
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number = EXIT_FAILED,
-  ) {
-    super(message);
-    this.name = 'CliError';
-  }
-}
-
-export function usageError(message: string): CliError {
-  return new CliError(message, EXIT_USAGE);
-}
 
 /** Options every client command takes. */
 export const CONNECTION_OPTIONS = {
@@ -57,7 +42,7 @@ export function parse<O extends Options>(
     });
     return { values: values as Record<string, unknown>, positionals } as never;
   } catch (err) {
-    throw usageError(`${(err as Error).message}\nRun 'zbus ${command} --help' for usage.`);
+    throw usageHint(command, (err as Error).message);
   }
 }
 
@@ -255,21 +240,39 @@ export function describeError(err: unknown): string {
 }
 
 /** Runs a command body, turning errors into a message on stderr and an exit code. */
-export async function run(command: string, body: () => Promise<number>): Promise<number> {
-  try {
-    return await body();
-  } catch (err) {
-    if (err instanceof CliError) {
-      process.stderr.write(`zbus ${command}: ${err.message}\n`);
-      return err.exitCode;
-    }
-    if (err instanceof ZbusError && err.code === 'ZBUS_ERR_INVALID_ARGUMENT') {
-      process.stderr.write(`zbus ${command}: ${err.message}\n`);
-      return EXIT_USAGE;
-    }
-    process.stderr.write(`zbus ${command}: ${describeError(err)}\n`);
-    return EXIT_FAILED;
+export function run(command: string, body: () => Promise<number>): Promise<number> {
+  return runCommand(command, body, describeError);
+}
+
+/**
+ * Asks `question [y/N]` on the terminal (on stderr, so that stdout stays clean) and resolves true on y or yes.
+ * Without a terminal on stdin nobody can answer, so it refuses (a usage error naming -f), as `gh repo delete`
+ * and `terraform destroy` do, rather than destroy data on a script's behalf without being told to.
+ */
+export async function confirm(command: string, question: string): Promise<boolean> {
+  if (process.stdin.isTTY !== true) {
+    throw usageHint(
+      command,
+      `cannot ask "${question}": stdin is not a terminal; pass -f (--force) to go ahead`,
+    );
   }
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await new Promise<string>((resolve) => {
+      rl.once('line', resolve);
+      rl.once('close', () => resolve(''));
+      rl.setPrompt(`${question} [y/N] `);
+      rl.prompt();
+    });
+    return /^(y|yes)$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+/** Prints `value` as JSON (two-space indented) on stdout. */
+export function printJson(value: unknown): Promise<void> | undefined {
+  return out(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 /** Resolves on the first SIGINT/SIGTERM (and stops listening then). */

@@ -9,6 +9,7 @@ import {
   EXIT_OK,
   int,
   parse,
+  printJson,
   run,
   str,
   usageError,
@@ -27,6 +28,7 @@ Options:
       --content-type <t>   default text/plain
       --id <id>            message id (the broker dedupes by it)
   -q, --quiet              print nothing on success
+      --json               print {topic, count, first, last} (each {id, offset, durability, serverTime}) as JSON
 
 ${CONNECTION_HELP}
 
@@ -46,6 +48,7 @@ const OPTIONS = {
   'content-type': { type: 'string' },
   id: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
+  json: { type: 'boolean' },
 } as const;
 
 /** Publishes in order, keeping at most this many acks outstanding. */
@@ -97,7 +100,9 @@ export function pub(argv: string[]): Promise<number> {
         }
       }
       const results = await sender.done();
-      if (!quiet) process.stdout.write(`${summary(topic, results, delay)}\n`);
+      const [first, last] = [brief(results[0]), brief(results.at(-1))];
+      if (values.json) await printJson({ topic, count: results.length, first, last });
+      else if (!quiet) process.stdout.write(`${summary(topic, results, delay)}\n`);
       return EXIT_OK;
     } finally {
       await client.close();
@@ -156,6 +161,11 @@ class Sender {
     if (this.#failure !== undefined) throw this.#failure;
     return this.results;
   }
+}
+
+/** What `--json` shows of an ack. */
+function brief(r: ProduceResult | undefined) {
+  return r && { id: r.id, offset: r.offset, durability: r.durability, serverTime: r.serverTime };
 }
 
 function summary(topic: string, results: ProduceResult[], delay: number | undefined): string {

@@ -22,6 +22,7 @@ at once when no service consumes the topic.
 Options:
       --timeout <ms>   how long to wait for the reply (default 10s)
       --raw            print the reply body as it came, not re-formatted JSON
+      --json           print the result as one line of JSON (for jq and scripts)
 
 ${CONNECTION_HELP}
 
@@ -34,6 +35,7 @@ Examples:
 const OPTIONS = {
   timeout: { type: 'string' },
   raw: { type: 'boolean' },
+  json: { type: 'boolean' },
 } as const;
 
 /** `'1'` → 1, `'{"a":1}'` → object, `'alice'` → 'alice'. */
@@ -52,6 +54,7 @@ export function rpc(argv: string[]): Promise<number> {
       process.stdout.write(RPC_HELP);
       return EXIT_OK;
     }
+    if (values.raw && values.json) throw usageError('--raw and --json do not go together');
     const [topic, target, ...params] = positionals;
     if (topic === undefined || target === undefined) {
       throw usageError("missing <topic> or <module.method>\nRun 'zbus rpc --help' for usage.");
@@ -91,7 +94,7 @@ export function rpc(argv: string[]): Promise<number> {
           text = (await invoker.invokeRaw(call)).bodyText();
         } else {
           const result = await invoker.invoke(call);
-          text = result === undefined ? 'null' : JSON.stringify(result, null, 2);
+          text = result === undefined ? 'null' : JSON.stringify(result, null, values.json ? undefined : 2);
         }
       } catch (err) {
         throw callError(err, topic, target);

@@ -9,6 +9,7 @@ import {
   formatCount,
   int,
   interrupted,
+  out,
   parse,
   run,
   table,
@@ -25,12 +26,14 @@ refresh is printed as a block.
 Options:
   -n, --count <n>       stop after n refreshes
       --interval <ms>   time between refreshes (default 1s)
+      --json            print each refresh as one line of JSON (rates are null on the first)
 
 ${CONNECTION_HELP}
 
 Examples:
   zbus stat
   zbus stat --count 5 --interval 2s > stats.txt
+  zbus stat --json | jq -c '.rows[] | {topic, inPerSec}'
 `;
 
 interface Sample {
@@ -57,45 +60,82 @@ export function sample(info: ServerInfo, at: number): Sample {
   return { at, topics };
 }
 
-export function render(info: ServerInfo, now: Sample, before: Sample | undefined, server: string): string {
+/** One topic's figures of a refresh; rates are undefined on the first one. */
+export interface StatRow {
+  topic: string;
+  inPerSec: number | undefined;
+  outPerSec: number | undefined;
+  messages: number;
+  backlog: number;
+  unacked: number;
+  consumers: number;
+}
+
+/** The figures of a refresh: per topic, and the totals in and out per second (undefined on the first). */
+export function figures(
+  info: ServerInfo,
+  now: Sample,
+  before: Sample | undefined,
+): { rows: StatRow[]; inPerSec: number | undefined; outPerSec: number | undefined } {
   const secs = before === undefined ? 0 : (now.at - before.at) / 1000;
   const rate = (a: number, b: number | undefined) =>
-    b === undefined || secs <= 0 ? '-' : formatCount(Math.max(0, a - b) / secs);
-  let totalIn = 0;
-  let totalOut = 0;
+    b === undefined || secs <= 0 ? undefined : Math.max(0, a - b) / secs;
   const rows = Object.values(info.topicTable ?? {})
     .sort((a, b) => a.topicName.localeCompare(b.topicName))
-    .map((t) => {
+    .map((t): StatRow => {
       const cur = now.topics.get(t.topicName) as { next: number; read: number };
       const prev = before?.topics.get(t.topicName);
-      if (prev !== undefined && secs > 0) {
-        totalIn += Math.max(0, cur.next - prev.next) / secs;
-        totalOut += Math.max(0, cur.read - prev.read) / secs;
-      }
       const groups = t.consumeGroupList ?? [];
-      const first = typeof t.firstOffset === 'number' ? t.firstOffset : 0;
-      return [
-        t.topicName,
-        rate(cur.next, prev?.next),
-        rate(cur.read, prev?.read),
-        formatCount(cur.next - first),
-        formatCount(groups.reduce((m, g) => Math.max(m, num(g.messageCount)), 0)),
-        formatCount(groups.reduce((n, g) => n + num(g.unackedCount), 0)),
-        formatCount(num(t.consumerCount)),
-      ];
+      return {
+        topic: t.topicName,
+        inPerSec: rate(cur.next, prev?.next),
+        outPerSec: rate(cur.read, prev?.read),
+        messages: cur.next - (typeof t.firstOffset === 'number' ? t.firstOffset : 0),
+        backlog: groups.reduce((m, g) => Math.max(m, num(g.messageCount)), 0),
+        unacked: groups.reduce((n, g) => n + num(g.unackedCount), 0),
+        consumers: num(t.consumerCount),
+      };
     });
+  const total = (pick: (r: StatRow) => number | undefined) =>
+    before === undefined ? undefined : rows.reduce((n, r) => n + (pick(r) ?? 0), 0);
+  return { rows, inPerSec: total((r) => r.inPerSec), outPerSec: total((r) => r.outPerSec) };
+}
+
+export function render(info: ServerInfo, now: Sample, before: Sample | undefined, server: string): string {
+  const f = figures(info, now, before);
+  const rate = (r: number | undefined) => (r === undefined ? '-' : formatCount(r));
   const clock = new Date(now.at).toISOString().slice(11, 19);
-  const totals = before === undefined ? '' : `  in ${formatCount(totalIn)}/s  out ${formatCount(totalOut)}/s`;
-  const head = `zbus stat  ${server}  ${clock}  ${rows.length} topics${totals}\n\n`;
-  if (rows.length === 0) return `${head}no topics\n`;
+  const totals = f.inPerSec === undefined ? '' : `  in ${rate(f.inPerSec)}/s  out ${rate(f.outPerSec)}/s`;
+  const head = `zbus stat  ${server}  ${clock}  ${f.rows.length} topics${totals}\n\n`;
+  if (f.rows.length === 0) return `${head}no topics\n`;
+  const rows = f.rows.map((r) => [
+    r.topic,
+    rate(r.inPerSec),
+    rate(r.outPerSec),
+    formatCount(r.messages),
+    formatCount(r.backlog),
+    formatCount(r.unacked),
+    formatCount(r.consumers),
+  ]);
   return head + table(['TOPIC', 'IN/S', 'OUT/S', 'MESSAGES', 'BACKLOG', 'UNACKED', 'CONSUMERS'], rows);
+}
+
+/** A refresh as one line of JSON (rates are null on the first). */
+export function renderJson(
+  info: ServerInfo,
+  now: Sample,
+  before: Sample | undefined,
+  server: string,
+): string {
+  const f = figures(info, now, before);
+  return `${JSON.stringify({ server, time: new Date(now.at).toISOString(), ...f }, (_k, v) => v ?? null)}\n`;
 }
 
 export function stat(argv: string[]): Promise<number> {
   return run('stat', async () => {
     const { values, positionals } = parse(
       argv,
-      { count: { type: 'string', short: 'n' }, interval: { type: 'string' } },
+      { count: { type: 'string', short: 'n' }, interval: { type: 'string' }, json: { type: 'boolean' } },
       'stat',
     );
     if (values.help) {
@@ -128,8 +168,12 @@ export function stat(argv: string[]): Promise<number> {
         if (stopped) break;
         const info = await client.queryServer();
         const now = sample(info, Date.now());
-        const screen = render(info, now, before, conn.server);
-        process.stdout.write(tty ? `\x1b[H\x1b[2J${screen}` : `${screen}\n`);
+        if (values.json) {
+          await out(renderJson(info, now, before, conn.server));
+        } else {
+          const screen = render(info, now, before, conn.server);
+          await out(tty ? `\x1b[H\x1b[2J${screen}` : `${screen}\n`);
+        }
         before = now;
       }
       return EXIT_OK;

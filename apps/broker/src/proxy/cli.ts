@@ -1,11 +1,12 @@
 // `zbus proxy`: a JSON config file with any number of entries, or flags for a single entry.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { runLongLived } from '../usage.js';
 import type { ProxyEntryOptions, ProxyOptions } from './options.js';
-import { createProxy } from './proxy.js';
+import { createProxy, type ZbusProxy } from './proxy.js';
 
 export const PROXY_HELP = `Usage: zbus proxy --config proxy.json
-       zbus proxy --broker <h:p> --entry <topic> --target <url> [options]
+       zbus proxy -s <h:p> --entry <topic> --target <url> [options]
 
 Runs inside a private network, connects OUTBOUND to a broker (for example in a DMZ) and forwards the
 HTTP requests callers send to http://<broker>/<entry>/<path> to a target service, answers included.
@@ -13,20 +14,22 @@ HTTP requests callers send to http://<broker>/<entry>/<path> to a target service
 Options:
   --config <file>        JSON: {"broker", "token", "entries": [{"entry", "target", "connections",
                          "window", "token", "timeout", "sendFilter", "recvFilter", "maxBodyBytes"}]}
-  --broker <h:p>         broker address                       default 127.0.0.1:15555
+  -s, --server <h:p>     broker address (--broker too)  [ZBUS_SERVER]  default 127.0.0.1:15555
   --entry <topic>        entry topic (one entry from flags)
   --target <url>         target base URL; repeat or comma-separate for round-robin
   --connections <n>      connections consuming the entry       default 4
   --window <n>           requests in flight per connection     default 16
-  --token <t>            auth token for the broker
+  --token <t>            auth token for the broker            [ZBUS_TOKEN]
   --timeout <ms>         time the target has to answer         default 10000
   --send-filter <h,h>    headers not sent to the target (h* = prefix)
   --recv-filter <h,h>    headers of the answer not returned (h* = prefix)
   --max-body <bytes>     largest request/response body         default 8388608
   -h, --help
 
+Flags win over the env vars, and both over the config file. Exit codes: 2 for a bad flag or config.
+
 Example:
-  zbus proxy --broker dmz.example:15555 --entry orders --target http://127.0.0.1:8080 --connections 4
+  zbus proxy -s dmz.example:15555 --entry orders --target http://127.0.0.1:8080 --connections 4
   curl http://dmz.example:15555/orders/api/orders?x=1     # answered by http://127.0.0.1:8080/api/orders?x=1
 `;
 
@@ -45,12 +48,13 @@ function list(values: string[] | undefined): string[] | undefined {
     .filter((s) => s !== '');
 }
 
-/** Turns the command line into proxy options ('help' for --help). */
-export function proxyOptionsFromArgs(argv: string[]): ProxyOptions | 'help' {
+/** Turns the command line (and ZBUS_SERVER, ZBUS_TOKEN) into proxy options ('help' for --help). */
+export function proxyOptionsFromArgs(argv: string[], env: NodeJS.ProcessEnv = {}): ProxyOptions | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
       config: { type: 'string' },
+      server: { type: 'string', short: 's' },
       broker: { type: 'string' },
       entry: { type: 'string' },
       target: { type: 'string', multiple: true },
@@ -75,8 +79,10 @@ export function proxyOptionsFromArgs(argv: string[]): ProxyOptions | 'help' {
     }
     o.entries ??= [];
   }
-  if (values.broker !== undefined) o.broker = values.broker;
-  if (values.token !== undefined) o.token = values.token;
+  const broker = values.server ?? values.broker ?? env.ZBUS_SERVER;
+  if (broker !== undefined && broker !== '') o.broker = broker;
+  const token = values.token ?? env.ZBUS_TOKEN;
+  if (token !== undefined && token !== '') o.token = token;
   const targets = list(values.target);
   if (values.entry !== undefined) {
     if (targets === undefined || targets.length === 0) throw new Error('--entry needs --target');
@@ -98,17 +104,24 @@ export function proxyOptionsFromArgs(argv: string[]): ProxyOptions | 'help' {
 }
 
 /** Runs the proxy until SIGTERM/SIGINT; resolves with -1 (keep running) or an exit code. */
-export async function proxy(argv: string[]): Promise<number> {
-  const options = proxyOptionsFromArgs(argv);
-  if (options === 'help') {
-    process.stdout.write(PROXY_HELP);
-    return 0;
-  }
-  options.log = (level, message) => {
-    if (level === 'info') process.stdout.write(`zbus proxy: ${message}\n`);
-    else process.stderr.write(`zbus proxy: ${level}: ${message}\n`);
-  };
-  const p = createProxy(options);
+export function proxy(argv: string[]): Promise<number> {
+  return runLongLived(
+    'proxy',
+    PROXY_HELP,
+    () => {
+      const options = proxyOptionsFromArgs(argv, process.env);
+      if (options === 'help') return options;
+      options.log = (level, message) => {
+        if (level === 'info') process.stdout.write(`zbus proxy: ${message}\n`);
+        else process.stderr.write(`zbus proxy: ${level}: ${message}\n`);
+      };
+      return createProxy(options);
+    },
+    running,
+  );
+}
+
+async function running(p: ZbusProxy): Promise<number> {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) process.exit(1);
