@@ -120,6 +120,8 @@ export async function bundle({
     legalComments: 'none',
     metafile: true,
     logLevel: 'warning',
+    // The JetStream store stays out of the single file: `--store nats://` imports it from node_modules.
+    external: ['@zbus/store-nats'],
     define: {
       __ZBUS_VERSION__: JSON.stringify(version),
       'import.meta.url': 'globalThis.__ZBUS_BUNDLE_URL',

@@ -26,6 +26,15 @@ Options (each also read from the env var in brackets):
   --tls-cert <file>    PEM certificate: TLS on the same port        [ZBUS_TLS_CERT]
   --tls-key <file>     PEM private key                              [ZBUS_TLS_KEY]
   --tracker <h:p;h:p>  trackers to report to                        [ZBUS_TRACKER]
+  --store <url>        local | nats://h1:4222,h2:4222 (shared by     [ZBUS_STORE]      default local
+                       every broker on it; docs/scale-out.md)
+  --store-replicas <n> replicas of each stream on NATS (1, 3, 5)     [ZBUS_STORE_REPLICAS] default 3
+  --store-prefix <p>   prefix of streams, subjects and KV bucket     [ZBUS_STORE_PREFIX] default zbus
+  --nats-creds <file>  NATS credentials (.creds: JWT + nkey seed)    [ZBUS_NATS_CREDS]
+  --nats-token <tok>   NATS token                                    [ZBUS_NATS_TOKEN]
+  --nats-tls-ca <file> CA certificate to verify the NATS servers     [ZBUS_NATS_TLS_CA]
+  --nats-tls-cert <f>  client certificate for NATS (with the key)    [ZBUS_NATS_TLS_CERT]
+  --nats-tls-key <f>   client key for NATS                           [ZBUS_NATS_TLS_KEY]
   --log-level <lvl>    fatal|error|warn|info|debug|trace|silent     [ZBUS_LOG_LEVEL]  default warn
   --config <file>      JSON file with any BrokerOptions keys        [ZBUS_CONFIG]
   -h, --help
@@ -33,6 +42,7 @@ Options (each also read from the env var in brackets):
 Examples:
   zbus serve
   zbus serve --port 15556 --data /var/lib/zbus --fsync interval=100
+  zbus serve --store nats://10.0.0.1:4222,10.0.0.2:4222,10.0.0.3:4222
   ZBUS_AUTH=./auth.json zbus serve --tls-cert cert.pem --tls-key key.pem
 `;
 
@@ -47,6 +57,14 @@ const FLAGS = {
   'tls-cert': 'ZBUS_TLS_CERT',
   'tls-key': 'ZBUS_TLS_KEY',
   tracker: 'ZBUS_TRACKER',
+  store: 'ZBUS_STORE',
+  'store-replicas': 'ZBUS_STORE_REPLICAS',
+  'store-prefix': 'ZBUS_STORE_PREFIX',
+  'nats-creds': 'ZBUS_NATS_CREDS',
+  'nats-token': 'ZBUS_NATS_TOKEN',
+  'nats-tls-ca': 'ZBUS_NATS_TLS_CA',
+  'nats-tls-cert': 'ZBUS_NATS_TLS_CERT',
+  'nats-tls-key': 'ZBUS_NATS_TLS_KEY',
   'log-level': 'ZBUS_LOG_LEVEL',
   config: 'ZBUS_CONFIG',
 } as const;
@@ -116,8 +134,52 @@ export function optionsFromArgs(argv: string[], env: NodeJS.ProcessEnv): BrokerO
   }
   if (v.tracker !== undefined) o.trackers = v.tracker.split(/[;,]/).filter((s) => s.trim() !== '');
   if (v.logLevel !== undefined) o.logLevel = v.logLevel as BrokerOptions['logLevel'];
+  storeOptions(o, get);
   o.monitorDir ??= monitorDir();
   return o;
+}
+
+/** `--store` and the NATS connection flags. */
+function storeOptions(o: BrokerOptions, get: (flag: Flag) => string | undefined): void {
+  const store = get('store');
+  if (store !== undefined) o.store = store;
+  const replicas = get('store-replicas');
+  if (replicas !== undefined) o.storeReplicas = integer(replicas, 'store-replicas');
+  const prefix = get('store-prefix');
+  if (prefix !== undefined) o.storePrefix = prefix;
+  const nats = { ...o.nats };
+  const creds = get('nats-creds');
+  if (creds !== undefined) nats.credsFile = creds;
+  const token = get('nats-token');
+  if (token !== undefined) nats.token = token;
+  const tls = { ca: get('nats-tls-ca'), cert: get('nats-tls-cert'), key: get('nats-tls-key') };
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new Error('--nats-tls-cert and --nats-tls-key go together');
+  }
+  if (tls.ca !== undefined || tls.cert !== undefined) nats.tls = { ...nats.tls, ...tls };
+  if (Object.keys(nats).length > 0) o.nats = nats;
+}
+
+/**
+ * A shared store's package, imported only when `--store nats://` asks for it (at listen): the plain broker neither
+ * loads nor needs it (it is an optional peer dependency of @zbus/broker).
+ */
+function withStoreModule(o: BrokerOptions): void {
+  if (o.store === undefined || o.store === 'local') return;
+  const store = o.store;
+  o.storeModule = {
+    async openSharedStore(options) {
+      let module: typeof import('@zbus/store-nats');
+      try {
+        module = await import('@zbus/store-nats');
+      } catch (err) {
+        throw new Error(
+          `--store ${store} needs @zbus/store-nats next to @zbus/broker (npm install @zbus/store-nats): ${String(err)}`,
+        );
+      }
+      return module.openSharedStore(options);
+    },
+  };
 }
 
 function describeFsync(o: BrokerOptions['fsync']): string {
@@ -133,7 +195,9 @@ export function serve(argv: string[]): Promise<number> {
     SERVE_HELP,
     () => {
       const options = optionsFromArgs(argv, process.env);
-      return options === 'help' ? options : createBroker(options);
+      if (options === 'help') return options;
+      withStoreModule(options);
+      return createBroker(options);
     },
     started,
   );
@@ -142,10 +206,14 @@ export function serve(argv: string[]): Promise<number> {
 async function started(broker: Broker): Promise<number> {
   const { host, port } = await broker.listen();
   const shown = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
+  const o = broker.options;
+  const storage =
+    o.store === 'local'
+      ? `data ${resolve(o.dataDir)} fsync ${describeFsync(o.fsync)}`
+      : `store ${o.store} replicas ${o.storeReplicas}`;
   process.stdout.write(
     `zbus-ts ${__ZBUS_VERSION__} listening on ${host}:${port} (tcp, http, websocket)` +
-      ` data ${resolve(broker.options.dataDir)} fsync ${describeFsync(broker.options.fsync)}` +
-      ` monitor http://${shown}:${port}/\n`,
+      ` ${storage} monitor http://${shown}:${port}/\n`,
   );
   let stopping = false;
   const stop = (signal: string) => {

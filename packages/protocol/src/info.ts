@@ -60,6 +60,11 @@ export interface ServerInfo {
   infoVersion: number;
   trackerList: ServerAddress[];
   topicTable: Record<string, TopicInfo>;
+  /**
+   * zbus-ts: set when this broker keeps its topics in a store shared with other brokers (`nats:<cluster>/<prefix>`);
+   * brokers with the same value serve the same topics, groups and messages, so a client may use any of them.
+   */
+  sharedStore?: string;
 }
 
 export interface TrackerInfo {

@@ -16,8 +16,9 @@ import {
 } from '@zbus/protocol';
 import pino, { type Logger } from 'pino';
 import { Auth } from './auth/auth.js';
+import { loadSharedStoreModule } from './cluster/shared-store.js';
 import type { BrokerState, CommandContext } from './commands/context.js';
-import { hasRpcMask } from './commands/produce.js';
+import { hasRpcMask, isRpcTopic } from './commands/produce.js';
 import { COMMAND_HANDLERS } from './commands/registry.js';
 import { publishTrackerInfo } from './commands/tracker.js';
 import { errorParts, errorReply } from './errors.js';
@@ -29,7 +30,8 @@ import { decodeStored } from './mq/delivery.js';
 import { Dispatcher } from './mq/dispatcher.js';
 import { type BrokerOptions, type ResolvedBrokerOptions, resolveOptions } from './options.js';
 import { RpcCalls } from './rpc/calls.js';
-import type { ReplyTicket, Session } from './session.js';
+import { RpcRelay } from './rpc/relay.js';
+import { type ReplyTicket, Session } from './session.js';
 import { openStore } from './store/store.js';
 import type { DeadLetterInfo, Store } from './store/types.js';
 import { Burst } from './tracker/burst.js';
@@ -97,6 +99,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
   readonly log: Logger;
   readonly metrics = new Metrics();
   readonly rpc = new RpcCalls();
+  relay: RpcRelay | undefined;
   readonly sessions = new Map<string, Session>();
   readonly tracker: TrackerState;
   #reporter: TrackerReporter | undefined;
@@ -119,7 +122,10 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     this.log = pino({ level: this.options.logLevel, base: { name: 'zbus' } }, pino.destination(2));
     this.auth = this.options.auth ? new Auth(this.options.auth) : undefined;
     this.dispatcher = new Dispatcher(this.metrics, {
-      consumersChanged: () => this.changed(),
+      consumersChanged: (topic) => {
+        if (this.relay) this.relay.consumersChanged(topic, this.#isRpcTopic(topic));
+        this.changed();
+      },
       failed: (err, topic, group) => this.log.error({ err, topic, group }, 'delivery failed'),
     });
     this.tracker = new TrackerState(
@@ -141,14 +147,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
 
   async listen(): Promise<{ host: string; port: number }> {
     const o = this.options;
-    this.#store = await openStore({
-      dataDir: o.dataDir,
-      fsync: o.fsync,
-      segmentBytes: o.segmentBytes,
-      groupDefaults: { ackWindow: o.ackWindow, ackTimeoutMs: o.ackTimeoutMs, maxDeliver: o.maxDeliver },
-      log: this.log,
-      deadLetter,
-    });
+    this.#store = await this.#openStore();
     this.#upgrader = createWebSocketUpgrader(this);
     this.#listener = createListener(this, () => !this.#closing);
     const server = this.#listener.server;
@@ -173,6 +172,45 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     }
     this.#ready = true;
     return addr;
+  }
+
+  async #openStore(): Promise<Store> {
+    const o = this.options;
+    const common = {
+      groupDefaults: { ackWindow: o.ackWindow, ackTimeoutMs: o.ackTimeoutMs, maxDeliver: o.maxDeliver },
+      log: this.log,
+      deadLetter,
+    };
+    if (o.store === 'local') {
+      return openStore({ ...common, dataDir: o.dataDir, fsync: o.fsync, segmentBytes: o.segmentBytes });
+    }
+    const module = await loadSharedStoreModule(o.store, o.storeModule);
+    const store = await module.openSharedStore({
+      ...common,
+      url: o.store,
+      replicas: o.storeReplicas,
+      prefix: o.storePrefix,
+      nats: o.nats,
+    });
+    this.relay = new RpcRelay(store.link, this);
+    // What other brokers declare or remove shows here too: trackers hear of it, and consumes waiting on a
+    // group removed elsewhere get their 404 as they would on this broker.
+    store.onChange((c) => {
+      if (c.removed) {
+        const group = c.kind === 'group' ? c.group : undefined;
+        const what = group === undefined ? `Topic(${c.topic})` : `ConsumeGroup(${group})`;
+        this.dispatcher.groupRemoved(c.topic, group, (t) =>
+          t.send(errorReply(new ZbusError('ZBUS_ERR_NOT_FOUND', `${what} Not Found`), c.topic)),
+        );
+      }
+      this.changed();
+    });
+    return store;
+  }
+
+  #isRpcTopic(name: string): boolean {
+    const t = this.#store?.topic(name);
+    return t !== undefined && isRpcTopic(t);
   }
 
   address(): { host: string; port: number } | null {
@@ -376,7 +414,9 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     this.dispatcher.close((t) =>
       t.send(errorReply(new ZbusError('ZBUS_ERR_CLOSED', 'the broker is shutting down'))),
     );
+    this.relay?.close();
     this.rpc.close((session, id) => {
+      if (!(session instanceof Session)) return;
       // RPC callers still waiting get 503 rather than a connection closed without an answer.
       const reply = errorReply(new ZbusError('ZBUS_ERR_CLOSED', 'the broker is shutting down'));
       reply.set('id', id);

@@ -2,6 +2,16 @@
 
 export type { ConsumeGroupInfo, ServerAddress, ServerInfo, TopicInfo, TrackerInfo } from '@zbus/protocol';
 export { type Broker, createBroker } from './broker.js';
+// The store contract, for stores that live in other packages (`@zbus/store-nats`).
+export type {
+  ClusterLink,
+  LinkReply,
+  NatsClientOptions,
+  SharedStore,
+  SharedStoreModule,
+  SharedStoreOptions,
+  StoreChange,
+} from './cluster/shared-store.js';
 export type {
   AuthConfig,
   AuthTokenEntry,
@@ -10,7 +20,6 @@ export type {
   TlsOptions,
 } from './options.js';
 export { DEFAULTS, parseFsyncPolicy, resolveOptions } from './options.js';
-// The store contract, for stores that live in other packages (`@zbus/store-nats`).
 export { compileFilter, type TagMatcher } from './store/filter.js';
 export { MemoryTopic } from './store/memory-topic.js';
 export { nameKey, validateName } from './store/names.js';

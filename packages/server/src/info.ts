@@ -1,5 +1,6 @@
 // Builds the 0.11 JSON info shapes (types in @zbus/protocol) from the store and the dispatcher.
 import type { ConsumeGroupInfo, ServerAddress, ServerInfo, TopicInfo, TrackerInfo } from '@zbus/protocol';
+import { isShared } from './cluster/shared-store.js';
 import type { BrokerState } from './commands/context.js';
 import type { Group, Topic } from './store/types.js';
 
@@ -59,13 +60,15 @@ export function serverInfo(state: BrokerState, token: string | undefined): Serve
     if (state.auth && !state.auth.canSee(token, t.name)) continue;
     topicTable[t.name] = topicInfo(state, t);
   }
-  return {
+  const info: ServerInfo = {
     serverAddress: serverAddress(state),
     serverVersion: SERVER_VERSION,
     infoVersion: state.tracker.infoVersion,
     trackerList: state.options.trackers.map((address) => ({ address, sslEnabled: false })),
     topicTable,
   };
+  if (isShared(state.store)) info.sharedStore = state.store.sharedId;
+  return info;
 }
 
 /** Table key of a server: `[SSL]` marks TLS servers as 0.11 does. */

@@ -1,6 +1,7 @@
 // Every broker option in one place: the interface with its defaults, and the one function that validates
 // them. The CLI flags, env vars and docs/configuration.md map onto these names.
 import { ZbusError } from '@zbus/protocol';
+import type { NatsClientOptions, SharedStoreModule } from './cluster/shared-store.js';
 import type { FsyncPolicy } from './store/types.js';
 
 export interface TlsOptions {
@@ -34,6 +35,19 @@ export interface BrokerOptions {
   announce?: string;
   /** @default './zbus-data' */
   dataDir?: string;
+  /**
+   * `local` (the embedded store in dataDir) or `nats://h1:4222,h2:4222` (`tls://...`): every broker given the
+   * same NATS cluster shares its topics (docs/scale-out.md). @default 'local'
+   */
+  store?: string;
+  /** Replicas of each stream on the NATS cluster (1, 3 or 5). @default 3 */
+  storeReplicas?: number;
+  /** Prefix of the streams, subjects and KV bucket, so that several deployments share one NATS cluster. @default 'zbus' */
+  storePrefix?: string;
+  /** Credentials and TLS for the NATS connection. */
+  nats?: NatsClientOptions;
+  /** The shared store's module, when the caller imports `@zbus/store-nats` itself (else imported on demand). */
+  storeModule?: SharedStoreModule;
   /** @default 'always' */
   fsync?: FsyncPolicy;
   /** @default 64 MiB */
@@ -86,15 +100,20 @@ export interface BrokerOptions {
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
+/** Options without a default. */
+type OptionalKeys = 'announce' | 'auth' | 'tls' | 'monitorDir' | 'trackerToken' | 'nats' | 'storeModule';
+
 export type ResolvedBrokerOptions = Readonly<
-  Required<Omit<BrokerOptions, 'announce' | 'auth' | 'tls' | 'monitorDir' | 'trackerToken'>> &
-    Pick<BrokerOptions, 'announce' | 'auth' | 'tls' | 'monitorDir' | 'trackerToken'>
+  Required<Omit<BrokerOptions, OptionalKeys>> & Pick<BrokerOptions, OptionalKeys>
 >;
 
 export const DEFAULTS = {
   host: '0.0.0.0',
   port: 15555,
   dataDir: './zbus-data',
+  store: 'local',
+  storeReplicas: 3,
+  storePrefix: 'zbus',
   fsync: 'always',
   segmentBytes: 64 * 1024 * 1024, // 64 MiB
   maxHeaderBytes: 64 * 1024, // 64 KiB
@@ -116,7 +135,7 @@ export const DEFAULTS = {
   trackerReportIntervalMs: 30_000,
   trackerDeadlineMs: 90_000,
   logLevel: 'warn',
-} satisfies Omit<ResolvedBrokerOptions, 'announce' | 'auth' | 'tls' | 'monitorDir' | 'trackerToken'>;
+} satisfies Omit<ResolvedBrokerOptions, OptionalKeys>;
 
 const NON_NEGATIVE_INTEGERS = [
   'port',
@@ -173,6 +192,14 @@ export function resolveOptions(options: BrokerOptions = {}): ResolvedBrokerOptio
   if (o.auth && !Array.isArray(o.auth.tokens)) invalid('auth.tokens must be an array (auth)');
   if (o.announce !== undefined && !/^[^\s:]+:\d+$/.test(o.announce)) {
     invalid(`announce must be host:port, got '${o.announce}' (announce)`);
+  }
+  if (o.store !== 'local' && !/^(nats|tls):\/\/[^\s]+$/.test(o.store)) {
+    invalid(`store must be local or nats://host:port,host:port, got '${o.store}' (store)`);
+  }
+  if (![1, 3, 5].includes(o.storeReplicas))
+    invalid(`storeReplicas must be 1, 3 or 5, got ${o.storeReplicas} (storeReplicas)`);
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(o.storePrefix)) {
+    invalid(`storePrefix must be 1 to 32 letters, digits, _ or -, got '${o.storePrefix}' (storePrefix)`);
   }
   return Object.freeze({ ...o, fsync });
 }

@@ -22,9 +22,9 @@ import type { ConnectionOptions, NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
   type GroupConfig,
-  MemoryTopic,
+  type SharedStore,
   STORE_MASK_MEMORY,
-  type Store,
+  type StoreChange,
   StoreError,
   type StoreLogger,
   type StoreOptions,
@@ -34,6 +34,8 @@ import {
 } from '@zbus/server';
 import { Delays } from './delays.js';
 import { type GroupMeta, NatsGroup } from './group.js';
+import { NatsLink } from './link.js';
+import { LocalTopic } from './local-topic.js';
 import { encodeName, Names } from './names.js';
 import { NatsTopic, type TopicMeta } from './topic.js';
 
@@ -54,11 +56,7 @@ export interface NatsStoreOptions extends Omit<StoreOptions, 'dataDir' | 'fsync'
   requestTimeoutMs?: number;
 }
 
-export type StoreChange =
-  | { kind: 'topic'; topic: string; removed: boolean }
-  | { kind: 'group'; topic: string; group: string; removed: boolean };
-
-type AnyTopic = NatsTopic | MemoryTopic;
+type AnyTopic = NatsTopic | LocalTopic;
 
 /** A version at least `major.minor`. */
 function atLeast(version: string, major: number, minor: number): boolean {
@@ -70,7 +68,7 @@ function json(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value));
 }
 
-export class NatsStore implements Store {
+export class NatsStore implements SharedStore {
   readonly names: Names;
   readonly replicas: number;
   readonly requestTimeoutMs: number;
@@ -91,6 +89,7 @@ export class NatsStore implements Store {
   jsm!: JetStreamManager;
   js!: JetStreamClient;
   kv!: KV;
+  link!: NatsLink;
 
   private constructor(readonly options: NatsStoreOptions) {
     this.names = new Names(options.prefix ?? 'zbus');
@@ -132,6 +131,7 @@ export class NatsStore implements Store {
       replicas: this.replicas,
       history: 1,
     });
+    this.link = new NatsLink(this.nc, this.names, (err, msg) => this.logError(err, msg));
     await this.#watch();
     await this.delays.start();
     void this.#followReconnects();
@@ -139,6 +139,11 @@ export class NatsStore implements Store {
 
   get dataDir(): string {
     return `nats://${this.options.servers.join(',')}`;
+  }
+
+  /** Brokers on the same NATS cluster with the same prefix share every topic. */
+  get sharedId(): string {
+    return `nats:${this.nc.info?.cluster ?? this.nc.info?.server_id ?? '?'}/${this.names.prefix}`;
   }
 
   get maxPayload(): number {
@@ -254,18 +259,22 @@ export class NatsStore implements Store {
       if (changed) this.#emit({ kind: 'topic', topic: meta.name, removed: false });
       return t;
     }
-    if (t instanceof MemoryTopic) {
+    if (t instanceof LocalTopic) {
       t.redeclare(meta.config);
       return t;
     }
     const created: AnyTopic =
       (meta.mask & LOCAL_MASKS) !== 0
-        ? new MemoryTopic(
+        ? new LocalTopic(
             meta.name,
             { ...meta.config, mask: meta.mask | STORE_MASK_MEMORY },
             {
               maxBacklog: this.topicDefaults.maxBacklog,
               maxMessageBytes: this.topicDefaults.maxMessageBytes,
+            },
+            (group, config) => this.#shareLocalGroup(tk, group, config),
+            async (group) => {
+              await this.kv.delete(`g.${tk}.${encodeName(group)}`);
             },
           )
         : new NatsTopic(this, tk, meta);
@@ -295,7 +304,10 @@ export class NatsStore implements Store {
       waiting.set(gk, meta);
       return undefined;
     }
-    if (!(t instanceof NatsTopic)) return undefined;
+    if (t instanceof LocalTopic) {
+      void t.adopt(meta.name, { filter: meta.filter, mask: meta.mask, creator: meta.creator });
+      return undefined;
+    }
     let g = t.groupsMap.get(gk);
     if (g) {
       if (g.meta.lastUpdatedTime === meta.lastUpdatedTime && g.meta.generation === meta.generation) return g;
@@ -311,12 +323,36 @@ export class NatsStore implements Store {
   #dropGroup(tk: string, gk: string): void {
     this.#orphans.get(tk)?.delete(gk);
     const t = this.#topics.get(tk);
-    if (!(t instanceof NatsTopic)) return;
+    if (t instanceof LocalTopic) {
+      const name = t.groups().find((x) => encodeName(x.name) === gk)?.name;
+      if (name !== undefined) {
+        void t
+          .drop(name)
+          .then(() => this.#emit({ kind: 'group', topic: t.name, group: name, removed: true }));
+      }
+      return;
+    }
+    if (!t) return;
     const g = t.groupsMap.get(gk);
     if (!g) return;
     t.groupsMap.delete(gk);
     g.close();
     this.#emit({ kind: 'group', topic: t.name, group: g.name, removed: true });
+  }
+
+  async #shareLocalGroup(tk: string, name: string, config: GroupConfig): Promise<void> {
+    const now = Date.now();
+    const meta: GroupMeta = {
+      name,
+      filter: config.filter ?? '',
+      mask: config.mask ?? 0,
+      creator: config.creator ?? '',
+      createdTime: now,
+      lastUpdatedTime: now,
+      generation: 0,
+      startOffset: 0,
+    };
+    await this.kv.put(`g.${tk}.${encodeName(name)}`, json(meta));
   }
 
   topicByKey(tk: string): NatsTopic | undefined {
@@ -445,7 +481,7 @@ export class NatsStore implements Store {
       max_ack_pending: g.ackMode ? g.ackWindow : -1,
       max_deliver: -1,
       deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: startOffset + 1,
+      opt_start_seq: Math.max(startOffset, 0) + 1,
     };
     if (patterns.length === 1) c.filter_subject = this.names.filterSubject(t.key, patterns[0]);
     else if (patterns.length > 1) {

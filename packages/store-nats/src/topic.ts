@@ -253,7 +253,8 @@ export class NatsTopic implements Topic {
   async refresh(): Promise<void> {
     if (this.closed) return;
     const si = await this.store.jsm.streams.info(this.stream);
-    this.#state.firstSeq = si.state.first_seq;
+    // An empty stream that never held a message reports first_seq 0.
+    this.#state.firstSeq = Math.max(si.state.first_seq, 1);
     this.#state.lastSeq = si.state.last_seq;
     this.#state.bytes = si.state.bytes;
     this.#state.delayed = await this.store.delays.count(this);

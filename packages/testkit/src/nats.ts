@@ -79,7 +79,7 @@ async function freePorts(n: number): Promise<number[]> {
 
 /** Lines a node logs once it knows the JetStream meta leader (itself or another). */
 const JOINED = /JetStream cluster new metadata leader|Self is new JetStream cluster metadata leader/;
-const START_TIMEOUT_MS = 30_000;
+const START_TIMEOUT_MS = 60_000;
 
 class Node implements NatsNode {
   process: ChildProcess | undefined;
@@ -115,7 +115,8 @@ class Node implements NatsNode {
       }, START_TIMEOUT_MS);
       const onData = (s: string) => {
         this.#out.push(s);
-        if (JOINED.test(s)) {
+        // The whole output: a line may arrive split across two chunks.
+        if (JOINED.test(this.output())) {
           clearTimeout(timer);
           child.off('exit', onExit);
           resolve();

@@ -1,18 +1,23 @@
 // query, remove and empty: the admin commands on topics and groups.
 import { ZbusError } from '@zbus/protocol';
+import { isShared } from '../cluster/shared-store.js';
 import { errorReply } from '../errors.js';
 import { groupInfo, serverInfo, topicInfo } from '../info.js';
 import type { CommandContext } from './context.js';
 import { requireGroup, requireTopic } from './lookup.js';
 import { okAck, okJson } from './reply.js';
 
-export function query(ctx: CommandContext): void {
+export async function query(ctx: CommandContext): Promise<void> {
   const { msg, state } = ctx;
+  const shared = isShared(state.store) ? state.store : undefined;
   if (msg.topic === undefined || msg.topic === '') {
+    await shared?.refresh();
     ctx.ticket.send(okJson(serverInfo(state, msg.token)));
     return;
   }
   const topic = requireTopic(ctx);
+  // A shared store's counters move with every broker: read them fresh for the answer.
+  await shared?.refresh(topic.name);
   if (msg.consumeGroup !== undefined && msg.consumeGroup !== '') {
     ctx.ticket.send(okJson(groupInfo(state, topic, requireGroup(ctx, topic)), topic.name));
     return;

@@ -7,6 +7,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Dispatcher } from '../mq/dispatcher.js';
 import type { ResolvedBrokerOptions } from '../options.js';
 import type { RpcCalls } from '../rpc/calls.js';
+import type { RpcRelay } from '../rpc/relay.js';
 import type { ReplyTicket, Session } from '../session.js';
 import type { Store } from '../store/types.js';
 import type { TrackerState } from '../tracker/tracker.js';
@@ -19,6 +20,8 @@ export interface BrokerState {
   readonly log: Logger;
   readonly auth: Auth | undefined;
   readonly rpc: RpcCalls;
+  /** RPC to services on other brokers; set with a shared store. */
+  readonly relay: RpcRelay | undefined;
   readonly sessions: Map<string, Session>;
   readonly tracker: TrackerState;
   /** `host:port` announced to clients and trackers. */

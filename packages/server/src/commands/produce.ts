@@ -38,7 +38,9 @@ export function produce(ctx: CommandContext): void | Promise<void> {
   }
   const topic = requireTopic(ctx);
   const rpc = isRpcTopic(topic);
-  if (rpc && state.dispatcher.consumerCount(topic.name) === 0) {
+  // No service here: with a shared store another broker may have one (rpc/relay.ts), else 503 at once.
+  const relay = rpc && state.dispatcher.consumerCount(topic.name) === 0 ? state.relay : undefined;
+  if (rpc && !relay && state.dispatcher.consumerCount(topic.name) === 0) {
     state.metrics.rpcNoResponders++;
     throw new ZbusError('ZBUS_ERR_NO_RESPONDERS', `no service is consuming ${topic.name} (no responders)`);
   }
@@ -49,12 +51,13 @@ export function produce(ctx: CommandContext): void | Promise<void> {
   if (deliverAtHeader !== undefined) input.deliverAt = deliverAtHeader;
   else if (delay !== undefined && delay > 0) input.deliverAt = Date.now() + delay;
 
+  let timeoutMs = 0;
   if (rpc) {
     state.metrics.rpcRequests++;
     const id = input.id;
     // A plain-HTTP caller (RPC by URL) gets the routed reply as the answer to its request.
     if (ticket.ordered) session.awaitingRoute.set(id, ticket);
-    const timeoutMs = timeout !== undefined && timeout > 0 ? timeout : state.options.rpcTimeoutMs;
+    timeoutMs = timeout !== undefined && timeout > 0 ? timeout : state.options.rpcTimeoutMs;
     state.rpc.add(session, id, topic.name, timeoutMs, () => {
       state.metrics.rpcTimeouts++;
       session.awaitingRoute.delete(id);
@@ -68,6 +71,20 @@ export function produce(ctx: CommandContext): void | Promise<void> {
     });
   }
 
+  if (relay) {
+    // The reply comes back over the link; the request is done here once sent (it must not hold the
+    // connection's in-flight budget for as long as the service takes).
+    relay.forward(session, topic.name, input.id, input.data, timeoutMs).catch((err: unknown) => {
+      if (!state.rpc.settle(session.id, input.id)) return; // answered 504 meanwhile
+      session.awaitingRoute.delete(input.id);
+      const reply = errorReply(err, topic.name);
+      reply.set('id', input.id);
+      if (ticket.ordered) ticket.send(reply);
+      else session.push(reply);
+    });
+    if (!ticket.ordered) ticket.none();
+    return;
+  }
   return topic.append(input).then(
     (r) => {
       state.metrics.countProduced(topic.name);

@@ -1,10 +1,17 @@
 // RPC requests in flight through the broker: produced to an RPC topic, waiting for the service's `route`.
 // One coarse sweep timer serves every call (no timer per request); a call past its deadline gets 504. A `route`
 // reaches a session only as the answer to one of these calls (issue 14 item 4).
-import type { Session } from '../session.js';
+import type { Message } from '@zbus/protocol';
+
+/** Who waits for a call's answer: a session here, or (rpc/relay.ts) a caller on another broker. */
+export interface Caller {
+  readonly id: string;
+  /** Hands the routed reply over; false when it could not be delivered. */
+  deliverRouted(reply: Message): boolean;
+}
 
 interface Call {
-  session: Session;
+  session: Caller;
   id: string;
   /** The topic the call was made to, as the store spells it: only a router allowed on it may answer. */
   topic: string;
@@ -22,7 +29,7 @@ export class RpcCalls {
     return this.#calls.size;
   }
 
-  add(session: Session, id: string, topic: string, timeoutMs: number, onTimeout: () => void): void {
+  add(session: Caller, id: string, topic: string, timeoutMs: number, onTimeout: () => void): void {
     this.#calls.set(`${session.id}\0${id}`, {
       session,
       id,
@@ -47,7 +54,7 @@ export class RpcCalls {
   }
 
   /** The caller went away. */
-  dropSession(session: Session): void {
+  dropSession(session: Caller): void {
     for (const [k, c] of this.#calls) if (c.session === session) this.#calls.delete(k);
   }
 
@@ -66,7 +73,7 @@ export class RpcCalls {
   }
 
   /** Shutdown: every call still waiting is handed to `answer` (the broker replies 503), then forgotten. */
-  close(answer?: (session: Session, id: string) => void): void {
+  close(answer?: (session: Caller, id: string) => void): void {
     if (answer) for (const c of this.#calls.values()) answer(c.session, c.id);
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;

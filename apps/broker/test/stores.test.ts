@@ -1,0 +1,202 @@
+// One behavioural suite, run against both stores: the embedded local store (one broker) and the JetStream store
+// (two brokers on a 3-node nats-server cluster). Every test writes through `entry` and reads through `exit`; with
+// the local store they are the same broker, with JetStream two different ones, so each test also shows that the
+// brokers share topics, groups, acks, delays and RPC services.
+import type { Message } from '@zbus/protocol';
+import {
+  type NatsCluster,
+  natsServerMissing,
+  RawClient,
+  type RunningBroker,
+  startBroker,
+  startNatsCluster,
+} from '@zbus/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+interface Setup {
+  entry: RawClient;
+  exit: RawClient;
+  stop(): Promise<void>;
+}
+
+const missing = natsServerMissing();
+
+const STORES: Array<{ name: string; skip: string | undefined; start(): Promise<Setup> }> = [
+  {
+    name: 'local store',
+    skip: undefined,
+    async start() {
+      const b = await startBroker({ fsync: 'never' });
+      const entry = await RawClient.connect(b.port);
+      const exit = await RawClient.connect(b.port);
+      return {
+        entry,
+        exit,
+        async stop() {
+          entry.close();
+          exit.close();
+          await b.stop();
+        },
+      };
+    },
+  },
+  {
+    name: 'JetStream store, two brokers',
+    skip: missing,
+    async start() {
+      const cluster: NatsCluster = await startNatsCluster();
+      const brokers: RunningBroker[] = [];
+      try {
+        for (let i = 0; i < 2; i++) brokers.push(await startBroker({ args: ['--store', cluster.url] }));
+      } catch (err) {
+        await Promise.all(brokers.map((b) => b.stop()));
+        await cluster.stop();
+        throw err;
+      }
+      const entry = await RawClient.connect(brokers[0]!.port);
+      const exit = await RawClient.connect(brokers[1]!.port);
+      return {
+        entry,
+        exit,
+        async stop() {
+          entry.close();
+          exit.close();
+          await Promise.all(brokers.map((b) => b.stop()));
+          await cluster.stop();
+        },
+      };
+    },
+  },
+];
+
+if (missing) console.warn(`JetStream store suite skipped: ${missing}`);
+
+const text = (m: Message) => new TextDecoder().decode(m.body);
+let seq = 0;
+const fresh = (base: string) => `${base}${Date.now().toString(36)}${++seq}`;
+
+/** A request whose reply is `status`; the reply. */
+async function ok(
+  c: RawClient,
+  headers: Record<string, string>,
+  body?: string,
+  status = 200,
+): Promise<Message> {
+  const reply = await c.request({ url: '/', headers, body }, 15_000);
+  expect(reply.status, `${headers.cmd} ${text(reply)}`).toBe(status);
+  return reply;
+}
+
+/** Declares through `entry`, then waits until `exit` knows the topic (another broker learns it from the KV watch). */
+async function declare(s: Setup, headers: Record<string, string>): Promise<void> {
+  await ok(s.entry, { cmd: 'declare', ...headers });
+  for (let i = 0; ; i++) {
+    const q = await s.exit.request({
+      url: '/',
+      headers: { cmd: 'query', topic: headers.topic!, consume_group: headers.consume_group ?? '' },
+    });
+    if (q.status === 200) return;
+    if (i > 200) throw new Error(`${headers.topic} never reached the other broker`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+for (const store of STORES) {
+  describe.skipIf(store.skip !== undefined)(`stores: ${store.name}`, () => {
+    let s: Setup;
+    beforeAll(async () => {
+      s = await store.start();
+    }, 90_000);
+    afterAll(async () => {
+      await s?.stop();
+    });
+
+    it('produces through one broker and consumes through the other, offsets per topic', async () => {
+      const topic = fresh('Orders');
+      await declare(s, { topic });
+      const first = await ok(s.entry, { cmd: 'produce', topic, ack: 'true' }, 'one');
+      await ok(s.entry, { cmd: 'produce', topic, ack: 'true', tag: 'eu.paris' }, 'two');
+      expect(first.headers.offset).toBe('0');
+      expect(first.headers.durable).toMatch(
+        store.skip === undefined && store.name.startsWith('Jet') ? /replicated/ : /.+/,
+      );
+      const a = await ok(s.exit, { cmd: 'consume', topic });
+      const b = await ok(s.exit, { cmd: 'consume', topic });
+      expect([text(a), text(b)]).toEqual(['one', 'two']);
+      expect([a.headers.offset, b.headers.offset]).toEqual(['0', '1']);
+      const byOffset = await ok(s.exit, { cmd: 'consume', topic, offset: '1' });
+      expect(text(byOffset)).toBe('two');
+    });
+
+    it('filters a group by tag', async () => {
+      const topic = fresh('Tagged');
+      await declare(s, { topic, consume_group: 'eu', group_filter: 'eu.*', group_start_offset: '0' });
+      for (const tag of ['us.ny', 'eu.paris', 'eu', 'eu.rome']) {
+        await ok(s.entry, { cmd: 'produce', topic, ack: 'true', tag }, tag);
+      }
+      const got = [];
+      for (let i = 0; i < 2; i++)
+        got.push(text(await ok(s.exit, { cmd: 'consume', topic, consume_group: 'eu' })));
+      expect(got).toEqual(['eu.paris', 'eu.rome']);
+    });
+
+    it('redelivers a nacked message with retry and takes the ack', async () => {
+      const topic = fresh('Work');
+      await declare(s, { topic, topic_mask: '64' });
+      await ok(s.entry, { cmd: 'produce', topic, ack: 'true' }, 'job');
+      const d = await ok(s.exit, { cmd: 'consume', topic });
+      expect(d.headers.retry).toBeUndefined();
+      await ok(s.exit, { cmd: 'nack', topic, offset: d.headers.offset!, ack: 'true' });
+      const again = await ok(s.exit, { cmd: 'consume', topic });
+      expect(again.headers).toMatchObject({ offset: d.headers.offset, retry: '1' });
+      await ok(s.entry, { cmd: 'ack', topic, offset: again.headers.offset!, ack: 'true' });
+      const q = JSON.parse(text(await ok(s.exit, { cmd: 'query', topic })));
+      expect(q.consumeGroupList[0].unackedCount).toBe(0);
+    });
+
+    it('holds a delayed message until it comes due', async () => {
+      const topic = fresh('Later');
+      await declare(s, { topic });
+      const r = await ok(s.entry, { cmd: 'produce', topic, ack: 'true', delay: '300' }, 'later');
+      expect(r.headers.deliver_at).toBeDefined();
+      await ok(s.entry, { cmd: 'produce', topic, ack: 'true' }, 'now');
+      expect(text(await ok(s.exit, { cmd: 'consume', topic }))).toBe('now');
+      const late = await ok(s.exit, { cmd: 'consume', topic });
+      expect(text(late)).toBe('later');
+      expect(Number(late.headers.timestamp)).toBeGreaterThanOrEqual(Number(r.headers.deliver_at));
+    });
+
+    it('answers RPC by route through the other broker, 503 with no service anywhere', async () => {
+      const topic = fresh('Calc');
+      await declare(s, { topic, topic_mask: String(1 | 2) });
+      const none = await s.entry.request({ url: '/', headers: { cmd: 'produce', topic }, body: 'x' });
+      expect(none.status).toBe(503);
+      const consumeId = s.exit.send({ url: '/', headers: { cmd: 'consume', topic } });
+      // The service's broker takes calls for the topic once NATS has spread its subscription: until then a call
+      // is answered 503 at once, and is sent again.
+      let callId = '';
+      for (let i = 0; ; i++) {
+        callId = s.entry.send({ url: '/', headers: { cmd: 'produce', topic, ack: 'false' }, body: '1+2' });
+        const early = await s.entry.next((m) => m.headers.id === callId, 200).catch(() => undefined);
+        if (early === undefined) break; // no 503: the call is with the service
+        expect(early.status).toBe(503);
+        if (i > 100) throw new Error('the service never became reachable');
+      }
+      const req = await s.exit.next((m) => m.headers.id === consumeId, 15_000);
+      expect(text(req)).toBe('1+2');
+      s.exit.send({
+        url: '/',
+        headers: { cmd: 'route', topic, recver: req.headers.sender!, id: req.headers.origin_id! },
+        body: '3',
+      });
+      const reply = await s.entry.next((m) => m.headers.id === callId, 15_000);
+      expect([reply.status, text(reply)]).toEqual([200, '3']);
+    });
+
+    it('says in ServerInfo whether the brokers share a store', async () => {
+      const info = JSON.parse(text(await ok(s.exit, { cmd: 'query' })));
+      if (store.name.startsWith('Jet')) expect(info.sharedStore).toMatch(/^nats:/);
+      else expect(info.sharedStore).toBeUndefined();
+    });
+  });
+}
