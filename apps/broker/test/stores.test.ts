@@ -193,6 +193,97 @@ for (const store of STORES) {
       expect([reply.status, text(reply)]).toEqual([200, '3']);
     });
 
+    it('delivers each message once per group: unicast within a group, multicast across groups', async () => {
+      const topic = fresh('Fan');
+      await declare(s, { topic, consume_group: 'billing', group_start_offset: '0' });
+      await declare(s, { topic, consume_group: 'audit', group_start_offset: '0' });
+      for (const m of ['a', 'b', 'c', 'd']) await ok(s.entry, { cmd: 'produce', topic, ack: 'true' }, m);
+      const billing = [];
+      for (let i = 0; i < 4; i++) {
+        const via = i % 2 === 0 ? s.entry : s.exit;
+        billing.push(text(await ok(via, { cmd: 'consume', topic, consume_group: 'billing' })));
+      }
+      const audit = [];
+      for (let i = 0; i < 4; i++)
+        audit.push(text(await ok(s.exit, { cmd: 'consume', topic, consume_group: 'audit' })));
+      expect(billing.sort()).toEqual(['a', 'b', 'c', 'd']);
+      expect(audit).toEqual(['a', 'b', 'c', 'd']);
+    });
+
+    it('moves a message to <topic>.dlq after max deliver, with why and from where', async () => {
+      const topic = fresh('Poison');
+      await declare(s, {
+        topic,
+        topic_mask: '64',
+        consume_group: 'w',
+        group_max_deliver: '1',
+        group_start_offset: '0',
+      });
+      await ok(s.entry, { cmd: 'produce', topic, ack: 'true' }, 'poison');
+      const d = await ok(s.exit, { cmd: 'consume', topic, consume_group: 'w' });
+      await ok(s.exit, { cmd: 'nack', topic, consume_group: 'w', offset: d.headers.offset!, ack: 'true' });
+      // The next delivery is beyond max deliver 1: it goes to the dead-letter topic, not to this consume.
+      const waiting = s.exit.send({
+        url: '/',
+        headers: { cmd: 'consume', topic, consume_group: 'w', consume_timeout: '3000' },
+      });
+      const dlq = `${topic}.dlq`;
+      let dead: Message | undefined;
+      for (let i = 0; dead === undefined; i++) {
+        const r = await s.entry.request({
+          url: '/',
+          headers: { cmd: 'consume', topic: dlq, consume_timeout: '1000' },
+        });
+        if (r.status === 200 && r.headers.consume_timeout === undefined) dead = r;
+        else if (i > 200) throw new Error(`nothing reached ${dlq}: ${r.status} ${text(r)}`);
+        else if (r.status === 404) await new Promise((resolve) => setTimeout(resolve, 20)); // not declared yet
+      }
+      expect(dead && text(dead)).toBe('poison');
+      expect(dead!.headers).toMatchObject({ dlq_reason: 'max_deliver', dlq_group: 'w' });
+      await s.exit.next((m) => m.headers.id === waiting, 15_000);
+    });
+
+    it('dedupes a produce id within the topic window', async () => {
+      const topic = fresh('Once');
+      await declare(s, { topic, topic_dedupe_window: '60000' });
+      const first = await ok(s.entry, { cmd: 'produce', topic, ack: 'true', id: 'order-1' }, 'x');
+      const again = await ok(s.exit, { cmd: 'produce', topic, ack: 'true', id: 'order-1' }, 'x');
+      expect(again.headers).toMatchObject({ duplicate: 'true', offset: first.headers.offset });
+    });
+
+    it('starts a group at an offset or at a time', async () => {
+      const topic = fresh('Seek');
+      await declare(s, { topic });
+      for (const m of ['a0', 'a1']) await ok(s.entry, { cmd: 'produce', topic, ack: 'true' }, m);
+      const mid = Number(
+        (await ok(s.entry, { cmd: 'produce', topic, ack: 'true' }, 'a2')).headers.offset === '2'
+          ? Date.now() + 5
+          : 0,
+      );
+      await new Promise((r) => setTimeout(r, 10));
+      await ok(s.entry, { cmd: 'produce', topic, ack: 'true' }, 'b0');
+      await declare(s, { topic, consume_group: 'o', group_start_offset: '1' });
+      expect(text(await ok(s.exit, { cmd: 'consume', topic, consume_group: 'o' }))).toBe('a1');
+      await declare(s, { topic, consume_group: 't', group_start_time: String(mid) });
+      expect(text(await ok(s.exit, { cmd: 'consume', topic, consume_group: 't' }))).toBe('b0');
+    });
+
+    it('answers the 0.11 and 0.8 URL forms and the info shapes', async () => {
+      const topic = fresh('Url');
+      await declare(s, { topic });
+      const p = await s.entry.request({
+        url: `/${topic}?cmd=produce&ack=true`,
+        method: 'POST',
+        body: 'via-url',
+      });
+      expect(p.status).toBe(200);
+      const c = await s.exit.request({ url: `/consume/${topic}` });
+      expect(text(c)).toBe('via-url');
+      const info = JSON.parse(text(await ok(s.exit, { cmd: 'query', topic })));
+      expect(info).toMatchObject({ topicName: topic, messageDepth: 1, firstOffset: 0, nextOffset: 1 });
+      expect(info.consumeGroupList[0]).toMatchObject({ groupName: topic, messageCount: 0, position: 1 });
+    });
+
     it('says in ServerInfo whether the brokers share a store', async () => {
       const info = JSON.parse(text(await ok(s.exit, { cmd: 'query' })));
       if (store.name.startsWith('Jet')) expect(info.sharedStore).toMatch(/^nats:/);

@@ -20,7 +20,10 @@ export type {
   TlsOptions,
 } from './options.js';
 export { DEFAULTS, parseFsyncPolicy, resolveOptions } from './options.js';
+export { deadLetterData, declareDlq } from './store/dead-letter.js';
 export { compileFilter, type TagMatcher } from './store/filter.js';
+export { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_ACK_WINDOW, DEFAULT_MAX_DELIVER } from './store/group.js';
+export { maxPosition, resolveStart, type StartSource } from './store/group-start.js';
 export { MemoryTopic } from './store/memory-topic.js';
 export { nameKey, validateName } from './store/names.js';
 export type {

@@ -12,6 +12,9 @@
 import type { Msg } from '@nats-io/nats-core';
 import {
   compileFilter,
+  DEFAULT_ACK_TIMEOUT_MS,
+  DEFAULT_ACK_WINDOW,
+  DEFAULT_MAX_DELIVER,
   type Delivery,
   type Group,
   type GroupConfig,
@@ -23,9 +26,6 @@ import { Puller, parseAck } from './puller.js';
 import { decodeRecord } from './record.js';
 import type { NatsTopic } from './topic.js';
 
-export const DEFAULT_ACK_WINDOW = 100;
-export const DEFAULT_ACK_TIMEOUT_MS = 10_000;
-export const DEFAULT_MAX_DELIVER = 5;
 /** Most messages one pull request asks for. */
 const MAX_PULL = 256;
 /** Wait before asking again after a pull request failed (no consumer, no leader). */
@@ -253,12 +253,9 @@ export class NatsGroup implements Group {
     return done;
   }
 
-  touch(offset: number): boolean {
-    if (!this.ackMode || this.removed) return false;
-    void this.#send(offset, '+WPI', false).catch((err) =>
-      this.topic.store.logError(err, 'touch failed', this.topic.name),
-    );
-    return true;
+  async touch(offset: number): Promise<boolean> {
+    if (!this.ackMode) return false;
+    return this.#send(offset, '+WPI', false);
   }
 
   async empty(): Promise<void> {

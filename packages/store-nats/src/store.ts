@@ -21,7 +21,10 @@ import { type KV, Kvm } from '@nats-io/kv';
 import type { ConnectionOptions, NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import {
+  declareDlq,
   type GroupConfig,
+  maxPosition,
+  resolveStart,
   type SharedStore,
   STORE_MASK_MEMORY,
   type StoreChange,
@@ -457,13 +460,7 @@ export class NatsStore implements SharedStore {
   }
 
   dlqTopic(topicName: string): Promise<Topic> {
-    const name = `${topicName}.dlq`;
-    const t = this.topic(name);
-    if (t) return Promise.resolve(t);
-    return this.declareTopic(name, { mask: 0, creator: 'zbus' }).then(async (dlq) => {
-      if (!dlq.group(name)) await dlq.declareGroup(name, { start: { offset: 0 }, creator: 'zbus' });
-      return dlq;
-    });
+    return declareDlq(this, topicName);
   }
 
   // ---------------------------------------------------------------- groups
@@ -503,33 +500,14 @@ export class NatsStore implements SharedStore {
   /** The offset a new or re-declared group starts at (undefined: keep the current one), as the local store does. */
   async #resolveStart(t: NatsTopic, config: GroupConfig, isNew: boolean): Promise<number | undefined> {
     await t.refresh();
-    const start = config.start;
-    let pos: number | undefined;
-    if (start?.copy !== undefined) {
-      const other = t.group(start.copy);
-      if (other) pos = other.info().position;
-    }
-    if (pos === undefined && isNew) {
-      // 0.11 (zbus-protocol.md §7.3): copy the most advanced group, so a new group does not replay history.
-      let max = -1;
-      for (const g of t.groupsMap.values()) max = Math.max(max, g.info().position);
-      pos = max >= 0 ? max : t.firstOffset;
-    }
-    if (start?.offset !== undefined) {
-      if (start.msgId !== undefined) {
-        const rec = await t.read(start.offset);
-        if (rec === undefined || rec.id !== start.msgId) {
-          throw new StoreError(
-            'ZBUS_ERR_SEEK',
-            `seek by offset failed: offset ${start.offset} does not hold message ${start.msgId}`,
-          );
-        }
-      }
-      pos = Math.min(Math.max(start.offset, t.firstOffset), t.nextOffset);
-    } else if (start?.time !== undefined) {
-      pos = await t.seekTime(start.time);
-    }
-    return pos;
+    return resolveStart(config, isNew, {
+      firstOffset: t.firstOffset,
+      endOffset: t.nextOffset,
+      positionOf: (name) => t.group(name)?.info().position,
+      maxPosition: () => maxPosition([...t.groupsMap.values()].map((g) => g.info())),
+      idAt: async (offset) => (await t.read(offset))?.id,
+      seekTime: (time) => t.seekTime(time),
+    });
   }
 
   declareGroup(t: NatsTopic, name: string, config: GroupConfig): Promise<NatsGroup> {

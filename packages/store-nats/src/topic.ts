@@ -14,7 +14,7 @@ import {
 import {
   type AppendInput,
   type AppendResult,
-  type DeadLetterInfo,
+  deadLetterData,
   type Group,
   type GroupConfig,
   STORE_MASK_MEMORY,
@@ -46,7 +46,7 @@ const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
 const FRAME_BYTES = 5;
 
 export function storedDurability(replicas: number, memory: boolean): AppendResult['durability'] {
-  if (replicas > 1) return 'replicated' as AppendResult['durability'];
+  if (replicas > 1) return 'replicated';
   return memory ? 'memory' : 'interval';
 }
 
@@ -308,15 +308,7 @@ export class NatsTopic implements Topic {
   }
 
   async deadLetter(rec: StoredRecord, group: string, deliveries: number): Promise<void> {
-    const info: DeadLetterInfo = {
-      topic: this.name,
-      group,
-      offset: rec.offset,
-      id: rec.id,
-      deliveries,
-      reason: 'max_deliver',
-    };
-    const data = this.store.deadLetterFn ? this.store.deadLetterFn(rec.data, info) : rec.data;
+    const data = deadLetterData(this.store, this.name, rec, group, deliveries);
     const dlq = (await this.store.dlqTopic(this.name)) as NatsTopic;
     // Moving the same delivery twice (a broker killed between the move and the TERM) stores it once.
     await dlq.publish(rec.id, rec.tag, data, `dlq:${this.key}:${this.store.keyOf(group)}:${rec.offset}`);

@@ -41,8 +41,8 @@ export async function nack(ctx: CommandContext): Promise<void> {
   answer(ctx, done);
 }
 
-export function touch(ctx: CommandContext): void {
+export async function touch(ctx: CommandContext): Promise<void> {
   const topic = requireTopic(ctx);
   const group = requireGroup(ctx, topic);
-  answer(ctx, group.touch(requireOffset(ctx)));
+  answer(ctx, await group.touch(requireOffset(ctx)));
 }

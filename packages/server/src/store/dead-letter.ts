@@ -1,7 +1,7 @@
 // Dead letters: a message that used up its deliveries in a group moves to `<topic>.dlq`, with the id and tag it
 // had. The broker's hook may rewrite the bytes (it adds headers saying why and from where); the store itself
 // never parses them.
-import type { DeadLetterInfo, StoredRecord, StoreOptions, Topic } from './types.js';
+import type { DeadLetterInfo, Store, StoredRecord, StoreOptions, Topic } from './types.js';
 
 /** What dead-lettering needs from the store. */
 export interface DeadLetterSink {
@@ -15,14 +15,27 @@ export function dlqName(topic: string): string {
   return `${topic}.dlq`;
 }
 
-/** Append `rec` of `topic`, delivered `deliveries` times to `group`, to the topic's dead-letter topic. */
-export async function deadLetter(
-  sink: DeadLetterSink,
+/** The `<topic>.dlq` topic of `store`, declared on first use. */
+export function declareDlq(store: Pick<Store, 'topic' | 'declareTopic'>, topicName: string): Promise<Topic> {
+  const name = dlqName(topicName);
+  const t = store.topic(name);
+  if (t) return Promise.resolve(t);
+  // Like any declare without a group, the dead-letter topic gets the default group named as the topic,
+  // reading from its first message, so that it can be consumed (and counted) at once.
+  return store.declareTopic(name, { mask: 0, creator: 'zbus' }).then(async (dlq) => {
+    if (!dlq.group(name)) await dlq.declareGroup(name, { start: { offset: 0 }, creator: 'zbus' });
+    return dlq;
+  });
+}
+
+/** The bytes `rec` of `topic`, delivered `deliveries` times to `group`, is stored with in the dead-letter topic. */
+export function deadLetterData(
+  sink: Pick<DeadLetterSink, 'deadLetterFn'>,
   topic: string,
   rec: StoredRecord,
   group: string,
   deliveries: number,
-): Promise<void> {
+): Uint8Array {
   const info: DeadLetterInfo = {
     topic,
     group,
@@ -31,7 +44,18 @@ export async function deadLetter(
     deliveries,
     reason: 'max_deliver',
   };
-  const data = sink.deadLetterFn ? sink.deadLetterFn(rec.data, info) : rec.data;
+  return sink.deadLetterFn ? sink.deadLetterFn(rec.data, info) : rec.data;
+}
+
+/** Append `rec` of `topic`, delivered `deliveries` times to `group`, to the topic's dead-letter topic. */
+export async function deadLetter(
+  sink: DeadLetterSink,
+  topic: string,
+  rec: StoredRecord,
+  group: string,
+  deliveries: number,
+): Promise<void> {
+  const data = deadLetterData(sink, topic, rec, group, deliveries);
   const dlq = await sink.dlqTopic(topic);
   await dlq.append(rec.tag === undefined ? { id: rec.id, data } : { id: rec.id, tag: rec.tag, data });
 }

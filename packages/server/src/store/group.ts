@@ -480,7 +480,7 @@ export class DiskGroup implements Group {
     return true;
   }
 
-  touch(offset: number): boolean {
+  async touch(offset: number): Promise<boolean> {
     const e = this.pending.get(offset);
     if (e === undefined || this.removed) return false;
     e.deadline = this.port.clock.now() + this.#timeout;

@@ -70,7 +70,7 @@ class MemoryGroup implements Group {
   async nack(): Promise<boolean> {
     return false;
   }
-  touch(): boolean {
+  async touch(): Promise<boolean> {
     return false;
   }
 

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Clock, systemClock } from './clock.js';
-import { dlqName } from './dead-letter.js';
+import { declareDlq } from './dead-letter.js';
 import { declareOnce } from './declare-once.js';
 import { MemoryTopic } from './memory-topic.js';
 import { nameKey, validateName } from './names.js';
@@ -123,15 +123,7 @@ class FileStore implements Store, StoreContext {
   }
 
   dlqTopic(topicName: string): Promise<Topic> {
-    const name = dlqName(topicName);
-    const t = this.#topics.get(nameKey(name));
-    if (t) return Promise.resolve(t);
-    // Like any declare without a group, the dead-letter topic gets the default group named as the topic,
-    // reading from its first message, so that it can be consumed (and counted) at once.
-    return this.declareTopic(name, { mask: 0, creator: 'zbus' }).then(async (dlq) => {
-      if (!dlq.group(name)) await dlq.declareGroup(name, { start: { offset: 0 }, creator: 'zbus' });
-      return dlq;
-    });
+    return declareDlq(this, topicName);
   }
 
   async flush(): Promise<void> {

@@ -1,13 +1,21 @@
 // The contract between the broker and its durable store. The store knows nothing of sockets or of the wire
 // format: a record is opaque bytes plus the few fields it indexes (id, tag, timestamp).
 // Durations are milliseconds, sizes bytes, times epoch milliseconds.
+//
+// Two stores implement it: the embedded one (store.ts) and, in @zbus/store-nats, one on a NATS JetStream cluster
+// shared by several brokers. For the second, lookups (topic(), groups(), info()) are synchronous reads of a
+// cached view kept up to date by the store, offsets are the only handle on a delivery (an ack may reach a broker
+// other than the one that delivered it), and whatever talks to storage returns a promise.
 import type { Clock } from './clock.js';
 
 /** When an append is acknowledged. `always`: after fsync (group commit); `interval`: fsync every N ms; `never`. */
 export type FsyncPolicy = 'always' | 'never' | { intervalMs: number };
 
-/** What guarantee an append met when its promise resolved. */
-export type Durability = 'fsync' | 'interval' | 'none' | 'memory';
+/**
+ * What guarantee an append met when its promise resolved. `replicated`: stored by a quorum of the replicas of a
+ * shared store (docs/scale-out.md).
+ */
+export type Durability = 'fsync' | 'interval' | 'none' | 'memory' | 'replicated';
 
 /** 0.11 mask bits the store cares about (same numbering as the protocol). */
 export const STORE_MASK_MEMORY = 1;
@@ -154,7 +162,7 @@ export interface Group {
   /** Make the offset deliverable again, now or after `delayMs`. */
   nack(offset: number, delayMs?: number): Promise<boolean>;
   /** Extend the deadline of a pending delivery by the group's ack timeout. */
-  touch(offset: number): boolean;
+  touch(offset: number): Promise<boolean>;
   /** Move the position to the end of the log and drop pending acks. */
   empty(): Promise<void>;
   /** Change filter, mask and position as a re-declare does. */

@@ -63,8 +63,8 @@ describe('ack mode', () => {
     await g.next();
     const start = Date.now();
     await new Promise((r) => setTimeout(r, 80));
-    expect(g.touch(0)).toBe(true);
-    expect(g.touch(7)).toBe(false);
+    expect(await g.touch(0)).toBe(true);
+    expect(await g.touch(7)).toBe(false);
     const d = await until(() => g.next());
     expect(Date.now() - start).toBeGreaterThanOrEqual(190);
     expect(d.retry).toBe(1);
