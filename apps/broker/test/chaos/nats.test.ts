@@ -67,11 +67,12 @@ describe.skipIf(missing !== undefined)(
         ];
         const [a, b] = brokers as [RunningBroker, RunningBroker];
         const admin = await Wire.connect(a.port);
-        for (const headers of [
+        const declares: Array<Record<string, string>> = [
           { cmd: 'declare', topic: TOPIC },
           { cmd: 'declare', topic: DELAYED, consume_group: 'due', group_start_offset: '0' },
           { cmd: 'declare', topic: SERVICE, topic_mask: '3' },
-        ]) {
+        ];
+        for (const headers of declares) {
           expect((await admin.request({ headers }, 30_000)).status).toBe(200);
         }
         admin.close();
