@@ -9,6 +9,7 @@ import {
   type Broker,
   type BrokerOptions,
   createBroker,
+  InvalidOptionError,
   parseFsyncPolicy,
 } from '@zbus/server';
 import { runLongLived } from './usage.js';
@@ -69,6 +70,43 @@ const FLAGS = {
   config: 'ZBUS_CONFIG',
 } as const;
 type Flag = keyof typeof FLAGS;
+
+/** The option each flag sets: a refused option names the flag and env var that set it. */
+const OPTION_OF_FLAG: Partial<Record<Flag, keyof BrokerOptions>> = {
+  port: 'port',
+  host: 'host',
+  announce: 'announce',
+  data: 'dataDir',
+  fsync: 'fsync',
+  'max-body': 'maxBodyBytes',
+  auth: 'auth',
+  'tls-cert': 'tls',
+  'tls-key': 'tls',
+  tracker: 'trackers',
+  store: 'store',
+  'store-replicas': 'storeReplicas',
+  'store-prefix': 'storePrefix',
+  'nats-creds': 'nats',
+  'nats-token': 'nats',
+  'nats-tls-ca': 'nats',
+  'nats-tls-cert': 'nats',
+  'nats-tls-key': 'nats',
+  'log-level': 'logLevel',
+};
+
+/** createBroker(), with the flags of a refused option added to its message. */
+function brokerFrom(options: BrokerOptions): Broker {
+  try {
+    return createBroker(options);
+  } catch (err) {
+    if (!(err instanceof InvalidOptionError)) throw err;
+    const flags = (Object.keys(OPTION_OF_FLAG) as Flag[])
+      .filter((f) => OPTION_OF_FLAG[f] === err.option)
+      .map((f) => `--${f} or ${FLAGS[f]}`);
+    if (flags.length === 0) throw err;
+    throw new Error(`${err.message}; set by ${flags.join(', ')}`, { cause: err });
+  }
+}
 
 function readJson<T>(file: string, what: string): T {
   try {
@@ -197,7 +235,7 @@ export function serve(argv: string[]): Promise<number> {
       const options = optionsFromArgs(argv, process.env);
       if (options === 'help') return options;
       withStoreModule(options);
-      return createBroker(options);
+      return brokerFrom(options);
     },
     started,
   );

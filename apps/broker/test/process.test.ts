@@ -39,6 +39,26 @@ describe('zbus serve', () => {
     expect(unknown.status).toBe(2);
   });
 
+  it('refuses an option out of range at startup, naming the option, its flag and env var', () => {
+    // --max-body 0 used to start, and the first connection crashed the broker.
+    const zero = spawnSync(process.execPath, [BROKER_CLI, 'serve', '--port', '0', '--max-body', '0'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(zero.status).toBe(2);
+    expect(zero.stdout).not.toContain('listening');
+    expect(zero.stderr).toContain(
+      'zbus serve: maxBodyBytes must be an integer from 1 to 1073741824, got 0 (maxBodyBytes); set by --max-body or ZBUS_MAX_BODY',
+    );
+    const env = spawnSync(process.execPath, [BROKER_CLI, 'serve', '--port', '0'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      env: { ...process.env, ZBUS_LOG_LEVEL: 'chatty' },
+    });
+    expect(env.status).toBe(2);
+    expect(env.stderr).toContain('(logLevel); set by --log-level or ZBUS_LOG_LEVEL');
+  });
+
   it('reads options from env vars', async () => {
     const b = await startBroker({ env: { ZBUS_LOG_LEVEL: 'silent', ZBUS_FSYNC: 'never' }, fsync: 'never' });
     onTestFinished(() => b.stop().then(() => undefined));

@@ -8,6 +8,7 @@ import {
   Cmd,
   encodeMessage,
   keepAlive,
+  LimitError,
   type Message,
   resolveCommand,
   rpcRequestFromUrl,
@@ -284,6 +285,13 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     let resolved: ReturnType<typeof resolveCommand>;
     try {
       resolved = resolveCommand(msg);
+      // The decoder bounds framed bodies; a `body` header or `?body=` stands in for one only now.
+      if (msg.body.length > this.options.maxBodyBytes) {
+        throw new LimitError(
+          'ZBUS_ERR_BODY_TOO_LARGE',
+          `body exceeds ${this.options.maxBodyBytes} bytes (maxBodyBytes)`,
+        );
+      }
     } catch (err) {
       this.#fail(ticket, err, undefined);
       return;

@@ -137,30 +137,88 @@ export const DEFAULTS = {
   logLevel: 'warn',
 } satisfies Omit<ResolvedBrokerOptions, OptionalKeys>;
 
-const NON_NEGATIVE_INTEGERS = [
-  'port',
-  'segmentBytes',
-  'maxHeaderBytes',
-  'maxHeaderCount',
-  'maxBodyBytes',
-  'maxConnections',
-  'maxInflightPerConnection',
-  'writeHighWaterMark',
-  'idleTimeoutMs',
-  'rpcTimeoutMs',
-  'memoryTopicCapacity',
-  'ackTimeoutMs',
-  'ackWindow',
-  'maxDeliver',
-  'dedupeWindowMs',
-  'maxConsumeWindow',
-  'shutdownTimeoutMs',
-  'trackerReportIntervalMs',
-  'trackerDeadlineMs',
-] as const;
+/** A bad option: a wrong type, a value out of its range, or two options that do not fit together. */
+export class InvalidOptionError extends ZbusError {
+  static override readonly kind: string = 'InvalidOptionError';
+  /** The option (or options) at fault, as named in BrokerOptions. */
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super('ZBUS_ERR_INVALID_ARGUMENT', `${message} (${option})`);
+    this.option = option;
+  }
+}
 
-function invalid(message: string): never {
-  throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', message);
+/** The longest delay Node's timers take: past it setTimeout fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+type IntegerOption = {
+  [K in keyof BrokerOptions]-?: NonNullable<BrokerOptions[K]> extends number ? K : never;
+}[keyof BrokerOptions];
+
+/**
+ * The range of every integer option, bounds included. Typed over BrokerOptions: a new number option that is
+ * not listed here does not compile.
+ */
+const INTEGER_RANGES: Record<IntegerOption, readonly [min: number, max: number]> = {
+  port: [0, 65535],
+  storeReplicas: [1, 5],
+  segmentBytes: [1 * KiB, 1024 * GiB],
+  maxHeaderBytes: [1 * KiB, 16 * MiB],
+  maxHeaderCount: [1, 65536],
+  maxBodyBytes: [1, 1 * GiB],
+  maxConnections: [1, 1_000_000],
+  maxInflightPerConnection: [1, 1_000_000],
+  writeHighWaterMark: [1 * KiB, 1 * GiB],
+  idleTimeoutMs: [0, MAX_TIMER_MS],
+  rpcTimeoutMs: [1, MAX_TIMER_MS],
+  memoryTopicCapacity: [1, 10_000_000],
+  ackTimeoutMs: [1, MAX_TIMER_MS],
+  ackWindow: [1, 1_000_000],
+  maxDeliver: [1, 1_000_000],
+  dedupeWindowMs: [0, MAX_TIMER_MS],
+  maxConsumeWindow: [1, 1_000_000],
+  shutdownTimeoutMs: [0, MAX_TIMER_MS],
+  trackerReportIntervalMs: [0, MAX_TIMER_MS],
+  trackerDeadlineMs: [1, MAX_TIMER_MS],
+};
+
+/** Options without a default; with DEFAULTS they name every option (a new one must be listed somewhere). */
+const WITHOUT_DEFAULT: Record<OptionalKeys, true> = {
+  announce: true,
+  auth: true,
+  tls: true,
+  trackerToken: true,
+  monitorDir: true,
+  nats: true,
+  storeModule: true,
+};
+
+const LOG_LEVELS: ReadonlySet<unknown> = new Set([
+  'fatal',
+  'error',
+  'warn',
+  'info',
+  'debug',
+  'trace',
+  'silent',
+]);
+
+/** `host:port` with a port from 1 to 65535 (a bracketed IPv6 host too). */
+function isHostPort(v: unknown): boolean {
+  if (typeof v !== 'string') return false;
+  const m = /^(?:\[[^\]\s]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(v);
+  return m !== null && Number(m[1]) >= 1 && Number(m[1]) <= 65535;
+}
+
+function shown(v: unknown): string {
+  return typeof v === 'string'
+    ? `'${v}'`
+    : typeof v === 'object' && v !== null
+      ? JSON.stringify(v)
+      : String(v);
 }
 
 /** Parses `always`, `never`, `interval=<ms>` or `<ms>` into a policy. */
@@ -168,40 +226,34 @@ export function parseFsyncPolicy(value: string): FsyncPolicy {
   if (value === 'always' || value === 'never') return value;
   const m = /^(?:interval[=:])?(\d+)(?:ms)?$/.exec(value);
   const ms = Number(m?.[1]);
-  if (Number.isSafeInteger(ms) && ms >= 1) return { intervalMs: ms };
-  return invalid(`fsync must be always, never or interval=<ms >= 1>, got '${value}' (fsync)`);
+  if (Number.isSafeInteger(ms) && ms >= 1 && ms <= MAX_TIMER_MS) return { intervalMs: ms };
+  throw new InvalidOptionError(
+    'fsync',
+    `fsync must be always, never or interval=<ms> (1 to ${MAX_TIMER_MS} ms), got '${value}'`,
+  );
 }
 
 /** Spreads the options over the defaults, validates them and returns a frozen copy. */
 export function resolveOptions(options: BrokerOptions = {}): ResolvedBrokerOptions {
-  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const o = { ...DEFAULTS, ...defined } as ResolvedBrokerOptions;
-  for (const key of NON_NEGATIVE_INTEGERS) {
-    const v = o[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-      invalid(`${key} must be a non-negative integer, got ${String(v)} (${key})`);
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidOptionError('options', `options must be an object, got ${shown(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!Object.hasOwn(DEFAULTS, key) && !Object.hasOwn(WITHOUT_DEFAULT, key)) {
+      throw new InvalidOptionError(key, `unknown option '${key}'`);
     }
   }
-  if (o.port > 65535) invalid(`port must be at most 65535, got ${o.port} (port)`);
-  if (o.maxHeaderBytes < 1024) invalid(`maxHeaderBytes must be at least 1024, got ${o.maxHeaderBytes}`);
-  if (o.maxConnections < 1) invalid('maxConnections must be at least 1 (maxConnections)');
-  if (o.maxInflightPerConnection < 1) invalid('maxInflightPerConnection must be at least 1');
-  if (o.memoryTopicCapacity < 1) invalid('memoryTopicCapacity must be at least 1');
-  const fsync = fsyncOption(o.fsync);
-  if (o.tls && (!o.tls.cert || !o.tls.key)) invalid('tls needs both cert and key (tls.cert, tls.key)');
-  if (o.auth && !Array.isArray(o.auth.tokens)) invalid('auth.tokens must be an array (auth)');
-  if (o.announce !== undefined && !/^[^\s:]+:\d+$/.test(o.announce)) {
-    invalid(`announce must be host:port, got '${o.announce}' (announce)`);
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const o = { ...DEFAULTS, ...defined } as ResolvedBrokerOptions;
+  for (const key of Object.keys(INTEGER_RANGES) as IntegerOption[]) {
+    const [min, max] = INTEGER_RANGES[key];
+    const v: unknown = o[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw new InvalidOptionError(key, `${key} must be an integer from ${min} to ${max}, got ${shown(v)}`);
+    }
   }
-  if (o.store !== 'local' && !/^(nats|tls):\/\/[^\s]+$/.test(o.store)) {
-    invalid(`store must be local or nats://host:port,host:port, got '${o.store}' (store)`);
-  }
-  if (![1, 3, 5].includes(o.storeReplicas))
-    invalid(`storeReplicas must be 1, 3 or 5, got ${o.storeReplicas} (storeReplicas)`);
-  if (!/^[A-Za-z0-9_-]{1,32}$/.test(o.storePrefix)) {
-    invalid(`storePrefix must be 1 to 32 letters, digits, _ or -, got '${o.storePrefix}' (storePrefix)`);
-  }
-  return Object.freeze({ ...o, fsync });
+  checkTypes(o);
+  return Object.freeze({ ...o, fsync: fsyncOption(o.fsync) });
 }
 
 /**
@@ -211,8 +263,73 @@ export function resolveOptions(options: BrokerOptions = {}): ResolvedBrokerOptio
 function fsyncOption(v: unknown): FsyncPolicy {
   if (typeof v === 'string') return parseFsyncPolicy(v);
   const ms = (v as { intervalMs?: unknown } | null)?.intervalMs;
-  if (typeof ms === 'number' && Number.isSafeInteger(ms) && ms >= 1) return { intervalMs: ms };
-  return invalid(
-    `fsync must be always, never or { intervalMs: <ms >= 1> }, got ${JSON.stringify(v)} (fsync)`,
+  if (typeof ms === 'number' && Number.isSafeInteger(ms) && ms >= 1 && ms <= MAX_TIMER_MS)
+    return { intervalMs: ms };
+  throw new InvalidOptionError(
+    'fsync',
+    `fsync must be always, never or { intervalMs: <ms from 1 to ${MAX_TIMER_MS}> }, got ${shown(v)}`,
   );
+}
+
+/** The options that are not integers: types, shapes and the values they may take. */
+function checkTypes(o: ResolvedBrokerOptions): void {
+  if (typeof o.host !== 'string')
+    throw new InvalidOptionError('host', `host must be a string, got ${shown(o.host)}`);
+  if (typeof o.dataDir !== 'string' || o.dataDir === '') {
+    throw new InvalidOptionError('dataDir', `dataDir must be a directory path, got ${shown(o.dataDir)}`);
+  }
+  if (o.announce !== undefined && !isHostPort(o.announce)) {
+    throw new InvalidOptionError('announce', `announce must be host:port, got ${shown(o.announce)}`);
+  }
+  if (!Array.isArray(o.trackers) || !o.trackers.every(isHostPort)) {
+    throw new InvalidOptionError(
+      'trackers',
+      `trackers must be a list of host:port, got ${shown(o.trackers)}`,
+    );
+  }
+  if (!LOG_LEVELS.has(o.logLevel)) {
+    throw new InvalidOptionError(
+      'logLevel',
+      `logLevel must be one of ${[...LOG_LEVELS].join(', ')}, got ${shown(o.logLevel)}`,
+    );
+  }
+  for (const key of ['trackerToken', 'monitorDir'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'string') {
+      throw new InvalidOptionError(key, `${key} must be a string, got ${shown(o[key])}`);
+    }
+  }
+  const pem = (v: unknown) => (typeof v === 'string' || v instanceof Uint8Array) && v.length > 0;
+  if (
+    o.tls !== undefined &&
+    (typeof o.tls !== 'object' || o.tls === null || !pem(o.tls.cert) || !pem(o.tls.key))
+  ) {
+    throw new InvalidOptionError('tls', 'tls needs both cert and key as PEM text (tls.cert, tls.key)');
+  }
+  if (
+    o.auth !== undefined &&
+    (typeof o.auth !== 'object' || o.auth === null || !Array.isArray(o.auth.tokens))
+  ) {
+    throw new InvalidOptionError('auth', 'auth.tokens must be an array');
+  }
+  if (typeof o.store !== 'string' || (o.store !== 'local' && !/^(nats|tls):\/\/[^\s]+$/.test(o.store))) {
+    throw new InvalidOptionError(
+      'store',
+      `store must be local or nats://host:port,host:port, got ${shown(o.store)}`,
+    );
+  }
+  if (![1, 3, 5].includes(o.storeReplicas)) {
+    throw new InvalidOptionError('storeReplicas', `storeReplicas must be 1, 3 or 5, got ${o.storeReplicas}`);
+  }
+  if (typeof o.storePrefix !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(o.storePrefix)) {
+    throw new InvalidOptionError(
+      'storePrefix',
+      `storePrefix must be 1 to 32 letters, digits, _ or -, got ${shown(o.storePrefix)}`,
+    );
+  }
+  if (o.nats !== undefined && (typeof o.nats !== 'object' || o.nats === null)) {
+    throw new InvalidOptionError('nats', `nats must be an object, got ${shown(o.nats)}`);
+  }
+  if (o.storeModule !== undefined && (typeof o.storeModule !== 'object' || o.storeModule === null)) {
+    throw new InvalidOptionError('storeModule', 'storeModule must be the module of @zbus/store-nats');
+  }
 }

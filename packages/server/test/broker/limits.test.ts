@@ -74,6 +74,25 @@ describe('maxBodyBytes', () => {
     expect(r.status).toBe(413);
     expect((await ws.request({ headers: { cmd: 'ping' } })).bodyText()).toBe('OK');
   });
+  it('answers 413 to a `body` header or a `?body=` longer than maxBodyBytes, on every transport', async () => {
+    const b = await startTestBroker({ maxBodyBytes: 1024 });
+    const admin = await b.raw();
+    await declare(admin, 'T');
+    const big = 'h'.repeat(2000);
+    const header = await admin.request({ headers: { cmd: 'produce', topic: 'T', body: big } });
+    expect([header.status, header.headers.error_code]).toEqual([413, 'ZBUS_ERR_BODY_TOO_LARGE']);
+    expect(header.bodyText()).toBe('413: body exceeds 1024 bytes (maxBodyBytes)');
+    const query = await fetch(`${b.url}/T?cmd=produce&body=${big}`);
+    expect(query.status).toBe(413);
+    const ws = await wsConnect(b.port);
+    const frame = await ws.request({ headers: { cmd: 'produce', topic: 'T', body: big } });
+    expect(frame.status).toBe(413);
+    // Within the limit both forms still store their message.
+    const ok = await fetch(`${b.url}/T?cmd=produce&body=${'s'.repeat(1024)}`);
+    expect(ok.status).toBe(200);
+    const q = await admin.request({ headers: { cmd: 'query', topic: 'T' } });
+    expect(q.json<{ messageDepth: number }>().messageDepth).toBe(1);
+  });
 });
 
 describe('maxConnections', () => {

@@ -1,0 +1,93 @@
+// Every option is checked when the broker is created: a wrong type, a value out of range or options that do not
+// fit together throw an InvalidOptionError naming the option, before any socket is opened.
+import { describe, expect, it } from 'vitest';
+import {
+  type BrokerOptions,
+  createBroker,
+  DEFAULTS,
+  InvalidOptionError,
+  resolveOptions,
+} from '../../src/index.js';
+
+function refusal(options: unknown): InvalidOptionError {
+  try {
+    resolveOptions(options as BrokerOptions);
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidOptionError);
+    return err as InvalidOptionError;
+  }
+  throw new Error(`accepted ${JSON.stringify(options)}`);
+}
+
+describe('resolveOptions', () => {
+  it('refuses maxBodyBytes 0 (the first connection used to crash the broker)', () => {
+    const err = refusal({ maxBodyBytes: 0 });
+    expect(err.code).toBe('ZBUS_ERR_INVALID_ARGUMENT');
+    expect(err.option).toBe('maxBodyBytes');
+    expect(err.message).toBe('maxBodyBytes must be an integer from 1 to 1073741824, got 0 (maxBodyBytes)');
+    expect(() => createBroker({ maxBodyBytes: 0 })).toThrow(InvalidOptionError);
+  });
+
+  it('checks every integer option for type and range', () => {
+    for (const [key, value] of Object.entries(DEFAULTS)) {
+      if (typeof value !== 'number') continue;
+      for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, '10', null]) {
+        expect(refusal({ [key]: bad }).option, `${key}: ${String(bad)}`).toBe(key);
+      }
+      expect(resolveOptions({ [key]: value })[key as keyof BrokerOptions]).toBe(value);
+    }
+  });
+
+  it('keeps timers within what setTimeout can wait', () => {
+    for (const key of [
+      'idleTimeoutMs',
+      'rpcTimeoutMs',
+      'ackTimeoutMs',
+      'shutdownTimeoutMs',
+      'trackerDeadlineMs',
+    ]) {
+      expect(refusal({ [key]: 2 ** 31 }).option).toBe(key);
+      expect(() => resolveOptions({ [key]: 2 ** 31 - 1 })).not.toThrow();
+    }
+    expect(refusal({ fsync: { intervalMs: 2 ** 31 } }).option).toBe('fsync');
+    expect(refusal({ fsync: { intervalMs: 0 } }).option).toBe('fsync');
+  });
+
+  it('checks the options that are not numbers', () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ host: 5 }, 'host'],
+      [{ dataDir: '' }, 'dataDir'],
+      [{ announce: 'host' }, 'announce'],
+      [{ announce: 'host:0' }, 'announce'],
+      [{ announce: 'host:70000' }, 'announce'],
+      [{ trackers: 'a:1' }, 'trackers'],
+      [{ trackers: ['a:1', 'b'] }, 'trackers'],
+      [{ fsync: 'sometimes' }, 'fsync'],
+      [{ fsync: 5 }, 'fsync'],
+      [{ fsync: null }, 'fsync'],
+      [{ logLevel: 'loud' }, 'logLevel'],
+      [{ trackerToken: 7 }, 'trackerToken'],
+      [{ monitorDir: {} }, 'monitorDir'],
+      [{ tls: { cert: 'x' } }, 'tls'],
+      [{ tls: { cert: '', key: 'k' } }, 'tls'],
+      [{ auth: { tokens: 'all' } }, 'auth'],
+      [{ maxBody: 5 }, 'maxBody'],
+    ];
+    for (const [options, option] of cases)
+      expect(refusal(options).option, JSON.stringify(options)).toBe(option);
+    expect(refusal(null).option).toBe('options');
+    expect(refusal({ maxBody: 5 }).message).toBe("unknown option 'maxBody' (maxBody)");
+  });
+
+  it('accepts the documented forms and returns a frozen copy', () => {
+    const o = resolveOptions({
+      announce: '[::1]:15555',
+      trackers: ['10.0.0.1:15555', 'tracker.example:15556'],
+      fsync: { intervalMs: 100 },
+      logLevel: 'silent',
+    });
+    expect(Object.isFrozen(o)).toBe(true);
+    expect(o.fsync).toEqual({ intervalMs: 100 });
+    expect(resolveOptions().maxBodyBytes).toBe(DEFAULTS.maxBodyBytes);
+  });
+});
