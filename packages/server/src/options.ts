@@ -2,6 +2,7 @@
 // them. The CLI flags, env vars and docs/configuration.md map onto these names.
 import { ZbusError } from '@zbus/protocol';
 import type { NatsClientOptions, SharedStoreModule } from './cluster/shared-store.js';
+import { MAX_TIMER_MS } from './store/clock.js';
 import type { FsyncPolicy } from './store/types.js';
 
 export interface TlsOptions {
@@ -148,8 +149,6 @@ export class InvalidOptionError extends ZbusError {
   }
 }
 
-/** The longest delay Node's timers take: past it setTimeout fires at once. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeMessage, Message, MessageDecoder, type MessageInit } from '@zbus/protocol';
 
 export { CHROMIUM_PATH, chromiumMissing, type LaunchedChromium, launchChromium } from './browser.js';
+export { ManualClock } from './clock.js';
 export {
   NATS_SERVER_PATH,
   type NatsCluster,

@@ -1,6 +1,7 @@
+import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { STORE_MASK_ACK_REQUIRED } from '../../src/store/types.js';
-import { appendMany, dec, drain, enc, open, tempDir, until } from './helpers.js';
+import { appendMany, available, dec, drain, enc, nextOf, open, tempDir, until } from './helpers.js';
 
 const ACK = STORE_MASK_ACK_REQUIRED;
 
@@ -39,39 +40,46 @@ describe('ack mode', () => {
   });
 
   it('redelivers an unacked message after ackTimeout with retry + 1, and the timer wakes listeners', async () => {
-    const store = await open();
+    const clock = new ManualClock();
+    const store = await open({ clock });
     const t = await store.declareTopic('t', { mask: 0 });
     const g = await t.declareGroup('g', { mask: ACK, ackTimeoutMs: 50, maxDeliver: 10 });
     await t.append({ id: 'a', data: enc('payload') });
     expect((await g.next())?.retry).toBe(0);
+    clock.advance(49);
     expect(await g.next()).toBeUndefined();
-    let woke = 0;
-    t.onAvailable(() => woke++);
-    const d1 = await until(() => g.next());
+    let woke = available(t);
+    clock.advance(1);
+    await woke;
+    const d1 = (await g.next())!;
     expect(d1).toMatchObject({ offset: 0, id: 'a', retry: 1 });
     expect(dec(d1.data)).toBe('payload');
-    const d2 = await until(() => g.next());
-    expect(d2.retry).toBe(2);
-    expect(woke).toBeGreaterThan(0);
+    expect(await g.next()).toBeUndefined();
+    woke = available(t);
+    clock.advance(50);
+    await woke;
+    expect((await g.next())?.retry).toBe(2);
   });
 
   it('touch extends the deadline', async () => {
-    const store = await open();
+    const clock = new ManualClock();
+    const store = await open({ clock });
     const t = await store.declareTopic('t', { mask: 0 });
     const g = await t.declareGroup('g', { mask: ACK, ackTimeoutMs: 120 });
     await t.append({ id: 'a', data: enc('') });
     await g.next();
-    const start = Date.now();
-    await new Promise((r) => setTimeout(r, 80));
+    clock.advance(80);
     expect(await g.touch(0)).toBe(true);
     expect(await g.touch(7)).toBe(false);
-    const d = await until(() => g.next());
-    expect(Date.now() - start).toBeGreaterThanOrEqual(190);
-    expect(d.retry).toBe(1);
+    clock.advance(119); // 199 ms after the delivery, 119 after the touch
+    expect(await g.next()).toBeUndefined();
+    clock.advance(1);
+    expect((await g.next())?.retry).toBe(1);
   });
 
   it('nack makes a message deliverable now, or after a delay', async () => {
-    const store = await open();
+    const clock = new ManualClock();
+    const store = await open({ clock });
     const t = await store.declareTopic('t', { mask: 0 });
     const g = await t.declareGroup('g', { mask: ACK, ackTimeoutMs: 60_000 });
     await appendMany(t, 2);
@@ -81,10 +89,12 @@ describe('ack mode', () => {
     expect(await g.nack(0, 80)).toBe(true);
     expect(await g.next()).toMatchObject({ offset: 1, retry: 0 });
     expect(await g.next()).toBeUndefined();
-    const start = Date.now();
-    const d = await until(() => g.next());
-    expect(d).toMatchObject({ offset: 0, retry: 2 });
-    expect(Date.now() - start).toBeGreaterThanOrEqual(60);
+    clock.advance(79);
+    expect(await g.next()).toBeUndefined();
+    const woke = available(t);
+    clock.advance(1);
+    await woke;
+    expect(await g.next()).toMatchObject({ offset: 0, retry: 2 });
     expect(await g.nack(99)).toBe(false);
   });
 
@@ -101,7 +111,9 @@ describe('ack mode', () => {
 
   it('moves a message to <topic>.dlq after maxDeliver deliveries, through the deadLetter hook', async () => {
     const seen: unknown[] = [];
+    const clock = new ManualClock();
     const store = await open({
+      clock,
       deadLetter: (data, info) => {
         seen.push(info);
         return Buffer.concat([Buffer.from('dead:'), data]);
@@ -111,11 +123,14 @@ describe('ack mode', () => {
     const g = await t.declareGroup('g', { mask: ACK, ackTimeoutMs: 30, maxDeliver: 3 });
     await t.append({ id: 'job1', tag: 'x.y', data: enc('work') });
     const retries: number[] = [];
-    for (let i = 0; i < 3; i++) retries.push((await until(() => g.next())).retry);
+    for (let i = 0; i < 3; i++) {
+      retries.push((await nextOf(t, g)).retry);
+      clock.advance(30);
+    }
     expect(retries).toEqual([0, 1, 2]);
     const dlq = await until(() => store.topic('Jobs.dlq'));
     const dg = await dlq.declareGroup('reader', { start: { offset: 0 } });
-    const d = await until(() => dg.next());
+    const d = await nextOf(dlq, dg);
     expect(d.id).toBe('job1');
     expect(d.tag).toBe('x.y');
     expect(dec(d.data)).toBe('dead:work');
@@ -142,7 +157,8 @@ describe('ack mode', () => {
 
   it('unacked deliveries, retry counts and positions survive a reopen', async () => {
     const dir = await tempDir();
-    const s1 = await open({ dataDir: dir });
+    const clock = new ManualClock();
+    const s1 = await open({ dataDir: dir, clock });
     const t1 = await s1.declareTopic('t', { mask: 0 });
     const g1 = await t1.declareGroup('g', { mask: ACK, ackTimeoutMs: 50, maxDeliver: 10 });
     await appendMany(t1, 4);
@@ -151,11 +167,11 @@ describe('ack mode', () => {
     await g1.next();
     await g1.ack(1);
     await s1.close();
-    const s2 = await open({ dataDir: dir });
+    const s2 = await open({ dataDir: dir, clock });
     const g2 = s2.topic('t')!.group('g')!;
     expect(g2.info()).toMatchObject({ unacked: 2, position: 3 });
-    // Both deadlines (50 ms) have passed after this wait: redeliveries come before new records.
-    await new Promise((r) => setTimeout(r, 70));
+    // Both deadlines (50 ms) have passed: redeliveries come before new records.
+    clock.advance(50);
     const got = [];
     for (let i = 0; i < 3; i++) {
       const d = await g2.next();

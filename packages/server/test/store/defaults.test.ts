@@ -1,18 +1,22 @@
+import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { STORE_MASK_ACK_REQUIRED } from '../../src/store/types.js';
-import { appendMany, enc, open, until } from './helpers.js';
+import { appendMany, enc, open } from './helpers.js';
 
 describe('store defaults and memory-topic start rules', () => {
   it('groupDefaults apply to groups that do not set their own ack settings', async () => {
-    const store = await open({ groupDefaults: { ackTimeoutMs: 40, maxDeliver: 2, ackWindow: 2 } });
+    const clock = new ManualClock();
+    const store = await open({ clock, groupDefaults: { ackTimeoutMs: 40, maxDeliver: 2, ackWindow: 2 } });
     const t = await store.declareTopic('t', { mask: 0 });
     const g = await t.declareGroup('g', { mask: STORE_MASK_ACK_REQUIRED });
     await appendMany(t, 3);
     expect((await g.next())?.offset).toBe(0);
     expect((await g.next())?.offset).toBe(1);
     expect(await g.next()).toBeUndefined(); // window of 2
-    const again = await until(() => g.next());
-    expect(again.retry).toBe(1);
+    clock.advance(39);
+    expect(await g.next()).toBeUndefined();
+    clock.advance(1);
+    expect((await g.next())?.retry).toBe(1);
   });
 
   it('topicDefaults apply to new topics (maxMessageBytes, dedupe)', async () => {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
+import { ManualClock } from '@zbus/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { appendMany, enc, open, tempDir, until } from './helpers.js';
+import { appendMany, enc, open, tempDir } from './helpers.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -32,14 +33,18 @@ describe('durability', () => {
     expect(spy.mock.calls.length).toBeLessThanOrEqual(3);
   });
 
-  it('interval policy resolves before the fsync and syncs within the interval', async () => {
-    const store = await open({ fsync: { intervalMs: 20 } });
+  it('interval policy resolves before the fsync and syncs once the interval has passed', async () => {
+    const clock = new ManualClock();
+    const store = await open({ fsync: { intervalMs: 20 }, clock });
     const t = await store.declareTopic('iv', { mask: 0 });
     const spy = vi.spyOn(fs, 'fdatasync');
     const r = await t.append({ id: 'a', data: enc('') });
     expect(r.durability).toBe('interval');
     const syncsAtResolve = spy.mock.calls.length;
-    await until(() => (spy.mock.calls.length > syncsAtResolve ? true : undefined));
+    clock.advance(19);
+    expect(spy.mock.calls.length).toBe(syncsAtResolve);
+    clock.advance(1);
+    expect(spy.mock.calls.length).toBe(syncsAtResolve + 1);
   });
 
   it('a per-topic policy overrides the store policy', async () => {

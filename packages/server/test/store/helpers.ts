@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
 import { openStore } from '../../src/store/store.js';
-import type { Group, Store, StoreOptions, Topic } from '../../src/store/types.js';
+import type { Delivery, Group, Store, StoreOptions, Topic } from '../../src/store/types.js';
 
 /** A fresh data directory, removed after the test. */
 export async function tempDir(): Promise<string> {
@@ -53,6 +53,36 @@ export function available(topic: Topic, timeoutMs = 5000): Promise<void> {
       resolve();
     });
   });
+}
+
+/**
+ * The group's next delivery, waiting for one if there is none yet: the listener is registered before each
+ * next(), so a wake-up that comes in between is not missed.
+ */
+export async function nextOf(topic: Topic, group: Group, timeoutMs = 5000): Promise<Delivery> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    let wake!: () => void;
+    const woke = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    const off = topic.onAvailable(() => wake());
+    try {
+      const d = await group.next();
+      if (d !== undefined) return d;
+      const left = end - Date.now();
+      if (left <= 0) throw new Error('timed out waiting for a delivery');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        woke,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timed out waiting for a delivery')), left);
+        }),
+      ]).finally(() => clearTimeout(timer));
+    } finally {
+      off();
+    }
+  }
 }
 
 /** Poll `fn` (each time something becomes available or every 10 ms) until it returns a value. */

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { crc32c } from '../../src/store/crc32c.js';
 import { StoreError } from '../../src/store/types.js';
@@ -95,12 +96,13 @@ describe('topic log', () => {
   });
 
   it('seeks by offset and by time', async () => {
-    const store = await open({ segmentBytes: 2048 });
+    const clock = new ManualClock();
+    const store = await open({ segmentBytes: 2048, clock });
     const t = await store.declareTopic('seek', { mask: 0 });
     await appendMany(t, 50, 'a');
-    await new Promise((r) => setTimeout(r, 20));
-    const mid = Date.now();
-    await new Promise((r) => setTimeout(r, 5));
+    clock.advance(20);
+    const mid = clock.now();
+    clock.advance(5);
     await appendMany(t, 50, 'b');
     const byTime = await t.declareGroup('byTime', { start: { time: mid } });
     expect((await byTime.next())?.id).toBe('b0');
@@ -108,7 +110,7 @@ describe('topic log', () => {
     expect((await byOffset.next())?.id).toBe('b27');
     const early = await t.declareGroup('early', { start: { time: 0 } });
     expect((await early.next())?.id).toBe('a0');
-    const late = await t.declareGroup('late', { start: { time: Date.now() + 10_000 } });
+    const late = await t.declareGroup('late', { start: { time: clock.now() + 10_000 } });
     expect(await late.next()).toBeUndefined();
   });
 

@@ -1,24 +1,30 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { STORE_MASK_ACK_REQUIRED } from '../../src/store/types.js';
-import { appendMany, available, drain, enc, open, tempDir, until } from './helpers.js';
+import { appendMany, available, drain, enc, nextOf, open, tempDir, until } from './helpers.js';
 
 describe('delayed messages', () => {
   it('holds a message until deliverAt, then appends it and wakes listeners', async () => {
-    const store = await open();
+    const clock = new ManualClock();
+    const store = await open({ clock });
     const t = await store.declareTopic('t', { mask: 0 });
     const g = await t.declareGroup('g', {});
-    const at = Date.now() + 80;
+    const at = clock.now() + 80;
     const r = await t.append({ id: 'later', tag: 'x', data: enc('d'), deliverAt: at });
     expect(r).toMatchObject({ offset: -1, deliverAt: at, duplicate: false });
     expect(t.info().delayed).toBe(1);
     await t.append({ id: 'now', data: enc('n') });
     expect(await drain(g)).toEqual(['now']);
-    await available(t);
-    const d = await until(() => g.next());
+    clock.advance(79);
+    expect(t.info().delayed).toBe(1);
+    const woke = available(t);
+    clock.advance(1);
+    await woke;
+    const d = await g.next();
     expect(d).toMatchObject({ id: 'later', tag: 'x', offset: 1 });
-    expect(Date.now()).toBeGreaterThanOrEqual(at);
+    expect(d!.timestamp).toBeGreaterThanOrEqual(at);
     expect(t.info().delayed).toBe(0);
   });
 
@@ -30,24 +36,27 @@ describe('delayed messages', () => {
 
   it('keeps delayed messages across a reopen and delivers them on time', async () => {
     const dir = await tempDir();
-    const s1 = await open({ dataDir: dir });
+    const clock = new ManualClock();
+    const s1 = await open({ dataDir: dir, clock });
     const t1 = await s1.declareTopic('t', { mask: 0 });
-    const at = Date.now() + 150;
+    const at = clock.now() + 150;
     await t1.append({ id: 'd1', data: enc('1'), deliverAt: at });
     await t1.append({ id: 'd2', data: enc('2'), deliverAt: at + 10 });
-    await t1.append({ id: 'd0', data: enc('0'), deliverAt: Date.now() + 60_000 });
+    await t1.append({ id: 'd0', data: enc('0'), deliverAt: at + 60_000 });
     await s1.close();
-    const s2 = await open({ dataDir: dir });
+    const s2 = await open({ dataDir: dir, clock });
     const t2 = s2.topic('t')!;
     expect(t2.info().delayed).toBe(3);
     const g = await t2.declareGroup('g', {});
-    const a = await until(() => g.next());
-    const b = await until(() => g.next());
+    clock.advance(149);
+    expect(await g.next()).toBeUndefined();
+    clock.advance(11);
+    const a = await nextOf(t2, g);
+    const b = await nextOf(t2, g);
     expect([a.id, b.id]).toEqual(['d1', 'd2']);
-    expect(Date.now()).toBeGreaterThanOrEqual(at);
     expect(t2.info().delayed).toBe(1);
     await s2.close();
-    const s3 = await open({ dataDir: dir });
+    const s3 = await open({ dataDir: dir, clock });
     expect(s3.topic('t')!.info()).toMatchObject({ delayed: 1, messageDepth: 2 });
   });
 });
@@ -68,10 +77,13 @@ describe('dedupe', () => {
   });
 
   it('accepts the id again once the window passed', async () => {
-    const store = await open();
+    const clock = new ManualClock();
+    const store = await open({ clock });
     const t = await store.declareTopic('t', { mask: 0, dedupeWindowMs: 30 });
     await t.append({ id: 'x', data: enc('') });
-    await new Promise((r) => setTimeout(r, 50));
+    clock.advance(29);
+    expect((await t.append({ id: 'x', data: enc('') })).duplicate).toBe(true);
+    clock.advance(1);
     expect((await t.append({ id: 'x', data: enc('') })).duplicate).toBe(false);
   });
 
@@ -131,15 +143,21 @@ describe('retention', () => {
     expect(t.info().bytes).toBeGreaterThanOrEqual(5000);
   });
 
-  it('deletes by age', async () => {
+  it('deletes by age, on a timer', async () => {
     const dir = await tempDir();
-    const store = await open({ dataDir: dir, segmentBytes: 1024 });
+    const clock = new ManualClock();
+    const store = await open({ dataDir: dir, segmentBytes: 1024, clock });
     const t = await store.declareTopic('t', { mask: 0, retention: { maxAgeMs: 100 } });
     await appendMany(t, 100);
-    await new Promise((r) => setTimeout(r, 150));
-    await t.append({ id: 'fresh', data: enc('') });
-    await until(() => (t.info().firstOffset > 0 ? true : undefined));
-    expect((await logFiles(path.join(dir, 't'))).length).toBeGreaterThanOrEqual(1);
+    const segments = (await logFiles(path.join(dir, 't'))).length;
+    expect(segments).toBeGreaterThan(2);
+    clock.advance(100);
+    expect(t.info().firstOffset).toBe(0);
+    clock.advance(100); // the second check finds every sealed segment older than 100 ms
+    // Deleted one by one: wait for the last of them.
+    await until(async () => ((await logFiles(path.join(dir, 't'))).length === 1 ? true : undefined));
+    expect(t.info().firstOffset).toBeGreaterThan(0);
+    expect((await t.append({ id: 'fresh', data: enc('') })).offset).toBe(100);
   });
 });
 
@@ -261,18 +279,25 @@ describe('memory topics', () => {
 });
 
 describe('declare', () => {
-  // Two, not three: two waiters would redeclare at once, and concurrent redeclares of one disk topic race on
-  // topic.json.tmp (writeFileAtomic uses a fixed temp name).
-  it('opens a topic and a group once when two declares of the same name overlap', async () => {
+  // Three: the second and third wait for the first, then re-declare at once (each write of topic.json has a
+  // temp file of its own, fs-util.ts writeFileAtomic).
+  it('opens a topic and a group once when declares of the same name overlap', async () => {
     const store = await open();
-    const [t, t2] = await Promise.all([
+    const [t, t2, t3] = await Promise.all([
       store.declareTopic('Same', { mask: 0 }),
       store.declareTopic('same', { mask: 0 }),
+      store.declareTopic('SAME', { mask: 0 }),
     ]);
     expect(t2).toBe(t);
+    expect(t3).toBe(t);
     expect(store.topics()).toHaveLength(1);
-    const [g, g2] = await Promise.all([t.declareGroup('g', {}), t.declareGroup('G', {})]);
+    const [g, g2, g3] = await Promise.all([
+      t.declareGroup('g', {}),
+      t.declareGroup('G', {}),
+      t.declareGroup('g', {}),
+    ]);
     expect(g2).toBe(g);
+    expect(g3).toBe(g);
     expect(t.groups()).toHaveLength(1);
   });
 });
