@@ -5,6 +5,7 @@
 import { Message } from '@zbus/protocol';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ReplyTicket, Session } from '../session.js';
+import { Alarm, systemClock } from '../store/clock.js';
 import {
   type Delivery,
   type Group,
@@ -21,7 +22,8 @@ interface Pull {
   readonly ticket: ReplyTicket;
   readonly window: number;
   credit: number;
-  timer: NodeJS.Timeout | undefined;
+  /** consume_timeout: ends a consume that got nothing (an Alarm: any duration, also past 2^31 ms). */
+  timer: Alarm | undefined;
   /** Windowed pulls stay after their credit runs out, waiting for acks to refill it. */
   parked: boolean;
   /**
@@ -137,7 +139,8 @@ export class Dispatcher {
       unsettled: window > 1 ? new Map() : undefined,
     };
     if (timeoutMs !== undefined && timeoutMs > 0) {
-      pull.timer = setTimeout(() => this.#expire(ch, pull), timeoutMs);
+      pull.timer = new Alarm(systemClock, () => this.#expire(ch, pull));
+      pull.timer.setIn(timeoutMs);
     }
     ch.pulls.push(pull);
     void this.#run(ch);
@@ -155,7 +158,7 @@ export class Dispatcher {
   }
 
   #dropPull(ch: Channel, pull: Pull): void {
-    if (pull.timer) clearTimeout(pull.timer);
+    pull.timer?.cancel();
     pull.timer = undefined;
     let i = ch.pulls.indexOf(pull);
     if (i >= 0) ch.pulls.splice(i, 1);
@@ -408,7 +411,7 @@ export class Dispatcher {
       ch.parked.push(pull);
     }
     if (pull.timer) {
-      clearTimeout(pull.timer); // consume_timeout only answers a consume that got nothing
+      pull.timer.cancel(); // consume_timeout only answers a consume that got nothing
       pull.timer = undefined;
     }
     this.metrics.countDelivered(ch.topic.name);
