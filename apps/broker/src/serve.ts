@@ -24,6 +24,10 @@ Options (each also read from the env var in brackets):
   --fsync <policy>     always | never | interval=<ms>               [ZBUS_FSYNC]      default always
   --max-body <bytes>   largest message body                         [ZBUS_MAX_BODY]   default 16777216
   --auth <file>        JSON token ACLs; auth is off without it      [ZBUS_AUTH]
+  --insecure           without --auth, serve clients off loopback   [ZBUS_INSECURE=1]
+                       (by default a broker without auth serves this machine only)
+  --allow-origin <o>   web origin whose pages may change state and  [ZBUS_ALLOW_ORIGIN]
+                       open WebSockets (repeat, or a comma list; * for any)
   --tls-cert <file>    PEM certificate: TLS on the same port        [ZBUS_TLS_CERT]
   --tls-key <file>     PEM private key                              [ZBUS_TLS_KEY]
   --tracker <h:p;h:p>  trackers to report to                        [ZBUS_TRACKER]
@@ -45,6 +49,7 @@ Examples:
   zbus serve --port 15556 --data /var/lib/zbus --fsync interval=100
   zbus serve --store nats://10.0.0.1:4222,10.0.0.2:4222,10.0.0.3:4222
   ZBUS_AUTH=./auth.json zbus serve --tls-cert cert.pem --tls-key key.pem
+  zbus serve --auth auth.json --allow-origin https://app.example.com
 `;
 
 const FLAGS = {
@@ -123,6 +128,14 @@ function integer(value: string, flag: string): number {
   return n;
 }
 
+/** `1`/`true` or `0`/`false` (unset or empty: undefined). */
+function booleanEnv(value: string | undefined, name: string): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === '1' || value === 'true') return true;
+  if (value === '0' || value === 'false') return false;
+  throw new Error(`${name} must be 1, true, 0 or false, got '${value}'`);
+}
+
 /** The monitor's assets, copied next to the CLI at build time. */
 function monitorDir(): string | undefined {
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'monitor');
@@ -134,6 +147,8 @@ export function optionsFromArgs(argv: string[], env: NodeJS.ProcessEnv): BrokerO
     args: argv,
     options: {
       ...Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: 'string' as const }])),
+      insecure: { type: 'boolean' },
+      'allow-origin': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -173,6 +188,14 @@ export function optionsFromArgs(argv: string[], env: NodeJS.ProcessEnv): BrokerO
   if (v.tracker !== undefined) o.trackers = v.tracker.split(/[;,]/).filter((s) => s.trim() !== '');
   if (v.logLevel !== undefined) o.logLevel = v.logLevel as BrokerOptions['logLevel'];
   storeOptions(o, get);
+  const insecure = values.insecure ?? booleanEnv(env.ZBUS_INSECURE, 'ZBUS_INSECURE');
+  if (insecure !== undefined) o.insecure = insecure;
+  const origins = values['allow-origin'] ?? (env.ZBUS_ALLOW_ORIGIN ? [env.ZBUS_ALLOW_ORIGIN] : undefined);
+  if (origins !== undefined)
+    o.allowOrigins = origins
+      .flatMap((x) => x.split(','))
+      .map((x) => x.trim())
+      .filter(Boolean);
   o.monitorDir ??= monitorDir();
   return o;
 }
@@ -220,6 +243,13 @@ function withStoreModule(o: BrokerOptions): void {
   };
 }
 
+/** Which clients the broker serves, for the startup line (docs/security.md). */
+function describeAccess(o: BrokerOptions): string {
+  if (o.auth) return `auth on (${o.auth.tokens.length} tokens)`;
+  if (o.insecure) return 'INSECURE: no auth, every client served';
+  return 'protected mode: no auth, this machine only (--auth <file> or --insecure to serve others)';
+}
+
 function describeFsync(o: BrokerOptions['fsync']): string {
   if (o === undefined || o === 'always') return 'always';
   if (o === 'never') return 'never';
@@ -251,7 +281,7 @@ async function started(broker: Broker): Promise<number> {
       : `store ${o.store} replicas ${o.storeReplicas}`;
   process.stdout.write(
     `zbus-ts ${__ZBUS_VERSION__} listening on ${host}:${port} (tcp, http, websocket)` +
-      ` ${storage} monitor http://${shown}:${port}/\n`,
+      ` ${storage} monitor http://${shown}:${port}/ ${describeAccess(o)}\n`,
   );
   let stopping = false;
   const stop = (signal: string) => {

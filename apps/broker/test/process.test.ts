@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { BROKER_CLI, RawClient, startBroker } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { optionsFromArgs } from '../src/serve.js';
 
 async function connect(port: number): Promise<RawClient> {
   const c = await RawClient.connect(port);
@@ -17,6 +18,40 @@ describe('zbus serve', () => {
     expect(b.output()).toMatch(/listening on 127\.0\.0\.1:\d+ .* data \S+ fsync interval=100ms/);
   });
 
+  it('says which clients it serves: protected mode by default, insecure or auth on when asked', async () => {
+    const b = await startBroker({ fsync: 'never' });
+    onTestFinished(() => b.stop().then(() => undefined));
+    expect(b.output()).toContain('protected mode: no auth, this machine only (--auth <file> or --insecure');
+    const open = await startBroker({ fsync: 'never', env: { ZBUS_INSECURE: '1' } });
+    onTestFinished(() => open.stop().then(() => undefined));
+    expect(open.output()).toContain('INSECURE: no auth, every client served');
+    const bad = spawnSync(process.execPath, [BROKER_CLI, 'serve', '--host', '192.0.2.77'], {
+      encoding: 'utf8',
+    });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/protected mode: .*host is 192\.0\.2\.77.*--auth <file>.*--insecure/);
+  });
+
+  it('takes --insecure and --allow-origin from flags and env vars', () => {
+    const o = optionsFromArgs(
+      [
+        '--insecure',
+        '--allow-origin',
+        'https://a.example,https://b.example',
+        '--allow-origin',
+        'http://c:8080',
+      ],
+      {},
+    );
+    expect(o).toMatchObject({
+      insecure: true,
+      allowOrigins: ['https://a.example', 'https://b.example', 'http://c:8080'],
+    });
+    const e = optionsFromArgs([], { ZBUS_INSECURE: 'false', ZBUS_ALLOW_ORIGIN: 'https://x.example' });
+    expect(e).toMatchObject({ insecure: false, allowOrigins: ['https://x.example'] });
+    expect(() => optionsFromArgs([], { ZBUS_INSECURE: 'yes' })).toThrow(/ZBUS_INSECURE must be/);
+  });
+
   it('prints help and rejects bad flags with a clear message and exit code', () => {
     const help = spawnSync(process.execPath, [BROKER_CLI, 'serve', '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
@@ -25,7 +60,7 @@ describe('zbus serve', () => {
       encoding: 'utf8',
     });
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/^zbus serve: .*fsync must be always, never or interval=<ms>/);
+    expect(bad.stderr).toMatch(/^zbus serve: .*fsync must be always, never or interval=<ms/);
     expect(bad.stderr).toContain("Run 'zbus serve --help' for usage.");
     const flag = spawnSync(process.execPath, [BROKER_CLI, 'serve', '--frob'], { encoding: 'utf8' });
     expect(flag.status).toBe(2);

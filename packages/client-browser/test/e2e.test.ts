@@ -30,8 +30,7 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
   let service: ServiceBootstrap;
 
   beforeAll(async () => {
-    [broker, chromium, site] = await Promise.all([
-      startBroker({ fsync: 'never' }),
+    [chromium, site] = await Promise.all([
       launchChromium(),
       serveStatic({
         '/': join(here, 'page.html'),
@@ -41,6 +40,8 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
         '/spa/zbus.browser.js': BUNDLE,
       }),
     ]);
+    // The pages come from another origin than the broker: the broker must allow it (docs/spa.md).
+    broker = await startBroker({ fsync: 'never', args: ['--allow-origin', site.url] });
     node = new MqClient(broker.address);
     service = new ServiceBootstrap()
       .serviceName('MathRpc')

@@ -142,13 +142,17 @@ export function rpcRequestFromUrl(msg: Message): RpcRequest | undefined {
   return { module: path[1] ?? '', method: path[2] ?? '', params: path.slice(3) };
 }
 
-/** The `token` cookie's value (zbus-protocol.md §5: the monitor login cookie), URL-decoded. */
+/**
+ * The monitor login cookie's value (zbus-protocol.md §5), URL-decoded: `token`, or `__Host-token` as a broker
+ * with TLS names it (a cookie browsers bind to the host and send over TLS only).
+ */
 export function tokenFromCookie(cookie: string | undefined): string | undefined {
   if (cookie === undefined) return undefined;
   for (const part of cookie.split(';')) {
     const eq = part.indexOf('=');
     if (eq < 0) continue;
-    if (part.slice(0, eq).trim() !== 'token') continue;
+    const name = part.slice(0, eq).trim();
+    if (name !== 'token' && name !== '__Host-token') continue;
     let v = part.slice(eq + 1).trim();
     if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
     return decode(v);

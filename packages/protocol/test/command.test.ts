@@ -237,5 +237,6 @@ describe('tokenFromCookie', () => {
   it('is undefined without a token cookie', () => {
     expect(tokenFromCookie(undefined)).toBeUndefined();
     expect(tokenFromCookie('a=1; tokens=2')).toBeUndefined();
+    expect(tokenFromCookie('a=1; __Host-token=tls%21')).toBe('tls!');
   });
 });

@@ -17,6 +17,8 @@ import {
 } from '@zbus/protocol';
 import pino, { type Logger } from 'pino';
 import { Auth } from './auth/auth.js';
+import { isLoopback, protectedModeError } from './auth/loopback.js';
+import { crossSiteError, crossSiteSafe, OriginPolicy } from './auth/origin.js';
 import { loadSharedStoreModule } from './cluster/shared-store.js';
 import type { BrokerState, CommandContext } from './commands/context.js';
 import { hasRpcMask, isRpcTopic } from './commands/produce.js';
@@ -60,10 +62,20 @@ const CHANGE_COALESCE_MS = 100;
 /** At shutdown, connections must be silent this long before they are closed. */
 const SHUTDOWN_QUIET_MS = 50;
 
-/** The address 0.11 clients should connect to (decisions.md §1 "Announced address"). */
+/** No auth and not `insecure`: only clients on the loopback interface are served (decisions.md §6). */
+function isProtectedMode(o: ResolvedBrokerOptions): boolean {
+  return o.auth === undefined && !o.insecure;
+}
+
+/**
+ * The address 0.11 clients should connect to (decisions.md §1 "Announced address"). In protected mode only
+ * loopback clients are served, so a wildcard listener announces loopback: clients that reconnect to the
+ * announced address (0.11 `Broker`, ours) stay on it.
+ */
 function announceAddress(o: ResolvedBrokerOptions, port: number): string {
   if (o.announce) return o.announce;
   if (o.host !== '0.0.0.0' && o.host !== '::' && o.host !== '') return `${o.host}:${port}`;
+  if (isProtectedMode(o)) return `127.0.0.1:${port}`;
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return `${a.address}:${port}`;
   }
@@ -81,17 +93,19 @@ function deadLetter(data: Uint8Array, info: DeadLetterInfo): Uint8Array {
   return encodeMessage(m);
 }
 
-/** The token of a /metrics scrape: `token` header, `?token=`, the `token` cookie, or `Authorization: Bearer`. */
-function metricsToken(msg: Message, session: Session): string | undefined {
+/**
+ * The token of a /metrics scrape: `token` header, `?token=`, `Authorization: Bearer`, or (from the broker's own
+ * pages only) the `token` cookie.
+ */
+function metricsToken(msg: Message, session: Session, ownSite: boolean): string | undefined {
   const bearer = /^Bearer\s+(.+)$/i.exec(msg.headers.authorization ?? '')?.[1];
   return (
     msg.headers.token ??
     (msg.url.includes('?')
       ? new URLSearchParams(msg.url.slice(msg.url.indexOf('?') + 1)).get('token')
       : null) ??
-    tokenFromCookie(msg.headers.cookie) ??
     bearer ??
-    session.cookieToken
+    (ownSite ? (tokenFromCookie(msg.headers.cookie) ?? session.cookieToken) : undefined)
   );
 }
 
@@ -106,6 +120,10 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
   #reporter: TrackerReporter | undefined;
   readonly auth: Auth | undefined;
   readonly dispatcher: Dispatcher;
+  readonly #origins: OriginPolicy;
+  readonly #protectedMode: boolean;
+  /** In protected mode: sessions not on the loopback interface (refused at their first request). */
+  readonly #outsiders = new WeakSet<Session>();
   announced = '';
   #store: Store | undefined;
   #listener: Listener | undefined;
@@ -122,6 +140,8 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     this.options = resolveOptions(options);
     this.log = pino({ level: this.options.logLevel, base: { name: 'zbus' } }, pino.destination(2));
     this.auth = this.options.auth ? new Auth(this.options.auth) : undefined;
+    this.#origins = new OriginPolicy(this.options.allowOrigins);
+    this.#protectedMode = isProtectedMode(this.options);
     this.dispatcher = new Dispatcher(this.metrics, {
       consumersChanged: (topic) => {
         if (this.relay) this.relay.consumersChanged(topic, this.#isRpcTopic(topic));
@@ -222,6 +242,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
   // --- ConnectionHost -------------------------------------------------------------------------------------
 
   attach(session: Session): void {
+    if (this.#protectedMode && !isLoopback(session.remoteAddress)) this.#outsiders.add(session);
     this.sessions.set(session.id, session);
     session.onWritable(() => this.dispatcher.sessionWritable(session));
     session.onPeerEnded((s) => this.dispatcher.sessionEnded(s));
@@ -239,7 +260,26 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
       socket.destroy();
       return;
     }
-    this.#upgrader.upgrade(socket, req, head);
+    const site = this.#origins.siteOf(req.headers);
+    const refusal = this.#outsiders.has(previous)
+      ? protectedModeError()
+      : site === 'foreign'
+        ? crossSiteError(req.headers.origin, 'open a WebSocket')
+        : undefined;
+    if (refusal) {
+      this.metrics.error(refusal.code);
+      const reply = errorReply(refusal);
+      reply.set('connection', 'close');
+      socket.end(encodeMessage(reply));
+      return;
+    }
+    // The monitor's cookie is bound to the broker's own pages: a WebSocket from an allowed origin brings its own token.
+    this.#upgrader.upgrade(
+      socket,
+      req,
+      head,
+      site === 'own' ? tokenFromCookie(req.headers.cookie) : undefined,
+    );
   }
 
   errorReply(err: ZbusError): Message {
@@ -261,12 +301,19 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
       else this.#fail(ticket, new ZbusError('ZBUS_ERR_CLOSED', 'the broker is shutting down'), msg.topic);
       return;
     }
+    const outsider = this.#protectedMode && this.#outsiders.has(session);
+    // Read before `host` is overwritten below. WebSocket frames are not browser requests: their handshake was.
+    const site = session.kind === 'tcp' ? this.#origins.siteOf(msg.headers) : 'own';
     if (msg.headers.cmd === undefined) {
       const path = pathOf(msg.url);
-      if (RESERVED_PATHS.has(path)) {
+      if (RESERVED_PATHS.has(path) && !(outsider && path === '/metrics')) {
         // /healthz and /readyz stay open for probes; /metrics names every topic and group, so with auth on
         // it needs a token allowed `metrics` (or `*`/`admin`): header, ?token=, cookie or a Bearer header.
-        if (path === '/metrics' && this.auth && !this.auth.allows('metrics', metricsToken(msg, session))) {
+        if (
+          path === '/metrics' &&
+          this.auth &&
+          !this.auth.allows('metrics', metricsToken(msg, session, site === 'own'))
+        ) {
           this.#fail(ticket, new ZbusError('ZBUS_ERR_FORBIDDEN', 'Command(metrics) Forbbiden'));
           return;
         }
@@ -274,11 +321,17 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
         return;
       }
     }
+    if (outsider) {
+      this.#fail(ticket, protectedModeError());
+      session.close();
+      return;
+    }
     msg.set('sender', session.id);
     msg.set('host', this.announced);
     msg.set('remote-addr', session.remoteAddress);
     msg.set('id', id);
-    if (msg.headers.token === undefined) {
+    // The monitor's cookie counts only on requests from the broker's own pages (bound to its origin).
+    if (msg.headers.token === undefined && site === 'own') {
       const cookie = tokenFromCookie(msg.headers.cookie) ?? session.cookieToken;
       if (cookie !== undefined) msg.set('token', cookie);
     }
@@ -308,6 +361,10 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
           ticket,
           new ZbusError('ZBUS_ERR_UNKNOWN_COMMAND', `Bad format: command(${cmd}) not support`),
         );
+      return;
+    }
+    if (site === 'foreign' && !crossSiteSafe(cmd, msg.method)) {
+      this.#fail(ticket, crossSiteError(msg.headers.origin, `run ${cmd}`), msg.topic);
       return;
     }
     // Deny by default (decisions.md §6): every command, monitor pages included, unless it is public.

@@ -1,6 +1,8 @@
 // Every broker option in one place: the interface with its defaults, and the one function that validates
 // them. The CLI flags, env vars and docs/configuration.md map onto these names.
 import { ZbusError } from '@zbus/protocol';
+import { isLoopbackOrWildcard } from './auth/loopback.js';
+import { isOriginPattern } from './auth/origin.js';
 import type { NatsClientOptions, SharedStoreModule } from './cluster/shared-store.js';
 import { MAX_TIMER_MS } from './store/clock.js';
 import type { FsyncPolicy } from './store/types.js';
@@ -83,8 +85,19 @@ export interface BrokerOptions {
   maxConsumeWindow?: number;
   /** How long close() waits for in-flight requests. @default 5000 */
   shutdownTimeoutMs?: number;
-  /** Token ACLs; auth is off when unset. */
+  /** Token ACLs; auth is off when unset, and then only loopback clients are served unless `insecure`. */
   auth?: AuthConfig;
+  /**
+   * Without `auth`, serve clients from any address. Off, a broker without auth runs in protected mode: only
+   * clients on its loopback interface are served; others get 403 ZBUS_ERR_PROTECTED_MODE. @default false
+   */
+  insecure?: boolean;
+  /**
+   * Origins (`https://app.example.com`) whose web pages may send the broker requests that change state and open
+   * WebSockets; `*` allows any page. Pages of other origins are refused (403 ZBUS_ERR_CROSS_SITE); clients that
+   * are not browsers are never affected. @default []
+   */
+  allowOrigins?: string[];
   /** TLS on the same port (first byte 0x16). */
   tls?: TlsOptions;
   /** Trackers to report to (`h1:p;h2:p`). */
@@ -132,6 +145,8 @@ export const DEFAULTS = {
   dedupeWindowMs: 0,
   maxConsumeWindow: 1000,
   shutdownTimeoutMs: 5000,
+  insecure: false,
+  allowOrigins: [] as string[],
   trackers: [] as string[],
   trackerReportIntervalMs: 30_000,
   trackerDeadlineMs: 90_000,
@@ -330,5 +345,29 @@ function checkTypes(o: ResolvedBrokerOptions): void {
   }
   if (o.storeModule !== undefined && (typeof o.storeModule !== 'object' || o.storeModule === null)) {
     throw new InvalidOptionError('storeModule', 'storeModule must be the module of @zbus/store-nats');
+  }
+  checkAccess(o);
+}
+
+/** Who may use the broker: protected mode, `insecure`, `allowOrigins` (docs/security.md). */
+function checkAccess(o: ResolvedBrokerOptions): void {
+  if (typeof o.insecure !== 'boolean') {
+    throw new InvalidOptionError('insecure', `insecure must be true or false, got ${shown(o.insecure)}`);
+  }
+  if (
+    !Array.isArray(o.allowOrigins) ||
+    !o.allowOrigins.every((x) => typeof x === 'string' && isOriginPattern(x))
+  ) {
+    throw new InvalidOptionError(
+      'allowOrigins',
+      `allowOrigins must be origins like https://app.example.com, or *, got ${shown(o.allowOrigins)}`,
+    );
+  }
+  if (o.auth === undefined && !o.insecure && !isLoopbackOrWildcard(o.host)) {
+    throw new InvalidOptionError(
+      'host',
+      `protected mode: without auth only loopback clients are served, but host is ${o.host}; turn auth on ` +
+        '(auth, --auth <file>) or, on a network you trust, set insecure (--insecure)',
+    );
   }
 }

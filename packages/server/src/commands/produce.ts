@@ -144,11 +144,11 @@ export function withoutQueryToken(url: string): string {
   return kept.length === 0 ? url.slice(0, q) : `${url.slice(0, q)}?${kept.join('&')}`;
 }
 
-/** `a=1; token=s; b=2` -> `a=1; b=2`. */
+/** `a=1; token=s; __Host-token=s; b=2` -> `a=1; b=2`. */
 export function withoutCookieToken(cookie: string): string {
   return cookie
     .split(';')
     .map((part) => part.trim())
-    .filter((part) => part !== '' && !/^token\s*=/.test(part))
+    .filter((part) => part !== '' && !/^(?:__Host-)?token\s*=/.test(part))
     .join('; ');
 }

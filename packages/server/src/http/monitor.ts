@@ -55,6 +55,16 @@ const NOT_BUILT = `<!doctype html><html lang="en"><head><meta charset="utf-8"><t
 <body><h1>zbus-ts broker</h1><p>The monitor's assets were not found on this broker (monitorDir is not set or not
 built). The broker itself is running: try <a href="/healthz">/healthz</a> or <a href="/metrics">/metrics</a>.</p></body></html>`;
 
+/**
+ * The login cookie, bound to the broker's own origin as far as cookies allow: HttpOnly, SameSite=Strict, Path=/,
+ * and with TLS the `__Host-` prefix (Secure, no Domain: this host only). Cookies ignore ports, so the broker also
+ * takes the cookie only from requests its own pages send (auth/origin.ts).
+ */
+function loginCookie(state: BrokerState, value: string): string {
+  const attributes = 'Path=/; HttpOnly; SameSite=Strict';
+  return state.sslEnabled ? `__Host-token=${value}; ${attributes}; Secure` : `token=${value}; ${attributes}`;
+}
+
 /** What a browser gets for a monitor page it may not see: the login form (undefined for assets: a 403). */
 export function monitorLoginRedirect(cmd: string): Message | undefined {
   return cmd === 'home' || cmd === 'page' ? redirect('/?cmd=login') : undefined;
@@ -71,9 +81,7 @@ export async function serveMonitor(
     if (!auth) return redirect('/');
     if (msg.method === 'POST') {
       const token = new URLSearchParams(msg.bodyText()).get('token') ?? '';
-      if (auth.isAdmin(token)) {
-        return redirect('/', `token=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
-      }
+      if (auth.isAdmin(token)) return redirect('/', loginCookie(state, encodeURIComponent(token)));
       const why =
         token !== '' && auth.find(token)
           ? 'This token may not open the monitor (admin only).'
@@ -83,7 +91,7 @@ export async function serveMonitor(
     return page(200, LOGIN_PAGE.replace('{{error}}', ''));
   }
   if (cmd === 'logout') {
-    return redirect('/?cmd=login', 'token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0');
+    return redirect('/?cmd=login', `${loginCookie(state, '')}; Max-Age=0`);
   }
   if (cmd === 'home' || cmd === 'page') {
     const html = await readAsset(state, 'index.html');

@@ -4,7 +4,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { decodeMessage, encodeMessage, type Message, tokenFromCookie, type ZbusError } from '@zbus/protocol';
+import { decodeMessage, encodeMessage, type Message, type ZbusError } from '@zbus/protocol';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { Session, type SessionWire } from '../session.js';
 import type { ConnectionHost } from './host.js';
@@ -118,7 +118,8 @@ export class WsConnection implements SessionWire {
 
 /** Builds the handshake request `ws` expects from our decoded message (ws only reads method, url, headers). */
 export function createWebSocketUpgrader(host: ConnectionHost): {
-  upgrade(socket: Socket, req: Message, head: Uint8Array): void;
+  /** `cookieToken`: the token of the handshake's cookie, when the broker lets it count (its own pages). */
+  upgrade(socket: Socket, req: Message, head: Uint8Array, cookieToken: string | undefined): void;
   close(): void;
 } {
   const wss = new WebSocketServer({
@@ -128,7 +129,7 @@ export function createWebSocketUpgrader(host: ConnectionHost): {
     clientTracking: true,
   });
   return {
-    upgrade(socket, req, head) {
+    upgrade(socket, req, head, cookieToken) {
       const incoming = {
         method: req.method,
         url: req.url,
@@ -141,7 +142,7 @@ export function createWebSocketUpgrader(host: ConnectionHost): {
       // sit in its buffer until the next read, which a client waiting for its first reply never sends.
       wss.handleUpgrade(incoming, socket, EMPTY, (ws) => {
         const c = new WsConnection(ws, remote, host);
-        c.session.cookieToken = tokenFromCookie(req.headers.cookie);
+        c.session.cookieToken = cookieToken;
         if (head.length > 0) socket.emit('data', Buffer.from(head.buffer, head.byteOffset, head.length));
       });
       if (socket.isPaused()) socket.resume();

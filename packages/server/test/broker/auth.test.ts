@@ -291,12 +291,15 @@ describe('tokens never travel with stored messages', () => {
     await fetch(`${b.url}/produce/Orders?body=by-cookie`, {
       headers: { cookie: 'theme=dark; token=producer' },
     });
+    await fetch(`${b.url}/produce/Orders?body=by-tls-cookie`, {
+      headers: { cookie: '__Host-token=producer; theme=dark' },
+    });
     await admin.request({
       headers: { cmd: 'produce', topic: 'Orders', token: 'admin-secret' },
       body: 'by-header',
     });
     const c = await b.raw();
-    for (const body of ['by-query', 'by-cookie', 'by-header']) {
+    for (const body of ['by-query', 'by-cookie', 'by-tls-cookie', 'by-header']) {
       const d = await c.request({
         headers: { cmd: 'consume', topic: 'Orders', consume_group: 'billing', token: 'reader' },
       });
@@ -304,7 +307,7 @@ describe('tokens never travel with stored messages', () => {
       const wire = JSON.stringify(d.headers);
       expect(wire).not.toContain('producer');
       expect(wire).not.toContain('admin-secret');
-      if (body === 'by-cookie') expect(d.headers.cookie).toBe('theme=dark');
+      if (body.endsWith('cookie')) expect(d.headers.cookie).toBe('theme=dark');
     }
   });
 });
