@@ -383,6 +383,46 @@ describe('zbus topics, groups, declare, rm, empty', () => {
     expect(unasked.stderr).toContain('ZBUS_ERR_NOT_FOUND');
   });
 
+  it('declare sets retention by size, age and count, and 0 lifts a limit', async () => {
+    const set = await zbus([
+      'declare',
+      'Kept',
+      '--retention-bytes',
+      '10GiB',
+      '--retention-age',
+      '7d',
+      '--retention-messages',
+      '1m',
+    ]);
+    expect(set).toMatchObject({
+      code: 0,
+      stdout: 'declared Kept (disk, 0 messages, retention 10.00 GiB, 7d, 1,000,000 messages)\n',
+    });
+    expect((await admin.queryTopic('Kept')).retention).toEqual({
+      bytes: 10 * 1024 ** 3,
+      ms: 7 * 86_400_000,
+      messages: 1_000_000,
+    });
+    const lift = await zbus([
+      'declare',
+      'Kept',
+      '--retention-bytes',
+      '0',
+      '--retention-messages',
+      '0',
+      '--json',
+    ]);
+    expect(JSON.parse(lift.stdout).retention).toEqual({ ms: 7 * 86_400_000 });
+    const [badSize, badAge] = await Promise.all([
+      zbus(['declare', 'Kept', '--retention-bytes', 'huge']),
+      zbus(['declare', 'Kept', '--retention-age', 'forever']),
+    ]);
+    expect(badSize.code).toBe(2);
+    expect(badSize.stderr).toContain('--retention-bytes must be a size such as 512MiB or 10GiB');
+    expect(badAge.code).toBe(2);
+    expect(badAge.stderr).toContain('--retention-age must be a duration');
+  });
+
   it('rm and empty refuse without a terminal unless -f, and ask on one', async () => {
     await admin.declareTopic('Ask');
     await admin.produce({ topic: 'Ask', body: 'keep me' });

@@ -34,6 +34,13 @@ export async function confirmThen(
   });
 }
 
+/** The declare dialog's retention inputs, in the units people think in, and the header each sets. */
+const RETENTION_FIELDS = [
+  { name: 'retentionMiB', label: 'Max size (MiB)', header: 'topic_retention_bytes', unit: 1024 * 1024 },
+  { name: 'retentionHours', label: 'Max age (hours)', header: 'topic_retention_ms', unit: 3_600_000 },
+  { name: 'retentionMessages', label: 'Max messages', header: 'topic_retention_messages', unit: 1 },
+] as const;
+
 export function declareDialog(app: Monitor): void {
   const name = h('input', {
     name: 'topic',
@@ -64,6 +71,17 @@ export function declareDialog(app: Monitor): void {
         h('input', { type: 'checkbox', name: 'rpc' }),
         ' RPC topic (services consume it, callers get replies)',
       ),
+      h(
+        'fieldset',
+        { class: 'choices retention' },
+        h('legend', null, 'Retention of a disk topic (empty: kept until removed)'),
+        ...RETENTION_FIELDS.map((f) =>
+          field(
+            f.label,
+            h('input', { name: f.name, type: 'number', min: '0', step: 'any', placeholder: '–' }),
+          ),
+        ),
+      ),
     ],
     confirm: 'Declare',
     action: async (data) => {
@@ -71,11 +89,16 @@ export function declareDialog(app: Monitor): void {
       if (topic === '') throw new Error('a topic needs a name');
       let mask = data.get('storage') === 'memory' ? MASK.memory : 0;
       if (data.get('rpc')) mask |= MASK.rpc;
+      const headers: Record<string, string> = { cmd: 'declare', topic, topic_mask: String(mask) };
+      for (const f of RETENTION_FIELDS) {
+        const v = String(data.get(f.name) ?? '').trim();
+        if (v === '') continue;
+        const n = Number(v);
+        if (!Number.isFinite(n) || n < 0) throw new Error(`${f.label} must be a number >= 0`);
+        headers[f.header] = String(Math.round(n * f.unit));
+      }
       // A raw declare: MqClient.declare() would re-declare it after every reconnect, even once removed.
-      await checked(
-        app.client,
-        new Message({ headers: { cmd: 'declare', topic, topic_mask: String(mask) } }),
-      );
+      await checked(app.client, new Message({ headers }));
       // Show the new topic: clear a search that would hide it.
       app.state.view.search = '';
       app.showFilter();

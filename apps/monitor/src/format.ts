@@ -1,4 +1,6 @@
 // Number, size, rate and time formats for the tables (tabular, short, no locale surprises).
+import type { TopicRetention } from '@zbus/client-browser';
+
 const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
 export function fmtInt(n: number | undefined): string {
@@ -42,6 +44,22 @@ export function fmtAgo(ms: number | undefined, now = Date.now()): string {
 export function fmtTime(ms: number | undefined): string {
   if (ms === undefined || !Number.isFinite(ms) || ms <= 0) return '–';
   return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+/** A topic's retention limits, `10 GiB · 7d · 1,000,000 messages`, or what happens without any. */
+export function fmtRetention(r: TopicRetention | undefined): string {
+  const parts: string[] = [];
+  if (r?.bytes) parts.push(fmtBytes(r.bytes));
+  if (r?.ms) parts.push(fmtSpan(r.ms));
+  if (r?.messages) parts.push(`${fmtInt(r.messages)} messages`);
+  return parts.length > 0 ? parts.join(' · ') : 'none (kept until removed)';
+}
+
+/** A retention age as the dialog asks for it: hours, or days when whole (`168h` shows as `7d`). */
+function fmtSpan(ms: number): string {
+  const hours = ms / 3_600_000;
+  if (hours >= 24 && hours % 24 === 0) return `${hours / 24}d`;
+  return hours >= 1 ? `${Number(hours.toFixed(1))}h` : `${Math.round(ms / 1000)}s`;
 }
 
 /** Topic and group mask labels (zbus-protocol.md §7.2). */

@@ -3,7 +3,17 @@
 // topics cost a sort and a few hundred cell comparisons per tick, not a rebuilt table.
 import { sparkline } from './chart.js';
 import { badges, h, setText } from './dom.js';
-import { fmtAgo, fmtBytes, fmtInt, fmtRate, fmtTime, groupLabels, MASK, topicLabels } from './format.js';
+import {
+  fmtAgo,
+  fmtBytes,
+  fmtInt,
+  fmtRate,
+  fmtRetention,
+  fmtTime,
+  groupLabels,
+  MASK,
+  topicLabels,
+} from './format.js';
 import { HISTORY, type Model, type TopicModel } from './model.js';
 
 export const PAGE_SIZE = 200;
@@ -243,6 +253,7 @@ export class TopicsTable {
       info.delayedCount,
       info.corruptRecords,
       info.mask,
+      info.retention,
     ]);
     if (row.detail && key === row.detailKey) return;
     row.detailKey = key;
@@ -255,6 +266,8 @@ export class TopicsTable {
       h('dd', null, fmtInt(info.delayedCount)),
       h('dt', null, 'Corrupt records'),
       h('dd', { class: info.corruptRecords ? 'warn' : '' }, fmtInt(info.corruptRecords)),
+      h('dt', null, 'Retention'),
+      h('dd', { class: 'retention' }, fmtRetention(info.retention)),
       h('dt', null, 'Created'),
       h('dd', null, fmtTime(info.createdTime)),
       h('dt', null, 'Creator'),

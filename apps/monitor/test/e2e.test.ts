@@ -164,10 +164,20 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
     it('declares, publishes to, peeks at and removes a topic through the UI', async () => {
       await page.click('#declare');
       await page.fill('dialog input[name="topic"]', 'ui.created');
+      await page.fill('dialog input[name="retentionMiB"]', '512');
+      await page.fill('dialog input[name="retentionHours"]', '168');
+      await shot(page, 'monitor-declare-dialog.png');
       await page.click('dialog button[type="submit"]');
       await row(page, 'ui.created').waitFor();
       const info = await client.queryTopic('ui.created');
       expect(info.topicName).toBe('ui.created');
+      expect(info.retention).toEqual({ bytes: 512 * 1024 * 1024, ms: 7 * 86_400_000 });
+      await row(page, 'ui.created').locator('[data-act="toggle"]').click();
+      await page
+        .locator('#topics tr[data-detail="ui.created"] dd.retention')
+        .filter({ hasText: '512 MiB · 7d' })
+        .waitFor();
+      await row(page, 'ui.created').locator('[data-act="toggle"]').click();
 
       await row(page, 'ui.created').locator('[data-act="publish"]').click();
       await page.fill('dialog textarea[name="body"]', '{"hello":"from the monitor"}');

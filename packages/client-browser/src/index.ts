@@ -33,6 +33,7 @@ export type {
   ServerSelector,
   ServerSelectors,
   TopicInfo,
+  TopicRetention,
   TrackerInfo,
   Transport,
   TransportConnectOptions,

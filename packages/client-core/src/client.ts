@@ -1,5 +1,5 @@
-import type { ConsumeGroupInfo, ServerInfo, TopicInfo, TrackerInfo } from '@zbus/protocol';
-import { Cmd, errorFromReply, Message, MessageDecoder, ZbusError } from '@zbus/protocol';
+import type { ConsumeGroupInfo, ServerInfo, TopicInfo, TopicRetention, TrackerInfo } from '@zbus/protocol';
+import { Cmd, errorFromReply, Header, Message, MessageDecoder, ZbusError } from '@zbus/protocol';
 import { Deadlines } from './deadlines.js';
 import { Emitter } from './emitter.js';
 import { newId, type PublishInput, restoreDelivery, toProduceMessage } from './messages.js';
@@ -43,6 +43,11 @@ export interface DeclareOptions extends RequestOptions {
   topicMask?: number;
   /** A group to create or update with the topic; a string is the group name. */
   group?: string | GroupOptions;
+  /**
+   * How much of the topic the broker keeps (`topic_retention_*`): whole old segments go once a limit is passed.
+   * 0 lifts a limit; a limit left out keeps its current value.
+   */
+  retention?: TopicRetention;
 }
 
 /** Options of a one-shot `consume`. */
@@ -796,6 +801,10 @@ export class MqClient {
   async declare(topic: string, options: DeclareOptions = {}): Promise<TopicInfo | ConsumeGroupInfo> {
     const msg = new Message({ headers: { cmd: Cmd.Declare, topic } });
     if (options.topicMask !== undefined) msg.set('topic_mask', options.topicMask);
+    const r = options.retention;
+    if (r?.bytes !== undefined) msg.set(Header.TopicRetentionBytes, r.bytes);
+    if (r?.ms !== undefined) msg.set(Header.TopicRetentionMs, r.ms);
+    if (r?.messages !== undefined) msg.set(Header.TopicRetentionMessages, r.messages);
     setGroupHeaders(msg, options.group);
     const reply = await this.invoke(msg.clone(), options);
     const info = parseJsonReply<TopicInfo | ConsumeGroupInfo>(reply);

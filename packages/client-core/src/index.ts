@@ -2,7 +2,14 @@
 // text coding), shared by `@zbus/client` (TCP) and `@zbus/client-browser` (WebSocket). Give it a
 // TransportFactory and it does the rest. Explicit exports only (style.md §4).
 
-export type { ConsumeGroupInfo, ServerAddress, ServerInfo, TopicInfo, TrackerInfo } from '@zbus/protocol';
+export type {
+  ConsumeGroupInfo,
+  ServerAddress,
+  ServerInfo,
+  TopicInfo,
+  TopicRetention,
+  TrackerInfo,
+} from '@zbus/protocol';
 export type { MqAdminOptions, ServerResult } from './admin.js';
 export { MqAdmin } from './admin.js';
 export type {

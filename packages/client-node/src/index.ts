@@ -32,6 +32,7 @@ export type {
   ServerSelector,
   ServerSelectors,
   TopicInfo,
+  TopicRetention,
   TrackerInfo,
   Transport,
   TransportConnectOptions,

@@ -25,6 +25,7 @@ export type {
   ServerEvent,
   ServerInfo,
   TopicInfo,
+  TopicRetention,
   TrackerInfo,
 } from './info.js';
 export type { DecoderLimits } from './limits.js';

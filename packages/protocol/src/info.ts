@@ -29,6 +29,19 @@ export interface ConsumeGroupInfo {
   position?: number;
 }
 
+/**
+ * zbus-ts: how much of a topic the broker keeps (the `topic_retention_*` declare headers). Each limit deletes whole
+ * sealed segments from the head once it is exceeded, keeping at least the limit; an absent limit is no limit.
+ */
+export interface TopicRetention {
+  /** Bytes on disk (`topic_retention_bytes`). */
+  bytes?: number;
+  /** Age of a segment's newest message, ms (`topic_retention_ms`). */
+  ms?: number;
+  /** Messages stored (`topic_retention_messages`). */
+  messages?: number;
+}
+
 export interface TopicInfo {
   serverAddress: ServerAddress;
   serverVersion: string;
@@ -51,6 +64,8 @@ export interface TopicInfo {
   firstOffset?: number;
   /** zbus-ts: next offset to be written. */
   nextOffset?: number;
+  /** zbus-ts: the limits set on the topic; absent when messages stay until removed. */
+  retention?: TopicRetention;
 }
 
 export interface ServerInfo {

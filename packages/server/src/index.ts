@@ -1,6 +1,13 @@
 // @zbus/server: the zbus broker as a library. `createBroker(options)` then `listen()`; `close()` is graceful.
 
-export type { ConsumeGroupInfo, ServerAddress, ServerInfo, TopicInfo, TrackerInfo } from '@zbus/protocol';
+export type {
+  ConsumeGroupInfo,
+  ServerAddress,
+  ServerInfo,
+  TopicInfo,
+  TopicRetention,
+  TrackerInfo,
+} from '@zbus/protocol';
 export { type Broker, createBroker } from './broker.js';
 // The store contract, for stores that live in other packages (`@zbus/store-nats`).
 export type {

@@ -1,5 +1,12 @@
 // Builds the 0.11 JSON info shapes (types in @zbus/protocol) from the store and the dispatcher.
-import type { ConsumeGroupInfo, ServerAddress, ServerInfo, TopicInfo, TrackerInfo } from '@zbus/protocol';
+import type {
+  ConsumeGroupInfo,
+  ServerAddress,
+  ServerInfo,
+  TopicInfo,
+  TopicRetention,
+  TrackerInfo,
+} from '@zbus/protocol';
 import { isShared } from './cluster/shared-store.js';
 import type { BrokerState } from './commands/context.js';
 import type { Group, Topic } from './store/types.js';
@@ -31,10 +38,20 @@ export function groupInfo(state: BrokerState, topic: Topic, group: Group): Consu
   };
 }
 
+/** The retention limits in force on a topic (0 and absent mean none), or undefined when it has none. */
+function retentionInfo(topic: Topic): TopicRetention | undefined {
+  const r = topic.config.retention;
+  const out: TopicRetention = {};
+  if (r?.maxBytes) out.bytes = r.maxBytes;
+  if (r?.maxAgeMs) out.ms = r.maxAgeMs;
+  if (r?.maxMessages) out.messages = r.maxMessages;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 export function topicInfo(state: BrokerState, topic: Topic): TopicInfo {
   const t = topic.info();
   const groups = topic.groups().map((g) => groupInfo(state, topic, g));
-  return {
+  const info: TopicInfo = {
     serverAddress: serverAddress(state),
     serverVersion: SERVER_VERSION,
     topicName: topic.name,
@@ -51,6 +68,9 @@ export function topicInfo(state: BrokerState, topic: Topic): TopicInfo {
     firstOffset: t.firstOffset,
     nextOffset: t.nextOffset,
   };
+  const retention = retentionInfo(topic);
+  if (retention) info.retention = retention;
+  return info;
 }
 
 /** ServerInfo, its topic table filtered to what `token` may see. */

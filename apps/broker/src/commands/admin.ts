@@ -1,5 +1,13 @@
 // Topic and group management: `zbus topics`, `zbus groups <topic>`, `zbus declare`, `zbus rm`, `zbus empty`.
-import { type ConsumeGroupInfo, Message, type MqClient, type TopicInfo, ZbusError } from '@zbus/client';
+import {
+  type ConsumeGroupInfo,
+  Header,
+  Message,
+  type MqClient,
+  type TopicInfo,
+  type TopicRetention,
+  ZbusError,
+} from '@zbus/client';
 import {
   CliError,
   CONNECTION_HELP,
@@ -8,6 +16,9 @@ import {
   connectionFrom,
   duration,
   EXIT_OK,
+  formatBytes,
+  formatCount,
+  formatDuration,
   groupMaskLabel,
   int,
   parse,
@@ -15,6 +26,7 @@ import {
   parseMask,
   printJson,
   run,
+  size,
   str,
   table,
   topicMaskLabel,
@@ -66,6 +78,11 @@ Options:
       --ack-timeout <ms>  redeliver an unacked message after this long (30s, 5m)
       --ack-window <n>    unacked deliveries allowed before the group stops delivering
       --max-deliver <n>   deliveries before a message moves to <topic>.dlq
+      --retention-bytes <size>    keep the topic under this size on disk (10GiB); 0 lifts the limit
+      --retention-age <duration>  drop messages older than this (7d, 12h); 0 lifts the limit
+      --retention-messages <n>    keep this many messages (1m); 0 lifts the limit
+                          (retention deletes whole old segments, keeping at least the limit; a limit
+                          left out keeps its value; without any, messages stay until rm or empty)
       --json              print the broker's answer as JSON
 
 ${CONNECTION_HELP}
@@ -75,6 +92,7 @@ Examples:
   zbus declare orders --group billing --ack --ack-timeout 30s --max-deliver 5
   zbus declare quotes --group hk --filter 'Stock.HK.*' --from first
   zbus declare events --mask memory
+  zbus declare logs --retention-bytes 10GiB --retention-age 7d
 `;
 
 export const RM_HELP = `Usage: zbus rm <topic> [--group <name>] [options]
@@ -219,6 +237,9 @@ const DECLARE_OPTIONS = {
   'ack-timeout': { type: 'string' },
   'ack-window': { type: 'string' },
   'max-deliver': { type: 'string' },
+  'retention-bytes': { type: 'string' },
+  'retention-age': { type: 'string' },
+  'retention-messages': { type: 'string' },
   json: { type: 'boolean' },
 } as const;
 
@@ -251,7 +272,22 @@ export function declareMessage(topic: string, values: Record<string, unknown>): 
   if (ackWindow !== undefined) msg.set('group_ack_window', ackWindow);
   const maxDeliver = int(values, 'max-deliver', 1);
   if (maxDeliver !== undefined) msg.set('group_max_deliver', maxDeliver);
+  const bytes = size(values, 'retention-bytes');
+  if (bytes !== undefined) msg.set(Header.TopicRetentionBytes, bytes);
+  const age = duration(values, 'retention-age');
+  if (age !== undefined) msg.set(Header.TopicRetentionMs, age);
+  const messages = int(values, 'retention-messages');
+  if (messages !== undefined) msg.set(Header.TopicRetentionMessages, messages);
   return msg;
+}
+
+/** `10.0 GiB, 7d, 1,000,000 messages`: the limits a topic has. */
+export function retentionLabel(r: TopicRetention): string {
+  const parts: string[] = [];
+  if (r.bytes) parts.push(formatBytes(r.bytes));
+  if (r.ms) parts.push(formatDuration(r.ms));
+  if (r.messages) parts.push(`${formatCount(r.messages)} messages`);
+  return parts.join(', ');
 }
 
 function replyError(reply: Message): ZbusError {
@@ -285,7 +321,8 @@ export function declare(argv: string[]): Promise<number> {
     } else {
       const t = info as TopicInfo;
       process.stdout.write(
-        `declared ${t.topicName ?? topic} (${topicMaskLabel(num(t.mask))}, ${stored(t)} messages)\n`,
+        `declared ${t.topicName ?? topic} (${topicMaskLabel(num(t.mask))}, ${stored(t)} messages` +
+          `${t.retention ? `, retention ${retentionLabel(t.retention)}` : ''})\n`,
       );
     }
     return EXIT_OK;

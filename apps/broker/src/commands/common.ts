@@ -83,6 +83,18 @@ export function duration(values: Record<string, unknown>, name: string): number 
   return ms;
 }
 
+/** A size flag: `1048576`, `512KiB`, `64MiB`, `10GiB`, `1TiB` (or k, m, g, t: the same powers of 1024). */
+export function size(values: Record<string, unknown>, name: string): number | undefined {
+  const v = str(values, name);
+  if (v === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|b)?$/i.exec(v.trim());
+  const power = m?.[2] === undefined ? 0 : 'kmgt'.indexOf((m[2] as string).toLowerCase()) + 1;
+  const n = m ? Math.round(Number(m[1]) * 1024 ** power) : Number.NaN;
+  if (!Number.isSafeInteger(n))
+    throw usageError(`--${name} must be a size such as 512MiB or 10GiB, got '${v}'`);
+  return n;
+}
+
 export function parseDuration(v: string): number | undefined {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
   if (!m) return undefined;
@@ -299,6 +311,19 @@ export function out(text: string): Promise<void> | undefined {
 
 export function formatCount(n: number): string {
   return Math.round(n).toLocaleString('en-US');
+}
+
+/** `7d`, `12h`, `90m`, `45s`, `500ms`: the largest unit that divides `ms`. */
+export function formatDuration(ms: number): string {
+  for (const [unit, n] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms % n === 0) return `${ms / n}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 export function formatBytes(n: number): string {

@@ -34,6 +34,22 @@ describe('MqClient against the broker', () => {
     expect(auto.groupName).not.toBe('g1');
   });
 
+  it('declare sets retention limits, which TopicInfo shows; 0 lifts one', async () => {
+    const info = (await client.declare('mc-retention', {
+      retention: { bytes: 10 * 1024 ** 3, ms: 7 * 86_400_000, messages: 1_000_000 },
+    })) as { retention?: unknown };
+    expect(info.retention).toEqual({ bytes: 10 * 1024 ** 3, ms: 7 * 86_400_000, messages: 1_000_000 });
+    await client.declare('mc-retention', { retention: { ms: 0 } });
+    expect((await client.queryTopic('mc-retention')).retention).toEqual({
+      bytes: 10 * 1024 ** 3,
+      messages: 1_000_000,
+    });
+    await expect(client.declare('mc-retention', { retention: { messages: -1 } })).rejects.toMatchObject({
+      code: 'ZBUS_ERR_BAD_REQUEST',
+      message: expect.stringContaining('topic_retention_messages must be >= 0'),
+    });
+  });
+
   it('produce resolves with offset, durability and server time', async () => {
     await client.declareTopic('mc-produce');
     const before = Date.now();

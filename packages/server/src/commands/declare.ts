@@ -1,6 +1,6 @@
 // declare: create or update a topic and/or a group. Without a group, the default group named as the topic
 // is created too (decisions.md §1); `group_name_auto` picks a free name (topic, then topic0, topic1, ...).
-import { Mask, ZbusError } from '@zbus/protocol';
+import { Header, Mask, ZbusError } from '@zbus/protocol';
 import { groupInfo, topicInfo } from '../info.js';
 import { parseFsyncPolicy } from '../options.js';
 import type { GroupConfig, Topic, TopicConfig } from '../store/types.js';
@@ -32,6 +32,15 @@ function creatorOf(ctx: CommandContext): string {
   return (token !== undefined && ctx.state.auth?.nameOf(token)) || ctx.session.remoteAddress;
 }
 
+/** A `topic_retention_*` limit: an integer >= 0, where 0 lifts the limit; anything else is a 400. */
+function retentionLimit(ctx: CommandContext, name: string): number | undefined {
+  const n = intHeader(ctx, name);
+  if (n !== undefined && n < 0) {
+    throw new ZbusError('ZBUS_ERR_BAD_REQUEST', `Bad Format, ${name} must be >= 0 (0 = no limit), got ${n}`);
+  }
+  return n;
+}
+
 /** The config of a new topic, or of a re-declared one (`current`), with the request's settings applied. */
 export function topicConfig(ctx: CommandContext, mask: number, current?: Topic): TopicConfig {
   const o = ctx.state.options;
@@ -53,11 +62,11 @@ export function topicConfig(ctx: CommandContext, mask: number, current?: Topic):
     }
   }
   const retention = { ...config.retention };
-  const bytes = intHeader(ctx, 'topic_retention_bytes');
+  const bytes = retentionLimit(ctx, Header.TopicRetentionBytes);
   if (bytes !== undefined) retention.maxBytes = bytes;
-  const age = intHeader(ctx, 'topic_retention_ms');
+  const age = retentionLimit(ctx, Header.TopicRetentionMs);
   if (age !== undefined) retention.maxAgeMs = age;
-  const count = intHeader(ctx, 'topic_retention_messages');
+  const count = retentionLimit(ctx, Header.TopicRetentionMessages);
   if (count !== undefined) retention.maxMessages = count;
   if (Object.keys(retention).length > 0) config.retention = retention;
   const backlog = intHeader(ctx, 'topic_max_backlog');
