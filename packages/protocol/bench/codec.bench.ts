@@ -138,6 +138,29 @@ describe(`decode a ${LF_HEADERS}-header head with bare LF line ends (x${BATCH})`
   );
 });
 
+// A chunked upload (curl reading stdin, fetch with a stream body): 16 chunks of 256 bytes, copied out of the read.
+const CHUNKS = 16;
+const chunked = Buffer.from(
+  `POST /MyTopic HTTP/1.1\r\ncmd: produce\r\ntopic: MyTopic\r\ntransfer-encoding: chunked\r\n\r\n${`100\r\n${'c'.repeat(256)}\r\n`.repeat(CHUNKS)}0\r\n\r\n`,
+);
+
+describe(`decode a ${CHUNKS * 256}-byte chunked body in ${CHUNKS} chunks (x${BATCH})`, () => {
+  bench(
+    'zbus MessageDecoder.push',
+    () => {
+      for (let i = 0; i < BATCH; i++) decoder.push(chunked);
+    },
+    opts,
+  );
+  bench(
+    'node llhttp HTTPParser.execute',
+    () => {
+      for (let i = 0; i < BATCH; i++) parser.execute(chunked);
+    },
+    opts,
+  );
+});
+
 describe(`encode the same produce (x${BATCH})`, () => {
   bench(
     'zbus encodeMessage (head + body in one buffer)',

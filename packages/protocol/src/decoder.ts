@@ -16,6 +16,9 @@ import { EMPTY_BYTES, utf8Encode, utf8Slice } from './text.js';
  * that arrives one byte at a time is scanned once (linear). A head inside one chunk is decoded
  * to a string straight from the chunk; a split head is kept as views and copied once into one buffer at its end.
  * Bodies inside one chunk are zero-copy subarray views; split bodies are copied once into an exact-size buffer.
+ * Chunked bodies are always copied out, into a buffer of 4 KiB that doubles as needed and is trimmed once at the end:
+ * a view would keep the whole socket read it came from alive (1-byte chunks in 64 KiB reads would hold 64 KiB each).
+ * Their framing (size lines, extensions, CRLFs, trailer) may not outweigh their data by more than maxHeaderBytes.
  * push() takes ownership of its chunk: the caller must not reuse it (Node socket chunks are never reused).
  */
 
@@ -134,13 +137,13 @@ export class MessageDecoder {
   #msg: Message | null = null;
   #contentLength = -1;
   #chunked = false;
+  /** The body being received: exact size for content-length, growing capacity for chunked bodies. */
   #body: Uint8Array = EMPTY_BYTES;
   #filled = 0;
-  #parts: Uint8Array[] = [];
-  #partBytes = 0;
   #chunkLeft = 0;
   #line = '';
-  #trailerBytes = 0;
+  /** Bytes of a chunked body that are not data: size lines with their extensions, CRLFs, the trailer. */
+  #framing = 0;
 
   // biome-ignore lint/suspicious/noConfusingVoidType: callbacks that return nothing are the common case
   constructor(onMessage: (msg: Message) => boolean | undefined | void, limits?: DecoderLimits) {
@@ -169,18 +172,16 @@ export class MessageDecoder {
       d.#chunked = false;
       d.#body = EMPTY_BYTES;
       d.#filled = 0;
-      d.#parts = [];
-      d.#partBytes = 0;
       d.#chunkLeft = 0;
       d.#line = '';
-      d.#trailerBytes = 0;
+      d.#framing = 0;
     };
   }
 
   /** Bytes held for the message in progress (or after a stop). */
   get bufferedBytes(): number {
     if (this.#state === S_STOPPED) return this.#rest.length;
-    return this.#headBytes + this.#filled + this.#partBytes + this.#line.length;
+    return this.#headBytes + this.#filled + this.#line.length;
   }
 
   /** The bytes after the message at which decoding stopped (empty when it did not stop). */
@@ -204,7 +205,6 @@ export class MessageDecoder {
       this.#state = S_ERRORED;
       this.#error = err;
       this.#headParts = [];
-      this.#parts = [];
       this.#body = EMPTY_BYTES;
       throw err;
     }
@@ -328,6 +328,7 @@ export class MessageDecoder {
     const msg = this.#parseHead(text, text.length === total, lines);
     if (this.#chunked) {
       this.#msg = msg;
+      this.#framing = 0;
       this.#state = S_CHUNK_SIZE;
       return end;
     }
@@ -373,33 +374,53 @@ export class MessageDecoder {
     return [line, j + 1];
   }
 
+  /** Counts framing bytes of a chunked body; a body whose framing outweighs its data is refused. */
+  #addFraming(n: number): void {
+    this.#framing += n;
+    if (this.#framing > this.#maxHeaderBytes + this.#filled) {
+      throw limit(
+        'ZBUS_ERR_HEADERS_TOO_LARGE',
+        `chunked framing of ${this.#framing} bytes exceeds the ${this.#filled} data bytes by more than ` +
+          `${this.#maxHeaderBytes} bytes (maxHeaderBytes)`,
+      );
+    }
+  }
+
   #chunkSize(chunk: Uint8Array, pos: number): number {
+    const before = this.#line.length;
     const r = this.#readLine(chunk, pos, MAX_CHUNK_LINE, 'chunk size');
     if (r === undefined) return chunk.length;
     const [line, next] = r;
+    this.#addFraming(before + next - pos);
     const semi = line.indexOf(';');
     const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
     if (hex.length === 0 || hex.length > 12 || !/^[0-9a-fA-F]+$/.test(hex)) {
       throw bad(`bad chunk size ${JSON.stringify(line.slice(0, 32))}`);
     }
     const size = Number.parseInt(hex, 16);
-    if (this.#partBytes + size > this.#maxBodyBytes) {
+    const need = this.#filled + size;
+    if (need > this.#maxBodyBytes) {
       throw limit('ZBUS_ERR_BODY_TOO_LARGE', `body exceeds ${this.#maxBodyBytes} bytes (maxBodyBytes)`);
     }
     if (size === 0) {
-      this.#trailerBytes = 0;
       this.#state = S_TRAILER;
-    } else {
-      this.#chunkLeft = size;
-      this.#state = S_CHUNK_DATA;
+      return next;
     }
+    if (need > this.#body.length) {
+      // Doubling keeps the copies linear in the body size; the limit was checked just above.
+      const grown = new Uint8Array(Math.min(this.#maxBodyBytes, Math.max(need, this.#body.length * 2, 4096)));
+      grown.set(this.#body.subarray(0, this.#filled), 0);
+      this.#body = grown;
+    }
+    this.#chunkLeft = size;
+    this.#state = S_CHUNK_DATA;
     return next;
   }
 
   #chunkData(chunk: Uint8Array, pos: number): number {
     const take = Math.min(this.#chunkLeft, chunk.length - pos);
-    this.#parts.push(chunk.subarray(pos, pos + take));
-    this.#partBytes += take;
+    this.#body.set(chunk.subarray(pos, pos + take), this.#filled);
+    this.#filled += take;
     this.#chunkLeft -= take;
     if (this.#chunkLeft === 0) this.#state = S_CHUNK_END;
     return pos + take;
@@ -408,6 +429,7 @@ export class MessageDecoder {
   #chunkEnd(chunk: Uint8Array, pos: number): number {
     // CRLF after chunk data; a lone LF is tolerated
     const b = chunk[pos];
+    this.#addFraming(1);
     if (this.#line === '' && b === CR) {
       this.#line = '\r';
       return pos + 1;
@@ -421,29 +443,15 @@ export class MessageDecoder {
   #trailer(chunk: Uint8Array, pos: number): number {
     const before = this.#line.length;
     const r = this.#readLine(chunk, pos, this.#maxHeaderBytes, 'trailer');
-    if (r === undefined) {
-      this.#trailerBytes += chunk.length - pos;
-      if (this.#trailerBytes > this.#maxHeaderBytes) {
-        throw limit(
-          'ZBUS_ERR_HEADERS_TOO_LARGE',
-          `trailer exceeds ${this.#maxHeaderBytes} bytes (maxHeaderBytes)`,
-        );
-      }
-      return chunk.length;
-    }
+    if (r === undefined) return chunk.length;
     const [line, next] = r;
-    this.#trailerBytes += next - pos + before;
-    if (this.#trailerBytes > this.#maxHeaderBytes) {
-      throw limit(
-        'ZBUS_ERR_HEADERS_TOO_LARGE',
-        `trailer exceeds ${this.#maxHeaderBytes} bytes (maxHeaderBytes)`,
-      );
-    }
+    this.#addFraming(before + next - pos);
     if (line.length !== 0) return next; // trailer fields are read and dropped
-    const body = concat(this.#parts, this.#partBytes);
+    const filled = this.#filled;
+    const body = filled === this.#body.length ? this.#body : this.#body.slice(0, filled);
     const msg = this.#msg as Message;
-    this.#parts = [];
-    this.#partBytes = 0;
+    this.#body = EMPTY_BYTES;
+    this.#filled = 0;
     this.#msg = null;
     return this.#emit(msg, body, next);
   }

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_LIMITS,
@@ -9,6 +11,8 @@ import {
 } from '../src/index.js';
 import { FIXTURES } from './fixtures/messages.js';
 import { bytes, decodeChunks, expected, expectZbusError, text, view } from './helpers.js';
+
+setFlagsFromString('--expose-gc');
 
 const crlf = (lines: string[]): string => lines.join('\r\n');
 const decodeOne = (s: string, limits?: Parameters<typeof decodeMessage>[1]): Message =>
@@ -340,6 +344,63 @@ describe('decoder: limits', () => {
       413,
       /maxBodyBytes/,
     );
+  });
+
+  it('copies chunked data out of the reads it came in, so an unfinished body keeps no read alive', () => {
+    const gc = runInNewContext('gc') as () => void;
+    const d = new MessageDecoder(() => {});
+    d.push(bytes('POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n'));
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    // 64 reads of 1 MiB (as a socket hands them over), each carrying one 1-byte chunk; the body never ends.
+    for (let i = 0; i < 64; i++) {
+      const read = new Uint8Array(1024 * 1024);
+      read.set(bytes('1\r\nz\r\n'), read.length - 6);
+      d.push(read.subarray(read.length - 6));
+    }
+    gc();
+    const held = process.memoryUsage().arrayBuffers - before;
+    expect(d.bufferedBytes).toBe(64);
+    expect(held).toBeLessThan(4 * 1024 * 1024);
+    d.push(bytes('0\r\n\r\n'));
+  });
+
+  it('hands over a chunked body trimmed to its size, not a view of a read', () => {
+    const read = bytes(
+      `POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n${'1;pad=xxxxxxxx\r\nz\r\n'.repeat(50)}0\r\n\r\n`,
+    );
+    const [m] = decodeChunks([read]);
+    expect(text(m!.body)).toBe('z'.repeat(50));
+    expect(m!.body.buffer).not.toBe(read.buffer);
+    expect(m!.body.buffer.byteLength).toBe(50);
+  });
+
+  it('replies 431 when chunk framing and extensions outweigh the data by more than maxHeaderBytes', () => {
+    const d = new MessageDecoder(() => {}, { maxHeaderBytes: 1024, maxBodyBytes: 65536 });
+    d.push(bytes('POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n'));
+    const padded = bytes(`1;${'e'.repeat(100)}\r\nz\r\n`);
+    let err: unknown;
+    let sent = 0;
+    try {
+      for (; sent < 1000; sent++) d.push(padded);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(LimitError);
+    expect((err as LimitError).code).toBe('ZBUS_ERR_HEADERS_TOO_LARGE');
+    expect((err as LimitError).message).toMatch(/by more than 1024 bytes \(maxHeaderBytes\)$/);
+    // Cut off after about 1 KiB of framing, long before the body limit.
+    expect(sent).toBeLessThan(12);
+    // Ordinary chunking (framing much smaller than the data) is never refused, however many chunks.
+    const ok = decodeChunks(
+      [
+        bytes('POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n'),
+        ...Array(2000).fill(bytes('8\r\nabcdefgh\r\n')),
+        bytes('0\r\nx-t: 1\r\n\r\n'),
+      ],
+      { maxHeaderBytes: 1024, maxBodyBytes: 65536 },
+    );
+    expect(ok[0]!.body.length).toBe(16000);
   });
 
   it('replies 414 when the url exceeds maxUrlBytes', () => {
