@@ -1,30 +1,23 @@
 // Delayed messages of one topic, held durably until due, then handed to `release` (which appends them to the
-// log). `delayed.journal` is an append-only list of ADD (the whole message) and DONE (its sequence number)
-// entries, each with a CRC32C; replay at open keeps the ADDs without a DONE. In memory a binary min-heap on
-// (deliverAt, seq) gives the next due message; one alarm is armed for it.
-//
-//   ADD : len u32 | crc u32 | type=1 u8 | pad 3 | seq f64 | deliverAt f64 | idLen u16 | tagLen u16 | hasTag u8 |
-//         pad 3 | dataLen u32 | id | tag | data
-//   DONE: len u32 | crc u32 | type=2 u8 | pad 3 | seq f64
+// log). Memory holds a few numbers per message (due time, where its record is: delay-file.ts), never its bytes:
+// a binary min-heap on (deliverAt, seq) gives the next due message, and one alarm is armed for it. Due messages
+// are read back and released in batches of bounded bytes, in due order; each is marked DONE once the log has it
+// (a crash in between releases it again: at least once).
 import path from 'node:path';
 import { Alarm, type Clock } from './clock.js';
-import { crc32c } from './crc32c.js';
-import { Journal } from './journal.js';
+import { type DelayedMessage, DelayFile, encodeAdd, encodeDone, type HeldEntry } from './delay-file.js';
 
-export interface DelayedMessage {
-  seq: number;
-  deliverAt: number;
-  id: string;
-  tag: string | undefined;
-  data: Uint8Array;
-}
+export type { DelayedMessage } from './delay-file.js';
 
-const ADD = 1;
-const DONE = 2;
-const ADD_HEADER = 40;
-const DONE_BYTES = 20;
+/** A release batch reads at most this many bytes of due messages (at least one message) before appending them. */
+const RELEASE_BATCH_BYTES = 4 * 1024 * 1024;
+/** Garbage (released records, DONE records) in the file that makes it worth compacting. */
+const COMPACT_MIN_GARBAGE_BYTES = 64 * 1024 * 1024;
+/** With nothing held, the file is emptied after this many releases or this much garbage. */
+const EMPTY_AFTER_DONE = 1024;
+const EMPTY_AFTER_BYTES = 1024 * 1024;
 
-function less(a: DelayedMessage, b: DelayedMessage): boolean {
+function less(a: HeldEntry, b: HeldEntry): boolean {
   return a.deliverAt < b.deliverAt || (a.deliverAt === b.deliverAt && a.seq < b.seq);
 }
 
@@ -33,57 +26,44 @@ export interface DelayQueueOptions {
   /** Store a due message in the log; it is forgotten here once this resolves. */
   release: (m: DelayedMessage) => Promise<unknown>;
   onError: (err: unknown, msg: string) => void;
+  /** Read the ids of held messages at open (for the dedupe window); see `heldAtOpen`. */
+  wantIds: boolean;
 }
 
 export class DelayQueue {
-  readonly heap: DelayedMessage[] = [];
+  /** Held messages not yet due, earliest first. */
+  readonly #heap: HeldEntry[] = [];
+  /** Every message not yet DONE: held, or being released. */
+  readonly #live = new Map<number, HeldEntry>();
+  #liveBytes = 0;
   #nextSeq = 0;
   #doneSinceCompact = 0;
+  #compacting = false;
+  #releasing = false;
   readonly #alarm: Alarm;
   #closed = false;
+  /** With `wantIds`: the ids and due times of the messages held at open, until taken. */
+  heldAtOpen: Array<{ id: string; deliverAt: number }> | undefined;
 
   private constructor(
-    readonly journal: Journal,
+    readonly file: DelayFile,
     readonly opts: DelayQueueOptions,
   ) {
-    this.#alarm = new Alarm(opts.clock, () => this.#releaseDue());
+    this.#alarm = new Alarm(opts.clock, () => void this.#releaseDue());
   }
 
   static async open(dir: string, opts: DelayQueueOptions): Promise<DelayQueue> {
-    const { journal, contents } = await Journal.open(path.join(dir, 'delayed.journal'));
-    const q = new DelayQueue(journal, opts);
-    const live = new Map<number, DelayedMessage>();
-    let pos = 0;
-    let maxSeq = -1;
-    while (pos + 8 <= contents.length) {
-      const len = contents.readUInt32LE(pos);
-      if (len < DONE_BYTES || pos + len > contents.length) break;
-      if (crc32c(contents, pos + 8, pos + len) !== contents.readUInt32LE(pos + 4)) break;
-      const type = contents[pos + 8];
-      const seq = contents.readDoubleLE(pos + 12);
-      if (seq > maxSeq) maxSeq = seq;
-      if (type === ADD) {
-        const deliverAt = contents.readDoubleLE(pos + 20);
-        const idLen = contents.readUInt16LE(pos + 28);
-        const tagLen = contents.readUInt16LE(pos + 30);
-        const hasTag = contents[pos + 32] === 1;
-        const dataLen = contents.readUInt32LE(pos + 36);
-        const s = pos + ADD_HEADER;
-        const id = contents.toString('utf8', s, s + idLen);
-        const tag = hasTag ? contents.toString('utf8', s + idLen, s + idLen + tagLen) : undefined;
-        const data = Buffer.from(contents.subarray(s + idLen + tagLen, s + idLen + tagLen + dataLen));
-        live.set(seq, { seq, deliverAt, id, tag, data });
-      } else if (type === DONE) {
-        live.delete(seq);
-      }
-      pos += len;
+    const { file, scan } = await DelayFile.open(path.join(dir, 'delayed.journal'), opts.wantIds);
+    const q = new DelayQueue(file, opts);
+    q.#nextSeq = scan.maxSeq + 1;
+    for (const e of scan.live) q.#hold(e);
+    if (scan.ids !== undefined) {
+      q.heldAtOpen = scan.live.map((e) => ({ id: scan.ids!.get(e.seq) ?? '', deliverAt: e.deliverAt }));
     }
-    q.#nextSeq = maxSeq + 1;
-    for (const m of live.values()) q.#push(m);
-    if (pos < contents.length || (live.size === 0 && contents.length > 0)) {
-      // A torn tail, or nothing left: rewrite the journal with just the live entries.
-      await journal.rewrite(Buffer.concat([...live.values()].map((m) => encodeAdd(m))));
+    if (scan.corrupt > 0) {
+      opts.onError(new Error(`${scan.corrupt} corrupt records`), 'skipped corrupt delayed messages at open');
     }
+    if (q.#live.size === 0 && file.size > 0) await file.compact([]);
     return q;
   }
 
@@ -92,15 +72,16 @@ export class DelayQueue {
     this.#alarm.set(this.nextDue());
   }
 
+  /** Messages held (not yet due or being released). */
   get size(): number {
-    return this.heap.length;
+    return this.#heap.length;
   }
 
   nextDue(): number {
-    return this.heap[0]?.deliverAt ?? Number.POSITIVE_INFINITY;
+    return this.#heap[0]?.deliverAt ?? Number.POSITIVE_INFINITY;
   }
 
-  /** Hold a message; resolves when the ADD entry is written (and fsynced when `sync`). */
+  /** Hold a message; resolves when its record is written (and fsynced when `sync`). */
   add(
     deliverAt: number,
     id: string,
@@ -108,67 +89,131 @@ export class DelayQueue {
     data: Uint8Array,
     sync: boolean,
   ): Promise<void> {
-    // Copy the bytes: a view into a socket chunk must not be kept alive for the whole delay.
-    const m: DelayedMessage = { seq: this.#nextSeq++, deliverAt, id, tag, data: Buffer.from(data) };
-    this.#push(m);
-    this.journal.append(encodeAdd(m));
+    const seq = this.#nextSeq++;
+    // The record is a copy: a view into a socket chunk is not kept, and the copy goes once it is written.
+    const record = encodeAdd({ seq, deliverAt, id, tag, data });
+    const e: HeldEntry = { seq, deliverAt, pos: -1, len: record.length };
+    this.#hold(e);
+    this.file.append(record, e);
     this.#alarm.setEarlier(deliverAt);
-    return this.journal.flush(sync);
+    return this.file.flush(sync);
   }
 
-  #releaseDue(): void {
-    if (this.#closed) return;
-    const now = this.opts.clock.now();
-    while (this.heap.length > 0 && this.heap[0]!.deliverAt <= now) {
-      const m = this.#pop();
-      this.opts.release(m).then(
-        () => this.#done(m.seq),
-        (err) => {
-          if (!this.#closed)
-            this.opts.onError(err, 'releasing a delayed message failed; it stays held until restart');
-        },
-      );
+  #hold(e: HeldEntry): void {
+    this.#live.set(e.seq, e);
+    this.#liveBytes += e.len;
+    this.#push(e);
+  }
+
+  /** Read back and release everything due, a bounded batch at a time; re-arm for the next. */
+  async #releaseDue(): Promise<void> {
+    if (this.#releasing || this.#closed) return;
+    this.#releasing = true;
+    try {
+      for (;;) {
+        const now = this.opts.clock.now();
+        const batch: HeldEntry[] = [];
+        let bytes = 0;
+        while (
+          this.#heap.length > 0 &&
+          this.#heap[0]!.deliverAt <= now &&
+          (bytes === 0 || bytes < RELEASE_BATCH_BYTES)
+        ) {
+          const e = this.#pop();
+          batch.push(e);
+          bytes += e.len;
+        }
+        if (batch.length === 0) break;
+        await this.#release(batch);
+        if (this.#closed) return;
+      }
+    } finally {
+      this.#releasing = false;
     }
     this.#alarm.set(this.nextDue());
   }
 
-  /** The message was appended to the log: forget it (and compact the journal once nothing is held). */
-  #done(seq: number): void {
-    const b = Buffer.alloc(DONE_BYTES);
-    b.writeUInt32LE(DONE_BYTES, 0);
-    b[8] = DONE;
-    b.writeDoubleLE(seq, 12);
-    b.writeUInt32LE(crc32c(b, 8, DONE_BYTES), 4);
-    this.journal.append(b);
-    this.#doneSinceCompact++;
-    if (this.heap.length === 0 && this.#doneSinceCompact >= 1024) {
-      this.#doneSinceCompact = 0;
-      void this.journal.rewrite(Buffer.alloc(0)).catch(() => {});
+  async #release(batch: HeldEntry[]): Promise<void> {
+    const appends: Array<Promise<void>> = [];
+    for (const e of batch) {
+      let m: DelayedMessage | undefined;
+      try {
+        m = await this.file.read(e);
+      } catch (err) {
+        if (!this.#closed)
+          this.opts.onError(err, 'reading a delayed message failed; it stays held until restart');
+        continue;
+      }
+      if (this.#closed) return;
+      if (m === undefined) {
+        this.opts.onError(
+          new Error(`record of delayed message ${e.seq} is corrupt`),
+          'dropped a corrupt delayed message',
+        );
+        this.#done(e);
+        continue;
+      }
+      // Appends are queued in due order (so offsets follow it) and written together (one group commit).
+      appends.push(
+        this.opts.release(m).then(
+          () => this.#done(e),
+          (err) => {
+            if (!this.#closed)
+              this.opts.onError(err, 'releasing a delayed message failed; it stays held until restart');
+          },
+        ),
+      );
     }
+    await Promise.all(appends);
+  }
+
+  /** The message is in the log: forget it, and drop garbage from the file now and then. */
+  #done(e: HeldEntry): void {
+    if (!this.#live.delete(e.seq)) return;
+    this.#liveBytes -= e.len;
+    this.file.append(encodeDone(e.seq));
+    this.#doneSinceCompact++;
+    const garbage = this.file.size - this.#liveBytes;
+    const empty =
+      this.#live.size === 0 && (this.#doneSinceCompact >= EMPTY_AFTER_DONE || garbage >= EMPTY_AFTER_BYTES);
+    if (!empty && !(garbage >= COMPACT_MIN_GARBAGE_BYTES && garbage > this.#liveBytes)) return;
+    if (this.#compacting) return;
+    this.#compacting = true;
+    this.#doneSinceCompact = 0;
+    this.file
+      .compact(this.#live.values())
+      .catch((err) => {
+        if (!this.#closed) this.opts.onError(err, 'delay journal compaction failed');
+      })
+      .finally(() => {
+        this.#compacting = false;
+      });
   }
 
   /** Drop every held message (topic empty). */
   clear(): Promise<void> {
-    this.heap.length = 0;
+    this.#heap.length = 0;
+    this.#live.clear();
+    this.#liveBytes = 0;
     this.#alarm.cancel();
-    return this.journal.rewrite(Buffer.alloc(0));
+    return this.file.clear();
   }
 
   /** fsync what was added. */
   flush(): Promise<void> {
-    return this.journal.flush(true);
+    return this.file.flush(true);
   }
 
-  /** Stop releasing; close the journal (fsynced with `sync`). */
+  /** Stop releasing; close the file (fsynced with `sync`). */
   close(sync: boolean): Promise<void> {
     this.#closed = true;
     this.#alarm.cancel();
-    return this.journal.close(sync);
+    return this.file.close(sync);
   }
 
-  #push(m: DelayedMessage): void {
-    const h = this.heap;
-    h.push(m);
+  #push(e: HeldEntry): void {
+    const h = this.#heap;
+    h.push(e);
     let i = h.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
@@ -178,8 +223,8 @@ export class DelayQueue {
     }
   }
 
-  #pop(): DelayedMessage {
-    const h = this.heap;
+  #pop(): HeldEntry {
+    const h = this.#heap;
     const top = h[0]!;
     const last = h.pop()!;
     if (h.length > 0) {
@@ -198,24 +243,4 @@ export class DelayQueue {
     }
     return top;
   }
-}
-
-function encodeAdd(m: DelayedMessage): Buffer {
-  const idLen = Buffer.byteLength(m.id, 'utf8');
-  const tagLen = m.tag === undefined ? 0 : Buffer.byteLength(m.tag, 'utf8');
-  const len = ADD_HEADER + idLen + tagLen + m.data.length;
-  const b = Buffer.alloc(len);
-  b.writeUInt32LE(len, 0);
-  b[8] = ADD;
-  b.writeDoubleLE(m.seq, 12);
-  b.writeDoubleLE(m.deliverAt, 20);
-  b.writeUInt16LE(idLen, 28);
-  b.writeUInt16LE(tagLen, 30);
-  b[32] = m.tag === undefined ? 0 : 1;
-  b.writeUInt32LE(m.data.length, 36);
-  b.write(m.id, ADD_HEADER, 'utf8');
-  if (m.tag !== undefined) b.write(m.tag, ADD_HEADER + idLen, 'utf8');
-  b.set(m.data, ADD_HEADER + idLen + tagLen);
-  b.writeUInt32LE(crc32c(b, 8, len), 4);
-  return b;
 }

@@ -1,6 +1,7 @@
 // Thin promise wrappers over fd-based fs calls: the callback API with positional reads and writes allocates less
 // than FileHandle (no result object per call), and the hot paths call these once per batch.
 import fs from 'node:fs';
+import path from 'node:path';
 import { StoreError } from './types.js';
 
 /** Read-write, created if missing, neither truncated nor O_APPEND (Linux ignores pwrite positions with O_APPEND). */
@@ -70,23 +71,35 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Replace a small file atomically: write a temp file, optionally fsync it, rename over the old one. */
 let tmpSeq = 0;
 
-export async function writeFileAtomic(path: string, data: string | Buffer, sync: boolean): Promise<void> {
-  // A temp name of its own per write: two overlapping writes of one file (two clients declaring the same topic
-  // at once) must not rename each other's temp file away.
-  const tmp = `${path}.${process.pid}.${++tmpSeq}.tmp`;
+/**
+ * A temp file's path beside `target`: a name of its own per call (two overlapping writes of one file must not
+ * rename each other's temp file away), short whatever the target's name (a long topic or group name must not
+ * make it too long), and ending in `.tmp` so that leftovers of a crash are recognised and removed at open.
+ */
+export function tempPath(target: string): string {
+  return path.join(path.dirname(target), `.${process.pid}-${++tmpSeq}${TMP_SUFFIX}`);
+}
+
+export const TMP_SUFFIX = '.tmp';
+
+/** Replace a small file atomically: write a temp file, optionally fsync it, rename over the old one. */
+export async function writeFileAtomic(target: string, data: string | Buffer, sync: boolean): Promise<void> {
+  const tmp = tempPath(target);
   const fd = await openFd(tmp, 'w');
   try {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     await writeAt(fd, buf, 0, buf.length, 0);
     if (sync) await fsyncFd(fd);
-  } finally {
+  } catch (err) {
     await closeFd(fd);
+    await fs.promises.unlink(tmp).catch(() => {});
+    throw err;
   }
+  await closeFd(fd);
   try {
-    await fs.promises.rename(tmp, path);
+    await fs.promises.rename(tmp, target);
   } catch (err) {
     await fs.promises.unlink(tmp).catch(() => {});
     throw err;

@@ -1,7 +1,7 @@
 // A small append-only file with batched writes: entries are buffered in memory and written with one write per
 // flush; concurrent flushes share one fsync. Used for the ack journal of a group and for the delay queue.
 import fs from 'node:fs';
-import { closeFd, fdatasyncFd, fsyncDir, openFd, RW_CREATE, writeAt } from './fs-util.js';
+import { closeFd, fdatasyncFd, fsyncDir, openFd, RW_CREATE, writeAt, writeFileAtomic } from './fs-util.js';
 
 export class Journal {
   #fd = -1;
@@ -73,13 +73,8 @@ export class Journal {
     this.#pendingBytes = 0;
     const run = async () => {
       if (this.#fd < 0) return;
-      const tmp = `${this.path}.tmp`;
       const buf = pendingBytes > 0 ? Buffer.concat([contents, ...pendingNow]) : contents;
-      await fs.promises.writeFile(tmp, buf);
-      const fd = await openFd(tmp, 'r+');
-      await fdatasyncFd(fd);
-      await closeFd(fd);
-      await fs.promises.rename(tmp, this.path);
+      await writeFileAtomic(this.path, buf, true);
       await fsyncDir(this.path.slice(0, this.path.lastIndexOf('/')) || '.');
       const old = this.#fd;
       this.#fd = await openFd(this.path, RW_CREATE);

@@ -200,12 +200,16 @@ export class DiskTopic implements Topic, TopicPort {
       clock,
       release: (m) => this.appender.appendNow(m.id, m.tag, m.data),
       onError: (err, msg) => this.logError(err, msg),
+      wantIds: this.dedupeWindowMs > 0,
     });
     this.appender = new Appender(this.name, this, this.writer, this.delays, this.groupTable, clock);
     await this.groupTable.load();
     const window = this.dedupeWindowMs;
-    if (window > 0)
-      this.appender.dedupe = await rebuildDedupe(window, this.reader, clock.now(), this.delays.heap);
+    if (window > 0) {
+      const held = this.delays.heldAtOpen ?? [];
+      this.delays.heldAtOpen = undefined;
+      this.appender.dedupe = await rebuildDedupe(window, this.reader, clock.now(), held);
+    }
     await this.retention.apply();
     this.retention.start();
     this.delays.start();
