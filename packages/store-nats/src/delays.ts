@@ -81,11 +81,12 @@ export class Delays {
 
   async add(topic: NatsTopic, input: AppendInput, dedupe: boolean): Promise<{ duplicate: boolean }> {
     const payload = encodeDelayed(input.deliverAt!, { id: input.id, tag: input.tag, data: input.data });
-    const ack = await this.store.js
-      .publish(this.store.names.delaySubject(topic.key), payload, {
-        msgID: dedupe ? `${topic.key}:${input.id}` : undefined,
-        timeout: this.store.requestTimeoutMs,
-      })
+    const ack = await this.store.publisher
+      .publish(
+        this.store.names.delaySubject(topic.key),
+        payload,
+        dedupe ? `${topic.key}:${input.id}` : undefined,
+      )
       .catch((err: unknown) => {
         throw this.store.publishError(err, topic.name);
       });

@@ -26,7 +26,10 @@ import { Puller, parseAck } from './puller.js';
 import { decodeRecord } from './record.js';
 import type { NatsTopic } from './topic.js';
 
-/** Most messages one pull request asks for. */
+/**
+ * Most messages one pull request asks for. A broker asks only for what its waiting consumers have credit for:
+ * what it pulls and does not hand out is held from every other broker until AckWait runs out.
+ */
 const MAX_PULL = 256;
 /** Wait before asking again after a pull request failed (no consumer, no leader). */
 const RETRY_MS = 250;

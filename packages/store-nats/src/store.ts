@@ -40,11 +40,14 @@ import { type GroupMeta, NatsGroup } from './group.js';
 import { NatsLink } from './link.js';
 import { LocalTopic } from './local-topic.js';
 import { encodeName, Names } from './names.js';
+import { Publisher } from './publisher.js';
 import { NatsTopic, type TopicMeta } from './topic.js';
 
 /** 0.11 masks whose topics hold requests for services on this process (RPC 2, PROXY 4). */
 const LOCAL_MASKS = 2 | 4;
 const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+/** How long opening the store waits for a JetStream cluster that is electing leaders. */
+const STARTUP_MS = 60_000;
 
 export interface NatsStoreOptions extends Omit<StoreOptions, 'dataDir' | 'fsync' | 'segmentBytes'> {
   /** `host:port` of NATS servers (any of the cluster; the client learns the others). */
@@ -93,6 +96,7 @@ export class NatsStore implements SharedStore {
   js!: JetStreamClient;
   kv!: KV;
   link!: NatsLink;
+  publisher!: Publisher;
 
   private constructor(readonly options: NatsStoreOptions) {
     this.names = new Names(options.prefix ?? 'zbus');
@@ -130,14 +134,31 @@ export class NatsStore implements SharedStore {
     this.#multiFilter = atLeast(this.nc.info?.version ?? '0.0', 2, 10);
     this.jsm = await jetstreamManager(this.nc, { timeout: this.requestTimeoutMs });
     this.js = jetstream(this.nc, { timeout: this.requestTimeoutMs });
-    this.kv = await new Kvm(this.js).create(this.names.metaBucket, {
-      replicas: this.replicas,
-      history: 1,
-    });
+    this.publisher = new Publisher(this.nc, this.requestTimeoutMs);
     this.link = new NatsLink(this.nc, this.names, (err, msg) => this.logError(err, msg));
-    await this.#watch();
-    await this.delays.start();
+    // A broker may start while the cluster elects leaders (a node just died or restarts): wait for it.
+    this.kv = await this.#retry('opening the metadata bucket', () =>
+      new Kvm(this.js).create(this.names.metaBucket, { replicas: this.replicas, history: 1 }),
+    );
+    await this.#retry('loading the metadata', () => this.#watch());
+    await this.#retry('starting the delay stream', () => this.delays.start());
     void this.#followReconnects();
+  }
+
+  /** Runs `step` until it succeeds, for up to STARTUP_MS while JetStream answers with timeouts or 503s. */
+  async #retry<T>(what: string, step: () => Promise<T>): Promise<T> {
+    const until = Date.now() + STARTUP_MS;
+    for (;;) {
+      try {
+        return await step();
+      } catch (err) {
+        if (Date.now() > until || !/timeout|no responders|503|leader/i.test(String(err))) {
+          throw this.storeError(err, what);
+        }
+        this.#log?.warn({ err }, `${what}: JetStream not ready, retrying`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
   }
 
   get dataDir(): string {
@@ -640,6 +661,7 @@ export class NatsStore implements SharedStore {
     this.#closed = true;
     this.#stopWatch?.();
     this.delays.close();
+    this.publisher?.close();
     for (const t of this.#topics.values()) t.close();
     this.#topics.clear();
     if (this.nc && !this.nc.isClosed()) {

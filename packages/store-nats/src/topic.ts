@@ -154,14 +154,9 @@ export class NatsTopic implements Topic {
       );
     }
     const subject = this.store.names.subject(this.key, tag);
-    const ack = await this.store.js
-      .publish(subject, payload, {
-        msgID: msgId,
-        timeout: this.store.requestTimeoutMs,
-      })
-      .catch((err: unknown) => {
-        throw this.store.publishError(err, this.name);
-      });
+    const ack = await this.store.publisher.publish(subject, payload, msgId).catch((err: unknown) => {
+      throw this.store.publishError(err, this.name);
+    });
     if (ack.seq > this.#state.lastSeq) this.#state.lastSeq = ack.seq;
     return {
       offset: ack.seq - 1,
