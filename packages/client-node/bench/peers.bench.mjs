@@ -29,7 +29,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BROKER_CLI, startBroker } from '@zbus/testkit';
+import { BROKER_CLI, cpuSeconds, startBroker } from '@zbus/testkit';
 import { consumerOpts, createInbox, connect as natsConnect, StorageType } from 'nats';
 import { createClient } from 'redis';
 import { Broker, Consumer, MqClient, Producer, RpcInvoker } from '../dist/index.js';
@@ -66,17 +66,6 @@ function freePort() {
       s.close(() => resolve(port));
     });
   });
-}
-
-/** utime + stime of a process, seconds (Linux /proc). */
-function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 /** A latency body of exactly SIZE bytes: `seq|scheduled-ms|xxxx`. */

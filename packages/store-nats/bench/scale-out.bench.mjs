@@ -14,13 +14,13 @@
 //            producer moves to a second broker
 // CPU per message: utime+stime of this process, the broker(s) and the three nats-servers over each case.
 // Knobs: BENCH_SECONDS (4), BENCH_WINDOW (1000), BENCH_COUNT (20000), BENCH_CALLERS (32), BENCH_OUT=<file.json>.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Consumer, MqClient, Producer, RpcInvoker, ServiceBootstrap, Broker as ZBroker } from '@zbus/client';
-import { startBroker, startNatsCluster } from '@zbus/testkit';
+import { cpuSeconds, startBroker, startNatsCluster } from '@zbus/testkit';
 
 const env = (name, def) => process.env[name] ?? def;
 const SECONDS = Number(env('BENCH_SECONDS', '4'));
@@ -31,15 +31,6 @@ const PAYLOAD = 'x'.repeat(100);
 const PAYLOAD_BYTES = new TextEncoder().encode(PAYLOAD);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
 const selfCpu = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
@@ -119,39 +110,34 @@ try {
     record(`pub nats.js -> JetStream R${replicas}`, { ...r, note: `js.publish, ${WINDOW} in flight` });
     await jsm.streams.delete(name);
   }
+  /** Pipelined publish through a fresh broker started with `options`. */
+  const zbusPub = async (name, options, pids) => {
+    const b = await startBroker(options);
+    brokers.push(b);
+    const client = new MqClient(b.address, { reconnect: false, timeout: 30_000 });
+    await client.connect();
+    await client.declareTopic('Pub');
+    const producer = new Producer(client, { maxInFlight: WINDOW });
+    const first = await producer.publish({ topic: 'Pub', body: PAYLOAD });
+    const r = await measured({ broker: b.process.pid, ...pids }, () =>
+      windowed(WINDOW, () => producer.publish({ topic: 'Pub', body: PAYLOAD })),
+    );
+    record(name, { ...r, note: `@zbus/client Producer, ${WINDOW} in flight, durable=${first.durability}` });
+    await client.close();
+  };
   for (const replicas of [3, 1]) {
-    const b = await startBroker({
-      args: ['--store', cluster.url, '--store-replicas', String(replicas), '--store-prefix', `b${replicas}`],
-    });
-    brokers.push(b);
-    const client = new MqClient(b.address, { reconnect: false, timeout: 30_000 });
-    await client.connect();
-    await client.declareTopic('Pub');
-    const producer = new Producer(client, { maxInFlight: WINDOW });
-    const first = await producer.publish({ topic: 'Pub', body: PAYLOAD });
-    const r = await measured({ broker: b.process.pid, ...natsPids }, () =>
-      windowed(WINDOW, () => producer.publish({ topic: 'Pub', body: PAYLOAD })),
-    );
-    record(`pub zbus on JetStream R${replicas}`, {
-      ...r,
-      note: `@zbus/client Producer, ${WINDOW} in flight, durable=${first.durability}`,
-    });
-    await client.close();
+    const args = [
+      '--store',
+      cluster.url,
+      '--store-replicas',
+      String(replicas),
+      '--store-prefix',
+      `b${replicas}`,
+    ];
+    await zbusPub(`pub zbus on JetStream R${replicas}`, { args }, natsPids);
   }
-  for (const fsync of ['always', 'interval=100']) {
-    const b = await startBroker({ fsync });
-    brokers.push(b);
-    const client = new MqClient(b.address, { reconnect: false, timeout: 30_000 });
-    await client.connect();
-    await client.declareTopic('Pub');
-    const producer = new Producer(client, { maxInFlight: WINDOW });
-    const first = await producer.publish({ topic: 'Pub', body: PAYLOAD });
-    const r = await measured({ broker: b.process.pid }, () =>
-      windowed(WINDOW, () => producer.publish({ topic: 'Pub', body: PAYLOAD })),
-    );
-    record(`pub zbus local fsync=${fsync}`, { ...r, note: `durable=${first.durability}` });
-    await client.close();
-  }
+  for (const fsync of ['always', 'interval=100'])
+    await zbusPub(`pub zbus local fsync=${fsync}`, { fsync }, {});
 
   // ------------------------------------------------------------------ consume
   {

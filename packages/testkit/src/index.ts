@@ -18,6 +18,7 @@ export {
   natsServerMissing,
   startNatsCluster,
 } from './nats.js';
+export { cpuSeconds } from './proc.js';
 export { type SelfSignedCert, selfSignedCert } from './tls.js';
 
 /** apps/broker/dist/cli.js, built before any test runs (turbo: test depends on ^build). */
