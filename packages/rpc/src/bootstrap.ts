@@ -1,6 +1,12 @@
 import { Mask, type Message, ZbusError } from '@zbus/protocol';
 import type { BodyCodec, CodecOption } from './codec.js';
-import { type InvokeOptions, type MessageInvoker, RpcInvoker, type RpcProxy } from './invoker.js';
+import {
+  type InvokeOptions,
+  type MessageInvoker,
+  RpcInvoker,
+  type RpcProxy,
+  type UntypedModule,
+} from './invoker.js';
 import { checkTimeout } from './options.js';
 import { type AddModuleOptions, RpcProcessor } from './processor.js';
 
@@ -208,7 +214,7 @@ export class ClientBootstrap extends Bootstrap {
   }
 
   /** A typed proxy of one module. */
-  proxy<T extends object>(module = '', options: InvokeOptions = {}): RpcProxy<T> {
+  proxy<T extends object = UntypedModule>(module = '', options: InvokeOptions = {}): RpcProxy<T> {
     return this.invoker(module).proxy<T>(module, options);
   }
 

@@ -23,7 +23,7 @@ export {
   resolveCodec,
 } from './codec.js';
 export { rpcErrorFromReply } from './errors.js';
-export type { InvokeOptions, MessageInvoker, RpcCall, RpcProxy } from './invoker.js';
+export type { InvokeOptions, MessageInvoker, RpcCall, RpcProxy, UntypedModule } from './invoker.js';
 export { RpcInvoker } from './invoker.js';
 export type { ResolvedInvokerOptions, RpcInvokerOptions, RpcProcessorOptions } from './options.js';
 export { DEFAULT_RPC_TIMEOUT, PROCESSOR_DEFAULTS } from './options.js';

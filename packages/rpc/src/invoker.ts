@@ -13,6 +13,8 @@ import {
 export interface InvokeOptions {
   /** Milliseconds to wait for the reply. */
   timeout?: number;
+  /** Aborts the call: it rejects with the signal's reason (a reply that comes later is ignored). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -31,6 +33,8 @@ export interface RpcCall {
   params?: readonly unknown[];
   /** Milliseconds to wait for this call; the invoker's timeout when left out. */
   timeout?: number;
+  /** Aborts this call: it rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** Every method of `T` as an RPC call: same parameters, result wrapped in a `Promise`. */
@@ -41,6 +45,12 @@ export type RpcProxy<T> = {
     ? (...args: A) => Promise<Awaited<R>>
     : never;
 };
+
+/**
+ * The module behind `proxy()` without a type argument: any method, any params, an `unknown` result, so
+ * `rpc.proxy('math').plus(1, 2)` compiles; give the module's interface (`proxy<MathApi>('math')`) for types.
+ */
+export type UntypedModule = Record<string, (...params: unknown[]) => unknown>;
 
 /**
  * Calls methods of a service over a {@link MessageInvoker}: the request is produced to the service's topic
@@ -91,7 +101,10 @@ export class RpcInvoker {
     const req = this.request(call);
     // The broker forgets the call after this long too, and counts a reply that comes later.
     req.set('timeout', timeout);
-    const reply = await this.#invoker.invoke(req, { timeout });
+    const reply = await this.#invoker.invoke(
+      req,
+      call.signal === undefined ? { timeout } : { timeout, signal: call.signal },
+    );
     if (reply.status === 200 || reply.status === undefined) return reply;
     throw rpcErrorFromReply(reply, `${call.module ?? this.options.module}:${call.method}`, this.#codecs);
   }
@@ -121,9 +134,13 @@ export class RpcInvoker {
 
   /**
    * A typed view of one module: `invoker.proxy<MathApi>('math').plus(1, 2)` resolves with the result.
-   * `options.timeout` applies to every call made through the proxy.
+   * `options.timeout` and `options.signal` apply to every call made through the proxy. Without a type argument
+   * every method exists and resolves with `unknown`.
    */
-  proxy<T extends object>(module: string = this.options.module, options: InvokeOptions = {}): RpcProxy<T> {
+  proxy<T extends object = UntypedModule>(
+    module: string = this.options.module,
+    options: InvokeOptions = {},
+  ): RpcProxy<T> {
     if (options.timeout !== undefined) checkTimeout(options.timeout, 'timeout');
     const cache = new Map<string, (...params: unknown[]) => Promise<unknown>>();
     return new Proxy(Object.create(null) as object, {
@@ -133,11 +150,7 @@ export class RpcInvoker {
         let fn = cache.get(name);
         if (fn === undefined) {
           fn = (...params: unknown[]) =>
-            this.invoke(
-              options.timeout === undefined
-                ? { module, method: name, params }
-                : { module, method: name, params, timeout: options.timeout },
-            );
+            this.invoke({ module, method: name, params, timeout: options.timeout, signal: options.signal });
           cache.set(name, fn);
         }
         return fn;
