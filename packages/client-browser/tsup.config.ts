@@ -5,14 +5,15 @@ export default defineConfig([
   {
     entry: { index: 'src/index.ts' },
     format: ['esm'],
-    dts: true,
+    dts: { compilerOptions: { stripInternal: true } },
     sourcemap: true,
     // Both builds run at once: each cleans only its own files.
     clean: ['index.*'],
     target: 'es2022',
     platform: 'browser',
   },
-  // For `<script type="module" src=".../zbus.browser.js">`: one file, everything bundled, minified.
+  // For `<script type="module" src=".../zbus.browser.js">`: one file, everything bundled, minified. Its types are
+  // those of dist/index.d.ts (package.json exports).
   {
     entry: { 'zbus.browser': 'src/index.ts' },
     format: ['esm'],

@@ -17,13 +17,13 @@ import { watchClient } from './lifecycle.js';
 import { type WebSocketTransportOptions, webSocketTransport } from './websocket.js';
 
 /** The WebSocket transport's own options (the constructor comes from the page). */
-export type WsOptions = Omit<WebSocketTransportOptions, 'WebSocket'>;
+export type BrowserTransportOptions = Omit<WebSocketTransportOptions, 'WebSocket'>;
 
 /** Client options in the browser: the core options, WebSocket by default. */
-export type BrowserClientOptions = BoundClientOptions<WsOptions>;
+export type BrowserClientOptions = BoundClientOptions<BrowserTransportOptions>;
 
 /** Broker options in the browser: the client options plus how each client is built, selectors, readyTimeout. */
-export type BrowserBrokerOptions = BoundBrokerOptions<WsOptions>;
+export type BrowserBrokerOptions = BoundBrokerOptions<BrowserTransportOptions>;
 
 /**
  * The default address: the page's own host (`location.host`), which is where the broker that served the page
@@ -35,7 +35,7 @@ export function defaultAddress(): string {
 }
 
 // Every client a Broker builds (tracker subscriptions included) reconnects on page wake-ups too.
-const ws = bindTransport<WsOptions>({
+const ws = bindTransport<BrowserTransportOptions>({
   keys: ['pingInterval', 'pingTimeout', 'highWaterMark', 'protocols'],
   transport: (o) => webSocketTransport(o),
   onClient: watchClient,
@@ -49,6 +49,11 @@ export class MqClient extends CoreMqClient {
   constructor(address: string = defaultAddress(), options: BrowserClientOptions = {}) {
     super(address, ws.clientOptions(options));
     watchClient(this);
+  }
+
+  /** A new connection to the same broker (a consumer's own), which reconnects on page wake-ups too. */
+  override createClient(options: Parameters<CoreMqClient['createClient']>[0] = {}): CoreMqClient {
+    return watchClient(super.createClient(options));
   }
 }
 

@@ -1,29 +1,42 @@
-// `@zbus/client-browser`: the zbus client over the browser's WebSocket, the same API as `@zbus/client`.
-// Explicit exports only (style.md §4).
+// `@zbus/client-browser`: `@zbus/client-core` over the browser's WebSocket, the same API as `@zbus/client`.
+// Explicit exports only (style.md §4): every type a public member names is exported here
+// (test/public-types.test.ts).
 
 export type {
+  AsyncDisposableResource,
   Body,
+  BoundBrokerOptions,
+  BoundClientOptions,
   BrokerEvents,
   BrokerOptions,
+  BrokerStats,
   ClientSource,
   ClientState,
+  ClientStats,
   ConsumedMessage,
   ConsumeGroupInfo,
   ConsumeOptions,
+  ConsumerEvents,
   ConsumerOptions,
+  ConsumerState,
   DeclareOptions,
   DeliveryControl,
   GroupOptions,
+  LogFn,
+  Logger,
   MessageHandler,
   MqAdminOptions,
   MqClientEvents,
   MqClientOptions,
+  NackBackoff,
+  NackOptions,
   ProduceOptions,
   ProduceResult,
   ProducerOptions,
   PublishInput,
   PublishOptions,
   RequestOptions,
+  ResolvedClientOptions,
   RetryPolicy,
   RouteKind,
   RouteTable,
@@ -43,16 +56,27 @@ export type {
 export {
   BROKER_DEFAULTS,
   CLIENT_DEFAULTS,
+  CONSUMER_DEFAULTS,
   Consumer,
+  consoleLogger,
   defaultSelectors,
   MqAdmin,
+  NACK_BACKOFF_DEFAULTS,
+  PRODUCER_DEFAULTS,
   Producer,
   RETRY_DEFAULTS,
   restoreDelivery,
+  silentLogger,
   VOTE_FACTOR,
 } from '@zbus/client-core';
 // The message model and typed errors, from the protocol package.
-export type { RemoteErrorInfo, ZbusErrorCode } from '@zbus/protocol';
+export type {
+  DecoderLimits,
+  MessageInit,
+  RemoteErrorInfo,
+  ZbusErrorCode,
+  ZbusErrorOptions,
+} from '@zbus/protocol';
 export {
   Cmd,
   Header,
@@ -72,15 +96,22 @@ export type {
   CodecOption,
   InvokeOptions,
   MessageInvoker,
+  ResolvedInvokerOptions,
   RpcCall,
+  RpcConnection,
+  RpcConnector,
+  RpcConnectorFactory,
   RpcErrorBody,
   RpcInvokerOptions,
   RpcMethodInfo,
   RpcProcessorOptions,
   RpcProxy,
+  RpcServeOptions,
+  RpcService,
+  UntypedModule,
 } from '@zbus/rpc';
 export { RpcInvoker, RpcProcessor, rawRequest } from '@zbus/rpc';
-export type { BrowserBrokerOptions, BrowserClientOptions, WsOptions } from './browser.js';
+export type { BrowserBrokerOptions, BrowserClientOptions, BrowserTransportOptions } from './browser.js';
 export {
   Broker,
   ClientBootstrap,

@@ -9,15 +9,23 @@ import ts from 'typescript';
 import { describe, expect, it, onTestFinished } from 'vitest';
 
 const root = join(import.meta.dirname, '..');
-/** The budget of a publish/consume app, gzip -9. */
+/** The budget of a publish/consume app, gzip -9 (issue 19). */
 const APP_LIMIT = 20 * 1024;
+/** The same app over a tracker-aware Broker (routing over several brokers): a guard against growth. */
+const BROKER_APP_LIMIT = 23 * 1024;
 
+/** A page publishing to and consuming from the broker that served it. */
 const APP = `
-import { Broker, Consumer, Producer } from '@zbus/client-browser';
-const broker = new Broker();
-await new Producer(broker).publish({ topic: 'chat', body: { text: 'hi' } });
-await new Consumer(broker, { topic: 'chat', handler: (m) => console.log(m.json()) }).start();
+import { Consumer, MqClient, Producer } from '@zbus/client-browser';
+const client = new MqClient();
+await new Producer(client).publish({ topic: 'chat', body: { text: 'hi' } });
+await new Consumer(client, { topic: 'chat', handler: (m) => console.log(m.json()) }).start();
 `;
+
+const BROKER_APP = APP.replace('MqClient', 'Broker').replace(
+  'new MqClient()',
+  "new Broker('h1:15555;h2:15555')",
+);
 
 async function bundle(source: string) {
   const out = await build({
@@ -49,6 +57,12 @@ describe('@zbus/client-browser on its own', () => {
     expect(app.code).not.toMatch(/["'`]node:|\brequire\(/);
   });
 
+  it(`bundles the same app over a Broker under ${BROKER_APP_LIMIT} bytes gzipped`, async () => {
+    const app = await bundle(BROKER_APP);
+    expect(app.code).toContain('track_sub');
+    expect(app.gzip).toBeLessThan(BROKER_APP_LIMIT);
+  });
+
   it('carries msgpackr only for an app that imports @zbus/rpc/msgpack', async () => {
     const app = await bundle(
       `${APP}\nimport { msgpackCodec } from '@zbus/rpc/msgpack';\nconsole.log(msgpackCodec);`,
@@ -72,10 +86,13 @@ describe('@zbus/client-browser on its own', () => {
     writeFileSync(
       file,
       `${APP}
-import { MqClient, type ConsumedMessage, type MqClientOptions } from '@zbus/client-browser';
-const client = new MqClient('ws://127.0.0.1:15555', { timeout: 1000 } satisfies Partial<MqClientOptions>);
+import { ClientBootstrap, type ConsumedMessage, type MqClientOptions } from '@zbus/client-browser';
+const other = new MqClient('ws://127.0.0.1:15555', { timeout: 1000 } satisfies Partial<MqClientOptions>);
 export const handle = (m: ConsumedMessage): Promise<void> => m.ack();
-export { client };
+// proxy() without a type argument: every method exists, results are unknown
+const math = new ClientBootstrap().serviceName('MathRpc').proxy('math');
+export const sum: unknown = await math.plus(1, 2);
+export { client, other };
 `,
     );
     const program = ts.createProgram([file], {

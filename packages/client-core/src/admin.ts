@@ -1,6 +1,6 @@
 import type { ConsumeGroupInfo, ServerInfo, TopicInfo, TrackerInfo, ZbusError } from '@zbus/protocol';
-import type { ClientSource } from './broker.js';
 import type { DeclareOptions, GroupOptions, MqClient, RequestOptions } from './client.js';
+import { type ClientSource, sourceOf } from './source.js';
 
 /** Options of an {@link MqAdmin}. */
 export interface MqAdminOptions {
@@ -34,8 +34,8 @@ export class MqAdmin {
   readonly #options: MqAdminOptions;
   readonly #own = new Map<string, MqClient>();
 
-  constructor(source: ClientSource, options: MqAdminOptions = {}) {
-    this.#source = source;
+  constructor(source: ClientSource | MqClient, options: MqAdminOptions = {}) {
+    this.#source = sourceOf(source);
     this.#options = options;
   }
 
@@ -187,6 +187,11 @@ export class MqAdmin {
   /** `empty` on every server, one result each. */
   emptyAll(topic: string, group?: string): Promise<ServerResult<void>[]> {
     return this.#all(topic, (c) => c.empty(topic, group, this.#opts({})));
+  }
+
+  /** `await using admin = new MqAdmin(...)` closes its own connections at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Closes the admin's own connections (none unless a token was given). */

@@ -1,6 +1,7 @@
 import type { ServerInfo, TrackerInfo } from '@zbus/protocol';
 import { Cmd, Message, ZbusError } from '@zbus/protocol';
-import { MqClient, type RequestOptions } from './client.js';
+import { type ClientStats, MqClient, type RequestOptions } from './client.js';
+import { abortable } from './dispose.js';
 import { Emitter } from './emitter.js';
 import type { MqClientOptions } from './options.js';
 import { positive } from './options.js';
@@ -11,34 +12,10 @@ import {
   type RouteTable,
   type ServerSelectors,
 } from './route-table.js';
+import type { ClientSource, RouteKind } from './source.js';
 import { type TimerHandle, unref } from './timers.js';
 
-/** The kinds of traffic a multi-server source routes. */
-export type RouteKind = keyof ServerSelectors;
-
-/**
- * Where producers, consumers and admins get their connections. `client` and `createClient` are all a
- * single-server source needs; a multi-server source (the tracker-aware {@link Broker}) also implements the
- * optional members, and producers, consumers and admins then spread over its servers.
- */
-export interface ClientSource {
-  /** A shared, pipelined client (producers and admin calls share it). */
-  client(topic?: string): MqClient;
-  /** A new client owned by the caller (consumers take one per connection). */
-  createClient(options?: Partial<Omit<MqClientOptions, 'transport'>>, topic?: string): MqClient;
-  /** Resolves once the servers are known (the first TrackerInfo, or tracking gave up). */
-  tracked?(): Promise<void>;
-  /** The servers (addresses to connect to) for `kind` of traffic on `topic`, best first. */
-  route?(kind: RouteKind, topic?: string): string[];
-  /** Every server currently known (addresses to connect to). */
-  knownServers?(): string[];
-  /** The shared client of one server. */
-  clientAt?(server: string): MqClient;
-  /** A new client to one server, owned by the caller. */
-  createClientAt?(server: string, options?: Partial<Omit<MqClientOptions, 'transport'>>): MqClient;
-  /** Calls `listener` whenever the servers or their topics change; returns a function that stops it. */
-  onRoutesChanged?(listener: () => void): () => void;
-}
+export type { ClientSource, RouteKind };
 
 /** Options of a {@link Broker}: the client options every connection it makes gets, and how clients are built. */
 export interface BrokerOptions extends MqClientOptions {
@@ -70,6 +47,17 @@ export type BrokerEvents = {
   /** The route table changed (servers, topics, consumer counts). */
   updated: [table: RouteTable];
 };
+
+/** A snapshot of a {@link Broker}'s connections (`stats()`). */
+export interface BrokerStats {
+  /** The servers routed to (addresses to connect to); the given addresses while none is known. */
+  servers: string[];
+  /** Every connection the broker made: shared ones, consumers' own, and tracker subscriptions. */
+  connections: (ClientStats & { role: 'shared' | 'owned' | 'tracker' })[];
+  /** Sums over `connections`. */
+  inFlight: number;
+  reconnects: number;
+}
 
 export const BROKER_DEFAULTS = { readyTimeout: 3_000 } as const;
 
@@ -231,11 +219,13 @@ export class Broker implements ClientSource {
 
   /**
    * Starts tracking and waits (up to `readyTimeout`) for the first TrackerInfo, then connects to a server;
-   * rejects if none can be reached.
+   * rejects if none can be reached, or with the signal's reason when `signal` aborts first.
    */
-  async ready(): Promise<void> {
-    await this.tracked();
-    await this.client().connect();
+  ready(options: { signal?: AbortSignal } = {}): Promise<void> {
+    return abortable(
+      this.tracked().then(() => this.client().connect()),
+      options.signal,
+    );
   }
 
   /**
@@ -248,8 +238,33 @@ export class Broker implements ClientSource {
     return this.#tracking;
   }
 
-  /** Closes every client this broker handed out and its tracker subscriptions. */
-  async close(): Promise<void> {
+  /** Where every connection stands: servers, requests in flight, reconnects, queued bytes, rtt. */
+  stats(): BrokerStats {
+    const connections: BrokerStats['connections'] = [];
+    const add = (c: MqClient, role: 'shared' | 'owned' | 'tracker') =>
+      connections.push({ ...c.stats(), role });
+    for (const c of this.#shared.values()) add(c, 'shared');
+    for (const c of this.#owned) add(c, 'owned');
+    for (const l of this.#trackers.values()) add(l.client, 'tracker');
+    let inFlight = 0;
+    let reconnects = 0;
+    for (const c of connections) {
+      inFlight += c.inFlight;
+      reconnects += c.reconnects;
+    }
+    return { servers: this.knownServers(), connections, inFlight, reconnects };
+  }
+
+  /** `await using broker = new Broker(...)` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * Closes every client this broker handed out and its tracker subscriptions; `signal` cuts short the wait for
+   * requests in flight.
+   */
+  async close(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#onSettled?.();
@@ -261,7 +276,7 @@ export class Broker implements ClientSource {
     const all = [...links.map((l) => l.client), ...this.#shared.values(), ...this.#owned];
     this.#shared.clear();
     this.#owned.clear();
-    await Promise.all(all.map((c) => c.close()));
+    await Promise.all(all.map((c) => c.close(options)));
   }
 
   // ---- tracking --------------------------------------------------------------------------------------------

@@ -1,16 +1,29 @@
 import type { ConsumeGroupInfo, ServerInfo, TopicInfo, TopicRetention, TrackerInfo } from '@zbus/protocol';
-import { Cmd, errorFromReply, Header, Message, MessageDecoder, ZbusError } from '@zbus/protocol';
-import { Deadlines } from './deadlines.js';
+import { Cmd, errorFromReply, Header, Message, ZbusError } from '@zbus/protocol';
+import { type ClientState, type ClientStats, Connection, type MqClientEvents } from './connection.js';
 import { Emitter } from './emitter.js';
-import { newId, type PublishInput, restoreDelivery, toProduceMessage } from './messages.js';
+import { type PublishInput, restoreDelivery, toProduceMessage } from './messages.js';
 import { type MqClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
-import { backoffDelay, type TimerHandle, unref } from './timers.js';
-import type { Transport } from './transport.js';
+
+export type { ClientState, ClientStats, MqClientEvents };
 
 /** Options of one request. */
 export interface RequestOptions {
   /** Milliseconds to wait for the reply; the client's `timeout` when absent. */
   timeout?: number;
+  /** Aborts the request: it rejects with the signal's reason (a reply that comes later is ignored). */
+  signal?: AbortSignal;
+}
+
+/** Options of `nack`. */
+export interface NackOptions extends RequestOptions {
+  /** Redeliver after this many ms instead of at once. */
+  delay?: number;
+  /**
+   * Why the message is given back (sent as the `reason` header, at most 256 characters): kept with the
+   * delivery, and written as `dlq_error` on the dead letter if the message ends up in `<topic>.dlq`.
+   */
+  reason?: string;
 }
 
 /** Where a consume group starts and how it behaves (declare headers `group_*`). */
@@ -85,47 +98,6 @@ export interface ProduceOptions extends RequestOptions {
   ack?: boolean;
 }
 
-/** Connection states. */
-export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed';
-
-/** Events of an {@link MqClient}. */
-export type MqClientEvents = {
-  /** A connection is up (`reconnect` true after a loss); re-declares already ran. */
-  connected: [info: { reconnect: boolean }];
-  /** The connection was lost or closed. */
-  disconnected: [error: Error | undefined];
-  /** A message from the broker that no request or stream is waiting for. */
-  message: [msg: Message];
-  /** Something went wrong outside any request (a decode error, a failed reconnect attempt). */
-  error: [error: Error];
-};
-
-interface Pending {
-  msg: Message;
-  resolve(m: Message): void;
-  reject(e: Error): void;
-  /** Reply timeout, ms (the key of its deadline queue). */
-  timeout: number;
-  deadline: number;
-  /** Written to a connection (so a loss of that connection fails it). */
-  sent: boolean;
-  done: boolean;
-}
-
-interface Stream {
-  onMessage(m: Message): void;
-  onEnd(err: Error): void;
-}
-
-interface Outgoing {
-  msg: Message;
-  pending: Pending | undefined;
-}
-
-function closedError(reason: string, cause?: unknown): ZbusError {
-  return new ZbusError('ZBUS_ERR_CONNECTION_CLOSED', reason, cause === undefined ? undefined : { cause });
-}
-
 /** Checks a reply: resolves on 200, throws the typed error otherwise. */
 export function expectOk(reply: Message): Message {
   if (reply.status === 200) return reply;
@@ -141,6 +113,17 @@ function parseJsonReply<T>(reply: Message): T {
       cause: err,
     });
   }
+}
+
+/** A `declare` of `topic` with its topic options (mask, retention); the group headers come separately. */
+function declareRequest(topic: string, options: DeclareOptions): Message {
+  const msg = new Message({ headers: { cmd: Cmd.Declare, topic } });
+  if (options.topicMask !== undefined) msg.set('topic_mask', options.topicMask);
+  const r = options.retention;
+  if (r?.bytes !== undefined) msg.set(Header.TopicRetentionBytes, r.bytes);
+  if (r?.ms !== undefined) msg.set(Header.TopicRetentionMs, r.ms);
+  if (r?.messages !== undefined) msg.set(Header.TopicRetentionMessages, r.messages);
+  return msg;
 }
 
 /** Sets `group_*` headers from group options. */
@@ -163,9 +146,9 @@ export function setGroupHeaders(msg: Message, group: string | GroupOptions | und
 }
 
 /**
- * One connection to a broker, transport-agnostic (style.md §2). Requests are pipelined: each gets an `id`
- * and the reply with the same `id` resolves it, in whatever order replies come (zbus-protocol.md §1.2).
- * Pushes for a consume go to the stream registered for its id; anything else is a `message` event.
+ * The API over one connection to a broker: `invoke`/`send`/`stream` for raw messages and a typed method for
+ * every command (zbus-protocol.md §5). The connection itself (pipelining, reconnect, heartbeat, the outbound
+ * queue) is the `Connection` underneath.
  *
  * After a connection that was up is lost, the client reconnects with exponential backoff and jitter,
  * re-declares what it declared, then emits `connected` (consumers re-consume on it). Requests written to
@@ -176,26 +159,9 @@ export class MqClient {
   readonly address: string;
   readonly options: ResolvedClientOptions;
   readonly #events = new Emitter<MqClientEvents>();
-  readonly #pending = new Map<string, Pending>();
-  readonly #streams = new Map<string, Stream>();
+  readonly #conn: Connection;
+  /** What `declare` created, sent again after a reconnect (topic + group, lower case → request). */
   readonly #declares = new Map<string, Message>();
-  readonly #deadlines = new Deadlines<Pending>((p) => {
-    this.#pending.delete(p.msg.headers.id as string);
-    this.#settle(p, undefined, this.#timeoutError(p.msg, p.timeout));
-  });
-  #outbox: Outgoing[] = [];
-  #state: ClientState = 'idle';
-  #transport: Transport | undefined;
-  #connecting: Promise<void> | undefined;
-  #everConnected = false;
-  #attempt = 0;
-  #reconnectTimer: TimerHandle | undefined;
-  #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
-  #closing: Promise<void> | undefined;
-  #pinging = false;
-  /** Id of the liveness ping in flight: `close()` does not wait for it. */
-  #livenessPing: string | undefined;
-  #idleWaiters: (() => void)[] = [];
 
   constructor(address: string, options: MqClientOptions) {
     if (typeof address !== 'string' || address.length === 0) {
@@ -203,20 +169,35 @@ export class MqClient {
     }
     this.address = address;
     this.options = resolveClientOptions(options);
+    this.#conn = new Connection(address, this.options, this.#events, () => this.#redeclare());
   }
 
   get state(): ClientState {
-    return this.#state;
+    return this.#conn.state;
   }
 
   /** Whether a connection is up. */
   get connected(): boolean {
-    return this.#state === 'open';
+    return this.#conn.state === 'open';
   }
 
   /** Requests waiting for a reply. */
   get pendingCount(): number {
-    return this.#pending.size;
+    return this.#conn.pendingCount;
+  }
+
+  /**
+   * A new connection to the same server with the same options. With it an `MqClient` is a source of its own:
+   * `new Producer(client)`, `new Consumer(client, ...)` (one new connection per consumer connection) and
+   * `new MqAdmin(client)` work without a `Broker`, which adds tracker-aware routing over several brokers.
+   */
+  createClient(options: Partial<Omit<MqClientOptions, 'transport'>> = {}): MqClient {
+    return new MqClient(this.address, { ...this.options, ...options });
+  }
+
+  /** Where the connection stands: state, reconnects, requests in flight, queued bytes, backpressure, rtt. */
+  stats(): ClientStats {
+    return this.#conn.stats();
   }
 
   on<E extends keyof MqClientEvents>(event: E, listener: (...args: MqClientEvents[E]) => void): () => void {
@@ -232,361 +213,44 @@ export class MqClient {
    * with `ZBUS_ERR_CONNECTION_CLOSED`; losses after that are repaired in the background.
    */
   connect(): Promise<void> {
-    if (this.#state === 'open') return Promise.resolve();
-    if (this.#state === 'closing' || this.#state === 'closed') {
-      return Promise.reject(closedError('client is closed'));
-    }
-    if (this.#connecting) return this.#connecting;
-    if (this.#state === 'reconnecting') {
-      // A reconnect is scheduled: try now.
-      if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
-      this.#reconnectTimer = undefined;
-    }
-    this.#state = this.#everConnected ? 'reconnecting' : 'connecting';
-    const first = !this.#everConnected && this.options.retryInitialConnect;
-    const attempt = (first ? this.#openRetrying() : this.#open()).finally(() => {
-      if (this.#connecting === attempt) this.#connecting = undefined;
-    });
-    this.#connecting = attempt;
-    return attempt;
+    return this.#conn.connect();
   }
 
-  #isClosing(): boolean {
-    return this.#state === 'closing' || this.#state === 'closed';
-  }
-
-  /** `retryInitialConnect`: the first connection is tried until it works or the client is closed. */
-  async #openRetrying(): Promise<void> {
-    const { reconnectDelay, reconnectMaxDelay, reconnectJitter } = this.options;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.#open();
-        return;
-      } catch (err) {
-        if (this.#state === 'closing' || this.#state === 'closed') throw err;
-        this.#events.emit('error', err as Error);
-        this.#state = 'connecting';
-      }
-      await new Promise((r) =>
-        setTimeout(r, backoffDelay(attempt, reconnectDelay, reconnectMaxDelay, reconnectJitter)),
-      );
-      if (this.#isClosing()) throw closedError('client closed while connecting');
-    }
-  }
-
-  async #open(): Promise<void> {
-    let transport: Transport;
-    const closed = (error?: Error) => this.#onClosed(transport, error);
-    try {
-      const decoder = new MessageDecoder((m) => this.#onMessage(m), this.options.limits);
-      transport = await this.options.transport({
-        address: this.address,
-        connectTimeout: this.options.connectTimeout,
-        handlers: {
-          data: (chunk) => {
-            try {
-              decoder.push(chunk);
-            } catch (err) {
-              this.#events.emit('error', err as Error);
-              transport?.close();
-            }
-          },
-          closed,
-        },
-      });
-    } catch (err) {
-      const e = closedError(
-        `cannot connect to ${this.address}: ${(err as Error)?.message ?? String(err)}`,
-        err,
-      );
-      if (this.#state === 'closing' || this.#state === 'closed') throw e;
-      if (this.#everConnected) {
-        this.#events.emit('error', e);
-        this.#scheduleReconnect();
-      } else if (!this.options.retryInitialConnect) {
-        this.#state = 'idle';
-        this.#failQueued(e);
-      }
-      throw e;
-    }
-    if (this.#state === 'closing' || this.#state === 'closed') {
-      transport.close();
-      throw closedError('client closed while connecting');
-    }
-    this.#transport = transport;
-    const reconnect = this.#everConnected;
-    this.#everConnected = true;
-    this.#attempt = 0;
-    // Re-declare before anything queued goes out, so a restarted broker has the topics and groups again.
-    if (reconnect && this.#declares.size > 0) {
-      await Promise.all(
-        [...this.#declares.values()].map((d) =>
-          this.#invokeNow(d.clone(), this.options.timeout).catch(() => {}),
-        ),
-      );
-      if (this.#transport !== transport) return; // lost again meanwhile; the next attempt redoes it
-    }
-    this.#state = 'open';
-    this.#startHeartbeat();
-    this.#flush();
-    this.#events.emit('connected', { reconnect });
-  }
-
-  #onClosed(transport: Transport | undefined, error?: Error): void {
-    if (transport === undefined || this.#transport !== transport) return;
-    this.#transport = undefined;
-    this.#stopHeartbeat();
-    const err = closedError(
-      error ? `connection to ${this.address} lost: ${error.message}` : `connection to ${this.address} closed`,
-      error,
+  /** Re-declares, on a new connection, what was declared (before anything queued goes out). */
+  async #redeclare(): Promise<void> {
+    if (this.#declares.size === 0) return;
+    await Promise.all(
+      [...this.#declares.values()].map((d) =>
+        this.#conn.requestNow(d.clone(), this.options.timeout).catch(() => {}),
+      ),
     );
-    // Requests written to this connection may or may not have reached the broker: fail them.
-    for (const [id, p] of this.#pending) {
-      if (!p.sent) continue;
-      this.#pending.delete(id);
-      this.#settle(p, undefined, err);
-    }
-    const streams = [...this.#streams.values()];
-    this.#streams.clear();
-    for (const s of streams) s.onEnd(err);
-    this.#notifyIdle();
-    this.#events.emit('disconnected', error);
-    if (this.#state === 'closing' || this.#state === 'closed') return;
-    if (this.options.reconnect) this.#scheduleReconnect();
-    else {
-      this.#state = 'idle';
-      this.#failQueued(err);
-    }
-  }
-
-  #scheduleReconnect(): void {
-    this.#state = 'reconnecting';
-    if (this.#reconnectTimer !== undefined) return;
-    const { reconnectDelay, reconnectMaxDelay, reconnectJitter } = this.options;
-    const wait = backoffDelay(this.#attempt++, reconnectDelay, reconnectMaxDelay, reconnectJitter);
-    this.#reconnectTimer = setTimeout(() => {
-      this.#reconnectTimer = undefined;
-      if (this.#state !== 'reconnecting') return;
-      if (this.#connecting) {
-        // An attempt is still running (re-declaring on a connection that died meanwhile): try again later.
-        this.#scheduleReconnect();
-        return;
-      }
-      this.connect().catch(() => {
-        // reported through the `error` event; the next attempt is already scheduled
-      });
-    }, wait);
-  }
-
-  #startHeartbeat(): void {
-    this.#stopHeartbeat();
-    const every = this.options.heartbeatInterval;
-    if (every <= 0) return;
-    this.#heartbeatTimer = unref(
-      setInterval(() => {
-        if (this.#state !== 'open') return;
-        this.heartbeat();
-        this.#checkLiveness();
-      }, every),
-    );
-  }
-
-  /** An unanswered ping means a dead connection (half-open TCP, stalled proxy): drop it and reconnect. */
-  #checkLiveness(): void {
-    const timeout = this.options.pingTimeout;
-    const transport = this.#transport;
-    if (timeout <= 0 || this.#pinging || transport === undefined) return;
-    this.#pinging = true;
-    const msg = new Message({ headers: { cmd: Cmd.Ping } });
-    this.invoke(msg, { timeout })
-      .catch((err: unknown) => {
-        if ((err as ZbusError).code !== 'ZBUS_ERR_TIMEOUT' || this.#transport !== transport) return;
-        this.#events.emit(
-          'error',
-          closedError(`no answer to ping from ${this.address} within ${timeout} ms (pingTimeout)`),
-        );
-        transport.close();
-      })
-      .finally(() => {
-        this.#pinging = false;
-        this.#livenessPing = undefined;
-      });
-    this.#livenessPing = msg.headers.id;
-  }
-
-  #stopHeartbeat(): void {
-    if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
-    this.#heartbeatTimer = undefined;
-  }
-
-  #onMessage(m: Message): void {
-    const id = m.headers.id;
-    if (id !== undefined && m.status !== undefined) {
-      const s = this.#streams.get(id);
-      if (s !== undefined) {
-        s.onMessage(m);
-        return;
-      }
-      const p = this.#pending.get(id);
-      if (p !== undefined) {
-        this.#pending.delete(id);
-        this.#settle(p, m);
-        return;
-      }
-    }
-    this.#events.emit('message', m);
-  }
-
-  #settle(p: Pending, reply: Message | undefined, err?: Error): void {
-    if (p.done) return;
-    p.done = true;
-    this.#deadlines.settled(p.timeout);
-    if (err !== undefined) p.reject(err);
-    else p.resolve(reply as Message);
-    if (this.#pending.size === 0) this.#notifyIdle();
-  }
-
-  #notifyIdle(): void {
-    if (this.#pending.size !== 0) return;
-    const waiters = this.#idleWaiters;
-    this.#idleWaiters = [];
-    for (const w of waiters) w();
-  }
-
-  #prepare(msg: Message): string {
-    let id = msg.headers.id;
-    if (id === undefined || id === '') {
-      id = newId();
-      msg.headers.id = id;
-    }
-    const token = this.options.token;
-    if (token !== undefined && msg.headers.token === undefined) msg.headers.token = token;
-    return id;
-  }
-
-  #write(msg: Message): void {
-    const t = this.#transport;
-    if (t === undefined) throw closedError('not connected');
-    t.send(msg);
-  }
-
-  #flush(): void {
-    const queue = this.#outbox;
-    this.#outbox = [];
-    for (const o of queue) {
-      if (o.pending?.done) continue;
-      if (this.#state !== 'open') {
-        this.#outbox.push(o);
-        continue;
-      }
-      try {
-        this.#write(o.msg);
-        if (o.pending) o.pending.sent = true;
-      } catch (err) {
-        if (o.pending) {
-          this.#pending.delete(o.msg.headers.id as string);
-          this.#settle(o.pending, undefined, err as Error);
-        }
-      }
-    }
-  }
-
-  #failQueued(err: Error): void {
-    const queue = this.#outbox;
-    this.#outbox = [];
-    for (const o of queue) {
-      if (o.pending && !o.pending.done) {
-        this.#pending.delete(o.msg.headers.id as string);
-        this.#settle(o.pending, undefined, err);
-      }
-    }
-  }
-
-  #enqueue(o: Outgoing): void {
-    if (this.#outbox.length >= this.options.maxQueued) {
-      throw new ZbusError(
-        'ZBUS_ERR_LIMIT',
-        `${this.#outbox.length} messages are waiting for a connection to ${this.address} (maxQueued)`,
-      );
-    }
-    this.#outbox.push(o);
-    if (this.#state === 'idle') this.connect().catch(() => {});
-  }
-
-  /** Sends without waiting for the queue: used for re-declares during a reconnect. */
-  #invokeNow(msg: Message, timeout: number): Promise<Message> {
-    return new Promise<Message>((resolve, reject) => {
-      const id = this.#prepare(msg);
-      const p: Pending = { msg, resolve, reject, timeout, deadline: 0, sent: true, done: false };
-      this.#deadlines.add(p, timeout);
-      this.#pending.set(id, p);
-      try {
-        this.#write(msg);
-      } catch (err) {
-        this.#pending.delete(id);
-        this.#settle(p, undefined, err as Error);
-      }
-    });
-  }
-
-  #timeoutError(msg: Message, timeout: number): ZbusError {
-    const what = [msg.headers.cmd, msg.headers.topic].filter(Boolean).join(' ');
-    return new ZbusError('ZBUS_ERR_TIMEOUT', `${what || 'request'} timed out after ${timeout} ms (timeout)`);
   }
 
   /**
    * Sends a request and resolves with the message that carries its `id` (any status: check it, or use the
-   * typed methods, which throw typed errors). Rejects with `ZBUS_ERR_TIMEOUT` after `timeout` ms and with
-   * `ZBUS_ERR_CONNECTION_CLOSED` when the connection it went out on is lost.
+   * typed methods, which throw typed errors). Rejects with `ZBUS_ERR_TIMEOUT` after `timeout` ms, with
+   * `ZBUS_ERR_CONNECTION_CLOSED` when the connection it went out on is lost, with `ZBUS_ERR_LIMIT` when
+   * `maxQueued`/`maxQueuedBytes` are reached, and with the signal's reason when `signal` aborts.
    */
   invoke(msg: Message, options: RequestOptions = {}): Promise<Message> {
-    if (this.#state === 'closing' || this.#state === 'closed') {
-      return Promise.reject(closedError('client is closed'));
-    }
-    const timeout = options.timeout ?? this.options.timeout;
-    if (typeof timeout !== 'number' || !(timeout > 0)) {
-      return Promise.reject(
-        new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `timeout must be > 0, got ${timeout}`),
-      );
-    }
-    return new Promise<Message>((resolve, reject) => {
-      const id = this.#prepare(msg);
-      if (this.#pending.has(id)) {
-        reject(new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `a request with id ${id} is already waiting`));
-        return;
-      }
-      const p: Pending = { msg, resolve, reject, timeout, deadline: 0, sent: false, done: false };
-      this.#deadlines.add(p, timeout);
-      this.#pending.set(id, p);
-      if (this.#state === 'open') {
-        try {
-          this.#write(msg);
-          p.sent = true;
-        } catch (err) {
-          this.#pending.delete(id);
-          this.#settle(p, undefined, err as Error);
-        }
-        return;
-      }
-      try {
-        this.#enqueue({ msg, pending: p });
-      } catch (err) {
-        this.#pending.delete(id);
-        this.#settle(p, undefined, err as Error);
-      }
-    });
+    return this.#conn.request(msg, options.timeout ?? this.options.timeout, options.signal);
   }
 
   /**
-   * Sends a message that gets no reply (`route`, `heartbeat`, produce with `ack: false`). While disconnected
-   * it waits for the connection (up to `maxQueued` messages). Returns the message's id.
+   * Sends a message that gets no reply (`route`, `heartbeat`, produce with `ack: false`). While disconnected,
+   * or while the transport is backed up, it waits in the client (up to `maxQueued` and `maxQueuedBytes`).
+   * Returns the message's id.
    */
   send(msg: Message): string {
-    if (this.#state === 'closing' || this.#state === 'closed') throw closedError('client is closed');
-    const id = this.#prepare(msg);
-    if (this.#state === 'open') this.#write(msg);
-    else this.#enqueue({ msg, pending: undefined });
-    return id;
+    return this.#conn.post(msg);
+  }
+
+  /**
+   * Resolves when there is room to write: the transport is not over its high-water mark and less than
+   * `maxQueuedBytes` wait in the client. `produce` waits for it; so can any producer of many messages.
+   */
+  async writable(options: RequestOptions = {}): Promise<void> {
+    await this.#conn.writable(options.timeout ?? this.options.timeout, options.signal);
   }
 
   /**
@@ -599,92 +263,46 @@ export class MqClient {
     onMessage: (m: Message) => void,
     onEnd: (err: Error) => void,
   ): { id: string; cancel(): void } {
-    if (this.#state !== 'open') throw closedError(`not connected to ${this.address}`);
-    const id = this.#prepare(msg);
-    const s: Stream = { onMessage, onEnd };
-    this.#streams.set(id, s);
-    try {
-      this.#write(msg);
-    } catch (err) {
-      this.#streams.delete(id);
-      throw err;
-    }
-    return {
-      id,
-      cancel: () => {
-        if (this.#streams.get(id) === s) this.#streams.delete(id);
-      },
-    };
-  }
-
-  /** Waits until no request is waiting for a reply. */
-  #whenIdle(timeout: number): Promise<void> {
-    if (this.#pending.size === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, timeout);
-      this.#idleWaiters.push(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    return this.#conn.stream(msg, onMessage, onEnd);
   }
 
   /**
    * Closes the client: new requests are refused, requests not yet written fail, requests in flight get up to
-   * `closeTimeout` ms to be answered (then fail), streams end, the connection closes.
+   * `closeTimeout` ms to be answered (or until `signal` aborts; then they fail), streams end, the connection
+   * closes.
    */
-  close(): Promise<void> {
-    if (this.#closing) return this.#closing;
-    const wasOpen = this.#state === 'open';
-    this.#state = 'closing';
-    if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
-    this.#reconnectTimer = undefined;
-    this.#failQueued(closedError('client closed before the message was sent'));
-    const ping = this.#livenessPing === undefined ? undefined : this.#pending.get(this.#livenessPing);
-    if (ping !== undefined) {
-      this.#pending.delete(this.#livenessPing as string);
-      this.#settle(ping, undefined, closedError('client closed'));
-    }
-    this.#closing = (async () => {
-      if (wasOpen) await this.#whenIdle(this.options.closeTimeout);
-      this.#stopHeartbeat();
-      const err = closedError('client closed');
-      for (const [id, p] of this.#pending) {
-        this.#pending.delete(id);
-        this.#settle(p, undefined, err);
-      }
-      const streams = [...this.#streams.values()];
-      this.#streams.clear();
-      for (const s of streams) s.onEnd(err);
-      const t = this.#transport;
-      this.#transport = undefined;
-      this.#state = 'closed';
-      if (t !== undefined) {
-        t.close();
-        this.#events.emit('disconnected', undefined);
-      }
-    })();
-    return this.#closing;
+  close(options: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.#conn.close(options.signal);
+  }
+
+  /** `await using client = new MqClient(...)` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   // ---- typed commands (zbus-protocol.md §5) -------------------------------------------------------------
 
   /**
    * Stores a message. Resolves with the broker's ack (offset, durability); with `ack: false`, resolves with
-   * `undefined` once the message is handed to the connection. Produce to an RPC topic is never acked: use
-   * `RpcInvoker`, or `ack: false`.
+   * `undefined` once the message is handed to the connection. Either way it first waits for room when the
+   * transport is backed up (`writable()`), so a loop of produces runs at the broker's pace. Produce to an RPC
+   * topic is never acked: use `RpcInvoker`, or `ack: false`.
    */
-  async produce(
-    input: PublishInput | Message,
-    options: ProduceOptions = {},
-  ): Promise<ProduceResult | undefined> {
-    const msg = toProduceMessage(input);
+  produce(input: PublishInput | Message, options: ProduceOptions = {}): Promise<ProduceResult | undefined> {
+    return this.produceMessage(toProduceMessage(input), options);
+  }
+
+  /** `produce` of a request built already (`toProduceMessage`). @internal */
+  async produceMessage(msg: Message, options: ProduceOptions = {}): Promise<ProduceResult | undefined> {
+    const timeout = options.timeout ?? this.options.timeout;
+    const room = this.#conn.writable(timeout, options.signal);
+    if (room !== undefined) await room;
     if (options.ack === false) {
       msg.set('ack', 'false');
-      this.send(msg);
+      this.#conn.post(msg, true);
       return undefined;
     }
-    const reply = expectOk(await this.invoke(msg, options));
+    const reply = expectOk(await this.#conn.request(msg, timeout, options.signal, true));
     return produceResult(msg, reply, this.address);
   }
 
@@ -703,7 +321,7 @@ export class MqClient {
     let reply: Message;
     try {
       // The broker answers an empty 200 at `consume_timeout`; leave it room to do so.
-      reply = await this.invoke(msg, { timeout: timeout + Math.min(timeout, 2_000) });
+      reply = await this.#conn.request(msg, timeout + Math.min(timeout, 2_000), options.signal);
     } catch (err) {
       if ((err as ZbusError).code === 'ZBUS_ERR_TIMEOUT') return undefined;
       throw err;
@@ -731,11 +349,7 @@ export class MqClient {
     const first = await Promise.race([answer.then((r) => r), barrier.then(() => undefined)]);
     if (first === undefined) {
       // No error came before the barrier: success. Forget the request the broker will never answer.
-      const p = this.#pending.get(id);
-      if (p !== undefined) {
-        this.#pending.delete(id);
-        this.#settle(p, new Message({ status: 200, headers: { id } }));
-      }
+      this.#conn.resolve(id, new Message({ status: 200, headers: { id } }));
       await answer;
       return;
     }
@@ -747,14 +361,9 @@ export class MqClient {
     return this.#groupDelivery(Cmd.Ack, topic, group, offset, options);
   }
 
-  /** Gives a message back for redelivery, after `delay` ms when set. */
-  nack(
-    topic: string,
-    group: string,
-    offset: number | string,
-    options: RequestOptions & { delay?: number } = {},
-  ): Promise<void> {
-    return this.#groupDelivery(Cmd.Nack, topic, group, offset, options, options.delay);
+  /** Gives a message back for redelivery, after `delay` ms when set, saying why when `reason` is set. */
+  nack(topic: string, group: string, offset: number | string, options: NackOptions = {}): Promise<void> {
+    return this.#groupDelivery(Cmd.Nack, topic, group, offset, options);
   }
 
   /** Extends the ack deadline of a message being worked on. */
@@ -768,11 +377,11 @@ export class MqClient {
     topic: string,
     group: string,
     offset: number | string,
-    options: RequestOptions,
-    delay?: number,
+    options: NackOptions,
   ): Promise<void> {
     const msg = new Message({ headers: { cmd, topic, consume_group: group, offset: String(offset) } });
-    if (delay !== undefined) msg.set('delay', delay);
+    if (options.delay !== undefined) msg.set('delay', options.delay);
+    if (options.reason !== undefined) msg.set('reason', truncate(options.reason, 256));
     expectOk(await this.invoke(msg, options));
   }
 
@@ -787,7 +396,7 @@ export class MqClient {
       throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'route needs a recver (session id)');
     if (m.status !== undefined) {
       if (m.headers.origin_status === undefined) m.set('origin_status', m.status);
-      delete m.status;
+      m.status = undefined; // a request now (not `delete`: Message keeps one shape)
     }
     m.set('cmd', Cmd.Route);
     m.set('ack', 'false');
@@ -799,26 +408,23 @@ export class MqClient {
    * declares it again. Resolves with `ConsumeGroupInfo` when a group was named, else `TopicInfo`.
    */
   async declare(topic: string, options: DeclareOptions = {}): Promise<TopicInfo | ConsumeGroupInfo> {
-    const msg = new Message({ headers: { cmd: Cmd.Declare, topic } });
-    if (options.topicMask !== undefined) msg.set('topic_mask', options.topicMask);
-    const r = options.retention;
-    if (r?.bytes !== undefined) msg.set(Header.TopicRetentionBytes, r.bytes);
-    if (r?.ms !== undefined) msg.set(Header.TopicRetentionMs, r.ms);
-    if (r?.messages !== undefined) msg.set(Header.TopicRetentionMessages, r.messages);
+    const msg = declareRequest(topic, options);
     setGroupHeaders(msg, options.group);
-    const reply = await this.invoke(msg.clone(), options);
-    const info = parseJsonReply<TopicInfo | ConsumeGroupInfo>(reply);
+    const info = parseJsonReply<TopicInfo | ConsumeGroupInfo>(await this.invoke(msg, options));
     // A redeclare must not move a group's position again, nor create another auto-named group.
-    const again = msg.clone();
-    for (const h of ['group_start_copy', 'group_start_offset', 'group_start_msgid', 'group_start_time']) {
-      delete again.headers[h];
+    const again = declareRequest(topic, options);
+    const g = options.group;
+    if (typeof g === 'string') again.set('consume_group', g);
+    else if (g !== undefined) {
+      const named = g.nameAuto && 'groupName' in info && typeof info.groupName === 'string';
+      setGroupHeaders(again, {
+        name: named ? (info as ConsumeGroupInfo).groupName : g.name,
+        filter: g.filter,
+        mask: g.mask,
+        ackWindow: g.ackWindow,
+        ackTimeout: g.ackTimeout,
+      });
     }
-    if (again.headers.group_name_auto !== undefined) {
-      delete again.headers.group_name_auto;
-      if ('groupName' in info && typeof info.groupName === 'string')
-        again.set('consume_group', info.groupName);
-    }
-    delete again.headers.id;
     this.#declares.set(`${topic.toLowerCase()}\n${again.headers.consume_group?.toLowerCase() ?? ''}`, again);
     return info;
   }
@@ -897,21 +503,20 @@ export class MqClient {
    * Round trip to the broker (`ping`, never auth-checked). The broker handles a connection's requests in order,
    * so a resolved ping also means everything sent before it was handled. Resolves with the time it took, ms.
    */
-  async ping(options: RequestOptions = {}): Promise<number> {
-    const started = Date.now();
-    await this.invoke(new Message({ headers: { cmd: Cmd.Ping } }), options);
-    return Date.now() - started;
+  ping(options: RequestOptions = {}): Promise<number> {
+    const msg = new Message({ headers: { cmd: Cmd.Ping } });
+    return this.#conn.ping(msg, options.timeout ?? this.options.timeout, options.signal);
   }
 
-  /** Sends a heartbeat (never answered). No-op while disconnected. */
+  /** Sends a heartbeat (never answered). No-op while disconnected or backed up. */
   heartbeat(): void {
-    if (this.#state !== 'open') return;
-    try {
-      this.#write(new Message({ headers: { cmd: Cmd.Heartbeat } }));
-    } catch {
-      // the connection is going away; the close handler deals with it
-    }
+    this.#conn.heartbeat();
   }
+}
+
+/** `text` cut to `max` characters (the encoder turns CR, LF and NUL in a header value into spaces). */
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
 export function produceResult(msg: Message, reply: Message, server?: string): ProduceResult {

@@ -1,16 +1,19 @@
 import { Cmd, errorFromReply, Message, ZbusError } from '@zbus/protocol';
-import type { ClientSource } from './broker.js';
-import type { GroupOptions, MqClient } from './client.js';
+import type { GroupOptions, MqClient, NackOptions } from './client.js';
+import { abortable } from './dispose.js';
+import { Emitter } from './emitter.js';
+import { consoleLogger, type Logger } from './logger.js';
 import { restoreDelivery } from './messages.js';
-import { positive } from './options.js';
+import { checkLogger, positive } from './options.js';
+import { type ClientSource, sourceOf } from './source.js';
 import { backoffDelay, type TimerHandle } from './timers.js';
 
 /** Acknowledgement control attached to every delivered message. */
 export interface DeliveryControl {
   /** Acknowledges the message (refills the window; clears it in ack-required groups). */
   ack(): Promise<void>;
-  /** Gives the message back for redelivery, after `delay` ms when set. */
-  nack(options?: { delay?: number }): Promise<void>;
+  /** Gives the message back for redelivery, after `delay` ms when set, saying why when `reason` is set. */
+  nack(options?: { delay?: number; reason?: string }): Promise<void>;
   /** Extends the message's ack deadline. */
   touch(): Promise<void>;
   /** Whether `ack` or `nack` was called. */
@@ -60,8 +63,23 @@ export interface ConsumerOptions {
   declareOnMissing?: boolean;
   /** Called for every message; without one, iterate the consumer with `for await`. */
   handler?: MessageHandler;
-  /** Called when a handler throws or the broker refuses a consume; the consumer keeps going. */
+  /**
+   * Called when a handler throws or the broker refuses a consume; the consumer keeps going. Without it such
+   * errors go to the consumer's `error` listeners, and without those to the logger (`error` level), so none is
+   * lost.
+   */
   onError?: (err: Error, msg?: ConsumedMessage) => void;
+  /**
+   * How long a message whose handler failed waits before it is redelivered (auto mode nacks it with this
+   * `delay`): `delay * 2^retry` ms, at most `maxDelay`, spread by +-`jitter`, so a failing message does not spin
+   * through its deliveries into the dead-letter topic within milliseconds. `false` redelivers at once.
+   * @default { delay: 500, maxDelay: 30000, jitter: 0.2 }
+   */
+  nackBackoff?: NackBackoff | false;
+  /** Where errors nobody listens for are logged (pino-compatible). @default the client's logger */
+  logger?: Logger;
+  /** Closes the consumer when aborted (as `close()` does; a `for await` over it ends). */
+  signal?: AbortSignal;
   /** Token for this consumer's connections. */
   token?: string;
   /**
@@ -71,6 +89,18 @@ export interface ConsumerOptions {
   closeTimeout?: number;
 }
 
+/** The backoff of automatic nacks: `delay * 2^retry` ms, at most `maxDelay`, +-`jitter` (a fraction). */
+export interface NackBackoff {
+  /** @default 500 */
+  delay?: number;
+  /** @default 30000 */
+  maxDelay?: number;
+  /** @default 0.2 */
+  jitter?: number;
+}
+
+export const NACK_BACKOFF_DEFAULTS = { delay: 500, maxDelay: 30_000, jitter: 0.2 } as const;
+
 export const CONSUMER_DEFAULTS = {
   ackMode: 'auto',
   window: 1,
@@ -78,6 +108,12 @@ export const CONSUMER_DEFAULTS = {
   declareOnMissing: true,
   closeTimeout: 30_000,
 } as const;
+
+/** Events of a {@link Consumer}. */
+export type ConsumerEvents = {
+  /** A handler failed or the broker refused a consume (when no `onError` option is given). */
+  error: [error: Error, msg: ConsumedMessage | undefined];
+};
 
 const kAckAsync = Symbol('zbus.consumer.ackAsync');
 const kAck = Symbol('zbus.consumer.ack');
@@ -125,15 +161,13 @@ class DeliveredMessage extends Message {
     await this.#client.ack(this.#topic, this.#group, this.#need('ack'));
   }
 
-  async nack(options: { delay?: number } = {}): Promise<void> {
+  async nack(options: { delay?: number; reason?: string } = {}): Promise<void> {
     if (this.#settled) return;
     this.#settled = true;
-    await this.#client.nack(
-      this.#topic,
-      this.#group,
-      this.#need('nack'),
-      options.delay === undefined ? {} : { delay: options.delay },
-    );
+    const o: NackOptions = {};
+    if (options.delay !== undefined) o.delay = options.delay;
+    if (options.reason !== undefined) o.reason = options.reason;
+    await this.#client.nack(this.#topic, this.#group, this.#need('nack'), o);
   }
 
   async touch(): Promise<void> {
@@ -159,6 +193,7 @@ Object.defineProperty(DeliveredMessage.prototype, 'ack', {
   writable: true,
 });
 
+/** Consumer states. */
 export type ConsumerState = 'idle' | 'running' | 'paused' | 'closing' | 'closed';
 
 /** One consuming connection. */
@@ -213,8 +248,11 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
   #queue: { msg: ConsumedMessage; done: () => void }[] = [];
   #readers: ((r: IteratorResult<ConsumedMessage>) => void)[] = [];
   #iterating = false;
+  readonly #events = new Emitter<ConsumerEvents>();
+  /** The resolved automatic-nack backoff; undefined: redeliver at once. */
+  readonly #backoff: Required<NackBackoff> | undefined;
 
-  constructor(source: ClientSource, options: ConsumerOptions) {
+  constructor(source: ClientSource | MqClient, options: ConsumerOptions) {
     if (
       options === null ||
       typeof options !== 'object' ||
@@ -242,11 +280,29 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     }
     if (o.consumeTimeout !== undefined) positive(o.consumeTimeout, 'consumeTimeout');
     positive(o.closeTimeout, 'closeTimeout', true);
-    this.#source = source;
+    if (o.logger !== undefined) checkLogger(o.logger);
+    this.#backoff = resolveBackoff(o.nackBackoff);
+    this.#source = sourceOf(source);
     this.topic = options.topic;
     this.options = Object.freeze(o);
     const g = options.group;
     this.group = typeof g === 'string' ? g : g?.name;
+    const signal = o.signal;
+    if (signal !== undefined) {
+      const onAbort = () => {
+        this.close().catch(() => {});
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }
+  }
+
+  on<E extends keyof ConsumerEvents>(event: E, listener: (...args: ConsumerEvents[E]) => void): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  off<E extends keyof ConsumerEvents>(event: E, listener: (...args: ConsumerEvents[E]) => void): void {
+    this.#events.off(event, listener);
   }
 
   get state(): ConsumerState {
@@ -260,12 +316,20 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     return n;
   }
 
-  /** Connects, declares (when `declareOnMissing`) and starts consuming. */
-  start(): Promise<void> {
-    if (this.#starting) return this.#starting;
-    if (this.#state !== 'idle') return Promise.reject(new ZbusError('ZBUS_ERR_CLOSED', 'consumer is closed'));
-    this.#starting = this.#start();
-    return this.#starting;
+  /**
+   * Connects, declares (when `declareOnMissing`) and starts consuming. An aborted `signal` stops the start: the
+   * consumer closes and `start()` rejects with the signal's reason.
+   */
+  start(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    if (this.#starting === undefined) {
+      if (this.#state !== 'idle')
+        return Promise.reject(new ZbusError('ZBUS_ERR_CLOSED', 'consumer is closed'));
+      this.#starting = this.#start();
+    }
+    return abortable(this.#starting, options.signal, () => {
+      this.close().catch(() => {});
+    });
   }
 
   async #start(): Promise<void> {
@@ -463,15 +527,30 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     }, wait);
   }
 
+  /** An error no caller awaits: to `onError`, else to `error` listeners, else to the logger. Never lost. */
   #report(err: Error, msg?: ConsumedMessage): void {
     const onError = this.options.onError;
     if (onError) {
       try {
         onError(err, msg);
-      } catch {
-        // an error handler that throws has nobody left to tell
+      } catch (e) {
+        this.#log(e as Error, undefined, 'zbus consumer onError threw');
       }
+      return;
     }
+    if (this.#events.listenerCount('error') > 0) this.#events.emit('error', err, msg);
+    else this.#log(err, msg, msg === undefined ? 'zbus consumer error' : 'zbus consumer handler failed');
+  }
+
+  #log(err: Error, msg: ConsumedMessage | undefined, text: string): void {
+    const logger = this.options.logger ?? this.#lanes[0]?.client.options.logger ?? consoleLogger;
+    const group = this.group ?? this.topic;
+    logger.error(
+      msg === undefined
+        ? { err, topic: this.topic, group }
+        : { err, topic: this.topic, group, offset: msg.headers.offset, id: msg.id, retry: msg.retry },
+      text,
+    );
   }
 
   #dispatch(lane: Lane, raw: Message): void {
@@ -488,7 +567,16 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
           this.#report(e as Error, msg);
         }
       } else if (auto) {
-        settle = msg.nack();
+        const reason = error instanceof Error ? error.message : String(error);
+        const backoff = this.#backoff;
+        settle = msg.nack(
+          backoff === undefined
+            ? { reason }
+            : {
+                reason,
+                delay: backoffDelay(msg.retry ?? 0, backoff.delay, backoff.maxDelay, backoff.jitter),
+              },
+        );
       }
       settle
         .catch((e: unknown) => this.#report(e as Error, msg))
@@ -541,14 +629,17 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     for (const f of w) f();
   }
 
-  #whenIdle(timeout: number): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
+  #whenIdle(timeout: number, signal: AbortSignal | undefined): Promise<void> {
+    if (this.inFlight === 0 || signal?.aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, timeout);
-      this.#idleWaiters.push(() => {
+      const done = () => {
         clearTimeout(t);
+        signal?.removeEventListener('abort', done);
         resolve();
-      });
+      };
+      const t = setTimeout(done, timeout);
+      signal?.addEventListener('abort', done, { once: true });
+      this.#idleWaiters.push(done);
     });
   }
 
@@ -584,10 +675,10 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
   }
 
   /**
-   * Stops taking messages, waits up to `closeTimeout` ms for running handlers (their acks included), ends
-   * iteration, and closes the consumer's connections.
+   * Stops taking messages, waits up to `closeTimeout` ms (or until `signal` aborts) for running handlers (their
+   * acks included), ends iteration, and closes the consumer's connections.
    */
-  async close(): Promise<void> {
+  async close(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.#state === 'closed' || this.#state === 'closing') return;
     const started = this.#starting;
     this.#state = 'closing';
@@ -602,7 +693,7 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     const current = this.#current;
     this.#current = undefined;
     current?.();
-    await this.#whenIdle(this.options.closeTimeout);
+    await this.#whenIdle(this.options.closeTimeout, options.signal);
     // Acks go out without a reply (ackAsync); a ping per connection makes sure the broker has handled them.
     await Promise.all(
       this.#lanes.map((l) =>
@@ -613,6 +704,11 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     for (const r of this.#readers.splice(0)) r({ value: undefined, done: true });
     for (const l of this.#lanes) l.offConnected();
     await Promise.all(this.#lanes.map((l) => l.client.close()));
+  }
+
+  /** `await using consumer = new Consumer(...)` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   // ---- async iteration ----------------------------------------------------------------------------
@@ -665,6 +761,20 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
       },
     };
   }
+}
+
+function resolveBackoff(b: NackBackoff | false | undefined): Required<NackBackoff> | undefined {
+  if (b === false) return undefined;
+  const r = { ...NACK_BACKOFF_DEFAULTS, ...stripUndefined(b ?? {}) };
+  positive(r.delay, 'nackBackoff.delay', true);
+  positive(r.maxDelay, 'nackBackoff.maxDelay', true);
+  if (!(r.jitter >= 0 && r.jitter <= 1)) {
+    throw new ZbusError(
+      'ZBUS_ERR_INVALID_ARGUMENT',
+      `nackBackoff.jitter must be between 0 and 1, got ${r.jitter}`,
+    );
+  }
+  return r;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -19,14 +19,16 @@ export type {
   TransportBindingSpec,
 } from './bind.js';
 export { bindTransport } from './bind.js';
-export type { BrokerEvents, BrokerOptions, ClientSource, RouteKind } from './broker.js';
+export type { BrokerEvents, BrokerOptions, BrokerStats, ClientSource, RouteKind } from './broker.js';
 export { BROKER_DEFAULTS, Broker } from './broker.js';
 export type {
   ClientState,
+  ClientStats,
   ConsumeOptions,
   DeclareOptions,
   GroupOptions,
   MqClientEvents,
+  NackOptions,
   ProduceOptions,
   ProduceResult,
   RequestOptions,
@@ -34,18 +36,23 @@ export type {
 export { MqClient } from './client.js';
 export type {
   ConsumedMessage,
+  ConsumerEvents,
   ConsumerOptions,
   ConsumerState,
   DeliveryControl,
   MessageHandler,
+  NackBackoff,
 } from './consumer.js';
-export { CONSUMER_DEFAULTS, Consumer } from './consumer.js';
+export { CONSUMER_DEFAULTS, Consumer, NACK_BACKOFF_DEFAULTS } from './consumer.js';
+export type { AsyncDisposableResource } from './dispose.js';
+export type { LogFn, Logger } from './logger.js';
+export { consoleLogger, silentLogger } from './logger.js';
 export type { Body, PublishInput } from './messages.js';
 export { restoreDelivery, setBody } from './messages.js';
 export type { MqClientOptions, ResolvedClientOptions } from './options.js';
 export { CLIENT_DEFAULTS } from './options.js';
 export type { ProducerOptions, PublishOptions, RetryPolicy } from './producer.js';
-export { Producer, RETRY_DEFAULTS } from './producer.js';
+export { PRODUCER_DEFAULTS, Producer, RETRY_DEFAULTS } from './producer.js';
 export type { RouteTable, ServerSelector, ServerSelectors } from './route-table.js';
 export { defaultSelectors, VOTE_FACTOR } from './route-table.js';
 export { brokerRpcConnector } from './rpc.js';

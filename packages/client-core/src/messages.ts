@@ -1,4 +1,4 @@
-import { Message, ZbusError } from '@zbus/protocol';
+import { createHeaders, Message, ZbusError } from '@zbus/protocol';
 import { type CodecOption, resolveCodec } from '@zbus/rpc';
 
 /** A body: text, bytes, or a value encoded with the message's codec (JSON by default). */
@@ -45,7 +45,7 @@ export function setBody(msg: Message, body: Body | undefined, codec: CodecOption
  * publishing one message object twice sends two messages with their own ids rather than a duplicate the
  * broker would drop; set `id` yourself to get deduplication.
  */
-export function toProduceMessage(input: PublishInput | Message): Message {
+export function toProduceMessage(input: PublishInput | Message, codec?: CodecOption): Message {
   if (input instanceof Message) {
     if (!input.topic) throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', 'a message to publish needs a topic');
     const msg = input.clone();
@@ -68,7 +68,7 @@ export function toProduceMessage(input: PublishInput | Message): Message {
   if (input.delay !== undefined) msg.set('delay', input.delay);
   if (input.deliverAt !== undefined) msg.set('deliver_at', input.deliverAt);
   if (input.contentType !== undefined) msg.set('content-type', input.contentType);
-  setBody(msg, input.body, input.codec);
+  setBody(msg, input.body, input.codec ?? codec);
   return msg;
 }
 
@@ -78,28 +78,27 @@ export function toProduceMessage(input: PublishInput | Message): Message {
  * request has none). The consume request's id is dropped.
  */
 export function restoreDelivery(msg: Message): Message {
-  const originId = msg.headers.origin_id;
-  if (originId !== undefined) {
-    msg.headers.id = originId;
-    delete msg.headers.origin_id;
+  const src = msg.headers;
+  const url = src.origin_url;
+  if (url !== undefined) msg.url = url;
+  const method = src.origin_method;
+  if (method !== undefined) msg.method = method;
+  // A stored request has no origin_status: the delivery becomes a request again. Assigned, not deleted, so
+  // Message objects keep one shape (a `delete` would turn each delivered message into a slow dictionary).
+  msg.status = msg.originStatus;
+  // A new header bag without the origin_* headers, for the same reason (deleting four headers per delivery
+  // turned every header bag into a dictionary).
+  const headers = createHeaders();
+  for (const k in src) {
+    if (k.length > 7 && k.startsWith('origin_')) {
+      if (k === 'origin_id') headers.id = src[k] as string;
+      else if (k === 'origin_url' || k === 'origin_method' || k === 'origin_status') continue;
+      else headers[k] = src[k] as string;
+    } else if (k !== 'id' || src.origin_id === undefined) {
+      headers[k] = src[k] as string;
+    }
   }
-  const url = msg.headers.origin_url;
-  if (url !== undefined) {
-    msg.url = url;
-    delete msg.headers.origin_url;
-  }
-  const method = msg.headers.origin_method;
-  if (method !== undefined) {
-    msg.method = method;
-    delete msg.headers.origin_method;
-  }
-  const status = msg.originStatus;
-  if (status !== undefined) {
-    msg.status = status;
-    delete msg.headers.origin_status;
-  } else {
-    delete msg.status;
-  }
+  msg.headers = headers;
   return msg;
 }
 

@@ -1,4 +1,5 @@
 import { type DecoderLimits, ZbusError } from '@zbus/protocol';
+import { consoleLogger, type Logger } from './logger.js';
 import type { TransportFactory } from './transport.js';
 
 /** Options of {@link MqClient}, shared by every transport. */
@@ -61,10 +62,25 @@ export interface MqClientOptions {
    */
   closeTimeout?: number;
   /**
-   * Messages that may wait for a connection (sent while connecting or reconnecting); more is an error.
+   * Messages that may wait in the client (for a connection, or for the transport to drain); more is an error
+   * (`ZBUS_ERR_LIMIT`).
    * @default 100000
    */
   maxQueued?: number;
+  /**
+   * Bytes (bodies plus an estimate of the heads) that may wait in the client, for a connection or for the
+   * transport to drain. Past it `invoke` and `send` fail with `ZBUS_ERR_LIMIT`, while `produce` and the
+   * `Producer` wait for room, so a producer faster than the broker (or a broker that stops reading) cannot grow
+   * the client's memory without bound. A single larger message may still wait alone.
+   * @default 16777216 (16 MiB)
+   */
+  maxQueuedBytes?: number;
+  /**
+   * Where the client logs (pino-compatible: `error`, `warn`, `info`, `debug` taking `(object, message)`). Connection
+   * losses and failed reconnects are `warn`; handler errors nobody listens for are `error`.
+   * @default `consoleLogger`: errors to the console, nothing else
+   */
+  logger?: Logger;
   /** Limits applied to messages from the broker. @default the protocol's DEFAULT_LIMITS */
   limits?: DecoderLimits;
 }
@@ -81,6 +97,8 @@ export const CLIENT_DEFAULTS = {
   reconnectJitter: 0.2,
   closeTimeout: 10_000,
   maxQueued: 100_000,
+  maxQueuedBytes: 16 * 1024 * 1024,
+  logger: consoleLogger,
 } as const satisfies Required<Omit<MqClientOptions, 'transport' | 'token' | 'limits'>>;
 
 export interface ResolvedClientOptions {
@@ -97,6 +115,8 @@ export interface ResolvedClientOptions {
   readonly reconnectJitter: number;
   readonly closeTimeout: number;
   readonly maxQueued: number;
+  readonly maxQueuedBytes: number;
+  readonly logger: Logger;
   readonly limits: DecoderLimits | undefined;
 }
 
@@ -111,6 +131,16 @@ export function positive(value: unknown, name: string, allowZero = false): numbe
     );
   }
   return value;
+}
+
+/** Throws unless `logger` has the four pino-compatible methods the clients call. */
+export function checkLogger(logger: unknown, name = 'logger'): asserts logger is Logger {
+  const l = logger as Partial<Record<keyof Logger, unknown>> | null;
+  if (l === null || typeof l !== 'object') throw invalid(`${name} must be an object (pino-compatible)`);
+  for (const level of ['error', 'warn', 'info', 'debug'] as const) {
+    if (typeof l[level] !== 'function')
+      throw invalid(`${name}.${level} must be a function (pino-compatible)`);
+  }
 }
 
 export function resolveClientOptions(options: MqClientOptions): ResolvedClientOptions {
@@ -130,6 +160,8 @@ export function resolveClientOptions(options: MqClientOptions): ResolvedClientOp
   positive(o.reconnectMaxDelay, 'reconnectMaxDelay');
   positive(o.closeTimeout, 'closeTimeout', true);
   positive(o.maxQueued, 'maxQueued');
+  positive(o.maxQueuedBytes, 'maxQueuedBytes');
+  checkLogger(o.logger);
   if (o.reconnectMaxDelay < o.reconnectDelay) {
     throw invalid(
       `reconnectMaxDelay (${o.reconnectMaxDelay}) must be >= reconnectDelay (${o.reconnectDelay})`,

@@ -1,10 +1,11 @@
 import { type Message, ZbusError } from '@zbus/protocol';
 import { type CodecOption, resolveCodec } from '@zbus/rpc';
-import type { ClientSource } from './broker.js';
-import type { MqClient, ProduceResult, RequestOptions } from './client.js';
+import { Budget } from './budget.js';
+import type { DeclareOptions, MqClient, ProduceOptions, ProduceResult, RequestOptions } from './client.js';
+import { queuedSize } from './connection.js';
 import { type PublishInput, toProduceMessage } from './messages.js';
 import { positive } from './options.js';
-import { Semaphore } from './semaphore.js';
+import { type ClientSource, sourceOf } from './source.js';
 import { backoffDelay, delay } from './timers.js';
 
 /**
@@ -36,10 +37,16 @@ export const RETRY_DEFAULTS = {
 /** Options of a {@link Producer}. */
 export interface ProducerOptions {
   /**
-   * Publishes awaiting their ack at once; more wait for a slot (bounds memory under bursts).
+   * Publishes awaiting their ack (or, with `ack: false`, their turn on the connection) at once; more wait.
    * @default 10000
    */
   maxInFlight?: number;
+  /**
+   * Bytes of those publishes (bodies plus an estimate of the heads): more wait, so a fast producer of large
+   * messages holds a bounded amount of memory whatever the broker's pace. One larger message still goes alone.
+   * @default 8388608 (8 MiB)
+   */
+  maxInFlightBytes?: number;
   /** Default reply timeout of publishes, ms; the client's `timeout` when absent. */
   timeout?: number;
   /** Codec of object bodies: `'json'`, or e.g. `msgpackCodec` from `@zbus/rpc/msgpack`. @default 'json' */
@@ -49,6 +56,15 @@ export interface ProducerOptions {
    * down). Off by default: the publish rejects with `ZBUS_ERR_CONNECTION_CLOSED` and the caller decides.
    */
   retry?: RetryPolicy;
+  /**
+   * Declare a topic that does not exist (a publish answered 404), then publish again, as `zbus pub` does and as a
+   * `Consumer` does by default. Off by default: a publish to an undeclared topic fails with `ZBUS_ERR_NOT_FOUND`
+   * (and a message saying how to declare it), so a misspelt topic is not created silently.
+   * @default false
+   */
+  declareOnMissing?: boolean;
+  /** Mask of topics created by `declareOnMissing` (`Mask.Memory`, ...). */
+  topicMask?: number;
 }
 
 /** Options of one publish. */
@@ -57,10 +73,13 @@ export interface PublishOptions extends RequestOptions {
   ack?: boolean;
 }
 
+export const PRODUCER_DEFAULTS = { maxInFlight: 10_000, maxInFlightBytes: 8 * 1024 * 1024 } as const;
+
 /**
  * Publishes messages over shared, pipelined connections (one per server; a tracker-aware Broker picks the
- * server per topic): many publishes ride a connection at once without waiting
- * for each other, and each resolves with the broker's ack (offset, durability).
+ * server per topic): many publishes ride a connection at once without waiting for each other, and each
+ * resolves with the broker's ack (offset, durability). Publishes in flight are bounded by count and by bytes,
+ * and a connection whose broker reads slower than we write makes publishes wait (backpressure).
  *
  * ```ts
  * const producer = new Producer(broker);
@@ -68,16 +87,18 @@ export interface PublishOptions extends RequestOptions {
  * ```
  */
 export class Producer {
-  readonly options: Readonly<ProducerOptions>;
-  readonly #source: ClientSource | MqClient;
-  readonly #slots: Semaphore;
+  readonly options: Readonly<ProducerOptions & { maxInFlight: number; maxInFlightBytes: number }>;
+  readonly #source: ClientSource;
+  readonly #budget: Budget;
   /** The source's servers are known (a tracker-aware Broker answered once). */
   #tracked = false;
 
   constructor(source: ClientSource | MqClient, options: ProducerOptions = {}) {
-    this.#source = source;
-    const maxInFlight = options.maxInFlight ?? 10_000;
+    this.#source = sourceOf(source);
+    const maxInFlight = options.maxInFlight ?? PRODUCER_DEFAULTS.maxInFlight;
+    const maxInFlightBytes = options.maxInFlightBytes ?? PRODUCER_DEFAULTS.maxInFlightBytes;
     positive(maxInFlight, 'maxInFlight');
+    positive(maxInFlightBytes, 'maxInFlightBytes');
     if (options.timeout !== undefined) positive(options.timeout, 'timeout');
     const retry = options.retry;
     if (retry !== undefined) {
@@ -89,29 +110,32 @@ export class Producer {
       if (retry.backoffMs !== undefined) positive(retry.backoffMs, 'retry.backoffMs', true);
     }
     if (options.codec !== undefined) resolveCodec(options.codec);
-    this.options = Object.freeze({ ...options, maxInFlight });
-    this.#slots = new Semaphore(maxInFlight);
+    this.options = Object.freeze({ ...options, maxInFlight, maxInFlightBytes });
+    this.#budget = new Budget(maxInFlight, maxInFlightBytes);
   }
 
   /** The connection a publish to `topic` goes out on now. */
   client(topic?: string): MqClient {
-    const s = this.#source;
-    return 'createClient' in s ? s.client(topic) : s;
+    return this.#source.client(topic);
   }
 
   /** The connection for a try: the first server routing offers that was not tried yet. */
   #pick(topic: string, tried: ReadonlySet<string>): MqClient {
     const s = this.#source;
-    if (!('createClient' in s)) return s;
     if (tried.size === 0 || s.route === undefined || s.clientAt === undefined) return s.client(topic);
     const servers = s.route('produce', topic);
     const next = servers.find((a) => !tried.has(a)) ?? servers[0];
     return next === undefined ? s.client(topic) : s.clientAt(next);
   }
 
-  /** Publishes are waiting for their ack. */
+  /** Publishes in flight (awaiting their ack or their turn on the connection). */
   get inFlight(): number {
-    return this.#slots.inUse;
+    return this.#budget.count;
+  }
+
+  /** Their bytes. */
+  get inFlightBytes(): number {
+    return this.#budget.bytes;
   }
 
   /** Publishes one message; resolves with the broker's ack. */
@@ -120,47 +144,60 @@ export class Producer {
   publish(msg: PublishInput | Message, options: PublishOptions & { ack: false }): Promise<undefined>;
   publish(msg: PublishInput | Message, options?: PublishOptions): Promise<ProduceResult | undefined>;
   async publish(
-    msg: PublishInput | Message,
+    input: PublishInput | Message,
     options: PublishOptions = {},
   ): Promise<ProduceResult | undefined> {
-    const input = this.#withCodec(msg);
+    // Built once: every try sends the same message (one id), so a server that got it twice keeps one copy.
+    const msg = toProduceMessage(input, this.options.codec);
     if (!this.#tracked) {
       const s = this.#source;
-      if ('tracked' in s && s.tracked !== undefined) await s.tracked();
+      if (s.tracked !== undefined) await s.tracked();
       this.#tracked = true;
     }
-    const topic = input.topic as string;
-    if (options.ack === false) return this.client(topic).produce(input, { ack: false });
-    const wait = this.#slots.acquire();
+    const bytes = queuedSize(msg);
+    const wait = this.#budget.acquire(bytes, options.signal);
     if (wait) await wait;
     try {
       const timeout = options.timeout ?? this.options.timeout;
-      const opts = timeout === undefined ? {} : { timeout };
-      const retry = this.options.retry;
-      if (retry === undefined || retry.attempts <= 1) {
-        return (await this.client(topic).produce(input, opts)) as ProduceResult;
-      }
-      // One message (one id) for every try, so a server that got it twice keeps one copy.
-      const prepared = toProduceMessage(input);
-      const codes = retry.codes ?? RETRY_DEFAULTS.codes;
-      const base = retry.backoffMs ?? RETRY_DEFAULTS.backoffMs;
-      const tried = new Set<string>();
-      for (let attempt = 1; ; attempt++) {
-        const client = this.#pick(topic, tried);
-        try {
-          return (await client.produce(prepared, opts)) as ProduceResult;
-        } catch (err) {
-          const code = (err as ZbusError)?.code;
-          if (attempt >= retry.attempts || typeof code !== 'string' || !codes.includes(code)) throw err;
-          tried.add(client.address);
-          if (base > 0) await delay(backoffDelay(attempt - 1, base, base * 8, 0.2));
-        }
-      }
+      const opts: ProduceOptions = { signal: options.signal, ack: options.ack };
+      if (timeout !== undefined) opts.timeout = timeout;
+      return await this.#send(msg, opts);
     } finally {
-      this.#slots.release();
+      this.#budget.release(bytes);
     }
   }
 
+  /** Sends `msg`, declaring its topic when it is missing (`declareOnMissing`) and retrying (`retry`). */
+  async #send(msg: Message, opts: ProduceOptions): Promise<ProduceResult | undefined> {
+    const topic = msg.headers.topic as string;
+    const retry = this.options.retry;
+    const attempts = retry?.attempts ?? 1;
+    const codes = retry?.codes ?? RETRY_DEFAULTS.codes;
+    const base = retry?.backoffMs ?? RETRY_DEFAULTS.backoffMs;
+    const tried = new Set<string>();
+    let declared = false;
+    for (let attempt = 1; ; attempt++) {
+      const client = attempts > 1 ? this.#pick(topic, tried) : this.client(topic);
+      try {
+        return await client.produceMessage(msg, opts);
+      } catch (err) {
+        const code = (err as ZbusError)?.code;
+        if (code === 'ZBUS_ERR_NOT_FOUND') {
+          if (!this.options.declareOnMissing || declared) throw notDeclared(topic, err as ZbusError);
+          // Declared where the publish went, then sent again; this try does not count against `retry`.
+          declared = true;
+          attempt--;
+          const declare: DeclareOptions = { timeout: opts.timeout, signal: opts.signal };
+          if (this.options.topicMask !== undefined) declare.topicMask = this.options.topicMask;
+          await client.declare(topic, declare);
+          continue;
+        }
+        if (attempt >= attempts || typeof code !== 'string' || !codes.includes(code)) throw err;
+        tried.add(client.address);
+        if (base > 0) await delay(backoffDelay(attempt - 1, base, base * 8, 0.2));
+      }
+    }
+  }
   /**
    * Publishes many messages at once (pipelined); resolves with the acks in order, or rejects with the first
    * failure (the others still went out). With `ack: false`, resolves once all are handed over.
@@ -182,7 +219,7 @@ export class Producer {
 
   /** Waits for publishes in flight (the shared connection stays open; close the broker to close it). */
   async flush(): Promise<void> {
-    await this.#slots.idle();
+    await this.#budget.idle();
   }
 
   /** Same as `flush()`: a producer owns no connection. */
@@ -190,13 +227,18 @@ export class Producer {
     return this.flush();
   }
 
-  #withCodec(msg: PublishInput | Message): PublishInput | Message {
-    const codec = this.options.codec;
-    if (codec !== undefined && isPublishInput(msg) && msg.codec === undefined) return { ...msg, codec };
-    return msg;
+  /** `await using producer = new Producer(...)` flushes at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.flush();
   }
 }
 
-function isPublishInput(m: PublishInput | Message): m is PublishInput {
-  return !('headers' in m && 'body' in m && typeof (m as Message).set === 'function');
+/** The 404 of a publish, saying how to get past it. */
+function notDeclared(topic: string, err: ZbusError): ZbusError {
+  return new ZbusError(
+    'ZBUS_ERR_NOT_FOUND',
+    `${err.message}: declare topic ${topic} first (MqAdmin.declare, or \`zbus declare ${topic}\`), or create ` +
+      'the Producer with declareOnMissing: true',
+    { cause: err },
+  );
 }

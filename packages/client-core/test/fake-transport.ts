@@ -6,6 +6,8 @@ export class FakeConnection implements Transport {
   readonly sent: Message[] = [];
   closed = false;
   onSend: ((m: Message, conn: FakeConnection) => void) | undefined;
+  /** What `send` answers: false plays a transport whose buffer is over its high-water mark. */
+  room = true;
 
   constructor(readonly handlers: TransportHandlers) {}
 
@@ -13,7 +15,13 @@ export class FakeConnection implements Transport {
     if (this.closed) throw new Error('closed');
     this.sent.push(msg.clone());
     this.onSend?.(msg, this);
-    return true;
+    return this.room;
+  }
+
+  /** The buffer drained: `send` has room again. */
+  drain(): void {
+    this.room = true;
+    this.handlers.drain?.();
   }
 
   /** Delivers `msg` to the client as bytes, split in two chunks to exercise the decoder. */

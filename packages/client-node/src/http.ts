@@ -56,8 +56,11 @@ export class HttpClient implements MessageInvoker {
     return this.#undici;
   }
 
-  /** Sends `msg` as an HTTP request (method, url, headers, body) and returns the response as a message. */
-  async invoke(msg: Message, options: { timeout?: number } = {}): Promise<Message> {
+  /**
+   * Sends `msg` as an HTTP request (method, url, headers, body) and returns the response as a message. Rejects
+   * with `ZBUS_ERR_TIMEOUT` after `timeout` ms, and with the signal's reason when `signal` aborts.
+   */
+  async invoke(msg: Message, options: { timeout?: number; signal?: AbortSignal } = {}): Promise<Message> {
     const timeout = options.timeout ?? this.#timeout;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(msg.headers)) {
@@ -69,7 +72,8 @@ export class HttpClient implements MessageInvoker {
     const hasBody = msg.body.length > 0;
     if (this.#closed) throw new ZbusError('ZBUS_ERR_CLOSED', 'HTTP client is closed');
     const { agent, request } = await this.#load();
-    const signal = AbortSignal.timeout(timeout);
+    const timer = AbortSignal.timeout(timeout);
+    const signal = options.signal === undefined ? timer : AbortSignal.any([timer, options.signal]);
     try {
       const res = await request(this.baseUrl + (msg.url || '/'), {
         method: hasBody && method === 'GET' ? 'POST' : (method as 'GET'),
@@ -86,7 +90,8 @@ export class HttpClient implements MessageInvoker {
       }
       return out;
     } catch (err) {
-      if (signal.aborted) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      if (timer.aborted) {
         throw new ZbusError(
           'ZBUS_ERR_TIMEOUT',
           `HTTP ${method} ${msg.url} timed out after ${timeout} ms (timeout)`,
@@ -110,7 +115,13 @@ export class HttpClient implements MessageInvoker {
   async produce(
     topic: string,
     body: Body,
-    options: { tag?: string; id?: string; headers?: Record<string, string>; timeout?: number } = {},
+    options: {
+      tag?: string;
+      id?: string;
+      headers?: Record<string, string>;
+      timeout?: number;
+      signal?: AbortSignal;
+    } = {},
   ): Promise<Omit<ProduceResult, 'reply'> & { reply: Message }> {
     const msg = new Message({
       method: 'POST',
@@ -122,7 +133,7 @@ export class HttpClient implements MessageInvoker {
     if (options.tag !== undefined) msg.set('tag', options.tag);
     if (options.id !== undefined) msg.set('id', options.id);
     setBody(msg, body);
-    const reply = await this.invoke(msg, options.timeout === undefined ? {} : { timeout: options.timeout });
+    const reply = await this.invoke(msg, { timeout: options.timeout, signal: options.signal });
     if (reply.status !== 200) throw errorFromReply(reply);
     const t = Number(reply.bodyText().trim());
     return {
@@ -142,7 +153,7 @@ export class HttpClient implements MessageInvoker {
    */
   async consume(
     topic: string,
-    options: { group?: string; timeout?: number } = {},
+    options: { group?: string; timeout?: number; signal?: AbortSignal } = {},
   ): Promise<Message | undefined> {
     const timeout = options.timeout ?? this.#timeout;
     const path = options.group === undefined ? topic : `${topic}/${options.group}`;
@@ -151,7 +162,10 @@ export class HttpClient implements MessageInvoker {
     msg.set('topic', topic);
     if (options.group !== undefined) msg.set('consume_group', options.group);
     msg.set('consume_timeout', timeout);
-    const reply = await this.invoke(msg, { timeout: timeout + Math.min(timeout, 2_000) });
+    const reply = await this.invoke(msg, {
+      timeout: timeout + Math.min(timeout, 2_000),
+      signal: options.signal,
+    });
     if (reply.status !== 200) throw errorFromReply(reply);
     if (reply.headers.origin_id === undefined) return undefined;
     return restoreDelivery(reply);
@@ -172,6 +186,11 @@ export class HttpClient implements MessageInvoker {
     const reply = await this.invoke(new Message({ url }));
     if (reply.status !== 200) throw errorFromReply(reply);
     return decodeBody(reply.headers['content-type'], reply.body) as R;
+  }
+
+  /** `await using http = new HttpClient(...)` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Closes the kept-alive connections. */

@@ -1,28 +1,41 @@
-// `@zbus/client`: the Node.js client. Explicit exports only (style.md §4).
+// `@zbus/client`: the Node.js client, `@zbus/client-core` bound to TCP (and TLS), plus `HttpClient`. Explicit
+// exports only (style.md §4): every type a public member names is exported here (test/public-types.test.ts).
 
 export type {
+  AsyncDisposableResource,
   Body,
+  BoundBrokerOptions,
+  BoundClientOptions,
   BrokerEvents,
   BrokerOptions,
+  BrokerStats,
   ClientSource,
   ClientState,
+  ClientStats,
   ConsumedMessage,
   ConsumeGroupInfo,
   ConsumeOptions,
+  ConsumerEvents,
   ConsumerOptions,
+  ConsumerState,
   DeclareOptions,
   DeliveryControl,
   GroupOptions,
+  LogFn,
+  Logger,
   MessageHandler,
   MqAdminOptions,
   MqClientEvents,
   MqClientOptions,
+  NackBackoff,
+  NackOptions,
   ProduceOptions,
   ProduceResult,
   ProducerOptions,
   PublishInput,
   PublishOptions,
   RequestOptions,
+  ResolvedClientOptions,
   RetryPolicy,
   RouteKind,
   RouteTable,
@@ -42,16 +55,27 @@ export type {
 export {
   BROKER_DEFAULTS,
   CLIENT_DEFAULTS,
+  CONSUMER_DEFAULTS,
   Consumer,
+  consoleLogger,
   defaultSelectors,
   MqAdmin,
+  NACK_BACKOFF_DEFAULTS,
+  PRODUCER_DEFAULTS,
   Producer,
   RETRY_DEFAULTS,
   restoreDelivery,
+  silentLogger,
   VOTE_FACTOR,
 } from '@zbus/client-core';
 // The message model and typed errors, from the protocol package.
-export type { RemoteErrorInfo, ZbusErrorCode } from '@zbus/protocol';
+export type {
+  DecoderLimits,
+  MessageInit,
+  RemoteErrorInfo,
+  ZbusErrorCode,
+  ZbusErrorOptions,
+} from '@zbus/protocol';
 export {
   Cmd,
   Header,
@@ -64,19 +88,26 @@ export {
   STATUS_BY_CODE,
   ZbusError,
 } from '@zbus/protocol';
-// RPC, bound to TCP above (bootstraps) or usable with any MqClient (`new RpcInvoker(client, { topic })`).
+// RPC, bound to TCP below (bootstraps) or usable with any MqClient (`new RpcInvoker(client, { topic })`).
 export type {
   AddModuleOptions,
   BodyCodec,
   CodecOption,
   InvokeOptions,
   MessageInvoker,
+  ResolvedInvokerOptions,
   RpcCall,
+  RpcConnection,
+  RpcConnector,
+  RpcConnectorFactory,
   RpcErrorBody,
   RpcInvokerOptions,
   RpcMethodInfo,
   RpcProcessorOptions,
   RpcProxy,
+  RpcServeOptions,
+  RpcService,
+  UntypedModule,
 } from '@zbus/rpc';
 export { RpcInvoker, RpcProcessor, rawRequest } from '@zbus/rpc';
 export type { HttpClientOptions } from './http.js';

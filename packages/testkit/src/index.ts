@@ -19,6 +19,7 @@ export {
   startNatsCluster,
 } from './nats.js';
 export { cpuSeconds } from './proc.js';
+export { unexportedTypes } from './public-types.js';
 export { type SelfSignedCert, selfSignedCert } from './tls.js';
 
 /** apps/broker/dist/cli.js, built before any test runs (turbo: test depends on ^build). */
