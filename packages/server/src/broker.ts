@@ -90,6 +90,7 @@ function deadLetter(data: Uint8Array, info: DeadLetterInfo): Uint8Array {
   m.set('dlq_group', info.group);
   m.set('dlq_offset', info.offset);
   m.set('dlq_deliveries', info.deliveries);
+  if (info.error !== undefined) m.set('dlq_error', info.error);
   return encodeMessage(m);
 }
 
@@ -138,7 +139,9 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
 
   constructor(options: BrokerOptions) {
     this.options = resolveOptions(options);
-    this.log = pino({ level: this.options.logLevel, base: { name: 'zbus' } }, pino.destination(2));
+    this.log =
+      this.options.logger ??
+      pino({ level: this.options.logLevel, base: { name: 'zbus' } }, pino.destination(2));
     this.auth = this.options.auth ? new Auth(this.options.auth) : undefined;
     this.#origins = new OriginPolicy(this.options.allowOrigins);
     this.#protectedMode = isProtectedMode(this.options);

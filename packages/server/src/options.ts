@@ -1,6 +1,7 @@
 // Every broker option in one place: the interface with its defaults, and the one function that validates
 // them. The CLI flags, env vars and docs/configuration.md map onto these names.
 import { ZbusError } from '@zbus/protocol';
+import type { Logger } from 'pino';
 import { isLoopbackOrWildcard } from './auth/loopback.js';
 import { isOriginPattern } from './auth/origin.js';
 import type { NatsClientOptions, SharedStoreModule } from './cluster/shared-store.js';
@@ -112,10 +113,23 @@ export interface BrokerOptions {
   monitorDir?: string;
   /** pino level. @default 'warn' */
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /**
+   * Where the broker logs: the embedding application's pino logger (or a child of it). `logLevel` then does not
+   * apply (the logger's own level does). JSON lines to stderr at `logLevel` when unset.
+   */
+  logger?: Logger;
 }
 
 /** Options without a default. */
-type OptionalKeys = 'announce' | 'auth' | 'tls' | 'monitorDir' | 'trackerToken' | 'nats' | 'storeModule';
+type OptionalKeys =
+  | 'announce'
+  | 'auth'
+  | 'tls'
+  | 'monitorDir'
+  | 'trackerToken'
+  | 'nats'
+  | 'storeModule'
+  | 'logger';
 
 export type ResolvedBrokerOptions = Readonly<
   Required<Omit<BrokerOptions, OptionalKeys>> & Pick<BrokerOptions, OptionalKeys>
@@ -208,6 +222,7 @@ const WITHOUT_DEFAULT: Record<OptionalKeys, true> = {
   monitorDir: true,
   nats: true,
   storeModule: true,
+  logger: true,
 };
 
 const LOG_LEVELS: ReadonlySet<unknown> = new Set([
@@ -345,6 +360,17 @@ function checkTypes(o: ResolvedBrokerOptions): void {
   }
   if (o.storeModule !== undefined && (typeof o.storeModule !== 'object' || o.storeModule === null)) {
     throw new InvalidOptionError('storeModule', 'storeModule must be the module of @zbus/store-nats');
+  }
+  const logger = o.logger as Partial<Record<'error' | 'warn' | 'info' | 'debug', unknown>> | undefined;
+  if (
+    logger !== undefined &&
+    (logger === null ||
+      !(['error', 'warn', 'info', 'debug'] as const).every((l) => typeof logger[l] === 'function'))
+  ) {
+    throw new InvalidOptionError(
+      'logger',
+      'logger must be a pino logger (error, warn, info and debug methods)',
+    );
   }
   checkAccess(o);
 }

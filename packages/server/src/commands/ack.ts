@@ -31,12 +31,20 @@ export async function ack(ctx: CommandContext): Promise<void> {
   answer(ctx, done);
 }
 
+/** The longest nack `reason` kept with a delivery (memory a client can make us hold is bounded). */
+const MAX_REASON = 256;
+
 export async function nack(ctx: CommandContext): Promise<void> {
   const topic = requireTopic(ctx);
   const group = requireGroup(ctx, topic);
   const delay = intHeader(ctx, 'delay');
   const offset = requireOffset(ctx);
-  const done = await group.nack(offset, delay !== undefined && delay > 0 ? delay : undefined);
+  const reason = ctx.msg.headers.reason;
+  const done = await group.nack(
+    offset,
+    delay !== undefined && delay > 0 ? delay : undefined,
+    reason === undefined ? undefined : reason.slice(0, MAX_REASON),
+  );
   ctx.state.dispatcher.acked(ctx.session, topic.name, group.name, offset);
   answer(ctx, done);
 }

@@ -28,13 +28,17 @@ export function declareDlq(store: Pick<Store, 'topic' | 'declareTopic'>, topicNa
   });
 }
 
-/** The bytes `rec` of `topic`, delivered `deliveries` times to `group`, is stored with in the dead-letter topic. */
+/**
+ * The bytes `rec` of `topic`, delivered `deliveries` times to `group`, is stored with in the dead-letter topic;
+ * `error` is the last reason a consumer gave when it nacked it.
+ */
 export function deadLetterData(
   sink: Pick<DeadLetterSink, 'deadLetterFn'>,
   topic: string,
   rec: StoredRecord,
   group: string,
   deliveries: number,
+  error?: string,
 ): Uint8Array {
   const info: DeadLetterInfo = {
     topic,
@@ -44,18 +48,20 @@ export function deadLetterData(
     deliveries,
     reason: 'max_deliver',
   };
+  if (error !== undefined) info.error = error;
   return sink.deadLetterFn ? sink.deadLetterFn(rec.data, info) : rec.data;
 }
 
-/** Append `rec` of `topic`, delivered `deliveries` times to `group`, to the topic's dead-letter topic. */
+/** Append `rec` of `topic`, delivered `deliveries` times to `group` (last nack reason `error`), to its DLQ. */
 export async function deadLetter(
   sink: DeadLetterSink,
   topic: string,
   rec: StoredRecord,
   group: string,
   deliveries: number,
+  error?: string,
 ): Promise<void> {
-  const data = deadLetterData(sink, topic, rec, group, deliveries);
+  const data = deadLetterData(sink, topic, rec, group, deliveries, error);
   const dlq = await sink.dlqTopic(topic);
   await dlq.append(rec.tag === undefined ? { id: rec.id, data } : { id: rec.id, tag: rec.tag, data });
 }

@@ -59,7 +59,7 @@ export interface TopicPort {
   /** Wake the topic's listeners: something may be deliverable. */
   notify(): void;
   /** Append `rec` to the topic's dead-letter topic. */
-  deadLetter(rec: StoredRecord, group: string, deliveries: number): Promise<void>;
+  deadLetter(rec: StoredRecord, group: string, deliveries: number, error?: string): Promise<void>;
   logError(err: unknown, msg: string): void;
 }
 
@@ -78,6 +78,8 @@ interface PendingAck {
   deadline: number;
   /** In `ready`, waiting for a next() to redeliver it. */
   queued: boolean;
+  /** Why a consumer last gave it back (nack `reason`), for its dead letter. Kept in memory only. */
+  reason: string | undefined;
 }
 
 export interface GroupState {
@@ -174,7 +176,7 @@ export class DiskGroup implements Group {
       const time = buf.readDoubleLE(pos + 16);
       n++;
       if (type === J_DELIVER) {
-        this.pending.set(offset, { deliveries: count, deadline: time, queued: false });
+        this.pending.set(offset, { deliveries: count, deadline: time, queued: false, reason: undefined });
         if (offset > maxDelivered) maxDelivered = offset;
       } else if (type === J_ACK || type === J_DEAD) {
         this.pending.delete(offset);
@@ -366,7 +368,7 @@ export class DiskGroup implements Group {
       this.#touchState();
       if (this.ackMode) {
         const deadline = clock.now() + this.#timeout;
-        this.pending.set(d.offset, { deliveries: 1, deadline, queued: false });
+        this.pending.set(d.offset, { deliveries: 1, deadline, queued: false, reason: undefined });
         this.#journal(J_DELIVER, d.offset, 1, deadline);
         this.#noteDeadline(deadline);
       }
@@ -436,7 +438,7 @@ export class DiskGroup implements Group {
     if (this.removed) return;
     if (rec !== undefined) {
       try {
-        await this.port.deadLetter(rec, this.name, e.deliveries);
+        await this.port.deadLetter(rec, this.name, e.deliveries, e.reason);
       } catch (err) {
         this.port.logError(err, 'dead-letter append failed; will retry');
         e.deadline = this.port.clock.now() + this.#timeout;
@@ -459,9 +461,10 @@ export class DiskGroup implements Group {
     return true;
   }
 
-  async nack(offset: number, delayMs?: number): Promise<boolean> {
+  async nack(offset: number, delayMs?: number, reason?: string): Promise<boolean> {
     const e = this.pending.get(offset);
     if (e === undefined || this.removed) return false;
+    if (reason !== undefined) e.reason = reason;
     const now = this.port.clock.now();
     e.deadline = now + Math.max(0, delayMs ?? 0);
     this.#journal(J_NACK, offset, e.deliveries, e.deadline);

@@ -324,8 +324,8 @@ export class DiskTopic implements Topic, TopicPort {
     }
   }
 
-  deadLetter(rec: StoredRecord, group: string, deliveries: number): Promise<void> {
-    return deadLetter(this.store, this.name, rec, group, deliveries);
+  deadLetter(rec: StoredRecord, group: string, deliveries: number, error?: string): Promise<void> {
+    return deadLetter(this.store, this.name, rec, group, deliveries, error);
   }
 
   logError(err: unknown, msg: string): void {

@@ -159,8 +159,11 @@ export interface Group {
   nextBatch?(max: number, maxBytes: number): Promise<Delivery[]>;
   /** True when acked; false when the offset was not pending. */
   ack(offset: number): Promise<boolean>;
-  /** Make the offset deliverable again, now or after `delayMs`. */
-  nack(offset: number, delayMs?: number): Promise<boolean>;
+  /**
+   * Make the offset deliverable again, now or after `delayMs`. `reason` (why the consumer gave it back) is kept
+   * with the delivery and given to the dead-letter hook if the message ends up there.
+   */
+  nack(offset: number, delayMs?: number, reason?: string): Promise<boolean>;
   /** Extend the deadline of a pending delivery by the group's ack timeout. */
   touch(offset: number): Promise<boolean>;
   /** Move the position to the end of the log and drop pending acks. */
@@ -221,6 +224,8 @@ export interface DeadLetterInfo {
   id: string;
   deliveries: number;
   reason: 'max_deliver';
+  /** The last `reason` a consumer gave when it nacked the message. */
+  error?: string;
 }
 
 export interface StoreLogger {
