@@ -227,6 +227,54 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
     expect(info).toBe('number');
   }, 30_000);
 
+  it('holds a fast producer back while the broker does not read (backpressure over WebSocket)', async () => {
+    await node.declareTopic('bp-ws');
+    await page.evaluate(async (addr) => {
+      const w = window as any;
+      w.bp = new w.zbus.MqClient(addr, { highWaterMark: 1 << 20, pingInterval: 0, heartbeatInterval: 0 });
+      w.bpState = { published: 0, blocked: false, done: false };
+      w.bp.on('backpressure', (blocked: boolean) => {
+        if (blocked) w.bpState.blocked = true;
+      });
+      await w.bp.connect();
+    }, broker.address);
+    broker.process.kill('SIGSTOP');
+    try {
+      await page.evaluate(() => {
+        const w = window as any;
+        const producer = new w.zbus.Producer(w.bp);
+        w.bpLoop = (async () => {
+          for (let i = 0; i < 40; i++) {
+            await producer.publish({ topic: 'bp-ws', body: new Uint8Array(1 << 20) }, { ack: false });
+            w.bpState.published++;
+          }
+          w.bpState.done = true;
+        })();
+      });
+      await page.waitForFunction(
+        () => (window as any).bpState.blocked || (window as any).bpState.done,
+        undefined,
+        {
+          timeout: 20_000,
+        },
+      );
+      // Backed up before the loop could hand over all 40 MiB: it waits for the socket instead of buffering.
+      const state = await page.evaluate(() => (window as any).bpState);
+      expect(state.done).toBe(false);
+      expect(state.published).toBeLessThan(40);
+    } finally {
+      broker.process.kill('SIGCONT');
+    }
+    await page.waitForFunction(() => (window as any).bpState.done, undefined, { timeout: 30_000 });
+    const last = await page.evaluate(async () => {
+      const w = window as any;
+      const r = await new w.zbus.Producer(w.bp).publish({ topic: 'bp-ws', body: 'last' });
+      await w.bp.close();
+      return r.offset;
+    });
+    expect(last).toBe(40);
+  }, 60_000);
+
   it('runs the SPA example from docs/spa.md', { timeout: 45_000 }, async () => {
     const ctx = await chromium.newContext();
     const spa = await ctx.newPage();

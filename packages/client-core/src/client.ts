@@ -48,6 +48,8 @@ export interface GroupOptions {
   ackWindow?: number;
   /** Milliseconds before an unacked message is redelivered. */
   ackTimeout?: number;
+  /** Deliveries before a message moves to `<topic>.dlq` (`group_max_deliver`; the broker's `maxDeliver` when absent). */
+  maxDeliver?: number;
 }
 
 /** Options of `declare`. */
@@ -143,6 +145,7 @@ export function setGroupHeaders(msg: Message, group: string | GroupOptions | und
   if (group.startTime !== undefined) msg.set('group_start_time', group.startTime);
   if (group.ackWindow !== undefined) msg.set('group_ack_window', group.ackWindow);
   if (group.ackTimeout !== undefined) msg.set('group_ack_timeout', group.ackTimeout);
+  if (group.maxDeliver !== undefined) msg.set('group_max_deliver', group.maxDeliver);
 }
 
 /**
@@ -423,6 +426,7 @@ export class MqClient {
         mask: g.mask,
         ackWindow: g.ackWindow,
         ackTimeout: g.ackTimeout,
+        maxDeliver: g.maxDeliver,
       });
     }
     this.#declares.set(`${topic.toLowerCase()}\n${again.headers.consume_group?.toLowerCase() ?? ''}`, again);

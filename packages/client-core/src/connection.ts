@@ -131,6 +131,8 @@ export class Connection {
     this.#settle(p, undefined, timeoutError(what || 'request', p.timeout));
   });
   #outbox: Outgoing[] = [];
+  /** Messages in the outbox still to be written (given-up ones stay in the array until a flush skips them). */
+  #queued = 0;
   #queuedBytes = 0;
   /** The transport said its buffer is full; writes wait in the outbox until `drain`. */
   #blocked = false;
@@ -178,7 +180,7 @@ export class Connection {
       state: this.#state,
       reconnects: this.#reconnects,
       inFlight: this.#pending.size,
-      queued: this.#outbox.length,
+      queued: this.#queued,
       queuedBytes: this.#queuedBytes,
       blocked: this.#blocked,
       rtt: this.#rtt,
@@ -428,6 +430,7 @@ export class Connection {
       p.out = undefined;
       if (out.msg !== undefined) {
         out.msg = undefined;
+        this.#queued--;
         this.#queuedBytes -= out.bytes;
         if (this.#waiters.length > 0) this.#wakeWriters();
       }
@@ -486,10 +489,10 @@ export class Connection {
     }
     const bytes = queuedSize(msg);
     if (!force) {
-      if (this.#outbox.length >= this.options.maxQueued) {
+      if (this.#queued >= this.options.maxQueued) {
         throw new ZbusError(
           'ZBUS_ERR_LIMIT',
-          `${this.#outbox.length} messages are waiting to be sent to ${this.address} (maxQueued)`,
+          `${this.#queued} messages are waiting to be sent to ${this.address} (maxQueued)`,
         );
       }
       if (this.#queuedBytes > 0 && this.#queuedBytes + bytes > this.options.maxQueuedBytes) {
@@ -503,6 +506,7 @@ export class Connection {
     const o: Outgoing = { msg, bytes, pending };
     if (pending !== undefined) pending.out = o;
     this.#outbox.push(o);
+    this.#queued++;
     this.#queuedBytes += bytes;
     if (this.#state === 'idle') this.connect().catch(() => {});
   }
@@ -524,6 +528,7 @@ export class Connection {
       const msg = o.msg;
       if (msg === undefined) continue;
       o.msg = undefined;
+      this.#queued--;
       this.#queuedBytes -= o.bytes;
       const p = o.pending;
       if (p !== undefined) p.out = undefined;
@@ -544,6 +549,7 @@ export class Connection {
   #failQueued(err: Error): void {
     const queue = this.#outbox;
     this.#outbox = [];
+    this.#queued = 0;
     this.#queuedBytes = 0;
     for (const o of queue) {
       const p = o.pending;

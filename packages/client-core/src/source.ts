@@ -36,7 +36,7 @@ export interface ClientSource {
  * client and makes new connections to its server for consumers.
  */
 export function sourceOf(source: ClientSource | MqClient): ClientSource {
-  if (typeof (source as MqClient).invoke !== 'function') return source as ClientSource;
+  if (typeof (source as ClientSource).client === 'function') return source as ClientSource;
   const client = source as MqClient;
   return { client: () => client, createClient: (options) => client.createClient(options) };
 }

@@ -108,7 +108,7 @@ describe('Connection (under MqClient)', () => {
     expect(c.stats().queuedBytes).toBe(1000 + 256);
     ac2.abort(new Error('changed my mind'));
     await expect(queued).rejects.toThrow('changed my mind');
-    expect(c.stats()).toMatchObject({ queuedBytes: 0, inFlight: 0 });
+    expect(c.stats()).toMatchObject({ queued: 0, queuedBytes: 0, inFlight: 0 });
     conn.drain();
     expect(conn.sent.map((m) => m.topic)).toEqual([undefined, 'blocker']);
     // an aborted signal rejects at once

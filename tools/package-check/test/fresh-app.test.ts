@@ -31,7 +31,7 @@ afterAll(() => {
   if (app) rmSync(app, { recursive: true, force: true });
 });
 
-/** Every import specifier the packages export (`@zbus/client`, `@zbus/client/core`, ...), package.json aside. */
+/** Every import specifier the packages export (`@zbus/client`, `@zbus/rpc/msgpack`, ...), package.json aside. */
 function specifiers(filter: (name: string) => boolean = () => true): string[] {
   return packs
     .filter((p) => filter(p.manifest.name))

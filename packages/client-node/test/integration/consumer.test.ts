@@ -2,7 +2,7 @@
 // handlers in flight, ack/nack/redelivery, group options, declareOnMissing.
 import { latch, type RunningBroker, startBroker } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { Broker, type ConsumedMessage, Consumer, Mask, type MqClient, Producer } from '../../src/index.js';
+import { Broker, type ConsumedMessage, Consumer, Mask, MqClient, Producer } from '../../src/index.js';
 
 let server: RunningBroker;
 let broker: Broker;
@@ -308,5 +308,29 @@ describe('Consumer', () => {
       .toContain('g');
     await publish('c-missing', 1, 'after');
     await expect.poll(() => seen, { timeout: 5_000 }).toEqual(['after0']);
+  });
+
+  it('consumes over a single MqClient (no Broker): its own connection to the same server', async () => {
+    const client = new MqClient(server.address);
+    onTestFinished(() => client.close());
+    const done = latch(2);
+    const got: string[] = [];
+    const c = new Consumer(client, {
+      topic: 'c-single',
+      handler: (m) => {
+        got.push(m.bodyText());
+        done.countDown();
+      },
+    });
+    onTestFinished(() => c.close());
+    await c.start();
+    await new Producer(client).publishBatch([
+      { topic: 'c-single', body: 'a' },
+      { topic: 'c-single', body: 'b' },
+    ]);
+    await done.wait();
+    expect(got).toEqual(['a', 'b']);
+    await c.close();
+    expect(client.state).toBe('open'); // the consumer closed its own connection, not the client it was given
   });
 });

@@ -126,6 +126,34 @@ describe('a consumer handler that throws', () => {
     // A lower bound only (a busy machine may redeliver later, never sooner); without a backoff it is ~1 ms.
     expect((times[1] as number) - (times[0] as number)).toBeGreaterThanOrEqual(350);
   });
+
+  it('leaves the last error in the dead letter (dlq_error) once the deliveries are used up', async () => {
+    let tries = 0;
+    const c = consumer({
+      topic: 'f-dlq',
+      group: { name: 'g', mask: Mask.AckRequired, ackTimeout: 60_000, maxDeliver: 2 },
+      nackBackoff: false,
+      onError: () => {},
+      handler: () => {
+        tries++;
+        throw new Error(`attempt ${tries} failed`);
+      },
+    });
+    await c.start();
+    const dead = new Promise<ConsumedMessage>((resolve) => {
+      consumer({ topic: 'f-dlq.dlq', handler: (m) => resolve(m) })
+        .start()
+        .catch(() => {});
+    });
+    await producer.publish({ topic: 'f-dlq', body: 'poison' });
+    const m = await dead;
+    expect(m.bodyText()).toBe('poison');
+    expect(m.headers).toMatchObject({
+      dlq_reason: 'max_deliver',
+      dlq_deliveries: '2',
+      dlq_error: 'attempt 2 failed',
+    });
+  });
 });
 
 describe('a publish to a topic nobody declared', () => {
