@@ -5,6 +5,7 @@
 
 import { Cmd, Message, MessageDecoder, ZbusError } from '@zbus/protocol';
 import { Deadlines } from './deadlines.js';
+import { IdleWaiters } from './dispose.js';
 import type { Emitter } from './emitter.js';
 import { newId } from './messages.js';
 import type { ResolvedClientOptions } from './options.js';
@@ -147,7 +148,7 @@ export class Connection {
   #closing: Promise<void> | undefined;
   /** Id of the liveness ping in flight: `close()` does not wait for it. */
   #livenessPing: string | undefined;
-  #idleWaiters: (() => void)[] = [];
+  readonly #idle = new IdleWaiters();
   #reconnects = 0;
   #inMsgs = 0;
   #inBytes = 0;
@@ -450,10 +451,7 @@ export class Connection {
   }
 
   #notifyIdle(): void {
-    if (this.#pending.size !== 0) return;
-    const waiters = this.#idleWaiters;
-    this.#idleWaiters = [];
-    for (const w of waiters) w();
+    if (this.#pending.size === 0) this.#idle.notify();
   }
 
   // ---- outbound --------------------------------------------------------------------------------------------
@@ -635,27 +633,7 @@ export class Connection {
         reject(new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `a request with id ${id} is already waiting`));
         return;
       }
-      const p: Pending = {
-        msg,
-        resolve,
-        reject,
-        timeout,
-        deadline: 0,
-        sent: false,
-        done: false,
-        out: undefined,
-        signal,
-        onAbort: undefined,
-      };
-      this.#deadlines.add(p, timeout);
-      this.#pending.set(id, p);
-      if (signal !== undefined) {
-        p.onAbort = () => {
-          this.#pending.delete(id);
-          this.#settle(p, undefined, signal.reason);
-        };
-        signal.addEventListener('abort', p.onAbort, { once: true });
-      }
+      const p = this.#track(id, msg, resolve, reject, timeout, signal);
       try {
         this.#dispatch(msg, p, force);
       } catch (err) {
@@ -663,6 +641,39 @@ export class Connection {
         this.#settle(p, undefined, err as Error);
       }
     });
+  }
+
+  /** Registers a request that waits for its reply: its deadline, its entry in the table, its abort. */
+  #track(
+    id: string,
+    msg: Message,
+    resolve: (m: Message) => void,
+    reject: (e: Error) => void,
+    timeout: number,
+    signal: AbortSignal | undefined,
+  ): Pending {
+    const p: Pending = {
+      msg,
+      resolve,
+      reject,
+      timeout,
+      deadline: 0,
+      sent: false,
+      done: false,
+      out: undefined,
+      signal,
+      onAbort: undefined,
+    };
+    this.#deadlines.add(p, timeout);
+    this.#pending.set(id, p);
+    if (signal !== undefined) {
+      p.onAbort = () => {
+        this.#pending.delete(id);
+        this.#settle(p, undefined, signal.reason);
+      };
+      signal.addEventListener('abort', p.onAbort, { once: true });
+    }
+    return p;
   }
 
   /** Sends without a reply to wait for; returns the message's id. */
@@ -677,20 +688,8 @@ export class Connection {
   requestNow(msg: Message, timeout: number): Promise<Message> {
     return new Promise<Message>((resolve, reject) => {
       const id = this.#prepare(msg);
-      const p: Pending = {
-        msg,
-        resolve,
-        reject,
-        timeout,
-        deadline: 0,
-        sent: true,
-        done: false,
-        out: undefined,
-        signal: undefined,
-        onAbort: undefined,
-      };
-      this.#deadlines.add(p, timeout);
-      this.#pending.set(id, p);
+      const p = this.#track(id, msg, resolve, reject, timeout, undefined);
+      p.sent = true;
       try {
         this.#writeNow(msg);
       } catch (err) {
@@ -729,21 +728,6 @@ export class Connection {
 
   // ---- closing ---------------------------------------------------------------------------------------------
 
-  /** Waits until no request is waiting for a reply, at most `timeout` ms or until `signal` aborts. */
-  #whenIdle(timeout: number, signal: AbortSignal | undefined): Promise<void> {
-    if (this.#pending.size === 0 || signal?.aborted) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const t = setTimeout(done, timeout);
-      signal?.addEventListener('abort', done, { once: true });
-      this.#idleWaiters.push(done);
-    });
-  }
-
   close(signal?: AbortSignal): Promise<void> {
     if (this.#closing) return this.#closing;
     const wasOpen = this.#state === 'open';
@@ -759,7 +743,8 @@ export class Connection {
       this.#settle(ping, undefined, closedError('client closed'));
     }
     this.#closing = (async () => {
-      if (wasOpen) await this.#whenIdle(this.options.closeTimeout, signal);
+      // Requests in flight get up to closeTimeout (or until `signal` aborts) to be answered.
+      if (wasOpen && this.#pending.size > 0) await this.#idle.wait(this.options.closeTimeout, signal);
       this.#stopHeartbeat();
       const err = closedError('client closed');
       for (const [id, p] of this.#pending) {

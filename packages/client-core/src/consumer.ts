@@ -1,6 +1,6 @@
 import { Cmd, errorFromReply, Message, ZbusError } from '@zbus/protocol';
 import type { GroupOptions, MqClient, NackOptions } from './client.js';
-import { abortable } from './dispose.js';
+import { abortable, IdleWaiters } from './dispose.js';
 import { Emitter } from './emitter.js';
 import { consoleLogger, type Logger } from './logger.js';
 import { restoreDelivery } from './messages.js';
@@ -239,7 +239,7 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
   readonly #source: ClientSource;
   readonly #lanes: Lane[] = [];
   #state: ConsumerState = 'idle';
-  #idleWaiters: (() => void)[] = [];
+  readonly #idle = new IdleWaiters();
   #starting: Promise<void> | undefined;
   /** Servers being added by `#reconcile`. */
   readonly #adding = new Set<string>();
@@ -623,24 +623,7 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
   }
 
   #checkIdle(): void {
-    if (this.inFlight !== 0) return;
-    const w = this.#idleWaiters;
-    this.#idleWaiters = [];
-    for (const f of w) f();
-  }
-
-  #whenIdle(timeout: number, signal: AbortSignal | undefined): Promise<void> {
-    if (this.inFlight === 0 || signal?.aborted) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const t = setTimeout(done, timeout);
-      signal?.addEventListener('abort', done, { once: true });
-      this.#idleWaiters.push(done);
-    });
+    if (this.inFlight === 0) this.#idle.notify();
   }
 
   /** Stops consuming (sends `unconsume`); messages already delivered are still handled. */
@@ -693,7 +676,7 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     const current = this.#current;
     this.#current = undefined;
     current?.();
-    await this.#whenIdle(this.options.closeTimeout, options.signal);
+    if (this.inFlight > 0) await this.#idle.wait(this.options.closeTimeout, options.signal);
     // Acks go out without a reply (ackAsync); a ping per connection makes sure the broker has handled them.
     await Promise.all(
       this.#lanes.map((l) =>

@@ -38,3 +38,31 @@ export function abortable<T>(
     promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
   });
 }
+
+/** Callers waiting for work in flight to end (a close), each for at most a timeout or until its signal aborts. */
+export class IdleWaiters {
+  #waiters: (() => void)[] = [];
+
+  /** Resolves on `notify()`, after `timeout` ms, or when `signal` aborts, whichever comes first. */
+  wait(timeout: number, signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, timeout);
+      signal?.addEventListener('abort', done, { once: true });
+      this.#waiters.push(done);
+    });
+  }
+
+  /** The work ended: releases every waiter. */
+  notify(): void {
+    if (this.#waiters.length === 0) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+}
