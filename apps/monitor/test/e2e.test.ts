@@ -251,7 +251,7 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
       await page
         .locator('#count')
         .filter({ hasText: /of 2,00\d topics/ })
-        .waitFor({ timeout: 15_000 });
+        .waitFor({ timeout: 60_000 }); // a hang guard: 2000 declares take long on a loaded machine
       const rows = await page.locator('#topics tr.topic').count();
       expect(rows).toBe(200);
       // A filter over 2000+ topics is applied within the next two frames (no waiting for a poll).
@@ -275,7 +275,7 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
       await shot(page, 'monitor-2000-topics-scrolled.png', false);
       await page.evaluate(() => window.scrollTo(0, 0));
       expect(errors).toEqual([]);
-    }, 40_000);
+    }, 120_000);
 
     it('shows the lost connection and comes back live after a broker restart', async () => {
       await page.fill('#search', 'e2e.orders');

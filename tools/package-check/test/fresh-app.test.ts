@@ -11,6 +11,11 @@ import { KNOWN_BAD_ENGINES } from './known-gaps.js';
 import { ROOT } from './workspace.js';
 
 const run = promisify(execFile);
+/**
+ * The environment of a user's shell: without the `npm_*` variables of the package manager running this suite
+ * (pnpm passes its own config, which npm warns it does not know).
+ */
+const USER_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
 const packs = inject('packs');
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
 
@@ -23,7 +28,7 @@ beforeAll(async () => {
   install = await run(
     'npm',
     ['install', '--no-audit', '--no-fund', '--prefer-offline', ...packs.map((p) => p.tarball)],
-    { cwd: app, env: { ...process.env, npm_config_loglevel: 'warn' } },
+    { cwd: app, env: { ...USER_ENV, npm_config_loglevel: 'warn' } },
   );
 }, 300_000);
 
@@ -125,7 +130,7 @@ describe.concurrent('a fresh app', () => {
     const child = spawn(
       'npx',
       ['@zbus/broker', '--port', '0', '--host', '127.0.0.1', '--data', join(app, 'data'), '--fsync', 'never'],
-      { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: app, env: USER_ENV, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     onTestFinished(() => stop(child));
     const port = await listening(child);
