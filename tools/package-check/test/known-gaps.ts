@@ -4,7 +4,17 @@
 /** Declarations a package's public members use without exporting them, by package. */
 export const KNOWN_UNEXPORTED: Record<string, string[]> = {
   // issue 18 (engineer "nats"): the store's classes and metadata types behind NatsStore's members.
-  '@zbus/store-nats': ['Delays', 'GroupMeta', 'Names', 'NatsGroup', 'NatsLink', 'NatsTopic', 'TopicMeta'],
+  '@zbus/store-nats': [
+    'Delays',
+    'GroupMeta',
+    'Names',
+    'NatsGroup',
+    'NatsLink',
+    'NatsTopic',
+    'PubAck',
+    'Publisher',
+    'TopicMeta',
+  ],
   // issue 14 (engineer "limits"): the helper alias ResolvedBrokerOptions is built with (options.ts).
   '@zbus/server': ['OptionalKeys'],
 };
