@@ -266,14 +266,21 @@ async function browserJobs(dir, tag, lib) {
     });
     page.on('pageerror', (e) => job.failures.push(`run ${job.runs}: uncaught ${e.message}`));
     job.start = async () => {
-      while (Date.now() < deadline) {
-        job.runs++;
-        await page.goto(`${base}/harness?example=${spec.file}`);
-        if (spec.kind === 'long') return;
-        await page.waitForTimeout(5000); // a one-shot example, run again on a fresh page load
+      try {
+        while (Date.now() < deadline && !job.stopping) {
+          job.runs++;
+          await page.goto(`${base}/harness?example=${spec.file}`);
+          if (spec.kind === 'long') return;
+          await page.waitForTimeout(5000); // a one-shot example, run again on a fresh page load
+        }
+      } catch (err) {
+        if (!job.stopping) job.failures.push(`run ${job.runs}: ${err.message}`);
       }
     };
-    job.stop = () => log.end();
+    job.stop = () => {
+      job.stopping = true;
+      log.end();
+    };
     jobs.push(job);
   }
   return {
