@@ -500,6 +500,8 @@ describe('tracker pushes after a change', () => {
         ['id', 'd2'],
       ]),
     );
+    // Each declared before the next (both inside the frozen window), so the one push must name both.
+    await admin.until((m) => m.headers.id === 'd2');
     admin.write(
       wire([
         ['cmd', 'declare'],
