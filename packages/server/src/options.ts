@@ -178,6 +178,8 @@ export class InvalidOptionError extends ZbusError {
   }
 }
 
+/** Largest capacity of a memory topic (its messages sit in one array of that length). */
+export const MAX_MEMORY_CAPACITY = 1_000_000;
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
@@ -202,7 +204,7 @@ const INTEGER_RANGES: Record<IntegerOption, readonly [min: number, max: number]>
   writeHighWaterMark: [1 * KiB, 1 * GiB],
   idleTimeoutMs: [0, MAX_TIMER_MS],
   rpcTimeoutMs: [1, MAX_TIMER_MS],
-  memoryTopicCapacity: [1, 10_000_000],
+  memoryTopicCapacity: [1, MAX_MEMORY_CAPACITY],
   ackTimeoutMs: [1, MAX_TIMER_MS],
   ackWindow: [1, 1_000_000],
   maxDeliver: [1, 1_000_000],

@@ -2,7 +2,7 @@
 // is created too (decisions.md §1); `group_name_auto` picks a free name (topic, then topic0, topic1, ...).
 import { Header, Mask, ZbusError } from '@zbus/protocol';
 import { groupInfo, topicInfo } from '../info.js';
-import { parseFsyncPolicy } from '../options.js';
+import { MAX_MEMORY_CAPACITY, parseFsyncPolicy } from '../options.js';
 import type { GroupConfig, Topic, TopicConfig } from '../store/types.js';
 import type { CommandContext } from './context.js';
 import { boolHeader, intHeader, requireTopicName } from './lookup.js';
@@ -32,15 +32,6 @@ function creatorOf(ctx: CommandContext): string {
   return (token !== undefined && ctx.state.auth?.nameOf(token)) || ctx.session.remoteAddress;
 }
 
-/** A `topic_retention_*` limit: an integer >= 0, where 0 lifts the limit; anything else is a 400. */
-function retentionLimit(ctx: CommandContext, name: string): number | undefined {
-  const n = intHeader(ctx, name);
-  if (n !== undefined && n < 0) {
-    throw new ZbusError('ZBUS_ERR_BAD_REQUEST', `Bad Format, ${name} must be >= 0 (0 = no limit), got ${n}`);
-  }
-  return n;
-}
-
 /** The config of a new topic, or of a re-declared one (`current`), with the request's settings applied. */
 export function topicConfig(ctx: CommandContext, mask: number, current?: Topic): TopicConfig {
   const o = ctx.state.options;
@@ -62,11 +53,11 @@ export function topicConfig(ctx: CommandContext, mask: number, current?: Topic):
     }
   }
   const retention = { ...config.retention };
-  const bytes = retentionLimit(ctx, Header.TopicRetentionBytes);
+  const bytes = intHeader(ctx, Header.TopicRetentionBytes);
   if (bytes !== undefined) retention.maxBytes = bytes;
-  const age = retentionLimit(ctx, Header.TopicRetentionMs);
+  const age = intHeader(ctx, Header.TopicRetentionMs);
   if (age !== undefined) retention.maxAgeMs = age;
-  const count = retentionLimit(ctx, Header.TopicRetentionMessages);
+  const count = intHeader(ctx, Header.TopicRetentionMessages);
   if (count !== undefined) retention.maxMessages = count;
   if (Object.keys(retention).length > 0) config.retention = retention;
   const backlog = intHeader(ctx, 'topic_max_backlog');
@@ -75,6 +66,12 @@ export function topicConfig(ctx: CommandContext, mask: number, current?: Topic):
   if (maxBytes !== undefined) config.maxMessageBytes = maxBytes;
   const dedupe = intHeader(ctx, 'topic_dedupe_window');
   if (dedupe !== undefined) config.dedupeWindowMs = dedupe;
+  if ((mask & Mask.Memory) !== 0 && (config.maxBacklog ?? 0) > MAX_MEMORY_CAPACITY) {
+    throw new ZbusError(
+      'ZBUS_ERR_BAD_REQUEST',
+      `Bad Format, topic_max_backlog of a memory topic must be at most ${MAX_MEMORY_CAPACITY}, got ${config.maxBacklog}`,
+    );
+  }
   return config;
 }
 

@@ -3,6 +3,7 @@ import { ZbusError } from '@zbus/protocol';
 import { validateName } from '../store/names.js';
 import type { Group, Topic } from '../store/types.js';
 import type { CommandContext } from './context.js';
+import { MAX_DURATION_MS, NUMERIC_HEADERS, type NumericHeader } from './header-ranges.js';
 
 export function requireTopicName(ctx: CommandContext): string {
   const name = ctx.msg.topic;
@@ -34,14 +35,41 @@ export function requireGroup(ctx: CommandContext, topic: Topic): Group {
   return group;
 }
 
-/** Integer header, or undefined; a malformed number is a 400 naming the header. */
-export function intHeader(ctx: CommandContext, name: string): number | undefined {
+/** Digits only, with an optional minus sign: no `1e3`, `0x10`, `1.0`, blanks or `+`. */
+const INTEGER = /^-?\d{1,16}$/;
+
+/**
+ * A numeric header, or undefined when absent or empty. Only names with a range in NUMERIC_HEADERS are accepted, so
+ * a new numeric header cannot skip the check: anything but an integer within its range is a 400 naming it.
+ */
+export function intHeader(ctx: CommandContext, name: NumericHeader): number | undefined {
   const v = ctx.msg.headers[name];
   if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n))
-    throw new ZbusError('ZBUS_ERR_BAD_REQUEST', `Bad Format, ${name} must be an integer`);
+  const { min, max } = NUMERIC_HEADERS[name];
+  const n = INTEGER.test(v) ? Number(v) : Number.NaN;
+  if (!(n >= min && n <= max)) {
+    throw new ZbusError(
+      'ZBUS_ERR_BAD_REQUEST',
+      `Bad Format, ${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(v.slice(0, 32))}`,
+    );
+  }
   return n;
+}
+
+/** When a produce (or nack) asks to be delivered, from `deliver_at` or `delay`; at most MAX_DURATION_MS ahead. */
+export function deliverAt(ctx: CommandContext, now: number): number | undefined {
+  const at = intHeader(ctx, 'deliver_at');
+  if (at !== undefined) {
+    if (at - now > MAX_DURATION_MS) {
+      throw new ZbusError(
+        'ZBUS_ERR_BAD_REQUEST',
+        `Bad Format, deliver_at must be at most ${MAX_DURATION_MS} ms ahead, got ${at}`,
+      );
+    }
+    return at;
+  }
+  const delay = intHeader(ctx, 'delay');
+  return delay !== undefined && delay > 0 ? now + delay : undefined;
 }
 
 export function boolHeader(ctx: CommandContext, name: string): boolean {

@@ -4,7 +4,7 @@ import { encodeMessage, Mask, type Message, ZbusError } from '@zbus/protocol';
 import { errorReply } from '../errors.js';
 import type { AppendInput, Topic } from '../store/types.js';
 import type { CommandContext } from './context.js';
-import { intHeader, requireTopic } from './lookup.js';
+import { deliverAt, intHeader, requireTopic } from './lookup.js';
 import { okAck } from './reply.js';
 
 const MAX_ID = 39;
@@ -44,12 +44,10 @@ export function produce(ctx: CommandContext): void | Promise<void> {
     state.metrics.rpcNoResponders++;
     throw new ZbusError('ZBUS_ERR_NO_RESPONDERS', `no service is consuming ${topic.name} (no responders)`);
   }
-  const delay = intHeader(ctx, 'delay');
-  const deliverAtHeader = intHeader(ctx, 'deliver_at');
+  const at = deliverAt(ctx, Date.now());
   const timeout = intHeader(ctx, 'timeout');
   const input: AppendInput = { id: msg.headers.id!, tag: msg.tag, data: encodeForStore(msg) };
-  if (deliverAtHeader !== undefined) input.deliverAt = deliverAtHeader;
-  else if (delay !== undefined && delay > 0) input.deliverAt = Date.now() + delay;
+  if (at !== undefined) input.deliverAt = at;
 
   let timeoutMs = 0;
   if (rpc) {

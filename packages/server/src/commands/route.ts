@@ -4,6 +4,7 @@
 // session whose id it learnt (issue 14 item 4). The reply to a call that timed out is dropped the same way.
 import { Message } from '@zbus/protocol';
 import type { CommandContext } from './context.js';
+import { intHeader } from './lookup.js';
 
 /** Request-only headers that must not reach the caller (decisions.md §1). */
 const DROPPED = ['cmd', 'ack', 'recver', 'remote-addr', 'origin_status', 'token'] as const;
@@ -11,6 +12,8 @@ const DROPPED = ['cmd', 'ack', 'recver', 'remote-addr', 'origin_status', 'token'
 export function route(ctx: CommandContext): void {
   const { msg, state } = ctx;
   const id = msg.id;
+  // Checked before anything is settled: a route with a status no HTTP reply can carry is refused (400).
+  const status = intHeader(ctx, 'origin_status') ?? 200;
   const call = msg.recver !== undefined && id !== undefined ? state.rpc.waiting(msg.recver, id) : undefined;
   // A route that names a topic answers only a call made to that topic; one that names none is checked against
   // the call's topic (0.11 clients name it).
@@ -25,7 +28,7 @@ export function route(ctx: CommandContext): void {
     return;
   }
   state.rpc.settle(call.session.id, call.id);
-  const reply = new Message({ status: msg.originStatus ?? 200, headers: msg.headers, body: msg.body });
+  const reply = new Message({ status, headers: msg.headers, body: msg.body });
   for (const h of DROPPED) reply.delete(h);
   if (!call.session.deliverRouted(reply)) state.metrics.rpcUnroutableReplies++;
 }

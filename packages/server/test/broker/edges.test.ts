@@ -153,7 +153,7 @@ describe('group start positions', () => {
     });
     expect([badNumber.status, badNumber.bodyText()]).toEqual([
       400,
-      '400: Bad Format, group_start_offset must be an integer',
+      '400: Bad Format, group_start_offset must be an integer from 0 to 9007199254740991, got "x"',
     ]);
   });
 
