@@ -31,6 +31,9 @@ Options (each also read from the env var in brackets):
   --tls-cert <file>    PEM certificate: TLS on the same port        [ZBUS_TLS_CERT]
   --tls-key <file>     PEM private key                              [ZBUS_TLS_KEY]
   --tracker <h:p;h:p>  trackers to report to                        [ZBUS_TRACKER]
+  --cluster-token <s>  cluster secret: trackers take reports only   [ZBUS_CLUSTER_TOKEN]
+                       with it (same on every broker; prefer the env var)
+  --tracker-max-servers <n>  most servers a tracker tracks          [ZBUS_TRACKER_MAX_SERVERS] default 256
   --store <url>        local | nats://h1:4222,h2:4222 (shared by     [ZBUS_STORE]      default local
                        every broker on it; docs/scale-out.md)
   --store-replicas <n> replicas of each stream on NATS (1, 3, 5)     [ZBUS_STORE_REPLICAS] default 3
@@ -63,6 +66,8 @@ const FLAGS = {
   'tls-cert': 'ZBUS_TLS_CERT',
   'tls-key': 'ZBUS_TLS_KEY',
   tracker: 'ZBUS_TRACKER',
+  'cluster-token': 'ZBUS_CLUSTER_TOKEN',
+  'tracker-max-servers': 'ZBUS_TRACKER_MAX_SERVERS',
   store: 'ZBUS_STORE',
   'store-replicas': 'ZBUS_STORE_REPLICAS',
   'store-prefix': 'ZBUS_STORE_PREFIX',
@@ -88,6 +93,8 @@ const OPTION_OF_FLAG: Partial<Record<Flag, keyof BrokerOptions>> = {
   'tls-cert': 'tls',
   'tls-key': 'tls',
   tracker: 'trackers',
+  'cluster-token': 'clusterToken',
+  'tracker-max-servers': 'trackerMaxServers',
   store: 'store',
   'store-replicas': 'storeReplicas',
   'store-prefix': 'storePrefix',
@@ -186,6 +193,10 @@ export function optionsFromArgs(argv: string[], env: NodeJS.ProcessEnv): BrokerO
     o.tls = { cert: readFileSync(v.tlsCert, 'utf8'), key: readFileSync(v.tlsKey, 'utf8') };
   }
   if (v.tracker !== undefined) o.trackers = v.tracker.split(/[;,]/).filter((s) => s.trim() !== '');
+  const clusterToken = get('cluster-token');
+  if (clusterToken !== undefined) o.clusterToken = clusterToken;
+  const maxServers = get('tracker-max-servers');
+  if (maxServers !== undefined) o.trackerMaxServers = integer(maxServers, 'tracker-max-servers');
   if (v.logLevel !== undefined) o.logLevel = v.logLevel as BrokerOptions['logLevel'];
   storeOptions(o, get);
   const insecure = values.insecure ?? booleanEnv(env.ZBUS_INSECURE, 'ZBUS_INSECURE');

@@ -10,8 +10,11 @@ interface TrackerInfo {
   serverTable: Record<string, { topicTable: Record<string, unknown> }>;
 }
 
+/** Every broker here is a member of one cluster: trackers take reports only with its secret. */
+const CLUSTER = { ZBUS_CLUSTER_TOKEN: 'tracker-test-cluster-secret' };
+
 async function start(args: string[] = []): Promise<RunningBroker> {
-  const b = await startBroker({ fsync: 'never', args: ['--log-level', 'silent', ...args] });
+  const b = await startBroker({ fsync: 'never', args: ['--log-level', 'silent', ...args], env: CLUSTER });
   onTestFinished(() => b.stop().then(() => undefined));
   return b;
 }

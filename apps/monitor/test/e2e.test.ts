@@ -19,6 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const here = dirname(fileURLToPath(import.meta.url));
 const SHOTS = join(here, '../../../artifacts/screenshots');
 let configDir = '';
+/** The brokers here form one cluster: the monitor's broker is the tracker of the other one. */
+const MONITOR_CLUSTER_TOKEN = 'monitor-e2e-cluster-secret';
 
 /**
  * A broker serving this package's own build (apps/monitor/dist, built before its tests run) through a config
@@ -29,7 +31,11 @@ function startMonitorBroker(args: string[] = []): Promise<RunningBroker> {
     configDir = mkdtempSync(join(tmpdir(), 'zbus-monitor-e2e-'));
     writeFileSync(join(configDir, 'broker.json'), JSON.stringify({ monitorDir: join(here, '../dist') }));
   }
-  return startBroker({ fsync: 'never', args: ['--config', join(configDir, 'broker.json'), ...args] });
+  return startBroker({
+    fsync: 'never',
+    args: ['--config', join(configDir, 'broker.json'), ...args],
+    env: { ZBUS_CLUSTER_TOKEN: MONITOR_CLUSTER_TOKEN },
+  });
 }
 const missing = chromiumMissing();
 if (missing) console.warn(`skipping monitor e2e tests: ${missing}`);
@@ -227,7 +233,11 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
     });
 
     it('lists the servers that report to this broker as a tracker', async () => {
-      const other = await startBroker({ fsync: 'never', args: ['--tracker', broker.address] });
+      const other = await startBroker({
+        fsync: 'never',
+        args: ['--tracker', broker.address],
+        env: { ZBUS_CLUSTER_TOKEN: MONITOR_CLUSTER_TOKEN },
+      });
       try {
         await page.locator(`#servers tr[data-server="${other.address}"]`).waitFor({ timeout: 15_000 });
         await expect.poll(() => page.locator('#servers tbody tr').count()).toBe(2);

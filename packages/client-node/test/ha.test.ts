@@ -50,7 +50,8 @@ async function freePorts(n: number): Promise<number[]> {
 async function start(args: string[], port?: number): Promise<RunningBroker> {
   const b = await startBroker({
     fsync: 'always',
-    args: ['--log-level', 'silent', ...args],
+    // One cluster: trackers take reports only from brokers with its secret (docs/security.md).
+    args: ['--log-level', 'silent', '--cluster-token', 'ha-test-cluster-secret', ...args],
     ...(port === undefined ? {} : { port }),
   });
   cleanup.push(() => b.stop());

@@ -155,6 +155,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     this.tracker = new TrackerState(
       this.log,
       this.options.trackerDeadlineMs,
+      this.options.trackerMaxServers,
       () => this.#publishSoon(),
       () => this.announced,
     );
@@ -192,6 +193,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
         this.log,
         o.trackerReportIntervalMs,
         o.trackerToken,
+        o.clusterToken,
       );
     }
     this.#ready = true;

@@ -109,6 +109,13 @@ export interface BrokerOptions {
   trackerDeadlineMs?: number;
   /** Token sent with `track_pub` to the trackers (when they run with auth). */
   trackerToken?: string;
+  /**
+   * The cluster secret: a tracker accepts `track_pub` only with it, and a broker with `trackers` sends it. Every
+   * broker of a cluster has the same one; at least 16 characters. Without it a broker takes no server reports.
+   */
+  clusterToken?: string;
+  /** Most servers a tracker tracks, each watched through one connection it opens. @default 256 */
+  trackerMaxServers?: number;
   /** Directory of the monitor's built assets, served at `/`. */
   monitorDir?: string;
   /** pino level. @default 'warn' */
@@ -127,6 +134,7 @@ type OptionalKeys =
   | 'tls'
   | 'monitorDir'
   | 'trackerToken'
+  | 'clusterToken'
   | 'nats'
   | 'storeModule'
   | 'logger';
@@ -164,6 +172,7 @@ export const DEFAULTS = {
   trackers: [] as string[],
   trackerReportIntervalMs: 30_000,
   trackerDeadlineMs: 90_000,
+  trackerMaxServers: 256,
   logLevel: 'warn',
 } satisfies Omit<ResolvedBrokerOptions, OptionalKeys>;
 
@@ -213,6 +222,7 @@ const INTEGER_RANGES: Record<IntegerOption, readonly [min: number, max: number]>
   shutdownTimeoutMs: [0, MAX_TIMER_MS],
   trackerReportIntervalMs: [0, MAX_TIMER_MS],
   trackerDeadlineMs: [1, MAX_TIMER_MS],
+  trackerMaxServers: [1, 100_000],
 };
 
 /** Options without a default; with DEFAULTS they name every option (a new one must be listed somewhere). */
@@ -221,6 +231,7 @@ const WITHOUT_DEFAULT: Record<OptionalKeys, true> = {
   auth: true,
   tls: true,
   trackerToken: true,
+  clusterToken: true,
   monitorDir: true,
   nats: true,
   storeModule: true,
@@ -375,6 +386,24 @@ function checkTypes(o: ResolvedBrokerOptions): void {
     );
   }
   checkAccess(o);
+  checkCluster(o);
+}
+
+/** The cluster secret: a string hard to guess, and one every broker that reports to a tracker has. */
+function checkCluster(o: ResolvedBrokerOptions): void {
+  const t = o.clusterToken;
+  if (t !== undefined && (typeof t !== 'string' || t.length < 16)) {
+    throw new InvalidOptionError(
+      'clusterToken',
+      'clusterToken must be a string of at least 16 characters (try `openssl rand -hex 32`)',
+    );
+  }
+  if (o.trackers.length > 0 && t === undefined) {
+    throw new InvalidOptionError(
+      'clusterToken',
+      'trackers need clusterToken: a tracker accepts reports only from brokers with its --cluster-token',
+    );
+  }
 }
 
 /** Who may use the broker: protected mode, `insecure`, `allowOrigins` (docs/security.md). */

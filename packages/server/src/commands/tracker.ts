@@ -1,5 +1,6 @@
 // server, tracker, track_sub and track_pub (zbus-protocol.md §9).
 import { type ServerEvent, ZbusError } from '@zbus/protocol';
+import { CLUSTER_TOKEN_HEADER, checkClusterMember } from '../auth/cluster.js';
 import { serverInfo, serverKey, trackerInfo } from '../info.js';
 import type { BrokerState, CommandContext } from './context.js';
 import { okAck, okJson } from './reply.js';
@@ -25,6 +26,8 @@ export function trackSub(ctx: CommandContext): void {
 
 export function trackPub(ctx: CommandContext): void {
   const { state, session, msg } = ctx;
+  // Only cluster members report servers: the tracker dials what they report and clients follow it.
+  checkClusterMember(state.options.clusterToken, msg.headers[CLUSTER_TOKEN_HEADER]);
   let event: Partial<ServerEvent>;
   try {
     event = msg.json<Partial<ServerEvent>>();

@@ -5,6 +5,7 @@
 import type { ServerEvent, ServerInfo } from '@zbus/protocol';
 import { Message } from '@zbus/protocol';
 import type { Logger } from 'pino';
+import { CLUSTER_TOKEN_HEADER } from '../auth/cluster.js';
 import { Burst } from './burst.js';
 import { Link } from './link.js';
 
@@ -22,6 +23,7 @@ export class TrackerReporter {
     readonly log: Logger,
     intervalMs: number,
     readonly token: string | undefined,
+    readonly clusterToken: string | undefined,
   ) {
     this.#links = trackers.map(
       (address) =>
@@ -45,6 +47,7 @@ export class TrackerReporter {
   #event(live: boolean): Message {
     const m = new Message({ headers: { cmd: 'track_pub', ack: 'false' } });
     if (this.token !== undefined) m.set('token', this.token);
+    if (this.clusterToken !== undefined) m.set(CLUSTER_TOKEN_HEADER, this.clusterToken);
     const event: ServerEvent = { serverInfo: this.info(), certificate: null, live };
     m.setBody(event);
     return m;

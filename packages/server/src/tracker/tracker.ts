@@ -3,7 +3,7 @@
 // which get a TrackerInfo push on every change. What a tracker learns is never reported onwards (no loops).
 
 import type { ServerInfo } from '@zbus/protocol';
-import { Message } from '@zbus/protocol';
+import { Message, ZbusError } from '@zbus/protocol';
 import type { Logger } from 'pino';
 import type { Session } from '../session.js';
 import { Link } from './link.js';
@@ -30,6 +30,8 @@ export class TrackerState {
     readonly log: Logger,
     /** Servers silent for longer than this are dropped. */
     readonly deadlineMs: number,
+    /** Most servers in the table (each watched through one connection the tracker opens). */
+    readonly maxServers: number,
     /** Called when the table changed (push to subscribers). */
     readonly onChange: () => void,
     /** `host:port` of this broker: it is never watched. */
@@ -52,8 +54,15 @@ export class TrackerState {
     return out;
   }
 
+  /** A member's report. A new server past `maxServers` is refused (429), before anything is dialled. */
   report(key: string, info: ServerInfo, session: Session): void {
     const known = this.#servers.get(key);
+    if (!known && this.#servers.size >= this.maxServers) {
+      throw new ZbusError(
+        'ZBUS_ERR_LIMIT',
+        `the tracker's table is full: ${this.maxServers} servers (trackerMaxServers)`,
+      );
+    }
     if (known && (info.infoVersion ?? 0) < (known.info.infoVersion ?? 0) && known.reporter === session)
       return;
     const entry: TrackedServer = known ?? { info, reporter: undefined, lastReport: 0, watch: undefined };

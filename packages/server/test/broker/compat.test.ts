@@ -7,6 +7,9 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { declare, startTestBroker } from './helpers.js';
 
+/** The cluster secret of the brokers here that report to a tracker, or take reports (docs/security.md). */
+const CLUSTER_TOKEN = 'compat-cluster-secret-0123';
+
 /** A request as zbus.js's httpEncode writes it: request line, headers in order, content-length, body. */
 function wire(headers: Array<[string, string]>, body = ''): Buffer {
   const bytes = Buffer.from(body);
@@ -166,10 +169,12 @@ describe('requests 0.11 leaves unanswered', () => {
       ...ping,
     },
     {
+      // A member broker's report (the tracker takes none without the cluster token).
       cmd: 'track_pub ack=false',
       request: [
         ['cmd', 'track_pub'],
         ['ack', 'false'],
+        ['cluster_token', CLUSTER_TOKEN],
       ],
       body: JSON.stringify({
         serverInfo: { serverAddress: { address: '127.0.0.1:1', sslEnabled: false } },
@@ -208,7 +213,7 @@ describe('requests 0.11 leaves unanswered', () => {
     for (const c of cases) {
       const answered = t.plainHttp && c.cmd !== 'heartbeat';
       it(`${c.cmd} over ${t.name}: ${answered ? 'an empty 200' : 'no reply'}`, async () => {
-        const b = await startTestBroker();
+        const b = await startTestBroker({ clusterToken: CLUSTER_TOKEN });
         const admin = await b.raw();
         await declare(admin, 'T');
         await declare(admin, 'frob');
@@ -403,7 +408,7 @@ describe('reply headers as 0.11 writes them', () => {
   });
 
   it('the other 0.11 acknowledgements (ack, empty, remove, track_pub) carry no content type either', async () => {
-    const b = await startTestBroker();
+    const b = await startTestBroker({ clusterToken: CLUSTER_TOKEN });
     await declare(await b.raw(), 'T');
     const requests: Array<Array<[string, string]>> = [
       [
@@ -416,7 +421,10 @@ describe('reply headers as 0.11 writes them', () => {
         ['cmd', 'empty'],
         ['topic', 'T'],
       ],
-      [['cmd', 'track_pub']],
+      [
+        ['cmd', 'track_pub'],
+        ['cluster_token', CLUSTER_TOKEN],
+      ],
       [
         ['cmd', 'remove'],
         ['topic', 'T'],
@@ -518,9 +526,12 @@ describe('tracker pushes after a change', () => {
   });
 
   it('reports a change to the upstream tracker at once, and the tracker pushes it on', async () => {
-    const tracker = await startTestBroker();
+    const tracker = await startTestBroker({ clusterToken: CLUSTER_TOKEN });
     const sub = await subscriber(tracker.port);
-    const server = await startTestBroker({ trackers: [`127.0.0.1:${tracker.port}`] });
+    const server = await startTestBroker({
+      trackers: [`127.0.0.1:${tracker.port}`],
+      clusterToken: CLUSTER_TOKEN,
+    });
     // The server reports when its link to the tracker opens.
     await sub.until((m) => Object.keys(m.json<{ serverTable: object }>().serverTable).length === 2);
     freezeTimers();

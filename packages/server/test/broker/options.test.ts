@@ -71,6 +71,12 @@ describe('resolveOptions', () => {
       [{ tls: { cert: 'x' } }, 'tls'],
       [{ tls: { cert: '', key: 'k' } }, 'tls'],
       [{ auth: { tokens: 'all' } }, 'auth'],
+      [{ insecure: 'yes' }, 'insecure'],
+      [{ allowOrigins: 'https://a.example' }, 'allowOrigins'],
+      [{ allowOrigins: ['a.example'] }, 'allowOrigins'],
+      [{ host: '10.1.2.3' }, 'host'], // protected mode: no auth, yet only other machines could connect
+      [{ clusterToken: 'short' }, 'clusterToken'],
+      [{ trackers: ['a:1'] }, 'clusterToken'],
       [{ maxBody: 5 }, 'maxBody'],
     ];
     for (const [options, option] of cases)
@@ -83,6 +89,7 @@ describe('resolveOptions', () => {
     const o = resolveOptions({
       announce: '[::1]:15555',
       trackers: ['10.0.0.1:15555', 'tracker.example:15556'],
+      clusterToken: 'a-cluster-secret-of-32-characters',
       fsync: { intervalMs: 100 },
       logLevel: 'silent',
     });
