@@ -17,6 +17,7 @@ import {
 } from '@zbus/protocol';
 import pino, { type Logger } from 'pino';
 import { Auth } from './auth/auth.js';
+import { migratedCreator } from './auth/creator.js';
 import { isLoopback, protectedModeError } from './auth/loopback.js';
 import { crossSiteError, crossSiteSafe, OriginPolicy } from './auth/origin.js';
 import { loadSharedStoreModule } from './cluster/shared-store.js';
@@ -208,7 +209,13 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
       deadLetter,
     };
     if (o.store === 'local') {
-      return openStore({ ...common, dataDir: o.dataDir, fsync: o.fsync, segmentBytes: o.segmentBytes });
+      return openStore({
+        ...common,
+        dataDir: o.dataDir,
+        fsync: o.fsync,
+        segmentBytes: o.segmentBytes,
+        migrateCreator: migratedCreator(this.auth),
+      });
     }
     const module = await loadSharedStoreModule(o.store, o.storeModule);
     const store = await module.openSharedStore({

@@ -6,6 +6,7 @@ import { type Clock, systemClock } from './clock.js';
 import { declareDlq } from './dead-letter.js';
 import { declareOnce } from './declare-once.js';
 import { MemoryTopic } from './memory-topic.js';
+import { migrateCreators } from './migrate-creators.js';
 import { nameKey, validateName } from './names.js';
 import { DiskTopic, type StoreContext, TRASH_PREFIX } from './topic.js';
 import {
@@ -35,6 +36,7 @@ class FileStore implements Store, StoreContext {
   readonly clock: Clock;
   readonly #topics = new Map<string, AnyTopic>();
   readonly #declaring = new Map<string, Promise<AnyTopic>>();
+  readonly #migrateCreator: StoreOptions['migrateCreator'];
   #closed = false;
 
   constructor(options: StoreOptions) {
@@ -46,10 +48,12 @@ class FileStore implements Store, StoreContext {
     this.log = options.log;
     this.deadLetterFn = options.deadLetter;
     this.clock = options.clock ?? systemClock;
+    this.#migrateCreator = options.migrateCreator;
   }
 
   async load(): Promise<void> {
     await fs.promises.mkdir(this.dataDir, { recursive: true });
+    if (this.#migrateCreator) await migrateCreators(this.dataDir, this.#migrateCreator, this.log);
     const entries = await fs.promises.readdir(this.dataDir, { withFileTypes: true });
     for (const e of entries) {
       if (e.isDirectory() && e.name.startsWith(TRASH_PREFIX)) {

@@ -215,6 +215,11 @@ export interface StoreOptions {
    * from where; the store itself never parses the bytes). Default: the bytes unchanged.
    */
   deadLetter?: (data: Uint8Array, info: DeadLetterInfo) => Uint8Array;
+  /**
+   * Run once over a data directory (store/migrate-creators.ts): the creator that stored topics and groups keep.
+   * Earlier versions stored the declaring token there. Default: no migration.
+   */
+  migrateCreator?: (creator: string) => string;
 }
 
 export interface DeadLetterInfo {

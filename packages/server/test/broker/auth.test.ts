@@ -1,8 +1,9 @@
 // Token ACLs (zbus-protocol.md §11, decisions.md §3): per-topic, per-operation, optionally per-group; the
 // token comes from the header, `?token=` or the `token` cookie; 403 with the 0.11 text; info filtered.
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { AuthConfig } from '../../src/index.js';
 import { startTestBroker, wsConnect } from './helpers.js';
 
@@ -22,8 +23,8 @@ function listFiles(dir: string): string[] {
     .map((e) => join(e.parentPath, e.name));
 }
 
-async function setup() {
-  const b = await startTestBroker({ auth });
+async function setup(dataDir?: string) {
+  const b = await startTestBroker(dataDir === undefined ? { auth } : { auth, dataDir });
   const admin = await b.raw();
   for (const topic of ['Orders', 'Public', 'Secret']) {
     const r = await admin.request({ headers: { cmd: 'declare', topic, token: 'admin-secret' } });
@@ -281,6 +282,52 @@ describe('creator is never a token', () => {
     const files = listFiles(b.dataDir).filter((f) => f.endsWith('.json'));
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) expect(readFileSync(f, 'utf8'), f).not.toContain('admin-secret');
+  });
+});
+
+describe('creators written by earlier versions', () => {
+  it('are rewritten once at open: a token becomes its name, an unknown string goes, an address stays', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'zbus-creators-'));
+    onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
+    {
+      const { b } = await setup(dataDir);
+      const c = await b.raw();
+      await c.request({
+        headers: { cmd: 'declare', topic: 'Legacy', consume_group: 'g', token: 'admin-secret' },
+      });
+      await b.broker.close();
+    }
+    // What an earlier version wrote: the declaring token as creator, in topic.json (twice) and the group file.
+    const topicJson = join(dataDir, 'legacy', 'topic.json');
+    const groupJson = listFiles(join(dataDir, 'legacy', 'groups')).find((f) => f.endsWith('.json'))!;
+    const ordersJson = join(dataDir, 'orders', 'topic.json');
+    const meta = JSON.parse(readFileSync(topicJson, 'utf8'));
+    meta.creator = 'admin-secret';
+    meta.config.creator = 'admin-secret';
+    writeFileSync(topicJson, JSON.stringify(meta));
+    const group = JSON.parse(readFileSync(groupJson, 'utf8'));
+    group.creator = 'a-token-since-removed';
+    writeFileSync(groupJson, JSON.stringify(group));
+    const orders = JSON.parse(readFileSync(ordersJson, 'utf8'));
+    orders.creator = '10.1.2.3:50000';
+    writeFileSync(ordersJson, JSON.stringify(orders));
+    rmSync(join(dataDir, '.creators-v2'));
+
+    const b = await startTestBroker({ auth, dataDir });
+    const c = await b.raw();
+    const q = await c.request({ headers: { cmd: 'query', topic: 'Legacy', token: 'admin-secret' } });
+    const info = q.json<{
+      creator: string;
+      consumeGroupList: Array<{ groupName: string; creator: string }>;
+    }>();
+    expect(info.creator).toBe('admin');
+    expect(info.consumeGroupList.find((g) => g.groupName === 'g')!.creator).toBe('');
+    const o = await c.request({ headers: { cmd: 'query', topic: 'Orders', token: 'admin-secret' } });
+    expect(o.json<{ creator: string }>().creator).toBe('10.1.2.3:50000');
+    for (const f of [topicJson, groupJson]) {
+      expect(readFileSync(f, 'utf8')).not.toContain('admin-secret');
+      expect(readFileSync(f, 'utf8')).not.toContain('a-token-since-removed');
+    }
   });
 });
 
