@@ -47,6 +47,9 @@ export function createListener(host: ConnectionHost, canAccept: () => boolean): 
       // A clear answer instead of a silent reset; the client may be plain HTTP.
       socket.on('error', () => {});
       socket.end(TOO_MANY_CONNECTIONS);
+      // Read (and drop) what the peer sends, so that its close is seen at once: an unread socket keeps one of
+      // Node's maxConnections slots until the timer below, and a burst of refusals would reset everyone.
+      socket.resume();
       // A peer that never closes its side must not hold the slot (or server.close()) forever.
       setTimeout(() => socket.destroy(), 2000).unref();
       return;

@@ -1,7 +1,7 @@
 // Every limit answers with a clear status and message and never takes the broker down: maxHeaderBytes (431),
 // maxBodyBytes (413), maxConnections (503), maxInflightPerConnection, idleTimeoutMs (heartbeat keeps alive).
 import { connect } from 'node:net';
-import { RawClient } from '@zbus/testkit';
+import { RawClient, scaled } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { closed, curl, declare, hasCommand, startTestBroker, wsConnect } from './helpers.js';
 
@@ -122,6 +122,23 @@ describe('maxConnections', () => {
     }
     expect(r2.status).toBe(200);
   });
+
+  it('frees a refused connection as soon as its client closes, so a burst of refusals all get 503', async () => {
+    const b = await startTestBroker({ maxConnections: 1 });
+    const held = await b.raw();
+    await held.request({ headers: { cmd: 'ping' } });
+    // Node resets connections past maxConnections + 64 it still holds; 100 refusals in a row stay under that
+    // only if each refused socket is released when its client closes, not when the broker's timer runs out.
+    for (let i = 0; i < 100; i++) {
+      const refused = await RawClient.connect(b.port);
+      onTestFinished(() => refused.close());
+      const gone = closed(refused.socket);
+      refused.send({ headers: { cmd: 'ping' } }); // clients talk first: the refused socket has bytes to read
+      const answer = await Promise.race([refused.next().then((m) => m.status), gone.then(() => 'reset')]);
+      expect([i, answer]).toEqual([i, 503]);
+      await gone;
+    }
+  });
 });
 
 describe('maxInflightPerConnection', () => {
@@ -184,7 +201,7 @@ describe('idle timeout and heartbeat', () => {
     const b = await startTestBroker({ idleTimeoutMs: 150 });
     const ws = await wsConnect(b.port);
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('WebSocket still open')), 3000);
+      const t = setTimeout(() => reject(new Error('WebSocket still open')), scaled(3000));
       ws.ws.once('close', () => {
         clearTimeout(t);
         resolve();
@@ -193,13 +210,17 @@ describe('idle timeout and heartbeat', () => {
   });
 
   it('keeps a connection that sends heartbeats, and never answers them', async () => {
-    const b = await startTestBroker({ idleTimeoutMs: 150 });
+    // Heartbeats every 40 ms keep it, even when the process stalls for a good part of the idle timeout.
+    const idleTimeoutMs = scaled(150);
+    const b = await startTestBroker({ idleTimeoutMs });
     const c = await b.raw();
     await declare(c, 'T');
     const beat = setInterval(() => c.send({ headers: { cmd: 'heartbeat' } }), 40);
     onTestFinished(() => clearInterval(beat));
     // Two idle periods pass while the consume waits; the heartbeats keep the connection.
-    const r = await c.request({ headers: { cmd: 'consume', topic: 'T', consume_timeout: '400' } });
+    const r = await c.request({
+      headers: { cmd: 'consume', topic: 'T', consume_timeout: String(idleTimeoutMs * 2 + 100) },
+    });
     expect(r.headers.consume_timeout).toBe('true');
     expect(c.socket.destroyed).toBe(false);
     expect(c.received).toHaveLength(0);
