@@ -3,8 +3,10 @@
 // otherwise (ZBUS_CHAOS_ROUNDS, ZBUS_CHAOS_FUZZ, ... in test/chaos/helpers.ts). With ZBUS_SOAK=1 (`test:soak`)
 // it runs the soak instead (test/chaos/soak.ts, ZBUS_SOAK_MINUTES, default 1).
 import { defineConfig } from 'vitest/config';
+import { timeScale } from '../../vitest.shared';
 
 const soak = process.env.ZBUS_SOAK === '1';
+timeScale(); // sets ZBUS_TEST_TIME_SCALE for the workers: scaled() deadlines follow the machine's load
 
 export default defineConfig({
   test: {

@@ -3,6 +3,7 @@
 // reason instead of a browser.
 import { existsSync } from 'node:fs';
 import type { Browser, BrowserContext } from 'playwright-core';
+import { scaled } from './scale.js';
 
 /** Where Debian puts Chromium; override with `ZBUS_CHROMIUM`. */
 export const CHROMIUM_PATH = process.env.ZBUS_CHROMIUM ?? '/usr/bin/chromium';
@@ -21,7 +22,7 @@ export const CHROMIUM_ARGS = [
 
 export interface LaunchedChromium {
   browser: Browser;
-  /** A fresh context: its own cookies and storage. */
+  /** A fresh context: its own cookies and storage, and waits (locator.waitFor, ...) of `scaled(30 s)`. */
   newContext(options?: Parameters<Browser['newContext']>[0]): Promise<BrowserContext>;
   /** Closes the browser and waits for the process to exit (playwright removes its temp profile). */
   close(): Promise<void>;
@@ -47,11 +48,15 @@ export async function launchChromium(): Promise<LaunchedChromium> {
     executablePath: CHROMIUM_PATH,
     headless: true,
     args: CHROMIUM_ARGS,
-    timeout: 30_000,
+    timeout: scaled(30_000),
   });
   return {
     browser,
-    newContext: (options) => browser.newContext(options),
+    async newContext(options) {
+      const context = await browser.newContext(options);
+      context.setDefaultTimeout(scaled(30_000));
+      return context;
+    },
     async close() {
       await browser.close().catch(() => {});
     },

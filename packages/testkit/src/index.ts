@@ -1,5 +1,6 @@
-// @zbus/testkit (private): real brokers on loopback ports for tests, a raw zbus TCP connection, a latch.
-// Tests never talk to a mock broker: they start this one (a child process running the real CLI).
+// @zbus/testkit (private): real brokers on loopback ports for tests, a raw zbus TCP connection, a latch, and
+// deadlines that scale with the machine's load. Tests never talk to a mock broker: they start this one (a child
+// process running the real CLI).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -7,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeMessage, Message, MessageDecoder, type MessageInit } from '@zbus/protocol';
+import { scaled } from './scale.js';
 
 export { CHROMIUM_PATH, chromiumMissing, type LaunchedChromium, launchChromium } from './browser.js';
 export { ManualClock } from './clock.js';
@@ -20,6 +22,7 @@ export {
 } from './nats.js';
 export { cpuSeconds } from './proc.js';
 export { unexportedTypes } from './public-types.js';
+export { scaled, waitFor } from './scale.js';
 export { type SelfSignedCert, selfSignedCert } from './tls.js';
 
 /** apps/broker/dist/cli.js, built before any test runs (turbo: test depends on ^build). */
@@ -80,10 +83,11 @@ function launch(
   });
   const out: string[] = [];
   return new Promise((resolve, reject) => {
+    const limit = scaled(15_000);
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`broker did not start within 15 s:\n${out.join('')}`));
-    }, 15_000);
+      reject(new Error(`broker did not start within ${limit} ms:\n${out.join('')}`));
+    }, limit);
     child.stdout!.setEncoding('utf8').on('data', (s: string) => {
       out.push(s);
       const m = STARTED.exec(out.join(''));
@@ -185,10 +189,11 @@ export class RawClient {
     return m.headers.id!;
   }
 
-  /** The next message that `match` accepts (already received or still to come). */
+  /** The next message that `match` accepts (already received or still to come), within `scaled(timeoutMs)`. */
   next(match: (m: Message) => boolean = () => true, timeoutMs = 5000): Promise<Message> {
     const i = this.received.findIndex(match);
     if (i >= 0) return Promise.resolve(this.received.splice(i, 1)[0]!);
+    const limit = scaled(timeoutMs);
     return new Promise((resolve, reject) => {
       const w = {
         match,
@@ -199,8 +204,8 @@ export class RawClient {
       };
       const t = setTimeout(() => {
         this.#waiters.splice(this.#waiters.indexOf(w), 1);
-        reject(new Error(`no matching message within ${timeoutMs} ms`));
-      }, timeoutMs);
+        reject(new Error(`no matching message within ${limit} ms`));
+      }, limit);
       this.#waiters.push(w);
     });
   }
@@ -216,8 +221,9 @@ export class RawClient {
   }
 }
 
-/** A countdown latch: `wait()` resolves after `count` calls to `countDown()`, or rejects after the timeout. */
+/** A countdown latch: `wait()` resolves after `count` calls to `countDown()`, or rejects after `scaled(timeoutMs)`. */
 export function latch(count: number, timeoutMs = 5000): { countDown(): void; wait(): Promise<void> } {
+  const limit = scaled(timeoutMs);
   let resolve!: () => void;
   const done = new Promise<void>((r) => {
     resolve = r;
@@ -232,8 +238,8 @@ export function latch(count: number, timeoutMs = 5000): { countDown(): void; wai
         done,
         new Promise<void>((_, reject) =>
           setTimeout(
-            () => reject(new Error(`latch: ${count} still outstanding after ${timeoutMs} ms`)),
-            timeoutMs,
+            () => reject(new Error(`latch: ${count} still outstanding after ${limit} ms`)),
+            limit,
           ).unref(),
         ),
       ]);

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { scaled } from './scale.js';
 
 /** Where Debian puts nats-server; override with `ZBUS_NATS_SERVER`. */
 export const NATS_SERVER_PATH = process.env.ZBUS_NATS_SERVER ?? '/usr/sbin/nats-server';
@@ -79,7 +80,7 @@ async function freePorts(n: number): Promise<number[]> {
 
 /** Lines a node logs once it knows the JetStream meta leader (itself or another). */
 const JOINED = /JetStream cluster new metadata leader|Self is new JetStream cluster metadata leader/;
-const START_TIMEOUT_MS = 60_000;
+const START_TIMEOUT_MS = scaled(60_000);
 
 class Node implements NatsNode {
   process: ChildProcess | undefined;
