@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RawClient } from '@zbus/testkit';
+import { RawClient, scaled } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 // @ts-expect-error: plain ESM build scripts without type declarations
 import { bundle } from '../scripts/bundle.mjs';
@@ -34,7 +34,7 @@ async function started(cmd: string, args: string[]): Promise<{ child: ChildProce
   });
   let out = '';
   const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`not listening within 15 s:\n${out}`)), 15_000);
+    const t = setTimeout(() => reject(new Error(`not listening in time:\n${out}`)), scaled(15_000));
     child.stdout!.setEncoding('utf8').on('data', (s: string) => {
       out += s;
       const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
@@ -86,7 +86,7 @@ describe('single-file bundle', () => {
     const out = await bundle({ outDir: join(work, 'esm'), monitorDir: monitor });
     file = out.outfile;
     expect(out.monitorFiles).toBe(2);
-  }, 60_000);
+  }, scaled(60_000));
 
   it('is one file that runs with node: produce/consume round trip and the embedded monitor', async () => {
     expect(statSync(file).size).toBeGreaterThan(100_000);
@@ -124,7 +124,7 @@ describe('single-file bundle', () => {
     });
     let out = '';
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`proxy not ready:\n${out}`)), 15_000);
+      const t = setTimeout(() => reject(new Error(`proxy not ready:\n${out}`)), scaled(15_000));
       proxy.stdout!.setEncoding('utf8').on('data', (s: string) => {
         out += s;
         if (out.includes(' ready ')) {

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MqClient, ServiceBootstrap } from '@zbus/client';
-import { BROKER_CLI, type RunningBroker, startBroker } from '@zbus/testkit';
+import { BROKER_CLI, type RunningBroker, scaled, startBroker, waitFor } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
 interface Result {
@@ -25,7 +25,7 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   });
 }
 
-function finish(child: ChildProcess, timeoutMs = 60_000): Promise<Result> {
+function finish(child: ChildProcess, timeoutMs = scaled(60_000)): Promise<Result> {
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (s: string) => {
@@ -67,15 +67,6 @@ function onTerminal(args: string[], input: string): Promise<Result> {
   const done = finish(child);
   child.stdin?.end(input);
   return done;
-}
-
-/** Polls `check` until it is true (bounded). */
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 function freePort(): Promise<number> {
@@ -205,7 +196,7 @@ describe('zbus pub and sub', () => {
     await admin.produce({ topic: 'Live', body: 'old' });
     const child = start(['sub', 'Live', '--count', '1']);
     const done = finish(child);
-    await until(async () => (await admin.queryTopic('Live')).consumerCount > 0, 'the subscriber');
+    await waitFor(async () => (await admin.queryTopic('Live')).consumerCount > 0, 'the subscriber');
     await zbus(['pub', 'Live', 'new']);
     const r = await done;
     expect(r.code).toBe(0);
@@ -217,7 +208,7 @@ describe('zbus pub and sub', () => {
     const a = start(['sub', 'Both', '-n', '2']);
     const b = start(['sub', 'Both', '-n', '2']);
     const done = Promise.all([finish(a), finish(b)]);
-    await until(async () => (await admin.queryTopic('Both')).consumerCount === 2, 'both subscribers');
+    await waitFor(async () => (await admin.queryTopic('Both')).consumerCount === 2, 'both subscribers');
     await admin.produce({ topic: 'Both', body: 'x1' });
     await admin.produce({ topic: 'Both', body: 'x2' });
     for (const r of await done) expect(r).toMatchObject({ code: 0, stdout: 'x1\nx2\n' });

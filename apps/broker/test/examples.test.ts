@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MqClient } from '@zbus/client';
-import { BROKER_CLI, type RunningBroker, startBroker } from '@zbus/testkit';
+import { BROKER_CLI, type RunningBroker, scaled, startBroker, waitFor } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -41,8 +41,8 @@ function collect(child: ChildProcess): { text(): string; exit: Promise<number | 
   const exit = new Promise<number | null>((resolve, reject) => {
     const t = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`example did not exit within 25 s:\n${out}`));
-    }, 25_000);
+      reject(new Error(`example did not exit in time:\n${out}`));
+    }, scaled(25_000));
     child.once('close', (code) => {
       clearTimeout(t);
       resolve(code);
@@ -93,12 +93,11 @@ describe('examples', () => {
     onTestFinished(() => {
       if (service.exitCode === null) service.kill('SIGKILL');
     });
-    const deadline = Date.now() + 10_000;
-    while (!s.text().includes('ready')) {
-      if (Date.now() > deadline || service.exitCode !== null)
-        throw new Error(`service did not start:\n${s.text()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(
+      () => s.text().includes('ready') || service.exitCode !== null,
+      () => `the service to start:\n${s.text()}`,
+    );
+    expect(service.exitCode, s.text()).toBeNull();
     const out = await runExample('rpc-caller.mjs');
     expect(out).toContain('math.plus(1, 2) = 3');
     expect(out).toContain('math.slowSquare(12) = 144');
@@ -185,7 +184,10 @@ describe('docs/getting-started.md, as written', () => {
     onTestFinished(() => {
       if (consumer.exitCode === null) consumer.kill('SIGKILL');
     });
-    await waitFor(() => c.text().includes('order { id: 1, total: 9.5 }'), c.text);
+    await waitFor(
+      () => c.text().includes('order { id: 1, total: 9.5 }'),
+      () => `the order; output so far:\n${c.text()}`,
+    );
     expect(c.text()).toMatch(/stored at 0 (fsync|interval)/);
     consumer.kill('SIGTERM');
 
@@ -202,7 +204,7 @@ describe('docs/getting-started.md, as written', () => {
     onTestFinished(() => admin.close());
     await waitFor(
       async () => (await admin.queryTopic('MyRpc').catch(() => undefined))?.consumerCount === 1,
-      s.text,
+      () => `the service's consumer; output so far:\n${s.text()}`,
     );
     const calls = await sh(localize(block(blocks, 'zbus rpc MyRpc math.plus 1 2')));
     expect(calls.code, calls.out).toBe(0);
@@ -231,11 +233,3 @@ describe('docs/getting-started.md, as written', () => {
     service.kill('SIGTERM');
   });
 });
-
-async function waitFor(check: () => boolean | Promise<boolean>, output: () => string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out; output so far:\n${output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -1,7 +1,9 @@
 // The `zbus serve` process: startup line, flags and env vars, graceful SIGTERM, and restarts (clean and
 // after kill -9) that keep topics, groups, messages and unacked deliveries.
 import { spawnSync } from 'node:child_process';
-import { BROKER_CLI, RawClient, startBroker } from '@zbus/testkit';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { BROKER_CLI, RawClient, startBroker, waitFor } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { optionsFromArgs } from '../src/serve.js';
 
@@ -9,6 +11,14 @@ async function connect(port: number): Promise<RawClient> {
   const c = await RawClient.connect(port);
   onTestFinished(() => c.close());
   return c;
+}
+
+/** Bytes in the ack journal (`<group>.acks`) of a consume group under a broker's data dir; 0 until it exists. */
+function ackJournalBytes(dataDir: string, group: string): number {
+  const file = readdirSync(dataDir, { recursive: true, encoding: 'utf8' }).find((f) =>
+    f.endsWith(`/${group}.acks`),
+  );
+  return file === undefined ? 0 : statSync(join(dataDir, file)).size;
 }
 
 describe('zbus serve', () => {
@@ -133,9 +143,9 @@ describe('zbus serve', () => {
       await c.request({ headers: { cmd: 'produce', topic: 'Jobs', tag: 'a.b' }, body: `job${i}` });
     const first = await c.request({ headers: { cmd: 'consume', topic: 'Jobs', consume_group: 'workers' } });
     expect(first.bodyText()).toBe('job0'); // delivered, never acked
-    // The ack journal is written on the next turn of the broker's event loop; a query round trip lets it go.
-    await c.request({ headers: { cmd: 'query', topic: 'Jobs', consume_group: 'workers' } });
-    await new Promise((r) => setTimeout(r, 50));
+    // The delivery record reaches the group's ack journal on the next turn of the broker's event loop, after
+    // the reply: wait until the file holds it (one 28-byte entry), or the kill can come first.
+    await waitFor(() => ackJournalBytes(b.dataDir, 'workers') >= 28, 'the delivery in the ack journal');
     c.close();
     await b.kill('SIGKILL');
     await b.restart();

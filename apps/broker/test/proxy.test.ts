@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BROKER_CLI, RawClient, type RunningBroker, startBroker } from '@zbus/testkit';
+import { BROKER_CLI, RawClient, type RunningBroker, scaled, startBroker } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { proxyOptionsFromArgs } from '../src/proxy/cli.js';
 import { filtered, requestHeaders, responseHeaders, targetPath } from '../src/proxy/headers.js';
@@ -31,7 +31,8 @@ function handler(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '/';
     const status = /^\/status\/(\d{3})/.exec(url);
     if (url.startsWith('/slow')) {
-      const t = setTimeout(() => res.end('late'), 5_000);
+      // Far past any proxy timeout in these tests: a 504 can only come from the proxy's own timer.
+      const t = setTimeout(() => res.end('late'), 600_000);
       res.on('close', () => clearTimeout(t));
       return;
     }
@@ -86,7 +87,7 @@ async function spawnProxy(args: string[]): Promise<ProxyProcess> {
   let out = '';
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`proxy not ready within 15 s:\n${out}`)), 15_000);
+    const t = setTimeout(() => reject(new Error(`proxy not ready in time:\n${out}`)), scaled(15_000));
     child.stdout!.setEncoding('utf8').on('data', (s: string) => {
       out += s;
       if (/zbus proxy \S+ ready/.test(out)) {
@@ -112,15 +113,17 @@ async function spawnProxy(args: string[]): Promise<ProxyProcess> {
   };
 }
 
-/** Repeats `fn` until `ok` accepts its result (bounded), so tests wait for an event instead of sleeping. */
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, tries = 100): Promise<T> {
-  let last: T | undefined;
-  for (let i = 0; i < tries; i++) {
-    last = await fn();
-    if (ok(last)) return last;
+/**
+ * Repeats `fn` until `ok` accepts its result or `scaled(10 s)` pass, and returns the last result (the caller's
+ * expect then shows it), so tests wait for an event instead of sleeping.
+ */
+async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+  const end = Date.now() + scaled(10_000);
+  for (;;) {
+    const last = await fn();
+    if (ok(last) || Date.now() > end) return last;
     await new Promise((r) => setTimeout(r, 50));
   }
-  return last as T;
 }
 
 describe('zbus proxy (process)', () => {
@@ -276,12 +279,10 @@ describe('zbus proxy (process)', () => {
   });
 
   it('answers 504 with a clear body when the target is too slow', async () => {
-    const started = Date.now();
     const res = await fetch(`${base}/Orders/slow`);
     expect(res.status).toBe(504);
     expect(res.headers.get('error_code')).toBe('ZBUS_ERR_TIMEOUT');
     expect(await res.text()).toMatch(/did not answer within 1000 ms/);
-    expect(Date.now() - started).toBeLessThan(4_000);
   });
 
   it('answers 502 with a clear body when the target is down', async () => {
@@ -298,11 +299,10 @@ describe('zbus proxy (process)', () => {
     onTestFinished(() => c.close());
     const info = await c.request({ headers: { cmd: 'declare', topic: 'Nobody', topic_mask: '5' } });
     expect(info.status).toBe(200);
-    const started = Date.now();
+    // 503 NO_RESPONDERS, not the 504 that the 10 s RPC timeout would give.
     const res = await fetch(`${base}/Nobody/api/orders`);
     expect(res.status).toBe(503);
     expect(res.headers.get('error_code')).toBe('ZBUS_ERR_NO_RESPONDERS');
-    expect(Date.now() - started).toBeLessThan(3_000); // at once, not after the 10 s RPC timeout
   });
 
   it('serves again after the proxy process is killed and started again', async () => {

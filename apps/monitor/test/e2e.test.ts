@@ -11,10 +11,14 @@ import {
   type LaunchedChromium,
   launchChromium,
   type RunningBroker,
+  scaled,
   startBroker,
 } from '@zbus/testkit';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// 2000 declares take up to 2 minutes: longer than the default test timeout (both scale with the load).
+vi.setConfig({ testTimeout: scaled(120_000) });
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SHOTS = join(here, '../../../artifacts/screenshots');
@@ -53,7 +57,7 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
   let chromium: LaunchedChromium;
   beforeAll(async () => {
     chromium = await launchChromium();
-  }, 30_000);
+  }, scaled(30_000));
   afterAll(async () => {
     await chromium?.close();
     if (configDir !== '') rmSync(configDir, { recursive: true, force: true });
@@ -89,7 +93,7 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
       page.on('pageerror', (err) => errors.push(String(err)));
       await page.goto(`http://${broker.address}/`);
       await page.locator('#conn.live').waitFor();
-    }, 30_000);
+    }, scaled(30_000));
 
     afterAll(async () => {
       await consumer?.close().catch(() => {});
@@ -165,7 +169,7 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
         /127\.0\.0\.1:\d+/,
       );
       await shot(page, 'monitor-overview.png');
-    }, 40_000);
+    });
 
     it('declares, publishes to, peeks at and removes a topic through the UI', async () => {
       await page.click('#declare');
@@ -239,7 +243,9 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
         env: { ZBUS_CLUSTER_TOKEN: MONITOR_CLUSTER_TOKEN },
       });
       try {
-        await page.locator(`#servers tr[data-server="${other.address}"]`).waitFor({ timeout: 15_000 });
+        await page
+          .locator(`#servers tr[data-server="${other.address}"]`)
+          .waitFor({ timeout: scaled(15_000) });
         await expect.poll(() => page.locator('#servers tbody tr').count()).toBe(2);
         await expect(
           page.locator(`#servers tr[data-server="${other.address}"] td`).last().textContent(),
@@ -250,8 +256,8 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
       }
       await page
         .locator(`#servers tr[data-server="${other.address}"]`)
-        .waitFor({ state: 'detached', timeout: 15_000 });
-    }, 40_000);
+        .waitFor({ state: 'detached', timeout: scaled(15_000) });
+    });
 
     it('stays fast with thousands of topics: one page of rows in the DOM', async () => {
       const names = Array.from({ length: 2000 }, (_, i) => `bulk.${String(i).padStart(4, '0')}`);
@@ -261,7 +267,7 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
       await page
         .locator('#count')
         .filter({ hasText: /of 2,00\d topics/ })
-        .waitFor({ timeout: 60_000 }); // a hang guard: 2000 declares take long on a loaded machine
+        .waitFor({ timeout: scaled(60_000) }); // 2000 declares take a while
       const rows = await page.locator('#topics tr.topic').count();
       expect(rows).toBe(200);
       // A filter over 2000+ topics is applied within the next two frames (no waiting for a poll).
@@ -285,24 +291,24 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
       await shot(page, 'monitor-2000-topics-scrolled.png', false);
       await page.evaluate(() => window.scrollTo(0, 0));
       expect(errors).toEqual([]);
-    }, 120_000);
+    });
 
     it('shows the lost connection and comes back live after a broker restart', async () => {
       await page.fill('#search', 'e2e.orders');
       await broker.kill();
       await page.locator('#conn.reconnecting').waitFor();
       await broker.restart();
-      await page.locator('#conn.live').waitFor({ timeout: 15_000 });
+      await page.locator('#conn.live').waitFor({ timeout: scaled(15_000) });
       await row(page, 'e2e.orders').waitFor();
       // Rows keep updating after the reconnect.
-      await client.produce({ topic: 'e2e.orders', body: 'after restart' }, { timeout: 10_000 });
+      await client.produce({ topic: 'e2e.orders', body: 'after restart' }, { timeout: scaled(10_000) });
       const depth = (await client.queryTopic('e2e.orders')).messageDepth;
       await row(page, 'e2e.orders')
         .locator('td.depth')
         .filter({ hasText: new RegExp(`^${depth.toLocaleString('en-US')}$`) })
         .waitFor();
       expect(errors).toEqual([]);
-    }, 30_000);
+    });
   });
 
   describe('with auth on', () => {
@@ -321,7 +327,7 @@ describe.skipIf(missing !== undefined)('monitor e2e (headless Chromium)', () => 
       await admin.declare('secured.topic');
       await admin.produce({ topic: 'secured.topic', body: 'x' });
       await admin.close();
-    }, 30_000);
+    }, scaled(30_000));
 
     afterAll(async () => {
       await broker?.stop();

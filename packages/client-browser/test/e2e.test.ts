@@ -10,11 +10,16 @@ import {
   type LaunchedChromium,
   launchChromium,
   type RunningBroker,
+  scaled,
   startBroker,
+  waitFor,
 } from '@zbus/testkit';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type StaticServer, serveStatic } from './static-server.js';
+
+// a stalled broker's backpressure takes up to a minute: longer than the default test timeout (both scale).
+vi.setConfig({ testTimeout: scaled(60_000) });
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BUNDLE = join(here, '../dist/zbus.browser.js');
@@ -58,7 +63,7 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
     page.on('pageerror', (err) => console.error('page error:', err));
     await page.goto(`${site.url}/`);
     await page.waitForFunction(() => (window as any).zbusReady === true);
-  }, 60_000);
+  }, scaled(60_000));
 
   afterAll(async () => {
     await service?.close().catch(() => {});
@@ -179,7 +184,7 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
     await broker.restart();
     // The network is back: the `online` event makes every reconnecting client retry at once.
     await page.evaluate(() => window.dispatchEvent(new Event('online')));
-    await node.produce({ topic: 'events', body: 'after-node' }, { timeout: 10_000 });
+    await node.produce({ topic: 'events', body: 'after-node' }, { timeout: scaled(10_000) });
     await page.evaluate(() => (window as any).producer.publish({ topic: 'events', body: 'after-page' }));
     await page.waitForFunction(
       () => {
@@ -187,13 +192,13 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
         return e.includes('after-node') && e.includes('after-page');
       },
       undefined,
-      { timeout: 15_000 },
+      { timeout: scaled(15_000) },
     );
     // At-least-once: a kill -9 may lose the group's position for 'before' (acked, not yet on disk), so it
     // may come again; nothing is lost.
     const events = await page.evaluate(() => (window as any).events as string[]);
     expect(events.filter((e) => e === 'before').length).toBeGreaterThanOrEqual(1);
-  }, 30_000);
+  });
 
   it('finds a dead socket with its ping (broker frozen) and reconnects when it thaws', async () => {
     await page.evaluate(async (addr) => {
@@ -208,13 +213,13 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
     try {
       // No frame answers the ping: the transport gives up within pingInterval + pingTimeout.
       await page.waitForFunction(() => (window as any).frozenStates.includes('disconnected'), undefined, {
-        timeout: 5_000,
+        timeout: scaled(5_000),
       });
     } finally {
       broker.process.kill('SIGCONT');
     }
     await page.waitForFunction(() => (window as any).frozenStates.includes('reconnected'), undefined, {
-      timeout: 10_000,
+      timeout: scaled(10_000),
     });
     const info = await page.evaluate(async () => {
       const w = window as any;
@@ -225,7 +230,7 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
       return typeof s.infoVersion;
     });
     expect(info).toBe('number');
-  }, 30_000);
+  });
 
   it('holds a fast producer back while the broker does not read (backpressure over WebSocket)', async () => {
     await node.declareTopic('bp-ws');
@@ -255,7 +260,7 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
         () => (window as any).bpState.blocked || (window as any).bpState.done,
         undefined,
         {
-          timeout: 20_000,
+          timeout: scaled(20_000),
         },
       );
       // Backed up before the loop could hand over all 40 MiB: it waits for the socket instead of buffering.
@@ -265,7 +270,7 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
     } finally {
       broker.process.kill('SIGCONT');
     }
-    await page.waitForFunction(() => (window as any).bpState.done, undefined, { timeout: 30_000 });
+    await page.waitForFunction(() => (window as any).bpState.done, undefined, { timeout: scaled(30_000) });
     const last = await page.evaluate(async () => {
       const w = window as any;
       const r = await new w.zbus.Producer(w.bp).publish({ topic: 'bp-ws', body: 'last' });
@@ -273,9 +278,9 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
       return r.offset;
     });
     expect(last).toBe(40);
-  }, 60_000);
+  });
 
-  it('runs the SPA example from docs/spa.md', { timeout: 45_000 }, async () => {
+  it('runs the SPA example from docs/spa.md', { timeout: scaled(45_000) }, async () => {
     const ctx = await chromium.newContext();
     const spa = await ctx.newPage();
     try {
@@ -288,13 +293,11 @@ describe.skipIf(missing !== undefined)('browser client e2e (headless Chromium)',
       await spa.locator('#messages li').filter({ hasText: 'hello from Node' }).waitFor();
       // The broker restart above sent the Node service into its reconnect backoff: wait until it consumes
       // its topic again, or the page's call would rightly get "no responders".
-      for (const deadline = Date.now() + 20_000; ; ) {
-        const t = await node.queryTopic('MathRpc').catch(() => undefined);
-        if (t && t.consumerCount > 0) break;
-        if (Date.now() > deadline)
-          throw new Error('the RPC service did not come back after the broker restart');
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitFor(
+        async () => ((await node.queryTopic('MathRpc').catch(() => undefined))?.consumerCount ?? 0) > 0,
+        'the RPC service to come back after the broker restart',
+        20_000,
+      );
       // A call may still meet "no responders" while the page's view of the service catches up: click again.
       for (let i = 0; ; i++) {
         await spa.click('#add');

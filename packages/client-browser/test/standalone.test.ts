@@ -4,9 +4,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { scaled } from '@zbus/testkit';
 import { build } from 'esbuild';
 import ts from 'typescript';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
+
+// Bundling and type-checking take up to 2 minutes, past the default test timeout (both scale with the load).
+vi.setConfig({ testTimeout: scaled(120_000) });
 
 const root = join(import.meta.dirname, '..');
 /** The budget of a publish/consume app, gzip -9 (issue 19). */
@@ -111,5 +115,5 @@ export { client, other };
       .getPreEmitDiagnostics(program)
       .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
     expect(diagnostics).toEqual([]);
-  }, 120_000);
+  });
 });

@@ -1,7 +1,7 @@
 // The JetStream store against a real 3-node nats-server cluster: two store instances play two brokers.
 
 import type { Delivery, Group, Topic } from '@zbus/server';
-import { type NatsCluster, natsServerMissing, startNatsCluster } from '@zbus/testkit';
+import { type NatsCluster, natsServerMissing, scaled, startNatsCluster } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsStore } from '../src/index.js';
 
@@ -14,7 +14,7 @@ const text = (d: Delivery | undefined) => (d ? new TextDecoder().decode(d.data) 
 /** The next deliveries of a group, waiting for them through onAvailable (pulls are asynchronous). */
 async function take(topic: Topic, group: Group, n: number, timeoutMs = 15_000): Promise<Delivery[]> {
   const out: Delivery[] = [];
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + scaled(timeoutMs);
   while (out.length < n) {
     out.push(...(await group.nextBatch!(n - out.length, 1 << 20)));
     if (out.length >= n) break;
@@ -45,7 +45,7 @@ describe.skipIf(missing !== undefined)('JetStream store', () => {
     cluster = await startNatsCluster();
     a = await NatsStore.open({ servers: [cluster.servers[0]!], replicas: 3 });
     b = await NatsStore.open({ servers: [cluster.servers[1]!], replicas: 3 });
-  }, 60_000);
+  }, scaled(60_000));
 
   afterAll(async () => {
     await a?.close();
@@ -65,7 +65,7 @@ describe.skipIf(missing !== undefined)('JetStream store', () => {
       const timer = setTimeout(() => {
         off();
         reject(new Error(`${name} never appeared`));
-      }, 15_000);
+      }, scaled(15_000));
       const off = s.onChange(() => {
         const t = found();
         if (!t) return;

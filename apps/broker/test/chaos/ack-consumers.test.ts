@@ -4,8 +4,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { CHAOS, chaosBroker, prng, report, sleep, Wire, waitFor } from './helpers.js';
+import { scaled, waitFor } from '@zbus/testkit';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import { CHAOS, chaosBroker, prng, report, sleep, Wire } from './helpers.js';
+
+// killing consumers takes up to 2 minutes: longer than the default test timeout (both scale with the load).
+vi.setConfig({ testTimeout: scaled(120_000) });
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'ack-worker.mjs');
 
@@ -40,14 +44,10 @@ describe('ack-mode consumers killed mid-handler', () => {
     }
     expect(retries).toEqual(['absent', '1', '2']);
     // The third delivery runs out: the message moves to Jobs.dlq with why and from where.
-    const dead = await waitFor(
-      async () => {
-        const r = await w.request({ headers: { cmd: 'consume', topic: 'Jobs.dlq', offset: '0' } });
-        return r.status === 200 ? r : undefined;
-      },
-      5000,
-      'the message in Jobs.dlq',
-    );
+    const dead = await waitFor(async () => {
+      const r = await w.request({ headers: { cmd: 'consume', topic: 'Jobs.dlq', offset: '0' } });
+      return r.status === 200 ? r : undefined;
+    }, 'the message in Jobs.dlq');
     expect(dead.bodyText()).toBe('payload');
     expect(dead.headers.origin_id).toBe('job-1');
     expect(dead.headers.dlq_topic).toBe('Jobs');
@@ -85,7 +85,13 @@ describe('ack-mode consumers killed mid-handler', () => {
       const isPoison = i % 100 === 37; // ~1 %
       if (isPoison) poison.add(id);
       admin.send({
-        headers: { cmd: 'produce', topic: 'Work', id, ack: 'false', ...(isPoison ? { tag: 'poison' } : {}) },
+        headers: {
+          cmd: 'produce',
+          topic: 'Work',
+          id,
+          ack: 'false',
+          ...(isPoison ? { tag: 'poison' } : {}),
+        },
         body: `body-${id}`,
       });
     }
@@ -93,7 +99,6 @@ describe('ack-mode consumers killed mid-handler', () => {
       async () =>
         (await admin.request({ headers: { cmd: 'query', topic: 'Work' } })).json<{ messageDepth: number }>()
           .messageDepth === total,
-      10_000,
       'every message stored',
     );
 
@@ -142,7 +147,7 @@ describe('ack-mode consumers killed mid-handler', () => {
     for (let i = 0; i < 3; i++) spawnWorker();
 
     const normal = ids.filter((id) => !poison.has(id));
-    const deadline = Date.now() + (CHAOS.ackMessages > 1000 ? 600_000 : 40_000);
+    const deadline = Date.now() + scaled(CHAOS.ackMessages > 1000 ? 600_000 : 40_000);
     const maxKills = Math.max(4, Math.round(total / 60));
     let dlqSeen = 0;
     while (Date.now() < deadline) {
@@ -219,5 +224,5 @@ describe('ack-mode consumers killed mid-handler', () => {
     expect(new Set(dlqDeliveries)).toEqual(new Set([String(MAX_DELIVER)]));
     for (const id of poison) expect(deliveries.get(id)!.length).toBeLessThanOrEqual(MAX_DELIVER);
     expect(group.deadLetterCount).toBe(dlqIds.length);
-  }, 120_000);
+  });
 });

@@ -7,9 +7,13 @@ import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeMessage, Message } from '@zbus/protocol';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { scaled } from '@zbus/testkit';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { chaosBroker, listTree, report, Wire } from './helpers.js';
+
+// the bypass sweep takes up to a minute: longer than the default test timeout (both scale with the load).
+vi.setConfig({ testTimeout: scaled(60_000) });
 
 const ADMIN = 'admin-secret';
 const AUTH = {
@@ -42,7 +46,7 @@ function httpRaw(
     const timer = setTimeout(() => {
       s.destroy();
       reject(new Error(`no answer to ${JSON.stringify(head.slice(0, 80))}`));
-    }, timeoutMs);
+    }, scaled(timeoutMs));
     const done = () => {
       clearTimeout(timer);
       const text = Buffer.concat(chunks).toString('utf8');
@@ -207,7 +211,7 @@ describe('auth', () => {
             new Message({ headers: { ...headers, id, ...(token === undefined ? {} : { token }) } }),
           );
           const text = await new Promise<string>((resolve, reject) => {
-            const t = setTimeout(() => reject(new Error(`no WebSocket answer to ${c.cmd}`)), 5000);
+            const t = setTimeout(() => reject(new Error(`no WebSocket answer to ${c.cmd}`)), scaled(5000));
             wsReplies.set(id, (m) => {
               clearTimeout(t);
               resolve(m);
@@ -249,7 +253,7 @@ describe('auth', () => {
       headers: { cmd: 'declare', topic: 'Orders', consume_group: 'billing', token: 'cons-secret' },
     });
     expect(d.status).toBe(200);
-  }, 60_000);
+  });
 
   it('reports what the monitor and the reserved endpoints answer without a token', async () => {
     const b = await chaosBroker({ fsync: 'never', auth: AUTH });

@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { scaled } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { CHAOS, chaosBroker, prng, readAll, report, type StoredCopy, sleep, Wire } from './helpers.js';
 import { check, Ledger, resendUnknown, startProducers, type Verdict } from './producer.js';
@@ -69,7 +70,7 @@ async function crashRounds(fsync: string, rounds: number, seed: number) {
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`group replay stalled at ${delivered}/${expected}`)),
-      30_000,
+      scaled(30_000),
     );
     let pulls = 0;
     const pull = () => {

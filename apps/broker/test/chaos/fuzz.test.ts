@@ -8,9 +8,13 @@ import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeMessage, Message } from '@zbus/protocol';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { scaled } from '@zbus/testkit';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { CHAOS, chaosBroker, payloadFor, prng, readAll, report, rssKiB, Wire } from './helpers.js';
+
+// each fuzzer takes up to 2 minutes: longer than the default test timeout (both scale with the load).
+vi.setConfig({ testTimeout: scaled(120_000) });
 
 type Rand = ReturnType<typeof prng>;
 const enc = new TextEncoder();
@@ -253,7 +257,7 @@ describe('network fuzzer', () => {
     // Every error class the decoder knows came back as a status, not as a crash.
     expect(tally.get('400')).toBeGreaterThan(0);
     expect(rss).toBeLessThan(400 * 1024);
-  }, 120_000);
+  });
 
   it(`survives ${CHAOS.fuzzInputs} WebSocket frames (mutated zbus messages and raw frame bytes)`, async () => {
     const rnd = prng(CHAOS.seed + 13);
@@ -287,8 +291,11 @@ describe('network fuzzer', () => {
       // A well-formed probe at the end must still be answered on the same connection, unless the server
       // closed it for a protocol reason (a text frame that is not UTF-8 must be closed with 1007).
       const probe = encodeMessage(new Message({ headers: { cmd: 'query', topic: 'Keep', id: 'probe' } }));
-      const answered = new Promise<boolean>((resolve) => {
-        const t = setTimeout(() => resolve(false), 3000);
+      const answered = new Promise<boolean>((resolve, reject) => {
+        const t = setTimeout(
+          () => reject(new Error('the probe was neither answered nor its connection closed')),
+          scaled(10_000),
+        );
         ws.on('message', (d: Buffer) => {
           if (d.toString('latin1').includes('\r\nid: probe\r\n')) {
             clearTimeout(t);
@@ -359,7 +366,7 @@ describe('network fuzzer', () => {
     });
     await verify();
     expect(rss).toBeLessThan(400 * 1024);
-  }, 120_000);
+  });
 
   it(`survives ${CHAOS.fuzzInputs} URL forms (0.11, 0.8, RPC, reserved paths, broken encodings)`, async () => {
     const rnd = prng(CHAOS.seed + 17);
@@ -495,5 +502,5 @@ describe('network fuzzer', () => {
     });
     await verify();
     expect(tally.get('500') ?? 0, 'no request should end in an internal error').toBe(0);
-  }, 120_000);
+  });
 });

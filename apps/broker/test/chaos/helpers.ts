@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeMessage, Message, MessageDecoder, type MessageInit } from '@zbus/protocol';
-import { type RunningBroker, type StartOptions, startBroker } from '@zbus/testkit';
+import { type RunningBroker, type StartOptions, scaled, startBroker } from '@zbus/testkit';
 import { onTestFinished } from 'vitest';
 
 // ------------------------------------------------------------------------------------------------ knobs
@@ -143,21 +143,6 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Polls `f` every 20 ms until it returns a truthy value or the time runs out (then throws `what`). */
-export async function waitFor<T>(
-  f: () => T | Promise<T>,
-  timeoutMs: number,
-  what: string,
-): Promise<NonNullable<T>> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 // ------------------------------------------------------------------------------------------------ wire
 
 export class ConnectionClosed extends Error {
@@ -265,7 +250,7 @@ export class Wire {
     return m.headers.id!;
   }
 
-  /** Sends a request and resolves with its reply; rejects on close or after `timeoutMs` (0 = never). */
+  /** Sends a request and resolves with its reply; rejects on close or after `scaled(timeoutMs)` (0 = never). */
   request(init: MessageInit | Message, timeoutMs = 10_000): Promise<Message> {
     const m = init instanceof Message ? init : new Message(init);
     if (m.headers.id === undefined) m.set('id', this.nextId());
@@ -280,10 +265,11 @@ export class Wire {
         reject,
       };
       if (timeoutMs > 0) {
+        const limit = scaled(timeoutMs);
         entry.timer = setTimeout(() => {
           this.#pending.delete(id);
-          reject(new Error(`no reply to ${id} within ${timeoutMs} ms`));
-        }, timeoutMs);
+          reject(new Error(`no reply to ${id} within ${limit} ms`));
+        }, limit);
       }
       this.#pending.set(id, entry);
       this.socket.write(encodeMessage(m));

@@ -2,9 +2,13 @@
 // memory stays bounded: slowloris, huge headers, huge bodies, floods of tiny pipelined requests, thousands of
 // idle connections, and a consumer that never reads its socket.
 import { connect as netConnect, type Socket } from 'node:net';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { scaled, waitFor } from '@zbus/testkit';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
-import { CHAOS, chaosBroker, report, rssKiB, sleep, Wire, waitFor } from './helpers.js';
+import { CHAOS, chaosBroker, report, rssKiB, Wire } from './helpers.js';
+
+// the idle test may run three times: longer than the default test timeout (both scale with the load).
+vi.setConfig({ testTimeout: scaled(240_000) });
 
 const IDLE_MS = 1500;
 const LIMITS = {
@@ -35,14 +39,14 @@ function open(port: number): Promise<Socket> {
   });
 }
 
-/** Collects what the server sends until it closes the connection (or `timeoutMs` passes). */
+/** Collects what the server sends until it closes the connection (or `scaled(timeoutMs)` passes). */
 function collect(s: Socket, timeoutMs: number): Promise<{ text: string; closed: boolean; ms: number }> {
   const t0 = Date.now();
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     const timer = setTimeout(
       () => resolve({ text: Buffer.concat(chunks).toString('latin1'), closed: false, ms: Date.now() - t0 }),
-      timeoutMs,
+      scaled(timeoutMs),
     );
     s.on('data', (c: Buffer) => chunks.push(c));
     s.on('error', () => {});
@@ -51,6 +55,115 @@ function collect(s: Socket, timeoutMs: number): Promise<{ text: string; closed: 
       resolve({ text: Buffer.concat(chunks).toString('latin1'), closed: true, ms: Date.now() - t0 });
     });
   });
+}
+
+/** One connection that asked for `/ping`: answered (accepted), refused with 503, or reset before any answer. */
+interface Pinged {
+  socket: Socket;
+  answer: 'accepted' | '503' | 'reset';
+  /** What the broker sent (the whole refusal for a refused one). */
+  text: string;
+  /** When the ping was written: the broker's idle timer for it starts later than this. */
+  sentAt: number;
+  /** Resolves with the time the connection closed. */
+  closed: Promise<number>;
+}
+
+function ping(port: number): Promise<Pinged> {
+  return new Promise((resolve) => {
+    const socket = netConnect(port, '127.0.0.1');
+    onTestFinished(() => {
+      socket.destroy();
+    });
+    let text = '';
+    let sentAt = 0;
+    const closed = new Promise<number>((r) => socket.once('close', () => r(Date.now())));
+    const settle = (answer: Pinged['answer']) => resolve({ socket, answer, text, sentAt, closed });
+    socket.on('error', () => {});
+    socket.once('connect', () => {
+      sentAt = Date.now();
+      socket.write('GET /ping HTTP/1.1\r\nhost: x\r\n\r\n');
+    });
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      if (text.startsWith('HTTP/1.1 200 ') && text.includes('\r\n\r\n')) settle('accepted');
+    });
+    // A refused connection is answered 503 and closed at once, or reset without a word.
+    socket.once('close', () => settle(text.startsWith('HTTP/1.1 503 ') ? '503' : 'reset'));
+  });
+}
+
+/**
+ * Opens `n` connections to a broker allowing `max`, each answering one ping and then idle. When opening took
+ * less than half of `idleMs`, checks what the broker did; either way returns how long opening took.
+ */
+async function holdIdle(n: number, max: number, idleMs: number): Promise<{ openMs: number }> {
+  const b = await chaosBroker({
+    fsync: 'never',
+    config: { ...LIMITS, idleTimeoutMs: idleMs, maxConnections: max },
+  });
+  const pid = b.process.pid!;
+  const rss0 = rssKiB(pid);
+  const held: Pinged[] = [];
+  const t0 = Date.now();
+  // In batches, each connection answered before the next batch: none waits in the listen backlog.
+  for (let i = 0; i < n; i += 100) {
+    held.push(...(await Promise.all(Array.from({ length: Math.min(100, n - i) }, () => ping(b.port)))));
+  }
+  const openMs = Date.now() - t0;
+  if (openMs >= idleMs / 2) {
+    for (const h of held) h.socket.destroy();
+    await b.stop();
+    report('idle connections', {
+      opened: n,
+      openMs,
+      idleTimeoutMs: idleMs,
+      outcome: 'opening too slow, again',
+    });
+    return { openMs };
+  }
+  const peak = rssKiB(pid);
+  const count = (a: Pinged['answer']) => held.filter((h) => h.answer === a).length;
+  // Exactly the excess is refused: with 503 while Node's own limit (maxConnections + 64) has room, reset past it.
+  expect([count('accepted'), count('503') + count('reset')]).toEqual([max, n - max]);
+  expect(count('503')).toBeGreaterThan(0);
+  const gaugeAtPeak = await openConnections(b.port);
+  // The broker closes the accepted ones once idle (its zbus_connections gauge says so; only the probe's own
+  // connection is left), each no sooner than idleTimeoutMs after its ping.
+  await waitFor(
+    async () => {
+      const open = await openConnections(b.port); // -1 while the probe itself is refused
+      return open >= 0 && open <= 1;
+    },
+    `the broker to close its ${max} idle connections`,
+    idleMs * 4,
+  );
+  const closedByBrokerMs = Date.now() - t0;
+  const idleFor = await Promise.all(
+    held.filter((h) => h.answer === 'accepted').map(async (h) => (await h.closed) - h.sentAt),
+  );
+  expect(Math.min(...idleFor)).toBeGreaterThanOrEqual(idleMs - 5); // timers may fire a little early
+  const refusal = held.find((h) => h.answer === '503')!;
+  const after = await Wire.open(b.port);
+  expect((await after.request({ headers: { cmd: 'server' } })).status).toBe(200);
+  report('idle connections', {
+    opened: n,
+    maxConnections: max,
+    accepted: count('accepted'),
+    refusedWith503: count('503'),
+    refusedByReset: count('reset'),
+    openMs,
+    gaugeAtPeak,
+    closedByBrokerMs,
+    idleTimeoutMs: idleMs,
+    idleForMs: [Math.min(...idleFor), Math.max(...idleFor)],
+    rssBeforeKiB: rss0,
+    rssWithAllOpenKiB: peak,
+    perConnectionKiB: Math.round((peak - rss0) / max),
+  });
+  expect(refusal.text).toContain('maxConnections');
+  expect(peak - rss0).toBeLessThan(200 * 1024);
+  return { openMs };
 }
 
 describe('limits', () => {
@@ -77,7 +190,6 @@ describe('limits', () => {
       answer: r.text.split('\r\n')[0],
     });
     expect(r.closed, 'the broker kept a connection that never finished its header').toBe(true);
-    expect(r.ms).toBeLessThan(IDLE_MS * 3);
     expect(r.text).toMatch(/^HTTP\/1\.1 408 /);
     expect(r.text).toContain('error_code: ZBUS_ERR_TIMEOUT');
   });
@@ -181,11 +293,7 @@ describe('limits', () => {
       }
       if ((sent / BATCH) % 10 === 0) peak = Math.max(peak, rssKiB(pid));
     }
-    await waitFor(
-      () => replies >= CHAOS.tinyRequests,
-      120_000,
-      `${CHAOS.tinyRequests} replies (got ${replies})`,
-    );
+    await waitFor(() => replies >= CHAOS.tinyRequests, `${CHAOS.tinyRequests} replies`, 120_000);
     const ms = Date.now() - t0;
     peak = Math.max(peak, rssKiB(pid));
     const w = await Wire.open(b.port);
@@ -203,99 +311,23 @@ describe('limits', () => {
     });
     expect(depth).toBe(CHAOS.tinyRequests);
     expect(peak - rss0).toBeLessThan(150 * 1024);
-  }, 180_000);
+  });
 
   it(`holds ${CHAOS.idleConnections} idle connections, refuses past maxConnections with 503, and closes idle ones`, async () => {
-    const max = Math.floor(CHAOS.idleConnections * 0.75);
-    // Long enough that every connection is open before the first idles out, even on a busy machine.
-    const idleMs = Math.max(4000, Math.round(CHAOS.idleConnections * 1.5));
-    const b = await chaosBroker({
-      fsync: 'never',
-      config: { ...LIMITS, idleTimeoutMs: idleMs, maxConnections: max },
-    });
-    const pid = b.process.pid!;
-    const rss0 = rssKiB(pid);
-    const sockets: Socket[] = [];
-    onTestFinished(() => {
-      for (const s of sockets) s.destroy();
-    });
-    let refused = 0;
-    let refusedText = '';
-    let closedEarly = 0;
-    const closedAt: number[] = [];
-    const t0 = Date.now();
-    for (let i = 0; i < CHAOS.idleConnections; i += 100) {
-      const batch = await Promise.all(
-        Array.from(
-          { length: Math.min(100, CHAOS.idleConnections - i) },
-          () =>
-            new Promise<Socket>((resolve, reject) => {
-              const s = netConnect(b.port, '127.0.0.1', () => resolve(s));
-              s.once('error', reject);
-            }),
-        ),
-      );
-      for (const s of batch) {
-        sockets.push(s);
-        s.on('error', () => {});
-        s.on('data', (c: Buffer) => {
-          const t = c.toString('latin1');
-          if (t.includes(' 503 ')) {
-            refused++;
-            refusedText ||= t.split('\r\n\r\n')[1] ?? '';
-          }
-        });
-        s.once('close', () => closedAt.push(Date.now() - t0));
-      }
+    const n = CHAOS.idleConnections;
+    const max = Math.floor(n * 0.75);
+    // Every connection must be open before the first one idles out, or its slot goes to a later one. The idle
+    // timeout starts at a guess; when opening took more than half of it (a busy machine), the run is repeated
+    // with four times what opening took.
+    let idleMs = Math.max(4000, Math.round(n * 1.5));
+    for (let attempt = 1; ; attempt++) {
+      const run = await holdIdle(n, max, idleMs);
+      if (run.openMs < idleMs / 2) break;
+      if (attempt === 3)
+        throw new Error(`opening ${n} connections took over half of the idle timeout 3 times`);
+      idleMs = run.openMs * 4;
     }
-    const opened = Date.now() - t0;
-    await sleep(200);
-    const peak = rssKiB(pid);
-    // The refused ones are closed at once; the accepted ones when the idle timeout runs out (the broker's
-    // zbus_connections gauge says so; only the probe's own connection is left).
-    const gaugeAtPeak = await openConnections(b.port);
-    await waitFor(
-      async () => {
-        const n = await openConnections(b.port); // -1 while the probe itself is refused (at maxConnections)
-        return n >= 0 && n <= 1;
-      },
-      idleMs * 4,
-      `the broker to close its ${max} idle connections`,
-    );
-    const closedByBrokerMs = Date.now() - t0;
-    // The broker's gauge above already shows every connection closed; the client process may take a while
-    // to see 2000 closes on a busy machine.
-    await waitFor(
-      () => closedAt.length >= sockets.length,
-      30_000,
-      `all ${sockets.length} client sockets closed (got ${closedAt.length})`,
-    );
-    for (const t of closedAt) if (t < idleMs - 500) closedEarly++;
-    const after = await Wire.open(b.port);
-    expect((await after.request({ headers: { cmd: 'server' } })).status).toBe(200);
-    report('idle connections', {
-      opened: sockets.length,
-      maxConnections: max,
-      refusedAtOnce: closedEarly,
-      refusedWith503: refused,
-      refusedByReset: closedEarly - refused,
-      refusedBody: refusedText,
-      openMs: opened,
-      gaugeAtPeak,
-      closedByBrokerMs,
-      idleTimeoutMs: idleMs,
-      lastClosedAtMs: Math.max(...closedAt),
-      rssBeforeKiB: rss0,
-      rssWithAllOpenKiB: peak,
-      perConnectionKiB: Math.round((peak - rss0) / max),
-    });
-    // Past maxConnections + 64 (server.maxConnections) Node resets the connection without a word; up to
-    // there the broker answers 503. Either way exactly the excess is refused at once.
-    expect(closedEarly).toBe(sockets.length - max);
-    expect(refused).toBeGreaterThan(0);
-    expect(refusedText).toContain('maxConnections');
-    expect(peak - rss0).toBeLessThan(200 * 1024);
-  }, 120_000);
+  });
 
   it('does not let a consumer that never reads its socket grow memory or starve the others', async () => {
     const b = await chaosBroker({ fsync: 'never', config: LIMITS });
@@ -330,7 +362,13 @@ describe('limits', () => {
     stuck.write(
       'GET / HTTP/1.1\r\ncmd: consume\r\ntopic: Flood\r\nconsume_group: g\r\nconsume_window: 1000\r\nid: stuck\r\n\r\n',
     );
-    await sleep(300);
+    await waitFor(
+      async () =>
+        (await w.request({ headers: { cmd: 'query', topic: 'Flood', consume_group: 'g' } })).json<{
+          unackedCount: number;
+        }>().unackedCount > 0,
+      'the stuck consumer holding deliveries',
+    );
     // A healthy consumer on the same group gets everything in the end (what the stuck one held is redelivered).
     const good = await Wire.open(b.port, 'good');
     const got = new Set<string>();
@@ -339,7 +377,7 @@ describe('limits', () => {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`healthy consumer starved at ${got.size}/${N}`)),
-        30_000,
+        scaled(30_000),
       );
       good.stream('pull', (m) => {
         if (m.headers.origin_id === undefined) return;
@@ -367,8 +405,8 @@ describe('limits', () => {
     // Cut off by the idle timeout: nothing moved on it for idleTimeoutMs.
     const stuckCutMs = await waitFor(
       async () => (await openConnections(b.port)) <= base + 1,
-      IDLE_MS * 6,
       'the stuck consumer cut off',
+      IDLE_MS * 6,
     )
       .then(() => Date.now() - t0)
       .catch(() => -1);
@@ -385,5 +423,5 @@ describe('limits', () => {
     expect(got.size).toBe(N);
     expect(stuckCutMs, 'the non-reading consumer was never cut off').toBeGreaterThan(0);
     expect(peak - rss0).toBeLessThan(100 * 1024);
-  }, 90_000);
+  });
 });

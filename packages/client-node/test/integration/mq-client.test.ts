@@ -1,5 +1,5 @@
 // Every MqClient command against the real broker (packages/testkit starts apps/broker on a loopback port).
-import { type RunningBroker, startBroker } from '@zbus/testkit';
+import { type RunningBroker, scaled, startBroker } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Broker, Mask, Message, MqAdmin, MqClient, ZbusError } from '../../src/index.js';
 
@@ -8,7 +8,7 @@ let client: MqClient;
 
 beforeAll(async () => {
   broker = await startBroker();
-  client = new MqClient(broker.address, { timeout: 5_000 });
+  client = new MqClient(broker.address, { timeout: scaled(5_000) });
   await client.connect();
 });
 
@@ -205,7 +205,7 @@ describe('MqClient against the broker', () => {
 describe('MqAdmin', () => {
   it('declares, queries, empties and removes through a broker', async () => {
     const b = new Broker(broker.address);
-    const admin = new MqAdmin(b, { timeout: 3_000 });
+    const admin = new MqAdmin(b, { timeout: scaled(3_000) });
     try {
       expect(await admin.declareTopic('adm-t', Mask.Memory)).toMatchObject({ topicName: 'adm-t' });
       expect(await admin.declareGroup('adm-t', { name: 'g', filter: 'x.*' })).toMatchObject({

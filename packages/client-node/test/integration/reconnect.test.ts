@@ -1,6 +1,6 @@
 // Broker restarts under live clients: consumers keep consuming, publishes in flight settle (never hang),
 // services come back. Each test restarts its own broker (same port and data directory).
-import { type RunningBroker, startBroker } from '@zbus/testkit';
+import { type RunningBroker, scaled, startBroker } from '@zbus/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   Broker,
@@ -18,7 +18,8 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f().catch(() => {});
 });
 
-const fast = { reconnectDelay: 50, reconnectMaxDelay: 300, timeout: 3_000 };
+/** Reconnect fast; requests time out, but not before a busy machine answers. */
+const fast = { reconnectDelay: 50, reconnectMaxDelay: 300, timeout: scaled(3_000) };
 
 async function broker(): Promise<RunningBroker> {
   const b = await startBroker();
@@ -48,9 +49,9 @@ describe('reconnect after a broker restart', () => {
     await server.kill('SIGTERM');
     await server.restart();
     await reconnected;
-    await expect.poll(() => b.client().connected, { timeout: 5_000 }).toBe(true);
+    await expect.poll(() => b.client().connected).toBe(true);
     await producer.publish({ topic: 'r-consume', body: 'after' });
-    await expect.poll(() => seen, { timeout: 10_000 }).toEqual(['before', 'after']);
+    await expect.poll(() => seen).toEqual(['before', 'after']);
   });
 
   it('a consumer keeps consuming (kill -9 and restart)', async () => {
@@ -66,9 +67,9 @@ describe('reconnect after a broker restart', () => {
     await producer.publish({ topic: 'r-kill', body: 'before' });
     await expect.poll(() => seen).toEqual(['before']);
     await server.restart(); // SIGKILL, then the same port and data
-    await expect.poll(() => b.client().connected, { timeout: 5_000 }).toBe(true);
+    await expect.poll(() => b.client().connected).toBe(true);
     await producer.publish({ topic: 'r-kill', body: 'after' });
-    await expect.poll(() => seen.includes('after'), { timeout: 10_000 }).toBe(true);
+    await expect.poll(() => seen.includes('after')).toBe(true);
     // The broker may hand 'before' out again after a crash (its group position is not synced on every read).
     expect(seen.filter((s) => s === 'after')).toHaveLength(1);
     expect(seen.every((s) => s === 'before' || s === 'after')).toBe(true);
@@ -94,7 +95,7 @@ describe('reconnect after a broker restart', () => {
     await killing;
     const settled = await Promise.race([
       Promise.all(pending),
-      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 8_000)),
+      new Promise<'hung'>((r) => setTimeout(() => r('hung'), scaled(8_000))),
     ]);
     expect(settled).not.toBe('hung');
     const results = settled as PromiseSettledResult<ProduceResult>[];
@@ -110,7 +111,7 @@ describe('reconnect after a broker restart', () => {
     const ok = results.filter((r) => r.status === 'fulfilled').length;
     // after a restart the same producer works again
     await server.restart();
-    await expect.poll(() => client.connected, { timeout: 5_000 }).toBe(true);
+    await expect.poll(() => client.connected).toBe(true);
     const after = await producer.publish({ topic: 'r-produce', body: 'after' });
     expect(after.offset).toBeGreaterThanOrEqual(ok);
   });
@@ -130,7 +131,7 @@ describe('reconnect after a broker restart', () => {
     await server.restart();
     await expect
       .poll(async () => rpc.invoke('ping').catch((e: ZbusError) => e.code), {
-        timeout: 15_000,
+        timeout: scaled(15_000),
         interval: 200,
       })
       .toBe('pong');

@@ -1,6 +1,6 @@
 // Ack-required groups (mask 64): ack, nack (with delay), touch, redelivery after the group's ack timeout with
 // `retry`, the ack window, and dead-lettering to `<topic>.dlq` after max_deliver (decisions.md §2).
-import type { RawClient } from '@zbus/testkit';
+import { type RawClient, scaled } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { declare, startTestBroker } from './helpers.js';
 
@@ -25,7 +25,9 @@ describe('ack mode', () => {
   it('keeps a delivery unacked until `ack` with its offset, then never redelivers it', async () => {
     const b = await startTestBroker();
     const c = await b.raw();
-    await ackGroup(c, { group_ack_timeout: '100' });
+    // The ack must land within the ack timeout, however busy the machine.
+    const ackTimeout = scaled(200);
+    await ackGroup(c, { group_ack_timeout: String(ackTimeout) });
     await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'm1' }, body: 'x' });
     const d = await consume(c);
     expect([d.headers.origin_id, d.headers.offset, d.headers.retry]).toEqual(['m1', '0', undefined]);
@@ -37,7 +39,7 @@ describe('ack mode', () => {
     expect(a.headers.pending).toBeUndefined();
     expect((await groupInfo(c)).unackedCount).toBe(0);
     // Well past the ack timeout nothing comes back.
-    const none = await consume(c, { consume_timeout: '250' });
+    const none = await consume(c, { consume_timeout: String(ackTimeout * 2) });
     expect(none.headers.origin_id).toBeUndefined();
   });
 
@@ -82,38 +84,49 @@ describe('ack mode', () => {
     expect(n.status).toBe(200);
     const again = await consume(c, { consume_timeout: '2000' });
     expect([again.headers.origin_id, again.headers.retry]).toEqual(['m1', '1']);
+    // Long enough that the early consume below is answered before it, however busy the machine.
+    const delay = scaled(300);
     const nackedAt = Date.now();
     await c.request({
-      headers: { cmd: 'nack', topic: 'T', consume_group: 'g', offset: again.headers.offset!, delay: '150' },
+      headers: {
+        cmd: 'nack',
+        topic: 'T',
+        consume_group: 'g',
+        offset: again.headers.offset!,
+        delay: String(delay),
+      },
     });
     const early = await consume(c, { consume_timeout: '50' });
     expect(early.headers.origin_id).toBeUndefined();
     const late = await consume(c);
     expect(late.headers.origin_id).toBe('m1');
-    expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(150);
+    expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(delay);
   });
 
   it('touch extends the deadline of a pending delivery by the ack timeout', async () => {
     const b = await startTestBroker();
     const c = await b.raw();
-    await ackGroup(c, { group_ack_timeout: '400' });
+    // The steps below need margins of a fraction of the ack timeout; it scales with the machine's load.
+    const ackTimeout = scaled(400);
+    await ackGroup(c, { group_ack_timeout: String(ackTimeout) });
     await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'm1' }, body: 'x' });
     const d = await consume(c);
     const deliveredAt = Date.now();
     // Wait (for an event: the consume_timeout reply) until well into the ack timeout, then touch.
-    await consume(c, { consume_timeout: '250' });
+    await consume(c, { consume_timeout: String(Math.round(ackTimeout * 0.6)) });
+    const touchedAt = Date.now();
     const t = await c.request({
       headers: { cmd: 'touch', topic: 'T', consume_group: 'g', offset: d.headers.offset! },
     });
     expect([t.status, t.headers.pending]).toEqual([200, undefined]);
-    const touchedAt = Date.now();
     // Past the original deadline the message is still held...
-    const held = await consume(c, { consume_timeout: String(Math.max(50, deliveredAt + 500 - Date.now())) });
+    const heldUntil = deliveredAt + Math.round(ackTimeout * 1.25);
+    const held = await consume(c, { consume_timeout: String(Math.max(50, heldUntil - Date.now())) });
     expect(held.headers.origin_id).toBeUndefined();
-    // ...and comes back once the extended one passes.
+    // ...and comes back once the extended one passes (timers may fire a millisecond early).
     const back = await consume(c);
     expect(back.headers.retry).toBe('1');
-    expect(Date.now() - touchedAt).toBeGreaterThanOrEqual(390);
+    expect(Date.now() - touchedAt).toBeGreaterThanOrEqual(ackTimeout - 10);
     const unknown = await c.request({
       headers: { cmd: 'touch', topic: 'T', consume_group: 'g', offset: '9' },
     });

@@ -3,6 +3,7 @@
 // Issue 15; decisions.md §6 "0.11's silences are kept where a 0.11 client may listen".
 import { connect, type Socket } from 'node:net';
 import { decodeMessage, type Message, MessageDecoder } from '@zbus/protocol';
+import { scaled } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { declare, startTestBroker } from './helpers.js';
@@ -57,7 +58,7 @@ function collector(): Pick<Conn, 'until' | 'received'> & { add(m: Message): void
     },
     until(match) {
       return new Promise((resolve, reject) => {
-        const t = realSetTimeout(() => reject(new Error('no matching message within 5000 ms')), 5000);
+        const t = realSetTimeout(() => reject(new Error('no matching message in time')), scaled(5000));
         waiter = {
           match,
           resolve: (ms) => {

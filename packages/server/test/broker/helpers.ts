@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeMessage, encodeMessage, Message, type MessageInit } from '@zbus/protocol';
-import { RawClient } from '@zbus/testkit';
+import { RawClient, scaled } from '@zbus/testkit';
 import { onTestFinished } from 'vitest';
 import { type ClientOptions, WebSocket } from 'ws';
 import { type Broker, type BrokerOptions, createBroker } from '../../src/index.js';
@@ -109,8 +109,9 @@ export function curl(args: string[], input?: string | Uint8Array): Promise<CurlR
 /** Resolves when the socket has closed (the peer ended it or it was destroyed). */
 export function closed(socket: Socket, timeoutMs = 5000): Promise<void> {
   if (socket.destroyed && socket.closed) return Promise.resolve();
+  const limit = scaled(timeoutMs);
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`socket still open after ${timeoutMs} ms`)), timeoutMs);
+    const t = setTimeout(() => reject(new Error(`socket still open after ${limit} ms`)), limit);
     socket.once('close', () => {
       clearTimeout(t);
       resolve();
@@ -165,6 +166,7 @@ export class WsClient {
   nextFrame(match: (m: Message) => boolean = () => true, timeoutMs = 5000) {
     const i = this.frames.findIndex((f) => match(f.msg));
     if (i >= 0) return Promise.resolve(this.frames.splice(i, 1)[0]!);
+    const limit = scaled(timeoutMs);
     return new Promise<{ msg: Message; binary: boolean }>((resolve, reject) => {
       const w = {
         match,
@@ -175,8 +177,8 @@ export class WsClient {
       };
       const t = setTimeout(() => {
         this.#waiters.splice(this.#waiters.indexOf(w), 1);
-        reject(new Error(`no matching frame within ${timeoutMs} ms`));
-      }, timeoutMs);
+        reject(new Error(`no matching frame within ${limit} ms`));
+      }, limit);
       this.#waiters.push(w);
     });
   }

@@ -1,6 +1,7 @@
 // The three messaging patterns through consume groups (zbus-protocol.md §7.1), tag filters (§7.4), exclusive
 // and delete-on-exit groups and session cleanup (§7.9, decisions.md §2), and delayed delivery (decisions.md §3).
 import type { Message } from '@zbus/protocol';
+import { scaled } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { declare, startTestBroker, untilConsumers, untilGroupGone } from './helpers.js';
 
@@ -202,7 +203,8 @@ describe('delayed messages', () => {
     const b = await startTestBroker();
     const c = await b.raw();
     await declare(c, 'T');
-    const at = Date.now() + 120;
+    // Far enough ahead that the early consume is answered first, however busy the machine.
+    const at = Date.now() + scaled(300);
     const p = await c.request({
       headers: { cmd: 'produce', topic: 'T', deliver_at: String(at) },
       body: 'at',

@@ -3,7 +3,7 @@
 import { request } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
 import { encodeMessage, Message, MessageDecoder } from '@zbus/protocol';
-import { selfSignedCert } from '@zbus/testkit';
+import { scaled, selfSignedCert } from '@zbus/testkit';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { hasCommand, startTestBroker, WsClient, wsConnect } from './helpers.js';
 
@@ -30,7 +30,7 @@ function tlsRequest(port: number, init: ConstructorParameters<typeof Message>[0]
     });
     s.on('data', (chunk: Buffer) => d.push(chunk));
     s.once('error', reject);
-    s.setTimeout(5000, () => reject(new Error('no TLS reply within 5 s')));
+    s.setTimeout(scaled(5000), () => reject(new Error('no TLS reply in time')));
   });
 }
 
