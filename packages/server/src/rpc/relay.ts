@@ -6,13 +6,25 @@
 // broker's (504).
 import { encodeMessage, type Message, ZbusError } from '@zbus/protocol';
 import type { ClusterLink } from '../cluster/shared-store.js';
-import type { BrokerState } from '../commands/context.js';
 import { errorReply } from '../errors.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { decodeStored } from '../mq/delivery.js';
-import type { Caller } from './calls.js';
+import type { Dispatcher } from '../mq/dispatcher.js';
+import type { ResolvedBrokerOptions } from '../options.js';
+import type { Store } from '../store/types.js';
+import type { Caller, RpcCalls } from './calls.js';
 
 /** Extra time the link waits beyond the call's own timeout, so that the caller's broker answers 504 itself. */
 const LINK_SLACK_MS = 1000;
+
+/** The parts of the broker the relay works with (the broker's state has them all). */
+export interface RelayHost {
+  readonly options: Pick<ResolvedBrokerOptions, 'rpcTimeoutMs'>;
+  readonly store: Store;
+  readonly dispatcher: Pick<Dispatcher, 'consumerCount'>;
+  readonly metrics: Metrics;
+  readonly rpc: RpcCalls;
+}
 
 export class RpcRelay {
   /** RPC topics this broker serves for the others (lower-cased name -> unsubscribe). */
@@ -22,7 +34,7 @@ export class RpcRelay {
 
   constructor(
     readonly link: ClusterLink,
-    readonly state: BrokerState,
+    readonly state: RelayHost,
   ) {}
 
   /**
