@@ -5,15 +5,16 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BROKER_CLI, RawClient, type RunningBroker, scaled, startBroker } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { proxyOptionsFromArgs } from '../src/proxy/cli.js';
-import { filtered, requestHeaders, responseHeaders, targetPath } from '../src/proxy/headers.js';
+import { filtered, requestHeaders, responseHeaders } from '../src/proxy/headers.js';
 import { resolveProxyOptions } from '../src/proxy/options.js';
 import { startProxy } from '../src/proxy/proxy.js';
+import { PathRefused, targetUrl } from '../src/proxy/target-path.js';
 
 interface Seen {
   method: string;
@@ -359,6 +360,98 @@ describe('zbus proxy (process)', () => {
   });
 });
 
+/** Writes one raw request (the target exactly as given, no client normalising it) and reads the answer. */
+function rawGet(port: number, target: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect(port, '127.0.0.1', () =>
+      s.end(`GET ${target} HTTP/1.1\r\nhost: dmz\r\nconnection: close\r\n\r\n`),
+    );
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.once('error', reject);
+    s.once('close', () => {
+      const text = Buffer.concat(chunks).toString('latin1');
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text });
+    });
+  });
+}
+
+describe('proxy path confinement', () => {
+  it('never reaches another service or leaves the base path, whatever the encoding', async () => {
+    // The internal service next to the targets: nothing a caller sends through the DMZ may reach it.
+    const internalHits: string[] = [];
+    const internal = createServer((req, res) => {
+      internalHits.push(req.url ?? '');
+      res.end('the internal secret');
+    });
+    const seen = { api: [] as string[], root: [] as string[] };
+    const targets = (['api', 'root'] as const).map((name) =>
+      createServer((req, res) => {
+        seen[name].push(req.url ?? '');
+        res.end(`target saw ${req.url}`);
+      }),
+    );
+    const [internalPort, apiPort, rootPort] = await Promise.all([internal, ...targets].map(listen));
+    onTestFinished(async () => {
+      for (const s of [internal, ...targets]) {
+        s.closeAllConnections();
+        await new Promise((r) => s.close(r));
+      }
+    });
+    const broker = await startBroker({ fsync: 'never' });
+    onTestFinished(() => broker.stop().then(() => undefined));
+    const proxy = await startProxy({
+      broker: broker.address,
+      entries: [
+        // One target with a base path, one without: `//host/x` escaped the latter, `..` the former.
+        { entry: 'Orders', target: `http://127.0.0.1:${apiPort}/api`, connections: 2 },
+        { entry: 'Root', target: `http://127.0.0.1:${rootPort}`, connections: 2 },
+      ],
+    });
+    onTestFinished(() => proxy.close());
+    const inner = `127.0.0.1:${internalPort}`;
+    const attempts = [
+      `//${inner}/secret`,
+      `///${inner}/secret`,
+      `/\\${inner}/secret`,
+      `/\\\\${inner}/secret`,
+      `/%2f%2f${inner}/secret`,
+      `/%5c%5c${inner}/secret`,
+      `/http://${inner}/secret`,
+      `/@${inner}/secret`,
+      `/..//${inner}/secret`,
+      '/../admin',
+      '/a/../../admin',
+      '/%2e%2e/admin',
+      '/%2E%2E/%2e%2e/admin',
+      '/.%2e/admin',
+      '/..%2fadmin',
+      '/%2e%2e%2fadmin',
+      '/..%5cadmin',
+      '/..\\admin',
+      '/%252e%252e/admin',
+      '/%c0%ae%c0%ae/admin',
+      '/..;/admin',
+      '/%00/admin',
+    ];
+    const answers: Array<[string, number]> = [];
+    for (const entry of ['/orders', '/root']) {
+      for (const a of attempts) answers.push([entry + a, (await rawGet(broker.port, entry + a)).status]);
+    }
+    // A caller may still use dots and odd characters inside the base path.
+    const fine = await rawGet(broker.port, '/orders/a/./b/../c%20d');
+    expect(fine.text).toContain('target saw /api/a/c%20d');
+    expect(internalHits).toEqual([]);
+    for (const url of seen.api) expect(url === '/api' || url.startsWith('/api/'), url).toBe(true);
+    for (const url of seen.root)
+      expect(url.includes('..') || url.toLowerCase().includes('%2e'), url).toBe(false);
+    // Each was refused with 400 (by the proxy, or by the broker before it), or answered by the target itself
+    // under its base path (`//host/x` becomes the path //host/x there, on the target's own origin).
+    for (const [url, status] of answers) expect([200, 400], url).toContain(status);
+    expect(proxy.stats().Orders!.badPath).toBeGreaterThan(10);
+  });
+});
+
 describe('zbus proxy options', () => {
   it('takes -s/--server and --token, or ZBUS_SERVER and ZBUS_TOKEN, like the other commands', () => {
     const entry = ['--entry', 'E', '--target', 'http://127.0.0.1:8080'];
@@ -556,10 +649,47 @@ describe('proxy options and headers', () => {
 
   it('maps caller URLs onto the target', () => {
     const t = new URL('http://svc:8080/');
-    expect(targetPath('/Orders/api/orders?x=1', 'orders', t)).toBe('/api/orders?x=1');
-    expect(targetPath('/Orders', 'Orders', t)).toBe('/');
-    expect(targetPath('/OrdersX/a', 'Orders', t)).toBe('/OrdersX/a');
-    expect(targetPath('/Orders/a?token=t&b=1&token', 'Orders', new URL('http://svc/v1/'))).toBe('/v1/a?b=1');
+    const at = (url: string, entry: string, target = t) => targetUrl(url, entry, target).href;
+    expect(at('/Orders/api/orders?x=1', 'orders')).toBe('http://svc:8080/api/orders?x=1');
+    expect(at('/Orders', 'Orders')).toBe('http://svc:8080/');
+    expect(at('/OrdersX/a', 'Orders')).toBe('http://svc:8080/OrdersX/a');
+    expect(at('/Orders/a?token=t&b=1&token', 'Orders', new URL('http://svc/v1/'))).toBe(
+      'http://svc/v1/a?b=1',
+    );
+    // Resolved and encoded again, within the base path.
+    const v1 = new URL('http://svc/v1');
+    expect(at('/o/a/./b/../c', 'o', v1)).toBe('http://svc/v1/a/c');
+    expect(at('/o/a/%2e%2e/b', 'o', v1)).toBe('http://svc/v1/b');
+    expect(at('/o/a%20b/%7Ex/$&+,;=:@', 'o', v1)).toBe('http://svc/v1/a%20b/~x/$&+,;=:@');
+    expect(at('/o//127.0.0.1:9/secret', 'o', v1)).toBe('http://svc/v1//127.0.0.1:9/secret');
+    expect(at('/o/a\\b', 'o', v1)).toBe('http://svc/v1/a/b');
+    expect(at('/%6F/x', 'o', v1)).toBe('http://svc/v1/x');
+  });
+
+  it('refuses caller paths that leave the base path or that a target could read as another path', () => {
+    const t = new URL('http://svc:8080/api/');
+    for (const url of [
+      '/o/..',
+      '/o/../admin',
+      '/o/a/../../admin',
+      '/o/%2e%2e/admin',
+      '/o/%2E%2E',
+      '/o/.%2e/admin',
+      '/o/..%2fadmin',
+      '/o/%2e%2e%2fadmin',
+      '/o/..%5cadmin',
+      '/o/..\\admin',
+      '/o/%252e%252e/admin',
+      '/o/%c0%ae%c0%ae/admin',
+      '/o/..;/admin',
+      '/o/.. /admin',
+      '/o/%2f%2fevil/x',
+      '/o/a%00b',
+      '/o/%',
+      'http://evil/x',
+    ]) {
+      expect(() => targetUrl(url, 'o', t), url).toThrow(PathRefused);
+    }
   });
 
   it('keeps the caller headers, rejoins the charset and filters by name or prefix', () => {

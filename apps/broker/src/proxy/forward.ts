@@ -2,8 +2,9 @@
 // target's answer, or the reason there is none, becomes the message routed back to the caller.
 import { Message, type ZbusErrorCode } from '@zbus/protocol';
 import { Agent, request } from 'undici';
-import { requestHeaders, responseHeaders, targetPath } from './headers.js';
+import { requestHeaders, responseHeaders } from './headers.js';
 import type { ResolvedEntry } from './options.js';
+import { PathRefused, targetUrl } from './target-path.js';
 
 /** Socket errors that mean the request never reached the target, so another target may take it. */
 const NOT_CONNECTED = new Set([
@@ -47,11 +48,13 @@ export interface ForwardStats {
   badGateway: number;
   timeouts: number;
   tooLarge: number;
+  /** Requests whose path would leave the target's base path, or could be read as another one. */
+  badPath: number;
 }
 
 export class Forwarder {
   readonly entry: ResolvedEntry;
-  readonly stats: ForwardStats = { forwarded: 0, badGateway: 0, timeouts: 0, tooLarge: 0 };
+  readonly stats: ForwardStats = { forwarded: 0, badGateway: 0, timeouts: 0, tooLarge: 0, badPath: 0 };
   readonly #agent: Agent;
   #next = 0;
 
@@ -79,13 +82,16 @@ export class Forwarder {
     // Round-robin; a target that refuses the connection passes the request on to the next one.
     for (let i = 0; i < e.targets.length; i++) {
       const target = e.targets[(started + i) % e.targets.length] as URL;
-      const url = new URL(targetPath(msg.url, e.entry, target), target);
       try {
-        const reply = await this.#exchange(url, method, headers, body);
+        const reply = await this.#exchange(targetUrl(msg.url, e.entry, target), method, headers, body);
         this.stats.forwarded++;
         return reply;
       } catch (err) {
         if (err instanceof Reply) return err.reply;
+        if (err instanceof PathRefused) {
+          this.stats.badPath++;
+          return errorMessage(400, err.code, `not forwarded: ${err.message} (entry ${e.entry})`);
+        }
         lastError = err;
         if (!NOT_CONNECTED.has(errorCode(err) ?? '')) break;
       }

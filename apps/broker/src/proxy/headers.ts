@@ -130,26 +130,3 @@ export function responseHeaders(
   }
   return out;
 }
-
-/**
- * The path and query to request from the target: the caller's URL minus the `/<entry>` prefix (matched
- * without regard to case, as topic names are) and minus a `token` query parameter (the broker's auth, not
- * the service's), joined onto the target's base path.
- */
-export function targetPath(originUrl: string, entry: string, base: URL): string {
-  const q = originUrl.indexOf('?');
-  let path = q < 0 ? originUrl : originUrl.slice(0, q);
-  let query = q < 0 ? '' : originUrl.slice(q + 1);
-  const prefix = `/${entry.toLowerCase()}`;
-  const lower = path.toLowerCase();
-  if (lower === prefix || lower.startsWith(`${prefix}/`)) path = path.slice(prefix.length);
-  if (!path.startsWith('/')) path = `/${path}`;
-  if (query !== '') {
-    query = query
-      .split('&')
-      .filter((p) => p !== '' && p !== 'token' && !p.startsWith('token='))
-      .join('&');
-  }
-  const basePath = base.pathname.endsWith('/') ? base.pathname.slice(0, -1) : base.pathname;
-  return `${basePath}${path}${query === '' ? '' : `?${query}`}`;
-}
