@@ -56,7 +56,7 @@ export interface NatsClusterOptions {
   size?: number;
   /** Largest message the servers accept. @default 8 MiB */
   maxPayload?: number;
-  /** JetStream `sync_interval` (`always` makes every replica fsync each write). */
+  /** JetStream `sync_interval` (`always` makes every replica fsync each write); nats-server 2.10 and later. */
   syncInterval?: string;
 }
 
