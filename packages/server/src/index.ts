@@ -23,6 +23,7 @@ export type {
   AuthConfig,
   AuthTokenEntry,
   BrokerOptions,
+  OptionsWithoutDefault,
   ResolvedBrokerOptions,
   TlsOptions,
 } from './options.js';

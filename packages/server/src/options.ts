@@ -128,7 +128,7 @@ export interface BrokerOptions {
 }
 
 /** Options without a default. */
-type OptionalKeys =
+export type OptionsWithoutDefault =
   | 'announce'
   | 'auth'
   | 'tls'
@@ -140,7 +140,7 @@ type OptionalKeys =
   | 'logger';
 
 export type ResolvedBrokerOptions = Readonly<
-  Required<Omit<BrokerOptions, OptionalKeys>> & Pick<BrokerOptions, OptionalKeys>
+  Required<Omit<BrokerOptions, OptionsWithoutDefault>> & Pick<BrokerOptions, OptionsWithoutDefault>
 >;
 
 export const DEFAULTS = {
@@ -174,7 +174,7 @@ export const DEFAULTS = {
   trackerDeadlineMs: 90_000,
   trackerMaxServers: 256,
   logLevel: 'warn',
-} satisfies Omit<ResolvedBrokerOptions, OptionalKeys>;
+} satisfies Omit<ResolvedBrokerOptions, OptionsWithoutDefault>;
 
 /** A bad option: a wrong type, a value out of its range, or two options that do not fit together. */
 export class InvalidOptionError extends ZbusError {
@@ -226,7 +226,7 @@ const INTEGER_RANGES: Record<IntegerOption, readonly [min: number, max: number]>
 };
 
 /** Options without a default; with DEFAULTS they name every option (a new one must be listed somewhere). */
-const WITHOUT_DEFAULT: Record<OptionalKeys, true> = {
+const WITHOUT_DEFAULT: Record<OptionsWithoutDefault, true> = {
   announce: true,
   auth: true,
   tls: true,

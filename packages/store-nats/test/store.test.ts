@@ -3,7 +3,7 @@
 import type { Delivery, Group, Topic } from '@zbus/server';
 import { type NatsCluster, natsServerMissing, scaled, startNatsCluster } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsStore } from '../src/index.js';
+import { NatsStore } from '../src/store.js';
 
 const missing = natsServerMissing();
 if (missing) console.warn(`skipping the JetStream store tests: ${missing}`);

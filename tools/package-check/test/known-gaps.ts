@@ -2,22 +2,7 @@
 // them. The tests compare these lists exactly: a fixed gap fails until its entry goes, so the lists cannot rot.
 
 /** Declarations a package's public members use without exporting them, by package. */
-export const KNOWN_UNEXPORTED: Record<string, string[]> = {
-  // issue 18 (engineer "nats"): the store's classes and metadata types behind NatsStore's members.
-  '@zbus/store-nats': [
-    'Delays',
-    'GroupMeta',
-    'Names',
-    'NatsGroup',
-    'NatsLink',
-    'NatsTopic',
-    'PubAck',
-    'Publisher',
-    'TopicMeta',
-  ],
-  // issue 14 (engineer "limits"): the helper alias ResolvedBrokerOptions is built with (options.ts).
-  '@zbus/server': ['OptionalKeys'],
-};
+export const KNOWN_UNEXPORTED: Record<string, string[]> = {};
 
 /**
  * Packages npm warns do not support the Node.js we run (EBADENGINE) in a fresh install. issue 18 (engineer
