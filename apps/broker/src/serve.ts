@@ -23,6 +23,7 @@ Options (each also read from the env var in brackets):
   --data <dir>         data directory                               [ZBUS_DATA]       default ./zbus-data
   --fsync <policy>     always | never | interval=<ms>               [ZBUS_FSYNC]      default always
   --max-body <bytes>   largest message body                         [ZBUS_MAX_BODY]   default 16777216
+  --max-open-files <n> files the store keeps open (0: half ulimit -n) [ZBUS_MAX_OPEN_FILES] default 0
   --auth <file>        JSON token ACLs; auth is off without it      [ZBUS_AUTH]
   --insecure           without --auth, serve clients off loopback   [ZBUS_INSECURE=1]
                        (by default a broker without auth serves this machine only)
@@ -62,6 +63,7 @@ const FLAGS = {
   data: 'ZBUS_DATA',
   fsync: 'ZBUS_FSYNC',
   'max-body': 'ZBUS_MAX_BODY',
+  'max-open-files': 'ZBUS_MAX_OPEN_FILES',
   auth: 'ZBUS_AUTH',
   'tls-cert': 'ZBUS_TLS_CERT',
   'tls-key': 'ZBUS_TLS_KEY',
@@ -89,6 +91,7 @@ const OPTION_OF_FLAG: Partial<Record<Flag, keyof BrokerOptions>> = {
   data: 'dataDir',
   fsync: 'fsync',
   'max-body': 'maxBodyBytes',
+  'max-open-files': 'maxOpenFiles',
   auth: 'auth',
   'tls-cert': 'tls',
   'tls-key': 'tls',
@@ -172,6 +175,7 @@ export function optionsFromArgs(argv: string[], env: NodeJS.ProcessEnv): BrokerO
     data: get('data'),
     fsync: get('fsync'),
     maxBody: get('max-body'),
+    maxOpenFiles: get('max-open-files'),
     auth: get('auth'),
     tlsCert: get('tls-cert'),
     tlsKey: get('tls-key'),
@@ -186,6 +190,7 @@ export function optionsFromArgs(argv: string[], env: NodeJS.ProcessEnv): BrokerO
   if (typeof o.fsync === 'string' && o.fsync !== 'always' && o.fsync !== 'never')
     o.fsync = parseFsyncPolicy(o.fsync);
   if (v.maxBody !== undefined) o.maxBodyBytes = integer(v.maxBody, 'max-body');
+  if (v.maxOpenFiles !== undefined) o.maxOpenFiles = integer(v.maxOpenFiles, 'max-open-files');
   if (v.auth !== undefined) o.auth = readJson<AuthConfig>(v.auth, 'auth file');
   if ((v.tlsCert === undefined) !== (v.tlsKey === undefined))
     throw new Error('--tls-cert and --tls-key go together');

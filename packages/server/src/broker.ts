@@ -215,6 +215,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
         fsync: o.fsync,
         segmentBytes: o.segmentBytes,
         migrateCreator: migratedCreator(this.auth),
+        maxOpenFiles: o.maxOpenFiles,
       });
     }
     const module = await loadSharedStoreModule(o.store, o.storeModule);

@@ -56,6 +56,11 @@ export interface BrokerOptions {
   fsync?: FsyncPolicy;
   /** @default 64 MiB */
   segmentBytes?: number;
+  /**
+   * Most files the local store keeps open at once (segments, indexes, journals); the least recently used idle one
+   * is closed to make room. 0: half the process's open-file limit (`ulimit -n`), at least 64. @default 0
+   */
+  maxOpenFiles?: number;
   /** Largest header block of one message. @default 64 KiB */
   maxHeaderBytes?: number;
   /** @default 256 */
@@ -152,6 +157,7 @@ export const DEFAULTS = {
   storePrefix: 'zbus',
   fsync: 'always',
   segmentBytes: 64 * 1024 * 1024, // 64 MiB
+  maxOpenFiles: 0,
   maxHeaderBytes: 64 * 1024, // 64 KiB
   maxHeaderCount: 256,
   maxBodyBytes: 16 * 1024 * 1024, // 16 MiB
@@ -205,6 +211,7 @@ const INTEGER_RANGES: Record<IntegerOption, readonly [min: number, max: number]>
   port: [0, 65535],
   storeReplicas: [1, 5],
   segmentBytes: [1 * KiB, 1024 * GiB],
+  maxOpenFiles: [0, 1_000_000],
   maxHeaderBytes: [1 * KiB, 16 * MiB],
   maxHeaderCount: [1, 65536],
   maxBodyBytes: [1, 1 * GiB],

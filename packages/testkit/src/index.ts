@@ -38,6 +38,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Fixed port (0 = ephemeral). */
   port?: number;
+  /** Run the broker under `ulimit -n <n>` (soft and hard limit on open files). */
+  openFileLimit?: number;
 }
 
 export interface RunningBroker {
@@ -77,10 +79,19 @@ function launch(
     o.fsync ?? 'always',
     ...(o.args ?? []),
   ];
-  const child = spawn(process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...o.env },
-  });
+  const env = { ...process.env, ...o.env };
+  // Under a limit, the shell sets it and then becomes the broker (exec), so the child's pid is the broker's.
+  const child =
+    o.openFileLimit === undefined
+      ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
+      : spawn(
+          '/bin/sh',
+          ['-c', `ulimit -n ${o.openFileLimit} && exec "$0" "$@"`, process.execPath, ...args],
+          {
+            stdio: ['ignore', 'pipe', 'pipe'],
+            env,
+          },
+        );
   const out: string[] = [];
   return new Promise((resolve, reject) => {
     const limit = scaled(15_000);

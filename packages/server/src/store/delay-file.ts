@@ -6,22 +6,14 @@
 //   DONE: len u32 | crc u32 | type=2 u8 | pad 3 | seq f64
 //
 // Memory holds only where each held message is (`HeldEntry`: due time, position, length); its bytes are read
-// back when it comes due. Records are buffered and written in one write per turn of the event loop; every file
-// operation (write, read, compaction) runs in one chain, so positions never move under a reader. A position is
-// given to a record when it is written, so a compaction that ran meanwhile cannot make it wrong.
+// back when it comes due. Every file operation (write, read, compaction) runs in one chain (append-file.ts), so
+// positions never move under a reader. A record gets its position when it is written, so a compaction that ran
+// meanwhile cannot make it wrong.
 import fs from 'node:fs';
+import { AppendFile } from './append-file.js';
 import { crc32c } from './crc32c.js';
-import {
-  closeFd,
-  fdatasyncFd,
-  fsyncDir,
-  openFd,
-  RW_CREATE,
-  readAt,
-  tempPath,
-  truncateFd,
-  writeAt,
-} from './fs-util.js';
+import type { CachedFile, FileCache } from './file-cache.js';
+import { closeFd, fdatasyncFd, openFd, tempPath, writeAt } from './fs-util.js';
 
 export const ADD = 1;
 export const DONE = 2;
@@ -107,92 +99,42 @@ export function decodeAdd(b: Buffer): DelayedMessage | undefined {
   };
 }
 
-export class DelayFile {
-  #fd: number;
-  /** Bytes in the file. */
-  size: number;
-  #pending: Array<{ buf: Buffer; entry: HeldEntry | undefined }> = [];
-  #scheduled = false;
-  #chain: Promise<void> = Promise.resolve();
-  closed = false;
-
-  private constructor(
-    readonly path: string,
-    fd: number,
-    size: number,
-  ) {
-    this.#fd = fd;
-    this.size = size;
-  }
-
-  /** Open (creating) the file and scan it; a torn or corrupt tail is cut off. */
-  static async open(path: string, wantIds: boolean): Promise<{ file: DelayFile; scan: ScanResult }> {
-    const fd = await openFd(path, RW_CREATE);
+export class DelayFile extends AppendFile {
+  /** Open (creating) the file and scan it; a torn tail is cut off. Nothing stays open on failure. */
+  static async open(
+    path: string,
+    files: FileCache,
+    wantIds: boolean,
+  ): Promise<{ file: DelayFile; scan: ScanResult }> {
+    const file = await files.open(path, 'write');
     try {
       const size = (await fs.promises.stat(path)).size;
-      const { scan, end } = await scanFile(fd, size, wantIds);
+      const { scan, end } = await scanFile(file, size, wantIds);
       if (end < size) {
-        await truncateFd(fd, end);
-        await fdatasyncFd(fd);
+        await file.truncate(end);
+        await file.datasync();
       }
-      return { file: new DelayFile(path, fd, end), scan };
+      return { file: new DelayFile(path, file, end), scan };
     } catch (err) {
-      await closeFd(fd);
+      await file.close();
       throw err;
     }
   }
 
-  /** Buffer a record; written on the next turn of the event loop (or by the next flush). */
-  append(buf: Buffer, entry?: HeldEntry): void {
-    if (this.closed) return;
-    this.#pending.push({ buf, entry });
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(() => {
-        this.#scheduled = false;
-        void this.flush(false).catch(() => {});
-      });
-    }
-  }
-
-  #run<T>(op: () => Promise<T>): Promise<T> {
-    const p = this.#chain.then(op);
-    this.#chain = p.then(
-      () => undefined,
-      () => undefined,
-    );
-    return p;
-  }
-
-  /** Write what is buffered; with `sync`, fdatasync too. */
-  flush(sync: boolean): Promise<void> {
-    return this.#run(async () => {
-      await this.#writePending();
-      if (sync && this.#fd >= 0) await fdatasyncFd(this.#fd);
+  /** Buffer the ADD record of `entry`, which learns its position when it is written. */
+  add(record: Buffer, entry: HeldEntry): void {
+    this.append(record, (pos) => {
+      entry.pos = pos;
     });
-  }
-
-  async #writePending(): Promise<void> {
-    if (this.#pending.length === 0 || this.#fd < 0) return;
-    const batch = this.#pending;
-    this.#pending = [];
-    let pos = this.size;
-    for (const p of batch) {
-      if (p.entry !== undefined) p.entry.pos = pos;
-      pos += p.buf.length;
-    }
-    const buf = batch.length === 1 ? batch[0]!.buf : Buffer.concat(batch.map((p) => p.buf));
-    await writeAt(this.#fd, buf, 0, buf.length, this.size);
-    this.size += buf.length;
   }
 
   /** Read the held message `e` back (after writing what is buffered); undefined when its record is corrupt. */
   read(e: HeldEntry): Promise<DelayedMessage | undefined> {
-    return this.#run(async () => {
-      await this.#writePending();
-      if (e.pos < 0 || this.#fd < 0) return undefined;
+    return this.run(async () => {
+      await this.writePending();
+      if (e.pos < 0 || this.closed) return undefined;
       const b = Buffer.allocUnsafe(e.len);
-      const n = await readAt(this.#fd, b, 0, e.len, e.pos);
+      const n = await this.file.read(b, 0, e.len, e.pos);
       return n === e.len ? decodeAdd(b) : undefined;
     });
   }
@@ -202,62 +144,50 @@ export class DelayFile {
    * update their positions. Records buffered meanwhile go after them.
    */
   compact(live: Iterable<HeldEntry>): Promise<void> {
-    return this.#run(async () => {
-      if (this.#fd < 0) return;
-      await this.#writePending();
+    return this.run(async () => {
+      if (this.closed) return;
+      await this.writePending();
       const entries = [...live].filter((e) => e.pos >= 0).sort((a, b) => a.pos - b.pos);
       if (entries.length === 0) {
         // Nothing held: emptying the file in place is atomic enough (either all of it is garbage or none).
-        await truncateFd(this.#fd, 0);
-        await fdatasyncFd(this.#fd);
+        await this.file.truncate(0);
+        await this.file.datasync();
         this.size = 0;
         return;
       }
       const tmp = tempPath(this.path);
-      const out = await openFd(tmp, 'w+');
+      const out = await openFd(tmp, 'w');
       const moved = new Map<HeldEntry, number>();
       try {
         let pos = 0;
         for (const e of entries) {
           const b = Buffer.allocUnsafe(e.len);
-          await readAt(this.#fd, b, 0, e.len, e.pos);
+          await this.file.read(b, 0, e.len, e.pos);
           await writeAt(out, b, 0, e.len, pos);
           moved.set(e, pos);
           pos += e.len;
         }
         await fdatasyncFd(out);
+        await closeFd(out);
+        await fs.promises.rename(tmp, this.path);
       } catch (err) {
         await closeFd(out);
         await fs.promises.rm(tmp, { force: true });
         throw err;
       }
-      await closeFd(this.#fd);
-      this.#fd = out;
-      await fs.promises.rename(tmp, this.path);
-      await fsyncDir(this.path.slice(0, this.path.lastIndexOf('/')) || '.');
       let size = 0;
       for (const [e, pos] of moved) {
         e.pos = pos;
         size += e.len;
       }
-      this.size = size;
+      await this.swapFile(size);
     });
   }
 
   /** Drop every record, buffered or written. */
   clear(): Promise<void> {
-    this.#pending = [];
+    this.takePending();
     return this.compact([]);
-  }
-
-  async close(sync: boolean): Promise<void> {
-    if (this.closed) return;
-    await this.flush(sync).catch(() => {});
-    this.closed = true;
-    await this.#chain;
-    const fd = this.#fd;
-    this.#fd = -1;
-    if (fd >= 0) await closeFd(fd);
   }
 }
 
@@ -268,7 +198,7 @@ export class DelayFile {
  * skipped), the rest when they are read back.
  */
 async function scanFile(
-  fd: number,
+  file: CachedFile,
   size: number,
   wantIds: boolean,
 ): Promise<{ scan: ScanResult; end: number }> {
@@ -286,7 +216,7 @@ async function scanFile(
     if (pos >= winStart && pos + need <= winStart + winLen) return true;
     if (need > win.length) win = Buffer.allocUnsafe(need);
     winStart = pos;
-    winLen = await readAt(fd, win, 0, Math.min(Math.max(need, readAhead), size - pos), pos);
+    winLen = await file.read(win, 0, Math.min(Math.max(need, readAhead), size - pos), pos);
     return winLen >= need;
   };
   let pos = 0;

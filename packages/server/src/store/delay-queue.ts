@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { Alarm, type Clock } from './clock.js';
 import { type DelayedMessage, DelayFile, encodeAdd, encodeDone, type HeldEntry } from './delay-file.js';
+import type { FileCache } from './file-cache.js';
 
 export type { DelayedMessage } from './delay-file.js';
 
@@ -28,6 +29,7 @@ export interface DelayQueueOptions {
   onError: (err: unknown, msg: string) => void;
   /** Read the ids of held messages at open (for the dedupe window); see `heldAtOpen`. */
   wantIds: boolean;
+  files: FileCache;
 }
 
 export class DelayQueue {
@@ -53,7 +55,7 @@ export class DelayQueue {
   }
 
   static async open(dir: string, opts: DelayQueueOptions): Promise<DelayQueue> {
-    const { file, scan } = await DelayFile.open(path.join(dir, 'delayed.journal'), opts.wantIds);
+    const { file, scan } = await DelayFile.open(path.join(dir, 'delayed.journal'), opts.files, opts.wantIds);
     const q = new DelayQueue(file, opts);
     q.#nextSeq = scan.maxSeq + 1;
     for (const e of scan.live) q.#hold(e);
@@ -94,7 +96,7 @@ export class DelayQueue {
     const record = encodeAdd({ seq, deliverAt, id, tag, data });
     const e: HeldEntry = { seq, deliverAt, pos: -1, len: record.length };
     this.#hold(e);
-    this.file.append(record, e);
+    this.file.add(record, e);
     this.#alarm.setEarlier(deliverAt);
     return this.file.flush(sync);
   }

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from './clock.js';
 import { crc32c } from './crc32c.js';
+import type { FileCache } from './file-cache.js';
 import { compileFilter, type TagMatcher } from './filter.js';
 import { writeFileAtomic } from './fs-util.js';
 import { Journal } from './journal.js';
@@ -50,6 +51,7 @@ export interface TopicPort {
   readonly topic: Topic;
   readonly reader: LogReader;
   readonly clock: Clock;
+  readonly files: FileCache;
   readonly groupsDir: string;
   readonly groupDefaults: NonNullable<StoreOptions['groupDefaults']>;
   /** The topic was closed or removed. */
@@ -158,7 +160,7 @@ export class DiskGroup implements Group {
     let state = st;
     if (state === undefined) state = JSON.parse(await fs.promises.readFile(p.json, 'utf8')) as GroupState;
     else await writeFileAtomic(p.json, JSON.stringify(state), port.syncFiles);
-    const { journal, contents } = await Journal.open(p.acks);
+    const { journal, contents } = await Journal.open(p.acks, port.files);
     const g = new DiskGroup(port, table, journal, state);
     if (st === undefined) g.#replay(contents);
     g.#recomputeDeadline();

@@ -83,7 +83,6 @@ export class LogReader {
       }
       let status = -1;
       let len = 0;
-      seg.refs++;
       try {
         const win = c.win;
         if (
@@ -109,8 +108,6 @@ export class LogReader {
       } catch (err) {
         if (seg.retired || log.closed) continue;
         throw storeError(err, `read from topic ${log.name}`);
-      } finally {
-        seg.release();
       }
       const p = c.pos - c.win.start;
       const off = recordOffset(c.win.buf, p);

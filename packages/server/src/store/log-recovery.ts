@@ -3,7 +3,7 @@
 // that still points at a valid record. A torn last record is cut off; a corrupt one followed by valid records is
 // reported and skipped by readers, never served.
 import fs from 'node:fs';
-import { truncateFd } from './fs-util.js';
+import type { FileCache } from './file-cache.js';
 import { SegmentedLog } from './log.js';
 import { INDEX_INTERVAL_BYTES } from './offset-index.js';
 import {
@@ -23,23 +23,34 @@ export interface OpenLogOptions {
   name: string;
   maxRecordBytes: number;
   log: StoreLogger | undefined;
+  files: FileCache;
 }
 
-/** Open (creating the first segment if there is none) the log in `opts.dir`. */
+/** Open (creating the first segment if there is none) the log in `opts.dir`; on failure nothing stays open. */
 export async function openLog(opts: OpenLogOptions): Promise<SegmentedLog> {
-  const log = new SegmentedLog(opts.dir, opts.name, opts.maxRecordBytes, opts.log);
-  const names = (await fs.promises.readdir(opts.dir)).filter((n) => n.endsWith(LOG_SUFFIX)).sort();
+  const log = new SegmentedLog(opts.dir, opts.name, opts.maxRecordBytes, opts.log, opts.files);
+  try {
+    await openSegments(log);
+  } catch (err) {
+    await Promise.all(log.segments.map((s) => s.close()));
+    throw err;
+  }
+  return log;
+}
+
+async function openSegments(log: SegmentedLog): Promise<void> {
+  const names = (await fs.promises.readdir(log.dir)).filter((n) => n.endsWith(LOG_SUFFIX)).sort();
   for (const n of names) {
     const base = Number(n.slice(0, -LOG_SUFFIX.length));
     if (!Number.isSafeInteger(base)) continue;
-    log.segments.push(new Segment(opts.dir, base));
+    log.segments.push(new Segment(log.dir, base, log.files));
   }
   if (log.segments.length === 0) {
-    const seg = new Segment(opts.dir, 0);
+    const seg = new Segment(log.dir, 0, log.files);
     await seg.openForAppend(true);
     log.segments.push(seg);
     log.active = seg;
-    return log;
+    return;
   }
   for (let i = 0; i < log.segments.length - 1; i++) {
     const seg = log.segments[i]!;
@@ -48,7 +59,7 @@ export async function openLog(opts: OpenLogOptions): Promise<SegmentedLog> {
     seg.sealed = true;
     seg.endOffset = log.segments[i + 1]!.base;
     seg.lastTimestamp = st.mtimeMs;
-    await seg.openForRead();
+    seg.openForRead();
   }
   const last = log.segments[log.segments.length - 1]!;
   await last.openForAppend(false);
@@ -57,7 +68,6 @@ export async function openLog(opts: OpenLogOptions): Promise<SegmentedLog> {
   log.nextOffset = last.endOffset;
   log.visibleEnd = last.endOffset;
   log.lastTimestamp = last.lastTimestamp;
-  return log;
 }
 
 /** Resume from the last index entry that still points at a valid record; scan from there; cut a torn tail. */
@@ -84,8 +94,8 @@ async function recoverTail(log: SegmentedLog, seg: Segment): Promise<void> {
   if (r.torn) log.logger?.warn({ topic: log.name, segment: seg.base, at: r.size }, 'truncated a torn record');
   for (const pos of r.corrupt) log.reportCorrupt(seg, pos);
   // The index files may hold entries past the truncation point: rewrite them from the recovered entries.
-  await truncateFd(seg.oixFd, 0);
-  await truncateFd(seg.tixFd, 0);
+  await seg.oixFile!.truncate(0);
+  await seg.tixFile!.truncate(0);
   seg.oix.persisted = 0;
   seg.tix.persisted = 0;
   await seg.persistIndex(true);

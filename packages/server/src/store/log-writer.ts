@@ -5,7 +5,7 @@
 // covers all of them (group commit). Everything else that changes the segments (roll, retention, truncation,
 // sync, close) runs in the same loop, between batches.
 import { Alarm, type Clock } from './clock.js';
-import { fdatasyncFd, fsyncDir, storeError, truncateFd, writeAt, writeAtSync } from './fs-util.js';
+import { fsyncDir, storeError } from './fs-util.js';
 import { RECENT_BATCH_BYTES, type SegmentedLog } from './log.js';
 import { encodedLength, encodeRecord, HEADER_BYTES } from './record.js';
 import { Segment } from './segment.js';
@@ -175,12 +175,12 @@ export class LogWriter {
         }
         if (used > 0) {
           try {
-            if (used <= SYNC_WRITE_BYTES) writeAtSync(seg.fd, this.#wbuf, 0, used, startPos);
-            else await writeAt(seg.fd, this.#wbuf, 0, used, startPos);
+            if (used <= SYNC_WRITE_BYTES) seg.logFile!.writeSync(this.#wbuf, 0, used, startPos);
+            else await seg.logFile!.write(this.#wbuf, 0, used, startPos);
           } catch (err) {
             seg.oix.truncate(oixLen);
             seg.tix.truncate(oixLen);
-            await truncateFd(seg.fd, startPos).catch(() => {});
+            await seg.logFile!.truncate(startPos).catch(() => {});
             throw err;
           }
           if (used <= RECENT_BATCH_BYTES) {
@@ -212,7 +212,7 @@ export class LogWriter {
     // Batches still complete strictly in order (the `#tail` chain), so visibility and promises follow offsets.
     let synced: Promise<unknown> | undefined;
     if (policy === 'always') {
-      synced = fdatasyncFd(seg.fd).then(
+      synced = seg.logFile!.datasync().then(
         () => undefined,
         (err: unknown) => err ?? new Error('fsync failed'),
       );
@@ -260,8 +260,8 @@ export class LogWriter {
     const log = this.log;
     const old = log.active;
     await old.persistIndex(true);
-    if (policy !== 'never') await fdatasyncFd(old.fd);
-    const seg = new Segment(log.dir, old.endOffset);
+    if (policy !== 'never') await old.logFile!.datasync();
+    const seg = new Segment(log.dir, old.endOffset, log.files);
     await seg.openForAppend(true);
     if (policy !== 'never') await fsyncDir(log.dir);
     old.sealed = true;
@@ -280,8 +280,8 @@ export class LogWriter {
     this.#dirty = false;
     // Not an exclusive operation: appends keep being written while the fsync runs (the kernel allows both on
     // one file). Exclusive operations (close, truncation) wait for it instead.
-    const fd = this.log.active.fd;
-    this.#intervalSync = fdatasyncFd(fd)
+    this.#intervalSync = this.log.active
+      .logFile!.datasync()
       .catch((err: unknown) => {
         this.log.logger?.error({ topic: this.log.name, err }, 'interval fsync failed');
       })
@@ -294,12 +294,12 @@ export class LogWriter {
   sync(): Promise<void> {
     return this.exclusive(async () => {
       const active = this.log.active;
-      if (active.fd < 0) return;
+      if (active.retired || active.logFile === undefined) return;
       this.#dirty = false;
       await active.persistIndex(true);
-      await fdatasyncFd(active.fd);
-      if (active.oixFd >= 0) await fdatasyncFd(active.oixFd);
-      if (active.tixFd >= 0) await fdatasyncFd(active.tixFd);
+      await active.logFile.datasync();
+      await active.oixFile?.datasync();
+      await active.tixFile?.datasync();
     });
   }
 
@@ -361,7 +361,7 @@ export class LogWriter {
         log.visibleEnd = base;
         return;
       }
-      const seg = new Segment(log.dir, base);
+      const seg = new Segment(log.dir, base, log.files);
       await seg.openForAppend(true);
       await fsyncDir(log.dir);
       log.segments = [seg];

@@ -4,6 +4,7 @@
 //   segments: [ sealed 0.. ][ sealed 4711.. ][ active 9012.. ]
 //   offsets:  firstOffset ........................ visibleEnd ... nextOffset
 //             (oldest kept)        (readers stop here) (being written)
+import type { FileCache } from './file-cache.js';
 import { HEADER_BYTES, MAX_FIELD_BYTES } from './record.js';
 import type { Segment } from './segment.js';
 import type { StoreLogger } from './types.js';
@@ -63,6 +64,8 @@ export class SegmentedLog {
     /** Sanity bound on a record's data when reading (a corrupt length must not make us read gigabytes). */
     readonly maxRecordBytes: number,
     readonly logger: StoreLogger | undefined,
+    /** The store's open-file cache, for the segments' files. */
+    readonly files: FileCache,
   ) {
     this.maxLen = maxRecordBytes + HEADER_BYTES + 2 * MAX_FIELD_BYTES;
   }

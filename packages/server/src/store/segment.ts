@@ -3,7 +3,7 @@
 // digits, so a directory listing sorts them.
 import fs from 'node:fs';
 import path from 'node:path';
-import { closeFd, openFd, RW_CREATE, readAt, truncateFd, writeAt } from './fs-util.js';
+import type { CachedFile, FileCache } from './file-cache.js';
 import { INDEX_INTERVAL_BYTES, OFFSET_ENTRY_BYTES, OffsetIndex } from './offset-index.js';
 import {
   CHECK_CORRUPT,
@@ -23,8 +23,9 @@ export function segmentFileName(base: number, suffix: string): string {
   return `${String(base).padStart(20, '0')}${suffix}`;
 }
 
+/** Something a ReadWindow reads from (a segment, by identity). */
 export interface FileRef {
-  fd: number;
+  read(buf: Buffer, off: number, len: number, pos: number): Promise<number>;
 }
 
 /** A reusable read window over a file: one fs.read fills it with up to buf.length bytes of read-ahead. */
@@ -34,7 +35,7 @@ export class ReadWindow {
   start = 0;
   /** Valid bytes in buf. */
   len = 0;
-  /** The file the bytes came from (compared by identity: fd numbers are reused after close). */
+  /** The file the bytes came from (compared by identity). */
   owner: FileRef | undefined;
 
   /** The window's own buffer, the target of every read (`buf` may be an adopted one instead). */
@@ -75,7 +76,7 @@ export class ReadWindow {
     this.buf = this.#own;
     const want = Math.min(this.buf.length, limit - pos);
     this.owner = undefined;
-    const n = await readAt(file.fd, this.buf, 0, want, pos);
+    const n = await file.read(this.buf, 0, want, pos);
     this.owner = file;
     this.start = pos;
     this.len = n;
@@ -94,8 +95,12 @@ export interface ScanResult {
   torn: boolean;
 }
 
-export class Segment {
-  fd = -1;
+export class Segment implements FileRef {
+  /** The records; read-write while the segment is active. Undefined until opened. */
+  logFile: CachedFile | undefined;
+  /** The index files, open while the segment is active (a sealed segment's are read whole, once). */
+  oixFile: CachedFile | undefined;
+  tixFile: CachedFile | undefined;
   size = 0;
   /** Offset after the last record (kept up to date for the active segment; for sealed ones: next segment's base). */
   endOffset: number;
@@ -105,17 +110,13 @@ export class Segment {
   lastIndexedPos = -INDEX_INTERVAL_BYTES;
   indexLoaded = false;
   #indexLoading: Promise<void> | undefined;
-  oixFd = -1;
-  tixFd = -1;
   sealed = false;
-  /** Readers currently inside an fs call on this segment. */
-  refs = 0;
   retired = false;
-  #closing: Promise<void> | undefined;
 
   constructor(
     readonly dir: string,
     readonly base: number,
+    readonly files: FileCache,
   ) {
     this.endOffset = base;
   }
@@ -130,14 +131,21 @@ export class Segment {
     return path.join(this.dir, segmentFileName(this.base, '.tix'));
   }
 
-  async openForRead(): Promise<void> {
-    this.fd = await openFd(this.logPath, 'r');
+  /** A sealed segment: its file is opened by the first read (and closed again when idle and others need room). */
+  openForRead(): void {
+    this.logFile = this.files.lazy(this.logPath, 'read');
   }
 
+  /** Open the log and index files read-write (`create`: new, empty files). Closes what it opened on failure. */
   async openForAppend(create: boolean): Promise<void> {
-    this.fd = await openFd(this.logPath, create ? 'w+' : 'r+');
-    this.oixFd = await openFd(this.oixPath, create ? 'w+' : RW_CREATE);
-    this.tixFd = await openFd(this.tixPath, create ? 'w+' : RW_CREATE);
+    try {
+      this.logFile = await this.files.open(this.logPath, 'write', create);
+      this.oixFile = await this.files.open(this.oixPath, 'write', create);
+      this.tixFile = await this.files.open(this.tixPath, 'write', create);
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
     if (create) {
       this.indexLoaded = true;
       this.size = 0;
@@ -155,13 +163,13 @@ export class Segment {
 
   /** Write index entries not yet in the index files (unsynced: the indexes are rebuilt from the log if lost). */
   async persistIndex(force: boolean): Promise<void> {
-    if (this.oixFd < 0) return;
+    if (this.oixFile === undefined || this.tixFile === undefined) return;
     const pending = this.oix.length - this.oix.persisted;
     if (pending === 0 || (!force && pending < 32)) return;
     const o = this.oix.unpersisted();
     const t = this.tix.unpersisted();
-    if (o) await writeAt(this.oixFd, o, 0, o.length, this.oix.persisted * OFFSET_ENTRY_BYTES);
-    if (t) await writeAt(this.tixFd, t, 0, t.length, this.tix.persisted * TIME_ENTRY_BYTES);
+    if (o) await this.oixFile.write(o, 0, o.length, this.oix.persisted * OFFSET_ENTRY_BYTES);
+    if (t) await this.tixFile.write(t, 0, t.length, this.tix.persisted * TIME_ENTRY_BYTES);
     this.oix.persisted = this.oix.length;
     this.tix.persisted = this.tix.length;
   }
@@ -253,9 +261,7 @@ export class Segment {
       corrupt.push(pos);
       pos = next;
     }
-    if (torn && truncate) {
-      await truncateFd(this.fd, pos);
-    }
+    if (torn && truncate) await this.logFile!.truncate(pos);
     this.size = torn ? pos : fileSize;
     if (!truncate && torn) this.size = fileSize;
     this.endOffset = endOffset;
@@ -263,27 +269,19 @@ export class Segment {
     return { size: pos, endOffset, lastTimestamp: lastTs, corrupt, torn };
   }
 
-  /** Close the files now, or once the last in-flight read lets go. */
+  read(buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+    if (this.logFile === undefined) return Promise.reject(new Error(`segment ${this.base} is not open`));
+    return this.logFile.read(buf, off, len, pos);
+  }
+
+  /** Serve no more reads: close the files once the reads in flight are done (they may finish after unlink). */
   retire(): Promise<void> {
     this.retired = true;
-    if (this.refs > 0) return Promise.resolve();
     return this.close();
   }
 
-  release(): void {
-    this.refs--;
-    if (this.retired && this.refs === 0) void this.close();
-  }
-
-  close(): Promise<void> {
-    this.#closing ??= (async () => {
-      const fds = [this.fd, this.oixFd, this.tixFd];
-      this.fd = -1;
-      this.oixFd = -1;
-      this.tixFd = -1;
-      for (const fd of fds) if (fd >= 0) await closeFd(fd);
-    })();
-    return this.#closing;
+  async close(): Promise<void> {
+    await Promise.all([this.logFile?.close(), this.oixFile?.close(), this.tixFile?.close()]);
   }
 
   async unlink(): Promise<void> {

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { type Clock, systemClock } from './clock.js';
 import { declareDlq } from './dead-letter.js';
 import { declareOnce } from './declare-once.js';
+import { defaultMaxOpenFiles, FileCache } from './file-cache.js';
+import { TMP_SUFFIX } from './fs-util.js';
 import { MemoryTopic } from './memory-topic.js';
 import { migrateCreators } from './migrate-creators.js';
 import { nameKey, validateName } from './names.js';
@@ -22,6 +24,8 @@ import {
 
 /** @default 64 MiB */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Topic directories opened at once at start (each holds a few files open while it is opened). */
+const OPEN_CONCURRENCY = 16;
 
 type AnyTopic = DiskTopic | MemoryTopic;
 
@@ -34,6 +38,7 @@ class FileStore implements Store, StoreContext {
   readonly log: StoreLogger | undefined;
   readonly deadLetterFn: StoreOptions['deadLetter'];
   readonly clock: Clock;
+  readonly files: FileCache;
   readonly #topics = new Map<string, AnyTopic>();
   readonly #declaring = new Map<string, Promise<AnyTopic>>();
   readonly #migrateCreator: StoreOptions['migrateCreator'];
@@ -49,6 +54,11 @@ class FileStore implements Store, StoreContext {
     this.deadLetterFn = options.deadLetter;
     this.clock = options.clock ?? systemClock;
     this.#migrateCreator = options.migrateCreator;
+    this.files = new FileCache(
+      options.maxOpenFiles !== undefined && options.maxOpenFiles > 0
+        ? options.maxOpenFiles
+        : defaultMaxOpenFiles(),
+    );
   }
 
   async load(): Promise<void> {
@@ -56,23 +66,31 @@ class FileStore implements Store, StoreContext {
     if (this.#migrateCreator) await migrateCreators(this.dataDir, this.#migrateCreator, this.log);
     const entries = await fs.promises.readdir(this.dataDir, { withFileTypes: true });
     for (const e of entries) {
-      if (e.isDirectory() && e.name.startsWith(TRASH_PREFIX)) {
+      // Topics being deleted when the process stopped, and temp files of writes it did not finish.
+      if (
+        (e.isDirectory() && e.name.startsWith(TRASH_PREFIX)) ||
+        (e.isFile() && e.name.endsWith(TMP_SUFFIX))
+      ) {
         await fs.promises.rm(path.join(this.dataDir, e.name), { recursive: true, force: true });
       }
     }
-    const opened = await Promise.all(
-      entries
-        .filter((e) => e.isDirectory() && !e.name.startsWith(TRASH_PREFIX))
-        .map(async (e) => {
-          try {
-            return await DiskTopic.open(this, path.join(this.dataDir, e.name));
-          } catch (err) {
-            this.log?.error({ dir: e.name, err }, 'cannot open topic directory; skipped');
-            return undefined;
-          }
-        }),
-    );
-    for (const t of opened) if (t) this.#topics.set(nameKey(t.name), t);
+    const dirs = entries
+      .filter((e) => e.isDirectory() && !e.name.startsWith(TRASH_PREFIX))
+      .map((e) => e.name);
+    // A few at a time: 10,000 topics opened at once would each hold files open at the same moment.
+    let next = 0;
+    const worker = async () => {
+      while (next < dirs.length) {
+        const name = dirs[next++]!;
+        try {
+          const t = await DiskTopic.open(this, path.join(this.dataDir, name));
+          if (t) this.#topics.set(nameKey(t.name), t);
+        } catch (err) {
+          this.log?.error({ dir: name, err }, 'cannot open topic directory; skipped');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: OPEN_CONCURRENCY }, worker));
   }
 
   #check(): void {

@@ -12,7 +12,8 @@ import type { Clock } from './clock.js';
 import { type DeadLetterSink, deadLetter } from './dead-letter.js';
 import { Dedupe, rebuildDedupe } from './dedupe.js';
 import { DelayQueue } from './delay-queue.js';
-import { fsyncDir, writeFileAtomic } from './fs-util.js';
+import type { FileCache } from './file-cache.js';
+import { fsyncDir, TMP_SUFFIX, writeFileAtomic } from './fs-util.js';
 import type { TopicPort } from './group.js';
 import { GroupTable } from './group-table.js';
 import { LogReader } from './log-reader.js';
@@ -52,6 +53,17 @@ export interface StoreContext extends DeadLetterSink {
   readonly groupDefaults: NonNullable<StoreOptions['groupDefaults']>;
   readonly log: StoreLogger | undefined;
   readonly clock: Clock;
+  readonly files: FileCache;
+}
+
+/** Remove temp files a crash left in a topic directory and its `groups/` (atomic writes that never finished). */
+async function removeTempFiles(dir: string): Promise<void> {
+  for (const d of [dir, path.join(dir, 'groups')]) {
+    const names = await fs.promises.readdir(d).catch(() => [] as string[]);
+    for (const n of names) {
+      if (n.endsWith(TMP_SUFFIX)) await fs.promises.rm(path.join(d, n), { force: true });
+    }
+  }
 }
 
 interface TopicMeta {
@@ -102,7 +114,28 @@ export class DiskTopic implements Topic, TopicPort {
     name: string,
     config: TopicConfig,
   ): Promise<DiskTopic> {
+    // A directory left by a topic that could not be opened is reused, never deleted; a new one is removed again
+    // if the topic cannot be created in it (no half-created topic is left behind).
+    const existed = await fs.promises.stat(dir).then(
+      () => true,
+      () => false,
+    );
+    try {
+      return await DiskTopic.#create(store, dir, name, config);
+    } catch (err) {
+      if (!existed) await fs.promises.rm(dir, { recursive: true, force: true }).catch(() => {});
+      throw err;
+    }
+  }
+
+  static async #create(
+    store: StoreContext,
+    dir: string,
+    name: string,
+    config: TopicConfig,
+  ): Promise<DiskTopic> {
     await fs.promises.mkdir(path.join(dir, 'groups'), { recursive: true });
+    await removeTempFiles(dir);
     const now = store.clock.now();
     const meta: TopicMeta = {
       name,
@@ -114,7 +147,7 @@ export class DiskTopic implements Topic, TopicPort {
     };
     await writeFileAtomic(path.join(dir, 'topic.json'), JSON.stringify(meta), true);
     const t = new DiskTopic(store, dir, meta);
-    await t.#init();
+    await t.#start();
     if (t.fsyncPolicy !== 'never') {
       // Make the new directory entries themselves durable: the topic, its first segment, groups/.
       await fsyncDir(dir);
@@ -132,8 +165,9 @@ export class DiskTopic implements Topic, TopicPort {
       return undefined;
     }
     await fs.promises.mkdir(path.join(dir, 'groups'), { recursive: true });
+    await removeTempFiles(dir);
     const t = new DiskTopic(store, dir, meta);
-    await t.#init();
+    await t.#start();
     return t;
   }
 
@@ -173,6 +207,24 @@ export class DiskTopic implements Topic, TopicPort {
     return this;
   }
 
+  get files(): FileCache {
+    return this.store.files;
+  }
+
+  /** Open the parts; if one fails, close those already open (no file stays open) and rethrow. */
+  async #start(): Promise<void> {
+    try {
+      await this.#init();
+    } catch (err) {
+      this.closed = true;
+      this.retention?.stop();
+      await this.groupTable.destroy().catch(() => {});
+      await this.delays?.close(false).catch(() => {});
+      await this.writer?.close().catch(() => {});
+      throw err;
+    }
+  }
+
   async #init(): Promise<void> {
     const clock = this.clock;
     const log = await openLog({
@@ -180,6 +232,7 @@ export class DiskTopic implements Topic, TopicPort {
       name: this.name,
       maxRecordBytes: MAX_RECORD_BYTES,
       log: this.store.log,
+      files: this.files,
     });
     this.reader = new LogReader(log);
     this.writer = new LogWriter(log, {
@@ -201,6 +254,7 @@ export class DiskTopic implements Topic, TopicPort {
       release: (m) => this.appender.appendNow(m.id, m.tag, m.data),
       onError: (err, msg) => this.logError(err, msg),
       wantIds: this.dedupeWindowMs > 0,
+      files: this.files,
     });
     this.appender = new Appender(this.name, this, this.writer, this.delays, this.groupTable, clock);
     await this.groupTable.load();

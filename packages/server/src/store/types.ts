@@ -211,6 +211,11 @@ export interface StoreOptions {
   /** Time and timers (tests pass a manual clock). @default the system clock */
   clock?: Clock;
   /**
+   * Most files the store keeps open at once (segments, indexes, journals); the least recently used idle one is
+   * closed to make room. 0 or unset: half the process's open-file limit (`ulimit -n`), at least 64.
+   */
+  maxOpenFiles?: number;
+  /**
    * Rewrites a record's bytes before it is appended to `<topic>.dlq` (the broker adds headers saying why and
    * from where; the store itself never parses the bytes). Default: the bytes unchanged.
    */
