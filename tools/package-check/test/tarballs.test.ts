@@ -24,6 +24,18 @@ const COPIED_BUNDLES: Record<string, Record<string, string>> = {
   '@zbus/broker': { 'dist/monitor/monitor.js': 'apps/monitor/dist/monitor.js.map' },
 };
 
+/**
+ * Dependencies held to one minor release (a tilde range), with why; every other dependency is a caret range.
+ * @nats-io 3.4.0 pins @nats-io/nuid 3.0.0, whose engines say Node >= 22: a fresh install on Node 20 would warn
+ * EBADENGINE. 3.3.x pins nuid 2.0.3 (Node >= 18), so @zbus/store-nats stays on 3.3 until nuid accepts Node 20.
+ */
+const MINOR_PINS = new Set([
+  '@nats-io/jetstream',
+  '@nats-io/kv',
+  '@nats-io/nats-core',
+  '@nats-io/transport-node',
+]);
+
 function files(dir: string, base = dir): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory() ? files(join(dir, e.name), base) : [relative(base, join(dir, e.name))],
@@ -164,7 +176,7 @@ describe.each(packs.map((p) => [p.manifest.name, p] as const))('%s tarball', (_n
     expect(manifest.devDependencies).toBeUndefined();
     expect(manifest.publishConfig).toEqual({ access: 'public' });
     for (const [dep, range] of Object.entries(manifest.dependencies ?? {})) {
-      expect(range, dep).toMatch(/^\^\d+\.\d+\.\d+$/);
+      expect(range, dep).toMatch(!MINOR_PINS.has(dep) ? /^\^\d+\.\d+\.\d+$/ : /^~\d+\.\d+\.\d+$/);
     }
   });
 
