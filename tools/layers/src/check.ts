@@ -66,11 +66,6 @@ export function checkLayers(root: string, rules: LayerRules): Violation[] {
   for (const pkg of pkgs) {
     const src = join(root, pkg.dir, 'src');
     if (!existsSync(src)) continue;
-    const files = readSources(src);
-    const where = (f: SourceFile, line = 0): Pick<Violation, 'file' | 'line'> => ({
-      file: posix.join(pkg.dir, 'src', f.path),
-      line,
-    });
     const rule = pkg.rule;
     if (rule === undefined) {
       out.push({
@@ -81,102 +76,122 @@ export function checkLayers(root: string, rules: LayerRules): Violation[] {
       });
       continue;
     }
-    const folderLayer = (path: string): number =>
-      rule.folders === undefined
-        ? 0
-        : rule.folders.findIndex((globs) => globs.some((g) => globMatch(g, path)));
+    const files = readSources(src);
+    const at = (f: SourceFile, line = 0) => ({ file: posix.join(pkg.dir, 'src', f.path), line });
     for (const f of files.values()) {
-      const own = folderLayer(f.path);
-      if (own < 0) {
-        out.push({
-          kind: 'folder-layer',
-          ...where(f),
-          message: `${f.path} is in none of ${pkg.name}'s folder layers (tools/layers/src/rules.ts)`,
-        });
-      }
-      for (const imp of f.imports) {
-        const at = where(f, imp.line);
-        if (imp.target !== undefined) {
-          const theirs = folderLayer(imp.target);
-          if (own >= 0 && theirs > own) {
-            out.push({
-              kind: 'folder-layer',
-              ...at,
-              message: `${f.path} imports ${imp.target}, a higher layer of ${pkg.name} (${layerNames(rule, own, theirs)})`,
-            });
-          }
-        }
-        for (const why of forbiddenFor(rule, f.path, imp)) {
-          out.push({ kind: 'forbidden', ...at, message: `imports ${imp.specifier}: ${why}` });
-        }
-        if (imp.target !== undefined || isRelative(imp.specifier)) continue;
-        const name = packageName(imp.specifier);
-        const other = byName.get(name);
-        if (
-          other !== undefined &&
-          other !== pkg &&
-          other.rule !== undefined &&
-          other.rule.layer >= rule.layer
-        ) {
-          out.push({
-            kind: 'layer',
-            ...at,
-            message: `${pkg.name} (layer ${rule.layer}) imports ${name} (layer ${other.rule.layer}): a package imports only lower layers`,
-          });
-        }
-        if (rule.browser) {
-          const why = nodeOnly(imp.specifier, name, other, rules);
-          if (why !== undefined) {
-            out.push({
-              kind: 'browser',
-              ...at,
-              message: `imports ${imp.specifier}, ${why}: ${pkg.name} runs in browsers`,
-            });
-          }
-        }
-      }
-      if (rule.browser) {
-        for (const t of f.typeReferences) {
-          if (t.name === 'node') {
-            out.push({
-              kind: 'browser',
-              ...where(f, t.line),
-              message: `references Node's types: ${pkg.name} runs in browsers`,
-            });
-          }
-        }
-        for (const g of nodeGlobals(f)) {
-          out.push({
-            kind: 'browser',
-            ...where(f, g.line),
-            message: `uses the Node global ${g.name}: ${pkg.name} runs in browsers`,
-          });
-        }
-      }
+      for (const v of fileViolations(pkg, rule, f, byName, rules)) out.push({ ...v, ...at(f, v.line) });
     }
-    const known = new Set(rule.cycles ?? []);
-    for (const { files: members, path } of cycles(files)) {
-      const allowed = rule.cycles?.find((c) => members.every((m) => c.files.includes(m)));
-      if (allowed !== undefined) {
-        known.delete(allowed);
-        continue;
-      }
-      out.push({
-        kind: 'cycle',
-        ...where(files.get(path[0] as string) as SourceFile),
-        message: `import cycle in ${pkg.name}: ${[...path, path[0]].join(' -> ')}`,
-      });
-    }
-    for (const stale of known) {
-      out.push({
-        kind: 'cycle',
-        file: posix.join(pkg.dir, 'src'),
-        line: 0,
-        message: `${pkg.name} no longer has the cycle among ${stale.files.join(', ')}: delete it from tools/layers/src/rules.ts`,
-      });
+    for (const v of cycleViolations(pkg, rule, files)) {
+      const f = v.file === undefined ? undefined : files.get(v.file);
+      out.push({ ...v, ...(f ? at(f) : { file: posix.join(pkg.dir, 'src'), line: 0 }) });
     }
   }
   return out;
+}
+
+type Found = Omit<Violation, 'file'> & { file?: string };
+
+/** What one file breaks: its folder layer, forbidden imports, package layers, and browser rules. */
+function* fileViolations(
+  pkg: Pkg,
+  rule: PackageRule,
+  f: SourceFile,
+  byName: Map<string, Pkg>,
+  rules: LayerRules,
+): Generator<Found> {
+  const own = folderLayer(rule, f.path);
+  if (own < 0) {
+    yield {
+      kind: 'folder-layer',
+      line: 0,
+      message: `${f.path} is in none of ${pkg.name}'s folder layers (tools/layers/src/rules.ts)`,
+    };
+  }
+  for (const imp of f.imports) {
+    const line = imp.line;
+    if (imp.target !== undefined) {
+      const theirs = folderLayer(rule, imp.target);
+      if (own >= 0 && theirs > own) {
+        yield {
+          kind: 'folder-layer',
+          line,
+          message: `${f.path} imports ${imp.target}, a higher layer of ${pkg.name} (${layerNames(rule, own, theirs)})`,
+        };
+      }
+    }
+    for (const why of forbiddenFor(rule, f.path, imp)) {
+      yield { kind: 'forbidden', line, message: `imports ${imp.specifier}: ${why}` };
+    }
+    if (imp.target !== undefined || isRelative(imp.specifier)) continue;
+    const name = packageName(imp.specifier);
+    const other = byName.get(name);
+    if (other !== undefined && other !== pkg && other.rule !== undefined && other.rule.layer >= rule.layer) {
+      yield {
+        kind: 'layer',
+        line,
+        message: `${pkg.name} (layer ${rule.layer}) imports ${name} (layer ${other.rule.layer}): a package imports only lower layers`,
+      };
+    }
+    const why = rule.browser ? nodeOnly(imp.specifier, name, other, rules) : undefined;
+    if (why !== undefined) {
+      yield {
+        kind: 'browser',
+        line,
+        message: `imports ${imp.specifier}, ${why}: ${pkg.name} runs in browsers`,
+      };
+    }
+  }
+  if (!rule.browser) return;
+  for (const t of f.typeReferences) {
+    if (t.name === 'node') {
+      yield {
+        kind: 'browser',
+        line: t.line,
+        message: `references Node's types: ${pkg.name} runs in browsers`,
+      };
+    }
+  }
+  for (const g of nodeGlobals(f)) {
+    yield {
+      kind: 'browser',
+      line: g.line,
+      message: `uses the Node global ${g.name}: ${pkg.name} runs in browsers`,
+    };
+  }
+}
+
+/**
+ * The package's import cycles (file: the first file of the loop), less the ones its rule lists; and each listed
+ * one that is gone (no file: it is about the package).
+ */
+function* cycleViolations(pkg: Pkg, rule: PackageRule, files: Map<string, SourceFile>): Generator<Found> {
+  const listed = new Set(rule.cycles ?? []);
+  for (const { files: members, path } of cycles(files)) {
+    const allowed = rule.cycles?.find((c) => members.every((m) => c.files.includes(m)));
+    if (allowed !== undefined) {
+      listed.delete(allowed);
+      continue;
+    }
+    yield {
+      kind: 'cycle',
+      file: path[0],
+      line: 0,
+      message: `import cycle in ${pkg.name}: ${[...path, path[0]].join(' -> ')}`,
+    };
+  }
+  for (const stale of listed) {
+    yield {
+      kind: 'cycle',
+      line: 0,
+      message: `${pkg.name} no longer has the cycle among ${stale.files.join(', ')}: delete it from tools/layers/src/rules.ts`,
+    };
+  }
+}
+
+/** The index of the folder layer `path` (relative to src/) is in: 0 without folder layers, -1 in none. */
+function folderLayer(rule: PackageRule, path: string): number {
+  if (rule.folders === undefined) return 0;
+  return rule.folders.findIndex((globs) => globs.some((g) => globMatch(g, path)));
 }
 
 /** One line per violation, `file:line  message`, for test failures and people. */
