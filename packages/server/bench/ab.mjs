@@ -4,13 +4,15 @@
 //       produce by URL (`/produce/MyTopic` and `/MyTopic?cmd=produce`), consume after filling, RPC by URL
 //       (`/MyRpc/calc/plus/1/2`) with a service process attached (raw TCP, consume_window 64, answers with route)
 //   - the data disk's fsync latency, for the fsync=always ceiling (32 in flight / latency)
-// Usage: node bench/ab.mjs [--docs] [--quick]   (env AB_N, default 200000; AB_C, default 32; AB_REPEAT, default 2)
+// Usage: node bench/ab.mjs [--docs] [--quick]   (env AB_N, default 200000; AB_C, default 32; AB_REPEAT, default 2;
+//   AB_ONLY=interval,always,never; AB_CASES=ping,produce,consume,RPC; AB_OUT=<file.json>; AB_PROFILE=<dir>)
 // --docs rewrites the "## Broker (ab)" section of docs/benchmarks.md with this run's figures.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cpuSeconds } from '@zbus/testkit';
 import { bundleSrc } from './bundle.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -22,6 +24,8 @@ const C = Number(process.env.AB_C ?? 32);
 /** Each ab run is repeated and the best kept (the machine is shared; a run can lose its time slices). */
 const REPEAT = Number(process.env.AB_REPEAT ?? (quick ? 1 : 2));
 const INTERVAL_MS = 100;
+/** AB_PROFILE=<dir>: the brokers run under `node --cpu-prof` (read with client-node's bench/profile-top.mjs). */
+const PROFILE = process.env.AB_PROFILE ?? '';
 
 function ensureAb() {
   if (spawnSync('sh', ['-c', 'command -v ab'], { stdio: 'ignore' }).status === 0) return;
@@ -45,8 +49,9 @@ function bundleBroker() {
 }
 
 /** Starts `node --input-type=module -e code`; resolves with the child and the first line it prints. */
-function startChild(code, env = {}) {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+function startChild(code, env = {}, profile = false) {
+  const prof = profile && PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [];
+  const child = spawn(process.execPath, [...prof, '--input-type=module', '-e', code], {
     cwd: pkg,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...env },
@@ -124,12 +129,38 @@ s.on('connect', () => send({ cmd: 'declare', topic: 'MyRpc', topic_mask: '3', id
 process.on('SIGTERM', () => process.exit(0));
 `;
 
-/** Runs ab REPEAT times and returns the figures of the fastest run (with how many runs and their spread). */
-function ab(url, n = N) {
+/** One ab run, with the CPU the given processes used during it (us per request) and the load average after it. */
+function measured(url, pids, n = N) {
+  const before = pids.map(cpuSeconds);
+  const r = abOnce(url, n);
+  const cpu = pids.map((pid, i) => cpuSeconds(pid) - before[i]);
+  return { ...r, cpuUs: cpu.map((s) => (s * 1e6) / n), load: os.loadavg()[0] };
+}
+
+/**
+ * Runs a case REPEAT times, each run right after a run of the Node http baseline (interleaved, so that both see
+ * the same load), and keeps the fastest of each; CPU per request is the lowest of the runs (time slices lost to
+ * other processes inflate it less than throughput, but cache and scheduler noise still add).
+ */
+function interleaved(baseline, url, pids) {
   const runs = [];
-  for (let i = 0; i < REPEAT; i++) runs.push(abOnce(url, n));
+  const bases = [];
+  for (let i = 0; i < REPEAT; i++) {
+    bases.push(measured(baseline.url, [baseline.pid]));
+    runs.push(measured(url, pids));
+  }
   const best = runs.reduce((a, b) => (b.rps > a.rps ? b : a));
-  return { ...best, all: runs.map((r) => Math.round(r.rps)) };
+  const base = bases.reduce((a, b) => (b.rps > a.rps ? b : a));
+  const minCpu = (rs, i) => Math.min(...rs.map((r) => r.cpuUs[i]));
+  return {
+    ...best,
+    all: runs.map((r) => Math.round(r.rps)),
+    loads: runs.map((r) => r.load),
+    cpuUs: pids.map((_, i) => minCpu(runs, i)),
+    base: base.rps,
+    baseAll: bases.map((r) => Math.round(r.rps)),
+    baseCpuUs: minCpu(bases, 0),
+  };
 }
 
 function abOnce(url, n) {
@@ -174,41 +205,33 @@ async function get(url) {
   return { status: r.status, text: await r.text() };
 }
 
-async function brokerRun(bundle, fsync, label, withConsumeAndRpc) {
+async function brokerRun(baseline, bundle, fsync, label, withConsumeAndRpc) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'zbus-ab-data-'));
-  const { child, line } = await startChild(brokerCode(bundle, dataDir, fsync));
+  const { child, line } = await startChild(brokerCode(bundle, dataDir, fsync), {}, true);
   const base = `http://127.0.0.1:${line}`;
+  const broker = [child.pid];
   const rows = [];
+  const run = (name, url, extra = {}) => {
+    if (CASES.some((c) => name.startsWith(c)))
+      rows.push({ label, name, ...extra, ...interleaved(baseline, url, extra.pids ?? broker) });
+  };
   try {
     const d = await get(`${base}/declare/MyTopic`);
     if (d.status !== 200) throw new Error(`declare failed: ${d.status} ${d.text}`);
-    if (withConsumeAndRpc) {
-      // Diagnostic: the transport alone (decode, command lookup, ordered reply, write), no store.
-      rows.push({
-        label,
-        name: 'ping /ping (diagnostic: no store)',
-        diagnostic: true,
-        ...ab(`${base}/ping`),
-      });
-    }
-    rows.push({ label, name: 'produce /produce/MyTopic', ...ab(`${base}/produce/MyTopic`) });
-    rows.push({ label, name: 'produce /MyTopic?cmd=produce', ...ab(`${base}/MyTopic?cmd=produce`) });
+    // Diagnostic: the transport alone (decode, command lookup, ordered reply, write), no store.
+    if (withConsumeAndRpc) run('ping /ping (diagnostic: no store)', `${base}/ping`, { diagnostic: true });
+    run('produce /produce/MyTopic', `${base}/produce/MyTopic`);
+    run('produce /MyTopic?cmd=produce', `${base}/MyTopic?cmd=produce`);
     if (withConsumeAndRpc) {
       // The produce runs filled the topic with 2 * N * REPEAT messages; each consume run reads N of them.
-      rows.push({
-        label,
-        name: 'consume /MyTopic?cmd=consume (after filling)',
-        ...ab(`${base}/MyTopic?cmd=consume`),
-      });
+      run('consume /MyTopic?cmd=consume (after filling)', `${base}/MyTopic?cmd=consume`);
       const protocolEntry = path.join(root, 'packages/protocol/dist/index.js');
       const svc = await startChild(serviceCode(protocolEntry, line));
       try {
         const probe = await get(`${base}/MyRpc/calc/plus/1/2`);
         if (probe.text !== '3') throw new Error(`RPC probe answered ${probe.status} ${probe.text}`);
-        rows.push({
-          label,
-          name: 'RPC by URL /MyRpc/calc/plus/1/2 (service process)',
-          ...ab(`${base}/MyRpc/calc/plus/1/2`),
+        run('RPC by URL /MyRpc/calc/plus/1/2 (service process)', `${base}/MyRpc/calc/plus/1/2`, {
+          pids: [child.pid, svc.child.pid],
         });
       } finally {
         await stop(svc.child);
@@ -225,6 +248,10 @@ function fmt(n) {
   return Math.round(n).toLocaleString('en-US');
 }
 
+/** Which brokers to run: AB_ONLY=interval,always,never (default all three); which cases: AB_CASES. */
+const ONLY = (process.env.AB_ONLY ?? 'interval,always,never').split(',');
+const CASES = (process.env.AB_CASES ?? 'ping,produce,consume,RPC').split(',');
+
 async function main() {
   ensureAb();
   const bundle = bundleBroker();
@@ -233,48 +260,58 @@ async function main() {
   fs.rmSync(probeDir, { recursive: true, force: true });
   const ceiling = C / (fsyncMs / 1000);
 
+  // The baseline server lives through the whole run: every broker case runs right after a baseline run.
   const baselineChild = await startChild(BASELINE);
-  let baseline;
+  const baseline = { url: `http://127.0.0.1:${baselineChild.line}/`, pid: baselineChild.child.pid };
+  const rows = [];
   try {
-    baseline = ab(`http://127.0.0.1:${baselineChild.line}/`);
+    if (ONLY.includes('interval'))
+      rows.push(
+        ...(await brokerRun(
+          baseline,
+          bundle,
+          `interval=${INTERVAL_MS}`,
+          `fsync=interval=${INTERVAL_MS}`,
+          true,
+        )),
+      );
+    if (ONLY.includes('always'))
+      rows.push(...(await brokerRun(baseline, bundle, 'always', 'fsync=always', false)));
+    // Diagnostic: the same produce without any fsync, to show what the fsync policy costs.
+    if (ONLY.includes('never'))
+      rows.push(
+        ...(await brokerRun(baseline, bundle, 'never', 'fsync=never', false)).map((r) => ({
+          ...r,
+          diagnostic: true,
+        })),
+      );
   } finally {
     await stop(baselineChild.child);
   }
-  const rows = [
-    ...(await brokerRun(bundle, `interval=${INTERVAL_MS}`, `fsync=interval=${INTERVAL_MS}`, true)),
-    ...(await brokerRun(bundle, 'always', 'fsync=always', false)),
-    // Diagnostic: the same produce without any fsync, to show what the fsync policy costs.
-    ...(await brokerRun(bundle, 'never', 'fsync=never', false)).map((r) => ({ ...r, diagnostic: true })),
-  ];
-  // A second baseline at the end shows how much the shared machine drifted during the run.
-  const baselineChild2 = await startChild(BASELINE);
-  let baseline2;
-  try {
-    baseline2 = ab(`http://127.0.0.1:${baselineChild2.line}/`);
-  } finally {
-    await stop(baselineChild2.child);
-  }
-  const base = Math.max(baseline.rps, baseline2.rps);
-  const alwaysBound = Math.min(ceiling, base);
   const target = (r) => {
-    if (r.diagnostic) return { want: 0, of: base, what: 'diagnostic' };
+    if (r.diagnostic) return { want: 0, of: r.base, what: 'diagnostic' };
     if (r.label.startsWith('fsync=always'))
-      return { want: 0.8, of: alwaysBound, what: '0.8x min(ceiling, baseline)' };
-    if (r.name.startsWith('RPC')) return { want: 0.45, of: base, what: '0.45x baseline' };
-    return { want: 0.9, of: base, what: '0.9x baseline' };
+      return { want: 0.8, of: Math.min(ceiling, r.base), what: '0.8x min(ceiling, baseline)' };
+    if (r.name.startsWith('RPC')) return { want: 0.45, of: r.base, what: '0.45x baseline' };
+    return { want: 0.9, of: r.base, what: '0.9x baseline' };
   };
+  const us = (v) => v.toFixed(1);
   const table = [
-    '| run | ab target | req/s (best) | each run | ratio | target | met | failed / non-2xx | p50 / p99 ms |',
-    '|---|---|---:|---|---:|---|---|---:|---:|',
-    `| Node http "ok" (start) | \`/\` | ${fmt(baseline.rps)} | ${baseline.all.map(fmt).join(', ')} | ${(baseline.rps / base).toFixed(2)} | | | ${baseline.failed} / ${baseline.non2xx} | ${baseline.p50} / ${baseline.p99} |`,
+    '| run | ab target | req/s (best) | each run | baseline req/s (interleaved runs) | ratio | target | met | broker CPU us/req (baseline) | failed / non-2xx | p50 / p99 ms | load (1 min) per run |',
+    '|---|---|---:|---|---|---:|---|---|---:|---:|---:|---|',
     ...rows.map((r) => {
       const t = target(r);
       const ratio = r.rps / t.of;
-      return `| ${r.label} | ${r.name} | ${fmt(r.rps)} | ${r.all.map(fmt).join(', ')} | ${(r.rps / base).toFixed(2)}${
-        t.of !== base ? ` (${ratio.toFixed(2)} of bound)` : ''
-      } | ${t.what} | ${r.diagnostic ? '' : ratio >= t.want ? 'yes' : 'no'} | ${r.failed} / ${r.non2xx} | ${r.p50} / ${r.p99} |`;
+      const cpu = `${us(r.cpuUs[0])}${r.cpuUs.length > 1 ? ` + service ${us(r.cpuUs[1])}` : ''} (${us(r.baseCpuUs)})`;
+      const bound = t.of !== r.base ? ` (${ratio.toFixed(2)} of bound)` : '';
+      const met = r.diagnostic ? '' : ratio >= t.want ? 'yes' : 'no';
+      const base = `${fmt(r.base)} (${r.baseAll.map(fmt).join(', ')})`;
+      const loads = r.loads.map((l) => l.toFixed(1)).join(' / ');
+      const cells = [r.label, r.name, fmt(r.rps), r.all.map(fmt).join(', '), base];
+      cells.push(`${(r.rps / r.base).toFixed(2)}${bound}`, t.what, met, cpu);
+      cells.push(`${r.failed} / ${r.non2xx}`, `${r.p50} / ${r.p99}`, loads);
+      return `| ${cells.join(' | ')} |`;
     }),
-    `| Node http "ok" (end) | \`/\` | ${fmt(baseline2.rps)} | ${baseline2.all.map(fmt).join(', ')} | ${(baseline2.rps / base).toFixed(2)} | | | ${baseline2.failed} / ${baseline2.non2xx} | ${baseline2.p50} / ${baseline2.p99} |`,
   ].join('\n');
   const cpu = (os.cpus()[0]?.model ?? 'unknown').trim();
   const summary = [
@@ -282,48 +319,34 @@ async function main() {
       .loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')} at the end (the machine is shared).`,
-    `ab: \`ab -k -c ${C} -n ${N}\` (HTTP/1.0 keep-alive GETs, empty body), each run ${REPEAT} time(s), the best kept. Baseline = the higher of the two Node http figures: ${fmt(base)} req/s.`,
+    `ab: \`ab -k -c ${C} -n ${N}\` (HTTP/1.0 keep-alive GETs, empty body). Each case runs ${REPEAT} time(s), each run right after a run of the Node http baseline (same ab command), and the best of each is kept; the ratio is case / baseline. CPU is utime + stime of the process (from /proc) over the run divided by the requests, the lowest of the runs.`,
     `fsync latency of the data disk (write 4 KiB + fdatasync, mean of 300): ${fsyncMs.toFixed(3)} ms, so the fsync=always ceiling is ${C} / ${fsyncMs.toFixed(
       3,
-    )} ms = ${fmt(ceiling)} req/s; the bound for fsync=always is min(ceiling, baseline) = ${fmt(alwaysBound)} req/s.`,
+    )} ms = ${fmt(ceiling)} req/s; the bound for fsync=always is min(ceiling, baseline).`,
   ].join('\n');
   console.log(`\n${summary}\n\n${table}\n`);
   console.log('Commands:');
-  for (const r of [baseline, ...rows]) console.log(`  ${r.command}`);
-  const notes = explain(rows, base);
+  for (const c of new Set(rows.map((r) => r.command.replace(/:\d+\//, ':PORT/')))) console.log(`  ${c}`);
+  if (process.env.AB_OUT)
+    fs.writeFileSync(process.env.AB_OUT, JSON.stringify({ fsyncMs, ceiling, rows }, null, 2));
+  const notes = explain(rows);
   console.log(notes);
-  if (process.argv.includes('--docs')) writeDocs(summary, `${table}\n\n${notes}`, [baseline, ...rows]);
+  if (process.argv.includes('--docs')) writeDocs(summary, `${table}\n\n${notes}`, rows);
 }
 
-/** The reading of this run's figures: which part of the broker costs what (see the profile notes). */
-function explain(rows, base) {
-  const find = (label, name) => rows.find((r) => r.label.startsWith(label) && r.name.startsWith(name));
-  const ratio = (r) => (r ? (r.rps / base).toFixed(2) : '?');
-  const ping = find('fsync=interval', 'ping');
-  const pi = ['produce /produce', 'produce /MyTopic'].map((n) => find('fsync=interval', n));
-  const pn = ['produce /produce', 'produce /MyTopic'].map((n) => find('fsync=never', n));
-  const best = (rs) => Math.max(...rs.filter(Boolean).map((r) => r.rps));
-  return [
-    'What the numbers say (profiles: `node --cpu-prof` of the broker process under the same `ab` runs):',
+/** The reading of this run's figures that the numbers alone give (the profile notes live in docs/benchmarks.md). */
+function explain(rows) {
+  const lines = [
+    'Broker CPU per request (us, lowest run), against the Node http baseline in the same runs:',
     '',
-    `- The transport is not what holds the broker back: \`/ping\` (decode, command lookup, ordered reply, write; no`,
-    `  store) runs at ${ratio(ping)}x the Node http baseline.`,
-    `- produce pays for the store. Best produce with fsync=interval: ${fmt(best(pi))} req/s; the same runs with`,
-    `  fsync=never: ${fmt(best(pn))} req/s. The broker's own CPU per produce is about 17 us on a quiet machine and 30-40`,
-    '  us under load (Node http\'s "ok": about 18 us); on top of it comes the store\'s append: the record encoded',
-    '  into the batch buffer, a synchronous pwrite per batch of up to 64 KiB (async above that), the sparse index,',
-    '  and the reply waiting for its batch. The interval fsync no longer holds the writer (it used to stall appends',
-    '  for a whole fdatasync every interval); with fsync=always each batch also waits for its fdatasync.',
-    '- consume is CPU-bound in the broker at about 30 us per message: decode the stored record, rewrite it as a',
-    '  delivery (0.11 shape), encode it, and the long-poll bookkeeping.',
-    '- RPC by URL costs the broker about 60 us per call (request in, delivery out, `route` in, reply out), so with',
-    '  `ab`, the service and the broker sharing 2 cores it tops out near 15k calls/s. Broker changes made while',
-    '  profiling: writes are uncorked at `setImmediate` instead of `nextTick` (one writev per connection per I/O',
-    '  turn: about 100 -> 73 us per call), a `route` answering a windowed delivery gives the credit back so the',
-    '  service sends no ack (73 -> 60 us), one reusable decoder for stored records.',
-    '- The machine is shared with other work (see the load average and the spread of "each run"); figures move by',
-    '  2x between runs of the same command minutes apart. Compare ratios within one run only.',
-  ].join('\n');
+  ];
+  for (const r of rows) {
+    const svc = r.cpuUs.length > 1 ? ` + ${r.cpuUs[1].toFixed(1)} in the service` : '';
+    lines.push(
+      `- ${r.label} ${r.name.split(' (')[0]}: ${r.cpuUs[0].toFixed(1)}${svc} (baseline ${r.baseCpuUs.toFixed(1)})`,
+    );
+  }
+  return lines.join('\n');
 }
 
 function writeDocs(summary, table, runs) {
