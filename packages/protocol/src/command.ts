@@ -10,10 +10,16 @@ export interface ResolvedCommand {
   /** `header`: a `cmd` header (the URL is not parsed); `0.8`: `/<cmd>/<topic>/<group>`; `0.11`: `/<topic>/<group>?cmd=`. */
   form: 'header' | '0.8' | '0.11';
   /** URL-decoded path segments; empty ones are kept (`/a//b/` → `['a', '', 'b', '']`); `/` → `[]`. */
-  path: string[];
+  path: readonly string[];
   /** URL-decoded query pairs (first occurrence of a key wins). */
-  query: Record<string, string>;
+  query: Readonly<Record<string, string>>;
 }
+
+/** What the header form resolves to: one shared empty path and query, not two new objects per request. */
+const NO_PATH: readonly string[] = Object.freeze([]);
+const NO_QUERY: Readonly<Record<string, string>> = Object.freeze(
+  Object.create(null) as Record<string, string>,
+);
 
 /** An RPC call taken from a URL (zbus-protocol.md §4.2, §4.3). */
 export interface RpcRequest {
@@ -85,7 +91,7 @@ export function resolveCommand(msg: Message): ResolvedCommand {
   if (header !== undefined) {
     const cmd = header.trim().toLowerCase();
     h.cmd = cmd;
-    return { cmd, form: 'header', path: [], query: Object.create(null) as Record<string, string> };
+    return { cmd, form: 'header', path: NO_PATH, query: NO_QUERY };
   }
   const { path, query } = parseUrl(msg.url);
   for (const k in query) {

@@ -133,6 +133,8 @@ export function encodeMessage(msg: Message): Uint8Array {
 /** Whether the connection stays open after `msg`: HTTP/1.1 unless `connection: close`; HTTP/1.0 only with keep-alive. */
 export function keepAlive(msg: Message): boolean {
   const c = msg.headers.connection;
-  if (msg.httpVersion === '1.0') return c !== undefined && /(^|,)\s*keep-alive\s*(,|$)/i.test(c);
-  return c === undefined || !/(^|,)\s*close\s*(,|$)/i.test(c);
+  // The spellings clients send (ab, curl, browsers, zbus) are compared first: no regular expression per request.
+  const usual = c === 'Keep-Alive' || c === 'keep-alive';
+  if (msg.httpVersion === '1.0') return c !== undefined && (usual || /(^|,)\s*keep-alive\s*(,|$)/i.test(c));
+  return c === undefined || usual || !/(^|,)\s*close\s*(,|$)/i.test(c);
 }

@@ -1,5 +1,7 @@
-// ack, nack and touch of a delivery in an ack-required group, by `offset`.
+// ack, nack and touch of a delivery in an ack-required group, by `offset`. Synchronous when the store's group
+// answers synchronously (the local store does): an ack costs no promise, no microtask and no in-flight tracking.
 import { ZbusError } from '@zbus/protocol';
+import type { Group } from '../store/types.js';
 import type { CommandContext } from './context.js';
 import { intHeader, requireGroup, requireTopic } from './lookup.js';
 import { okAck } from './reply.js';
@@ -21,36 +23,48 @@ function answer(ctx: CommandContext, done: boolean): void {
   ctx.ticket.send(reply);
 }
 
-export async function ack(ctx: CommandContext): Promise<void> {
+export function ack(ctx: CommandContext): void | Promise<void> {
   const topic = requireTopic(ctx);
   const group = requireGroup(ctx, topic);
   const offset = requireOffset(ctx);
-  const done = await group.ack(offset);
+  const result = group.ack(offset);
+  if (typeof result === 'boolean') return countedAck(ctx, group, offset, result);
+  return result.then((done) => countedAck(ctx, group, offset, done));
+}
+
+function countedAck(ctx: CommandContext, group: Group, offset: number, done: boolean): void {
   ctx.state.metrics.acked++;
-  ctx.state.dispatcher.acked(ctx.session, topic.name, group.name, offset);
+  settled(ctx, group, offset, done);
+}
+
+/** The delivery is settled: its consumer's window gets the credit back, and the ack is answered. */
+function settled(ctx: CommandContext, group: Group, offset: number, done: boolean): void {
+  ctx.state.dispatcher.acked(ctx.session, group, offset);
   answer(ctx, done);
 }
 
 /** The longest nack `reason` kept with a delivery (memory a client can make us hold is bounded). */
 const MAX_REASON = 256;
 
-export async function nack(ctx: CommandContext): Promise<void> {
+export function nack(ctx: CommandContext): void | Promise<void> {
   const topic = requireTopic(ctx);
   const group = requireGroup(ctx, topic);
   const delay = intHeader(ctx, 'delay');
   const offset = requireOffset(ctx);
   const reason = ctx.msg.headers.reason;
-  const done = await group.nack(
+  const result = group.nack(
     offset,
     delay !== undefined && delay > 0 ? delay : undefined,
     reason === undefined ? undefined : reason.slice(0, MAX_REASON),
   );
-  ctx.state.dispatcher.acked(ctx.session, topic.name, group.name, offset);
-  answer(ctx, done);
+  if (typeof result === 'boolean') return settled(ctx, group, offset, result);
+  return result.then((done) => settled(ctx, group, offset, done));
 }
 
-export async function touch(ctx: CommandContext): Promise<void> {
+export function touch(ctx: CommandContext): void | Promise<void> {
   const topic = requireTopic(ctx);
   const group = requireGroup(ctx, topic);
-  answer(ctx, await group.touch(requireOffset(ctx)));
+  const result = group.touch(requireOffset(ctx));
+  if (typeof result === 'boolean') return answer(ctx, result);
+  return result.then((done) => answer(ctx, done));
 }

@@ -1,21 +1,16 @@
 // consume: long-poll for messages of a group (or read one by `offset`); unconsume: stop.
 import { ZbusError } from '@zbus/protocol';
 import { buildDelivery } from '../mq/delivery.js';
-import { STORE_MASK_EXCLUSIVE } from '../store/types.js';
+import { STORE_MASK_EXCLUSIVE, type Topic } from '../store/types.js';
 import type { CommandContext } from './context.js';
 import { groupName, intHeader, requireGroup, requireTopic } from './lookup.js';
 
-export async function consume(ctx: CommandContext): Promise<void> {
-  const { msg, state, session, ticket } = ctx;
+/** Synchronous but for a read by offset: queuing a long-poll awaits nothing, so it costs no promise. */
+export function consume(ctx: CommandContext): void | Promise<void> {
+  const { state, session, ticket } = ctx;
   const topic = requireTopic(ctx);
   const offset = intHeader(ctx, 'offset');
-  if (offset !== undefined) {
-    // Random read: one message by offset, 404 when there is none.
-    const rec = await topic.read(offset);
-    if (!rec) throw new ZbusError('ZBUS_ERR_NOT_FOUND', `Message Not Found: offset=${offset}`);
-    ticket.send(buildDelivery(rec, ticket.id, topic.name, msg.consumeGroup));
-    return;
-  }
+  if (offset !== undefined) return consumeAt(ctx, topic, offset);
   const group = requireGroup(ctx, topic);
   if ((group.mask & STORE_MASK_EXCLUSIVE) !== 0) {
     const others = state.dispatcher.consumersOf(topic.name, group.name).filter((s) => s !== session);
@@ -28,6 +23,13 @@ export async function consume(ctx: CommandContext): Promise<void> {
   const window = ticket.ordered ? 1 : Math.min(Math.max(asked, 1), state.options.maxConsumeWindow);
   const timeoutMs = intHeader(ctx, 'consume_timeout');
   state.dispatcher.addPull(session, topic, group, ticket.id, ticket, window, timeoutMs);
+}
+
+/** Random read: one message by offset, 404 when there is none. */
+async function consumeAt(ctx: CommandContext, topic: Topic, offset: number): Promise<void> {
+  const rec = await topic.read(offset);
+  if (!rec) throw new ZbusError('ZBUS_ERR_NOT_FOUND', `Message Not Found: offset=${offset}`);
+  ctx.ticket.send(buildDelivery(rec, ctx.ticket.id, topic.name, ctx.msg.consumeGroup));
 }
 
 export function unconsume(ctx: CommandContext): void {

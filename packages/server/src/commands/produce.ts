@@ -39,8 +39,9 @@ export function produce(ctx: CommandContext): void | Promise<void> {
   const topic = requireTopic(ctx);
   const rpc = isRpcTopic(topic);
   // No service here: with a shared store another broker may have one (rpc/relay.ts), else 503 at once.
-  const relay = rpc && state.dispatcher.consumerCount(topic.name) === 0 ? state.relay : undefined;
-  if (rpc && !relay && state.dispatcher.consumerCount(topic.name) === 0) {
+  const unserved = rpc && state.dispatcher.topicConsumers(topic) === 0;
+  const relay = unserved ? state.relay : undefined;
+  if (unserved && !relay) {
     state.metrics.rpcNoResponders++;
     throw new ZbusError('ZBUS_ERR_NO_RESPONDERS', `no service is consuming ${topic.name} (no responders)`);
   }

@@ -2,12 +2,19 @@
 // reaches a session only as the answer to a call that session made and is still waiting for, on a topic the
 // router may serve (its `route` ACL): anything else would let one client push forged replies into any
 // session whose id it learnt (issue 14 item 4). The reply to a call that timed out is dropped the same way.
-import { Message } from '@zbus/protocol';
+import { createHeaders, Message } from '@zbus/protocol';
 import type { CommandContext } from './context.js';
 import { intHeader } from './lookup.js';
 
 /** Request-only headers that must not reach the caller (decisions.md §1). */
-const DROPPED = ['cmd', 'ack', 'recver', 'remote-addr', 'origin_status', 'token'] as const;
+const DROPPED: ReadonlySet<string> = new Set([
+  'cmd',
+  'ack',
+  'recver',
+  'remote-addr',
+  'origin_status',
+  'token',
+]);
 
 export function route(ctx: CommandContext): void {
   const { msg, state } = ctx;
@@ -22,13 +29,21 @@ export function route(ctx: CommandContext): void {
   if (answers) state.auth?.check('route', msg.token, call.topic, undefined);
   ctx.ticket.none();
   // The answer settles the service's delivery: its consume_window gets the credit back (dispatcher.answered).
-  if (msg.topic !== undefined && id !== undefined) state.dispatcher.answered(ctx.session, msg.topic, id);
+  const served = msg.topic === undefined ? undefined : state.store.topic(msg.topic);
+  if (served !== undefined && id !== undefined) state.dispatcher.answered(ctx.session, served, id);
   if (!answers) {
     state.metrics.rpcUnroutableReplies++;
     return;
   }
   state.rpc.settle(call.session.id, call.id);
-  const reply = new Message({ status, headers: msg.headers, body: msg.body });
-  for (const h of DROPPED) reply.delete(h);
+  // A new header bag without the request-only headers: deleting them would turn the decoded bag into a slow
+  // dictionary object.
+  const headers = createHeaders();
+  const from = msg.headers;
+  for (const k in from) if (!DROPPED.has(k)) headers[k] = from[k] as string;
+  const reply = new Message();
+  reply.status = status;
+  reply.headers = headers;
+  reply.body = msg.body;
   if (!call.session.deliverRouted(reply)) state.metrics.rpcUnroutableReplies++;
 }

@@ -74,7 +74,7 @@ export async function serveMonitor(
   state: BrokerState,
   cmd: string,
   msg: Message,
-  path: string[],
+  path: readonly string[],
 ): Promise<Message> {
   const auth = state.auth;
   if (cmd === 'login') {

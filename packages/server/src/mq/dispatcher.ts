@@ -2,7 +2,7 @@
 // deliveries go round-robin in arrival order (zbus-protocol.md §7.5). A pull carries credit: `consume_window`
 // N lets the broker push up to N messages before the next consume or ack (decisions.md §2). Sessions whose
 // writes are queued past the high-water mark are skipped until they drain (backpressure).
-import { Message } from '@zbus/protocol';
+import { Mask, Message } from '@zbus/protocol';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ReplyTicket, Session } from '../session.js';
 import { Alarm, systemClock } from '../store/clock.js';
@@ -17,6 +17,7 @@ import { buildDelivery } from './delivery.js';
 
 interface Pull {
   readonly session: Session;
+  readonly channel: Channel;
   /** The consume request's id; every delivery of this pull carries it. */
   readonly id: string;
   readonly ticket: ReplyTicket;
@@ -36,6 +37,7 @@ interface Pull {
 interface Channel {
   readonly key: string;
   readonly topic: Topic;
+  readonly entry: TopicEntry;
   group: Group;
   readonly pulls: Pull[];
   readonly parked: Pull[];
@@ -47,11 +49,32 @@ interface Channel {
   again: boolean;
 }
 
+/** The channels of one topic (a write batch kicks these, not every channel) and its availability listener. */
+interface TopicEntry {
+  readonly channels: Set<Channel>;
+  readonly unsubscribe: () => void;
+}
+
+/**
+ * A delivery on an RPC or proxy topic waiting for the service's `route`, found by the stored message's id (the
+ * route's `id`); `next` chains deliveries that share an id (two callers may pick the same one).
+ */
+interface Routed {
+  readonly pull: Pull;
+  readonly offset: number;
+  next: Routed | undefined;
+}
+
 /** Most records taken from the store in one step of a delivery loop, and the most data. */
 const BATCH = 64;
 const BATCH_BYTES = 256 * 1024;
 
 const keyOf = (topic: string, group: string) => `${topic.toLowerCase()}\0${group.toLowerCase()}`;
+
+/** A store call whose answer nobody waits for (a failure is the store's to log). */
+function quietly(result: boolean | Promise<boolean>): void {
+  if (typeof result !== 'boolean') result.catch(() => {});
+}
 
 export interface DispatcherEvents {
   /** Consumers of a topic changed (tracker reports, monitor). */
@@ -62,7 +85,10 @@ export interface DispatcherEvents {
 
 export class Dispatcher {
   readonly #channels = new Map<string, Channel>();
-  readonly #unsubscribe = new Map<Topic, () => void>();
+  readonly #topics = new Map<Topic, TopicEntry>();
+  /** The hot lookups (an ack, a route) go by object, not by a `topic\0group` string built per message. */
+  readonly #byGroup = new WeakMap<Group, Channel>();
+  readonly #routed = new WeakMap<Session, Map<string, Routed>>();
 
   constructor(
     readonly metrics: Metrics,
@@ -73,9 +99,15 @@ export class Dispatcher {
     const key = keyOf(topic.name, group.name);
     let ch = this.#channels.get(key);
     if (!ch) {
+      let entry = this.#topics.get(topic);
+      if (!entry) {
+        entry = { channels: new Set(), unsubscribe: topic.onAvailable(() => this.kickTopic(topic)) };
+        this.#topics.set(topic, entry);
+      }
       ch = {
         key,
         topic,
+        entry,
         group,
         pulls: [],
         parked: [],
@@ -85,16 +117,17 @@ export class Dispatcher {
         again: false,
       };
       this.#channels.set(key, ch);
-      if (!this.#unsubscribe.has(topic)) {
-        this.#unsubscribe.set(
-          topic,
-          topic.onAvailable(() => this.kickTopic(topic)),
-        );
-      }
+      entry.channels.add(ch);
     } else if (ch.group !== group) {
       ch.group = group;
     }
+    this.#byGroup.set(group, ch);
     return ch;
+  }
+
+  #forget(ch: Channel): void {
+    this.#channels.delete(ch.key);
+    ch.entry.channels.delete(ch);
   }
 
   /** Sessions consuming the group (exclusive check, ConsumeGroupInfo). */
@@ -108,6 +141,15 @@ export class Dispatcher {
     const prefix = `${topic.toLowerCase()}\0`;
     let n = 0;
     for (const [k, ch] of this.#channels) if (k.startsWith(prefix)) n += ch.consumers.size;
+    return n;
+  }
+
+  /** Consumer sessions of every group of the topic (a produce to an RPC topic asks: anyone serving it?). */
+  topicConsumers(topic: Topic): number {
+    const entry = this.#topics.get(topic);
+    if (!entry) return 0;
+    let n = 0;
+    for (const ch of entry.channels) n += ch.consumers.size;
     return n;
   }
 
@@ -130,6 +172,7 @@ export class Dispatcher {
     if (ch.consumers.size !== before) this.events.consumersChanged(topic.name);
     const pull: Pull = {
       session,
+      channel: ch,
       id,
       ticket,
       window,
@@ -160,6 +203,9 @@ export class Dispatcher {
   #dropPull(ch: Channel, pull: Pull): void {
     pull.timer?.cancel();
     pull.timer = undefined;
+    if (pull.unsettled !== undefined) {
+      for (const [offset, id] of pull.unsettled) this.#unroute(pull.session, id, pull, offset);
+    }
     let i = ch.pulls.indexOf(pull);
     if (i >= 0) ch.pulls.splice(i, 1);
     i = ch.parked.indexOf(pull);
@@ -183,43 +229,62 @@ export class Dispatcher {
    * An ack (or nack) of `offset`: the session's windowed pull that got that delivery gets its credit back. A
    * second ack of the same delivery gives nothing (so a window never lets more than N deliveries out at once).
    */
-  acked(session: Session, topic: string, group: string, offset: number): void {
-    const ch = this.#channels.get(keyOf(topic, group));
+  acked(session: Session, group: Group, offset: number): void {
+    const ch = this.#byGroup.get(group);
     if (!ch) return;
-    const pull = this.#settle(ch, session, (p) => p.unsettled!.delete(offset));
-    if (!pull) void this.#run(ch); // the group's ack window may have reopened
+    const pull = this.#pullWith(ch.parked, session, offset) ?? this.#pullWith(ch.pulls, session, offset);
+    if (pull) {
+      const id = pull.unsettled!.get(offset)!;
+      pull.unsettled!.delete(offset);
+      this.#unroute(session, id, pull, offset);
+      this.#refill(ch, pull);
+    } else void this.#run(ch); // the group's ack window may have reopened
+  }
+
+  /** The session's windowed pull in `list` that has `offset` unsettled. */
+  #pullWith(list: Pull[], session: Session, offset: number): Pull | undefined {
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i]!;
+      if (p.session === session && p.unsettled !== undefined && p.unsettled.has(offset)) return p;
+    }
+    return undefined;
   }
 
   /**
    * A `route` from `session` answering the RPC request `id` of `topic`: on RPC topics the answer settles the
    * delivery, so a service consuming with consume_window N needs no ack to keep N requests coming.
    */
-  answered(session: Session, topic: string, id: string): void {
-    const prefix = `${topic.toLowerCase()}\0`;
-    for (const key of session.groups) {
-      if (!key.startsWith(prefix)) continue;
-      const ch = this.#channels.get(key);
-      if (!ch) continue;
-      const found = this.#settle(ch, session, (p) => {
-        for (const [offset, stored] of p.unsettled!) {
-          if (stored !== id) continue;
-          p.unsettled!.delete(offset);
-          return true;
-        }
-        return false;
-      });
-      if (found) return;
+  answered(session: Session, topic: Topic, id: string): void {
+    const byId = this.#routed.get(session);
+    let r = byId?.get(id);
+    while (r !== undefined && r.pull.channel.topic !== topic) r = r.next;
+    if (r === undefined) return;
+    const pull = r.pull;
+    pull.unsettled!.delete(r.offset);
+    this.#unroute(session, id, pull, r.offset);
+    this.#refill(pull.channel, pull);
+  }
+
+  /** Forget the routed entry of `(pull, offset)` under `id`. */
+  #unroute(session: Session, id: string, pull: Pull, offset: number): void {
+    const byId = this.#routed.get(session);
+    const head = byId?.get(id);
+    if (head === undefined) return;
+    if (head.pull === pull && head.offset === offset) {
+      if (head.next === undefined) byId!.delete(id);
+      else byId!.set(id, head.next);
+      return;
+    }
+    for (let r = head; r.next !== undefined; r = r.next) {
+      if (r.next.pull === pull && r.next.offset === offset) {
+        r.next = r.next.next;
+        return;
+      }
     }
   }
 
-  /** Gives one credit back to the session's windowed pull for which `take` settles a delivery. */
-  #settle(ch: Channel, session: Session, take: (p: Pull) => boolean): Pull | undefined {
-    let pull: Pull | undefined;
-    for (const list of [ch.parked, ch.pulls]) {
-      pull = list.find((p) => p.session === session && p.unsettled !== undefined && take(p));
-      if (pull) break;
-    }
-    if (!pull) return undefined;
+  /** Gives one credit back to a windowed pull; a parked one goes back in line. */
+  #refill(ch: Channel, pull: Pull): void {
     pull.credit = Math.min(pull.window, pull.credit + 1);
     if (pull.parked) {
       pull.parked = false;
@@ -230,15 +295,13 @@ export class Dispatcher {
     // A pull that still had credit was not what stopped the last run (the group had nothing, or the session was
     // not writable; both kick the channel when they change), so a refill alone need not ask the store again:
     // with auto acks that was one empty group.next() per delivered message.
-    return pull;
   }
 
   /** Something new may be deliverable on every group of the topic. */
   kickTopic(topic: Topic): void {
-    const prefix = `${topic.name.toLowerCase()}\0`;
-    for (const [k, ch] of this.#channels) {
-      if (k.startsWith(prefix) && ch.pulls.length > 0) void this.#run(ch);
-    }
+    const entry = this.#topics.get(topic);
+    if (!entry) return;
+    for (const ch of entry.channels) if (ch.pulls.length > 0) void this.#run(ch);
   }
 
   /** A session drained its writes: retry the groups it waits on. */
@@ -278,10 +341,10 @@ export class Dispatcher {
     session.groups.delete(ch.key);
     this.events.consumersChanged(ch.topic.name);
     if (ch.consumers.size === 0 && (ch.group.mask & STORE_MASK_DELETE_ON_EXIT) !== 0) {
-      this.#channels.delete(ch.key);
+      this.#forget(ch);
       void ch.topic.removeGroup(ch.group.name).catch(() => {});
     } else if (ch.consumers.size === 0 && ch.pulls.length === 0 && ch.held.length === 0) {
-      this.#channels.delete(ch.key);
+      this.#forget(ch);
     }
   }
 
@@ -295,10 +358,10 @@ export class Dispatcher {
         if (!p.ticket.done) reply(p.ticket);
       }
       for (const s of ch.consumers.keys()) s.groups.delete(k);
-      this.#channels.delete(k);
+      this.#forget(ch);
       if (group === undefined) {
-        this.#unsubscribe.get(ch.topic)?.();
-        this.#unsubscribe.delete(ch.topic);
+        this.#topics.get(ch.topic)?.unsubscribe();
+        this.#topics.delete(ch.topic);
       }
     }
   }
@@ -370,7 +433,7 @@ export class Dispatcher {
               // The consumer vanished while the store read: give the messages back.
               for (let j = i; j < batch.length; j++) {
                 const r = batch[j]!;
-                if (this.#ackMode(ch)) void ch.group.nack(r.offset).catch(() => {});
+                if (this.#ackMode(ch)) quietly(ch.group.nack(r.offset));
                 else ch.held.push(r);
               }
               stop = true;
@@ -381,7 +444,7 @@ export class Dispatcher {
             } catch (err) {
               // One bad record must not stop the group (or, as an unhandled rejection, the process).
               this.events.failed(err, ch.topic.name, ch.group.name);
-              if (this.#ackMode(ch)) void ch.group.ack(d.offset).catch(() => {});
+              if (this.#ackMode(ch)) quietly(ch.group.ack(d.offset));
             }
           }
           if (stop) break;
@@ -402,7 +465,7 @@ export class Dispatcher {
   #deliver(ch: Channel, pull: Pull, d: Delivery): void {
     const msg = buildDelivery(d, pull.id, ch.topic.name, ch.group.name);
     pull.credit--;
-    pull.unsettled?.set(d.offset, d.id);
+    if (pull.unsettled !== undefined) this.#unsettle(ch, pull, d);
     ch.pulls.shift(); // #pick left it at the head
     if (pull.credit > 0) {
       ch.pulls.push(pull);
@@ -419,6 +482,21 @@ export class Dispatcher {
     else pull.session.push(msg);
   }
 
+  /** Tracks a windowed delivery until its ack, nack or (RPC and proxy topics) its route. */
+  #unsettle(ch: Channel, pull: Pull, d: Delivery): void {
+    const unsettled = pull.unsettled!;
+    const before = unsettled.get(d.offset);
+    if (before !== undefined) this.#unroute(pull.session, before, pull, d.offset); // redelivered to this pull
+    unsettled.set(d.offset, d.id);
+    if ((ch.topic.mask & (Mask.Rpc | Mask.Proxy)) === 0) return;
+    let byId = this.#routed.get(pull.session);
+    if (byId === undefined) {
+      byId = new Map();
+      this.#routed.set(pull.session, byId);
+    }
+    byId.set(d.id, { pull, offset: d.offset, next: byId.get(d.id) });
+  }
+
   /** Shutdown: waiting consumes that got nothing yet are answered with `reply` (503) instead of a silent close. */
   close(reply?: (ticket: ReplyTicket) => void): void {
     for (const ch of this.#channels.values())
@@ -426,8 +504,8 @@ export class Dispatcher {
         this.#dropPull(ch, p);
         if (reply && !p.ticket.done) reply(p.ticket);
       }
-    for (const off of this.#unsubscribe.values()) off();
+    for (const entry of this.#topics.values()) entry.unsubscribe();
     this.#channels.clear();
-    this.#unsubscribe.clear();
+    this.#topics.clear();
   }
 }

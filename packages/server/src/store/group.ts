@@ -454,7 +454,7 @@ export class DiskGroup implements Group {
     this.#touchState();
   }
 
-  async ack(offset: number): Promise<boolean> {
+  ack(offset: number): boolean {
     const e = this.pending.get(offset);
     if (e === undefined || this.removed) return false;
     this.pending.delete(offset);
@@ -463,7 +463,7 @@ export class DiskGroup implements Group {
     return true;
   }
 
-  async nack(offset: number, delayMs?: number, reason?: string): Promise<boolean> {
+  nack(offset: number, delayMs?: number, reason?: string): boolean {
     const e = this.pending.get(offset);
     if (e === undefined || this.removed) return false;
     if (reason !== undefined) e.reason = reason;
@@ -485,7 +485,7 @@ export class DiskGroup implements Group {
     return true;
   }
 
-  async touch(offset: number): Promise<boolean> {
+  touch(offset: number): boolean {
     const e = this.pending.get(offset);
     if (e === undefined || this.removed) return false;
     e.deadline = this.port.clock.now() + this.#timeout;

@@ -64,13 +64,13 @@ class MemoryGroup implements Group {
     }
   }
 
-  async ack(): Promise<boolean> {
+  ack(): boolean {
     return false;
   }
-  async nack(): Promise<boolean> {
+  nack(): boolean {
     return false;
   }
-  async touch(): Promise<boolean> {
+  touch(): boolean {
     return false;
   }
 

@@ -157,15 +157,18 @@ export interface Group {
    * Optional: the dispatcher falls back to next().
    */
   nextBatch?(max: number, maxBytes: number): Promise<Delivery[]>;
-  /** True when acked; false when the offset was not pending. */
-  ack(offset: number): Promise<boolean>;
+  /**
+   * True when acked; false when the offset was not pending. A store that settles in memory answers at once (a
+   * boolean, no promise per ack); one that talks to storage returns a promise.
+   */
+  ack(offset: number): boolean | Promise<boolean>;
   /**
    * Make the offset deliverable again, now or after `delayMs`. `reason` (why the consumer gave it back) is kept
    * with the delivery and given to the dead-letter hook if the message ends up there.
    */
-  nack(offset: number, delayMs?: number, reason?: string): Promise<boolean>;
+  nack(offset: number, delayMs?: number, reason?: string): boolean | Promise<boolean>;
   /** Extend the deadline of a pending delivery by the group's ack timeout. */
-  touch(offset: number): Promise<boolean>;
+  touch(offset: number): boolean | Promise<boolean>;
   /** Move the position to the end of the log and drop pending acks. */
   empty(): Promise<void>;
   /** Change filter, mask and position as a re-declare does. */

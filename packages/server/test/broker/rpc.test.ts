@@ -57,6 +57,20 @@ async function startService(
 }
 
 /** plus(a, b) on any module; anything else is an error with status 600. */
+/** A service's answer to delivery `d` with `route`, echoing its body. */
+function echoRoute(svc: RawClient, d: Message): void {
+  svc.send({
+    headers: {
+      cmd: 'route',
+      topic: 'MyRpc',
+      recver: d.headers.sender!,
+      id: d.headers.origin_id!,
+      origin_status: '200',
+    },
+    body: d.bodyText(),
+  });
+}
+
 const calculator = (req: Message): [number, string] => {
   const r = req.json<RpcBody>();
   if (r.method === 'plus') return [200, JSON.stringify(Number(r.params[0]) + Number(r.params[1]))];
@@ -121,29 +135,42 @@ describe('RPC by route', () => {
     const d1 = await svc.next((m) => m.headers.id === 'svc');
     // Two out, none answered: the window is full.
     await expect(svc.next((m) => m.headers.id === 'svc', 100)).rejects.toThrow();
-    const answer = (d: Message) =>
-      svc.send({
-        headers: {
-          cmd: 'route',
-          topic: 'MyRpc',
-          recver: d.headers.sender!,
-          id: d.headers.origin_id!,
-          origin_status: '200',
-        },
-        body: d.bodyText(),
-      });
-    answer(d0);
+    echoRoute(svc, d0);
     // A second answer to the same request gives nothing more.
-    answer(d0);
+    echoRoute(svc, d0);
     const d2 = await svc.next((m) => m.headers.id === 'svc');
     await expect(svc.next((m) => m.headers.id === 'svc', 100)).rejects.toThrow();
-    answer(d1);
-    answer(d2);
+    echoRoute(svc, d1);
+    echoRoute(svc, d2);
     const d3 = await svc.next((m) => m.headers.id === 'svc');
     const d4 = await svc.next((m) => m.headers.id === 'svc');
-    answer(d3);
-    answer(d4);
+    echoRoute(svc, d3);
+    echoRoute(svc, d4);
     expect((await Promise.all(calls)).map((r) => r.bodyText())).toEqual(['0', '1', '2', '3', '4']);
+  });
+
+  it('gives each credit back once when two callers pick the same request id', async () => {
+    const b = await startTestBroker();
+    const svc = await b.raw();
+    await declare(svc, 'MyRpc', { topic_mask: '3' });
+    svc.send({ headers: { cmd: 'consume', topic: 'MyRpc', id: 'svc', consume_window: '2' } });
+    await untilConsumers(await b.raw(), 'MyRpc', 'MyRpc', 1);
+    const [a, c] = [await b.raw(), await b.raw()];
+    const fromA = a.request({ headers: { cmd: 'produce', topic: 'MyRpc', id: 'same' }, body: 'a' });
+    const fromC = c.request({ headers: { cmd: 'produce', topic: 'MyRpc', id: 'same' }, body: 'c' });
+    const d0 = await svc.next((m) => m.headers.id === 'svc');
+    const d1 = await svc.next((m) => m.headers.id === 'svc');
+    expect([d0.headers.origin_id, d1.headers.origin_id]).toEqual(['same', 'same']);
+    for (const d of [d1, d0]) echoRoute(svc, d);
+    expect([(await fromA).bodyText(), (await fromC).bodyText()]).toEqual(['a', 'c']);
+    // Both answers gave their credit back: two more calls are delivered at once.
+    const more = ['x', 'y'].map((id) =>
+      a.request({ headers: { cmd: 'produce', topic: 'MyRpc', id }, body: id }),
+    );
+    const d2 = await svc.next((m) => m.headers.id === 'svc');
+    const d3 = await svc.next((m) => m.headers.id === 'svc');
+    for (const d of [d2, d3]) echoRoute(svc, d);
+    expect((await Promise.all(more)).map((r) => r.bodyText())).toEqual(['x', 'y']);
   });
 
   it('answers many pipelined calls from several callers, over TCP and WebSocket', async () => {
