@@ -23,11 +23,19 @@ export function errorParts(err: unknown): ErrorParts {
   }
   if (e && e.code === 'ENOSPC')
     return { code: 'ZBUS_ERR_NO_SPACE', status: 507, message: 'no space left on device' };
-  return {
-    code: 'ZBUS_ERR_INTERNAL',
-    status: 500,
-    message: `Exception Caught, ${e instanceof Error ? `${e.name}: ${e.message}` : String(err)}`,
-  };
+  return { code: 'ZBUS_ERR_INTERNAL', status: 500, message: `Exception Caught, ${internalText(err)}` };
+}
+
+/**
+ * What a client is told of an unexpected error. A system error's message names the file it failed on (Node:
+ * "ENAMETOOLONG: name too long, mkdir '/var/lib/zbus/...'"): clients get its code only, never a server path.
+ */
+function internalText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const sys = err as NodeJS.ErrnoException;
+  if (typeof sys.syscall === 'string' || typeof sys.path === 'string')
+    return `${err.name}: ${sys.code ?? 'system error'}`;
+  return `${err.name}: ${err.message}`;
 }
 
 export function errorReply(err: unknown, topic?: string): Message {

@@ -73,9 +73,18 @@ export function topicInfo(state: BrokerState, topic: Topic): TopicInfo {
   return info;
 }
 
+/**
+ * A table keyed by names clients choose. It has no prototype: on a plain object, `table['__proto__'] = x` sets
+ * the prototype instead of adding a key (the topic vanished from every listing), and `constructor` or
+ * `toString` would read as present before they are set.
+ */
+function nameTable<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
 /** ServerInfo, its topic table filtered to what `token` may see. */
 export function serverInfo(state: BrokerState, token: string | undefined): ServerInfo {
-  const topicTable: Record<string, TopicInfo> = {};
+  const topicTable = nameTable<TopicInfo>();
   for (const t of state.store.topics()) {
     if (state.auth && !state.auth.canSee(token, t.name)) continue;
     topicTable[t.name] = topicInfo(state, t);
@@ -103,7 +112,7 @@ export function filterServerInfo(
   token: string | undefined,
 ): ServerInfo {
   if (!state.auth) return info;
-  const topicTable: Record<string, TopicInfo> = {};
+  const topicTable = nameTable<TopicInfo>();
   for (const [name, t] of Object.entries(info.topicTable ?? {})) {
     if (state.auth.canSee(token, name)) topicTable[name] = t;
   }
@@ -112,7 +121,8 @@ export function filterServerInfo(
 
 export function trackerInfo(state: BrokerState, token: string | undefined): TrackerInfo {
   const self = serverInfo(state, token);
-  const serverTable: Record<string, ServerInfo> = { [serverKey(self.serverAddress)]: self };
+  const serverTable = nameTable<ServerInfo>();
+  serverTable[serverKey(self.serverAddress)] = self;
   for (const [key, info] of state.tracker.servers) {
     if (key !== serverKey(self.serverAddress)) serverTable[key] = filterServerInfo(state, info, token);
   }

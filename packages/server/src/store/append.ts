@@ -4,6 +4,7 @@
 import type { Clock } from './clock.js';
 import { type Dedupe, duplicateResult } from './dedupe.js';
 import type { DelayQueue } from './delay-queue.js';
+import { asStoreError } from './fs-util.js';
 import type { LogWriter, PendingAppend } from './log-writer.js';
 import { MAX_FIELD_BYTES } from './record.js';
 import { type AppendInput, type AppendResult, StoreError } from './types.js';
@@ -96,7 +97,10 @@ export class Appender {
 
   async #hold(input: AppendInput, deliverAt: number, now: number): Promise<AppendResult> {
     this.dedupe?.hold(input.id, now, deliverAt);
-    await this.delays.add(deliverAt, input.id, input.tag, input.data, this.settings.fsyncAlways);
+    await asStoreError(
+      this.delays.add(deliverAt, input.id, input.tag, input.data, this.settings.fsyncAlways),
+      `hold a message of topic ${this.name}`,
+    );
     return { offset: -1, timestamp: now, durability: this.writer.durability(), duplicate: false, deliverAt };
   }
 }

@@ -106,14 +106,25 @@ export async function writeFileAtomic(target: string, data: string | Buffer, syn
   }
 }
 
-/** Map a file-system error to a store error (ENOSPC -> ZBUS_ERR_NO_SPACE). */
+/**
+ * Map a file-system error to a store error (ENOSPC -> ZBUS_ERR_NO_SPACE). The message says what failed and the
+ * error's code (`EIO`), never its text: Node's messages name the file, and the data directory's path must not
+ * reach clients. The original error stays as `cause`, for the logs.
+ */
 export function storeError(err: unknown, what: string): StoreError {
   if (err instanceof StoreError) return err;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new StoreError('ZBUS_ERR_NO_SPACE', `${what}: no space left on device`, { cause: err });
   }
-  return new StoreError('ZBUS_ERR_STORE', `${what}: ${(err as Error)?.message ?? String(err)}`, {
+  return new StoreError('ZBUS_ERR_STORE', `${what}: ${typeof code === 'string' ? code : 'failed'}`, {
     cause: err,
+  });
+}
+
+/** `p`, with any error it rejects with made a StoreError (see storeError). */
+export function asStoreError<T>(p: Promise<T>, what: string): Promise<T> {
+  return p.catch((err: unknown) => {
+    throw storeError(err, what);
   });
 }

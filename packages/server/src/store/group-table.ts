@@ -6,7 +6,7 @@ import { Alarm } from './clock.js';
 import { declareOnce } from './declare-once.js';
 import { DiskGroup, type GroupState, type GroupTableHooks, type TopicPort } from './group.js';
 import { maxPosition, resolveStart, type StartSource } from './group-start.js';
-import { nameKey, validateName } from './names.js';
+import { fileKey, nameKey, validateName } from './names.js';
 import type { Group, GroupConfig, GroupInfo, StoreError } from './types.js';
 
 /** How long a group's moved position may stay in memory only. */
@@ -114,7 +114,7 @@ export class GroupTable implements GroupTableHooks, StartSource {
           lastUpdatedTime: now,
           deadLettered: 0,
         };
-        const g = await DiskGroup.open(this.port, this, key, st);
+        const g = await DiskGroup.open(this.port, this, fileKey(name), st);
         if (this.port.closed) {
           await g.destroy(false);
           throw closedError();

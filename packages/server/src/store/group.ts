@@ -16,10 +16,9 @@ import type { Clock } from './clock.js';
 import { crc32c } from './crc32c.js';
 import type { FileCache } from './file-cache.js';
 import { compileFilter, type TagMatcher } from './filter.js';
-import { writeFileAtomic } from './fs-util.js';
+import { asStoreError, writeFileAtomic } from './fs-util.js';
 import { Journal } from './journal.js';
 import { Cursor, type LogReader } from './log-reader.js';
-import { nameKey } from './names.js';
 import { decodeRecord, recordTag } from './record.js';
 import {
   type Delivery,
@@ -123,6 +122,8 @@ export class DiskGroup implements Group {
   private constructor(
     readonly port: TopicPort,
     readonly table: GroupTableHooks,
+    /** The base name of the group's files (see names.ts fileKey; kept as found for groups made before it). */
+    readonly fileKey: string,
     readonly journal: Journal,
     st: GroupState,
   ) {
@@ -153,15 +154,15 @@ export class DiskGroup implements Group {
   static async open(
     port: TopicPort,
     table: GroupTableHooks,
-    key: string,
+    fileKey: string,
     st?: GroupState,
   ): Promise<DiskGroup> {
-    const p = DiskGroup.paths(port.groupsDir, key);
+    const p = DiskGroup.paths(port.groupsDir, fileKey);
     let state = st;
     if (state === undefined) state = JSON.parse(await fs.promises.readFile(p.json, 'utf8')) as GroupState;
     else await writeFileAtomic(p.json, JSON.stringify(state), port.syncFiles);
     const { journal, contents } = await Journal.open(p.acks, port.files);
-    const g = new DiskGroup(port, table, journal, state);
+    const g = new DiskGroup(port, table, fileKey, journal, state);
     if (st === undefined) g.#replay(contents);
     g.#recomputeDeadline();
     return g;
@@ -253,7 +254,7 @@ export class DiskGroup implements Group {
     const st = JSON.stringify(this.state());
     await this.journal.flush(sync);
     if (this.removed) return;
-    await writeFileAtomic(DiskGroup.paths(this.port.groupsDir, nameKey(this.name)).json, st, sync);
+    await writeFileAtomic(DiskGroup.paths(this.port.groupsDir, this.fileKey).json, st, sync);
   }
 
   #touchState(): void {
@@ -510,36 +511,46 @@ export class DiskGroup implements Group {
   }
 
   empty(): Promise<void> {
-    return this.#serial(async () => {
-      this.position = this.port.reader.visibleEnd;
-      this.cursor.offset = -1;
-      this.pending.clear();
-      this.#ready = [];
-      this.#nextDeadline = Number.POSITIVE_INFINITY;
-      this.#journalEntries = 0;
-      this.lastUpdatedTime = this.port.clock.now();
-      await this.journal.rewrite(Buffer.alloc(0));
-      await this.checkpoint(this.port.syncFiles);
-    });
+    return asStoreError(
+      this.#serial(() => this.#empty()),
+      `empty group ${this.name}`,
+    );
+  }
+
+  async #empty(): Promise<void> {
+    this.position = this.port.reader.visibleEnd;
+    this.cursor.offset = -1;
+    this.pending.clear();
+    this.#ready = [];
+    this.#nextDeadline = Number.POSITIVE_INFINITY;
+    this.#journalEntries = 0;
+    this.lastUpdatedTime = this.port.clock.now();
+    await this.journal.rewrite(Buffer.alloc(0));
+    await this.checkpoint(this.port.syncFiles);
   }
 
   update(config: GroupConfig): Promise<void> {
-    return this.#serial(async () => {
-      const pos = await this.table.resolveStart(config, false);
-      this.filter = config.filter ?? '';
-      this.#match = compileFilter(this.filter);
-      if (config.mask !== undefined) this.mask = config.mask;
-      if (config.ackWindow !== undefined) this.ackWindow = config.ackWindow;
-      if (config.ackTimeoutMs !== undefined) this.ackTimeoutMs = config.ackTimeoutMs;
-      if (config.maxDeliver !== undefined) this.maxDeliver = config.maxDeliver;
-      if (pos !== undefined) {
-        this.position = pos;
-        this.cursor.offset = -1;
-        this.#journal(J_SEEK, pos, 0, 0);
-      }
-      this.lastUpdatedTime = this.port.clock.now();
-      await this.checkpoint(this.port.syncFiles);
-    });
+    return asStoreError(
+      this.#serial(() => this.#update(config)),
+      `declare group ${this.name}`,
+    );
+  }
+
+  async #update(config: GroupConfig): Promise<void> {
+    const pos = await this.table.resolveStart(config, false);
+    this.filter = config.filter ?? '';
+    this.#match = compileFilter(this.filter);
+    if (config.mask !== undefined) this.mask = config.mask;
+    if (config.ackWindow !== undefined) this.ackWindow = config.ackWindow;
+    if (config.ackTimeoutMs !== undefined) this.ackTimeoutMs = config.ackTimeoutMs;
+    if (config.maxDeliver !== undefined) this.maxDeliver = config.maxDeliver;
+    if (pos !== undefined) {
+      this.position = pos;
+      this.cursor.offset = -1;
+      this.#journal(J_SEEK, pos, 0, 0);
+    }
+    this.lastUpdatedTime = this.port.clock.now();
+    await this.checkpoint(this.port.syncFiles);
   }
 
   info(): GroupInfo {
@@ -565,7 +576,7 @@ export class DiskGroup implements Group {
     await this.#chain;
     await this.journal.close(false);
     if (unlink) {
-      const p = DiskGroup.paths(this.port.groupsDir, nameKey(this.name));
+      const p = DiskGroup.paths(this.port.groupsDir, this.fileKey);
       // The config file goes first: without it the group is gone even if the journal stays behind.
       await fs.promises.rm(p.json, { force: true });
       await fs.promises.rm(p.acks, { force: true });

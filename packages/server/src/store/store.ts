@@ -6,7 +6,7 @@ import { type Clock, systemClock } from './clock.js';
 import { declareDlq } from './dead-letter.js';
 import { declareOnce } from './declare-once.js';
 import { defaultMaxOpenFiles, FileCache } from './file-cache.js';
-import { TMP_SUFFIX } from './fs-util.js';
+import { asStoreError, TMP_SUFFIX } from './fs-util.js';
 import { MemoryTopic } from './memory-topic.js';
 import { migrateCreators } from './migrate-creators.js';
 import { nameKey, validateName } from './names.js';
@@ -125,11 +125,14 @@ class FileStore implements Store, StoreContext {
                 },
                 this.clock,
               )
-            : await DiskTopic.create(this, path.join(this.dataDir, key), name, config);
+            : await asStoreError(
+                DiskTopic.create(this, path.join(this.dataDir, key), name, config),
+                `declare topic ${name}`,
+              );
         this.#topics.set(key, t);
         return t;
       },
-      (t) => t.redeclare(config),
+      (t) => asStoreError(Promise.resolve(t.redeclare(config)), `declare topic ${name}`),
     );
   }
 
@@ -140,7 +143,7 @@ class FileStore implements Store, StoreContext {
     if (t === undefined) return false;
     this.#topics.delete(key);
     if (t instanceof MemoryTopic) t.close();
-    else await t.destroy();
+    else await asStoreError(t.destroy(), `remove topic ${name}`);
     return true;
   }
 
@@ -150,7 +153,9 @@ class FileStore implements Store, StoreContext {
 
   async flush(): Promise<void> {
     this.#check();
-    for (const t of this.#topics.values()) if (t instanceof DiskTopic) await t.flush();
+    for (const t of this.#topics.values()) {
+      if (t instanceof DiskTopic) await asStoreError(t.flush(), `flush topic ${t.name}`);
+    }
   }
 
   async close(): Promise<void> {

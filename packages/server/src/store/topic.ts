@@ -13,7 +13,7 @@ import { type DeadLetterSink, deadLetter } from './dead-letter.js';
 import { Dedupe, rebuildDedupe } from './dedupe.js';
 import { DelayQueue } from './delay-queue.js';
 import type { FileCache } from './file-cache.js';
-import { fsyncDir, TMP_SUFFIX, writeFileAtomic } from './fs-util.js';
+import { asStoreError, fsyncDir, TMP_SUFFIX, writeFileAtomic } from './fs-util.js';
 import type { TopicPort } from './group.js';
 import { GroupTable } from './group-table.js';
 import { LogReader } from './log-reader.js';
@@ -43,6 +43,7 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 const MAX_RECORD_BYTES = 1024 * 1024 * 1024;
 /** Directories being deleted are renamed to start with this first. */
 export const TRASH_PREFIX = '..trash-';
+let trashSeq = 0;
 
 /** What a topic needs from its store. */
 export interface StoreContext extends DeadLetterSink {
@@ -317,7 +318,10 @@ export class DiskTopic implements Topic, TopicPort {
   }
 
   declareGroup(name: string, config: GroupConfig): Promise<Group> {
-    return this.groupTable.declare(name, config, () => this.#closedError());
+    return asStoreError(
+      this.groupTable.declare(name, config, () => this.#closedError()),
+      `declare group ${name} of topic ${this.name}`,
+    );
   }
 
   group(name: string): Group | undefined {
@@ -329,16 +333,21 @@ export class DiskTopic implements Topic, TopicPort {
   }
 
   removeGroup(name: string): Promise<boolean> {
-    return this.groupTable.remove(name);
+    return asStoreError(this.groupTable.remove(name), `remove group ${name} of topic ${this.name}`);
   }
 
-  async empty(): Promise<void> {
-    if (this.closed) throw this.#closedError();
-    await this.writer.truncateAll();
-    await this.delays.clear();
-    this.appender.dedupe?.clear();
-    await this.groupTable.emptyAll();
-    this.lastUpdatedTime = this.clock.now();
+  empty(): Promise<void> {
+    if (this.closed) return Promise.reject(this.#closedError());
+    return asStoreError(
+      (async () => {
+        await this.writer.truncateAll();
+        await this.delays.clear();
+        this.appender.dedupe?.clear();
+        await this.groupTable.emptyAll();
+        this.lastUpdatedTime = this.clock.now();
+      })(),
+      `empty topic ${this.name}`,
+    );
   }
 
   info(): TopicInfo {
@@ -419,11 +428,9 @@ export class DiskTopic implements Topic, TopicPort {
     await this.writer.close();
     this.listeners.clear();
     // Rename first (atomic), then delete: a crash half-way through the delete must not leave a directory that
-    // a later declare of the same name would pick up. `..` cannot appear in a topic name, so no topic uses it.
-    const trash = path.join(
-      path.dirname(this.dir),
-      `${TRASH_PREFIX}${this.clock.now()}-${path.basename(this.dir)}`,
-    );
+    // a later declare of the same name would pick up. `..` cannot appear in a topic name, so no topic uses it;
+    // the topic's name is not part of it, so that the longest name still fits.
+    const trash = path.join(path.dirname(this.dir), `${TRASH_PREFIX}${this.clock.now()}-${++trashSeq}`);
     await fs.promises.rename(this.dir, trash);
     await fs.promises.rm(trash, { recursive: true, force: true });
   }
