@@ -156,7 +156,7 @@ export class DelayFile extends AppendFile {
         return;
       }
       const tmp = tempPath(this.path);
-      const out = await openFd(tmp, 'w');
+      let out = await openFd(tmp, 'w');
       const moved = new Map<HeldEntry, number>();
       try {
         let pos = 0;
@@ -168,10 +168,13 @@ export class DelayFile extends AppendFile {
           pos += e.len;
         }
         await fdatasyncFd(out);
-        await closeFd(out);
+        const fd = out;
+        out = -1;
+        await closeFd(fd);
         await fs.promises.rename(tmp, this.path);
       } catch (err) {
-        await closeFd(out);
+        // Closed at most once: once closed, its number may already belong to another open file.
+        if (out >= 0) await closeFd(out).catch(() => {});
         await fs.promises.rm(tmp, { force: true });
         throw err;
       }

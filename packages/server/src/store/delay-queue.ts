@@ -5,7 +5,14 @@
 // (a crash in between releases it again: at least once).
 import path from 'node:path';
 import { Alarm, type Clock } from './clock.js';
-import { type DelayedMessage, DelayFile, encodeAdd, encodeDone, type HeldEntry } from './delay-file.js';
+import {
+  type DelayedMessage,
+  DelayFile,
+  encodeAdd,
+  encodeDone,
+  type HeldEntry,
+  type ScanResult,
+} from './delay-file.js';
 import type { FileCache } from './file-cache.js';
 
 export type { DelayedMessage } from './delay-file.js';
@@ -54,8 +61,18 @@ export class DelayQueue {
     this.#alarm = new Alarm(opts.clock, () => void this.#releaseDue());
   }
 
+  /** Open the delay journal of the topic in `dir`; on failure nothing stays open. */
   static async open(dir: string, opts: DelayQueueOptions): Promise<DelayQueue> {
     const { file, scan } = await DelayFile.open(path.join(dir, 'delayed.journal'), opts.files, opts.wantIds);
+    try {
+      return await DelayQueue.#load(file, scan, opts);
+    } catch (err) {
+      await file.close(false).catch(() => {});
+      throw err;
+    }
+  }
+
+  static async #load(file: DelayFile, scan: ScanResult, opts: DelayQueueOptions): Promise<DelayQueue> {
     const q = new DelayQueue(file, opts);
     q.#nextSeq = scan.maxSeq + 1;
     for (const e of scan.live) q.#hold(e);

@@ -93,7 +93,7 @@ export async function writeFileAtomic(target: string, data: string | Buffer, syn
     await writeAt(fd, buf, 0, buf.length, 0);
     if (sync) await fsyncFd(fd);
   } catch (err) {
-    await closeFd(fd);
+    await closeFd(fd).catch(() => {});
     await fs.promises.unlink(tmp).catch(() => {});
     throw err;
   }

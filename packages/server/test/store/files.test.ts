@@ -2,13 +2,22 @@
 // that fails to open, and no temp files left behind by a crash.
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DelayFile, encodeAdd, type HeldEntry } from '../../src/store/delay-file.js';
 import { FileCache } from '../../src/store/file-cache.js';
 import { STORE_MASK_ACK_REQUIRED } from '../../src/store/types.js';
 import { appendMany, drain, enc, open, tempDir } from './helpers.js';
 
 /** Descriptors this process has open (Linux). */
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+
+/** Every file below `dir` whose name ends in `.tmp`. */
+const tempFiles = (dir: string): string[] =>
+  fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.tmp'));
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 describe('the open-file cache', () => {
   it('keeps at most `capacity` files open, reopening an evicted one on its next use', async () => {
@@ -133,5 +142,46 @@ describe('a store with many topics', () => {
     const s2 = await open({ dataDir: dir });
     expect(s2.topic('t')!.group('g')).toBeDefined();
     for (const f of leftovers) expect(fs.existsSync(f)).toBe(false);
+  });
+
+  it('leaves no temp file behind when an atomic replace fails', async () => {
+    const dir = await tempDir();
+    const store = await open({ dataDir: path.join(dir, 'store') });
+    const t = await store.declareTopic('t', { mask: 0 });
+    await t.declareGroup('g', {});
+    const real = fs.promises.rename;
+    vi.spyOn(fs.promises, 'rename').mockImplementation(async (from, to) => {
+      if (String(from).endsWith('.tmp')) {
+        throw Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO', syscall: 'rename' });
+      }
+      return real(from, to);
+    });
+    // The compaction of a delay journal: its temp file is removed and its descriptor closed.
+    const files = new FileCache(8);
+    const { file } = await DelayFile.open(path.join(dir, 'delays'), files, false);
+    const held: HeldEntry[] = [];
+    for (let seq = 1; seq <= 3; seq++) {
+      const record = encodeAdd({ seq, deliverAt: seq, id: `m${seq}`, tag: undefined, data: enc('x') });
+      const e: HeldEntry = { seq, deliverAt: seq, pos: -1, len: record.length };
+      file.add(record, e);
+      held.push(e);
+    }
+    await file.flush(false);
+    const before = openFds();
+    await expect(file.compact(held.slice(1))).rejects.toMatchObject({ code: 'EIO' });
+    expect(openFds()).toBe(before);
+    expect(tempFiles(dir)).toEqual([]);
+    await file.close(false);
+    // topic.json and a group's checkpoint.
+    await expect(store.declareTopic('t', { mask: 0, maxBacklog: 5 })).rejects.toMatchObject({
+      code: 'ZBUS_ERR_STORE',
+    });
+    await expect(t.declareGroup('g', { filter: 'x' })).rejects.toMatchObject({ code: 'ZBUS_ERR_STORE' });
+    expect(tempFiles(dir)).toEqual([]);
+    // Nothing was replaced: the journal still holds all three.
+    vi.restoreAllMocks();
+    const reopened = await DelayFile.open(path.join(dir, 'delays'), files, false);
+    expect(reopened.scan.live.map((e) => e.seq)).toEqual([1, 2, 3]);
+    await reopened.file.close(false);
   });
 });
