@@ -24,6 +24,12 @@ Options (each also read from the env var in brackets):
   --fsync <policy>     always | never | interval=<ms>               [ZBUS_FSYNC]      default always
   --max-body <bytes>   largest message body                         [ZBUS_MAX_BODY]   default 16777216
   --max-open-files <n> files the store keeps open (0: half ulimit -n) [ZBUS_MAX_OPEN_FILES] default 0
+  --write-high-water <bytes>  bytes queued toward a connection      [ZBUS_WRITE_HIGH_WATER] default 4194304
+                       past which the broker stops reading from it and pushing to it
+  --max-write-queue <bytes>  bytes queued toward a connection past  [ZBUS_MAX_WRITE_QUEUE] default 67108864
+                       which it is closed at once
+  --write-stall-timeout <ms>  close a connection that stays past    [ZBUS_WRITE_STALL_TIMEOUT] default 30000
+                       the high-water mark and takes no byte for this long (0: never)
   --auth <file>        JSON token ACLs; auth is off without it      [ZBUS_AUTH]
   --insecure           without --auth, serve clients off loopback   [ZBUS_INSECURE=1]
                        (by default a broker without auth serves this machine only)
@@ -64,6 +70,9 @@ const FLAGS = {
   fsync: 'ZBUS_FSYNC',
   'max-body': 'ZBUS_MAX_BODY',
   'max-open-files': 'ZBUS_MAX_OPEN_FILES',
+  'write-high-water': 'ZBUS_WRITE_HIGH_WATER',
+  'max-write-queue': 'ZBUS_MAX_WRITE_QUEUE',
+  'write-stall-timeout': 'ZBUS_WRITE_STALL_TIMEOUT',
   auth: 'ZBUS_AUTH',
   'tls-cert': 'ZBUS_TLS_CERT',
   'tls-key': 'ZBUS_TLS_KEY',
@@ -83,6 +92,15 @@ const FLAGS = {
 } as const;
 type Flag = keyof typeof FLAGS;
 
+/** Flags that set an integer option as they are (ranges are checked by resolveOptions). */
+const INTEGER_FLAGS = [
+  ['max-body', 'maxBodyBytes'],
+  ['max-open-files', 'maxOpenFiles'],
+  ['write-high-water', 'writeHighWaterMark'],
+  ['max-write-queue', 'maxWriteQueueBytes'],
+  ['write-stall-timeout', 'writeStallTimeoutMs'],
+] as const satisfies ReadonlyArray<readonly [Flag, keyof BrokerOptions]>;
+
 /** The option each flag sets: a refused option names the flag and env var that set it. */
 const OPTION_OF_FLAG: Partial<Record<Flag, keyof BrokerOptions>> = {
   port: 'port',
@@ -90,8 +108,7 @@ const OPTION_OF_FLAG: Partial<Record<Flag, keyof BrokerOptions>> = {
   announce: 'announce',
   data: 'dataDir',
   fsync: 'fsync',
-  'max-body': 'maxBodyBytes',
-  'max-open-files': 'maxOpenFiles',
+  ...Object.fromEntries(INTEGER_FLAGS),
   auth: 'auth',
   'tls-cert': 'tls',
   'tls-key': 'tls',
@@ -174,8 +191,6 @@ export function optionsFromArgs(argv: string[], env: NodeJS.ProcessEnv): BrokerO
     announce: get('announce'),
     data: get('data'),
     fsync: get('fsync'),
-    maxBody: get('max-body'),
-    maxOpenFiles: get('max-open-files'),
     auth: get('auth'),
     tlsCert: get('tls-cert'),
     tlsKey: get('tls-key'),
@@ -189,8 +204,10 @@ export function optionsFromArgs(argv: string[], env: NodeJS.ProcessEnv): BrokerO
   if (v.fsync !== undefined) o.fsync = parseFsyncPolicy(v.fsync);
   if (typeof o.fsync === 'string' && o.fsync !== 'always' && o.fsync !== 'never')
     o.fsync = parseFsyncPolicy(o.fsync);
-  if (v.maxBody !== undefined) o.maxBodyBytes = integer(v.maxBody, 'max-body');
-  if (v.maxOpenFiles !== undefined) o.maxOpenFiles = integer(v.maxOpenFiles, 'max-open-files');
+  for (const [flag, option] of INTEGER_FLAGS) {
+    const value = get(flag);
+    if (value !== undefined) o[option] = integer(value, flag);
+  }
   if (v.auth !== undefined) o.auth = readJson<AuthConfig>(v.auth, 'auth file');
   if ((v.tlsCert === undefined) !== (v.tlsKey === undefined))
     throw new Error('--tls-cert and --tls-key go together');

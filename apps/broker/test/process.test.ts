@@ -62,6 +62,23 @@ describe('zbus serve', () => {
     expect(() => optionsFromArgs([], { ZBUS_INSECURE: 'yes' })).toThrow(/ZBUS_INSECURE must be/);
   });
 
+  it('takes the bounds of a connection queue from flags and env vars', () => {
+    const o = optionsFromArgs(
+      ['--write-high-water', '1048576', '--max-write-queue', '33554432', '--write-stall-timeout', '0'],
+      { ZBUS_WRITE_STALL_TIMEOUT: '5000' },
+    );
+    expect(o).toMatchObject({
+      writeHighWaterMark: 1048576,
+      maxWriteQueueBytes: 33554432,
+      writeStallTimeoutMs: 0,
+    });
+    const e = optionsFromArgs([], { ZBUS_WRITE_HIGH_WATER: '65536', ZBUS_MAX_WRITE_QUEUE: '20000000' });
+    expect(e).toMatchObject({ writeHighWaterMark: 65536, maxWriteQueueBytes: 20000000 });
+    expect(() => optionsFromArgs(['--write-stall-timeout', 'soon'], {})).toThrow(
+      "--write-stall-timeout must be a non-negative integer, got 'soon'",
+    );
+  });
+
   it('prints help and rejects bad flags with a clear message and exit code', () => {
     const help = spawnSync(process.execPath, [BROKER_CLI, 'serve', '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);

@@ -1,7 +1,15 @@
 // A session is one client connection (TCP or WebSocket) as command handlers see it: an id, an address and a
 // way to write messages. Handlers never see the socket; transports implement `SessionWire`.
 import { randomUUID } from 'node:crypto';
-import { Message } from '@zbus/protocol';
+import { Message, ZbusError } from '@zbus/protocol';
+
+/** Roughly the bytes a message takes on the wire: its body, its headers, a status line. */
+function wireSize(msg: Message): number {
+  let n = msg.body.length + 64;
+  const h = msg.headers;
+  for (const k in h) n += k.length + (h[k] as string).length + 4;
+  return n;
+}
 
 /** What a transport gives a session: the only place bytes leave the broker. */
 export interface SessionWire {
@@ -9,6 +17,8 @@ export interface SessionWire {
   write(msg: Message, closeAfter?: boolean): void;
   /** False while the connection's queued writes are above the high-water mark. */
   readonly writable: boolean;
+  /** Bytes queued toward the peer and not yet taken by it (the /metrics gauge sums them). */
+  readonly queuedBytes: number;
   /** Close the connection (after flushing what was written). */
   close(): void;
   /** A request of this connection finished or its reply left (reading may resume, a half-closed peer may be done). */
@@ -23,6 +33,8 @@ export interface SessionWire {
 export class ReplyTicket {
   /** The reply, once the handler produced it (ordered tickets only). */
   reply: Message | undefined;
+  /** What the held reply counts toward the session's heldBytes. */
+  replyBytes = 0;
   done = false;
   /** A HEAD request: its reply carries the head only (a body would corrupt the next reply on the connection). */
   headOnly = false;
@@ -97,6 +109,10 @@ export class Session {
   acceptsPushes: boolean;
 
   readonly #ordered: ReplyTicket[] = [];
+  #heldBytes = 0;
+  /** A read by offset is building its reply (they go one at a time). */
+  #reading = false;
+  readonly #readTurns: Array<{ resolve(): void; reject(err: unknown): void }> = [];
   /** Tickets handed out and not yet answered. */
   #unanswered = 0;
   readonly #closeListeners: Array<(s: Session) => void> = [];
@@ -118,6 +134,36 @@ export class Session {
   /** Requests of this session still waiting for their reply (or for the decision to send none). */
   get unanswered(): number {
     return this.#unanswered;
+  }
+
+  /** Bytes of plain-HTTP replies that are ready but wait for an earlier one (they count as queued). */
+  get heldBytes(): number {
+    return this.#heldBytes;
+  }
+
+  /**
+   * Waits for the turn to build a reply from stored data (a read by offset): one at a time per session, and only
+   * while the connection is below its high-water mark, so pipelined reads queue at most one message past it
+   * however many were sent (issue 14 item 9). Call readDone() once the reply was handed over.
+   */
+  awaitReadTurn(): Promise<void> {
+    if (this.closed) return Promise.reject(new ZbusError('ZBUS_ERR_CLOSED', 'the connection is closed'));
+    if (!this.#reading && this.#readTurns.length === 0 && this.writable) {
+      this.#reading = true;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => this.#readTurns.push({ resolve, reject }));
+  }
+
+  readDone(): void {
+    this.#reading = false;
+    this.#nextRead();
+  }
+
+  #nextRead(): void {
+    if (this.#reading || this.#readTurns.length === 0 || !this.writable) return;
+    this.#reading = true;
+    this.#readTurns.shift()!.resolve();
   }
 
   /** Plain-HTTP requests whose replies have not left yet. */
@@ -144,16 +190,25 @@ export class Session {
     }
     ticket.reply = msg;
     const q = this.#ordered;
+    // A reply that waits behind an earlier one counts toward the bytes queued toward the connection.
+    if (msg && q[0] !== ticket) {
+      ticket.replyBytes = wireSize(msg);
+      this.#heldBytes += ticket.replyBytes;
+    }
     const before = q.length;
     while (q.length > 0 && q[0]!.done) {
       const t = q.shift()!;
+      this.#heldBytes -= t.replyBytes;
       if (t.reply) this.wire.write(t.reply, t.closeAfter);
       else if (t.closeAfter) this.wire.close();
       t.reply = undefined;
       if (t.closeAfter) return;
     }
-    // Held replies count against the connection's in-flight cap: reading may resume now that some left.
-    if (q.length < before) this.wire.requestDone();
+    // Held replies count against the connection's in-flight cap and its queued bytes: reading may resume.
+    if (q.length < before) {
+      this.wire.requestDone();
+      this.#nextRead();
+    }
   }
 
   /** A push: a delivered message or a routed reply. */
@@ -193,6 +248,7 @@ export class Session {
 
   /** Transport: the connection drained below its high-water mark. */
   drained(): void {
+    this.#nextRead();
     for (const fn of this.#writableListeners) fn();
   }
 
@@ -208,6 +264,9 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     this.#ordered.length = 0;
+    this.#heldBytes = 0;
+    const gone = new ZbusError('ZBUS_ERR_CLOSED', 'the connection is closed');
+    for (const turn of this.#readTurns.splice(0)) turn.reject(gone);
     this.awaitingRoute.clear();
     for (const fn of this.#closeListeners) fn(this);
     this.#closeListeners.length = 0;

@@ -26,10 +26,19 @@ export function consume(ctx: CommandContext): void | Promise<void> {
 }
 
 /** Random read: one message by offset, 404 when there is none. */
+/**
+ * Random read: one message by offset, 404 when there is none. Reads of one session take turns, so a client that
+ * pipelines them without reading the answers holds one message past its high-water mark.
+ */
 async function consumeAt(ctx: CommandContext, topic: Topic, offset: number): Promise<void> {
-  const rec = await topic.read(offset);
-  if (!rec) throw new ZbusError('ZBUS_ERR_NOT_FOUND', `Message Not Found: offset=${offset}`);
-  ctx.ticket.send(buildDelivery(rec, ctx.ticket.id, topic.name, ctx.msg.consumeGroup));
+  await ctx.session.awaitReadTurn();
+  try {
+    const rec = await topic.read(offset);
+    if (!rec) throw new ZbusError('ZBUS_ERR_NOT_FOUND', `Message Not Found: offset=${offset}`);
+    ctx.ticket.send(buildDelivery(rec, ctx.ticket.id, topic.name, ctx.msg.consumeGroup));
+  } finally {
+    ctx.session.readDone();
+  }
 }
 
 export function unconsume(ctx: CommandContext): void {

@@ -5,6 +5,10 @@ export class Metrics {
   readonly startedAt = Date.now();
   connectionsTotal = 0;
   connectionsRejected = 0;
+  /** Connections whose reading is stopped (requests in flight or bytes queued past their limits). */
+  connectionsPaused = 0;
+  /** Connections closed because their peer did not read (maxWriteQueueBytes, writeStallTimeoutMs). */
+  slowConnectionsClosed = 0;
   connections = 0;
   requestsTotal = 0;
   produced = 0;
@@ -54,7 +58,8 @@ export interface TopicGauge {
 
 const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
-export function renderMetrics(m: Metrics, topics: TopicGauge[]): string {
+/** `queuedBytes`: bytes queued toward every connection now (Session wires' queuedBytes, summed). */
+export function renderMetrics(m: Metrics, topics: TopicGauge[], queuedBytes: number): string {
   const out: string[] = [];
   const metric = (name: string, type: 'counter' | 'gauge', help: string, rows: Array<[string, number]>) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -74,6 +79,24 @@ export function renderMetrics(m: Metrics, topics: TopicGauge[]): string {
     'counter',
     'Connections refused at maxConnections.',
     one(m.connectionsRejected),
+  );
+  metric(
+    'zbus_connections_paused',
+    'gauge',
+    'Connections not read from: requests in flight or bytes queued toward them past their limits.',
+    one(m.connectionsPaused),
+  );
+  metric(
+    'zbus_connections_closed_slow_total',
+    'counter',
+    'Connections closed because their peer did not read (maxWriteQueueBytes, writeStallTimeoutMs).',
+    one(m.slowConnectionsClosed),
+  );
+  metric(
+    'zbus_connections_queued_bytes',
+    'gauge',
+    'Bytes queued toward client connections and not yet taken by them.',
+    one(queuedBytes),
   );
   metric('zbus_requests_total', 'counter', 'Requests handled.', one(m.requestsTotal));
   metric(

@@ -10,6 +10,7 @@ import {
   ZbusError,
 } from '@zbus/protocol';
 import { Session, type SessionWire } from '../session.js';
+import { ConnectionFlow } from './flow.js';
 import type { ConnectionHost } from './host.js';
 
 /** Header names are lower case; both must be present for a WebSocket handshake (RFC 6455 §4.2.1). */
@@ -32,13 +33,13 @@ export class TcpConnection implements SessionWire {
   readonly #socket: Socket;
   readonly #host: ConnectionHost;
   #decoder: MessageDecoder;
-  /** Bytes read past the message that hit the in-flight cap; decoded when reading resumes. */
+  /** Bytes read past the message after which reading stopped (backpressure); decoded when reading resumes. */
   #held: Uint8Array | undefined;
   #stopped = false;
   #corked = false;
   /** Chunks read so far (the idle check after a pause compares it). */
   #reads = 0;
-  #readPaused = false;
+  readonly #flow: ConnectionFlow;
   #upgraded = false;
   #closing = false;
   /** The peer sent FIN: it sends no more requests, but still gets every reply before we close. */
@@ -53,6 +54,11 @@ export class TcpConnection implements SessionWire {
     this.#host = host;
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     this.session = new Session(this, remote, 'tcp');
+    this.#flow = new ConnectionFlow(socket, this.session, host, {
+      pause: () => socket.pause(),
+      resume: () => this.#resume(),
+      kill: () => this.destroy(),
+    });
     const o = host.options;
     this.#decoder = this.#newDecoder();
     socket.setNoDelay(true);
@@ -62,6 +68,7 @@ export class TcpConnection implements SessionWire {
     socket.on('error', () => {}); // 'close' follows; resets are normal for clients
     socket.on('close', () => {
       this.#clearPartial();
+      this.#flow.closed();
       this.session.closedByTransport();
     });
     if (o.idleTimeoutMs > 0) {
@@ -93,8 +100,8 @@ export class TcpConnection implements SessionWire {
   }
 
   /**
-   * The decoder stopped after a message that reached the in-flight cap: keep what it had not decoded yet (the
-   * rest of the chunk) and start a fresh decoder; the kept bytes go first when reading resumes.
+   * The decoder stopped after a message past which reading stopped: keep what it had not decoded yet (the rest
+   * of the chunk) and start a fresh decoder; the kept bytes go first when reading resumes.
    */
   #stopAtCap(): void {
     this.#stopped = false;
@@ -104,7 +111,11 @@ export class TcpConnection implements SessionWire {
   }
 
   get writable(): boolean {
-    return !this.#closing && this.#socket.writableLength < this.#host.options.writeHighWaterMark;
+    return !this.#closing && this.#flow.writable;
+  }
+
+  get queuedBytes(): number {
+    return this.#flow.queuedBytes;
   }
 
   #onData(chunk: Uint8Array): void {
@@ -151,7 +162,7 @@ export class TcpConnection implements SessionWire {
   #partialExpired(): void {
     this.#partialTimer = undefined;
     if (this.#closing || this.#upgraded || this.#decoder.bufferedBytes === 0) return;
-    if (this.#readPaused) {
+    if (this.#flow.paused) {
       // We stopped reading (backpressure): the peer is not the slow one. Look again later.
       this.#watchPartial();
       return;
@@ -179,9 +190,9 @@ export class TcpConnection implements SessionWire {
       return false;
     }
     this.#host.handle(this.session, msg);
-    this.#applyBackpressure();
-    if (this.#readPaused && !this.#closing && this.#overCap()) {
-      // Stop inside this chunk too: a pipelining client may have sent thousands of requests in one read.
+    if (this.#flow.check() && !this.#closing) {
+      // Stop inside this chunk too: a pipelining client may have sent thousands of requests in one read, and
+      // each could add a reply to a queue already past the high-water mark.
       this.#stopped = true;
       return false;
     }
@@ -211,27 +222,9 @@ export class TcpConnection implements SessionWire {
     this.write(this.#host.errorReply(err), true);
   }
 
-  /**
-   * Requests being processed, or plain-HTTP replies held back until an earlier one (a long-poll) is answered:
-   * both count against maxInflightPerConnection.
-   */
-  #overCap(): boolean {
-    const max = this.#host.options.maxInflightPerConnection;
-    return this.session.inflight >= max || this.session.pendingOrdered >= max;
-  }
-
-  /** Stop reading while too many requests are in flight or writes are queued past the high-water mark. */
-  #applyBackpressure(): void {
-    const over = this.#overCap() || this.#socket.writableLength >= this.#host.options.writeHighWaterMark;
-    if (over && !this.#readPaused) {
-      this.#readPaused = true;
-      this.#socket.pause();
-    }
-  }
-
   /** The host calls this when a request of this connection finished or its reply left. */
   requestDone(): void {
-    if (this.#readPaused) this.#maybeResume();
+    if (this.#flow.paused) this.#flow.relieve();
     if (this.#peerEnded) this.#closeWhenAnswered();
   }
 
@@ -251,18 +244,17 @@ export class TcpConnection implements SessionWire {
     if (this.session.unanswered === 0 && this.session.inflight === 0) this.close();
   }
 
-  #maybeResume(): void {
-    if (!this.#overCap() && this.#socket.writableLength < this.#host.options.writeHighWaterMark) {
-      this.#readPaused = false;
-      const held = this.#held;
-      this.#held = undefined;
-      if (held) this.#onData(held);
-      if (!this.#readPaused) this.#socket.resume();
-    }
+  /** The flow lets us read again: first what was read before it stopped us, then the socket. */
+  #resume(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    if (held) this.#onData(held);
+    if (!this.#flow.paused) this.#socket.resume();
+    if (this.#peerEnded) this.#closeWhenAnswered();
   }
 
   #onDrain(): void {
-    if (this.#readPaused) this.#maybeResume();
+    this.#flow.relieve();
     this.session.drained();
   }
 
@@ -284,9 +276,7 @@ export class TcpConnection implements SessionWire {
     socket.write(encodeHead(msg), 'utf8');
     if (msg.body.length > 0) socket.write(msg.body);
     if (closeAfter) this.close();
-    else if (!this.#readPaused && socket.writableLength >= this.#host.options.writeHighWaterMark) {
-      this.#applyBackpressure();
-    }
+    else this.#flow.check();
   }
 
   uncork(): void {

@@ -7,27 +7,50 @@ import type { Socket } from 'node:net';
 import { decodeMessage, encodeMessage, type Message, type ZbusError } from '@zbus/protocol';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { Session, type SessionWire } from '../session.js';
+import { ConnectionFlow } from './flow.js';
 import type { ConnectionHost } from './host.js';
 
 const EMPTY = Buffer.alloc(0);
 
+type Frame = Buffer | ArrayBuffer | Buffer[];
+
 export class WsConnection implements SessionWire {
   readonly session: Session;
   readonly #ws: WebSocket;
+  readonly #socket: Socket;
   readonly #host: ConnectionHost;
+  readonly #flow: ConnectionFlow;
+  /** Frames ws emitted after reading stopped (it empties its buffer first); taken when reading resumes. */
+  readonly #deferred: Frame[] = [];
 
   constructor(ws: WebSocket, remote: string, host: ConnectionHost) {
     this.#ws = ws;
     this.#host = host;
+    // ws keeps the socket it took in `_socket`: its write queue is what backpressure and the idle timer watch.
+    const socket = (ws as unknown as { _socket: Socket })._socket;
+    this.#socket = socket;
     this.session = new Session(this, remote, 'ws');
-    ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => this.#onFrame(data));
-    ws.on('close', () => this.session.closedByTransport());
+    this.#flow = new ConnectionFlow(socket, this.session, host, {
+      pause: () => ws.pause(),
+      resume: () => this.#resume(),
+      kill: () => ws.terminate(),
+    });
+    ws.on('message', (data: Frame) => this.#onFrame(data));
+    ws.on('close', () => {
+      this.#flow.closed();
+      this.#deferred.length = 0;
+      this.session.closedByTransport();
+    });
     ws.on('error', () => {});
+    // 'drain' comes after a write found the socket's queue full, once it is empty again.
+    socket.on('drain', () => {
+      this.#flow.relieve();
+      this.session.drained();
+    });
     // Idle sessions close after idleTimeoutMs as TCP ones do (a heartbeat or any frame keeps them); ws clears
     // the socket's timeout when it takes the socket, so it is set again here.
-    const socket = (ws as unknown as { _socket?: Socket })._socket;
     const idle = host.options.idleTimeoutMs;
-    if (socket && idle > 0) {
+    if (idle > 0) {
       // As for TCP sessions (tcp-connection.ts): after a pause of the whole process the timer fires before the
       // bytes that arrived meanwhile are read, so look again once this turn's I/O has run; a read in between
       // keeps the session (and re-arms the timer).
@@ -45,11 +68,21 @@ export class WsConnection implements SessionWire {
   }
 
   get writable(): boolean {
-    return this.#ws.readyState === 1 && this.#ws.bufferedAmount < this.#host.options.writeHighWaterMark;
+    return this.#ws.readyState === 1 && this.#flow.writable;
   }
 
-  #onFrame(data: Buffer | ArrayBuffer | Buffer[]): void {
+  get queuedBytes(): number {
+    return this.#flow.queuedBytes;
+  }
+
+  #onFrame(data: Frame): void {
     this.session.lastActive = Date.now();
+    // ws.pause() stops the socket, but frames already read still come: they wait here, in order.
+    if (this.#flow.paused) this.#deferred.push(data);
+    else this.#take(data);
+  }
+
+  #take(data: Frame): void {
     const bytes = Array.isArray(data)
       ? Buffer.concat(data)
       : data instanceof ArrayBuffer
@@ -69,6 +102,13 @@ export class WsConnection implements SessionWire {
       return;
     }
     this.#host.handle(this.session, msg);
+    this.#flow.check();
+  }
+
+  /** The flow lets us read again: first the frames that came after it stopped us, then the socket. */
+  #resume(): void {
+    while (this.#deferred.length > 0 && !this.#flow.paused) this.#take(this.#deferred.shift()!);
+    if (!this.#flow.paused) this.#ws.resume();
   }
 
   /** Text frames as 0.11 sends them; a body that is not UTF-8 would break a text frame, so it goes binary. */
@@ -78,15 +118,14 @@ export class WsConnection implements SessionWire {
     this.#cork();
     this.#ws.send(bytes, { binary: !isUtf8(msg.body) });
     if (closeAfter) this.close();
-    else if (this.#ws.bufferedAmount >= this.#host.options.writeHighWaterMark) this.#watchDrain();
+    else this.#flow.check();
   }
 
   #corked = false;
   /** Frames written in one I/O turn leave in one writev, as on TCP connections (tcp-connection.ts). */
   #cork(): void {
-    if (this.#corked) return;
-    const socket = (this.#ws as unknown as { _socket?: Socket })._socket;
-    if (!socket || socket.destroyed) return;
+    const socket = this.#socket;
+    if (this.#corked || socket.destroyed) return;
     this.#corked = true;
     socket.cork();
     setImmediate(() => {
@@ -95,21 +134,10 @@ export class WsConnection implements SessionWire {
     });
   }
 
-  #draining = false;
-  /** ws has no 'drain' event; poll the underlying socket's drain instead. */
-  #watchDrain(): void {
-    if (this.#draining) return;
-    this.#draining = true;
-    const socket = (this.#ws as unknown as { _socket?: Socket })._socket;
-    const done = () => {
-      this.#draining = false;
-      this.session.drained();
-    };
-    if (socket) socket.once('drain', done);
-    else setTimeout(done, 50);
+  /** A request finished or its reply left: reading may resume (the in-flight cap holds on WebSocket too). */
+  requestDone(): void {
+    if (this.#flow.paused) this.#flow.relieve();
   }
-
-  requestDone(): void {}
 
   close(): void {
     this.#ws.close(1000);

@@ -53,6 +53,19 @@ describe('resolveOptions', () => {
     expect(refusal({ fsync: { intervalMs: 0 } }).option).toBe('fsync');
   });
 
+  it('keeps the hard bound of a connection queue above its high-water mark and one message', () => {
+    const MiB = 1024 * 1024;
+    // Below 64 KiB a socket may empty its queue without saying so, and a paused connection would never resume.
+    expect(refusal({ writeHighWaterMark: 32 * 1024 }).option).toBe('writeHighWaterMark');
+    const low = refusal({ writeHighWaterMark: 4 * MiB, maxBodyBytes: MiB, maxWriteQueueBytes: 5 * MiB });
+    expect(low.option).toBe('maxWriteQueueBytes');
+    expect(low.message).toContain('at least writeHighWaterMark + maxHeaderBytes + maxBodyBytes');
+    // Left unset, the bound follows a larger body limit instead of refusing it.
+    const big = resolveOptions({ maxBodyBytes: 256 * MiB });
+    expect(big.maxWriteQueueBytes).toBe(big.writeHighWaterMark + big.maxHeaderBytes + 256 * MiB);
+    expect(resolveOptions().maxWriteQueueBytes).toBe(DEFAULTS.maxWriteQueueBytes);
+  });
+
   it('checks the options that are not numbers', () => {
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ host: 5 }, 'host'],
