@@ -1,6 +1,7 @@
 // A small append-only file with batched writes, the base of the ack journal (journal.ts) and the delay journal
 // (delay-file.ts): records are buffered and written with one write per turn of the event loop (or per flush;
-// concurrent flushes share one fsync), and every operation on the file runs in one chain, in order.
+// concurrent flushes share one fsync; or at once by writeNow), and every operation on the file runs in one chain,
+// in order.
 import type { CachedFile, FileCache } from './file-cache.js';
 import { fsyncDir } from './fs-util.js';
 
@@ -17,6 +18,8 @@ export class AppendFile {
   #pendingBytes = 0;
   #scheduled = false;
   #chain: Promise<void> = Promise.resolve();
+  /** Operations run() queued that have not settled. */
+  #queued = 0;
   closed = false;
 
   protected constructor(
@@ -44,19 +47,39 @@ export class AppendFile {
       this.#scheduled = true;
       setImmediate(() => {
         this.#scheduled = false;
-        void this.flush(false).catch(() => {});
+        // Written already when writeNow() ran meanwhile.
+        if (this.#pending.length > 0) void this.flush(false).catch(() => {});
       });
     }
   }
 
   /** Run `op` after every operation queued before it. */
   protected run<T>(op: () => Promise<T>): Promise<T> {
+    this.#queued++;
     const p = this.#chain.then(op);
-    this.#chain = p.then(
-      () => undefined,
-      () => undefined,
-    );
+    const settled = () => {
+      this.#queued--;
+    };
+    this.#chain = p.then(settled, settled);
     return p;
+  }
+
+  /**
+   * Write what is buffered now: with no other operation queued, synchronously (one pwrite, no threadpool round
+   * trip); else after those operations. Not synced. A failed write loses the records, as one scheduled by
+   * append() would.
+   */
+  writeNow(): Promise<void> | undefined {
+    if (this.closed || this.#pending.length === 0) return undefined;
+    if (this.#queued > 0) return this.flush(false).catch(() => {});
+    const buf = this.#takeBatch();
+    try {
+      this.file.writeSync(buf, 0, buf.length, this.size);
+      this.size += buf.length;
+    } catch {
+      // as documented: the records are lost
+    }
+    return undefined;
   }
 
   /** Write what is buffered; with `sync`, fdatasync too. */
@@ -71,15 +94,20 @@ export class AppendFile {
   /** Inside run(): write the buffered records at the end of the file. */
   protected async writePending(): Promise<void> {
     if (this.#pending.length === 0) return;
+    const buf = this.#takeBatch();
+    await this.file.write(buf, 0, buf.length, this.size);
+    this.size += buf.length;
+  }
+
+  /** The buffered records as one buffer to write at the end of the file; each is told its position. */
+  #takeBatch(): Buffer {
     const batch = this.takePending();
     let pos = this.size;
     for (const p of batch) {
       p.onWritten?.(pos);
       pos += p.buf.length;
     }
-    const buf = batch.length === 1 ? batch[0]!.buf : Buffer.concat(batch.map((p) => p.buf));
-    await this.file.write(buf, 0, buf.length, this.size);
-    this.size += buf.length;
+    return batch.length === 1 ? batch[0]!.buf : Buffer.concat(batch.map((p) => p.buf));
   }
 
   /** Take the buffered records out (they will not be written by this file). */

@@ -152,17 +152,13 @@ describe('the zbus serve process', () => {
       const m = await c2.request({ headers: { cmd: 'consume', topic: 'T', consume_group: 'g' } });
       got.push(m.headers.origin_id);
     }
-    // The unacked m0 comes back (at least once). Its `retry` may be absent: the store writes the delivery record
-    // to the group's journal on the next turn of the event loop, after the reply, so a SIGKILL right after the
-    // delivery can lose the count (store behaviour, reported; a graceful restart keeps it, see above).
+    // The unacked m0 comes back (at least once); its count is the next test's.
     expect(got.sort()).toEqual(['m0', 'm1', 'm2']);
   });
 
-  // Store: a group's delivery records (J_DELIVER) go to its journal on the next event-loop turn (Journal.append
-  // schedules the write with setImmediate), after the consume reply has left. A SIGKILL in that window loses the
-  // record: the message comes back (at least once holds) but as a first delivery, without `retry`. Skipped rather
-  // than marked failing because it depends on that window (it passes when the journal write wins the race).
-  it.skip('counts a delivery made just before a SIGKILL: the redelivery after restart has retry 1', async () => {
+  // The store writes a group's delivery record (J_DELIVER) before it hands the delivery out, so a SIGKILL right
+  // after the consume reply cannot lose the count.
+  it('counts a delivery made just before a SIGKILL: the redelivery after restart has retry 1', async () => {
     const broker = await startBroker({ fsync: 'always' });
     onTestFinished(async () => {
       await broker.stop();

@@ -141,6 +141,40 @@ describe('crash safety (SIGKILL under fsync=always)', () => {
     }
   }, 30_000);
 
+  it('a delivery handed out just before SIGKILL is counted: it comes back with retry 1', async () => {
+    const dataDir = await tempDir();
+    const script = path.join(dataDir, '..', `${path.basename(dataDir)}-deliver.mjs`);
+    // The child dies in the same turn as the delivery, as a broker killed right after its consume reply would.
+    await fs.promises.writeFile(
+      script,
+      `import { openStore } from ${JSON.stringify(`file://${bundle}`)};
+const store = await openStore({ dataDir: process.argv[2], fsync: 'always' });
+const t = await store.declareTopic('t', { mask: 0 });
+const g = await t.declareGroup('g', { mask: 64, ackTimeoutMs: 1 });
+await t.append({ id: 'm0', data: Buffer.from('v') });
+const d = await g.next();
+if (d?.id === 'm0') process.kill(process.pid, 'SIGKILL');
+`,
+    );
+    try {
+      const child = spawn(process.execPath, [script, dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      const signal = await new Promise((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
+      expect(signal, stderr).toBe('SIGKILL');
+      const store = await open({ dataDir });
+      const g = store.topic('t')!.group('g')!;
+      expect(g.info().unacked).toBe(1);
+      // Its 1 ms ack timeout ran out while the store was down.
+      expect(await g.next()).toMatchObject({ id: 'm0', retry: 1 });
+      await store.close();
+    } finally {
+      await fs.promises.rm(script, { force: true });
+    }
+  });
+
   it('after a kill, a cut tail and a flipped byte: valid records are served, the corrupt one is reported', async () => {
     const dataDir = await tempDir();
     const script = path.join(dataDir, '..', `${path.basename(dataDir)}-child.mjs`);
