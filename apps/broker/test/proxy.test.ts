@@ -15,6 +15,7 @@ import { filtered, requestHeaders, responseHeaders } from '../src/proxy/headers.
 import { resolveProxyOptions } from '../src/proxy/options.js';
 import { startProxy } from '../src/proxy/proxy.js';
 import { PathRefused, targetUrl } from '../src/proxy/target-path.js';
+import { confinementTargets } from './proxy-targets.js';
 
 interface Seen {
   method: string;
@@ -379,37 +380,11 @@ function rawGet(port: number, target: string): Promise<{ status: number; text: s
 describe('proxy path confinement', () => {
   it('never reaches another service or leaves the base path, whatever the encoding', async () => {
     // The internal service next to the targets: nothing a caller sends through the DMZ may reach it.
-    const internalHits: string[] = [];
-    const internal = createServer((req, res) => {
-      internalHits.push(req.url ?? '');
-      res.end('the internal secret');
-    });
-    const seen = { api: [] as string[], root: [] as string[] };
-    const targets = (['api', 'root'] as const).map((name) =>
-      createServer((req, res) => {
-        seen[name].push(req.url ?? '');
-        res.end(`target saw ${req.url}`);
-      }),
-    );
-    const [internalPort, apiPort, rootPort] = await Promise.all([internal, ...targets].map(listen));
-    onTestFinished(async () => {
-      for (const s of [internal, ...targets]) {
-        s.closeAllConnections();
-        await new Promise((r) => s.close(r));
-      }
-    });
+    const { entries, inner, internalHits, seen } = await confinementTargets();
     const broker = await startBroker({ fsync: 'never' });
     onTestFinished(() => broker.stop().then(() => undefined));
-    const proxy = await startProxy({
-      broker: broker.address,
-      entries: [
-        // One target with a base path, one without: `//host/x` escaped the latter, `..` the former.
-        { entry: 'Orders', target: `http://127.0.0.1:${apiPort}/api`, connections: 2 },
-        { entry: 'Root', target: `http://127.0.0.1:${rootPort}`, connections: 2 },
-      ],
-    });
+    const proxy = await startProxy({ broker: broker.address, entries });
     onTestFinished(() => proxy.close());
-    const inner = `127.0.0.1:${internalPort}`;
     const attempts = [
       `//${inner}/secret`,
       `///${inner}/secret`,
