@@ -365,7 +365,7 @@ describe('zbus proxy (process)', () => {
 function rawGet(port: number, target: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const s = netConnect(port, '127.0.0.1', () =>
-      s.end(`GET ${target} HTTP/1.1\r\nhost: dmz\r\nconnection: close\r\n\r\n`),
+      s.end(`GET ${target} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`),
     );
     const chunks: Buffer[] = [];
     s.on('data', (c: Buffer) => chunks.push(c));

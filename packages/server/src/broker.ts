@@ -18,8 +18,14 @@ import {
 import pino, { type Logger } from 'pino';
 import { Auth } from './auth/auth.js';
 import { migratedCreator } from './auth/creator.js';
-import { isLoopback, protectedModeError } from './auth/loopback.js';
-import { crossSiteError, crossSiteSafe, OriginPolicy } from './auth/origin.js';
+import { isLoopback, protectedModeError, unlistedHostError } from './auth/loopback.js';
+import {
+  cookieCounts,
+  crossSiteError,
+  crossSiteSafe,
+  OriginPolicy,
+  type RequestSite,
+} from './auth/origin.js';
 import { loadSharedStoreModule } from './cluster/shared-store.js';
 import type { BrokerState, CommandContext } from './commands/context.js';
 import { hasRpcMask, isRpcTopic } from './commands/produce.js';
@@ -144,8 +150,8 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
       this.options.logger ??
       pino({ level: this.options.logLevel, base: { name: 'zbus' } }, pino.destination(2));
     this.auth = this.options.auth ? new Auth(this.options.auth) : undefined;
-    this.#origins = new OriginPolicy(this.options.allowOrigins);
     this.#protectedMode = isProtectedMode(this.options);
+    this.#origins = new OriginPolicy(this.options.allowOrigins, this.#protectedMode);
     this.dispatcher = new Dispatcher(this.metrics, {
       consumersChanged: (topic) => {
         if (this.relay) this.relay.consumersChanged(topic, this.#isRpcTopic(topic));
@@ -276,9 +282,7 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     const site = this.#origins.siteOf(req.headers);
     const refusal = this.#outsiders.has(previous)
       ? protectedModeError()
-      : site === 'foreign'
-        ? crossSiteError(req.headers.origin, 'open a WebSocket')
-        : undefined;
+      : this.#siteRefusal(site, req.headers, 'open a WebSocket');
     if (refusal) {
       this.metrics.error(refusal.code);
       const reply = errorReply(refusal);
@@ -286,13 +290,21 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
       socket.end(encodeMessage(reply));
       return;
     }
-    // The monitor's cookie is bound to the broker's own pages: a WebSocket from an allowed origin brings its own token.
+    // The monitor's cookie is bound to the broker's own pages: a WebSocket from an allowed origin brings its own
+    // token. Browsers always mark a handshake (Origin), so an unmarked one is no page's.
     this.#upgrader.upgrade(
       socket,
       req,
       head,
-      site === 'own' ? tokenFromCookie(req.headers.cookie) : undefined,
+      site === 'own' || site === 'unmarked' ? tokenFromCookie(req.headers.cookie) : undefined,
     );
+  }
+
+  /** Why a request from `site` is refused whatever it asks (`what`), if it is. */
+  #siteRefusal(site: RequestSite, headers: Message['headers'], what: string): ZbusError | undefined {
+    if (site === 'unlisted-host') return unlistedHostError(headers.host ?? '');
+    if (site === 'foreign') return crossSiteError(headers.origin, what);
+    return undefined;
   }
 
   errorReply(err: ZbusError): Message {
@@ -316,16 +328,24 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
     }
     const outsider = this.#protectedMode && this.#outsiders.has(session);
     // Read before `host` is overwritten below. WebSocket frames are not browser requests: their handshake was.
-    const site = session.kind === 'tcp' ? this.#origins.siteOf(msg.headers) : 'own';
+    const site: RequestSite = session.kind === 'tcp' ? this.#origins.siteOf(msg.headers) : 'own';
     if (msg.headers.cmd === undefined) {
       const path = pathOf(msg.url);
       if (RESERVED_PATHS.has(path) && !(outsider && path === '/metrics')) {
         // /healthz and /readyz stay open for probes; /metrics names every topic and group, so with auth on
         // it needs a token allowed `metrics` (or `*`/`admin`): header, ?token=, cookie or a Bearer header.
+        // A foreign page never reads it: a DNS-rebound page is same-origin to the browser, which shows it
+        // every answer.
+        const refusal =
+          path === '/metrics' ? this.#siteRefusal(site, msg.headers, 'read /metrics') : undefined;
+        if (refusal) {
+          this.#fail(ticket, refusal);
+          return;
+        }
         if (
           path === '/metrics' &&
           this.auth &&
-          !this.auth.allows('metrics', metricsToken(msg, session, site === 'own'))
+          !this.auth.allows('metrics', metricsToken(msg, session, site === 'own' || site === 'unmarked'))
         ) {
           this.#fail(ticket, new ZbusError('ZBUS_ERR_FORBIDDEN', 'Command(metrics) Forbbiden'));
           return;
@@ -339,15 +359,14 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
       session.close();
       return;
     }
+    if (site === 'unlisted-host') {
+      this.#fail(ticket, unlistedHostError(msg.headers.host ?? ''));
+      return;
+    }
     msg.set('sender', session.id);
     msg.set('host', this.announced);
     msg.set('remote-addr', session.remoteAddress);
     msg.set('id', id);
-    // The monitor's cookie counts only on requests from the broker's own pages (bound to its origin).
-    if (msg.headers.token === undefined && site === 'own') {
-      const cookie = tokenFromCookie(msg.headers.cookie) ?? session.cookieToken;
-      if (cookie !== undefined) msg.set('token', cookie);
-    }
     let resolved: ReturnType<typeof resolveCommand>;
     try {
       resolved = resolveCommand(msg);
@@ -363,6 +382,12 @@ class BrokerCore implements BrokerState, ConnectionHost, Broker {
       return;
     }
     const cmd = resolved.cmd;
+    // The monitor's cookie counts only on requests from the broker's own pages (bound to its origin), after a
+    // token in the header or the URL.
+    if (msg.headers.token === undefined && cookieCounts(site, cmd, msg.method)) {
+      const cookie = tokenFromCookie(msg.headers.cookie) ?? session.cookieToken;
+      if (cookie !== undefined) msg.set('token', cookie);
+    }
     const monitor = MONITOR_COMMANDS.has(cmd);
     const handler = monitor ? undefined : COMMAND_HANDLERS.get(cmd);
     if (!monitor && !handler) {

@@ -39,15 +39,16 @@ export function chromiumMissing(): string | undefined {
 /**
  * Launches headless Chromium. playwright-core gives every launch a fresh `--user-data-dir` of its own (a
  * mkdtemp directory it removes on close; it refuses the flag in `args`), so runs never share a profile.
+ * `args`: flags added to CHROMIUM_ARGS (for example `--host-resolver-rules` to play an attacker's DNS answer).
  */
-export async function launchChromium(): Promise<LaunchedChromium> {
+export async function launchChromium(options: { args?: readonly string[] } = {}): Promise<LaunchedChromium> {
   const missing = chromiumMissing();
   if (missing !== undefined) throw new Error(missing);
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...(options.args ?? [])],
     timeout: scaled(30_000),
   });
   return {

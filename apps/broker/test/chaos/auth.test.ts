@@ -180,7 +180,7 @@ describe('auth', () => {
           const path = group !== undefined ? `/${topic}/${group}` : `/${topic}`;
           const r = await httpRaw(
             b.port,
-            `GET ${path}?${q} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`,
+            `GET ${path}?${q} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`,
           );
           results.push(['url-0.11', r.status, r.body]);
         }
@@ -191,7 +191,7 @@ describe('auth', () => {
           const path = `/${c.cmd}/${topic}${group !== undefined ? `/${group}` : ''}`;
           const r = await httpRaw(
             b.port,
-            `GET ${path}?${q} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`,
+            `GET ${path}?${q} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`,
           );
           results.push(['url-0.8', r.status, r.body]);
         }
@@ -200,7 +200,7 @@ describe('auth', () => {
           const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`);
           const r = await httpRaw(
             b.port,
-            `GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncookie: token=${token}\r\n${lines.join('')}\r\n`,
+            `GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncookie: token=${token}\r\n${lines.join('')}\r\n`,
           );
           results.push(['cookie', r.status, r.body]);
         }
@@ -263,7 +263,7 @@ describe('auth', () => {
       const cookie = token ? `cookie: token=${token}\r\n` : '';
       const r = await httpRaw(
         b.port,
-        `GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n${cookie}\r\n`,
+        `GET ${path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n${cookie}\r\n`,
       );
       return { status: r.status, location: r.headers.location, leaksTopic: r.body.includes('Secret') };
     };
@@ -288,16 +288,22 @@ describe('auth', () => {
     const b = await chaosBroker({ fsync: 'never', auth: AUTH });
     const w = await Wire.open(b.port);
     await w.request({ headers: { cmd: 'declare', topic: 'Secret', token: ADMIN } });
-    const anonymous = await httpRaw(b.port, 'GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+    const anonymous = await httpRaw(
+      b.port,
+      'GET /metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n',
+    );
     expect(anonymous.status).toBe(403);
     expect(anonymous.body).not.toContain('Secret');
     const bearer = await httpRaw(
       b.port,
-      `GET /metrics HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${ADMIN}\r\nconnection: close\r\n\r\n`,
+      `GET /metrics HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${ADMIN}\r\nconnection: close\r\n\r\n`,
     );
     expect(bearer.status).toBe(200);
     expect(bearer.body).toContain('Secret');
-    const healthz = await httpRaw(b.port, 'GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+    const healthz = await httpRaw(
+      b.port,
+      'GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n',
+    );
     expect(healthz.status).toBe(200);
   });
 });
@@ -351,7 +357,7 @@ describe('names that could reach the file system', () => {
       `/${'y'.repeat(300)}?cmd=declare`,
     ];
     for (const u of urls) {
-      const r = await httpRaw(b.port, `GET ${u} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`);
+      const r = await httpRaw(b.port, `GET ${u} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`);
       results.push({ name: u, via: 'url', status: r.status, code: r.headers.error_code });
     }
     const nul = await httpRaw(

@@ -4,11 +4,12 @@
 // (Sec-Fetch-Site, Origin, both), is refused with 403 ZBUS_ERR_CROSS_SITE and changes nothing. Then real
 // Chromium, on a page of another port of the same host (same site: the dashboard's SameSite cookie goes along),
 // tries an <img> GET, a no-cors fetch, a form POST and a WebSocket against a broker without auth and one with an
-// admin logged in.
+// admin logged in. Last, real Chromium told (--host-resolver-rules) that the attacker's names resolve to
+// 127.0.0.1 opens a page there, DNS rebinding: to the browser it is one origin with a broker in protected mode.
 import { createServer } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { COMMANDS } from '@zbus/protocol';
-import { chromiumMissing, launchChromium } from '@zbus/testkit';
+import { chromiumMissing, launchChromium, scaled } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { chaosBroker, report, Wire } from './helpers.js';
 
@@ -93,7 +94,7 @@ describe('cross-site requests', () => {
       for (const [marking, headers] of Object.entries(markings)) {
         const r = await exchange(
           b.port,
-          `POST ${path} HTTP/1.1\r\nhost: x\r\n${headers}content-length: 1\r\nconnection: close\r\n\r\n`,
+          `POST ${path} HTTP/1.1\r\nhost: localhost\r\n${headers}content-length: 1\r\nconnection: close\r\n\r\n`,
           'x',
         );
         tried++;
@@ -192,6 +193,60 @@ window.attack = (async () => {
       expect(state).toEqual({ open: '200 depth 1', secured: '200 depth 1' });
       expect(seen).toMatchObject({ open: { ws: 'refused' }, secured: { ws: 'refused' } });
     },
-    120_000,
+    scaled(120_000),
+  );
+
+  it.skipIf(missing !== undefined)(
+    'keeps a DNS-rebound page from using a broker in protected mode (real Chromium)',
+    async () => {
+      const b = await chaosBroker({ fsync: 'never' }); // no auth: protected mode
+      const w = await Wire.open(b.port);
+      await w.request({ headers: { cmd: 'declare', topic: 'Victim' } });
+      await w.request({ headers: { cmd: 'produce', topic: 'Victim' }, body: 'secret' });
+      // The attacker's DNS answers 127.0.0.1 for its own names: to the browser, the attacker's page and the
+      // broker are then one origin, so the page may send anything and read every answer.
+      const rebound = ['rebind.test', '127.0.0.1.rebind.test'];
+      const chromium = await launchChromium({
+        args: [`--host-resolver-rules=${rebound.map((n) => `MAP ${n} 127.0.0.1`).join(',')}`],
+      });
+      onTestFinished(() => chromium.close());
+      const page = await (await chromium.newContext()).newPage();
+      const attack = () =>
+        page.evaluate(async () => {
+          const status = (path: string) =>
+            fetch(path).then(
+              (r) => r.status,
+              () => 0,
+            );
+          return {
+            query: await status('/?cmd=query&topic=Victim'),
+            consume: await status('/Victim?cmd=consume'),
+            metrics: await status('/metrics'),
+            remove: await status('/remove/Victim'),
+            ws: await new Promise<string>((r) => {
+              // Runs in the page: `globalThis` there is the page's window.
+              const { host } = (globalThis as unknown as { location: { host: string } }).location;
+              const s = new WebSocket(`ws://${host}/`);
+              s.onopen = () => r('opened');
+              s.onerror = () => r('refused');
+            }),
+          };
+        });
+      const seen: Record<string, unknown> = {};
+      for (const name of rebound) {
+        await page.goto(`http://${name}:${b.port}/`);
+        seen[name] = await attack();
+      }
+      // The broker's own name, for contrast: its pages may use it (the dashboard does).
+      await page.goto(`http://localhost:${b.port}/`);
+      const own = await page.evaluate(() => fetch('/?cmd=ping').then((r) => r.status));
+      report('dns rebinding', { seen, own });
+      const refused = { query: 403, consume: 403, metrics: 403, remove: 403, ws: 'refused' };
+      expect(seen).toEqual(Object.fromEntries(rebound.map((n) => [n, refused])));
+      expect(own).toBe(200);
+      const q = await w.request({ headers: { cmd: 'query', topic: 'Victim' } });
+      expect(q.json<{ messageDepth: number }>().messageDepth).toBe(1);
+    },
+    scaled(120_000),
   );
 });

@@ -108,7 +108,7 @@ function corpus(): Uint8Array[] {
     m({ url: '/Fz?cmd=produce&body=abc', headers: {} }),
     m({ url: '/declare/fz2/g2', headers: {} }),
     m({ method: 'POST', url: '/Fz', headers: { 'content-type': 'application/json' }, body: '{"a":1}' }),
-    enc.encode('GET /?cmd=server HTTP/1.1\r\nhost: x\r\n\r\n'),
+    enc.encode('GET /?cmd=server HTTP/1.1\r\nhost: localhost\r\n\r\n'),
     enc.encode('POST /Fz HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'),
     enc.encode('GET /metrics HTTP/1.0\r\n\r\n'),
     enc.encode(
@@ -322,7 +322,7 @@ describe('network fuzzer', () => {
     // (2) Raw frame bytes after a real handshake: bad opcodes, unmasked frames, reserved bits, absurd
     // lengths. The server must close such a connection, not hang or die.
     const handshake =
-      'GET / HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n' +
+      'GET / HTTP/1.1\r\nhost: localhost\r\nupgrade: websocket\r\nconnection: Upgrade\r\n' +
       'sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n';
     let rawOpen = 0;
     await pool(half, 16, async () => {
@@ -483,7 +483,7 @@ describe('network fuzzer', () => {
       const method = rnd.pick(['GET', 'GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS']);
       const u = url();
       const body = method === 'POST' && rnd.next() < 0.5 ? 'fuzz-body' : '';
-      const req = `${method} ${u} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+      const req = `${method} ${u} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
       const x = await exchange(b.port, Buffer.from(req, 'latin1'), false, 500);
       const st = statuses(x.data);
       if (st.length > 0) {

@@ -82,7 +82,7 @@ function ping(port: number): Promise<Pinged> {
     socket.on('error', () => {});
     socket.once('connect', () => {
       sentAt = Date.now();
-      socket.write('GET /ping HTTP/1.1\r\nhost: x\r\n\r\n');
+      socket.write('GET /ping HTTP/1.1\r\nhost: localhost\r\n\r\n');
     });
     socket.on('data', (c: Buffer) => {
       text += c.toString('latin1');
@@ -171,7 +171,7 @@ describe('limits', () => {
     const b = await chaosBroker({ fsync: 'never', config: LIMITS });
     const s = await open(b.port);
     const done = collect(s, IDLE_MS * 4);
-    const head = `GET /?cmd=server HTTP/1.1\r\nhost: x\r\n${'x-slow: '.padEnd(40, 'z')}\r\n`;
+    const head = `GET /?cmd=server HTTP/1.1\r\nhost: localhost\r\n${'x-slow: '.padEnd(40, 'z')}\r\n`;
     // One byte every 200 ms: each byte alone would keep an idle timer from firing.
     let sent = 0;
     const trickle = setInterval(() => {

@@ -3,10 +3,20 @@
 // browser attaches the monitor's cookie when the page is same-site (another port of the same host). Browsers
 // mark such requests: Fetch Metadata (`Sec-Fetch-Site`) where supported, `Origin` on POSTs and WebSocket
 // handshakes. Clients that are not browsers (curl, ab, zbus clients) send neither and are never affected.
+//
+// Browsers send Fetch Metadata only to "potentially trustworthy" addresses (https, localhost, loopback IPs): a
+// GET to a plain-HTTP name (an <img>, a same-origin fetch) carries no mark at all, so an unmarked request may
+// still come from a page. It changes nothing with the monitor's cookie, and in protected mode it must be
+// addressed to a name browsers mark (localhost or a loopback IP), which also stops DNS rebinding.
+import { isIPv4 } from 'node:net';
 import { ZbusError } from '@zbus/protocol';
 
-/** `own`: not a browser, or a page of the broker itself; `allowed`: a page of an allowed origin; else `foreign`. */
-export type RequestSite = 'own' | 'allowed' | 'foreign';
+/**
+ * `own`: a page of the broker itself (marked so); `unmarked`: no mark, so not a browser, or a browser that sends
+ * none (a plain-HTTP GET); `allowed`: a page of an allowed origin; `foreign`: a page of any other origin;
+ * `unlisted-host`: in protected mode, addressed to a name that is not this machine's loopback (DNS rebinding).
+ */
+export type RequestSite = 'own' | 'unmarked' | 'allowed' | 'foreign' | 'unlisted-host';
 
 type Headers = Readonly<Record<string, string | undefined>>;
 
@@ -36,30 +46,64 @@ function hostPortOfHost(host: string): string {
   return colon > bracket ? h : `${h}:80`;
 }
 
+/** The host name of a Host header, lower case, without port or IPv6 brackets. */
+function hostnameOfHost(host: string): string {
+  const h = host.trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(1, Math.max(1, h.indexOf(']')));
+  const colon = h.indexOf(':');
+  return colon < 0 ? h : h.slice(0, colon);
+}
+
+/**
+ * A name that reaches this machine's loopback whatever anyone's DNS says, and that browsers mark requests to:
+ * `localhost` and loopback IP literals. Not the machine's host name, `0.0.0.0`, `*.localhost` or IPv4 mapped into
+ * IPv6: some browsers send no Fetch Metadata to those, so a page could send unmarked GETs there.
+ */
+export function isLoopbackName(host: string): boolean {
+  const name = hostnameOfHost(host);
+  return name === 'localhost' || name === '::1' || (isIPv4(name) && name.startsWith('127.'));
+}
+
 export class OriginPolicy {
   readonly #allowed: ReadonlySet<string>;
   readonly #any: boolean;
+  readonly #protectedMode: boolean;
 
-  /** `allowOrigins`: origins whose pages may use the broker (`*`: any page; the check is off). */
-  constructor(allowOrigins: readonly string[]) {
+  /**
+   * `allowOrigins`: origins whose pages may use the broker (`*`: any page; the check is off). In `protectedMode`,
+   * a request with a Host header must name loopback (isLoopbackName), browser or not: a page whose name the
+   * attacker points at 127.0.0.1 is same-origin with itself, marked `same-origin` or not marked at all.
+   */
+  constructor(allowOrigins: readonly string[], protectedMode: boolean) {
     this.#allowed = new Set(allowOrigins.map((o) => o.toLowerCase().replace(/\/$/, '')));
     this.#any = this.#allowed.has('*');
+    this.#protectedMode = protectedMode;
   }
 
   /** Where a request (or a WebSocket handshake) comes from; `host` is the Host header as the client sent it. */
   siteOf(headers: Headers): RequestSite {
+    const host = headers.host;
+    if (this.#protectedMode && host !== undefined && !isLoopbackName(host)) return 'unlisted-host';
     const fetchSite = headers['sec-fetch-site'];
     const origin = headers.origin;
-    if (fetchSite === undefined && origin === undefined) return 'own'; // not a browser
+    if (fetchSite === undefined && origin === undefined) return 'unmarked';
     // same-origin: the broker's own pages; none: the user typed the URL or opened a bookmark.
     if (fetchSite === 'same-origin' || fetchSite === 'none') return 'own';
-    if (fetchSite === undefined && origin !== undefined && headers.host !== undefined) {
+    if (fetchSite === undefined && origin !== undefined && host !== undefined) {
       // A browser without Fetch Metadata: compare Origin with the Host it sent the request to.
-      if (hostPortOfOrigin(origin) === hostPortOfHost(headers.host)) return 'own';
+      if (hostPortOfOrigin(origin) === hostPortOfHost(host)) return 'own';
     }
     if (this.#any || (origin !== undefined && this.#allowed.has(origin.toLowerCase()))) return 'allowed';
     return 'foreign';
   }
+}
+
+/**
+ * Whether the monitor's cookie counts for a request: on the broker's own pages, and on unmarked requests only
+ * for what changes and reveals nothing (crossSiteSafe): an unmarked GET may be a page's <img> riding the cookie.
+ */
+export function cookieCounts(site: RequestSite, cmd: string, method: string): boolean {
+  return site === 'own' || (site === 'unmarked' && crossSiteSafe(cmd, method));
 }
 
 /**

@@ -4,6 +4,7 @@
 // and the monitor's cookie counts only on requests from the broker's own pages. Clients that send neither
 // header (curl, ab, zbus clients) are not affected.
 import { request } from 'node:http';
+import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { OriginPolicy } from '../../src/auth/origin.js';
@@ -148,9 +149,97 @@ describe('cross-site requests', () => {
     expect(metrics.status).toBe(403);
   });
 
-  it('classifies requests by Sec-Fetch-Site, then Origin against Host', () => {
-    const p = new OriginPolicy(['https://App.example.com/']);
-    expect(p.siteOf({})).toBe('own');
+  it('keeps /metrics from pages of other origins, auth off too; probes stay open', async () => {
+    const b = await startTestBroker({ insecure: true });
+    const metrics = await http(`${b.url}/metrics`, EVIL);
+    expect([metrics.status, metrics.headers.error_code]).toEqual([403, 'ZBUS_ERR_CROSS_SITE']);
+    expect((await http(`${b.url}/metrics`, { 'sec-fetch-site': 'same-origin' })).status).toBe(200);
+    expect((await http(`${b.url}/metrics`, {})).status).toBe(200);
+    expect((await http(`${b.url}/readyz`, EVIL)).status).toBe(200);
+  });
+
+  it('answers, in protected mode, only requests addressed to localhost or a loopback address (DNS rebinding)', async () => {
+    const b = await startTestBroker(); // no auth: protected mode
+    const c = await b.raw();
+    await c.request({ headers: { cmd: 'declare', topic: 'T' } });
+    // The attacker points its own names at 127.0.0.1: to the browser its page and the broker are then one
+    // origin. Over plain HTTP to such a name, browsers send no Fetch Metadata, and a GET no Origin either.
+    const rebound = (name: string): Array<Record<string, string>> => {
+      const host = `${name}:${b.port}`;
+      return [
+        { host, 'sec-fetch-site': 'same-origin', origin: `http://${host}` },
+        { host, origin: `http://${host}` },
+        { host },
+      ];
+    };
+    // Names that look like loopback are the attacker's DNS all the same; the machine's own host name, 0.0.0.0
+    // and *.localhost are names some browsers send unmarked GETs to.
+    const names = ['evil.example', '127.0.0.1.evil.example', '127.evil.example', '0.0.0.0', hostname()];
+    for (const name of [...names, 'app.localhost', '[::ffff:127.0.0.1]']) {
+      for (const headers of rebound(name)) {
+        const what = JSON.stringify(headers);
+        for (const path of ['/remove/T', '/?cmd=query&topic=T', '/metrics', '/', '/?cmd=ping']) {
+          const r = await http(`${b.url}${path}`, headers);
+          expect([r.status, r.headers.error_code], `${path} ${what}`).toEqual([
+            403,
+            'ZBUS_ERR_PROTECTED_MODE',
+          ]);
+          expect(r.body).toContain('localhost');
+        }
+        const upgrade = {
+          ...headers,
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-version': '13',
+          'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        };
+        expect((await http(`${b.url}/`, upgrade)).status, what).toBe(403);
+        // Probes do not care who asks.
+        expect((await http(`${b.url}/healthz`, headers)).status, what).toBe(200);
+      }
+    }
+    expect((await c.request({ headers: { cmd: 'query', topic: 'T' } })).status).toBe(200);
+    // Loopback names, browser or not; and zbus clients on raw TCP, which send no Host.
+    for (const host of [
+      `localhost:${b.port}`,
+      `127.0.0.1:${b.port}`,
+      `127.1.2.3:${b.port}`,
+      `[::1]:${b.port}`,
+    ]) {
+      for (const marks of [{}, { 'sec-fetch-site': 'same-origin' }] as Array<Record<string, string>>) {
+        const own = await http(`${b.url}/?cmd=declare&topic=Fine`, { host, ...marks });
+        expect(own.status, host).toBe(200);
+      }
+    }
+    // With auth on, or insecure, any name: auth decides, or the operator opened the broker.
+    const open = await startTestBroker({ insecure: true });
+    expect((await http(`${open.url}/?cmd=declare&topic=Any`, { host: 'broker.example' })).status).toBe(200);
+  });
+
+  it('counts the monitor cookie on unmarked requests only for its pages: a plain-HTTP <img> GET rides nothing', async () => {
+    const auth: AuthConfig = {
+      tokens: [{ token: 'admin-secret', name: 'ops', operations: ['admin'], topics: [{ topic: '*' }] }],
+    };
+    const b = await startTestBroker({ auth });
+    const admin = await b.raw();
+    await admin.request({ headers: { cmd: 'declare', topic: 'T', token: 'admin-secret' } });
+    // A same-site page of another port on a plain-HTTP name: the browser sends the cookie and no mark.
+    const cookie = { cookie: 'token=admin-secret', host: `broker.example:${b.port}` };
+    const removed = await http(`${b.url}/remove/T`, cookie);
+    expect([removed.status, removed.headers.error_code]).toEqual([403, 'ZBUS_ERR_FORBIDDEN']);
+    expect(
+      (await admin.request({ headers: { cmd: 'query', topic: 'T', token: 'admin-secret' } })).status,
+    ).toBe(200);
+    // The dashboard itself still opens with the cookie (its pages change and reveal nothing) ...
+    expect((await http(`${b.url}/`, cookie)).status).toBe(200);
+    // ... and a token in the header or URL is not a cookie: it counts wherever it comes from.
+    expect((await http(`${b.url}/?cmd=query&topic=T&token=admin-secret`, cookie)).status).toBe(200);
+  });
+
+  it('classifies requests by Host in protected mode, then Sec-Fetch-Site, then Origin against Host', () => {
+    const p = new OriginPolicy(['https://App.example.com/'], false);
+    expect(p.siteOf({})).toBe('unmarked');
+    expect(p.siteOf({ host: 'anything.example' })).toBe('unmarked');
     expect(p.siteOf({ 'sec-fetch-site': 'same-origin', origin: 'http://x' })).toBe('own');
     expect(p.siteOf({ 'sec-fetch-site': 'none' })).toBe('own');
     expect(p.siteOf({ 'sec-fetch-site': 'cross-site' })).toBe('foreign');
@@ -161,6 +250,14 @@ describe('cross-site requests', () => {
     expect(p.siteOf({ origin: 'https://broker', host: 'broker:443' })).toBe('own');
     expect(p.siteOf({ origin: 'http://broker:8080', host: 'broker:15555' })).toBe('foreign');
     expect(p.siteOf({ origin: 'null', host: 'broker:15555' })).toBe('foreign');
+    const guarded = new OriginPolicy([], true);
+    expect(guarded.siteOf({})).toBe('unmarked'); // raw TCP zbus clients send no Host
+    expect(guarded.siteOf({ host: 'localhost:1' })).toBe('unmarked');
+    expect(guarded.siteOf({ host: 'LOCALHOST' })).toBe('unmarked');
+    expect(guarded.siteOf({ host: '[::1]:1', 'sec-fetch-site': 'same-origin' })).toBe('own');
+    expect(guarded.siteOf({ host: 'evil.example:1', 'sec-fetch-site': 'same-origin' })).toBe('unlisted-host');
+    expect(guarded.siteOf({ host: '127.0.0.1.nip.io' })).toBe('unlisted-host');
+    expect(guarded.siteOf({ host: '' })).toBe('unlisted-host');
   });
 });
 

@@ -242,11 +242,11 @@ describe('HTTP/1.1 and HTTP/1.0 on a raw socket', () => {
     await get(`${b.url}/declare/T`);
     const c = await b.raw();
     c.socket.write(
-      'GET /T/T?cmd=declare HTTP/1.1\r\nhost: x\r\n\r\n' +
-        'GET /T?cmd=consume HTTP/1.1\r\nhost: x\r\n\r\n' +
-        'GET /ping HTTP/1.1\r\nhost: x\r\n\r\n' +
-        'POST /T HTTP/1.1\r\nhost: x\r\ncontent-length: 7\r\n\r\npayload' +
-        'GET /query/T HTTP/1.1\r\nhost: x\r\n\r\n',
+      'GET /T/T?cmd=declare HTTP/1.1\r\nhost: localhost\r\n\r\n' +
+        'GET /T?cmd=consume HTTP/1.1\r\nhost: localhost\r\n\r\n' +
+        'GET /ping HTTP/1.1\r\nhost: localhost\r\n\r\n' +
+        'POST /T HTTP/1.1\r\nhost: localhost\r\ncontent-length: 7\r\n\r\npayload' +
+        'GET /query/T HTTP/1.1\r\nhost: localhost\r\n\r\n',
     );
     const replies = [];
     for (let i = 0; i < 5; i++) replies.push(await c.next());
@@ -265,7 +265,9 @@ describe('HTTP/1.1 and HTTP/1.0 on a raw socket', () => {
   it('answers HEAD with a head and no body, so the next reply on the connection stays in sync', async () => {
     const b = await startTestBroker();
     const c = await b.raw();
-    c.socket.write('HEAD /healthz HTTP/1.1\r\nhost: x\r\n\r\nGET /ping HTTP/1.1\r\nhost: x\r\n\r\n');
+    c.socket.write(
+      'HEAD /healthz HTTP/1.1\r\nhost: localhost\r\n\r\nGET /ping HTTP/1.1\r\nhost: localhost\r\n\r\n',
+    );
     const head = await c.next();
     expect([head.status, head.body.length]).toEqual([200, 0]);
     expect((await c.next()).bodyText()).toBe('OK');
@@ -275,7 +277,7 @@ describe('HTTP/1.1 and HTTP/1.0 on a raw socket', () => {
     const b = await startTestBroker();
     const c = await b.raw();
     const gone = closed(c.socket);
-    c.socket.write('GET /ping HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+    c.socket.write('GET /ping HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n');
     const r = await c.next();
     expect(r.bodyText()).toBe('OK');
     expect(r.headers.connection).toBe('close');

@@ -168,8 +168,8 @@ describe('plain HTTP replies held behind a long-poll', () => {
     };
     const before = await handled();
     // The first request waits; plain-HTTP replies must leave in order, so every later reply waits behind it.
-    let burst = 'GET /T?cmd=consume HTTP/1.1\r\nhost: x\r\n\r\n';
-    for (let i = 0; i < 200; i++) burst += 'GET /ping HTTP/1.1\r\nhost: x\r\n\r\n';
+    let burst = 'GET /T?cmd=consume HTTP/1.1\r\nhost: localhost\r\n\r\n';
+    for (let i = 0; i < 200; i++) burst += 'GET /ping HTTP/1.1\r\nhost: localhost\r\n\r\n';
     c.socket.write(burst);
     // Give the broker every chance to read on (an event that takes 100 ms), then count what it handled.
     await admin.request({

@@ -53,7 +53,14 @@ describe('protected mode', () => {
   it('knows loopback peers: 127.0.0.0/8, ::1 and IPv4 loopback mapped into IPv6', () => {
     for (const a of ['127.0.0.1:5', '127.9.8.7:1', '::1:4000', '::ffff:127.0.0.1:9'])
       expect(isLoopback(a), a).toBe(true);
-    for (const a of ['192.0.2.2:5', '::ffff:10.0.0.1:9', 'fd00::2:1', '1.127.0.0:1', '?:0']) {
+    for (const a of [
+      '192.0.2.2:5',
+      '::ffff:10.0.0.1:9',
+      'fd00::2:1',
+      '1.127.0.0:1',
+      '?:0',
+      '127.evil.example:80',
+    ]) {
       expect(isLoopback(a), a).toBe(false);
     }
   });

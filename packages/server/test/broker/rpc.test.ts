@@ -322,9 +322,9 @@ describe('RPC by URL', () => {
     await startService(b, 'MyRpc', calculator);
     const c = await b.raw();
     c.socket.write(
-      'GET /MyRpc/Calc/plus/1/1 HTTP/1.1\r\nhost: x\r\n\r\n' +
-        'GET /ping HTTP/1.1\r\nhost: x\r\n\r\n' +
-        'GET /MyRpc/Calc/plus/2/2 HTTP/1.1\r\nhost: x\r\n\r\n',
+      'GET /MyRpc/Calc/plus/1/1 HTTP/1.1\r\nhost: localhost\r\n\r\n' +
+        'GET /ping HTTP/1.1\r\nhost: localhost\r\n\r\n' +
+        'GET /MyRpc/Calc/plus/2/2 HTTP/1.1\r\nhost: localhost\r\n\r\n',
     );
     const got = [];
     for (let i = 0; i < 3; i++) got.push((await c.next()).bodyText());

@@ -45,7 +45,7 @@ function clientFrame(payload: Uint8Array): Buffer {
 }
 
 const HANDSHAKE =
-  'GET / HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n' +
+  'GET / HTTP/1.1\r\nhost: localhost\r\nupgrade: websocket\r\nconnection: Upgrade\r\n' +
   'sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n';
 
 describe('WebSocket upgrade', () => {
@@ -98,10 +98,10 @@ describe('half-closed clients', () => {
     // The produce is stored by the time its reply is due; a consume that would wait gets the empty
     // consume_timeout answer (a peer that closed both ways looks the same, and must not be handed a message).
     s.end(
-      'POST /Poll HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nfirst' +
-        'GET /Poll?cmd=consume HTTP/1.1\r\nhost: x\r\n\r\n' +
-        'GET /Poll?cmd=consume HTTP/1.1\r\nhost: x\r\n\r\n' +
-        'GET /?cmd=ping HTTP/1.1\r\nhost: x\r\n\r\n',
+      'POST /Poll HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5\r\n\r\nfirst' +
+        'GET /Poll?cmd=consume HTTP/1.1\r\nhost: localhost\r\n\r\n' +
+        'GET /Poll?cmd=consume HTTP/1.1\r\nhost: localhost\r\n\r\n' +
+        'GET /?cmd=ping HTTP/1.1\r\nhost: localhost\r\n\r\n',
     );
     const replies = decodeAll(await all);
     expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200]);
@@ -121,7 +121,9 @@ describe('half-closed clients', () => {
     await untilConsumers(admin, 'Calc', 'Calc', 1);
     const s = await open(b.port);
     const all = readToClose(s);
-    s.end('GET /Calc/m/plus/1/2 HTTP/1.1\r\nhost: x\r\n\r\nGET /?cmd=ping HTTP/1.1\r\nhost: x\r\n\r\n');
+    s.end(
+      'GET /Calc/m/plus/1/2 HTTP/1.1\r\nhost: localhost\r\n\r\nGET /?cmd=ping HTTP/1.1\r\nhost: localhost\r\n\r\n',
+    );
     // The service answers only once the caller's FIN has long been read.
     const d = await svc.next((m) => m.headers.id === 'svc');
     svc.send({
