@@ -10,6 +10,7 @@ import {
   type RunningBroker,
   startBroker,
   startNatsCluster,
+  waitFor,
 } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -249,6 +250,22 @@ for (const store of STORES) {
       const first = await ok(s.entry, { cmd: 'produce', topic, ack: 'true', id: 'order-1' }, 'x');
       const again = await ok(s.exit, { cmd: 'produce', topic, ack: 'true', id: 'order-1' }, 'x');
       expect(again.headers).toMatchObject({ duplicate: 'true', offset: first.headers.offset });
+    });
+
+    it('refuses a produce (429) while the slowest group is maxBacklog behind', async () => {
+      const topic = fresh('Full');
+      await declare(s, { topic, topic_max_backlog: '2', consume_group: 'slow', group_start_offset: '0' });
+      const produce = (body: string) =>
+        s.entry.request({ url: '/', headers: { cmd: 'produce', topic, ack: 'true' }, body });
+      for (const m of ['a', 'b']) await ok(s.entry, { cmd: 'produce', topic, ack: 'true' }, m);
+      const full = await produce('c');
+      expect([full.status, full.headers.error_code]).toEqual([429, 'ZBUS_ERR_LIMIT']);
+      expect(text(full)).toContain(`topic ${topic} backlog is full (maxBacklog=2)`);
+      // The group reads one, through the other broker: room for one more once the producer's broker reads the
+      // group's position again (JetStream: at most 100 ms after its last read).
+      expect(text(await ok(s.exit, { cmd: 'consume', topic, consume_group: 'slow' }))).toBe('a');
+      await waitFor(async () => (await produce('c')).status === 200, 'room after a consume');
+      expect((await produce('d')).status).toBe(429);
     });
 
     it('starts a group at an offset or at a time', async () => {

@@ -7,13 +7,16 @@
 //            nats.js straight to a JetStream stream (R3, R1); zbus on the JetStream store (one broker; R3, R1);
 //            zbus on its local store (fsync=always, fsync=interval=100)
 //   consume  drain COUNT stored messages: nats.js pull consumer (batch WINDOW) vs zbus Consumer (window WINDOW)
+//            through one broker (a plain group, then an ack-required one with auto acks), and one group drained
+//            through two brokers at once (each message must reach exactly one of them)
 //   rpc      request/reply, CALLERS concurrent: nats core request/reply; zbus local (service and caller on one
 //            broker); zbus across brokers (service on broker B, caller on broker A, over the relay)
 //   failover the longest gap between two acks of pipelined publishes through one zbus broker (R3) when the
 //            NATS node leading the stream is killed (kill -9), and when the broker itself is killed and the
 //            producer moves to a second broker
 // CPU per message: utime+stime of this process, the broker(s) and the three nats-servers over each case.
-// Knobs: BENCH_SECONDS (4), BENCH_WINDOW (1000), BENCH_COUNT (20000), BENCH_CALLERS (32), BENCH_OUT=<file.json>.
+// Knobs: BENCH_SECONDS (4), BENCH_WINDOW (1000), BENCH_COUNT (20000), BENCH_CALLERS (32), BENCH_OUT=<file.json>,
+// BENCH_CASES (pub,consume,rpc,failover: the cases to run).
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -27,6 +30,7 @@ const SECONDS = Number(env('BENCH_SECONDS', '4'));
 const WINDOW = Number(env('BENCH_WINDOW', '1000'));
 const COUNT = Number(env('BENCH_COUNT', '20000'));
 const CALLERS = Number(env('BENCH_CALLERS', '32'));
+const CASES = new Set(env('BENCH_CASES', 'pub,consume,rpc,failover').split(','));
 const PAYLOAD = 'x'.repeat(100);
 const PAYLOAD_BYTES = new TextEncoder().encode(PAYLOAD);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -92,16 +96,33 @@ const natsPids = Object.fromEntries(cluster.nodes.map((n) => [n.name, n.process.
 const nc = await connect({ servers: cluster.servers });
 const jsm = await jetstreamManager(nc);
 const js = jetstream(nc);
-const brokers = [];
+const brokers = new Map();
+/** The broker of `kind`, started on first use: `r3`, `r1` (JetStream, prefix b3/b1), `b3` (a second R3 broker). */
+async function broker(kind, options) {
+  let b = brokers.get(kind);
+  if (b === undefined) {
+    b = await startBroker(options ?? { args: storeArgs(kind === 'r1' ? 1 : 3) });
+    brokers.set(kind, b);
+  }
+  return b;
+}
+const storeArgs = (replicas) => [
+  '--store',
+  cluster.url,
+  '--store-replicas',
+  String(replicas),
+  '--store-prefix',
+  `b${replicas}`,
+];
 const stopAll = async () => {
-  for (const b of brokers) await b.stop().catch(() => {});
+  for (const b of brokers.values()) await b.stop().catch(() => {});
   await nc.close().catch(() => {});
   await cluster.stop();
 };
 
 try {
   // ------------------------------------------------------------------ pub
-  for (const replicas of [3, 1]) {
+  for (const replicas of CASES.has('pub') ? [3, 1] : []) {
     const name = `BENCH_R${replicas}`;
     await jsm.streams.add({ name, subjects: [`bench.r${replicas}`], num_replicas: replicas });
     const r = await measured(natsPids, () =>
@@ -110,10 +131,9 @@ try {
     record(`pub nats.js -> JetStream R${replicas}`, { ...r, note: `js.publish, ${WINDOW} in flight` });
     await jsm.streams.delete(name);
   }
-  /** Pipelined publish through a fresh broker started with `options`. */
-  const zbusPub = async (name, options, pids) => {
-    const b = await startBroker(options);
-    brokers.push(b);
+  /** Pipelined publish through the broker of `kind`. */
+  const zbusPub = async (name, kind, options, pids) => {
+    const b = await broker(kind, options);
     const client = new MqClient(b.address, { reconnect: false, timeout: 30_000 });
     await client.connect();
     await client.declareTopic('Pub');
@@ -125,22 +145,15 @@ try {
     record(name, { ...r, note: `@zbus/client Producer, ${WINDOW} in flight, durable=${first.durability}` });
     await client.close();
   };
-  for (const replicas of [3, 1]) {
-    const args = [
-      '--store',
-      cluster.url,
-      '--store-replicas',
-      String(replicas),
-      '--store-prefix',
-      `b${replicas}`,
-    ];
-    await zbusPub(`pub zbus on JetStream R${replicas}`, { args }, natsPids);
+  if (CASES.has('pub')) {
+    for (const replicas of [3, 1])
+      await zbusPub(`pub zbus on JetStream R${replicas}`, `r${replicas}`, undefined, natsPids);
+    for (const fsync of ['always', 'interval=100'])
+      await zbusPub(`pub zbus local fsync=${fsync}`, `local-${fsync}`, { fsync }, {});
   }
-  for (const fsync of ['always', 'interval=100'])
-    await zbusPub(`pub zbus local fsync=${fsync}`, { fsync }, {});
 
   // ------------------------------------------------------------------ consume
-  {
+  if (CASES.has('consume')) {
     await jsm.streams.add({ name: 'BENCH_C', subjects: ['bench.c'], num_replicas: 3 });
     await Promise.all(Array.from({ length: COUNT }, () => js.publish('bench.c', PAYLOAD_BYTES)));
     await jsm.consumers.add('BENCH_C', { durable_name: 'c', ack_policy: AckPolicy.All });
@@ -160,45 +173,68 @@ try {
       ...r,
       note: `consume() max_messages ${WINDOW}, AckAll every 100`,
     });
-  }
-  {
-    const b = brokers[0]; // zbus on JetStream R3
-    const client = new MqClient(b.address, { reconnect: false, timeout: 30_000 });
-    await client.connect();
-    await client.declare('Drain', { group: 'g' });
-    const producer = new Producer(client, { maxInFlight: WINDOW });
-    await Promise.all(
-      Array.from({ length: COUNT }, () => producer.publish({ topic: 'Drain', body: PAYLOAD })),
+
+    /**
+     * COUNT messages stored through the first of `via`, then drained by one Consumer per broker of `via` (window
+     * WINDOW, auto acks); a message reaching two of them is counted in `duplicates`.
+     */
+    const zbusDrain = async (name, topic, declare, via) => {
+      const client = new MqClient(via[0].address, { reconnect: false, timeout: 30_000 });
+      await client.connect();
+      await client.declare(topic, declare);
+      const producer = new Producer(client, { maxInFlight: WINDOW });
+      await Promise.all(Array.from({ length: COUNT }, () => producer.publish({ topic, body: PAYLOAD })));
+      const pids = Object.fromEntries(via.map((b, i) => [`broker${i}`, b.process.pid]));
+      const seen = new Set();
+      let duplicates = 0;
+      const zbrokers = via.map((b) => new ZBroker(b.address, { reconnect: false }));
+      const r = await measured({ ...pids, ...natsPids }, async () => {
+        const t0 = performance.now();
+        let done;
+        const all = new Promise((resolve) => {
+          done = resolve;
+        });
+        const consumers = zbrokers.map(
+          (zb) =>
+            new Consumer(zb, {
+              topic,
+              group: 'g',
+              window: WINDOW,
+              handler: (m) => {
+                if (seen.has(m.offset)) duplicates++;
+                seen.add(m.offset);
+                if (seen.size === COUNT) done();
+              },
+            }),
+        );
+        await Promise.all(consumers.map((x) => x.start()));
+        await all;
+        const s = (performance.now() - t0) / 1000;
+        await Promise.all(consumers.map((x) => x.close()));
+        return { ops: COUNT, perSecond: Math.round(COUNT / s), errors: duplicates };
+      });
+      record(name, { ...r, note: `Consumer window ${WINDOW} per broker, auto acks; errors = duplicates` });
+      await Promise.all(zbrokers.map((zb) => zb.close()));
+      await client.close();
+    };
+    const a = await broker('r3');
+    await zbusDrain('consume zbus on JetStream R3', 'Drain', { group: 'g' }, [a]);
+    await zbusDrain(
+      'consume zbus on JetStream R3, ack-required group',
+      'DrainAck',
+      { group: 'g', mask: 64 },
+      [a],
     );
-    const broker = new ZBroker(b.address, { reconnect: false });
-    const r = await measured({ broker: b.process.pid, ...natsPids }, async () => {
-      const t0 = performance.now();
-      let n = 0;
-      let done;
-      const all = new Promise((resolve) => {
-        done = resolve;
-      });
-      const consumer = new Consumer(broker, {
-        topic: 'Drain',
-        group: 'g',
-        window: WINDOW,
-        handler: () => {
-          if (++n === COUNT) done();
-        },
-      });
-      await consumer.start();
-      await all;
-      const s = (performance.now() - t0) / 1000;
-      await consumer.close();
-      return { ops: n, perSecond: Math.round(n / s), errors: 0 };
-    });
-    record('consume zbus on JetStream R3', { ...r, note: `Consumer window ${WINDOW}` });
-    await broker.close();
-    await client.close();
+    await zbusDrain(
+      'consume zbus on JetStream R3, one group through two brokers',
+      'DrainTwo',
+      { group: 'g' },
+      [a, await broker('b3')],
+    );
   }
 
   // ------------------------------------------------------------------ rpc
-  {
+  if (CASES.has('rpc')) {
     nc.subscribe('bench.rpc', { callback: (_e, m) => m.respond(m.data) });
     await nc.flush();
     const r = await measured(natsPids, () =>
@@ -230,25 +266,22 @@ try {
     await client.close();
     await service.close();
   };
-  const b2 = await startBroker({ args: ['--store', cluster.url, '--store-prefix', 'b3'] });
-  brokers.push(b2);
-  await rpcCase('rpc zbus local (service and caller on one broker)', brokers[2].address, brokers[2].address, {
-    broker: brokers[2].process.pid,
-  });
-  await rpcCase(
-    'rpc zbus across brokers (JetStream store, relay over NATS)',
-    b2.address,
-    brokers[0].address,
-    {
-      brokerA: brokers[0].process.pid,
-      brokerB: b2.process.pid,
+  if (CASES.has('rpc')) {
+    const local = await broker('local-always', { fsync: 'always' });
+    await rpcCase('rpc zbus local (service and caller on one broker)', local.address, local.address, {
+      broker: local.process.pid,
+    });
+    const [a, b] = [await broker('r3'), await broker('b3')];
+    await rpcCase('rpc zbus across brokers (JetStream store, relay over NATS)', b.address, a.address, {
+      brokerA: a.process.pid,
+      brokerB: b.process.pid,
       ...natsPids,
-    },
-  );
+    });
+  }
 
   // ------------------------------------------------------------------ failover
-  {
-    const client = new MqClient(brokers[0].address, { reconnect: false, timeout: 30_000 });
+  if (CASES.has('failover')) {
+    const client = new MqClient((await broker('r3')).address, { reconnect: false, timeout: 30_000 });
     await client.connect();
     await client.declareTopic('Failover');
     const producer = new Producer(client, { maxInFlight: 100 });
@@ -286,10 +319,10 @@ try {
     await client.close();
     await leader.restart();
   }
-  {
+  if (CASES.has('failover')) {
     // The producer's broker dies; it moves to the second broker (a client given both, as trackers or a load
     // balancer would): time from the kill to the first ack through the other broker.
-    const [a, b] = [brokers[0], b2];
+    const [a, b] = [await broker('r3'), await broker('b3')];
     let client = new MqClient(a.address, { reconnect: false, timeout: 5_000 });
     await client.connect();
     let producer = new Producer(client, { maxInFlight: 100 });

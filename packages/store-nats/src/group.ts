@@ -135,9 +135,15 @@ export class NatsGroup implements Group {
               this.topic.notify();
             }, RETRY_MS);
             this.#retry.unref();
-          } else if (why === 'expired' || this.#buffer.length === 0) {
-            // Expired, or filled with nothing kept (filtered out, dead-lettered): whoever still waits asks again.
+          } else if (why === 'expired') {
             this.topic.notify();
+          } else {
+            // Filled: the Puller ends a request before handing over its last message, so look once that is
+            // kept or not. Nothing kept (filtered out, dead-lettered): whoever still waits asks again; asking
+            // sooner would pull a second batch while the first is still on its way.
+            queueMicrotask(() => {
+              if (this.#buffer.length === 0) this.topic.notify();
+            });
           }
         },
       });
@@ -272,11 +278,14 @@ export class NatsGroup implements Group {
   /** Latest consumer state from JetStream, for info(). */
   async refresh(): Promise<void> {
     if (this.removed) return;
+    const end = this.topic.nextOffset;
     const ci = await this.topic.store.jsm.consumers.info(this.topic.stream, this.consumerName);
     this.#stats = {
       pending: ci.num_pending,
       ackPending: ci.num_ack_pending,
-      delivered: ci.delivered.stream_seq,
+      // Nothing left for the group (its filter skips the rest): it has read up to the end, as a local group
+      // that skipped the rest has.
+      delivered: ci.num_pending === 0 ? Math.max(ci.delivered.stream_seq, end) : ci.delivered.stream_seq,
       ackFloor: ci.ack_floor.stream_seq,
     };
   }

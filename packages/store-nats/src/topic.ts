@@ -44,6 +44,12 @@ const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
 /** Bytes the record framing adds in front of the message (version, two lengths). */
 const FRAME_BYTES = 5;
+/**
+ * How long the stream and group state read for maxBacklog is trusted. Other brokers publish and consume too:
+ * a publish after this reads it again (one round trip shared by every publish waiting for it), so the limit
+ * holds to within what other brokers published in the last BACKLOG_FRESH_MS.
+ */
+const BACKLOG_FRESH_MS = 100;
 
 export function storedDurability(replicas: number, memory: boolean): AppendResult['durability'] {
   if (replicas > 1) return 'replicated';
@@ -58,6 +64,11 @@ export class NatsTopic implements Topic {
   closed = false;
   /** Cached stream state (refresh(), publish acks). */
   #state = { firstSeq: 1, lastSeq: 0, bytes: 0, delayed: 0 };
+  /** Publishes through this broker not yet acknowledged by JetStream (maxBacklog counts them). */
+  #publishing = 0;
+  /** When the state maxBacklog reads was last read from JetStream, and the read under way. */
+  #stateReadAt = 0;
+  #stateRead: Promise<void> | undefined;
 
   constructor(
     readonly store: NatsStore,
@@ -95,6 +106,10 @@ export class NatsTopic implements Topic {
   }
   get dedupeWindowMs(): number {
     return this.config.dedupeWindowMs ?? this.store.topicDefaults.dedupeWindowMs ?? 0;
+  }
+  /** Disk topics: the most messages the slowest group may have left to read (0 = unlimited). */
+  get maxBacklog(): number {
+    return this.memory ? 0 : (this.config.maxBacklog ?? this.store.topicDefaults.maxBacklog ?? 0);
   }
 
   /** The stream this topic needs (created or updated by whoever declares it). */
@@ -134,9 +149,34 @@ export class NatsTopic implements Topic {
         ),
       );
     }
+    if (this.maxBacklog > 0 && this.groupsMap.size > 0) return this.#appendWithinBacklog(input);
+    return this.#appendNow(input);
+  }
+
+  #appendNow(input: AppendInput): Promise<AppendResult> {
     const now = Date.now();
     if (input.deliverAt !== undefined && input.deliverAt > now) return this.#delayed(input, now);
     return this.publish(input.id, input.tag, input.data, this.dedupeWindowMs > 0 ? input.id : undefined);
+  }
+
+  /**
+   * maxBacklog, as the local store enforces it: refused (429) while the slowest group has maxBacklog messages
+   * or more left to read, publishes in flight included. Positions and the stream's end come from JetStream at
+   * most BACKLOG_FRESH_MS old, advanced by this broker's own publish acknowledgements in between.
+   */
+  async #appendWithinBacklog(input: AppendInput): Promise<AppendResult> {
+    if (Date.now() - this.#stateReadAt > BACKLOG_FRESH_MS) {
+      await this.#readState().catch((err: unknown) => {
+        throw this.store.storeError(err, `reading the backlog of ${this.name}`);
+      });
+    }
+    const max = this.maxBacklog;
+    let slowest = Number.POSITIVE_INFINITY;
+    for (const g of this.groupsMap.values()) slowest = Math.min(slowest, g.info().position);
+    if (this.#state.lastSeq + this.#publishing - Math.max(slowest, this.firstOffset) >= max) {
+      throw new StoreError('ZBUS_ERR_LIMIT', `topic ${this.name} backlog is full (maxBacklog=${max})`);
+    }
+    return this.#appendNow(input);
   }
 
   /** Stores one message; `msgId` makes a retry within the duplicate window a no-op. */
@@ -154,9 +194,13 @@ export class NatsTopic implements Topic {
       );
     }
     const subject = this.store.names.subject(this.key, tag);
-    const ack = await this.store.publisher.publish(subject, payload, msgId).catch((err: unknown) => {
-      throw this.store.publishError(err, this.name);
-    });
+    this.#publishing++;
+    const ack = await this.store.publisher
+      .publish(subject, payload, msgId)
+      .catch((err: unknown) => {
+        throw this.store.publishError(err, this.name);
+      })
+      .finally(() => this.#publishing--);
     if (ack.seq > this.#state.lastSeq) this.#state.lastSeq = ack.seq;
     return {
       offset: ack.seq - 1,
@@ -247,13 +291,27 @@ export class NatsTopic implements Topic {
   /** Latest stream, delay and consumer state from JetStream, for info(). */
   async refresh(): Promise<void> {
     if (this.closed) return;
-    const si = await this.store.jsm.streams.info(this.stream);
-    // An empty stream that never held a message reports first_seq 0.
-    this.#state.firstSeq = Math.max(si.state.first_seq, 1);
-    this.#state.lastSeq = si.state.last_seq;
-    this.#state.bytes = si.state.bytes;
+    await this.#readState();
     this.#state.delayed = await this.store.delays.count(this);
-    await Promise.all([...this.groupsMap.values()].map((g) => g.refresh().catch(() => {})));
+  }
+
+  /** The stream's state and every group's, read once for every caller that asks meanwhile. */
+  #readState(): Promise<void> {
+    this.#stateRead ??= (async () => {
+      const startedAt = Date.now();
+      try {
+        const si = await this.store.jsm.streams.info(this.stream);
+        // An empty stream that never held a message reports first_seq 0.
+        this.#state.firstSeq = Math.max(si.state.first_seq, 1);
+        this.#state.lastSeq = Math.max(si.state.last_seq, this.#state.lastSeq);
+        this.#state.bytes = si.state.bytes;
+        await Promise.all([...this.groupsMap.values()].map((g) => g.refresh().catch(() => {})));
+        this.#stateReadAt = startedAt;
+      } finally {
+        this.#stateRead = undefined;
+      }
+    })();
+    return this.#stateRead;
   }
 
   info(): StoreTopicInfo {
