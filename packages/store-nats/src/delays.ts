@@ -5,13 +5,20 @@
 // (Nats-Msg-Id `delay:<seq>`, so a broker killed between the publish and the ack cannot store it twice) and
 // then acked, which removes it. After a consumer leader change JetStream redelivers pending messages once their
 // AckWait has passed, so a node dying makes a due message at most AckWait late.
-import { AckPolicy, DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import type { Msg } from '@nats-io/nats-core';
-import type { AppendInput } from '@zbus/server';
+import {
+  AckPolicy,
+  DiscardPolicy,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import type { Msg, NatsConnection } from '@nats-io/nats-core';
+import type { AppendInput, StoreError } from '@zbus/server';
+import type { Names } from './names.js';
+import type { Publisher } from './publisher.js';
 import { Puller, parseAck } from './puller.js';
 import { decodeDelayed, encodeDelayed } from './record.js';
-import type { NatsStore } from './store.js';
-import type { NatsTopic } from './topic.js';
 
 const CONSUMER = 'movers';
 /** Redelivery of a pending delayed message after a consumer leader change or a broker that died holding it. */
@@ -19,12 +26,33 @@ const ACK_WAIT_MS = 5_000;
 const BATCH = 256;
 const RETRY_MS = 500;
 
+/** What the delays use of the store (NatsStore), so that this file needs neither the store nor the topic. */
+export interface DelayStore {
+  readonly names: Names;
+  readonly nc: NatsConnection;
+  readonly jsm: JetStreamManager;
+  readonly replicas: number;
+  readonly publisher: Publisher;
+  ensureStream(config: Partial<StreamConfig> & { name: string }): Promise<void>;
+  publishError(err: unknown, topic: string): StoreError;
+  logError(err: unknown, msg: string, topic?: string): void;
+  topicByKey(key: string): DelayTopic | undefined;
+}
+
+/** What the delays use of a topic (NatsTopic): where a message is held, and where it goes when due. */
+export interface DelayTopic {
+  readonly key: string;
+  readonly name: string;
+  readonly dedupeWindowMs: number;
+  publish(id: string, tag: string | undefined, data: Uint8Array, msgId: string | undefined): Promise<unknown>;
+}
+
 export class Delays {
   #puller: Puller | undefined;
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
 
-  constructor(readonly store: NatsStore) {}
+  constructor(readonly store: DelayStore) {}
 
   get stream(): string {
     return this.store.names.delayStream;
@@ -79,7 +107,7 @@ export class Delays {
     this.#puller?.reset();
   }
 
-  async add(topic: NatsTopic, input: AppendInput, dedupe: boolean): Promise<{ duplicate: boolean }> {
+  async add(topic: DelayTopic, input: AppendInput, dedupe: boolean): Promise<{ duplicate: boolean }> {
     const payload = encodeDelayed(input.deliverAt!, { id: input.id, tag: input.tag, data: input.data });
     const ack = await this.store.publisher
       .publish(
@@ -123,13 +151,13 @@ export class Delays {
   }
 
   /** Delayed messages of a topic still held. */
-  async count(topic: NatsTopic): Promise<number> {
+  async count(topic: DelayTopic): Promise<number> {
     const subject = this.store.names.delaySubject(topic.key);
     const si = await this.store.jsm.streams.info(this.stream, { subjects_filter: subject });
     return si.state.subjects?.[subject] ?? 0;
   }
 
-  async purge(topic: NatsTopic): Promise<void> {
+  async purge(topic: DelayTopic): Promise<void> {
     await this.store.jsm.streams.purge(this.stream, { filter: this.store.names.delaySubject(topic.key) });
   }
 

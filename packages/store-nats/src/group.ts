@@ -9,7 +9,8 @@
 // out (a broker killed) is delivered again after AckWait instead of being lost. JetStream's own MaxDeliver stays
 // unlimited: the broker moves a message to `<topic>.dlq` on the delivery after max deliver and then terminates
 // it, so a broker dying half-way only repeats the move (its Nats-Msg-Id dedupes it).
-import type { Msg } from '@nats-io/nats-core';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { Msg, NatsConnection } from '@nats-io/nats-core';
 import {
   compileFilter,
   DEFAULT_ACK_TIMEOUT_MS,
@@ -19,12 +20,14 @@ import {
   type Group,
   type GroupConfig,
   STORE_MASK_ACK_REQUIRED,
+  type StoredRecord,
   type StoreGroupInfo,
+  type StoreOptions,
   type TagMatcher,
+  type Topic,
 } from '@zbus/server';
 import { Puller, parseAck } from './puller.js';
 import { decodeRecord } from './record.js';
-import type { NatsTopic } from './topic.js';
 
 /**
  * Most messages one pull request asks for. A broker asks only for what its waiting consumers have credit for:
@@ -51,6 +54,33 @@ export interface GroupMeta {
   startOffset: number;
 }
 
+/** What a group uses of the store (NatsStore), so that this file needs neither the store nor the topic. */
+export interface GroupStore {
+  readonly nc: NatsConnection;
+  readonly jsm: JetStreamManager;
+  readonly groupDefaults: NonNullable<StoreOptions['groupDefaults']>;
+  readonly requestTimeoutMs: number;
+  filterOnBroker(filter: string): boolean;
+  logError(err: unknown, msg: string, topic?: string): void;
+  countDeadLetter(g: NatsGroup): Promise<void>;
+  replaceConsumer(g: NatsGroup, config: GroupConfig): Promise<void>;
+  updateGroup(g: NatsGroup, config: GroupConfig): Promise<void>;
+}
+
+/** What a group, and the store re-declaring it, use of its topic (NatsTopic). */
+export interface GroupTopic extends Topic {
+  readonly store: GroupStore;
+  readonly key: string;
+  readonly stream: string;
+  readonly firstOffset: number;
+  readonly nextOffset: number;
+  refresh(): Promise<void>;
+  seekTime(time: number): Promise<number>;
+  notify(): void;
+  notifySoon(): void;
+  deadLetter(rec: StoredRecord, group: string, deliveries: number): Promise<void>;
+}
+
 interface Held {
   d: Delivery;
   reply: string;
@@ -70,7 +100,7 @@ export class NatsGroup implements Group {
   #stats = { pending: 0, ackPending: 0, delivered: 0, ackFloor: 0 };
 
   constructor(
-    readonly topic: NatsTopic,
+    readonly topic: GroupTopic,
     readonly key: string,
     meta: GroupMeta,
   ) {

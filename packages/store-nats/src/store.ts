@@ -35,13 +35,13 @@ import {
   type TopicConfig,
   validateName,
 } from '@zbus/server';
-import { Delays } from './delays.js';
-import { type GroupMeta, NatsGroup } from './group.js';
+import { type DelayStore, Delays } from './delays.js';
+import { type GroupMeta, type GroupTopic, NatsGroup } from './group.js';
 import { NatsLink } from './link.js';
 import { LocalTopic } from './local-topic.js';
 import { encodeName, Names } from './names.js';
 import { Publisher } from './publisher.js';
-import { NatsTopic, type TopicMeta } from './topic.js';
+import { NatsTopic, type TopicMeta, type TopicStore } from './topic.js';
 
 /** 0.11 masks whose topics hold requests for services on this process (RPC 2, PROXY 4). */
 const LOCAL_MASKS = 2 | 4;
@@ -74,7 +74,7 @@ function json(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value));
 }
 
-export class NatsStore implements SharedStore {
+export class NatsStore implements SharedStore, TopicStore, DelayStore {
   readonly names: Names;
   readonly replicas: number;
   readonly requestTimeoutMs: number;
@@ -487,7 +487,7 @@ export class NatsStore implements SharedStore {
   // ---------------------------------------------------------------- groups
 
   #consumerConfig(
-    t: NatsTopic,
+    t: Pick<GroupTopic, 'key'>,
     g: Pick<NatsGroup, 'consumerName' | 'ackMode' | 'ackWindow' | 'ackTimeoutMs' | 'filter'>,
     startOffset: number,
   ): Partial<ConsumerConfig> {
@@ -519,13 +519,13 @@ export class NatsStore implements SharedStore {
   }
 
   /** The offset a new or re-declared group starts at (undefined: keep the current one), as the local store does. */
-  async #resolveStart(t: NatsTopic, config: GroupConfig, isNew: boolean): Promise<number | undefined> {
+  async #resolveStart(t: GroupTopic, config: GroupConfig, isNew: boolean): Promise<number | undefined> {
     await t.refresh();
     return resolveStart(config, isNew, {
       firstOffset: t.firstOffset,
       endOffset: t.nextOffset,
       positionOf: (name) => t.group(name)?.info().position,
-      maxPosition: () => maxPosition([...t.groupsMap.values()].map((g) => g.info())),
+      maxPosition: () => maxPosition(t.groups().map((g) => g.info())),
       idAt: async (offset) => (await t.read(offset))?.id,
       seekTime: (time) => t.seekTime(time),
     });

@@ -14,20 +14,24 @@ import {
 import {
   type AppendInput,
   type AppendResult,
+  type DeadLetterSink,
   deadLetterData,
   type Group,
   type GroupConfig,
   STORE_MASK_MEMORY,
   type StoredRecord,
   StoreError,
+  type StoreOptions,
   type StoreTopicInfo,
   type Topic,
   type TopicConfig,
   validateName,
 } from '@zbus/server';
-import type { NatsGroup } from './group.js';
+import type { Delays } from './delays.js';
+import type { GroupStore, GroupTopic, NatsGroup } from './group.js';
+import type { Names } from './names.js';
+import type { Publisher } from './publisher.js';
 import { decodeRecord, encodeRecord } from './record.js';
-import type { NatsStore } from './store.js';
 
 /** What every broker knows of a topic: its KV entry. */
 export interface TopicMeta {
@@ -37,6 +41,22 @@ export interface TopicMeta {
   createdTime: number;
   lastUpdatedTime: number;
   config: TopicConfig;
+}
+
+/** What a topic and its groups use of the store (NatsStore), so that this file does not need the store. */
+export interface TopicStore extends GroupStore, Pick<DeadLetterSink, 'deadLetterFn'> {
+  readonly names: Names;
+  readonly publisher: Publisher;
+  readonly delays: Delays;
+  readonly replicas: number;
+  readonly maxPayload: number;
+  readonly topicDefaults: NonNullable<StoreOptions['topicDefaults']>;
+  keyOf(name: string): string;
+  storeError(err: unknown, what: string): StoreError;
+  publishError(err: unknown, topic: string): StoreError;
+  dlqTopic(topicName: string): Promise<Topic>;
+  declareGroup(t: NatsTopic, name: string, config: GroupConfig): Promise<Group>;
+  removeGroup(t: NatsTopic, g: NatsGroup): Promise<void>;
 }
 
 const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
@@ -56,7 +76,7 @@ export function storedDurability(replicas: number, memory: boolean): AppendResul
   return memory ? 'memory' : 'interval';
 }
 
-export class NatsTopic implements Topic {
+export class NatsTopic implements Topic, GroupTopic {
   meta: TopicMeta;
   readonly groupsMap = new Map<string, NatsGroup>();
   readonly #listeners = new Set<() => void>();
@@ -71,7 +91,7 @@ export class NatsTopic implements Topic {
   #stateRead: Promise<void> | undefined;
 
   constructor(
-    readonly store: NatsStore,
+    readonly store: TopicStore,
     readonly key: string,
     meta: TopicMeta,
   ) {

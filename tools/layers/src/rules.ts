@@ -68,15 +68,7 @@ export const RULES: LayerRules = {
       ],
     },
     '@zbus/client-core': { layer: 3, browser: true },
-    '@zbus/store-nats': {
-      layer: 3,
-      cycles: [
-        {
-          files: ['delays.ts', 'group.ts', 'store.ts', 'topic.ts'],
-          why: 'the store, its topics, groups and delays point back at each other by type; issue 18 breaks it',
-        },
-      ],
-    },
+    '@zbus/store-nats': { layer: 3 },
     '@zbus/client': { layer: 4 },
     '@zbus/client-browser': { layer: 4, browser: true },
     '@zbus/broker': { layer: 5 },
