@@ -1,6 +1,7 @@
 // Deny by default (decisions.md §6, issue 14 item 1): the cases are GENERATED from the command registry and the
 // monitor's command list, so a command added to either is refused without a token in every form a request can
-// take (cmd header on raw TCP and on plain HTTP, `?cmd=`, the 0.8 URL, RPC by URL, a WebSocket frame) until it
+// take (cmd header on raw TCP and on plain HTTP, `?cmd=`, the 0.8 URL, RPC by URL, each URL form also in a
+// WebSocket frame and a raw TCP message, a WebSocket frame with a cmd header) until it
 // is deliberately made public, which this file pins to `ping` and `heartbeat` (and the login form).
 import { Mask, type Message } from '@zbus/protocol';
 import { describe, expect, it } from 'vitest';
@@ -96,6 +97,14 @@ describe('deny by default', () => {
         await fromFetch(await fetch(`${b.url}/${cmd}/T/g?offset=0&body=x`, { redirect: 'manual' })),
       );
       expectRefused('WebSocket frame', cmd, fromMessage(await ws.request({ headers })));
+      // A frame or a raw TCP message may carry a URL too (zbus.js objects have `url`): both URL forms again.
+      for (const [form, url] of [
+        ['?cmd=', `/T/g?cmd=${cmd}&offset=0&body=x`],
+        ['0.8 URL', `/${cmd}/T/g?offset=0&body=x`],
+      ] as const) {
+        expectRefused(`${form}, WebSocket frame`, cmd, fromMessage(await ws.request({ url })));
+        expectRefused(`${form}, raw TCP`, cmd, fromMessage(await raw.request({ url })));
+      }
     }
     // The URL forms that name no command at all: produce by path, RPC by URL, and the 0.8 `/rpc/...`.
     for (const [cmd, form, url] of [
@@ -110,10 +119,12 @@ describe('deny by default', () => {
         cmd,
         await fromFetch(await fetch(`${b.url}${url}`, { method: 'POST', body: 'x', redirect: 'manual' })),
       );
+      expectRefused(`${form}, WebSocket frame`, cmd, fromMessage(await ws.request({ url })));
+      expectRefused(`${form}, raw TCP`, cmd, fromMessage(await raw.request({ url })));
     }
 
     expect(failures).toEqual([]);
-    expect(attempts).toBe(CHECKED.length * 5 + 8);
+    expect(attempts).toBe(CHECKED.length * 9 + 16);
     // Nothing got through: no message stored or consumed, no group moved, nothing removed or emptied.
     const strip = (s: string) => s.replace(/"(lastUpdatedTime|infoVersion)":\d+/g, '');
     expect(strip((await as({ cmd: 'query', topic: 'T' })).bodyText())).toBe(strip(before));
