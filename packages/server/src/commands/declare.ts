@@ -60,18 +60,18 @@ export function topicConfig(ctx: CommandContext, mask: number, current?: Topic):
   const count = intHeader(ctx, Header.TopicRetentionMessages);
   if (count !== undefined) retention.maxMessages = count;
   if (Object.keys(retention).length > 0) config.retention = retention;
-  const backlog = intHeader(ctx, 'topic_max_backlog');
+  // A memory topic holds its backlog in one array: its length is bounded like memoryTopicCapacity.
+  const memory = (mask & Mask.Memory) !== 0;
+  const backlog = intHeader(
+    ctx,
+    'topic_max_backlog',
+    memory ? { max: MAX_MEMORY_CAPACITY, of: 'a memory topic' } : undefined,
+  );
   if (backlog !== undefined) config.maxBacklog = backlog;
   const maxBytes = intHeader(ctx, 'topic_max_message_bytes');
   if (maxBytes !== undefined) config.maxMessageBytes = maxBytes;
   const dedupe = intHeader(ctx, 'topic_dedupe_window');
   if (dedupe !== undefined) config.dedupeWindowMs = dedupe;
-  if ((mask & Mask.Memory) !== 0 && (config.maxBacklog ?? 0) > MAX_MEMORY_CAPACITY) {
-    throw new ZbusError(
-      'ZBUS_ERR_BAD_REQUEST',
-      `Bad Format, topic_max_backlog of a memory topic must be at most ${MAX_MEMORY_CAPACITY}, got ${config.maxBacklog}`,
-    );
-  }
   return config;
 }
 

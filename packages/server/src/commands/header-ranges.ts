@@ -33,7 +33,7 @@ export const NUMERIC_HEADERS = {
   topic_retention_bytes: { min: 0, max: SAFE, commands: ['declare'] },
   topic_retention_ms: { min: 0, max: SAFE, commands: ['declare'] },
   topic_retention_messages: { min: 0, max: SAFE, commands: ['declare'] },
-  topic_max_backlog: { min: 0, max: SAFE, commands: ['declare'] }, // memory topics: MAX_MEMORY_CAPACITY (declare.ts)
+  topic_max_backlog: { min: 0, max: SAFE, commands: ['declare'] }, // memory topics: MAX_MEMORY_CAPACITY (declare.ts narrows it)
   topic_max_message_bytes: { min: 1, max: SAFE, commands: ['declare'] },
   topic_dedupe_window: { min: 0, max: MAX_DURATION_MS, commands: ['declare'] },
   group_mask: { min: 0, max: ALL_MASK_BITS, commands: ['declare'] },

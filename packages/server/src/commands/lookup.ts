@@ -38,19 +38,32 @@ export function requireGroup(ctx: CommandContext, topic: Topic): Group {
 /** Digits only, with an optional minus sign: no `1e3`, `0x10`, `1.0`, blanks or `+`. */
 const INTEGER = /^-?\d{1,16}$/;
 
+/** Where a request narrows a header's range (a memory topic's backlog): the lower maximum, and what it applies to. */
+export interface NarrowerRange {
+  max: number;
+  /** Said in the error: `topic_max_backlog of a memory topic must be ...`. */
+  of: string;
+}
+
 /**
  * A numeric header, or undefined when absent or empty. Only names with a range in NUMERIC_HEADERS are accepted, so
  * a new numeric header cannot skip the check: anything but an integer within its range is a 400 naming it.
  */
-export function intHeader(ctx: CommandContext, name: NumericHeader): number | undefined {
+export function intHeader(
+  ctx: CommandContext,
+  name: NumericHeader,
+  narrower?: NarrowerRange,
+): number | undefined {
   const v = ctx.msg.headers[name];
   if (v === undefined || v === '') return undefined;
-  const { min, max } = NUMERIC_HEADERS[name];
+  const { min } = NUMERIC_HEADERS[name];
+  const max = narrower ? Math.min(narrower.max, NUMERIC_HEADERS[name].max) : NUMERIC_HEADERS[name].max;
   const n = INTEGER.test(v) ? Number(v) : Number.NaN;
   if (!(n >= min && n <= max)) {
+    const what = narrower ? `${name} of ${narrower.of}` : name;
     throw new ZbusError(
       'ZBUS_ERR_BAD_REQUEST',
-      `Bad Format, ${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(v.slice(0, 32))}`,
+      `Bad Format, ${what} must be an integer from ${min} to ${max}, got ${JSON.stringify(v.slice(0, 32))}`,
     );
   }
   return n;

@@ -74,7 +74,9 @@ describe('numeric headers', () => {
         headers: { cmd: 'declare', topic: 'M', topic_mask: '1', topic_max_backlog: backlog },
       });
       expect([r.status, r.headers.error_code]).toEqual([400, 'ZBUS_ERR_BAD_REQUEST']);
-      expect(r.bodyText()).toContain('topic_max_backlog of a memory topic must be at most 1000000');
+      expect(r.bodyText()).toContain(
+        'topic_max_backlog of a memory topic must be an integer from 0 to 1000000',
+      );
     }
     const ok = await c.request({
       headers: { cmd: 'declare', topic: 'M', topic_mask: '1', topic_max_backlog: '1000000' },
