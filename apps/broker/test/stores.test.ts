@@ -211,7 +211,7 @@ for (const store of STORES) {
       expect(audit).toEqual(['a', 'b', 'c', 'd']);
     });
 
-    it('moves a message to <topic>.dlq after max deliver, with why and from where', async () => {
+    it('moves a message to <topic>.dlq after max deliver, with why, the nack reason and from where', async () => {
       const topic = fresh('Poison');
       await declare(s, {
         topic,
@@ -222,16 +222,19 @@ for (const store of STORES) {
       });
       await ok(s.entry, { cmd: 'produce', topic, ack: 'true' }, 'poison');
       const d = await ok(s.exit, { cmd: 'consume', topic, consume_group: 'w' });
-      await ok(s.exit, { cmd: 'nack', topic, consume_group: 'w', offset: d.headers.offset!, ack: 'true' });
-      // The next delivery is beyond max deliver 1: it goes to the dead-letter topic, not to this consume.
-      const waiting = s.exit.send({
+      const offset = d.headers.offset!;
+      const reason = 'cannot parse the order';
+      await ok(s.exit, { cmd: 'nack', topic, consume_group: 'w', offset, reason, ack: 'true' });
+      // The next delivery is beyond max deliver 1: it goes to the dead-letter topic, not to this consume, and
+      // through the other broker, which must still know why the consumer gave it back.
+      const waiting = s.entry.send({
         url: '/',
         headers: { cmd: 'consume', topic, consume_group: 'w', consume_timeout: '3000' },
       });
       const dlq = `${topic}.dlq`;
       let dead: Message | undefined;
       for (let i = 0; dead === undefined; i++) {
-        const r = await s.entry.request({
+        const r = await s.exit.request({
           url: '/',
           headers: { cmd: 'consume', topic: dlq, consume_timeout: '1000' },
         });
@@ -240,8 +243,12 @@ for (const store of STORES) {
         else if (r.status === 404) await new Promise((resolve) => setTimeout(resolve, 20)); // not declared yet
       }
       expect(dead && text(dead)).toBe('poison');
-      expect(dead!.headers).toMatchObject({ dlq_reason: 'max_deliver', dlq_group: 'w' });
-      await s.exit.next((m) => m.headers.id === waiting, 15_000);
+      expect(dead!.headers).toMatchObject({
+        dlq_reason: 'max_deliver',
+        dlq_group: 'w',
+        dlq_error: reason,
+      });
+      await s.entry.next((m) => m.headers.id === waiting, 15_000);
     });
 
     it('dedupes a produce id within the topic window', async () => {

@@ -27,6 +27,7 @@ import {
   type Topic,
 } from '@zbus/server';
 import { Puller, parseAck } from './puller.js';
+import type { NackReasons } from './reasons.js';
 import { decodeRecord } from './record.js';
 
 /**
@@ -60,6 +61,7 @@ export interface GroupStore {
   readonly jsm: JetStreamManager;
   readonly groupDefaults: NonNullable<StoreOptions['groupDefaults']>;
   readonly requestTimeoutMs: number;
+  readonly reasons: NackReasons;
   filterOnBroker(filter: string): boolean;
   logError(err: unknown, msg: string, topic?: string): void;
   countDeadLetter(g: NatsGroup): Promise<void>;
@@ -78,7 +80,7 @@ export interface GroupTopic extends Topic {
   seekTime(time: number): Promise<number>;
   notify(): void;
   notifySoon(): void;
-  deadLetter(rec: StoredRecord, group: string, deliveries: number): Promise<void>;
+  deadLetter(rec: StoredRecord, group: string, deliveries: number, error?: string): Promise<void>;
 }
 
 interface Held {
@@ -221,7 +223,8 @@ export class NatsGroup implements Group {
 
   async #deadLetter(d: Delivery, reply: string, deliveries: number): Promise<void> {
     try {
-      await this.topic.deadLetter(d, this.name, deliveries);
+      const reason = await this.topic.store.reasons.get(this.#reasonKey(d.offset));
+      await this.topic.deadLetter(d, this.name, deliveries, reason);
       this.topic.store.nc.publish(reply, '+TERM');
       await this.topic.store.countDeadLetter(this);
     } catch (err) {
@@ -283,13 +286,27 @@ export class NatsGroup implements Group {
     return done;
   }
 
-  async nack(offset: number, delayMs?: number): Promise<boolean> {
+  async nack(offset: number, delayMs?: number, reason?: string): Promise<boolean> {
     if (!this.ackMode) return false;
+    // Kept before the nak: the redelivery may be dead-lettered at once, by any broker.
+    if (reason !== undefined) {
+      await this.topic.store.reasons.keep(this.#reasonKey(offset), reason).catch((err: unknown) => {
+        this.topic.store.logError(
+          err,
+          'nack reason not kept; its dead letter will not say why',
+          this.topic.name,
+        );
+      });
+    }
     const body =
       delayMs !== undefined && delayMs > 0 ? `-NAK ${JSON.stringify({ delay: delayMs * 1e6 })}` : '-NAK';
     const done = await this.#send(offset, body, true);
     this.#handed.delete(offset);
     return done;
+  }
+
+  #reasonKey(offset: number): string {
+    return this.topic.store.reasons.key(this.topic.key, this.key, this.meta.generation, offset);
   }
 
   async touch(offset: number): Promise<boolean> {

@@ -85,6 +85,11 @@ export class Names {
     return `${this.subjectPrefix}_meta`;
   }
 
+  /** Why deliveries were nacked, for their dead letters (reasons.ts). */
+  get reasonBucket(): string {
+    return `${this.subjectPrefix}_reasons`;
+  }
+
   get delayStream(): string {
     return `${this.streamPrefix}_DELAYS`;
   }

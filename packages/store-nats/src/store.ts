@@ -41,6 +41,7 @@ import { NatsLink } from './link.js';
 import { LocalTopic } from './local-topic.js';
 import { encodeName, Names } from './names.js';
 import { Publisher } from './publisher.js';
+import { NackReasons, REASON_BUCKET_BYTES, REASON_TTL_MS } from './reasons.js';
 import { NatsTopic, type TopicMeta, type TopicStore } from './topic.js';
 
 /** 0.11 masks whose topics hold requests for services on this process (RPC 2, PROXY 4). */
@@ -97,6 +98,7 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
   kv!: KV;
   link!: NatsLink;
   publisher!: Publisher;
+  reasons!: NackReasons;
 
   private constructor(readonly options: NatsStoreOptions) {
     this.names = new Names(options.prefix ?? 'zbus');
@@ -140,6 +142,15 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
     this.kv = await this.#retry('opening the metadata bucket', () =>
       new Kvm(this.js).create(this.names.metaBucket, { replicas: this.replicas, history: 1 }),
     );
+    const reasons = await this.#retry('opening the nack reason bucket', () =>
+      new Kvm(this.js).create(this.names.reasonBucket, {
+        replicas: this.replicas,
+        history: 1,
+        ttl: REASON_TTL_MS,
+        max_bytes: REASON_BUCKET_BYTES,
+      }),
+    );
+    this.reasons = new NackReasons(reasons);
     await this.#retry('loading the metadata', () => this.#watch());
     await this.#retry('starting the delay stream', () => this.delays.start());
     void this.#followReconnects();

@@ -380,8 +380,8 @@ export class NatsTopic implements Topic, GroupTopic {
     });
   }
 
-  async deadLetter(rec: StoredRecord, group: string, deliveries: number): Promise<void> {
-    const data = deadLetterData(this.store, this.name, rec, group, deliveries);
+  async deadLetter(rec: StoredRecord, group: string, deliveries: number, error?: string): Promise<void> {
+    const data = deadLetterData(this.store, this.name, rec, group, deliveries, error);
     const dlq = (await this.store.dlqTopic(this.name)) as NatsTopic;
     // Moving the same delivery twice (a broker killed between the move and the TERM) stores it once.
     await dlq.publish(rec.id, rec.tag, data, `dlq:${this.key}:${this.store.keyOf(group)}:${rec.offset}`);
