@@ -27,6 +27,8 @@ interface Pull {
   timer: Alarm | undefined;
   /** Windowed pulls stay after their credit runs out, waiting for acks to refill it. */
   parked: boolean;
+  /** The channel's batch whose size counted this pull's credit (only those pulls share that batch). */
+  batch: number;
   /**
    * Windowed pulls: deliveries not yet settled, offset -> stored message id. Each gives back one credit, once:
    * by an `ack`/`nack` of its offset, or, on RPC topics, by the service's `route` answering its id.
@@ -45,6 +47,8 @@ interface Channel {
   readonly consumers: Map<Session, number>;
   /** Messages taken from the store whose pull vanished before delivery (at-most-once groups). */
   readonly held: Delivery[];
+  /** Batches taken from the store so far; numbers them for Pull.batch. */
+  batches: number;
   running: boolean;
   again: boolean;
 }
@@ -113,6 +117,7 @@ export class Dispatcher {
         parked: [],
         consumers: new Map(),
         held: [],
+        batches: 0,
         running: false,
         again: false,
       };
@@ -179,6 +184,7 @@ export class Dispatcher {
       credit: window,
       timer: undefined,
       parked: false,
+      batch: 0,
       unsettled: window > 1 ? new Map() : undefined,
     };
     if (timeoutMs !== undefined && timeoutMs > 0) {
@@ -367,10 +373,11 @@ export class Dispatcher {
   }
 
   /**
-   * The first pull whose session can take a message now, rotated to the back (round-robin). With `inBatch`, a
-   * session that is open but over its write high-water mark still qualifies (see #run).
+   * The first pull whose session can take a message now, rotated to the back (round-robin). Within batch
+   * `batch`, a pull whose credit that batch counted still qualifies when its session went over its write
+   * high-water mark meanwhile (see #run); a session that was already over it never does.
    */
-  #pick(ch: Channel, inBatch = false): Pull | undefined {
+  #pick(ch: Channel, batch = 0): Pull | undefined {
     const n = ch.pulls.length;
     for (let i = 0; i < n; i++) {
       const p = ch.pulls[0]!;
@@ -378,7 +385,7 @@ export class Dispatcher {
         this.#dropPull(ch, p);
         continue;
       }
-      if (inBatch || p.session.writable) return p;
+      if (p.session.writable || (batch !== 0 && p.batch === batch)) return p;
       ch.pulls.push(ch.pulls.shift()!);
     }
     return undefined;
@@ -388,9 +395,13 @@ export class Dispatcher {
    * Records for the channel's pulls: as many as the writable ones have credit for (up to BATCH), in one step of
    * the store when it can batch, instead of an await per message.
    */
-  async #take(ch: Channel): Promise<Delivery[]> {
+  async #take(ch: Channel, batch: number): Promise<Delivery[]> {
     let credit = 0;
-    for (const p of ch.pulls) if (!p.session.closed && p.session.writable) credit += p.credit;
+    for (const p of ch.pulls) {
+      if (p.session.closed || !p.session.writable) continue;
+      credit += p.credit;
+      p.batch = batch;
+    }
     const group = ch.group;
     if (credit > 1 && group.nextBatch !== undefined) {
       return group.nextBatch(Math.min(credit, BATCH), BATCH_BYTES);
@@ -412,11 +423,13 @@ export class Dispatcher {
         while (ch.pulls.length > 0) {
           if (!this.#pick(ch)) break;
           let batch: Delivery[];
+          let batchNo = 0;
           const held = ch.held.shift();
           if (held) batch = [held];
           else {
+            batchNo = ++ch.batches;
             try {
-              batch = await this.#take(ch);
+              batch = await this.#take(ch, batchNo);
             } catch {
               batch = []; // group removed meanwhile; removal answers the waiters
             }
@@ -425,10 +438,11 @@ export class Dispatcher {
           let stop = false;
           for (let i = 0; i < batch.length; i++) {
             const d = batch[i]!;
-            // Within a batch only closed sessions are skipped: a session that turned unwritable during it takes
-            // the rest of a batch its credit was counted for (at most BATCH messages / BATCH_BYTES over its
-            // high-water mark); the next batch waits for its drain.
-            const pull = this.#pick(ch, i > 0);
+            // A session that turned unwritable during the batch takes the rest its credit was counted for (at
+            // most BATCH messages / BATCH_BYTES over its high-water mark); the next batch waits for its drain.
+            // One that was unwritable already gets none: a consumer that never reads would otherwise take a
+            // share of every batch until each message it holds runs out of deliveries.
+            const pull = this.#pick(ch, batchNo);
             if (!pull) {
               // The consumer vanished while the store read: give the messages back.
               for (let j = i; j < batch.length; j++) {

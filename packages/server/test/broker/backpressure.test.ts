@@ -117,6 +117,60 @@ describe('backpressure', () => {
   });
 });
 
+describe('a consumer over its high-water mark', () => {
+  it('gets no share of what its group takes for the consumers that read', async () => {
+    const b = await startTestBroker({ writeHighWaterMark: 64 * 1024 });
+    const admin = await b.raw();
+    // Ack mode with a long ack timeout: nothing is redelivered during the test, so a message pushed to the
+    // stuck consumer would never reach the reading one.
+    await declare(admin, 'Shared', { consume_group: 'g', group_mask: '64', group_ack_timeout: '3600000' });
+    const stuck = await paused(b.port);
+    const consume = {
+      cmd: 'consume',
+      topic: 'Shared',
+      consume_group: 'g',
+      id: 's',
+      consume_window: '100000',
+    };
+    stuck.write(encodeMessage(new Message({ headers: consume })));
+    await untilConsumers(admin, 'Shared', 'g', 1);
+
+    // Produce until the group holds 6 MiB the stuck consumer did not take: its queue is past the high-water
+    // mark and its socket buffers (4 MiB of send buffer at most on Linux) are full.
+    const body = new Uint8Array(256 * 1024).fill(0x62);
+    const untaken = async () =>
+      (await admin.request({ headers: { cmd: 'query', topic: 'Shared', consume_group: 'g' } })).json<{
+        messageCount: number;
+      }>().messageCount;
+    let big = 0;
+    while ((await untaken()) < 24) {
+      expect(big, 'the stuck consumer took every message').toBeLessThan(200);
+      await admin.request({ headers: { cmd: 'produce', topic: 'Shared', id: `big${big++}` }, body });
+    }
+
+    // A consumer that reads joins the group: what the stuck one left, and every message produced from now on,
+    // must reach it.
+    const good = await b.raw();
+    good.send({
+      headers: { cmd: 'consume', topic: 'Shared', consume_group: 'g', id: 'g', consume_window: '16' },
+    });
+    await untilConsumers(admin, 'Shared', 'g', 2);
+    const N = 64;
+    for (let i = 0; i < N; i++) {
+      await admin.request({ headers: { cmd: 'produce', topic: 'Shared', id: `n${i}` }, body: 'x' });
+    }
+    const got = new Set<string>();
+    while (got.size < N) {
+      const m = await good.next((x) => x.headers.id === 'g' && x.headers.origin_id !== undefined);
+      if (m.headers.origin_id!.startsWith('n')) got.add(m.headers.origin_id!);
+      good.send({
+        headers: { cmd: 'ack', topic: 'Shared', consume_group: 'g', offset: m.headers.offset!, ack: 'false' },
+      });
+    }
+    expect([...got].sort()).toEqual(Array.from({ length: N }, (_, i) => `n${i}`).sort());
+  });
+});
+
 /** Pipelined reads of one 1 MiB message: the 300 of issue 14 item 9 run against a broker process (chaos suite). */
 const READS = 100;
 
