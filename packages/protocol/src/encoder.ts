@@ -21,7 +21,8 @@ function cleanValue(v: string): string {
   return v.replace(UNSAFE_VALUE, ' ');
 }
 
-function cleanUrl(url: string): string {
+/** The request target as a request line carries it: controls and spaces percent-encoded, `/` for an empty URL. */
+export function requestTarget(url: string): string {
   if (url.length === 0) return '/';
   const n = url.length;
   let i = 0;
@@ -39,36 +40,43 @@ function cleanUrl(url: string): string {
   return out;
 }
 
-/** Start line + headers (with the content-length of `msg.body`) + blank line. Write it as UTF-8, then the body. */
-export function encodeHead(msg: Message): string {
+/** The start line with its CRLF: `HTTP/1.1 200 OK` for a response, `GET /x HTTP/1.1` for a request. */
+export function encodeStartLine(msg: Message): string {
   const version = msg.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1';
-  let s: string;
   if (msg.status !== undefined) {
     const status = msg.status;
     if (!Number.isInteger(status) || status < 100 || status > 999) {
       throw new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `status must be an integer 100..999, got ${status}`);
     }
-    s = `${version} ${status} ${reasonPhrase(status)}\r\n`;
-  } else {
-    const method = msg.method;
-    if (tokenKind(method) === 0) {
-      throw new ZbusError(
-        'ZBUS_ERR_INVALID_ARGUMENT',
-        `method must be an HTTP token, got ${JSON.stringify(method)}`,
-      );
-    }
-    s = `${method} ${cleanUrl(msg.url)} ${version}\r\n`;
+    return `${version} ${status} ${reasonPhrase(status)}\r\n`;
   }
-  const h = msg.headers;
+  const method = msg.method;
+  if (tokenKind(method) === 0) {
+    throw new ZbusError(
+      'ZBUS_ERR_INVALID_ARGUMENT',
+      `method must be an HTTP token, got ${JSON.stringify(method)}`,
+    );
+  }
+  return `${method} ${requestTarget(msg.url)} ${version}\r\n`;
+}
+
+/** One header line with its CRLF, the value on one line. */
+export function encodeHeaderLine(name: string, value: string): string {
+  return `${name}: ${cleanValue(value)}\r\n`;
+}
+
+/**
+ * The header lines of `h`, each with its CRLF, as encodeHead writes them: no content-length or
+ * transfer-encoding, `encoding` folded into content-type, names that are not tokens left out. Names in `omit`
+ * are left out too (a broker storing a message without its request-only headers).
+ */
+export function encodeHeaderLines(h: Record<string, string>, omit?: ReadonlySet<string>): string {
   const encoding = h.encoding;
-  let connection = false;
+  let s = '';
   for (const k in h) {
     switch (k.length) {
       case 8:
         if (k === 'encoding') continue;
-        break;
-      case 10:
-        if (k === 'connection') connection = true;
         break;
       case 12:
         if (k === 'content-type' && encoding !== undefined) continue;
@@ -80,14 +88,24 @@ export function encodeHead(msg: Message): string {
         if (k === 'transfer-encoding') continue;
         break;
     }
-    if (tokenKind(k) === 0) continue;
+    if (tokenKind(k) === 0 || omit?.has(k)) continue;
     s += `${k}: ${cleanValue(h[k] as string)}\r\n`;
   }
   if (encoding !== undefined) {
     s += `content-type: ${cleanValue(h['content-type'] ?? 'text/plain')}; charset=${cleanValue(encoding)}\r\n`;
   }
-  if (!connection) s += 'connection: Keep-Alive\r\n';
-  return `${s}content-length: ${msg.body.length}\r\n\r\n`;
+  return s;
+}
+
+/**
+ * Start line + headers (with the content-length of `msg.body`) + blank line. Write it as UTF-8, then the body.
+ * With `msg.headTail` the head ends before the blank line: write the tail (which ends it) between head and body.
+ */
+export function encodeHead(msg: Message): string {
+  let s = encodeStartLine(msg) + encodeHeaderLines(msg.headers);
+  if (msg.headers.connection === undefined) s += 'connection: Keep-Alive\r\n';
+  s += `content-length: ${msg.body.length}\r\n`;
+  return msg.headTail === undefined ? `${s}\r\n` : s;
 }
 
 // Output buffers come from a 64 KiB slab, as Node's Buffer pool does: `new Uint8Array(n)` allocates an off-heap
@@ -115,18 +133,22 @@ function allocate(n: number): Uint8Array {
  */
 export function encodeMessage(msg: Message): Uint8Array {
   const head = encodeHead(msg);
+  const tail = msg.headTail;
   const body = msg.body;
   const hl = head.length;
+  const tl = tail === undefined ? 0 : tail.length;
   // An ASCII head (the usual case) is exactly head.length bytes: encode it straight into the final buffer.
-  const out = allocate(hl + body.length);
+  const out = allocate(hl + tl + body.length);
   if (utf8EncodeInto(head, out, 0) === hl) {
-    if (body.length !== 0) out.set(body, hl);
+    if (tail !== undefined) out.set(tail, hl);
+    if (body.length !== 0) out.set(body, hl + tl);
     return out;
   }
   const headBytes = utf8Encode(head);
-  const full = allocate(headBytes.length + body.length);
+  const full = allocate(headBytes.length + tl + body.length);
   full.set(headBytes, 0);
-  full.set(body, headBytes.length);
+  if (tail !== undefined) full.set(tail, headBytes.length);
+  full.set(body, headBytes.length + tl);
   return full;
 }
 

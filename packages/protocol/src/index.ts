@@ -3,7 +3,15 @@
 export type { ResolvedCommand, RpcRequest } from './command.js';
 export { parseUrl, resolveCommand, rpcRequestFromUrl, tokenFromCookie } from './command.js';
 export { decodeMessage, MessageDecoder } from './decoder.js';
-export { encodeHead, encodeMessage, keepAlive } from './encoder.js';
+export {
+  encodeHead,
+  encodeHeaderLine,
+  encodeHeaderLines,
+  encodeMessage,
+  encodeStartLine,
+  keepAlive,
+  requestTarget,
+} from './encoder.js';
 export type { RemoteErrorInfo, ZbusErrorCode, ZbusErrorOptions } from './errors.js';
 export {
   createError,

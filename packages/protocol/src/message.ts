@@ -50,6 +50,12 @@ export class Message {
   body: Uint8Array;
   /** HTTP version of a decoded message. */
   httpVersion: '1.1' | '1.0';
+  /**
+   * The rest of the head, already encoded: header lines (each ending in CRLF) and the blank line that ends the
+   * head, sent after `headers` as they are. A broker sets it to send stored header bytes without parsing them;
+   * decoded messages never have one.
+   */
+  headTail: Uint8Array | undefined;
 
   constructor(init?: MessageInit) {
     this.method = 'GET';
@@ -57,6 +63,7 @@ export class Message {
     this.headers = new HeaderBag();
     this.body = EMPTY_BYTES;
     this.httpVersion = '1.1';
+    this.headTail = undefined;
     if (init === undefined) return;
     if (init.status !== undefined) this.status = init.status;
     if (init.method !== undefined) this.method = init.method;
@@ -247,6 +254,7 @@ export class Message {
     m.httpVersion = this.httpVersion;
     for (const k in this.headers) m.headers[k] = this.headers[k] as string;
     m.body = this.body;
+    m.headTail = this.headTail;
     return m;
   }
 }

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { decodeMessage, encodeHead, encodeMessage, Header, keepAlive, Message } from '../src/index.js';
+import {
+  decodeMessage,
+  encodeHead,
+  encodeHeaderLines,
+  encodeMessage,
+  Header,
+  keepAlive,
+  Message,
+} from '../src/index.js';
 import { bytes, expectZbusError, text } from './helpers.js';
 
 describe('encoder', () => {
@@ -136,6 +144,28 @@ describe('encoder', () => {
     expect(text(b).endsWith('b')).toBe(true);
     const big = encodeMessage(new Message({ body: 'x'.repeat(100_000) }));
     expect(big.length).toBeGreaterThan(100_000);
+  });
+
+  it('writes headTail, already encoded header lines and the blank line, between the head and the body', () => {
+    const m = new Message({ status: 200, headers: { id: 'c-1' }, body: 'hi' });
+    m.headTail = bytes('tag: a.b\r\nname: caf\u00e9\r\n\r\n');
+    const head = encodeHead(m);
+    expect(head).toBe('HTTP/1.1 200 OK\r\nid: c-1\r\nconnection: Keep-Alive\r\ncontent-length: 2\r\n');
+    const d = decodeMessage(encodeMessage(m));
+    expect([d.headers.id, d.headers.tag, d.headers.name, d.bodyText()]).toEqual([
+      'c-1',
+      'a.b',
+      'caf\u00e9',
+      'hi',
+    ]);
+    expect(m.clone().headTail).toBe(m.headTail);
+  });
+
+  it('writes header lines with names left out, as encodeHead would write the rest', () => {
+    const h = { cmd: 'produce', tag: 'a\r\nb', encoding: 'gbk', 'content-length': '9' };
+    expect(encodeHeaderLines(h, new Set(['cmd']))).toBe(
+      'tag: a  b\r\ncontent-type: text/plain; charset=gbk\r\n',
+    );
   });
 
   it('encodes head and body in one buffer', () => {

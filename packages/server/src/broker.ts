@@ -36,12 +36,13 @@ import { pathOf, RESERVED_PATHS, serveEndpoint } from './http/endpoints.js';
 import { MONITOR_COMMANDS, monitorLoginRedirect, serveMonitor } from './http/monitor.js';
 import { serverInfo } from './info.js';
 import { Metrics } from './metrics/metrics.js';
-import { decodeStored } from './mq/delivery.js';
+import { decodeStored, encodeStored, storedId } from './mq/delivery.js';
 import { Dispatcher } from './mq/dispatcher.js';
 import { type BrokerOptions, type ResolvedBrokerOptions, resolveOptions } from './options.js';
 import { RpcCalls } from './rpc/calls.js';
 import { RpcRelay } from './rpc/relay.js';
 import { type ReplyTicket, Session } from './session.js';
+import { dlqName } from './store/dead-letter.js';
 import { openStore } from './store/store.js';
 import type { DeadLetterInfo, Store } from './store/types.js';
 import { Burst } from './tracker/burst.js';
@@ -98,7 +99,7 @@ function deadLetter(data: Uint8Array, info: DeadLetterInfo): Uint8Array {
   m.set('dlq_offset', info.offset);
   m.set('dlq_deliveries', info.deliveries);
   if (info.error !== undefined) m.set('dlq_error', info.error);
-  return encodeMessage(m);
+  return encodeStored(m, storedId(m) ?? info.id, dlqName(info.topic));
 }
 
 /**

@@ -3,9 +3,9 @@
 import { randomUUID } from 'node:crypto';
 import { Message, ZbusError } from '@zbus/protocol';
 
-/** Roughly the bytes a message takes on the wire: its body, its headers, a status line. */
+/** Roughly the bytes a message takes on the wire: its body, its headers (and stored ones), a status line. */
 function wireSize(msg: Message): number {
-  let n = msg.body.length + 64;
+  let n = msg.body.length + (msg.headTail?.length ?? 0) + 64;
   const h = msg.headers;
   for (const k in h) n += k.length + (h[k] as string).length + 4;
   return n;

@@ -1,7 +1,8 @@
 // produce: store a message and answer with the durability the store met. On RPC and proxy topics the
 // answer comes from the service through `route`; with nobody consuming, the caller gets 503 at once.
-import { encodeMessage, Mask, type Message, ZbusError } from '@zbus/protocol';
+import { Mask, ZbusError } from '@zbus/protocol';
 import { errorReply } from '../errors.js';
+import { encodeStored } from '../mq/delivery.js';
 import type { AppendInput, Topic } from '../store/types.js';
 import type { CommandContext } from './context.js';
 import { deliverAt, intHeader, requireTopic } from './lookup.js';
@@ -9,8 +10,6 @@ import { okAck } from './reply.js';
 
 const MAX_ID = 39;
 const MAX_TAG = 127;
-/** Headers that belong to the request, not to the stored message (0.11 strips these). */
-const STRIPPED = ['cmd', 'ack', 'token', 'delay', 'deliver_at', 'timeout'] as const;
 
 export function isRpcTopic(topic: Topic): boolean {
   return (topic.mask & (Mask.Rpc | Mask.Proxy)) !== 0;
@@ -47,13 +46,13 @@ export function produce(ctx: CommandContext): void | Promise<void> {
   }
   const at = deliverAt(ctx, Date.now());
   const timeout = intHeader(ctx, 'timeout');
-  const input: AppendInput = { id: msg.headers.id!, tag: msg.tag, data: encodeForStore(msg) };
+  const id = msg.headers.id!; // the broker gives every request an id
+  const input: AppendInput = { id, tag: msg.tag, data: encodeStored(msg, id, topic.name) };
   if (at !== undefined) input.deliverAt = at;
 
   let timeoutMs = 0;
   if (rpc) {
     state.metrics.rpcRequests++;
-    const id = input.id;
     // A plain-HTTP caller (RPC by URL) gets the routed reply as the answer to its request.
     if (ticket.ordered) session.awaitingRoute.set(id, ticket);
     timeoutMs = timeout !== undefined && timeout > 0 ? timeout : state.options.rpcTimeoutMs;
@@ -116,38 +115,4 @@ export function produce(ctx: CommandContext): void | Promise<void> {
       throw err;
     },
   );
-}
-
-/** The stored form: the whole HTTP message minus the request-only headers, and minus every copy of the token. */
-function encodeForStore(msg: Message): Uint8Array {
-  for (const h of STRIPPED) msg.delete(h);
-  // The token may also sit in the URL query (`?token=`) or the cookie; consumers see both (origin_url, cookie).
-  if (msg.url.includes('token=')) msg.url = withoutQueryToken(msg.url);
-  const cookie = msg.headers.cookie;
-  if (cookie?.includes('token')) {
-    const rest = withoutCookieToken(cookie);
-    if (rest === '') msg.delete('cookie');
-    else msg.set('cookie', rest);
-  }
-  return encodeMessage(msg);
-}
-
-/** `/T?cmd=produce&token=s&x=1` -> `/T?cmd=produce&x=1`. */
-export function withoutQueryToken(url: string): string {
-  const q = url.indexOf('?');
-  if (q < 0) return url;
-  const kept = url
-    .slice(q + 1)
-    .split('&')
-    .filter((pair) => pair !== '' && !/^token(=|$)/.test(pair));
-  return kept.length === 0 ? url.slice(0, q) : `${url.slice(0, q)}?${kept.join('&')}`;
-}
-
-/** `a=1; token=s; __Host-token=s; b=2` -> `a=1; b=2`. */
-export function withoutCookieToken(cookie: string): string {
-  return cookie
-    .split(';')
-    .map((part) => part.trim())
-    .filter((part) => part !== '' && !/^(?:__Host-)?token\s*=/.test(part))
-    .join('; ');
 }

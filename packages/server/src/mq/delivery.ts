@@ -1,8 +1,106 @@
-// How a stored message is rewritten for delivery (zbus-protocol.md §7.6): it travels as a 200 response whose
-// `id` is the consume request's id, with the stored id, url, method and status moved into `origin_*` headers
-// so that clients can restore them.
-import { type Message, MessageDecoder, ZbusError } from '@zbus/protocol';
+// The stored form of a message and how it is delivered (zbus-protocol.md §7.6). A delivery travels as a 200
+// response whose `id` is the consume request's id, with the stored id, url, method and status moved into
+// `origin_*` headers so that clients can restore them.
+//
+// A message is stored as what will be sent: a valid HTTP message whose first header is its content-length and
+// whose other header lines are the delivery's own (origin_*, topic, the producer's headers without the
+// request-only ones), then the body:
+//
+//   POST /produce/T HTTP/1.1\r\n          <- the request's start line (what a broker before 0.12 reads it by)
+//   content-length: 7\r\n                 <- first, so that the body's length is found without a parse
+//   origin_method: POST\r\n origin_url: /produce/T\r\n origin_id: m-1\r\n topic: T\r\n ...\r\n
+//   \r\n
+//   payload
+//
+// A delivery is then a short head (status line, id, offset, timestamp, consume_group, retry, content-length)
+// followed by views of the stored header lines and body: no decode, no copy. Records written before this form
+// (content-length last, origin_* not yet set) are decoded and rewritten into it once per delivery.
+import {
+  encodeHeaderLine,
+  encodeHeaderLines,
+  encodeStartLine,
+  Message,
+  MessageDecoder,
+  requestTarget,
+  ZbusError,
+} from '@zbus/protocol';
 import type { Delivery, StoredRecord } from '../store/types.js';
+
+/** Headers of a produce that are not stored: the request's own (0.11 strips these) and hop-by-hop. */
+const REQUEST_ONLY = ['cmd', 'ack', 'token', 'delay', 'deliver_at', 'timeout', 'connection'];
+/** Headers every delivery writes itself (a producer's own values would be replaced, as 0.11 replaces them). */
+const PER_DELIVERY = ['id', 'origin_id', 'offset', 'timestamp', 'consume_group', 'retry'];
+const OMIT_REQUEST = new Set([...REQUEST_ONLY, ...PER_DELIVERY, 'origin_method', 'origin_url']);
+/** A request to `/` gets no origin_url, so a producer's own origin_url stays (as in 0.11). */
+const OMIT_REQUEST_ROOT = new Set([...REQUEST_ONLY, ...PER_DELIVERY, 'origin_method']);
+const OMIT_RESPONSE = new Set([...REQUEST_ONLY, ...PER_DELIVERY, 'origin_status']);
+
+/** `content-length: ` as bytes: the marker of a record in the stored form, right after the start line. */
+const LENGTH_FIRST = Buffer.from('content-length: ', 'latin1');
+
+/**
+ * The stored form of `msg` (see the top of this file), without the request-only headers and every copy of the
+ * token (`?token=` in the URL, `token` in the cookie). `id` becomes origin_id; `topic` is written when the
+ * message names none. Nothing is deleted from `msg` (that would slow every later access to its headers).
+ */
+export function encodeStored(msg: Message, id: string, topic: string): Uint8Array {
+  const h = msg.headers;
+  // The token may also sit in the URL query (`?token=`) or the cookie; consumers see both (origin_url, cookie).
+  if (msg.url.includes('token=')) msg.url = withoutQueryToken(msg.url);
+  let s = encodeStartLine(msg);
+  const body = msg.body;
+  s += `content-length: ${body.length}\r\n`;
+  let omit: ReadonlySet<string>;
+  if (msg.status === undefined) {
+    s += `origin_method: ${msg.method}\r\n`;
+    const url = requestTarget(msg.url);
+    if (url === '/') omit = OMIT_REQUEST_ROOT;
+    else {
+      s += encodeHeaderLine('origin_url', url);
+      omit = OMIT_REQUEST;
+    }
+  } else {
+    s += `origin_status: ${msg.status}\r\n`;
+    omit = OMIT_RESPONSE;
+  }
+  s += encodeHeaderLine('origin_id', id);
+  if (h.topic === undefined) s += encodeHeaderLine('topic', topic);
+  const cookie = h.cookie;
+  if (cookie?.includes('token')) {
+    omit = new Set([...omit, 'cookie']);
+    const rest = withoutCookieToken(cookie);
+    if (rest !== '') s += encodeHeaderLine('cookie', rest);
+  }
+  s += `${encodeHeaderLines(h, omit)}\r\n`;
+  const headBytes = Buffer.byteLength(s, 'utf8');
+  const out = Buffer.allocUnsafe(headBytes + body.length);
+  out.write(s, 0, headBytes, 'utf8');
+  out.set(body, headBytes);
+  return out;
+}
+
+/** Where the last record's stored header lines start and how long its body is (storedLayout's result). */
+const layout = { tail: 0, bodyLength: 0 };
+
+/**
+ * Whether `data` is a record in the stored form; if so `layout` says where its header lines start and how long
+ * its body is. A record written before that form has its content-length last, not first.
+ */
+function storedLayout(data: Uint8Array): boolean {
+  const lf = data.indexOf(10);
+  if (lf < 0 || lf + 1 + LENGTH_FIRST.length > data.length) return false;
+  let p = lf + 1;
+  for (let i = 0; i < LENGTH_FIRST.length; i++, p++) if (data[p] !== LENGTH_FIRST[i]) return false;
+  let n = 0;
+  for (let c = data[p]; c !== undefined && c >= 48 && c <= 57; c = data[++p]) n = n * 10 + c - 48;
+  // The length line ends in CRLF, and the header lines after it end in a blank line right before the body.
+  const end = data.length - n;
+  if (data[p] !== 13 || data[p + 1] !== 10 || end < p + 4 || data[end - 1] !== 10 || data[end - 2] !== 13)
+    return false;
+  layout.tail = p + 2;
+  layout.bodyLength = n;
+  return true;
+}
 
 /**
  * Stored records were validated on the way in (a broker may have taken more headers or bytes under other limits
@@ -15,11 +113,12 @@ const STORED_LIMITS = {
   maxUrlBytes: Number.MAX_SAFE_INTEGER,
 };
 
-// One decoder, reused for every stored record (a record is exactly one message): a decoder per delivery costs
-// its limits check and per-message tables on the hot consume path. Decoding is synchronous, so one is enough.
+// One decoder, reused for every stored record that must be decoded (a record is exactly one message). Decoding
+// is synchronous, so one is enough.
 let storedDecoder: MessageDecoder | undefined;
 let decoded: Message | undefined;
 
+/** A stored record as a message (either form): for the paths that need its headers (relay, dead letters). */
 export function decodeStored(data: Uint8Array): Message {
   storedDecoder ??= new MessageDecoder((m) => {
     decoded = m;
@@ -41,30 +140,62 @@ export function decodeStored(data: Uint8Array): Message {
   return m;
 }
 
+/**
+ * The id a decoded stored record was produced with: `id` in a record written before the stored form,
+ * `origin_id` in one written since (which never stores `id`).
+ */
+export function storedId(m: Message): string | undefined {
+  return m.headers.id ?? m.headers.origin_id;
+}
+
+/**
+ * A delivery of `d` as the answer to the consume request `requestId`: a fresh head plus views of the stored
+ * header lines and body (`headTail`, `body`). A record written before the stored form is rewritten into it
+ * first (one decode), with the same result.
+ */
 export function buildDelivery(
   d: Delivery | StoredRecord,
   requestId: string,
   topic: string,
   group: string | undefined,
 ): Message {
-  const m = decodeStored(d.data);
-  if (m.status === undefined) {
-    m.set('origin_method', m.method);
-    if (m.url !== '/') m.set('origin_url', m.url);
-  } else {
-    m.set('origin_status', m.status);
+  let data = d.data;
+  if (!storedLayout(data)) {
+    const old = decodeStored(data);
+    data = encodeStored(old, old.headers.id ?? d.id, topic);
+    if (!storedLayout(data)) throw new ZbusError('ZBUS_ERR_STORE', 'a stored record cannot be delivered');
   }
+  const m = new Message();
   m.status = 200;
-  m.method = 'GET';
-  m.url = '/';
-  m.set('origin_id', m.headers.id ?? d.id);
-  m.set('id', requestId);
-  m.set('topic', m.headers.topic ?? topic);
-  if (group !== undefined) m.set('consume_group', group);
-  m.set('offset', d.offset);
-  m.set('timestamp', d.timestamp);
+  const h = m.headers;
+  h.id = requestId;
+  if (group !== undefined) h.consume_group = group;
+  h.offset = String(d.offset);
+  h.timestamp = String(d.timestamp);
   const retry = (d as Delivery).retry;
-  if (retry !== undefined && retry > 0) m.set('retry', retry);
-  m.delete('token');
+  if (retry !== undefined && retry > 0) h.retry = String(retry);
+  const bodyStart = data.length - layout.bodyLength;
+  m.headTail = data.subarray(layout.tail, bodyStart);
+  m.body = data.subarray(bodyStart);
   return m;
+}
+
+/** `/T?cmd=produce&token=s&x=1` -> `/T?cmd=produce&x=1`. */
+export function withoutQueryToken(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const kept = url
+    .slice(q + 1)
+    .split('&')
+    .filter((pair) => pair !== '' && !/^token(=|$)/.test(pair));
+  return kept.length === 0 ? url.slice(0, q) : `${url.slice(0, q)}?${kept.join('&')}`;
+}
+
+/** `a=1; token=s; __Host-token=s; b=2` -> `a=1; b=2`. */
+export function withoutCookieToken(cookie: string): string {
+  return cookie
+    .split(';')
+    .map((part) => part.trim())
+    .filter((part) => part !== '' && !/^(?:__Host-)?token\s*=/.test(part))
+    .join('; ');
 }

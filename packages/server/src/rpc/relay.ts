@@ -8,7 +8,7 @@ import { encodeMessage, type Message, ZbusError } from '@zbus/protocol';
 import type { ClusterLink } from '../cluster/shared-store.js';
 import { errorReply } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { decodeStored } from '../mq/delivery.js';
+import { decodeStored, storedId } from '../mq/delivery.js';
 import type { Dispatcher } from '../mq/dispatcher.js';
 import type { ResolvedBrokerOptions } from '../options.js';
 import type { Store } from '../store/types.js';
@@ -94,7 +94,7 @@ export class RpcRelay {
     }
     const topic = req.topic === undefined ? undefined : state.store.topic(req.topic);
     const sender = req.headers.sender;
-    const id = req.headers.id;
+    const id = storedId(req);
     if (
       !topic ||
       sender === undefined ||

@@ -274,6 +274,8 @@ export class TcpConnection implements SessionWire {
     }
     if (closeAfter) msg.set('connection', 'close');
     socket.write(encodeHead(msg), 'utf8');
+    // A delivery's stored header lines (views of the stored record, like its body): no copy, one writev.
+    if (msg.headTail !== undefined) socket.write(msg.headTail);
     if (msg.body.length > 0) socket.write(msg.body);
     if (closeAfter) this.close();
     else this.#flow.check();

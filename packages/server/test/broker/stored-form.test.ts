@@ -1,0 +1,287 @@
+// The stored form (mq/delivery.ts): a delivery is a fresh head plus the stored header lines and body, with no
+// decode. These tests hold it to the delivery 0.11 shapes, as the broker built it before by decoding the stored
+// request and rewriting it (`olderRecord` and `olderDelivery` below are that code, kept as the oracle), and
+// check that records stored by that older code, on disk, are still delivered the same.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeMessage, encodeMessage, Message, type MessageInit } from '@zbus/protocol';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { buildDelivery, decodeStored, encodeStored } from '../../src/mq/delivery.js';
+import { openStore } from '../../src/store/store.js';
+import type { Delivery } from '../../src/store/types.js';
+import { startTestBroker } from './helpers.js';
+
+/** How produce stored a message before the stored form: the request minus six headers and the token. */
+function olderRecord(msg: Message): Uint8Array {
+  for (const h of ['cmd', 'ack', 'token', 'delay', 'deliver_at', 'timeout']) msg.delete(h);
+  if (msg.url.includes('token=')) msg.url = msg.url.replace(/([?&])token=[^&]*&?/, '$1').replace(/[?&]$/, '');
+  const cookie = msg.headers.cookie;
+  if (cookie?.includes('token')) {
+    const rest = cookie
+      .split(';')
+      .map((p) => p.trim())
+      .filter((p) => p !== '' && !/^(?:__Host-)?token\s*=/.test(p))
+      .join('; ');
+    if (rest === '') msg.delete('cookie');
+    else msg.set('cookie', rest);
+  }
+  return encodeMessage(msg).slice();
+}
+
+/** How a delivery was built before the stored form: decode the record, rewrite it, encode it. */
+function olderDelivery(d: Delivery, requestId: string, topic: string, group: string | undefined): Message {
+  const m = decodeMessage(d.data);
+  if (m.status === undefined) {
+    m.set('origin_method', m.method);
+    if (m.url !== '/') m.set('origin_url', m.url);
+  } else {
+    m.set('origin_status', m.status);
+  }
+  m.status = 200;
+  m.method = 'GET';
+  m.url = '/';
+  m.set('origin_id', m.headers.id ?? d.id);
+  m.set('id', requestId);
+  m.set('topic', m.headers.topic ?? topic);
+  if (group !== undefined) m.set('consume_group', group);
+  m.set('offset', d.offset);
+  m.set('timestamp', d.timestamp);
+  if (d.retry > 0) m.set('retry', d.retry);
+  m.delete('token');
+  return m;
+}
+
+/** A delivery as a consumer reads it: start line, headers in name order, body. */
+function seen(bytes: Uint8Array): { start: string; headers: string[]; body: string } {
+  const text = Buffer.from(bytes).toString('utf8');
+  const m = decodeMessage(bytes);
+  return {
+    start: text.slice(0, text.indexOf('\r\n')),
+    headers: Object.entries(m.headers)
+      .map(([k, v]) => `${k}: ${v}`)
+      .sort(),
+    body: m.bodyText(),
+  };
+}
+
+/** Produce requests as the broker holds them when it stores one (id and topic set, remote-addr added). */
+const PRODUCED: Array<{ name: string; init: MessageInit; httpVersion?: '1.0' }> = [
+  {
+    name: 'a zbus client produce',
+    init: {
+      method: 'GET',
+      headers: {
+        cmd: 'produce',
+        topic: 'T',
+        id: 'm-1',
+        tag: 'a.b',
+        sender: 's-1',
+        ack: 'true',
+        token: 'secret',
+      },
+      body: 'payload',
+    },
+  },
+  {
+    name: 'produce by URL from ab (HTTP/1.0, keep-alive)',
+    httpVersion: '1.0',
+    init: {
+      method: 'GET',
+      url: '/produce/T',
+      headers: {
+        host: '127.0.0.1:1',
+        'user-agent': 'ApacheBench/2.3',
+        accept: '*/*',
+        cmd: 'produce',
+        topic: 'T',
+        id: 'u-1',
+      },
+    },
+  },
+  {
+    name: 'a POST with a charset, a token in the query and in the cookie',
+    init: {
+      method: 'POST',
+      url: '/T/extra?cmd=produce&token=s&x=1',
+      headers: {
+        cmd: 'produce',
+        topic: 'T',
+        id: 'p-1',
+        x: '1',
+        'content-type': 'text/plain; charset=iso-8859-1',
+        cookie: 'a=1; token=s; b=2',
+        'remote-addr': '127.0.0.1:5',
+      },
+      body: 'latin',
+    },
+  },
+  {
+    name: 'an encoding header, a cookie of only the token, delay and timeout',
+    init: {
+      method: 'POST',
+      url: '/',
+      headers: {
+        cmd: 'produce',
+        topic: 'T',
+        id: 'e-1',
+        encoding: 'gbk',
+        cookie: 'token=s',
+        delay: '10',
+        timeout: '5',
+        deliver_at: '1',
+        origin_url: '/kept-as-sent',
+      },
+      body: new Uint8Array([0xc4, 0xe3]),
+    },
+  },
+  {
+    name: 'a forwarded delivery: origin_* headers of its own, non-ASCII values, an empty body',
+    init: {
+      method: 'PUT',
+      url: '/T?cmd=produce&name=caf%C3%A9',
+      headers: {
+        cmd: 'produce',
+        topic: 'T',
+        id: 'f-1',
+        origin_id: 'earlier',
+        origin_method: 'DELETE',
+        origin_status: '201',
+        name: 'café',
+      },
+    },
+  },
+  {
+    name: 'a response-form message',
+    init: {
+      status: 404,
+      headers: { cmd: 'produce', topic: 'T', id: 'r-1', origin_method: 'GET' },
+      body: 'x',
+    },
+  },
+];
+
+function produced(p: (typeof PRODUCED)[number]): Message {
+  const m = new Message(p.init);
+  if (p.httpVersion) m.httpVersion = p.httpVersion;
+  return m;
+}
+
+const record = (data: Uint8Array, id: string, retry: number): Delivery => ({
+  offset: 41,
+  timestamp: 1_764_000_000_000,
+  id,
+  tag: undefined,
+  data,
+  retry,
+});
+
+describe('the stored form', () => {
+  for (const p of PRODUCED) {
+    it(`delivers ${p.name} as the older code did, from either form`, () => {
+      const id = p.init.headers!.id!;
+      const stored = encodeStored(produced(p), id, 'T');
+      const older = olderRecord(produced(p));
+      for (const [group, retry] of [
+        ['G', 0],
+        [undefined, 2],
+      ] as const) {
+        const want = seen(encodeMessage(olderDelivery(record(older, id, retry), 'c-9', 'T', group)));
+        // The older code kept the producer's HTTP version and `connection` header: a delivery is HTTP/1.1 now.
+        want.start = 'HTTP/1.1 200 OK';
+        want.headers = want.headers
+          .filter((h) => !h.startsWith('connection: '))
+          .concat()
+          .sort();
+        const fresh = buildDelivery(record(stored, id, retry), 'c-9', 'T', group);
+        expect(fresh.headTail).toBeDefined();
+        const got = seen(encodeMessage(fresh));
+        got.headers = got.headers.filter((h) => h !== 'connection: Keep-Alive');
+        expect(got).toEqual(want);
+        // A record the older code stored (on disk since before the stored form) comes out the same.
+        const fromOlder = seen(encodeMessage(buildDelivery(record(older, id, retry), 'c-9', 'T', group)));
+        fromOlder.headers = fromOlder.headers.filter((h) => h !== 'connection: Keep-Alive');
+        expect(fromOlder).toEqual(want);
+        // And a broker still running the older code (a shared store mid-upgrade) delivers a new record the same.
+        const byOlder = seen(encodeMessage(olderDelivery(record(stored, id, retry), 'c-9', 'T', group)));
+        byOlder.start = 'HTTP/1.1 200 OK';
+        byOlder.headers = byOlder.headers.filter((h) => !h.startsWith('connection: '));
+        expect(byOlder).toEqual(want);
+      }
+    });
+  }
+
+  it('is a whole HTTP message that decodes to the stored request', () => {
+    const stored = encodeStored(produced(PRODUCED[2]!), 'p-1', 'T');
+    const m = decodeStored(stored);
+    expect([m.method, m.url, m.headers.origin_id, m.headers.id, m.bodyText()]).toEqual([
+      'POST',
+      '/T/extra?cmd=produce&x=1',
+      'p-1',
+      undefined,
+      'latin',
+    ]);
+    expect(Buffer.from(stored).toString('latin1')).not.toContain('token');
+  });
+
+  it('sends views of the record: the head is the only new bytes', () => {
+    const stored = encodeStored(produced(PRODUCED[0]!), 'm-1', 'T');
+    const d = buildDelivery(record(stored, 'm-1', 0), 'c-1', 'T', 'G');
+    expect(d.body.buffer).toBe(stored.buffer);
+    expect(d.headTail!.buffer).toBe(stored.buffer);
+    expect(d.headTail!.byteOffset + d.headTail!.length).toBe(d.body.byteOffset);
+  });
+});
+
+describe('records stored before the stored form', () => {
+  it('are delivered with their origin headers after a restart on the same data', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'zbus-stored-form-'));
+    onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
+    const first = await startTestBroker({ dataDir });
+    const c = await first.raw();
+    await c.request({ headers: { cmd: 'declare', topic: 'T' } });
+    await first.broker.close();
+
+    // Two records written as the older broker wrote them, straight into the topic's log.
+    const store = await openStore({ dataDir, fsync: 'never' });
+    const t = store.topic('T')!;
+    const url = new Message({
+      method: 'POST',
+      url: '/T?cmd=produce&x=1',
+      headers: { cmd: 'produce', topic: 'T', id: 'old-1', x: '1', connection: 'close' },
+      body: 'from 0.12',
+    });
+    await t.append({ id: 'old-1', tag: undefined, data: olderRecord(url) });
+    const plain = new Message({
+      headers: { cmd: 'produce', topic: 'T', id: 'old-2', tag: 'k' },
+      body: 'two',
+    });
+    await t.append({ id: 'old-2', tag: 'k', data: olderRecord(plain) });
+    await store.close();
+
+    const b = await startTestBroker({ dataDir });
+    const p = await b.raw();
+    await p.request({ headers: { cmd: 'produce', topic: 'T', id: 'new-1' }, body: 'three' });
+    const got = [];
+    for (let i = 0; i < 3; i++) {
+      const d = await p.request({ headers: { cmd: 'consume', topic: 'T', id: `c-${i}` } });
+      const h = d.headers;
+      got.push([
+        d.status,
+        d.bodyText(),
+        h.id,
+        h.origin_id,
+        h.origin_method,
+        h.origin_url,
+        h.topic,
+        h.offset,
+        h.tag,
+      ]);
+    }
+    expect(got).toEqual([
+      [200, 'from 0.12', 'c-0', 'old-1', 'POST', '/T?cmd=produce&x=1', 'T', '0', undefined],
+      [200, 'two', 'c-1', 'old-2', 'GET', undefined, 'T', '1', 'k'],
+      [200, 'three', 'c-2', 'new-1', 'GET', undefined, 'T', '2', undefined],
+    ]);
+  });
+});
