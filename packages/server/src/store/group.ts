@@ -380,7 +380,7 @@ export class DiskGroup implements Group {
         this.#touchState();
         continue;
       }
-      const d: Delivery = decodeRecord(buf, c.p);
+      const d: Delivery = decodeRecord(buf, c.p, c.win.immutable);
       log.advance(c);
       this.position = c.offset;
       this.#touchState();

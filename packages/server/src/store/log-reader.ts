@@ -143,7 +143,7 @@ export class LogReader {
     const c = new Cursor(16 * 1024);
     await this.position(c, offset);
     if (!(await this.peek(c)) || c.recOffset !== offset) return undefined;
-    return decodeRecord(c.win.buf, c.p);
+    return decodeRecord(c.win.buf, c.p, c.win.immutable);
   }
 
   /** The offset of the first record stored at or after `time` (visibleEnd if none). O(log n) + a short scan. */

@@ -102,16 +102,23 @@ export function recordTag(buf: Buffer, pos: number): string | undefined {
   return buf.toString('utf8', s, s + buf.readUInt16LE(pos + 26));
 }
 
-/** Decode a checked record; the data is copied out of `buf` (which is a reused read buffer). */
-export function decodeRecord(buf: Buffer, pos: number): RecordFields & { retry: number } {
+/**
+ * Decode a checked record. The data is copied out of `buf`, a reused read buffer, unless `view`: `buf` is never
+ * written again (a recently written batch), so the data is a view of it.
+ */
+export function decodeRecord(buf: Buffer, pos: number, view = false): RecordFields & { retry: number } {
   const idLen = buf.readUInt16LE(pos + 24);
   const tagLen = buf.readUInt16LE(pos + 26);
   const dLen = buf.readUInt32LE(pos + 32);
   const idStart = pos + HEADER_BYTES;
   const tagStart = idStart + idLen;
   const dataStart = tagStart + tagLen;
-  const data = Buffer.allocUnsafe(dLen);
-  buf.copy(data, 0, dataStart, dataStart + dLen);
+  let data: Buffer;
+  if (view) data = buf.subarray(dataStart, dataStart + dLen);
+  else {
+    data = Buffer.allocUnsafe(dLen);
+    buf.copy(data, 0, dataStart, dataStart + dLen);
+  }
   return {
     offset: buf.readDoubleLE(pos + 8),
     timestamp: buf.readDoubleLE(pos + 16),

@@ -46,6 +46,11 @@ export class ReadWindow {
     this.#own = this.buf;
   }
 
+  /** `buf` is an adopted batch, never written again: views of it stay valid after the window moves on. */
+  get immutable(): boolean {
+    return this.buf !== this.#own;
+  }
+
   invalidate(): void {
     this.len = 0;
     this.owner = undefined;

@@ -1,0 +1,103 @@
+// Work per delivery, counted rather than timed (the store's own counts of reads and timers are in
+// test/store/efficiency.test.ts): a delivery decodes nothing and copies no bytes of the stored record, so a
+// change that brings back a parse or a copy per message fails here rather than in a benchmark.
+import { connect, type Socket } from 'node:net';
+import { encodeMessage, Message, MessageDecoder } from '@zbus/protocol';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { declare, startTestBroker } from './helpers.js';
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** A TCP connection whose replies are framed by hand (by content-length), so that the test decodes nothing. */
+async function rawSocket(port: number): Promise<{ socket: Socket; replies(n: number): Promise<string[]> }> {
+  const socket = connect(port, '127.0.0.1');
+  onTestFinished(() => {
+    socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('error', reject);
+  });
+  const got: string[] = [];
+  let pending = '';
+  let wake: (() => void) | undefined;
+  socket.setEncoding('latin1').on('data', (s: string) => {
+    pending += s;
+    for (;;) {
+      const end = pending.indexOf('\r\n\r\n');
+      if (end < 0) break;
+      const length = Number(/\r\ncontent-length: (\d+)/i.exec(pending.slice(0, end + 2))?.[1] ?? 0);
+      if (pending.length < end + 4 + length) break;
+      got.push(pending.slice(0, end + 4 + length));
+      pending = pending.slice(end + 4 + length);
+    }
+    wake?.();
+  });
+  return {
+    socket,
+    async replies(n) {
+      while (got.length < n)
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      return got.splice(0, n);
+    },
+  };
+}
+
+/** Counts the ways JavaScript code copies bytes, while installed. */
+function countCopies(): () => number {
+  const isBytes = (v: unknown) => ArrayBuffer.isView(v) || Array.isArray(v);
+  const spies = [
+    vi.spyOn(Uint8Array.prototype, 'set'),
+    vi.spyOn(Uint8Array.prototype, 'slice'),
+    vi.spyOn(Buffer.prototype, 'copy'),
+    vi.spyOn(Buffer, 'concat'),
+  ];
+  const from = vi.spyOn(Buffer, 'from');
+  const typedFrom = vi.spyOn(Uint8Array, 'from');
+  return () =>
+    spies.reduce((n, s) => n + s.mock.calls.length, 0) +
+    from.mock.calls.filter(([v]) => isBytes(v)).length +
+    typedFrom.mock.calls.length;
+}
+
+describe('efficiency of a delivery', () => {
+  it('decodes nothing and copies none of the stored bytes per delivery', async () => {
+    const N = 64;
+    const b = await startTestBroker();
+    await declare(await b.raw(), 'T');
+    // One write of N produces: one batch in the store, so every record is still in its recently written batches.
+    const producer = await rawSocket(b.port);
+    const produces = [];
+    for (let i = 0; i < N; i++) {
+      const headers = { cmd: 'produce', topic: 'T', id: `m-${i}`, tag: 'a.b', 'x-trace': `t-${i}` };
+      produces.push(encodeMessage(new Message({ headers, body: `payload ${i}` })).slice());
+    }
+    producer.socket.write(Buffer.concat(produces));
+    const acks = await producer.replies(N);
+    expect(acks.every((r) => r.startsWith('HTTP/1.1 200 '))).toBe(true);
+
+    const consumer = await rawSocket(b.port);
+    const consume = { cmd: 'consume', topic: 'T', id: 'c', consume_window: String(N) };
+    const request = Buffer.from(encodeMessage(new Message({ headers: consume })));
+    const parses = vi.spyOn(MessageDecoder.prototype, 'push');
+    const copies = countCopies();
+    consumer.socket.write(request);
+    const deliveries = await consumer.replies(N);
+    const [parsed, copied] = [parses.mock.calls.length, copies()];
+    vi.restoreAllMocks();
+
+    expect(deliveries.map((d) => /\r\norigin_id: (\S+)/.exec(d)?.[1])).toEqual(
+      Array.from({ length: N }, (_, i) => `m-${i}`),
+    );
+    expect(deliveries[N - 1]).toMatch(
+      /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\nx-trace: t-63\r\n[\s\S]*\r\n\r\npayload 63$/,
+    );
+    // The consume request itself is the only thing decoded (in one chunk or two), whatever N is.
+    expect(parsed).toBeLessThanOrEqual(2);
+    expect(copied).toBeLessThanOrEqual(2);
+  });
+});
