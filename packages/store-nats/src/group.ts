@@ -26,6 +26,7 @@ import {
   type TagMatcher,
   type Topic,
 } from '@zbus/server';
+import type { Names } from './names.js';
 import { Puller, parseAck } from './puller.js';
 import type { NackReasons } from './reasons.js';
 import { decodeRecord } from './record.js';
@@ -57,6 +58,7 @@ export interface GroupMeta {
 
 /** What a group uses of the store (NatsStore), so that this file needs neither the store nor the topic. */
 export interface GroupStore {
+  readonly names: Names;
   readonly nc: NatsConnection;
   readonly jsm: JetStreamManager;
   readonly groupDefaults: NonNullable<StoreOptions['groupDefaults']>;
@@ -120,7 +122,7 @@ export class NatsGroup implements Group {
     return this.meta.filter;
   }
   get consumerName(): string {
-    return `${this.key}_${this.meta.generation}`;
+    return this.topic.store.names.consumer(this.key, this.meta.generation);
   }
   get ackMode(): boolean {
     return (

@@ -106,9 +106,4 @@ export class Names {
   rpcSubject(topicKey: string): string {
     return `${this.subjectPrefix}.rpc.${topicKey}`;
   }
-
-  /** Core NATS subject on which every broker takes `route`s for sessions it may hold. */
-  get routeSubject(): string {
-    return `${this.subjectPrefix}.route`;
-  }
 }

@@ -29,7 +29,6 @@ import {
 } from '@zbus/server';
 import type { Delays } from './delays.js';
 import type { GroupStore, GroupTopic, NatsGroup } from './group.js';
-import type { Names } from './names.js';
 import type { Publisher } from './publisher.js';
 import { decodeRecord, encodeRecord } from './record.js';
 
@@ -45,7 +44,6 @@ export interface TopicMeta {
 
 /** What a topic and its groups use of the store (NatsStore), so that this file does not need the store. */
 export interface TopicStore extends GroupStore, Pick<DeadLetterSink, 'deadLetterFn'> {
-  readonly names: Names;
   readonly publisher: Publisher;
   readonly delays: Delays;
   readonly replicas: number;
