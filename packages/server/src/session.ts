@@ -142,15 +142,16 @@ export class Session {
   }
 
   /**
-   * Waits for the turn to build a reply from stored data (a read by offset): one at a time per session, and only
-   * while the connection is below its high-water mark, so pipelined reads queue at most one message past it
-   * however many were sent (issue 14 item 9). Call readDone() once the reply was handed over.
+   * The turn to build a reply from stored data (a read by offset): one at a time per session, and only while the
+   * connection is below its high-water mark, so pipelined reads queue at most one message past it however many
+   * were sent (issue 14 item 9). Undefined when the turn is taken at once (no promise on the common path), else a
+   * promise of it. Call readDone() once the reply was handed over.
    */
-  awaitReadTurn(): Promise<void> {
+  readTurn(): Promise<void> | undefined {
     if (this.closed) return Promise.reject(new ZbusError('ZBUS_ERR_CLOSED', 'the connection is closed'));
     if (!this.#reading && this.#readTurns.length === 0 && this.writable) {
       this.#reading = true;
-      return Promise.resolve();
+      return undefined;
     }
     return new Promise((resolve, reject) => this.#readTurns.push({ resolve, reject }));
   }

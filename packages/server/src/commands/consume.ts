@@ -25,13 +25,13 @@ export function consume(ctx: CommandContext): void | Promise<void> {
   state.dispatcher.addPull(session, topic, group, ticket.id, ticket, window, timeoutMs);
 }
 
-/** Random read: one message by offset, 404 when there is none. */
 /**
  * Random read: one message by offset, 404 when there is none. Reads of one session take turns, so a client that
  * pipelines them without reading the answers holds one message past its high-water mark.
  */
 async function consumeAt(ctx: CommandContext, topic: Topic, offset: number): Promise<void> {
-  await ctx.session.awaitReadTurn();
+  const turn = ctx.session.readTurn();
+  if (turn) await turn;
   try {
     const rec = await topic.read(offset);
     if (!rec) throw new ZbusError('ZBUS_ERR_NOT_FOUND', `Message Not Found: offset=${offset}`);

@@ -4,7 +4,7 @@
 //
 //   queued >= writeHighWaterMark, or requests >= maxInflightPerConnection
 //        -> stop taking requests (the transport pauses its socket and keeps what it read), no pushes, reads by
-//           offset wait their turn (Session.awaitReadTurn)
+//           offset wait their turn (Session.readTurn)
 //   queued < writeHighWaterMark and requests below the cap       -> take requests again
 //   queued > maxWriteQueueBytes                                  -> close at once (no reply could shrink it)
 //   queued >= writeHighWaterMark and no byte taken by the peer for writeStallTimeoutMs -> close
