@@ -2,14 +2,16 @@
 // of unacked deliveries.
 //
 // Files (in `<topic>/groups/`): `<name>.json` holds the config and a position checkpoint (written atomically,
-// lazily by the topic's checkpoint timer); `<name>.acks` is the ack journal, fixed 28-byte entries
+// lazily by the topic's checkpoint timer); `<name>.acks` is the ack journal, 28-byte entries
 //
 //   type u8 | pad 3 | deliveries u32 | offset f64 | time f64 | crc32c u32 (of the first 24 bytes)
 //
 // DELIVER (deliveries, deadline), ACK, NACK (due time), TOUCH (deadline), DEAD (dead-lettered), SEEK (a re-declare
-// moved the position to exactly `offset`). Replay rebuilds the pending table; every DELIVER after the last SEEK
-// proves the position got past its offset, so a checkpoint that lags behind the journal loses nothing. The journal is flushed before every checkpoint and compacted into one DELIVER per
-// pending entry once it is mostly garbage.
+// moved the position to exactly `offset`), REASON (a nack's reason: `deliveries` holds its length in bytes, and
+// the entry is followed by its UTF-8 bytes and their crc32c u32, for the dead letter's `error`). Replay rebuilds
+// the pending table; every DELIVER after the last SEEK proves the position got past its offset, so a checkpoint
+// that lags behind the journal loses nothing. The journal is flushed before every checkpoint and compacted into
+// one DELIVER per pending entry (and its REASON) once it is mostly garbage.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Clock } from './clock.js';
@@ -42,7 +44,34 @@ const J_TOUCH = 4;
 const J_DEAD = 5;
 /** The position was moved by a re-declare: deliveries journaled before it no longer prove the position. */
 const J_SEEK = 6;
+/** The reason a consumer gave with a nack; variable length (see above). */
+const J_REASON = 7;
 const ENTRY_BYTES = 28;
+/** The longest nack reason a group keeps, in UTF-16 code units (the broker passes at most 256). */
+const MAX_REASON_CHARS = 1024;
+
+/** Write one journal entry at `pos` of `b`. */
+function writeEntry(b: Buffer, pos: number, type: number, count: number, offset: number, time: number): void {
+  b[pos] = type;
+  b[pos + 1] = 0;
+  b[pos + 2] = 0;
+  b[pos + 3] = 0;
+  b.writeUInt32LE(count, pos + 4);
+  b.writeDoubleLE(offset, pos + 8);
+  b.writeDoubleLE(time, pos + 16);
+  b.writeUInt32LE(crc32c(b, pos, pos + 24), pos + 24);
+}
+
+/** A REASON entry for the pending delivery at `offset`. */
+function reasonEntry(offset: number, reason: string): Buffer {
+  const text = Buffer.from(reason, 'utf8');
+  const end = ENTRY_BYTES + text.length;
+  const b = Buffer.allocUnsafe(end + 4);
+  writeEntry(b, 0, J_REASON, text.length, offset, 0);
+  text.copy(b, ENTRY_BYTES);
+  b.writeUInt32LE(crc32c(b, ENTRY_BYTES, end), end);
+  return b;
+}
 
 /** What a group needs from its topic (a disk topic implements it). */
 export interface TopicPort {
@@ -79,7 +108,7 @@ interface PendingAck {
   deadline: number;
   /** In `ready`, waiting for a next() to redeliver it. */
   queued: boolean;
-  /** Why a consumer last gave it back (nack `reason`), for its dead letter. Kept in memory only. */
+  /** Why a consumer last gave it back (nack `reason`), for its dead letter (journaled as REASON). */
   reason: string | undefined;
 }
 
@@ -171,15 +200,25 @@ export class DiskGroup implements Group {
   #replay(buf: Buffer): void {
     let maxDelivered = -1;
     let n = 0;
-    for (let pos = 0; pos + ENTRY_BYTES <= buf.length; pos += ENTRY_BYTES) {
+    for (let pos = 0; pos + ENTRY_BYTES <= buf.length; ) {
       if (crc32c(buf, pos, pos + 24) !== buf.readUInt32LE(pos + 24)) break;
       const type = buf[pos]!;
       const count = buf.readUInt32LE(pos + 4);
       const offset = buf.readDoubleLE(pos + 8);
       const time = buf.readDoubleLE(pos + 16);
       n++;
-      if (type === J_DELIVER) {
-        this.pending.set(offset, { deliveries: count, deadline: time, queued: false, reason: undefined });
+      pos += ENTRY_BYTES;
+      if (type === J_REASON) {
+        // A torn or damaged reason ends the journal, like a damaged entry.
+        const end = pos + count;
+        if (end + 4 > buf.length || crc32c(buf, pos, end) !== buf.readUInt32LE(end)) break;
+        const e = this.pending.get(offset);
+        if (e) e.reason = buf.toString('utf8', pos, end);
+        pos = end + 4;
+      } else if (type === J_DELIVER) {
+        // A redelivery keeps the reason of the nack before it; a first delivery has none.
+        const reason = count > 1 ? this.pending.get(offset)?.reason : undefined;
+        this.pending.set(offset, { deliveries: count, deadline: time, queued: false, reason });
         if (offset > maxDelivered) maxDelivered = offset;
       } else if (type === J_ACK || type === J_DEAD) {
         this.pending.delete(offset);
@@ -196,39 +235,32 @@ export class DiskGroup implements Group {
 
   #journal(type: number, offset: number, count: number, time: number): void {
     const b = Buffer.allocUnsafe(ENTRY_BYTES);
-    b[0] = type;
-    b[1] = 0;
-    b[2] = 0;
-    b[3] = 0;
-    b.writeUInt32LE(count, 4);
-    b.writeDoubleLE(offset, 8);
-    b.writeDoubleLE(time, 16);
-    b.writeUInt32LE(crc32c(b, 0, 24), 24);
-    this.journal.append(b);
+    writeEntry(b, 0, type, count, offset, time);
+    this.#append(b);
+  }
+
+  #append(entry: Buffer): void {
+    this.journal.append(entry);
     this.#journalEntries++;
     if (this.#journalEntries > 4096 && this.#journalEntries > 8 * this.pending.size) this.#compact();
   }
 
   #compact(): void {
     // One DELIVER per pending entry, then a SEEK to the current position (so that the snapshot's deliveries do
-    // not move a rewound position forward at replay).
+    // not move a rewound position forward at replay), then the REASON of each entry that has one.
     const b = Buffer.allocUnsafe((this.pending.size + 1) * ENTRY_BYTES);
+    const parts: Buffer[] = [b];
     let pos = 0;
-    const put = (type: number, count: number, offset: number, time: number) => {
-      b[pos] = type;
-      b[pos + 1] = 0;
-      b[pos + 2] = 0;
-      b[pos + 3] = 0;
-      b.writeUInt32LE(count, pos + 4);
-      b.writeDoubleLE(offset, pos + 8);
-      b.writeDoubleLE(time, pos + 16);
-      b.writeUInt32LE(crc32c(b, pos, pos + 24), pos + 24);
+    for (const [offset, e] of this.pending) {
+      writeEntry(b, pos, J_DELIVER, e.deliveries, offset, e.deadline);
       pos += ENTRY_BYTES;
-    };
-    for (const [offset, e] of this.pending) put(J_DELIVER, e.deliveries, offset, e.deadline);
-    put(J_SEEK, 0, this.position, 0);
-    this.#journalEntries = this.pending.size + 1;
-    void this.journal.rewrite(b).catch((err) => this.port.logError(err, 'ack journal compaction failed'));
+      if (e.reason !== undefined) parts.push(reasonEntry(offset, e.reason));
+    }
+    writeEntry(b, pos, J_SEEK, 0, this.position, 0);
+    this.#journalEntries = this.pending.size + parts.length;
+    void this.journal
+      .rewrite(parts.length === 1 ? b : Buffer.concat(parts))
+      .catch((err) => this.port.logError(err, 'ack journal compaction failed'));
   }
 
   state(): GroupState {
@@ -482,10 +514,13 @@ export class DiskGroup implements Group {
   nack(offset: number, delayMs?: number, reason?: string): boolean {
     const e = this.pending.get(offset);
     if (e === undefined || this.removed) return false;
-    if (reason !== undefined) e.reason = reason;
     const now = this.port.clock.now();
     e.deadline = now + Math.max(0, delayMs ?? 0);
     this.#journal(J_NACK, offset, e.deliveries, e.deadline);
+    if (reason !== undefined) {
+      e.reason = reason.slice(0, MAX_REASON_CHARS);
+      this.#append(reasonEntry(offset, e.reason));
+    }
     if (e.deadline <= now) {
       if (!e.queued) {
         e.queued = true;

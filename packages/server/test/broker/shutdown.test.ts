@@ -124,6 +124,32 @@ describe('restart', () => {
       ['m2', '0'],
     ]);
   });
+
+  it('keeps a nack reason: a dead letter made after the restart carries it as dlq_error', async () => {
+    const dataDir = tempDir();
+    const first = await startTestBroker({ dataDir });
+    const c = await first.raw();
+    await declare(c, 'T', { consume_group: 'g', group_mask: '64', group_max_deliver: '2' });
+    await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'poison' }, body: 'bad' });
+    const d = await c.request({ headers: { cmd: 'consume', topic: 'T', consume_group: 'g' } });
+    const nack = { cmd: 'nack', topic: 'T', consume_group: 'g', offset: d.headers.offset! };
+    expect((await c.request({ headers: { ...nack, reason: 'parser: bad input' } })).status).toBe(200);
+    await first.broker.close();
+
+    const second = await startTestBroker({ dataDir });
+    const c2 = await second.raw();
+    const again = await c2.request({ headers: { cmd: 'consume', topic: 'T', consume_group: 'g' } });
+    expect([again.headers.origin_id, again.headers.retry]).toEqual(['poison', '1']);
+    await declare(c2, 'T.dlq');
+    const dead = (await second.raw()).request({ headers: { cmd: 'consume', topic: 'T.dlq' } });
+    // The last delivery is given back without a reason: the dead letter carries the one from before the restart.
+    expect((await c2.request({ headers: nack })).status).toBe(200);
+    expect((await dead).headers).toMatchObject({
+      origin_id: 'poison',
+      dlq_deliveries: '2',
+      dlq_error: 'parser: bad input',
+    });
+  });
 });
 
 describe('the zbus serve process', () => {

@@ -1,6 +1,8 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
-import { STORE_MASK_ACK_REQUIRED } from '../../src/store/types.js';
+import { type DeadLetterInfo, STORE_MASK_ACK_REQUIRED } from '../../src/store/types.js';
 import { appendMany, available, dec, drain, enc, nextOf, open, tempDir, until } from './helpers.js';
 
 const ACK = STORE_MASK_ACK_REQUIRED;
@@ -153,6 +155,49 @@ describe('ack mode', () => {
     await g.nack(0);
     await until(() => (g.info().deadLettered === 1 ? true : undefined));
     expect(store.topic('t.dlq')?.info().messageDepth).toBe(1);
+  });
+
+  it('keeps a nack reason across a reopen (also through compaction) for the dead letter', async () => {
+    const dir = await tempDir();
+    const clock = new ManualClock();
+    const errors: Array<[string, string | undefined]> = [];
+    const options = {
+      dataDir: dir,
+      clock,
+      deadLetter: (data: Uint8Array, info: DeadLetterInfo) => {
+        errors.push([info.group, info.error]);
+        return data;
+      },
+    };
+    const s1 = await open(options);
+    const t1 = await s1.declareTopic('Jobs', { mask: 0 });
+    const config = { mask: ACK, ackTimeoutMs: 30, maxDeliver: 2 };
+    const plain = await t1.declareGroup('plain', config);
+    const busy = await t1.declareGroup('busy', config);
+    await t1.append({ id: 'job', data: enc('work') });
+    await appendMany(t1, 2100);
+    // plain: nacked with a reason, then redelivered before the stop (the reason outlives the redelivery).
+    await plain.next();
+    await plain.nack(0, 0, 'disk full: é');
+    expect((await plain.next())?.retry).toBe(1);
+    // busy: nacked with a reason until later, then 4200 more journal entries: the journal is compacted.
+    await busy.next();
+    await busy.nack(0, 1000, 'timeout talking to X');
+    for (let i = 0; i < 2100; i++) await busy.ack((await busy.next())!.offset);
+    await s1.close();
+    const acks = path.join(dir, 'jobs', 'groups', 'busy.acks');
+    expect(fs.statSync(acks).size).toBeLessThan(1000 * 28); // 4200+ entries before compaction
+
+    const s2 = await open(options);
+    const t2 = s2.topic('Jobs')!;
+    clock.advance(1000);
+    expect((await t2.group('busy')!.next())?.retry).toBe(1);
+    clock.advance(30); // both second deliveries expire: maxDeliver reached
+    await until(() => (errors.length === 2 ? true : undefined));
+    expect(errors.sort()).toEqual([
+      ['busy', 'timeout talking to X'],
+      ['plain', 'disk full: é'],
+    ]);
   });
 
   it('unacked deliveries, retry counts and positions survive a reopen', async () => {
