@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { scaled } from '@zbus/testkit';
 import { onTestFinished } from 'vitest';
 import { openStore } from '../../src/store/store.js';
 import type { Delivery, Group, Store, StoreOptions, Topic } from '../../src/store/types.js';
@@ -40,13 +41,13 @@ export async function drain(group: Group, max = 1_000_000): Promise<string[]> {
   return ids;
 }
 
-/** Wait for the next onAvailable signal (with a timeout). */
+/** Wait for the next onAvailable signal (with a timeout that grows with the load: `scaled()`). */
 export function available(topic: Topic, timeoutMs = 5000): Promise<void> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => {
       off();
       reject(new Error('timed out waiting for onAvailable'));
-    }, timeoutMs);
+    }, scaled(timeoutMs));
     const off = topic.onAvailable(() => {
       clearTimeout(t);
       off();
@@ -60,7 +61,7 @@ export function available(topic: Topic, timeoutMs = 5000): Promise<void> {
  * next(), so a wake-up that comes in between is not missed.
  */
 export async function nextOf(topic: Topic, group: Group, timeoutMs = 5000): Promise<Delivery> {
-  const end = Date.now() + timeoutMs;
+  const end = Date.now() + scaled(timeoutMs);
   for (;;) {
     let wake!: () => void;
     const woke = new Promise<void>((resolve) => {
@@ -90,7 +91,7 @@ export async function until<T>(
   fn: () => Promise<T | undefined> | T | undefined,
   timeoutMs = 5000,
 ): Promise<T> {
-  const end = Date.now() + timeoutMs;
+  const end = Date.now() + scaled(timeoutMs);
   for (;;) {
     const v = await fn();
     if (v !== undefined) return v;

@@ -25,7 +25,11 @@ describe('names', () => {
     await t.append({ id: 'm', data: enc('v') });
     expect((await nextOf(t, g)).id).toBe('m');
     clock.advance(10);
-    const dlq = await until(() => s1.topic(`${name}.dlq`));
+    // The dead-letter topic, once its default group is declared too.
+    const dlq = await until(() => {
+      const d = s1.topic(`${name}.dlq`);
+      return d?.group(d.name) ? d : undefined;
+    });
     expect(Buffer.byteLength(dlq.name)).toBe(255);
     expect((await nextOf(dlq, dlq.group(dlq.name)!)).id).toBe('m');
     await s1.close();
