@@ -336,6 +336,8 @@ try {
         firstAck = performance.now();
         break;
       } catch {
+        // Closed, or a publish on the dead connection keeps it trying to reconnect (and this process alive).
+        await client.close().catch(() => {});
         client = new MqClient(b.address, { reconnect: false, timeout: 5_000 });
         await client.connect();
         producer = new Producer(client, { maxInFlight: 100 });
