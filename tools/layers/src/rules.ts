@@ -51,6 +51,7 @@ export const RULES: LayerRules = {
         ['mq/**', 'rpc/**', 'tracker/**'],
         ['commands/**', 'info.ts'],
         ['http/**', 'transport/**'],
+        ['broker/**'],
         ['broker.ts'],
         ['index.ts'],
       ],
