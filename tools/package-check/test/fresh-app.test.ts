@@ -130,7 +130,8 @@ describe.concurrent('a fresh app', () => {
     const child = spawn(
       'npx',
       ['@zbus/broker', '--port', '0', '--host', '127.0.0.1', '--data', join(app, 'data'), '--fsync', 'never'],
-      { cwd: app, env: USER_ENV, stdio: ['ignore', 'pipe', 'pipe'] },
+      // Its own process group: npx runs the broker in a child of its own and does not pass SIGTERM on to it.
+      { cwd: app, env: USER_ENV, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     onTestFinished(() => stop(child));
     const port = await listening(child);
@@ -169,6 +170,6 @@ function listening(child: ChildProcess): Promise<number> {
 async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
+  process.kill(-child.pid!, 'SIGTERM'); // the whole group: npx and the broker it started
   await exited;
 }
