@@ -4,6 +4,7 @@
 //   - the floor: fs write + fdatasync per message
 //   - the peer: Redis XADD with appendonly yes + appendfsync always (Debian redis-server, RESP spoken over net)
 //   - sequential read throughput, seek by offset and by time
+//   - ack mode: next()/nextBatch(16) + ack per delivery (msgs/s, CPU per message)
 //   - recovery time (open) of a large topic, and RSS with a large backlog (in a fresh child process)
 // Environment: BENCH_SECONDS (per append case, default 3), BENCH_RECOVERY_GB (default 1), BENCH_BACKLOG (10e6).
 import { spawn, spawnSync } from 'node:child_process';
@@ -285,6 +286,40 @@ async function benchReads() {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
+// ------------------------------------------------------------------ ack mode: deliver + ack
+// One consumer: next() (or nextBatch(16)) then ack of each delivery, on 100 B records already in the log. Each
+// call writes its deliveries' journal entries before it returns (docs/store.md, "Ack journal"). CPU counts every
+// thread of the process (the threadpool's writes and fsyncs too).
+async function benchAcks() {
+  const N = quick ? 20_000 : 100_000;
+  for (const fsync of ['never', 'always']) {
+    const dir = fs.mkdtempSync(path.join(work, 'acks-'));
+    const store = await openStore({ dataDir: dir, fsync });
+    const t = await store.declareTopic('acks', { mask: 0 });
+    await fill(t, N, 100);
+    for (const batch of [1, 16]) {
+      const g = await t.declareGroup(`g${batch}`, { mask: 64, ackWindow: 1000, start: { offset: 0 } });
+      const cpu = process.cpuUsage();
+      const s = performance.now();
+      let n = 0;
+      while (n < N) {
+        const got = batch === 1 ? [await g.next()].filter(Boolean) : await g.nextBatch(batch, 1 << 20);
+        if (got.length === 0) break;
+        for (const d of got) await g.ack(d.offset);
+        n += got.length;
+      }
+      const secs = (performance.now() - s) / 1000;
+      const used = process.cpuUsage(cpu);
+      report(`zbus ack mode ${batch === 1 ? 'next()' : 'nextBatch(16)'} + ack, fsync=${fsync}`, {
+        'msgs/s': n / secs,
+        'CPU us/msg': (used.user + used.system) / n,
+      });
+    }
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ------------------------------------------------------------------ recovery, RSS (fresh child processes)
 function child(code) {
   const file = path.join(work, `child-${Math.random().toString(36).slice(2)}.mjs`);
@@ -363,6 +398,7 @@ try {
     floor: benchFloor,
     redis: benchRedis,
     reads: benchReads,
+    acks: benchAcks,
     recovery: benchRecovery,
     rss: benchRss,
   };
