@@ -156,14 +156,17 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
     void this.#followReconnects();
   }
 
-  /** Runs `step` until it succeeds, for up to STARTUP_MS while JetStream answers with timeouts or 503s. */
+  /**
+   * Runs `step` until it succeeds, for up to STARTUP_MS while JetStream answers with timeouts, 503s, or "no
+   * suitable peers" (a cluster whose nodes have not all joined yet cannot place an R3 bucket).
+   */
   async #retry<T>(what: string, step: () => Promise<T>): Promise<T> {
     const until = Date.now() + STARTUP_MS;
     for (;;) {
       try {
         return await step();
       } catch (err) {
-        if (Date.now() > until || !/timeout|no responders|503|leader/i.test(String(err))) {
+        if (Date.now() > until || !/timeout|no responders|503|leader|no suitable peers/i.test(String(err))) {
           throw this.storeError(err, what);
         }
         this.#log?.warn({ err }, `${what}: JetStream not ready, retrying`);
@@ -409,10 +412,26 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
     return [...this.#topics.values()];
   }
 
-  /** Brings the counters of one topic (or every topic) up to date. */
+  /**
+   * Brings the counters of one topic (or every topic) up to date. One topic's failure is the caller's: a query
+   * answered from counters JetStream could not confirm (a broker just restarted has none yet) would report an
+   * empty topic. The listing of every topic is best effort.
+   */
   async refresh(name?: string): Promise<void> {
-    const list = name === undefined ? [...this.#topics.values()] : [this.#topics.get(encodeName(name))];
-    await Promise.all(list.map((t) => (t instanceof NatsTopic ? t.refresh().catch(() => {}) : undefined)));
+    if (name !== undefined) {
+      const t = this.#topics.get(encodeName(name));
+      if (t instanceof NatsTopic) {
+        await t.refresh().catch((err: unknown) => {
+          throw this.storeError(err, `reading the state of ${name}`);
+        });
+      }
+      return;
+    }
+    await Promise.all(
+      [...this.#topics.values()].map((t) =>
+        t instanceof NatsTopic ? t.refresh().catch(() => {}) : undefined,
+      ),
+    );
   }
 
   /** Serialises declares of one name on this broker (the KV entry serialises them across brokers). */

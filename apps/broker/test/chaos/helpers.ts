@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeMessage, Message, MessageDecoder, type MessageInit } from '@zbus/protocol';
-import { type RunningBroker, type StartOptions, scaled, startBroker } from '@zbus/testkit';
+import { type RunningBroker, type StartOptions, scaled, startBroker, waitFor } from '@zbus/testkit';
 import { onTestFinished } from 'vitest';
 
 // ------------------------------------------------------------------------------------------------ knobs
@@ -317,10 +317,18 @@ export async function readAll(
 ): Promise<{ records: StoredCopy[]; missing: number[]; depth: number; corruptRecords: number }> {
   const w = await Wire.connect(port, 'read');
   try {
-    const info = (await w.request({ headers: { cmd: 'query', topic } })).json<{
-      messageDepth: number;
-      corruptRecords: number;
-    }>();
+    // A store that cannot say yet how deep the topic is (a JetStream stream without a leader after a restart)
+    // answers 503: ask again rather than read an empty topic.
+    const info = (
+      await waitFor(
+        async () => {
+          const r = await w.request({ headers: { cmd: 'query', topic } });
+          return r.status === 200 ? r : undefined;
+        },
+        `a query of ${topic} answered`,
+        60_000,
+      )
+    ).json<{ messageDepth: number; corruptRecords: number }>();
     const records: StoredCopy[] = [];
     const missing: number[] = [];
     const BATCH = 2000;
