@@ -2,11 +2,12 @@
 // that fails to open, and no temp files left behind by a crash.
 import fs from 'node:fs';
 import path from 'node:path';
+import { ManualClock } from '@zbus/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DelayFile, encodeAdd, type HeldEntry } from '../../src/store/delay-file.js';
 import { FileCache } from '../../src/store/file-cache.js';
 import { STORE_MASK_ACK_REQUIRED } from '../../src/store/types.js';
-import { appendMany, drain, enc, open, tempDir } from './helpers.js';
+import { appendMany, drain, enc, open, tempDir, until } from './helpers.js';
 
 /** Descriptors this process has open (Linux). */
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
@@ -122,6 +123,35 @@ describe('a store with many topics', () => {
     expect(errors).toHaveLength(30);
     // The good topic holds its files; the 30 that failed hold none (each leaked 3 to 20 before).
     expect(openFds() - before).toBeLessThanOrEqual(8);
+  });
+
+  it('closes the delay journal when loading it fails after it was opened', async () => {
+    const dir = await tempDir();
+    const clock = new ManualClock();
+    const s1 = await open({ dataDir: dir, clock });
+    const t = await s1.declareTopic('t', { mask: 0 });
+    await t.append({ id: 'later', data: enc('x'), deliverAt: clock.now() + 10 });
+    clock.advance(10);
+    await until(() => (t.info().delayed === 0 ? true : undefined));
+    await s1.close();
+    // The journal holds an ADD and its DONE: at open it is emptied in place, and that truncate fails.
+    const real = fs.ftruncate;
+    vi.spyOn(fs, 'ftruncate').mockImplementation(((fd: number, len: number, cb: fs.NoParamCallback) => {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`).endsWith('delayed.journal')) {
+        process.nextTick(() => cb(Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' })));
+        return;
+      }
+      real(fd, len, cb);
+    }) as typeof fs.ftruncate);
+    const errors: object[] = [];
+    const before = openFds();
+    const s2 = await open({
+      dataDir: dir,
+      log: { warn: () => {}, info: () => {}, error: (o) => errors.push(o) },
+    });
+    expect(s2.topics()).toEqual([]);
+    expect(errors).toHaveLength(1);
+    expect(openFds()).toBe(before);
   });
 
   it('removes temp files a crash left behind when it opens a topic', async () => {
