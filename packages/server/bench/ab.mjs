@@ -5,7 +5,8 @@
 //       (`/MyRpc/calc/plus/1/2`) with a service process attached (raw TCP, consume_window 64, answers with route)
 //   - the data disk's fsync latency, for the fsync=always ceiling (32 in flight / latency)
 // Usage: node bench/ab.mjs [--docs] [--quick]   (env AB_N, default 200000; AB_C, default 32; AB_REPEAT, default 2;
-//   AB_ONLY=interval,always,never; AB_CASES=ping,produce,consume,RPC; AB_OUT=<file.json>; AB_PROFILE=<dir>)
+//   AB_ONLY=interval,always,never; AB_CASES=ping,produce,consume,RPC; AB_OUT=<file.json>; AB_PROFILE=<dir>;
+//   AB_REV=<commit> measures the broker as of that commit instead of the working tree)
 // --docs rewrites the "## Broker (ab)" section of docs/benchmarks.md with this run's figures.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -40,12 +41,35 @@ function ensureAb() {
   );
 }
 
-/** Bundles the broker's src (current working tree) into a cache dir where pino and ws still resolve. */
+/**
+ * Bundles the broker's src into a cache dir where pino and ws still resolve: the working tree's, or with
+ * AB_REV=<commit> the server and protocol src of that commit (before/after figures from one machine and load).
+ */
 function bundleBroker() {
   const out = path.join(pkg, 'node_modules/.cache/zbus-ab');
   fs.mkdirSync(out, { recursive: true });
-  const file = path.join(out, 'broker.mjs');
-  return bundleSrc('src/index.ts', file, ['pino', 'ws']);
+  const rev = process.env.AB_REV;
+  if (!rev) return bundleSrc('src/index.ts', path.join(out, 'broker.mjs'), ['pino', 'ws']);
+  const commit = execFileSync('git', ['-C', root, 'rev-parse', '--verify', `${rev}^{commit}`], {
+    encoding: 'utf8',
+  }).trim();
+  const src = path.join(out, commit);
+  fs.rmSync(src, { recursive: true, force: true });
+  fs.mkdirSync(src, { recursive: true });
+  const tar = execFileSync('git', [
+    '-C',
+    root,
+    'archive',
+    commit,
+    'packages/server/src',
+    'packages/protocol/src',
+  ]);
+  execFileSync('tar', ['-x', '-C', src], { input: tar });
+  const protocol = path.join(src, 'packages/protocol/src/index.ts');
+  const entry = path.join(src, 'packages/server/src/index.ts');
+  return bundleSrc(entry, path.join(out, `broker-${commit.slice(0, 12)}.mjs`), ['pino', 'ws'], {
+    '@zbus/protocol': protocol,
+  });
 }
 
 /** Starts `node --input-type=module -e code`; resolves with the child and the first line it prints. */
@@ -314,7 +338,9 @@ async function main() {
     }),
   ].join('\n');
   const cpu = (os.cpus()[0]?.model ?? 'unknown').trim();
+  const rev = process.env.AB_REV;
   const summary = [
+    `Broker: ${rev ? `the server and protocol src of commit ${rev}` : "the working tree's src"}, bundled with esbuild.`,
     `Machine: ${os.cpus().length} cores (${cpu}), Node ${process.version}, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, load average ${os
       .loadavg()
       .map((l) => l.toFixed(1))

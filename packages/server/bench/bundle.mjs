@@ -8,16 +8,19 @@ const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const esbuild = path.resolve(pkg, '../../node_modules/.bin/esbuild');
 
 /**
- * Writes `outfile` (ESM, platform node) from `entry`, a path relative to packages/server.
- * `external` names packages left as imports (they must resolve from where `outfile` lives).
+ * Writes `outfile` (ESM, platform node) from `entry`, a path relative to packages/server (or absolute).
+ * `external` names packages left as imports (they must resolve from where `outfile` lives); `alias` maps a
+ * package name to a file (a workspace package's src from elsewhere).
  * @param {string} entry
  * @param {string} outfile
  * @param {string[]} [external]
+ * @param {Record<string, string>} [alias]
  * @returns {string} outfile
  */
-export function bundleSrc(entry, outfile, external = []) {
+export function bundleSrc(entry, outfile, external = [], alias = {}) {
   execFileSync(esbuild, [
-    path.join(pkg, entry),
+    path.resolve(pkg, entry),
+    ...Object.entries(alias).map(([name, file]) => `--alias:${name}=${file}`),
     '--bundle',
     '--platform=node',
     '--format=esm',
