@@ -1,7 +1,7 @@
 // The stored form (mq/delivery.ts): a delivery is a fresh head plus the stored header lines and body, with no
 // decode. These tests hold it to the delivery 0.11 shapes, as the broker built it before by decoding the stored
-// request and rewriting it (`olderRecord` and `olderDelivery` below are that code, kept as the oracle), and
-// check that records stored by that older code, on disk, are still delivered the same.
+// request and rewriting it (older-delivery.ts keeps that code as the oracle), and check that records stored by
+// that older code, on disk, are still delivered the same.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,46 +11,7 @@ import { buildDelivery, decodeStored, encodeStored } from '../../src/mq/delivery
 import { openStore } from '../../src/store/store.js';
 import type { Delivery } from '../../src/store/types.js';
 import { startTestBroker } from './helpers.js';
-
-/** How produce stored a message before the stored form: the request minus six headers and the token. */
-function olderRecord(msg: Message): Uint8Array {
-  for (const h of ['cmd', 'ack', 'token', 'delay', 'deliver_at', 'timeout']) msg.delete(h);
-  if (msg.url.includes('token=')) msg.url = msg.url.replace(/([?&])token=[^&]*&?/, '$1').replace(/[?&]$/, '');
-  const cookie = msg.headers.cookie;
-  if (cookie?.includes('token')) {
-    const rest = cookie
-      .split(';')
-      .map((p) => p.trim())
-      .filter((p) => p !== '' && !/^(?:__Host-)?token\s*=/.test(p))
-      .join('; ');
-    if (rest === '') msg.delete('cookie');
-    else msg.set('cookie', rest);
-  }
-  return encodeMessage(msg).slice();
-}
-
-/** How a delivery was built before the stored form: decode the record, rewrite it, encode it. */
-function olderDelivery(d: Delivery, requestId: string, topic: string, group: string | undefined): Message {
-  const m = decodeMessage(d.data);
-  if (m.status === undefined) {
-    m.set('origin_method', m.method);
-    if (m.url !== '/') m.set('origin_url', m.url);
-  } else {
-    m.set('origin_status', m.status);
-  }
-  m.status = 200;
-  m.method = 'GET';
-  m.url = '/';
-  m.set('origin_id', m.headers.id ?? d.id);
-  m.set('id', requestId);
-  m.set('topic', m.headers.topic ?? topic);
-  if (group !== undefined) m.set('consume_group', group);
-  m.set('offset', d.offset);
-  m.set('timestamp', d.timestamp);
-  if (d.retry > 0) m.set('retry', d.retry);
-  m.delete('token');
-  return m;
-}
+import { olderDelivery, olderRecord } from './older-delivery.js';
 
 /** A delivery as a consumer reads it: start line, headers in name order, body. */
 function seen(bytes: Uint8Array): { start: string; headers: string[]; body: string } {
