@@ -261,11 +261,12 @@ export class Connection {
         err,
       );
       if (this.#isClosing()) throw e;
-      if (this.#everConnected) {
+      if (this.#everConnected && this.options.reconnect) {
         this.options.logger.warn({ err: e, server: this.address }, 'zbus reconnect failed');
         this.#events.emit('error', e);
         this.#scheduleReconnect();
-      } else if (!this.options.retryInitialConnect) {
+      } else if (this.#everConnected || !this.options.retryInitialConnect) {
+        // reconnect: false, or a first connection that is not retried: the caller hears it, nothing retries.
         this.#state = 'idle';
         this.#failQueued(e);
       }

@@ -146,6 +146,22 @@ describe('MqClient (core, in-memory transport)', () => {
     await c.close();
   });
 
+  it('with reconnect: false, fails a request at once when the broker is gone, and retries nothing', async () => {
+    const t = fakeTransport();
+    const c = new MqClient('h:1', { transport: t.factory, reconnect: false, reconnectDelay: 1 });
+    await c.connect();
+    t.last().drop();
+    await expect.poll(() => c.state).toBe('idle');
+    t.state.refuse = 1_000;
+    // The request dials once (lazily), hears the refusal, and no reconnect is scheduled behind it.
+    await expect(c.invoke(new Message({ headers: { cmd: 'query' } }))).rejects.toMatchObject({
+      code: 'ZBUS_ERR_CONNECTION_CLOSED',
+    });
+    expect(c.state).toBe('idle');
+    expect(t.state.attempts).toBe(2);
+    await c.close();
+  });
+
   it('fails queued requests that outlive their timeout while disconnected', async () => {
     const t = fakeTransport();
     const c = new MqClient('h:1', { transport: t.factory, reconnectDelay: 1000, reconnectMaxDelay: 1000 });
