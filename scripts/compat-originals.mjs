@@ -15,6 +15,7 @@
 // COMPAT_HEARTBEAT_MS  zbus.js heartbeat interval, set through its MqClient.heartbeatInterval (default 2000)
 // COMPAT_BROWSER    0 to leave out the browser (zbus.js over WebSocket in headless Chromium)
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   cpSync,
   createWriteStream,
@@ -301,10 +302,16 @@ function freePort() {
 async function runPhase(name, addJobs) {
   // Two brokers that track each other, as 0.11's two-server examples run (conf/zbus1.xml, zbus2.xml): each
   // one's TrackerInfo lists both, and a client's Broker is ready once it is connected to both.
+  // Trackers take reports only from cluster members: both brokers share one secret.
   const ports = await Promise.all([freePort(), freePort()]);
+  const clusterToken = randomBytes(24).toString('base64url');
   brokers = await Promise.all(
     ports.map((port, i) =>
-      startBroker({ port, args: ['--tracker', `127.0.0.1:${ports[1 - i]}`, '--allow-origin', pagesOrigin] }),
+      startBroker({
+        port,
+        args: ['--tracker', `127.0.0.1:${ports[1 - i]}`, '--allow-origin', pagesOrigin],
+        env: { ZBUS_CLUSTER_TOKEN: clusterToken },
+      }),
     ),
   );
   console.log(`${name}: brokers ${brokers.map((b) => b.address).join(' and ')}, ${seconds} s`);
