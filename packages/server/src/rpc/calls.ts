@@ -22,21 +22,27 @@ interface Call {
 const SWEEP_MS = 50;
 
 export class RpcCalls {
-  readonly #calls = new Map<string, Call>();
+  /**
+   * Calls by caller id, then by request id: no `caller\0id` string is built per call, and a caller that goes
+   * away drops its calls without a scan of everyone's. A caller's map stays while it has calls and until the
+   * next sweep after its last one, so a caller making one call after another does not allocate a map each time.
+   */
+  readonly #byCaller = new Map<string, Map<string, Call>>();
+  #size = 0;
   #timer: NodeJS.Timeout | undefined;
 
   get size(): number {
-    return this.#calls.size;
+    return this.#size;
   }
 
   add(session: Caller, id: string, topic: string, timeoutMs: number, onTimeout: () => void): void {
-    this.#calls.set(`${session.id}\0${id}`, {
-      session,
-      id,
-      topic,
-      deadline: Date.now() + timeoutMs,
-      onTimeout,
-    });
+    let calls = this.#byCaller.get(session.id);
+    if (calls === undefined) {
+      calls = new Map();
+      this.#byCaller.set(session.id, calls);
+    }
+    if (!calls.has(id)) this.#size++;
+    calls.set(id, { session, id, topic, deadline: Date.now() + timeoutMs, onTimeout });
     if (!this.#timer) {
       this.#timer = setInterval(() => this.#sweep(), SWEEP_MS);
       this.#timer.unref();
@@ -45,28 +51,41 @@ export class RpcCalls {
 
   /** The call `id` of session `sessionId` while it waits for its answer, else undefined. */
   waiting(sessionId: string, id: string): Readonly<Pick<Call, 'session' | 'id' | 'topic'>> | undefined {
-    return this.#calls.get(`${sessionId}\0${id}`);
+    return this.#byCaller.get(sessionId)?.get(id);
   }
 
   /** The reply arrived: true when the call was still waiting. */
   settle(sessionId: string, id: string): boolean {
-    return this.#calls.delete(`${sessionId}\0${id}`);
+    if (this.#byCaller.get(sessionId)?.delete(id) !== true) return false;
+    this.#size--;
+    return true;
   }
 
   /** The caller went away. */
   dropSession(session: Caller): void {
-    for (const [k, c] of this.#calls) if (c.session === session) this.#calls.delete(k);
+    const calls = this.#byCaller.get(session.id);
+    if (calls === undefined) return;
+    for (const [id, c] of calls) {
+      if (c.session !== session) continue; // another caller with the same id (never in practice)
+      calls.delete(id);
+      this.#size--;
+    }
+    if (calls.size === 0) this.#byCaller.delete(session.id);
   }
 
   #sweep(): void {
     const now = Date.now();
-    for (const [k, c] of this.#calls) {
-      if (c.deadline <= now) {
-        this.#calls.delete(k);
-        c.onTimeout();
+    for (const [caller, calls] of this.#byCaller) {
+      for (const [id, c] of calls) {
+        if (c.deadline <= now) {
+          calls.delete(id);
+          this.#size--;
+          c.onTimeout();
+        }
       }
+      if (calls.size === 0) this.#byCaller.delete(caller);
     }
-    if (this.#calls.size === 0 && this.#timer) {
+    if (this.#size === 0 && this.#timer) {
       clearInterval(this.#timer);
       this.#timer = undefined;
     }
@@ -74,9 +93,11 @@ export class RpcCalls {
 
   /** Shutdown: every call still waiting is handed to `answer` (the broker replies 503), then forgotten. */
   close(answer?: (session: Caller, id: string) => void): void {
-    if (answer) for (const c of this.#calls.values()) answer(c.session, c.id);
+    if (answer)
+      for (const calls of this.#byCaller.values()) for (const c of calls.values()) answer(c.session, c.id);
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-    this.#calls.clear();
+    this.#byCaller.clear();
+    this.#size = 0;
   }
 }

@@ -1,0 +1,62 @@
+// RpcCalls on its own, with fake timers: calls are found by caller and id, settle once, time out at the sweep
+// after their deadline and go with their caller.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type Caller, RpcCalls } from '../../src/rpc/calls.js';
+
+const caller = (id: string): Caller => ({ id, deliverRouted: () => true });
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('RpcCalls', () => {
+  it('finds a call by caller and id until it is settled, once', () => {
+    const calls = new RpcCalls();
+    const a = caller('a');
+    calls.add(a, '1', 'T', 1000, () => {});
+    calls.add(caller('b'), '1', 'U', 1000, () => {});
+    expect(calls.waiting('a', '1')?.topic).toBe('T');
+    expect(calls.waiting('b', '1')?.topic).toBe('U');
+    expect(calls.waiting('a', '2')).toBeUndefined();
+    expect(calls.size).toBe(2);
+    expect(calls.settle('a', '1')).toBe(true);
+    expect(calls.settle('a', '1')).toBe(false);
+    expect(calls.waiting('a', '1')).toBeUndefined();
+    expect(calls.size).toBe(1);
+    calls.close();
+  });
+
+  it('times calls out at the first sweep past their deadline, and stops sweeping when none is left', () => {
+    const calls = new RpcCalls();
+    const timedOut: string[] = [];
+    calls.add(caller('a'), 'short', 'T', 100, () => timedOut.push('short'));
+    calls.add(caller('a'), 'long', 'T', 1000, () => timedOut.push('long'));
+    calls.add(caller('b'), 'answered', 'T', 100, () => timedOut.push('answered'));
+    calls.settle('b', 'answered');
+    vi.advanceTimersByTime(150);
+    expect(timedOut).toEqual(['short']);
+    expect(calls.size).toBe(1);
+    vi.advanceTimersByTime(1000);
+    expect(timedOut).toEqual(['short', 'long']);
+    expect([calls.size, vi.getTimerCount()]).toEqual([0, 0]);
+    // A caller that comes back after its last call was swept starts afresh.
+    calls.add(caller('a'), 'again', 'T', 100, () => timedOut.push('again'));
+    expect(calls.waiting('a', 'again')?.id).toBe('again');
+    calls.close();
+  });
+
+  it('drops a caller that went away with all its calls, and only its own', () => {
+    const calls = new RpcCalls();
+    const a = caller('a');
+    for (const id of ['1', '2', '3']) calls.add(a, id, 'T', 1000, () => {});
+    calls.add(caller('b'), '1', 'T', 1000, () => {});
+    calls.dropSession(a);
+    expect([calls.size, calls.waiting('a', '2'), calls.waiting('b', '1')?.id]).toEqual([1, undefined, '1']);
+    const answered: string[] = [];
+    calls.close((c, id) => answered.push(`${c.id}/${id}`));
+    expect([answered, calls.size]).toEqual([['b/1'], 0]);
+  });
+});
