@@ -29,6 +29,7 @@ export type {
 } from './options.js';
 export { DEFAULTS, InvalidOptionError, parseFsyncPolicy, resolveOptions } from './options.js';
 export { Alarm, type Clock, MAX_TIMER_MS, systemClock, type TimerRef } from './store/clock.js';
+export { CommitStats, Histogram } from './store/commit-stats.js';
 export { type DeadLetterSink, deadLetterData, declareDlq } from './store/dead-letter.js';
 export { compileFilter, type TagMatcher } from './store/filter.js';
 export { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_ACK_WINDOW, DEFAULT_MAX_DELIVER } from './store/group.js';

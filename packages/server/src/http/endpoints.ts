@@ -38,5 +38,9 @@ export function serveEndpoint(state: BrokerState, path: string, ready: boolean):
   });
   let queued = 0;
   for (const s of state.sessions.values()) queued += s.wire.queuedBytes;
-  return text(200, renderMetrics(state.metrics, topics, queued), 'text/plain; version=0.0.4; charset=utf-8');
+  return text(
+    200,
+    renderMetrics(state.metrics, topics, queued, state.store.commits),
+    'text/plain; version=0.0.4; charset=utf-8',
+  );
 }

@@ -1,5 +1,6 @@
 // Counters and gauges for /metrics (Prometheus text format 0.0.4). Counters are plain fields: incrementing
 // them is on the hot path, so no labels-map lookup happens per message except for per-topic counts.
+import type { CommitStats, Histogram } from '../store/commit-stats.js';
 
 export class Metrics {
   readonly startedAt = Date.now();
@@ -58,12 +59,29 @@ export interface TopicGauge {
 
 const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
-/** `queuedBytes`: bytes queued toward every connection now (Session wires' queuedBytes, summed). */
-export function renderMetrics(m: Metrics, topics: TopicGauge[], queuedBytes: number): string {
+/**
+ * `queuedBytes`: bytes queued toward every connection now (Session wires' queuedBytes, summed). `commits`: the
+ * store's group-commit figures, when it has them.
+ */
+export function renderMetrics(
+  m: Metrics,
+  topics: TopicGauge[],
+  queuedBytes: number,
+  commits?: CommitStats,
+): string {
   const out: string[] = [];
   const metric = (name: string, type: 'counter' | 'gauge', help: string, rows: Array<[string, number]>) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const [labels, value] of rows) out.push(`${name}${labels} ${value}`);
+  };
+  const histogram = (name: string, help: string, h: Histogram) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+    let cumulative = 0;
+    h.bounds.forEach((le, i) => {
+      cumulative += h.counts[i]!;
+      out.push(`${name}_bucket{le="${le}"} ${cumulative}`);
+    });
+    out.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum}`, `${name}_count ${h.count}`);
   };
   const one = (v: number): Array<[string, number]> => [['', v]];
   metric(
@@ -182,5 +200,18 @@ export function renderMetrics(m: Metrics, topics: TopicGauge[], queuedBytes: num
     'Messages moved to the dead-letter topic.',
     groups((g) => g.deadLettered),
   );
+  if (commits) {
+    histogram(
+      'zbus_store_fsync_records',
+      'Records made durable by each fdatasync of a topic log (fsync=always group commit).',
+      commits.recordsPerSync,
+    );
+    histogram('zbus_store_fsync_seconds', 'Duration of each of those fdatasyncs.', commits.syncSeconds);
+    histogram(
+      'zbus_store_commit_wait_seconds',
+      'From the first append of a group commit until the fdatasync covering it returned and its acks went out.',
+      commits.waitSeconds,
+    );
+  }
   return `${out.join('\n')}\n`;
 }

@@ -1,10 +1,15 @@
 // The single writer of a topic's log, with group commit. Appends get their offset and timestamp synchronously (so
 // order is arrival order) and wait in `queue`. One loop takes everything queued, encodes it into one reusable
-// buffer, writes it with one positional write per segment touched, then (policy `always`) one fdatasync, and
-// resolves every append of the batch. Appends that arrive while that fsync runs form the next batch: one fsync
-// covers all of them (group commit). Everything else that changes the segments (roll, retention, truncation,
-// sync, close) runs in the same loop, between batches.
+// buffer and writes it with one positional write per segment touched. With policy `always` the writes and the
+// fdatasyncs form a pipeline: one fdatasync is in flight at a time and the loop keeps writing while it runs; when
+// it returns, the appends it covers are resolved and the next fdatasync starts at once, covering every batch
+// written meanwhile (group commit by fsync generation). So the disk is never idle while appends wait, and no
+// append is resolved before an fdatasync that started after its write returned. Everything else that changes
+// the segments (roll, retention, truncation, sync, close) runs in the same loop, between batches, with no
+// fdatasync in flight.
+import { performance } from 'node:perf_hooks';
 import { Alarm, type Clock } from './clock.js';
+import type { CommitStats } from './commit-stats.js';
 import { fsyncDir, storeError } from './fs-util.js';
 import { RECENT_BATCH_BYTES, type SegmentedLog } from './log.js';
 import { encodedLength, encodeRecord, HEADER_BYTES } from './record.js';
@@ -25,6 +30,8 @@ export interface LogWriterOptions {
   segmentBytes: number;
   fsync: FsyncPolicy;
   clock: Clock;
+  /** Where the fsync=always commits are counted (shared by the store's topics). */
+  commits: CommitStats;
   /** Called after records became visible (to wake groups). */
   onVisible: () => void;
   /** Called after a segment was rolled (retention check). */
@@ -39,8 +46,6 @@ const MAX_BATCH_BYTES = 8 * 1024 * 1024;
  * write so that a big burst never holds the event loop. fsyncs stay asynchronous.
  */
 const SYNC_WRITE_BYTES = 64 * 1024;
-/** fsyncs of one topic allowed in flight at once (libuv has 4 threads by default; leave room for reads). */
-const MAX_SYNCS_IN_FLIGHT = 2;
 
 export function durabilityOf(policy: FsyncPolicy): Durability {
   return policy === 'always' ? 'fsync' : policy === 'never' ? 'none' : 'interval';
@@ -53,12 +58,16 @@ export class LogWriter {
   #ops: Array<() => Promise<void>> = [];
   #running = false;
   #idle: Array<() => void> = [];
-  /** fsyncs in flight, oldest first. */
-  #syncs: Array<Promise<void>> = [];
+  /** performance.now() when the oldest append of `#queue` was queued. */
+  #queuedAt = 0;
+  /** Batches written and waiting for an fdatasync to start, oldest first (the next fsync generation). */
+  #unsynced: PendingAppend[][] = [];
+  /** performance.now() when the oldest append of `#unsynced` was queued. */
+  #unsyncedSince = 0;
+  /** The one fdatasync of policy `always` in flight, with the resolving of what it covers. Never rejects. */
+  #syncing: Promise<void> | undefined;
   /** The periodic fsync of the `interval` policy, while it runs. */
   #intervalSync: Promise<void> | undefined;
-  /** Completion chain: batch N+1 resolves only after batch N. Never rejects. */
-  #tail: Promise<void> = Promise.resolve();
   #wbuf = Buffer.allocUnsafe(256 * 1024);
   readonly #syncAlarm: Alarm;
   #dirty = false;
@@ -90,6 +99,7 @@ export class LogWriter {
     p.offset = log.nextOffset++;
     p.timestamp = now > log.lastTimestamp ? now : log.lastTimestamp;
     log.lastTimestamp = p.timestamp;
+    if (this.#queue.length === 0) this.#queuedAt = performance.now();
     this.#queue.push(p);
     this.#kick();
   }
@@ -114,7 +124,7 @@ export class LogWriter {
       const op = this.#ops.shift();
       if (op) {
         // Exclusive operations (roll-free truncation, retention, sync, close) see no fsync in flight.
-        await this.#tail;
+        await this.#settled();
         await this.#intervalSync;
         await op();
         continue;
@@ -127,8 +137,7 @@ export class LogWriter {
         this.#queue = batch.slice(n);
         batch = batch.slice(0, n);
       } else this.#queue = [];
-      while (this.#syncs.length >= MAX_SYNCS_IN_FLIGHT) await this.#syncs[0];
-      await this.#writeBatch(batch);
+      await this.#writeBatch(batch, this.#queuedAt);
     }
     this.#running = false;
     const idle = this.#idle;
@@ -140,12 +149,18 @@ export class LogWriter {
   async idle(): Promise<void> {
     for (;;) {
       if (this.#running) await new Promise<void>((resolve) => this.#idle.push(resolve));
-      else if (this.#syncs.length > 0) await this.#tail;
+      else if (this.#syncing !== undefined) await this.#syncing;
       else return;
     }
   }
 
-  async #writeBatch(batch: PendingAppend[]): Promise<void> {
+  /** Resolves once no fdatasync is in flight and every written batch is resolved (the loop writes nothing). */
+  async #settled(): Promise<void> {
+    while (this.#syncing !== undefined) await this.#syncing;
+  }
+
+  /** `queuedAt`: performance.now() when the batch's oldest append was queued. */
+  async #writeBatch(batch: PendingAppend[], queuedAt: number): Promise<void> {
     const log = this.log;
     const policy = this.fsync;
     let i = 0;
@@ -206,34 +221,55 @@ export class LogWriter {
       batch = batch.slice(0, i);
       if (batch.length === 0) return;
     }
-    // Pipelined group commit: the fsync of this batch runs while the loop goes on to write the next one (at most
-    // MAX_SYNCS_IN_FLIGHT at once). Appends that trickle in while an fsync runs need not wait for it to finish
-    // before their own write starts, and the kernel folds concurrent fsyncs of one file into one journal commit.
-    // Batches still complete strictly in order (the `#tail` chain), so visibility and promises follow offsets.
-    let synced: Promise<unknown> | undefined;
-    if (policy === 'always') {
-      synced = seg.logFile!.datasync().then(
-        () => undefined,
-        (err: unknown) => err ?? new Error('fsync failed'),
-      );
-      const tracked: Promise<void> = synced.then(() => {
-        const k = this.#syncs.indexOf(tracked);
-        if (k >= 0) this.#syncs.splice(k, 1);
-      });
-      this.#syncs.push(tracked);
-    } else if (policy !== 'never') this.#armSync(policy.intervalMs);
+    if (policy === 'always' || this.#syncing !== undefined || this.#unsynced.length > 0) {
+      // (Also after a switch away from `always`, while batches of it still wait: batches resolve in order.)
+      if (this.#unsynced.length === 0) this.#unsyncedSince = queuedAt;
+      this.#unsynced.push(batch);
+      this.#startSync();
+    } else {
+      if (policy !== 'never') this.#armSync(policy.intervalMs);
+      this.#complete(batch, undefined);
+    }
     try {
       await log.active.persistIndex(false);
     } catch (err) {
       log.logger?.warn({ topic: log.name, err }, 'index write failed (rebuilt from the log at open)');
     }
-    const prev = this.#tail;
-    const done = batch;
-    this.#tail = (async () => {
-      const err = synced === undefined ? undefined : await synced;
-      await prev;
-      this.#complete(done, err);
-    })();
+  }
+
+  /**
+   * Start the fdatasync of the next generation (every batch written so far) unless one is in flight: its return
+   * starts the next. Batches of a rolled segment are covered too: the roll fdatasynced that segment.
+   */
+  #startSync(): void {
+    if (this.#syncing !== undefined || this.#unsynced.length === 0) return;
+    const generation = this.#unsynced;
+    const since = this.#unsyncedSince;
+    this.#unsynced = [];
+    if (this.#failed) {
+      for (const batch of generation) for (const p of batch) p.reject(this.#failed);
+      return;
+    }
+    const started = performance.now();
+    this.#syncing = this.log.active.logFile!.datasync().then(
+      () => this.#synced(generation, since, started, undefined),
+      (err: unknown) => this.#synced(generation, since, started, err ?? new Error('fsync failed')),
+    );
+  }
+
+  #synced(generation: PendingAppend[][], since: number, started: number, err: unknown): void {
+    this.#syncing = undefined;
+    if (err === undefined) {
+      const now = performance.now();
+      const stats = this.opts.commits;
+      let records = 0;
+      for (const batch of generation) records += batch.length;
+      stats.recordsPerSync.observe(records);
+      stats.syncSeconds.observe((now - started) / 1000);
+      stats.waitSeconds.observe((now - since) / 1000);
+    }
+    for (const batch of generation) this.#complete(batch, err);
+    this.#startSync();
   }
 
   #complete(batch: PendingAppend[], syncErr: unknown): void {

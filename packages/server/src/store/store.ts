@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Clock, systemClock } from './clock.js';
+import { CommitStats } from './commit-stats.js';
 import { declareDlq } from './dead-letter.js';
 import { declareOnce } from './declare-once.js';
 import { defaultMaxOpenFiles, FileCache } from './file-cache.js';
@@ -39,6 +40,7 @@ class FileStore implements Store, StoreContext {
   readonly deadLetterFn: StoreOptions['deadLetter'];
   readonly clock: Clock;
   readonly files: FileCache;
+  readonly commits = new CommitStats();
   readonly #topics = new Map<string, AnyTopic>();
   readonly #declaring = new Map<string, Promise<AnyTopic>>();
   readonly #migrateCreator: StoreOptions['migrateCreator'];

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Appender } from './append.js';
 import type { Clock } from './clock.js';
+import type { CommitStats } from './commit-stats.js';
 import { type DeadLetterSink, deadLetter } from './dead-letter.js';
 import { Dedupe, rebuildDedupe } from './dedupe.js';
 import { DelayQueue } from './delay-queue.js';
@@ -55,6 +56,7 @@ export interface StoreContext extends DeadLetterSink {
   readonly log: StoreLogger | undefined;
   readonly clock: Clock;
   readonly files: FileCache;
+  readonly commits: CommitStats;
 }
 
 /** Remove temp files a crash left in a topic directory and its `groups/` (atomic writes that never finished). */
@@ -240,6 +242,7 @@ export class DiskTopic implements Topic, TopicPort {
       segmentBytes: this.store.segmentBytes,
       fsync: this.fsyncPolicy,
       clock,
+      commits: this.store.commits,
       onVisible: () => this.notify(),
       onRoll: () => void this.retention.apply(),
     });

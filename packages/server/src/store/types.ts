@@ -7,6 +7,7 @@
 // cached view kept up to date by the store, offsets are the only handle on a delivery (an ack may reach a broker
 // other than the one that delivered it), and whatever talks to storage returns a promise.
 import type { Clock } from './clock.js';
+import type { CommitStats } from './commit-stats.js';
 
 /** When an append is acknowledged. `always`: after fsync (group commit); `interval`: fsync every N ms; `never`. */
 export type FsyncPolicy = 'always' | 'never' | { intervalMs: number };
@@ -255,6 +256,8 @@ export interface Store {
   declareTopic(name: string, config: TopicConfig): Promise<Topic>;
   removeTopic(name: string): Promise<boolean>;
   topics(): Topic[];
+  /** How group commit does under fsync=always (stores that fsync their own log files). */
+  readonly commits?: CommitStats;
   /** fsync everything written so far. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -358,6 +358,20 @@ describe('/metrics, /healthz, /readyz', () => {
     expect(m.body).toContain('zbus_errors_total{code="ZBUS_ERR_NOT_FOUND"} 1');
   });
 
+  it('serves the group-commit histograms of fsync=always', async () => {
+    const b = await startTestBroker({ fsync: 'always' });
+    const c = await b.raw();
+    await c.request({ headers: { cmd: 'declare', topic: 'T' } });
+    await c.request({ headers: { cmd: 'produce', topic: 'T' }, body: 'x' });
+    const m = (await get(`${b.url}/metrics`)).body;
+    expect(m).toContain('# TYPE zbus_store_fsync_records histogram');
+    expect(m).toContain('zbus_store_fsync_records_bucket{le="1"} 1');
+    expect(m).toContain('zbus_store_fsync_records_count 1');
+    expect(m).toContain('zbus_store_fsync_records_sum 1');
+    expect(m).toMatch(/^zbus_store_fsync_seconds_bucket\{le="\+Inf"\} 1$/m);
+    expect(m).toMatch(/^zbus_store_commit_wait_seconds_count 1$/m);
+  });
+
   it('still reaches a topic named like an endpoint through the cmd header', async () => {
     const b = await startTestBroker();
     const c = await b.raw();
