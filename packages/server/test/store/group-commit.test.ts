@@ -1,6 +1,6 @@
-// fsync=always group commit as a pipeline: while one fdatasync is in flight the writer keeps writing, the next
-// fdatasync starts when it returns and covers everything written meanwhile, and no append resolves before the
-// fdatasync that covers it. fdatasync is held open by the test, so nothing here depends on timing.
+// fsync=always group commit as a pipeline: while fdatasyncs are in flight (two at most) the writer keeps writing,
+// the next fdatasync starts as soon as one returns and covers everything written meanwhile, and no append resolves
+// before the fdatasync that covers it (nor before the appends ahead of it). fdatasync is held open by the test, so nothing here depends on timing.
 import fs from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AppendResult } from '../../src/store/types.js';
@@ -53,7 +53,7 @@ function nextWriteTo(fd: number): Promise<void> {
 }
 
 describe('group commit pipeline (fsync=always)', () => {
-  it('writes while an fdatasync is held, then one fdatasync covers all of it; no ack before its fdatasync', async () => {
+  it('keeps writing while fdatasyncs are held; the next covers all of it; acks follow their fdatasync, in order', async () => {
     const store = await open({ fsync: 'always' });
     const t = await store.declareTopic('pipe', { mask: 0 });
     await t.append({ id: 'warm', data: enc('w') });
@@ -62,62 +62,82 @@ describe('group commit pipeline (fsync=always)', () => {
     const recordsBefore = commits.recordsPerSync.sum;
 
     const sync = holdFdatasync();
-    const settled = new Set<string>();
+    const settled: string[] = [];
     const append = (id: string): Promise<AppendResult> =>
-      t.append({ id, data: enc(id) }).finally(() => settled.add(id));
+      t.append({ id, data: enc(id) }).finally(() => settled.push(id));
 
-    const first = append('m0');
+    // Generation 1: m0. Its fdatasync is held.
+    const g1 = append('m0');
     await sync.next(1);
     const logFd = sync.held[0]!.fd;
-    expect(settled.size).toBe(0);
-
-    // While the first fdatasync is held: nine more appends are written to the log...
-    const written = nextWriteTo(logFd);
-    const rest = Array.from({ length: 9 }, (_, i) => append(`m${i + 1}`));
+    // Generation 2: m1, written while the first is held, gets a second fdatasync at once (two may overlap).
+    let written = nextWriteTo(logFd);
+    const g2 = append('m1');
     await written;
-    // ...but no second fdatasync starts (it could not cover more than the one in flight will) and nothing is
-    // acked.
-    expect(sync.held.length).toBe(1);
-    expect(settled.size).toBe(0);
-    const sizeAfterWrites = fs.fstatSync(logFd).size;
-    expect(sizeAfterWrites).toBeGreaterThan(sync.held[0]!.sizeAtCall);
-
-    // The first fdatasync returns: m0 is acked, and the next fdatasync starts at once, covering all nine.
-    sync.held[0]!.release();
-    const r0 = await first;
-    expect(r0.durability).toBe('fsync');
     await sync.next(2);
-    expect(sync.held[1]!.fd).toBe(logFd);
-    expect(sync.held[1]!.sizeAtCall).toBe(sizeAfterWrites);
-    expect([...settled]).toEqual(['m0']);
+    expect(sync.held[1]!.sizeAtCall).toBe(fs.fstatSync(logFd).size);
 
-    sync.held[1]!.release();
-    const rs = await Promise.all(rest);
-    expect(rs.map((r) => r.offset)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    expect(rs.every((r) => r.durability === 'fsync')).toBe(true);
+    // With both held, eight more appends are written but start no third fdatasync, and nothing is acked.
+    written = nextWriteTo(logFd);
+    const g3 = Array.from({ length: 8 }, (_, i) => append(`m${i + 2}`));
+    await written;
+    const sizeAfterWrites = fs.fstatSync(logFd).size;
+    expect(sizeAfterWrites).toBeGreaterThan(sync.held[1]!.sizeAtCall);
     expect(sync.held.length).toBe(2);
+    expect(settled).toEqual([]);
 
-    expect(commits.recordsPerSync.count - syncsBefore).toBe(2);
+    // The second fdatasync returns first: its slot goes at once to a third, covering all eight, but m1 waits for
+    // the first (acks go out in order).
+    sync.held[1]!.release();
+    await sync.next(3);
+    expect(sync.held[2]!.fd).toBe(logFd);
+    expect(sync.held[2]!.sizeAtCall).toBe(sizeAfterWrites);
+    expect(settled).toEqual([]);
+
+    // The first returns: m0 then m1 are acked; the eight wait for the third.
+    sync.held[0]!.release();
+    expect((await g1).durability).toBe('fsync');
+    expect((await g2).offset).toBe(2);
+    expect(settled).toEqual(['m0', 'm1']);
+
+    sync.held[2]!.release();
+    const rs = await Promise.all(g3);
+    expect(rs.map((r) => r.offset)).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(rs.every((r) => r.durability === 'fsync')).toBe(true);
+    expect(sync.held.length).toBe(3);
+
+    expect(commits.recordsPerSync.count - syncsBefore).toBe(3);
     expect(commits.recordsPerSync.sum - recordsBefore).toBe(10);
     expect(commits.waitSeconds.count).toBe(commits.recordsPerSync.count);
   });
 
-  it('a failed fdatasync fails what it covers and what was written behind it', async () => {
+  it('a failed fdatasync fails what it covers and everything written behind it', async () => {
     const store = await open({ fsync: 'always' });
     const t = await store.declareTopic('pipefail', { mask: 0 });
     await t.append({ id: 'warm', data: enc('w') });
     const sync = holdFdatasync();
-    const first = t.append({ id: 'a', data: enc('a') });
+    const outcome = (p: Promise<AppendResult>) =>
+      p.then(
+        () => 'acked',
+        (e: { code: string }) => e.code,
+      );
+    const first = outcome(t.append({ id: 'a', data: enc('a') }));
     await sync.next(1);
-    const written = nextWriteTo(sync.held[0]!.fd);
-    const second = t.append({ id: 'b', data: enc('b') });
+    let written = nextWriteTo(sync.held[0]!.fd);
+    const second = outcome(t.append({ id: 'b', data: enc('b') }));
     await written;
+    await sync.next(2);
+    written = nextWriteTo(sync.held[0]!.fd);
+    const third = outcome(t.append({ id: 'c', data: enc('c') }));
+    await written;
+    // The second fdatasync succeeds, but the first fails: neither b (synced after a failure) nor c is trusted.
+    sync.held[1]!.release();
     const failing = vi.mocked(fs.fdatasync).mock.calls[0]![1] as (err: NodeJS.ErrnoException | null) => void;
     failing(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
-    await expect(first).rejects.toMatchObject({ code: 'ZBUS_ERR_STORE' });
-    await expect(second).rejects.toMatchObject({ code: 'ZBUS_ERR_STORE' });
-    // Written behind a failed fdatasync: never fsynced again as if nothing happened.
-    expect(sync.held.length).toBe(1);
-    await expect(t.append({ id: 'c', data: enc('c') })).rejects.toMatchObject({ code: 'ZBUS_ERR_STORE' });
+    const codes = await Promise.all([first, second, third]);
+    expect(codes).toEqual(['ZBUS_ERR_STORE', 'ZBUS_ERR_STORE', 'ZBUS_ERR_STORE']);
+    // What was written behind a failed fdatasync is never fsynced as if nothing had happened.
+    expect(sync.held.length).toBe(2);
+    await expect(t.append({ id: 'd', data: enc('d') })).rejects.toMatchObject({ code: 'ZBUS_ERR_STORE' });
   });
 });
