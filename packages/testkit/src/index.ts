@@ -257,3 +257,16 @@ export function latch(count: number, timeoutMs = 5000): { countDown(): void; wai
     },
   };
 }
+
+/**
+ * A raw TCP connection to a broker on loopback that never reads what comes back: a peer that stopped reading.
+ * `atEnd` registers its destruction (vitest's `onTestFinished`).
+ */
+export async function deafSocket(port: number, atEnd: (cleanup: () => void) => void): Promise<Socket> {
+  const s = netConnect(port, '127.0.0.1');
+  atEnd(() => s.destroy());
+  s.on('error', () => {});
+  await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+  s.pause();
+  return s;
+}

@@ -6,11 +6,11 @@
 // requests have their own file (cross-site.test.ts). Loop counts are bounded; nothing waits on a wall-clock
 // budget.
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeMessage, Message } from '@zbus/protocol';
-import { type RunningBroker, scaled, waitFor } from '@zbus/testkit';
+import { deafSocket, type RunningBroker, scaled, waitFor } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { startProxy } from '../../src/proxy/proxy.js';
@@ -77,18 +77,6 @@ async function hostileBroker(
   };
 }
 
-/** A raw TCP connection that never reads (closed when the test ends). */
-async function deaf(port: number): Promise<Socket> {
-  const s = netConnect(port, '127.0.0.1');
-  onTestFinished(() => {
-    s.destroy();
-  });
-  s.on('error', () => {});
-  await new Promise<void>((resolve) => s.once('connect', () => resolve()));
-  s.pause();
-  return s;
-}
-
 /** A WebSocket whose client stops reading its socket once open (closed when the test ends). */
 async function deafWebSocket(port: number): Promise<WebSocket> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
@@ -145,7 +133,7 @@ describe('hostile clients', () => {
         new Message({ headers: { cmd: 'consume', topic: 'Big', offset: '0', id: `${prefix}${i}` } }),
       );
     // 300 MiB asked for on each connection at once; before the bound, the broker queued it all (RSS 64 -> 440 MB).
-    const tcp = await deaf(b.port);
+    const tcp = await deafSocket(b.port, onTestFinished);
     tcp.write(Buffer.concat(Array.from({ length: READS }, (_, i) => read(i, 't'))));
     const ws = await deafWebSocket(b.port);
     for (let i = 0; i < READS; i++) ws.send(read(i, 'w'));

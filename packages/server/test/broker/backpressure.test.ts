@@ -1,13 +1,5 @@
-// A slow reader must not make the broker buffer without bound: a consumer with a big window that never reads
-// gets pushes only while its connection is below writeHighWaterMark; the rest waits in the store. Other clients
-// carry on as usual, and the slow reader gets everything once it reads again. Pipelined reads by offset (TCP
-// and WebSocket) take turns below the high-water mark; a peer that stops reading is closed after
-// writeStallTimeoutMs, one whose queue passes maxWriteQueueBytes at once (issue 14 item 9). The bound is read
-// from the broker's own gauge of bytes queued toward its connections (apps/broker/test/chaos/hostile.test.ts
-// checks the resident memory of a broker process in the same situations).
-import { connect, type Socket } from 'node:net';
 import { encodeMessage, Message, MessageDecoder } from '@zbus/protocol';
-import { waitFor } from '@zbus/testkit';
+import { deafSocket, waitFor } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { closed, declare, startTestBroker, untilConsumers, wsConnect } from './helpers.js';
 
@@ -25,18 +17,6 @@ function queued(url: string): Promise<number> {
   return metric(url, 'zbus_connections_queued_bytes');
 }
 
-/** A raw socket that does not read until told to. */
-async function paused(port: number): Promise<Socket> {
-  const s = connect(port, '127.0.0.1');
-  onTestFinished(() => {
-    s.destroy();
-  });
-  s.on('error', () => {});
-  await new Promise<void>((resolve) => s.once('connect', () => resolve()));
-  s.pause();
-  return s;
-}
-
 describe('backpressure', () => {
   it('keeps a consumer that never reads to its high-water mark, and other clients unaffected', async () => {
     const b = await startTestBroker({ writeHighWaterMark: MiB });
@@ -46,7 +26,7 @@ describe('backpressure', () => {
     await declare(admin, 'Big', { consume_group: 'fast' });
 
     // The slow reader asks for everything, then never reads its socket.
-    const slow = await paused(b.port);
+    const slow = await deafSocket(b.port, onTestFinished);
     const consume = {
       cmd: 'consume',
       topic: 'Big',
@@ -124,7 +104,7 @@ describe('a consumer over its high-water mark', () => {
     // Ack mode with a long ack timeout: nothing is redelivered during the test, so a message pushed to the
     // stuck consumer would never reach the reading one.
     await declare(admin, 'Shared', { consume_group: 'g', group_mask: '64', group_ack_timeout: '3600000' });
-    const stuck = await paused(b.port);
+    const stuck = await deafSocket(b.port, onTestFinished);
     const consume = {
       cmd: 'consume',
       topic: 'Shared',
@@ -181,7 +161,7 @@ describe('pipelined reads by offset', () => {
     await declare(admin, 'Big');
     const body = new Uint8Array(MiB).fill(0x62);
     await admin.request({ headers: { cmd: 'produce', topic: 'Big', id: 'one' }, body });
-    const s = await paused(b.port);
+    const s = await deafSocket(b.port, onTestFinished);
     const reads = Array.from({ length: READS }, (_, i) =>
       encodeMessage(new Message({ headers: { cmd: 'consume', topic: 'Big', offset: '0', id: `r${i}` } })),
     );
@@ -247,7 +227,7 @@ describe('peers that do not read', () => {
     const admin = await b.raw();
     await declare(admin, 'Big');
     await admin.request({ headers: { cmd: 'produce', topic: 'Big' }, body: new Uint8Array(MiB) });
-    const s = await paused(b.port);
+    const s = await deafSocket(b.port, onTestFinished);
     for (let i = 0; i < 64; i++) {
       s.write(
         encodeMessage(new Message({ headers: { cmd: 'consume', topic: 'Big', offset: '0', id: `x${i}` } })),
@@ -274,7 +254,7 @@ describe('peers that do not read', () => {
     await untilConsumers(svc, 'Rpc', 'Rpc', 1);
     // The caller sends its calls and never reads; each answer is 60 KiB, 30 MiB in all (past the kernel's
     // socket buffers, which take the first few MiB).
-    const caller = await paused(b.port);
+    const caller = await deafSocket(b.port, onTestFinished);
     const CALLS = 500;
     for (let i = 0; i < CALLS; i++) {
       caller.write(encodeMessage(new Message({ headers: { cmd: 'produce', topic: 'Rpc', id: `c${i}` } })));
