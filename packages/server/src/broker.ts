@@ -21,6 +21,7 @@ import { type BrokerOptions, type ResolvedBrokerOptions, resolveOptions } from '
 import { RpcCalls } from './rpc/calls.js';
 import { RpcRelay } from './rpc/relay.js';
 import { Session } from './session.js';
+import { type Clock, systemClock } from './store/clock.js';
 import type { Store } from './store/types.js';
 import { Burst } from './tracker/burst.js';
 import { TrackerReporter } from './tracker/reporter.js';
@@ -49,7 +50,8 @@ class BrokerCore implements BrokerState, Broker {
   readonly options: ResolvedBrokerOptions;
   readonly log: Logger;
   readonly metrics = new Metrics();
-  readonly rpc = new RpcCalls();
+  readonly clock: Clock;
+  readonly rpc: RpcCalls;
   relay: RpcRelay | undefined;
   readonly sessions = new Map<string, Session>();
   readonly tracker: TrackerState;
@@ -70,13 +72,19 @@ class BrokerCore implements BrokerState, Broker {
       this.options.logger ??
       pino({ level: this.options.logLevel, base: { name: 'zbus' } }, pino.destination(2));
     this.auth = this.options.auth ? new Auth(this.options.auth) : undefined;
-    this.dispatcher = new Dispatcher(this.metrics, {
-      consumersChanged: (topic) => {
-        if (this.relay) this.relay.consumersChanged(topic, this.#isRpcTopic(topic));
-        this.changed();
+    this.clock = this.options.clock ?? systemClock;
+    this.rpc = new RpcCalls(this.clock);
+    this.dispatcher = new Dispatcher(
+      this.metrics,
+      {
+        consumersChanged: (topic) => {
+          if (this.relay) this.relay.consumersChanged(topic, this.#isRpcTopic(topic));
+          this.changed();
+        },
+        failed: (err, topic, group) => this.log.error({ err, topic, group }, 'delivery failed'),
       },
-      failed: (err, topic, group) => this.log.error({ err, topic, group }, 'delivery failed'),
-    });
+      this.clock,
+    );
     this.tracker = new TrackerState(
       this.log,
       this.options.trackerDeadlineMs,

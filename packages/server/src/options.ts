@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { isLoopbackOrWildcard } from './auth/loopback.js';
 import { isOriginPattern } from './auth/origin.js';
 import type { NatsClientOptions, SharedStoreModule } from './cluster/shared-store.js';
-import { MAX_TIMER_MS } from './store/clock.js';
+import { type Clock, MAX_TIMER_MS } from './store/clock.js';
 import type { FsyncPolicy } from './store/types.js';
 
 export interface TlsOptions {
@@ -142,6 +142,12 @@ export interface BrokerOptions {
    * apply (the logger's own level does). JSON lines to stderr at `logLevel` when unset.
    */
   logger?: Logger;
+  /**
+   * Time for the broker's timers and the store's: ack deadlines, consume_timeout, RPC timeouts (504), delayed
+   * delivery, retention and interval fsync. For tests and embedding (a manual clock makes timer logic
+   * deterministic); the system clock when unset. Socket timers (idle, write stall) and close() always use real time.
+   */
+  clock?: Clock;
 }
 
 /** Options without a default. */
@@ -154,7 +160,8 @@ export type OptionsWithoutDefault =
   | 'clusterToken'
   | 'nats'
   | 'storeModule'
-  | 'logger';
+  | 'logger'
+  | 'clock';
 
 export type ResolvedBrokerOptions = Readonly<
   Required<Omit<BrokerOptions, OptionsWithoutDefault>> & Pick<BrokerOptions, OptionsWithoutDefault>
@@ -261,6 +268,7 @@ const WITHOUT_DEFAULT: Record<OptionsWithoutDefault, true> = {
   nats: true,
   storeModule: true,
   logger: true,
+  clock: true,
 };
 
 const LOG_LEVELS: ReadonlySet<unknown> = new Set([
@@ -421,6 +429,14 @@ function checkTypes(o: ResolvedBrokerOptions): void {
       'logger',
       'logger must be a pino logger (error, warn, info and debug methods)',
     );
+  }
+  const clock = o.clock as Partial<Record<keyof Clock, unknown>> | undefined;
+  if (
+    clock !== undefined &&
+    (clock === null ||
+      !(['now', 'setTimer', 'clearTimer'] as const).every((f) => typeof clock[f] === 'function'))
+  ) {
+    throw new InvalidOptionError('clock', 'clock must have now, setTimer and clearTimer methods');
   }
   checkAccess(o);
   checkCluster(o);

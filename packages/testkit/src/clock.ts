@@ -1,5 +1,7 @@
 // A clock that moves only when a test says so, for code that takes an injected clock (the store's `Clock`:
-// `now`, `setTimer`, `clearTimer`). Timer logic is then tested without waiting on the wall clock.
+// `now`, `setTimer`, `clearTimer`; a broker's `clock` option). Timer logic is then tested without waiting on the
+// wall clock.
+import { scaled } from './scale.js';
 
 interface ManualTimer {
   at: number;
@@ -14,6 +16,7 @@ export class ManualClock {
   #now: number;
   #seq = 0;
   readonly #timers = new Set<ManualTimer>();
+  readonly #waiters: Array<{ at: number; resolve: () => void }> = [];
 
   /** Starts at `start` (epoch ms; default: the real time now, so stored timestamps look ordinary). */
   constructor(start = Date.now()) {
@@ -27,6 +30,12 @@ export class ManualClock {
     if (!(ms >= 0 && ms <= MAX_TIMER_MS)) throw new RangeError(`timer of ${ms} ms is out of range`);
     const t: ManualTimer = { at: this.#now + ms, seq: this.#seq++, fn };
     this.#timers.add(t);
+    for (let i = this.#waiters.length - 1; i >= 0; i--) {
+      const w = this.#waiters[i]!;
+      if (w.at !== t.at) continue;
+      this.#waiters.splice(i, 1);
+      w.resolve();
+    }
     return t;
   };
 
@@ -44,6 +53,30 @@ export class ManualClock {
     let at = Number.POSITIVE_INFINITY;
     for (const t of this.#timers) if (t.at < at) at = t.at;
     return at;
+  }
+
+  /**
+   * Resolves once a timer due at `at` is armed: at once if one is pending, else when code under test arms one
+   * (a latch for "the broker has taken my request and started its timer"). Ask before sending the request: a
+   * timer armed and cleared before the call is missed. Rejects after `timeoutMs` (scaled) of real time.
+   */
+  armed(at: number, timeoutMs = 5000): Promise<void> {
+    for (const t of this.#timers) if (t.at === at) return Promise.resolve();
+    const limit = scaled(timeoutMs);
+    return new Promise((resolve, reject) => {
+      const w = {
+        at,
+        resolve: () => {
+          clearTimeout(safety);
+          resolve();
+        },
+      };
+      const safety = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(w), 1);
+        reject(new Error(`no timer due at ${at} (now + ${at - this.#now} ms) armed within ${limit} ms`));
+      }, limit);
+      this.#waiters.push(w);
+    });
   }
 
   /**

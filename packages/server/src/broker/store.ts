@@ -32,6 +32,7 @@ export async function openBrokerStore(
     groupDefaults: { ackWindow: o.ackWindow, ackTimeoutMs: o.ackTimeoutMs, maxDeliver: o.maxDeliver },
     log,
     deadLetter,
+    clock: o.clock,
   };
   if (o.store === 'local') {
     const store = await openStore({

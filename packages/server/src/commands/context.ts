@@ -9,6 +9,7 @@ import type { ResolvedBrokerOptions } from '../options.js';
 import type { RpcCalls } from '../rpc/calls.js';
 import type { RpcRelay } from '../rpc/relay.js';
 import type { ReplyTicket, Session } from '../session.js';
+import type { Clock } from '../store/clock.js';
 import type { Store } from '../store/types.js';
 import type { TrackerState } from '../tracker/tracker.js';
 
@@ -17,6 +18,8 @@ export interface BrokerState {
   readonly store: Store;
   readonly dispatcher: Dispatcher;
   readonly metrics: Metrics;
+  /** The time of every message timer (options.clock, else the system clock). */
+  readonly clock: Clock;
   readonly log: Logger;
   readonly auth: Auth | undefined;
   readonly rpc: RpcCalls;

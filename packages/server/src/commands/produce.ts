@@ -44,7 +44,7 @@ export function produce(ctx: CommandContext): void | Promise<void> {
     state.metrics.rpcNoResponders++;
     throw new ZbusError('ZBUS_ERR_NO_RESPONDERS', `no service is consuming ${topic.name} (no responders)`);
   }
-  const at = deliverAt(ctx, Date.now());
+  const at = deliverAt(ctx, state.clock.now());
   const timeout = intHeader(ctx, 'timeout');
   const id = msg.headers.id!; // the broker gives every request an id
   const input: AppendInput = { id, tag: msg.tag, data: encodeStored(msg, id, topic.name) };

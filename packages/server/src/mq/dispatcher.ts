@@ -5,7 +5,7 @@
 import { Mask, Message } from '@zbus/protocol';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ReplyTicket, Session } from '../session.js';
-import { Alarm, systemClock } from '../store/clock.js';
+import { Alarm, type Clock, systemClock } from '../store/clock.js';
 import {
   type Delivery,
   type Group,
@@ -97,6 +97,8 @@ export class Dispatcher {
   constructor(
     readonly metrics: Metrics,
     readonly events: DispatcherEvents,
+    /** Times consume_timeout (the broker's clock; tests pass a manual one). */
+    readonly clock: Clock = systemClock,
   ) {}
 
   #channel(topic: Topic, group: Group): Channel {
@@ -188,7 +190,7 @@ export class Dispatcher {
       unsettled: window > 1 ? new Map() : undefined,
     };
     if (timeoutMs !== undefined && timeoutMs > 0) {
-      pull.timer = new Alarm(systemClock, () => this.#expire(ch, pull));
+      pull.timer = new Alarm(this.clock, () => this.#expire(ch, pull));
       pull.timer.setIn(timeoutMs);
     }
     ch.pulls.push(pull);

@@ -2,6 +2,7 @@
 // One coarse sweep timer serves every call (no timer per request); a call past its deadline gets 504. A `route`
 // reaches a session only as the answer to one of these calls (issue 14 item 4).
 import type { Message } from '@zbus/protocol';
+import { type Clock, systemClock, type TimerRef } from '../store/clock.js';
 
 /** Who waits for a call's answer: a session here, or (rpc/relay.ts) a caller on another broker. */
 export interface Caller {
@@ -29,7 +30,11 @@ export class RpcCalls {
    */
   readonly #byCaller = new Map<string, Map<string, Call>>();
   #size = 0;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: TimerRef | undefined;
+  readonly #sweepFn = () => this.#sweep();
+
+  /** `clock` times the calls out (the broker's; tests pass a manual one). */
+  constructor(readonly clock: Clock = systemClock) {}
 
   get size(): number {
     return this.#size;
@@ -42,11 +47,8 @@ export class RpcCalls {
       this.#byCaller.set(session.id, calls);
     }
     if (!calls.has(id)) this.#size++;
-    calls.set(id, { session, id, topic, deadline: Date.now() + timeoutMs, onTimeout });
-    if (!this.#timer) {
-      this.#timer = setInterval(() => this.#sweep(), SWEEP_MS);
-      this.#timer.unref();
-    }
+    calls.set(id, { session, id, topic, deadline: this.clock.now() + timeoutMs, onTimeout });
+    this.#timer ??= this.clock.setTimer(this.#sweepFn, SWEEP_MS);
   }
 
   /** The call `id` of session `sessionId` while it waits for its answer, else undefined. */
@@ -74,7 +76,8 @@ export class RpcCalls {
   }
 
   #sweep(): void {
-    const now = Date.now();
+    this.#timer = undefined;
+    const now = this.clock.now();
     for (const [caller, calls] of this.#byCaller) {
       for (const [id, c] of calls) {
         if (c.deadline <= now) {
@@ -85,17 +88,15 @@ export class RpcCalls {
       }
       if (calls.size === 0) this.#byCaller.delete(caller);
     }
-    if (this.#size === 0 && this.#timer) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
-    }
+    // The next sweep while calls wait (an onTimeout above may have added one and armed it already).
+    if (this.#size > 0) this.#timer ??= this.clock.setTimer(this.#sweepFn, SWEEP_MS);
   }
 
   /** Shutdown: every call still waiting is handed to `answer` (the broker replies 503), then forgotten. */
   close(answer?: (session: Caller, id: string) => void): void {
     if (answer)
       for (const calls of this.#byCaller.values()) for (const c of calls.values()) answer(c.session, c.id);
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.#timer) this.clock.clearTimer(this.#timer);
     this.#timer = undefined;
     this.#byCaller.clear();
     this.#size = 0;

@@ -1,8 +1,9 @@
 // Ack-required groups (mask 64): ack, nack (with delay), touch, redelivery after the group's ack timeout with
 // `retry`, the ack window, and dead-lettering to `<topic>.dlq` after max_deliver (decisions.md §2).
-import { type RawClient, scaled } from '@zbus/testkit';
+// Ack deadlines, nack delays and consume_timeout run on a manual clock the tests move.
+import { ManualClock, type RawClient, waitFor } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
-import { declare, startTestBroker } from './helpers.js';
+import { consumeFor, declare, startTestBroker } from './helpers.js';
 
 const ACK_REQUIRED = '64';
 
@@ -11,8 +12,13 @@ async function ackGroup(c: RawClient, extra: Record<string, string> = {}) {
   await declare(c, 'T', { consume_group: 'g', group_mask: ACK_REQUIRED, ...extra });
 }
 
+const GROUP = { topic: 'T', consume_group: 'g' };
+
 const consume = (c: RawClient, extra: Record<string, string> = {}) =>
-  c.request({ headers: { cmd: 'consume', topic: 'T', consume_group: 'g', ...extra } });
+  c.request({ headers: { cmd: 'consume', ...GROUP, ...extra } });
+
+/** A consume of the group that waits `ms` of the clock's time, then gets the empty consume_timeout answer. */
+const consumeWaiting = (c: RawClient, clock: ManualClock, ms: number) => consumeFor(c, clock, ms, GROUP);
 
 const groupInfo = async (c: RawClient) =>
   (await c.request({ headers: { cmd: 'query', topic: 'T', consume_group: 'g' } })).json<{
@@ -23,11 +29,10 @@ const groupInfo = async (c: RawClient) =>
 
 describe('ack mode', () => {
   it('keeps a delivery unacked until `ack` with its offset, then never redelivers it', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const c = await b.raw();
-    // The ack must land within the ack timeout, however busy the machine.
-    const ackTimeout = scaled(200);
-    await ackGroup(c, { group_ack_timeout: String(ackTimeout) });
+    await ackGroup(c, { group_ack_timeout: '200' });
     await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'm1' }, body: 'x' });
     const d = await consume(c);
     expect([d.headers.origin_id, d.headers.offset, d.headers.retry]).toEqual(['m1', '0', undefined]);
@@ -39,7 +44,7 @@ describe('ack mode', () => {
     expect(a.headers.pending).toBeUndefined();
     expect((await groupInfo(c)).unackedCount).toBe(0);
     // Well past the ack timeout nothing comes back.
-    const none = await consume(c, { consume_timeout: String(ackTimeout * 2) });
+    const none = await consumeWaiting(c, clock, 400);
     expect(none.headers.origin_id).toBeUndefined();
   });
 
@@ -59,21 +64,27 @@ describe('ack mode', () => {
   });
 
   it('redelivers an unacked message after group_ack_timeout with retry 1, then retry 2', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const c = await b.raw();
     await ackGroup(c, { group_ack_timeout: '100' });
     await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'm1' }, body: 'again and again' });
     const first = await consume(c);
     expect(first.headers.retry).toBeUndefined();
+    // Not back a moment before the deadline; back at it.
+    expect((await consumeWaiting(c, clock, 99)).headers.origin_id).toBeUndefined();
+    clock.advance(1);
     const second = await consume(c);
     expect([second.headers.origin_id, second.headers.offset, second.headers.retry]).toEqual(['m1', '0', '1']);
     expect(second.bodyText()).toBe('again and again');
+    clock.advance(100);
     const third = await consume(c);
     expect(third.headers.retry).toBe('2');
   });
 
   it('nack makes a delivery available again at once; nack with `delay` holds it that long', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const c = await b.raw();
     await ackGroup(c, { group_ack_timeout: '10000' });
     await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'm1' }, body: 'x' });
@@ -82,11 +93,9 @@ describe('ack mode', () => {
       headers: { cmd: 'nack', topic: 'T', consume_group: 'g', offset: d.headers.offset! },
     });
     expect(n.status).toBe(200);
-    const again = await consume(c, { consume_timeout: '2000' });
+    const again = await consume(c);
     expect([again.headers.origin_id, again.headers.retry]).toEqual(['m1', '1']);
-    // Long enough that the early consume below is answered before it, however busy the machine.
-    const delay = scaled(300);
-    const nackedAt = Date.now();
+    const delay = 300;
     await c.request({
       headers: {
         cmd: 'nack',
@@ -96,37 +105,32 @@ describe('ack mode', () => {
         delay: String(delay),
       },
     });
-    const early = await consume(c, { consume_timeout: '50' });
+    const early = await consumeWaiting(c, clock, delay - 1);
     expect(early.headers.origin_id).toBeUndefined();
-    const late = await consume(c);
-    expect(late.headers.origin_id).toBe('m1');
-    expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(delay);
+    const late = consume(c);
+    clock.advance(1);
+    expect((await late).headers.origin_id).toBe('m1');
   });
 
   it('touch extends the deadline of a pending delivery by the ack timeout', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const c = await b.raw();
-    // The steps below need margins of a fraction of the ack timeout; it scales with the machine's load.
-    const ackTimeout = scaled(400);
-    await ackGroup(c, { group_ack_timeout: String(ackTimeout) });
+    await ackGroup(c, { group_ack_timeout: '400' });
     await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'm1' }, body: 'x' });
     const d = await consume(c);
-    const deliveredAt = Date.now();
-    // Wait (for an event: the consume_timeout reply) until well into the ack timeout, then touch.
-    await consume(c, { consume_timeout: String(Math.round(ackTimeout * 0.6)) });
-    const touchedAt = Date.now();
+    clock.advance(240);
     const t = await c.request({
       headers: { cmd: 'touch', topic: 'T', consume_group: 'g', offset: d.headers.offset! },
     });
     expect([t.status, t.headers.pending]).toEqual([200, undefined]);
-    // Past the original deadline the message is still held...
-    const heldUntil = deliveredAt + Math.round(ackTimeout * 1.25);
-    const held = await consume(c, { consume_timeout: String(Math.max(50, heldUntil - Date.now())) });
-    expect(held.headers.origin_id).toBeUndefined();
-    // ...and comes back once the extended one passes (timers may fire a millisecond early).
-    const back = await consume(c);
-    expect(back.headers.retry).toBe('1');
-    expect(Date.now() - touchedAt).toBeGreaterThanOrEqual(ackTimeout - 10);
+    // Past the original deadline (400) the message is still held, up to a moment before the new one (640)...
+    expect((await consumeWaiting(c, clock, 260)).headers.origin_id).toBeUndefined();
+    expect((await consumeWaiting(c, clock, 139)).headers.origin_id).toBeUndefined();
+    // ...and comes back at it.
+    const back = consume(c);
+    clock.advance(1);
+    expect((await back).headers.retry).toBe('1');
     const unknown = await c.request({
       headers: { cmd: 'touch', topic: 'T', consume_group: 'g', offset: '9' },
     });
@@ -134,13 +138,14 @@ describe('ack mode', () => {
   });
 
   it('stops delivering when group_ack_window deliveries are unacked; an ack reopens it', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const c = await b.raw();
     await ackGroup(c, { group_ack_window: '2', group_ack_timeout: '10000' });
     for (let i = 0; i < 3; i++) await c.request({ headers: { cmd: 'produce', topic: 'T' }, body: `m${i}` });
     const d0 = await consume(c);
     await consume(c);
-    const blocked = await consume(c, { consume_timeout: '80' });
+    const blocked = await consumeWaiting(c, clock, 80);
     expect(blocked.headers.origin_id).toBeUndefined();
     const waiting = consume(c);
     await c.request({ headers: { cmd: 'ack', topic: 'T', consume_group: 'g', offset: d0.headers.offset! } });
@@ -169,7 +174,8 @@ describe('ack mode', () => {
 
 describe('dead letters', () => {
   it('moves a message delivered group_max_deliver times to <topic>.dlq with dlq_* headers', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const c = await b.raw();
     await ackGroup(c, { group_ack_timeout: '60', group_max_deliver: '2' });
     await declare(c, 'T.dlq');
@@ -177,7 +183,9 @@ describe('dead letters', () => {
     const dead = dlq.request({ headers: { cmd: 'consume', topic: 'T.dlq' } });
     await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'poison', tag: 'a.b' }, body: 'bad' });
     expect((await consume(c)).headers.retry).toBeUndefined();
+    clock.advance(60);
     expect((await consume(c)).headers.retry).toBe('1');
+    clock.advance(60);
     const d = await dead;
     expect(d.bodyText()).toBe('bad');
     expect(d.headers.origin_id).toBe('poison');
@@ -190,24 +198,25 @@ describe('dead letters', () => {
       dlq_deliveries: '2',
     });
     // Not delivered a third time; the group counts it.
-    const none = await consume(c, { consume_timeout: '150' });
+    const none = await consumeWaiting(c, clock, 150);
     expect(none.headers.origin_id).toBeUndefined();
     const info = await groupInfo(c);
     expect([info.unackedCount, info.deadLetterCount]).toEqual([0, 1]);
   });
 
   it('creates <topic>.dlq on first use; its messages can be read by offset and by its default group', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const c = await b.raw();
     await ackGroup(c, { group_ack_timeout: '50', group_max_deliver: '1' });
     await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'once' }, body: 'x' });
     await consume(c);
-    // The exhausted message leaves at the next deadline; wait for the dlq topic to hold it.
-    let r = await c.request({ headers: { cmd: 'consume', topic: 'T.dlq', offset: '0' } });
-    for (let i = 0; i < 200 && r.status === 404; i++) {
-      await consume(c, { consume_timeout: '20' });
-      r = await c.request({ headers: { cmd: 'consume', topic: 'T.dlq', offset: '0' } });
-    }
+    // The exhausted message leaves at its deadline, for a dlq topic the store creates (no event says when).
+    clock.advance(50);
+    const r = await waitFor(async () => {
+      const m = await c.request({ headers: { cmd: 'consume', topic: 'T.dlq', offset: '0' } });
+      return m.status === 404 ? undefined : m;
+    }, 'T.dlq to hold the dead letter');
     expect(r.status).toBe(200);
     expect([r.headers.origin_id, r.headers.dlq_deliveries]).toEqual(['once', '1']);
     // It comes with its default group, reading from the first dead letter: consumable without a declare.

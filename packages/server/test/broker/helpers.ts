@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeMessage, encodeMessage, Message, type MessageInit } from '@zbus/protocol';
-import { RawClient, scaled } from '@zbus/testkit';
+import { type ManualClock, RawClient, scaled } from '@zbus/testkit';
 import { onTestFinished } from 'vitest';
 import { type ClientOptions, WebSocket } from 'ws';
 import { type Broker, type BrokerOptions, createBroker } from '../../src/index.js';
@@ -124,6 +124,23 @@ export async function declare(c: RawClient, topic: string, headers: Record<strin
   const r = await c.request({ headers: { cmd: 'declare', topic, ...headers } });
   if (r.status !== 200) throw new Error(`declare ${topic} failed: ${r.status} ${r.bodyText()}`);
   return r;
+}
+
+/**
+ * A consume given `ms` of the broker's (manual) clock: sent with consume_timeout `ms`; once the broker has armed
+ * that timer, the clock moves `ms` on. Resolves with the reply: a delivery, or the empty consume_timeout answer.
+ */
+export async function consumeFor(
+  c: RawClient,
+  clock: ManualClock,
+  ms: number,
+  headers: Record<string, string>,
+): Promise<Message> {
+  const armed = clock.armed(clock.now() + ms);
+  const reply = c.request({ headers: { cmd: 'consume', ...headers, consume_timeout: String(ms) } });
+  await armed;
+  clock.advance(ms);
+  return reply;
 }
 
 /** A WebSocket zbus connection: each frame one HTTP-formatted message; replies matched by `id`. */

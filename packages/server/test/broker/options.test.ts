@@ -53,6 +53,18 @@ describe('resolveOptions', () => {
     expect(refusal({ fsync: { intervalMs: 0 } }).option).toBe('fsync');
   });
 
+  it('takes a clock with now, setTimer and clearTimer, and refuses anything else', () => {
+    const clock = { now: () => 0, setTimer: () => ({}), clearTimer: () => {} };
+    expect(resolveOptions({ clock }).clock).toBe(clock);
+    for (const bad of [null, {}, { ...clock, setTimer: 1 }, 'system']) {
+      const err = refusal({ clock: bad });
+      expect([err.option, err.message]).toEqual([
+        'clock',
+        'clock must have now, setTimer and clearTimer methods (clock)',
+      ]);
+    }
+  });
+
   it('keeps the hard bound of a connection queue above its high-water mark and one message', () => {
     const MiB = 1024 * 1024;
     // Below 64 KiB a socket may empty its queue without saying so, and a paused connection would never resume.

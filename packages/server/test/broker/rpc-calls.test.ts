@@ -1,16 +1,10 @@
-// RpcCalls on its own, with fake timers: calls are found by caller and id, settle once, time out at the sweep
+// RpcCalls on its own, on a manual clock: calls are found by caller and id, settle once, time out at the sweep
 // after their deadline and go with their caller.
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '@zbus/testkit';
+import { describe, expect, it } from 'vitest';
 import { type Caller, RpcCalls } from '../../src/rpc/calls.js';
 
 const caller = (id: string): Caller => ({ id, deliverRouted: () => true });
-
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
 
 describe('RpcCalls', () => {
   it('finds a call by caller and id until it is settled, once', () => {
@@ -30,18 +24,19 @@ describe('RpcCalls', () => {
   });
 
   it('times calls out at the first sweep past their deadline, and stops sweeping when none is left', () => {
-    const calls = new RpcCalls();
+    const clock = new ManualClock();
+    const calls = new RpcCalls(clock);
     const timedOut: string[] = [];
     calls.add(caller('a'), 'short', 'T', 100, () => timedOut.push('short'));
     calls.add(caller('a'), 'long', 'T', 1000, () => timedOut.push('long'));
     calls.add(caller('b'), 'answered', 'T', 100, () => timedOut.push('answered'));
     calls.settle('b', 'answered');
-    vi.advanceTimersByTime(150);
+    clock.advance(150);
     expect(timedOut).toEqual(['short']);
     expect(calls.size).toBe(1);
-    vi.advanceTimersByTime(1000);
+    clock.advance(1000);
     expect(timedOut).toEqual(['short', 'long']);
-    expect([calls.size, vi.getTimerCount()]).toEqual([0, 0]);
+    expect([calls.size, clock.pending]).toEqual([0, 0]);
     // A caller that comes back after its last call was swept starts afresh.
     calls.add(caller('a'), 'again', 'T', 100, () => timedOut.push('again'));
     expect(calls.waiting('a', 'again')?.id).toBe('again');
