@@ -51,6 +51,8 @@ interface Channel {
   batches: number;
   running: boolean;
   again: boolean;
+  /** Pulls whose consume_timeout ran out during a delivery loop: answered empty after it, if it gave them nothing. */
+  readonly expired: Pull[];
 }
 
 /** The channels of one topic (a write batch kicks these, not every channel) and its availability listener. */
@@ -122,6 +124,7 @@ export class Dispatcher {
         batches: 0,
         running: false,
         again: false,
+        expired: [],
       };
       this.#channels.set(key, ch);
       entry.channels.add(ch);
@@ -200,6 +203,11 @@ export class Dispatcher {
   /** A consume_timeout ran out before anything was delivered: an empty reply (no origin_id) says so. */
   #expire(ch: Channel, pull: Pull): void {
     pull.timer = undefined;
+    if (ch.running) {
+      // A store read under way may bring this pull a message: it is answered (or not) when the loop ends.
+      ch.expired.push(pull);
+      return;
+    }
     this.#dropPull(ch, pull);
     if (!pull.ticket.done) {
       const m = new Message({ status: 200, headers: { topic: ch.topic.name, consume_group: ch.group.name } });
@@ -470,6 +478,11 @@ export class Dispatcher {
       this.events.failed(err, ch.topic.name, ch.group.name);
     } finally {
       ch.running = false;
+    }
+    while (ch.expired.length > 0) {
+      const pull = ch.expired.pop()!;
+      // Unless the loop delivered to it, or it went meanwhile (unconsume, its session closed).
+      if (!pull.ticket.done && ch.pulls.includes(pull)) this.#expire(ch, pull);
     }
   }
 

@@ -1,8 +1,9 @@
 // RPC requests in flight through the broker: produced to an RPC topic, waiting for the service's `route`.
-// One coarse sweep timer serves every call (no timer per request); a call past its deadline gets 504. A `route`
-// reaches a session only as the answer to one of these calls (issue 14 item 4).
+// One sweep timer serves every call (no timer per request): it runs at the earliest deadline, at most once per
+// SWEEP_MS, and a call past its deadline gets 504. A `route` reaches a session only as the answer to one of these
+// calls (issue 14 item 4).
 import type { Message } from '@zbus/protocol';
-import { type Clock, systemClock, type TimerRef } from '../store/clock.js';
+import { Alarm, type Clock, systemClock } from '../store/clock.js';
 
 /** Who waits for a call's answer: a session here, or (rpc/relay.ts) a caller on another broker. */
 export interface Caller {
@@ -20,6 +21,7 @@ interface Call {
   onTimeout: () => void;
 }
 
+/** Sweeps (each a scan of the calls waiting) come at least this far apart; a timeout is at most this late. */
 const SWEEP_MS = 50;
 
 export class RpcCalls {
@@ -30,11 +32,13 @@ export class RpcCalls {
    */
   readonly #byCaller = new Map<string, Map<string, Call>>();
   #size = 0;
-  #timer: TimerRef | undefined;
-  readonly #sweepFn = () => this.#sweep();
+  readonly #sweeps: Alarm;
+  #sweptAt = Number.NEGATIVE_INFINITY;
 
   /** `clock` times the calls out (the broker's; tests pass a manual one). */
-  constructor(readonly clock: Clock = systemClock) {}
+  constructor(readonly clock: Clock = systemClock) {
+    this.#sweeps = new Alarm(clock, () => this.#sweep());
+  }
 
   get size(): number {
     return this.#size;
@@ -47,8 +51,10 @@ export class RpcCalls {
       this.#byCaller.set(session.id, calls);
     }
     if (!calls.has(id)) this.#size++;
-    calls.set(id, { session, id, topic, deadline: this.clock.now() + timeoutMs, onTimeout });
-    this.#timer ??= this.clock.setTimer(this.#sweepFn, SWEEP_MS);
+    const deadline = this.clock.now() + timeoutMs;
+    calls.set(id, { session, id, topic, deadline, onTimeout });
+    // Deadlines mostly grow with each call: the alarm is rarely moved.
+    this.#sweeps.setEarlier(Math.max(deadline, this.#sweptAt + SWEEP_MS));
   }
 
   /** The call `id` of session `sessionId` while it waits for its answer, else undefined. */
@@ -76,28 +82,27 @@ export class RpcCalls {
   }
 
   #sweep(): void {
-    this.#timer = undefined;
     const now = this.clock.now();
+    this.#sweptAt = now;
+    let next = Number.POSITIVE_INFINITY;
     for (const [caller, calls] of this.#byCaller) {
       for (const [id, c] of calls) {
         if (c.deadline <= now) {
           calls.delete(id);
           this.#size--;
           c.onTimeout();
-        }
+        } else if (c.deadline < next) next = c.deadline;
       }
       if (calls.size === 0) this.#byCaller.delete(caller);
     }
-    // The next sweep while calls wait (an onTimeout above may have added one and armed it already).
-    if (this.#size > 0) this.#timer ??= this.clock.setTimer(this.#sweepFn, SWEEP_MS);
+    if (next < Number.POSITIVE_INFINITY) this.#sweeps.setEarlier(Math.max(next, now + SWEEP_MS));
   }
 
   /** Shutdown: every call still waiting is handed to `answer` (the broker replies 503), then forgotten. */
   close(answer?: (session: Caller, id: string) => void): void {
     if (answer)
       for (const calls of this.#byCaller.values()) for (const c of calls.values()) answer(c.session, c.id);
-    if (this.#timer) this.clock.clearTimer(this.#timer);
-    this.#timer = undefined;
+    this.#sweeps.cancel();
     this.#byCaller.clear();
     this.#size = 0;
   }

@@ -1,7 +1,8 @@
 // Every 0.11 command over a raw TCP connection, as zbus clients speak it.
 import type { Message } from '@zbus/protocol';
+import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
-import { startTestBroker } from './helpers.js';
+import { consumeFor, startTestBroker } from './helpers.js';
 
 const text = (m: Message) => m.bodyText();
 
@@ -112,13 +113,26 @@ describe('consume', () => {
   });
 
   it('answers an empty 200 without origin_id when consume_timeout runs out', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const c = await b.raw();
     await c.request({ headers: { cmd: 'declare', topic: 'T' } });
-    const r = await c.request({ headers: { cmd: 'consume', topic: 'T', consume_timeout: '50' } });
+    const r = await consumeFor(c, clock, 50, { topic: 'T' });
     expect(r.status).toBe(200);
+    expect(r.headers.consume_timeout).toBe('true');
     expect(r.headers.origin_id).toBeUndefined();
     expect(r.body.length).toBe(0);
+  });
+
+  it('hands a message to a consume whose consume_timeout runs out while the broker reads it', async () => {
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
+    const c = await b.raw();
+    await c.request({ headers: { cmd: 'declare', topic: 'T' } });
+    await c.request({ headers: { cmd: 'produce', topic: 'T', id: 'm1' }, body: 'x' });
+    // The clock moves past the timeout as soon as the consume is queued, before the store read completes.
+    const r = await consumeFor(c, clock, 50, { topic: 'T' });
+    expect([r.headers.origin_id, r.headers.consume_timeout]).toEqual(['m1', undefined]);
   });
 
   it('reads one message by offset and answers 404 past the end', async () => {

@@ -1,9 +1,8 @@
 // The three messaging patterns through consume groups (zbus-protocol.md §7.1), tag filters (§7.4), exclusive
 // and delete-on-exit groups and session cleanup (§7.9, decisions.md §2), and delayed delivery (decisions.md §3).
-import type { Message } from '@zbus/protocol';
-import { scaled } from '@zbus/testkit';
+import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
-import { declare, startTestBroker, untilConsumers, untilGroupGone } from './helpers.js';
+import { consumeFor, declare, startTestBroker, untilConsumers, untilGroupGone } from './helpers.js';
 
 const EXCLUSIVE = 16;
 const DELETE_ON_EXIT = 32;
@@ -83,7 +82,8 @@ describe('unicast, multicast, broadcast', () => {
 
 describe('tag filters', () => {
   it('delivers only the tags a group filter matches: `*` one segment, `#` the rest, `;` alternatives', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const c = await b.raw();
     await declare(c, 'Stock');
     await declare(c, 'Stock', { consume_group: 'hk', group_filter: 'Stock.HK.#' });
@@ -97,9 +97,7 @@ describe('tag filters', () => {
     const drain = async (group: string) => {
       const out: string[] = [];
       for (;;) {
-        const d = await c.request({
-          headers: { cmd: 'consume', topic: 'Stock', consume_group: group, consume_timeout: '50' },
-        });
+        const d = await consumeFor(c, clock, 50, { topic: 'Stock', consume_group: group });
         if (d.headers.origin_id === undefined) return out;
         out.push(d.bodyText());
       }
@@ -151,7 +149,8 @@ describe('exclusive and delete-on-exit groups', () => {
   });
 
   it('cleans every group a closing session consumed from, across topics', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const admin = await b.raw();
     await declare(admin, 'A', { consume_group: 'a1', group_mask: String(DELETE_ON_EXIT) });
     await declare(admin, 'A', { consume_group: 'a2', group_mask: String(EXCLUSIVE | DELETE_ON_EXIT) });
@@ -174,46 +173,46 @@ describe('exclusive and delete-on-exit groups', () => {
     // The exclusive group is free for a newcomer (re-declared).
     const n = await b.raw();
     await declare(n, 'A', { consume_group: 'a2', group_mask: String(EXCLUSIVE) });
-    const w = n.request({
-      headers: { cmd: 'consume', topic: 'A', consume_group: 'a2', consume_timeout: '50' },
-    });
-    expect((await w).status).toBe(200);
+    const w = await consumeFor(n, clock, 50, { topic: 'A', consume_group: 'a2' });
+    expect([w.status, w.headers.consume_timeout]).toEqual([200, 'true']);
   });
 });
 
 describe('delayed messages', () => {
   it('holds a message with a `delay` header until it is due; others pass it', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const c = await b.raw();
     await declare(c, 'T');
-    const before = Date.now();
+    const producedAt = clock.now();
     const p = await c.request({ headers: { cmd: 'produce', topic: 'T', delay: '150' }, body: 'later' });
     expect(p.status).toBe(200);
-    expect(Number(p.headers.deliver_at)).toBeGreaterThanOrEqual(before + 150);
+    expect(Number(p.headers.deliver_at)).toBe(producedAt + 150);
     await c.request({ headers: { cmd: 'produce', topic: 'T' }, body: 'now' });
     const first = await c.request({ headers: { cmd: 'consume', topic: 'T' } });
     expect(first.bodyText()).toBe('now');
-    const second = await c.request({ headers: { cmd: 'consume', topic: 'T' } });
-    expect(second.bodyText()).toBe('later');
-    expect(Date.now()).toBeGreaterThanOrEqual(Number(p.headers.deliver_at));
-    expect(second.headers.delay).toBeUndefined();
+    expect((await consumeFor(c, clock, 149, { topic: 'T' })).headers.origin_id).toBeUndefined();
+    const second = c.request({ headers: { cmd: 'consume', topic: 'T' } });
+    clock.advance(1);
+    expect((await second).bodyText()).toBe('later');
+    expect((await second).headers.delay).toBeUndefined();
   });
 
   it('holds a message until `deliver_at` (epoch ms)', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const c = await b.raw();
     await declare(c, 'T');
-    // Far enough ahead that the early consume is answered first, however busy the machine.
-    const at = Date.now() + scaled(300);
+    const at = clock.now() + 300;
     const p = await c.request({
       headers: { cmd: 'produce', topic: 'T', deliver_at: String(at) },
       body: 'at',
     });
     expect(p.headers.deliver_at).toBe(String(at));
-    const early = await c.request({ headers: { cmd: 'consume', topic: 'T', consume_timeout: '30' } });
+    const early = await consumeFor(c, clock, 299, { topic: 'T' });
     expect(early.headers.origin_id).toBeUndefined();
-    const d: Message = await c.request({ headers: { cmd: 'consume', topic: 'T' } });
-    expect(d.bodyText()).toBe('at');
-    expect(Date.now()).toBeGreaterThanOrEqual(at);
+    const d = c.request({ headers: { cmd: 'consume', topic: 'T' } });
+    clock.advance(1);
+    expect((await d).bodyText()).toBe('at');
   });
 });

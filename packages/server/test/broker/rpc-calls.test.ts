@@ -23,7 +23,7 @@ describe('RpcCalls', () => {
     calls.close();
   });
 
-  it('times calls out at the first sweep past their deadline, and stops sweeping when none is left', () => {
+  it('times calls out at their deadline with one timer, and stops when none is left', () => {
     const clock = new ManualClock();
     const calls = new RpcCalls(clock);
     const timedOut: string[] = [];
@@ -31,15 +31,35 @@ describe('RpcCalls', () => {
     calls.add(caller('a'), 'long', 'T', 1000, () => timedOut.push('long'));
     calls.add(caller('b'), 'answered', 'T', 100, () => timedOut.push('answered'));
     calls.settle('b', 'answered');
-    clock.advance(150);
+    expect(clock.pending).toBe(1);
+    clock.advance(99);
+    expect(timedOut).toEqual([]);
+    clock.advance(1);
     expect(timedOut).toEqual(['short']);
     expect(calls.size).toBe(1);
-    clock.advance(1000);
+    clock.advance(899);
+    expect(timedOut).toEqual(['short']);
+    clock.advance(1);
     expect(timedOut).toEqual(['short', 'long']);
     expect([calls.size, clock.pending]).toEqual([0, 0]);
     // A caller that comes back after its last call was swept starts afresh.
     calls.add(caller('a'), 'again', 'T', 100, () => timedOut.push('again'));
     expect(calls.waiting('a', 'again')?.id).toBe('again');
+    calls.close();
+    expect(clock.pending).toBe(0);
+  });
+
+  it('sweeps at most once per 50 ms however close the deadlines', () => {
+    const clock = new ManualClock();
+    const calls = new RpcCalls(clock);
+    const timedOut: number[] = [];
+    calls.add(caller('a'), '0', 'T', 10, () => timedOut.push(clock.now()));
+    const start = clock.now();
+    clock.advance(10);
+    for (let i = 1; i <= 3; i++) calls.add(caller('a'), String(i), 'T', i, () => timedOut.push(clock.now()));
+    clock.advance(100);
+    // The first at its deadline; the next three, due 1 to 3 ms later, together at the following sweep.
+    expect(timedOut.map((t) => t - start)).toEqual([10, 60, 60, 60]);
     calls.close();
   });
 

@@ -2,7 +2,7 @@
 // (mask MEMORY|RPC = 3) and answers with `route`; callers on raw TCP, WebSocket and plain HTTP (RPC by URL)
 // get the service's reply; 503 at once without a service; 504 after the `timeout` header.
 import type { Message } from '@zbus/protocol';
-import type { RawClient } from '@zbus/testkit';
+import { latch, ManualClock, type RawClient } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { closed, declare, startTestBroker, type TestBroker, untilConsumers, wsConnect } from './helpers.js';
 
@@ -54,6 +54,16 @@ async function startService(
   const admin = await b.raw();
   await untilConsumers(admin, topic, topic, 1);
   return { client, received };
+}
+
+/** A service on a broker with a manual clock that never answers: `taken()` resolves once a request reached it. */
+async function muteService(b: TestBroker, topic: string) {
+  const got = latch(1);
+  const svc = await startService(b, topic, () => {
+    got.countDown();
+    return undefined;
+  });
+  return { ...svc, taken: () => got.wait() };
 }
 
 /** plus(a, b) on any module; anything else is an error with status 600. */
@@ -242,19 +252,28 @@ describe('RPC by route', () => {
   });
 
   it('answers 504 after the `timeout` header when the service never replies; a late reply is counted', async () => {
-    const b = await startTestBroker();
-    const svc = await startService(b, 'Slow', () => undefined);
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
+    const svc = await muteService(b, 'Slow');
     const caller = await b.raw();
-    const started = Date.now();
-    const r = await caller.request({
+    let answered = false;
+    const reply = caller.request({
       headers: { cmd: 'produce', topic: 'Slow', id: 't1', timeout: '100' },
       body: '{}',
     });
+    void reply.then(() => {
+      answered = true;
+    });
+    await svc.taken();
+    clock.advance(99);
+    await caller.request({ headers: { cmd: 'ping' } }); // a 504 sent at 99 would be in before this reply
+    expect(answered).toBe(false);
+    clock.advance(1);
+    const r = await reply;
     expect(r.status).toBe(504);
     expect(r.headers.id).toBe('t1');
     expect(r.headers.error_code).toBe('ZBUS_ERR_TIMEOUT');
     expect(r.bodyText()).toContain('did not answer within 100 ms');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
     // The service answers too late: dropped and counted, never delivered.
     const d = svc.received[0]!;
     svc.client.send({
@@ -332,22 +351,30 @@ describe('RPC by URL', () => {
   });
 
   it('answers 503 at once without a service and 504 after ?timeout=', async () => {
-    const b = await startTestBroker();
+    const clock = new ManualClock();
+    const b = await startTestBroker({ clock });
     const c = await b.raw();
     await declare(c, 'Nobody', { topic_mask: '3' });
     const r = await fetch(`${b.url}/Nobody/m/f/1`);
     expect(r.status).toBe(503);
     expect(r.headers.get('error_code')).toBe('ZBUS_ERR_NO_RESPONDERS');
-    await startService(b, 'Mute', () => undefined);
-    const t = await fetch(`${b.url}/Mute/m/f/1?timeout=80`);
+    const mute = await muteService(b, 'Mute');
+    const answer = fetch(`${b.url}/Mute/m/f/1?timeout=80`);
+    await mute.taken();
+    clock.advance(80);
+    const t = await answer;
     expect(t.status).toBe(504);
     expect(t.headers.get('error_code')).toBe('ZBUS_ERR_TIMEOUT');
   });
 
   it('answers the plain-HTTP caller with the broker default timeout when none is given', async () => {
-    const b = await startTestBroker({ rpcTimeoutMs: 100 });
-    await startService(b, 'Mute', () => undefined);
-    const t = await fetch(`${b.url}/Mute/m/f`);
+    const clock = new ManualClock();
+    const b = await startTestBroker({ rpcTimeoutMs: 100, clock });
+    const mute = await muteService(b, 'Mute');
+    const answer = fetch(`${b.url}/Mute/m/f`);
+    await mute.taken();
+    clock.advance(100);
+    const t = await answer;
     expect(t.status).toBe(504);
     expect(await t.text()).toContain('within 100 ms');
   });
