@@ -16,6 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 interface Setup {
   entry: RawClient;
+  /** Plain HTTP to the broker `entry` is connected to. */
+  entryUrl: string;
   exit: RawClient;
   stop(): Promise<void>;
 }
@@ -32,6 +34,7 @@ const STORES: Array<{ name: string; skip: string | undefined; start(): Promise<S
       const exit = await RawClient.connect(b.port);
       return {
         entry,
+        entryUrl: `http://127.0.0.1:${b.port}`,
         exit,
         async stop() {
           entry.close();
@@ -58,6 +61,7 @@ const STORES: Array<{ name: string; skip: string | undefined; start(): Promise<S
       const exit = await RawClient.connect(brokers[1]!.port);
       return {
         entry,
+        entryUrl: `http://127.0.0.1:${brokers[0]!.port}`,
         exit,
         async stop() {
           entry.close();
@@ -192,6 +196,37 @@ for (const store of STORES) {
       });
       const reply = await s.entry.next((m) => m.headers.id === callId, 15_000);
       expect([reply.status, text(reply)]).toEqual([200, '3']);
+    });
+
+    it('answers RPC by URL (plain HTTP) through the other broker', async () => {
+      const topic = fresh('Calc');
+      await declare(s, { topic, topic_mask: String(1 | 2) });
+      const consumeId = s.exit.send({ url: '/', headers: { cmd: 'consume', topic } });
+      // As above: 503 until the service's broker takes calls for the topic; the call that reaches the service
+      // is the one whose answer has not come when the service gets it.
+      const delivered = s.exit.next((m) => m.headers.id === consumeId, 15_000);
+      let call: Promise<Response> | undefined;
+      let req: Message | undefined;
+      for (let i = 0; req === undefined; i++) {
+        if (i > 100) throw new Error('the service never became reachable');
+        const attempt = fetch(`${s.entryUrl}/${topic}/calc/plus/1/2`);
+        const first = await Promise.race([
+          attempt.then((r) => ({ early: r })),
+          delivered.then((m) => ({ m })),
+        ]);
+        if ('m' in first) {
+          call = attempt;
+          req = first.m;
+        } else expect(first.early.status).toBe(503);
+      }
+      expect(JSON.parse(text(req))).toEqual({ module: 'calc', method: 'plus', params: ['1', '2'] });
+      s.exit.send({
+        url: '/',
+        headers: { cmd: 'route', topic, recver: req.headers.sender!, id: req.headers.origin_id! },
+        body: '3',
+      });
+      const reply = await call!;
+      expect([reply.status, await reply.text()]).toEqual([200, '3']);
     });
 
     it('delivers each message once per group: unicast within a group, multicast across groups', async () => {

@@ -138,14 +138,22 @@ export function resolveCommand(msg: Message): ResolvedCommand {
  */
 export function rpcRequestFromUrl(msg: Message): RpcRequest | undefined {
   const { path, query } = parseUrl(msg.url);
-  if (path.length > 1 && path[path.length - 1] === '') path.pop();
+  return rpcRequestFromPath(path, query);
+}
+
+/** rpcRequestFromUrl on a URL parsed already (a ResolvedCommand's `path` and `query`). */
+export function rpcRequestFromPath(
+  path: readonly string[],
+  query: Readonly<Record<string, string>>,
+): RpcRequest | undefined {
+  const end = path.length > 1 && path[path.length - 1] === '' ? path.length - 1 : path.length;
   const first = path[0];
   if (first === undefined || first === '') return undefined;
   if (first.toLowerCase() === 'rpc') {
     if (path[1] === undefined || path[1] === '') return undefined;
-    return { module: query.module ?? '', method: path[2] ?? '', params: path.slice(3) };
+    return { module: query.module ?? '', method: end > 2 ? path[2]! : '', params: path.slice(3, end) };
   }
-  return { module: path[1] ?? '', method: path[2] ?? '', params: path.slice(3) };
+  return { module: end > 1 ? path[1]! : '', method: end > 2 ? path[2]! : '', params: path.slice(3, end) };
 }
 
 /**

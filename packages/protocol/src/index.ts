@@ -1,7 +1,13 @@
 // The public surface of @zbus/protocol: explicit named exports only (style.md §2, §4).
 
 export type { ResolvedCommand, RpcRequest } from './command.js';
-export { parseUrl, resolveCommand, rpcRequestFromUrl, tokenFromCookie } from './command.js';
+export {
+  parseUrl,
+  resolveCommand,
+  rpcRequestFromPath,
+  rpcRequestFromUrl,
+  tokenFromCookie,
+} from './command.js';
 export { decodeMessage, MessageDecoder } from './decoder.js';
 export {
   encodeHead,

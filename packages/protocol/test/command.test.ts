@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { Cmd, COMMANDS, Message, resolveCommand, rpcRequestFromUrl, tokenFromCookie } from '../src/index.js';
+import {
+  Cmd,
+  COMMANDS,
+  Message,
+  parseUrl,
+  resolveCommand,
+  rpcRequestFromPath,
+  rpcRequestFromUrl,
+  tokenFromCookie,
+} from '../src/index.js';
 import { text } from './helpers.js';
 
 const req = (url: string, headers?: Record<string, string>, body?: string): Message =>
@@ -226,6 +235,15 @@ describe('rpcRequestFromUrl', () => {
   it('is undefined when the URL names no topic', () => {
     expect(rpcRequestFromUrl(req('/'))).toBeUndefined();
     expect(rpcRequestFromUrl(req('/rpc'))).toBeUndefined();
+  });
+
+  it('reads a URL parsed already (rpcRequestFromPath), leaving the parsed path as it was', () => {
+    for (const url of ['/MyRpc/m/echo/a/', '/rpc/MyRpc/plus/1/2/?module=Calc', '/MyRpc/', '/rpc/', '/']) {
+      const { path, query } = parseUrl(url);
+      const before = [...path];
+      expect(rpcRequestFromPath(path, query)).toEqual(rpcRequestFromUrl(req(url)));
+      expect(path).toEqual(before);
+    }
   });
 });
 

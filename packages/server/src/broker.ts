@@ -200,13 +200,11 @@ class BrokerCore implements BrokerState, Broker {
       t.send(errorReply(new ZbusError('ZBUS_ERR_CLOSED', 'the broker is shutting down'))),
     );
     this.relay?.close();
-    this.rpc.close((session, id) => {
+    this.rpc.close((session, id, ticket) => {
       if (!(session instanceof Session)) return;
       // RPC callers still waiting get 503 rather than a connection closed without an answer.
       const reply = errorReply(new ZbusError('ZBUS_ERR_CLOSED', 'the broker is shutting down'));
       reply.set('id', id);
-      const ticket = session.awaitingRoute.get(id);
-      session.awaitingRoute.delete(id);
       if (ticket) ticket.send(reply);
       else session.push(reply);
     });

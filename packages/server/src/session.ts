@@ -94,8 +94,6 @@ export class Session {
   token: string | undefined;
   /** Groups this session consumes from, as `topic\0group` keys (cleanup on close). */
   readonly groups = new Set<string>();
-  /** Plain-HTTP requests waiting for a routed reply (RPC by URL), by request id. */
-  readonly awaitingRoute = new Map<string, ReplyTicket>();
   /** Token from the cookie of a WebSocket handshake: frames carry no cookies of their own. */
   cookieToken: string | undefined;
   /** Set by `track_sub`. */
@@ -217,20 +215,10 @@ export class Session {
     if (!this.closed) this.wire.write(msg);
   }
 
-  /**
-   * A routed reply (`route` with `recver` = this session). A plain-HTTP caller waiting for it gets it as the
-   * reply to its request; anyone else gets it as a push.
-   */
+  /** A routed reply (`route` with `recver` = this session) to a call it made with its own id: a push. */
   deliverRouted(msg: Message): boolean {
     if (this.closed) return false;
-    const id = msg.id;
-    const waiting = id === undefined ? undefined : this.awaitingRoute.get(id);
-    if (waiting) {
-      this.awaitingRoute.delete(id!);
-      waiting.send(msg);
-    } else {
-      this.wire.write(msg);
-    }
+    this.wire.write(msg);
     return true;
   }
 
@@ -268,7 +256,6 @@ export class Session {
     this.#heldBytes = 0;
     const gone = new ZbusError('ZBUS_ERR_CLOSED', 'the connection is closed');
     for (const turn of this.#readTurns.splice(0)) turn.reject(gone);
-    this.awaitingRoute.clear();
     for (const fn of this.#closeListeners) fn(this);
     this.#closeListeners.length = 0;
     this.#endListeners.length = 0;

@@ -203,7 +203,7 @@ export class Requests implements ConnectionHost {
     try {
       if (cmd === 'produce' || cmd === 'rpc') {
         const topic = msg.topic === undefined ? undefined : this.#state.store.topic(msg.topic);
-        applyRpcByUrl(msg, cmd, resolved.form, topic);
+        applyRpcByUrl(msg, resolved, topic);
       }
     } catch (err) {
       this.#fail(ticket, err, msg.topic);

@@ -3,7 +3,7 @@
 import { Mask, ZbusError } from '@zbus/protocol';
 import { errorReply } from '../errors.js';
 import { encodeStored } from '../mq/delivery.js';
-import type { AppendInput, Topic } from '../store/types.js';
+import type { AppendInput, AppendResult, Topic } from '../store/types.js';
 import type { CommandContext } from './context.js';
 import { deliverAt, intHeader, requireTopic } from './lookup.js';
 import { okAck } from './reply.js';
@@ -25,7 +25,6 @@ export function hasRpcMask(topic: Topic): boolean {
 
 export function produce(ctx: CommandContext): void | Promise<void> {
   const { msg, state, session, ticket } = ctx;
-  const ack = msg.ack;
   // 0.11 answered these errors only when the producer asked for an ack; zbus-ts always does, so that a
   // fire-and-forget producer or an RPC caller (which sends ack: false) learns at once that nothing was
   // stored instead of waiting for its own timeout. 0.11 clients ignore a reply they did not wait for.
@@ -53,20 +52,26 @@ export function produce(ctx: CommandContext): void | Promise<void> {
   let timeoutMs = 0;
   if (rpc) {
     state.metrics.rpcRequests++;
-    // A plain-HTTP caller (RPC by URL) gets the routed reply as the answer to its request.
-    if (ticket.ordered) session.awaitingRoute.set(id, ticket);
     timeoutMs = timeout !== undefined && timeout > 0 ? timeout : state.options.rpcTimeoutMs;
-    state.rpc.add(session, id, topic.name, timeoutMs, () => {
-      state.metrics.rpcTimeouts++;
-      session.awaitingRoute.delete(id);
-      const reply = errorReply(
-        new ZbusError('ZBUS_ERR_TIMEOUT', `${topic.name} did not answer within ${timeoutMs} ms (timeout)`),
-        topic.name,
-      );
-      reply.set('id', id);
-      if (ticket.ordered) ticket.send(reply);
-      else session.push(reply);
-    });
+    // A plain-HTTP caller (RPC by URL) gets the routed reply as the answer to its request (the call keeps its
+    // ticket); a zbus client matches it by id on its own.
+    state.rpc.add(
+      session,
+      id,
+      topic.name,
+      timeoutMs,
+      () => {
+        state.metrics.rpcTimeouts++;
+        const reply = errorReply(
+          new ZbusError('ZBUS_ERR_TIMEOUT', `${topic.name} did not answer within ${timeoutMs} ms (timeout)`),
+          topic.name,
+        );
+        reply.set('id', id);
+        if (ticket.ordered) ticket.send(reply);
+        else session.push(reply);
+      },
+      ticket.ordered ? ticket : undefined,
+    );
   }
 
   if (relay) {
@@ -74,7 +79,6 @@ export function produce(ctx: CommandContext): void | Promise<void> {
     // connection's in-flight budget for as long as the service takes).
     relay.forward(session, topic.name, input.id, input.data, timeoutMs).catch((err: unknown) => {
       if (!state.rpc.settle(session.id, input.id)) return; // answered 504 meanwhile
-      session.awaitingRoute.delete(input.id);
       const reply = errorReply(err, topic.name);
       reply.set('id', input.id);
       if (ticket.ordered) ticket.send(reply);
@@ -83,36 +87,51 @@ export function produce(ctx: CommandContext): void | Promise<void> {
     if (!ticket.ordered) ticket.none();
     return;
   }
-  return topic.append(input).then(
-    (r) => {
-      state.metrics.countProduced(topic.name);
-      if (rpc) {
-        // The answer is the service's routed reply; a zbus client matches it by id on its own.
-        if (!ticket.ordered) ticket.none();
-        return;
-      }
-      if (!ack) {
-        ticket.none();
-        return;
-      }
-      const reply = okAck(r.timestamp, topic.name);
-      reply.set('durable', r.durability);
-      if (r.offset >= 0) reply.set('offset', r.offset);
-      if (r.duplicate) reply.set('duplicate', 'true');
-      if (r.deliverAt !== undefined) reply.set('deliver_at', r.deliverAt);
-      ticket.send(reply);
-    },
-    (err: unknown) => {
-      if (rpc) {
-        state.rpc.settle(session.id, input.id);
-        session.awaitingRoute.delete(input.id);
-      }
-      if (!ack && !rpc) {
-        state.log.warn({ err, topic: topic.name }, 'produce without ack failed');
-        ticket.none();
-        return;
-      }
-      throw err;
-    },
-  );
+  if (topic.appendNow === undefined) {
+    return topic.append(input).then(
+      (r) => stored(ctx, topic, rpc, r),
+      (err: unknown) => refused(ctx, topic, rpc, err),
+    );
+  }
+  // A memory topic (every RPC topic is one unless declared otherwise): stored at once, no promise per call.
+  let r: AppendResult;
+  try {
+    r = topic.appendNow(input);
+  } catch (err) {
+    refused(ctx, topic, rpc, err);
+    return;
+  }
+  stored(ctx, topic, rpc, r);
+}
+
+/** The message is stored: the producer gets its ack (an RPC caller gets the service's answer instead). */
+function stored(ctx: CommandContext, topic: Topic, rpc: boolean, r: AppendResult): void {
+  const { msg, state, ticket } = ctx;
+  state.metrics.countProduced(topic.name);
+  if (rpc) {
+    if (!ticket.ordered) ticket.none();
+    return;
+  }
+  if (!msg.ack) {
+    ticket.none();
+    return;
+  }
+  const reply = okAck(r.timestamp, topic.name);
+  reply.set('durable', r.durability);
+  if (r.offset >= 0) reply.set('offset', r.offset);
+  if (r.duplicate) reply.set('duplicate', 'true');
+  if (r.deliverAt !== undefined) reply.set('deliver_at', r.deliverAt);
+  ticket.send(reply);
+}
+
+/** The store refused the message: thrown to the producer, unless nobody waits for an answer. */
+function refused(ctx: CommandContext, topic: Topic, rpc: boolean, err: unknown): void {
+  const { msg, state, ticket } = ctx;
+  if (rpc) state.rpc.settle(ctx.session.id, msg.headers.id!);
+  else if (!msg.ack) {
+    state.log.warn({ err, topic: topic.name }, 'produce without ack failed');
+    ticket.none();
+    return;
+  }
+  throw err;
 }

@@ -3,6 +3,7 @@
 // router may serve (its `route` ACL): anything else would let one client push forged replies into any
 // session whose id it learnt (issue 14 item 4). The reply to a call that timed out is dropped the same way.
 import { createHeaders, Message } from '@zbus/protocol';
+import { routed } from '../rpc/calls.js';
 import type { CommandContext } from './context.js';
 import { intHeader } from './lookup.js';
 
@@ -24,12 +25,14 @@ export function route(ctx: CommandContext): void {
   const call = msg.recver !== undefined && id !== undefined ? state.rpc.waiting(msg.recver, id) : undefined;
   // A route that names a topic answers only a call made to that topic; one that names none is checked against
   // the call's topic (0.11 clients name it).
+  const named = msg.topic;
   const answers =
-    call !== undefined && (msg.topic === undefined || msg.topic.toLowerCase() === call.topic.toLowerCase());
+    call !== undefined &&
+    (named === undefined || named === call.topic || named.toLowerCase() === call.topic.toLowerCase());
   if (answers) state.auth?.check('route', msg.token, call.topic, undefined);
   ctx.ticket.none();
   // The answer settles the service's delivery: its consume_window gets the credit back (dispatcher.answered).
-  const served = msg.topic === undefined ? undefined : state.store.topic(msg.topic);
+  const served = named === undefined ? undefined : state.store.topic(named);
   if (served !== undefined && id !== undefined) state.dispatcher.answered(ctx.session, served, id);
   if (!answers) {
     state.metrics.rpcUnroutableReplies++;
@@ -45,5 +48,5 @@ export function route(ctx: CommandContext): void {
   reply.status = status;
   reply.headers = headers;
   reply.body = msg.body;
-  if (!call.session.deliverRouted(reply)) state.metrics.rpcUnroutableReplies++;
+  if (!routed(call, reply)) state.metrics.rpcUnroutableReplies++;
 }

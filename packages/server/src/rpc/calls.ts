@@ -3,6 +3,7 @@
 // SWEEP_MS, and a call past its deadline gets 504. A `route` reaches a session only as the answer to one of these
 // calls (issue 14 item 4).
 import type { Message } from '@zbus/protocol';
+import type { ReplyTicket } from '../session.js';
 import { Alarm, type Clock, systemClock } from '../store/clock.js';
 
 /** Who waits for a call's answer: a session here, or (rpc/relay.ts) a caller on another broker. */
@@ -19,10 +20,27 @@ interface Call {
   topic: string;
   deadline: number;
   onTimeout: () => void;
+  /** A plain-HTTP request (RPC by URL) whose answer the routed reply is, in the connection's order. */
+  ticket: ReplyTicket | undefined;
 }
+
+/** A call as the answering side sees it. */
+export type WaitingCall = Readonly<Pick<Call, 'session' | 'id' | 'topic' | 'ticket'>>;
 
 /** Sweeps (each a scan of the calls waiting) come at least this far apart; a timeout is at most this late. */
 const SWEEP_MS = 50;
+
+/**
+ * Hands the routed reply to the call's caller: as the answer to its plain-HTTP request (RPC by URL, in the
+ * connection's order), else as a push it matches by id. False when it could not be delivered.
+ */
+export function routed(call: WaitingCall, reply: Message): boolean {
+  const ticket = call.ticket;
+  if (ticket === undefined) return call.session.deliverRouted(reply);
+  if (ticket.session.closed) return false;
+  ticket.send(reply);
+  return true;
+}
 
 export class RpcCalls {
   /**
@@ -44,7 +62,14 @@ export class RpcCalls {
     return this.#size;
   }
 
-  add(session: Caller, id: string, topic: string, timeoutMs: number, onTimeout: () => void): void {
+  add(
+    session: Caller,
+    id: string,
+    topic: string,
+    timeoutMs: number,
+    onTimeout: () => void,
+    ticket?: ReplyTicket,
+  ): void {
     let calls = this.#byCaller.get(session.id);
     if (calls === undefined) {
       calls = new Map();
@@ -52,21 +77,29 @@ export class RpcCalls {
     }
     if (!calls.has(id)) this.#size++;
     const deadline = this.clock.now() + timeoutMs;
-    calls.set(id, { session, id, topic, deadline, onTimeout });
+    calls.set(id, { session, id, topic, deadline, onTimeout, ticket });
     // Deadlines mostly grow with each call: the alarm is rarely moved.
     this.#sweeps.setEarlier(Math.max(deadline, this.#sweptAt + SWEEP_MS));
   }
 
   /** The call `id` of session `sessionId` while it waits for its answer, else undefined. */
-  waiting(sessionId: string, id: string): Readonly<Pick<Call, 'session' | 'id' | 'topic'>> | undefined {
+  waiting(sessionId: string, id: string): WaitingCall | undefined {
     return this.#byCaller.get(sessionId)?.get(id);
   }
 
   /** The reply arrived: true when the call was still waiting. */
   settle(sessionId: string, id: string): boolean {
-    if (this.#byCaller.get(sessionId)?.delete(id) !== true) return false;
+    return this.take(sessionId, id) !== undefined;
+  }
+
+  /** settle() that gives the call back (to answer it with routed()). */
+  take(sessionId: string, id: string): WaitingCall | undefined {
+    const calls = this.#byCaller.get(sessionId);
+    const call = calls?.get(id);
+    if (call === undefined) return undefined;
+    calls!.delete(id);
     this.#size--;
-    return true;
+    return call;
   }
 
   /** The caller went away. */
@@ -99,9 +132,10 @@ export class RpcCalls {
   }
 
   /** Shutdown: every call still waiting is handed to `answer` (the broker replies 503), then forgotten. */
-  close(answer?: (session: Caller, id: string) => void): void {
+  close(answer?: (session: Caller, id: string, ticket: ReplyTicket | undefined) => void): void {
     if (answer)
-      for (const calls of this.#byCaller.values()) for (const c of calls.values()) answer(c.session, c.id);
+      for (const calls of this.#byCaller.values())
+        for (const c of calls.values()) answer(c.session, c.id, c.ticket);
     this.#sweeps.cancel();
     this.#byCaller.clear();
     this.#size = 0;

@@ -12,7 +12,7 @@ import { decodeStored, storedId } from '../mq/delivery.js';
 import type { Dispatcher } from '../mq/dispatcher.js';
 import type { ResolvedBrokerOptions } from '../options.js';
 import type { Store } from '../store/types.js';
-import type { Caller, RpcCalls } from './calls.js';
+import { type Caller, type RpcCalls, routed } from './calls.js';
 
 /** Extra time the link waits beyond the call's own timeout, so that the caller's broker answers 504 itself. */
 const LINK_SLACK_MS = 1000;
@@ -78,9 +78,8 @@ export class RpcRelay {
     }
     const reply = decodeStored(r.data);
     reply.set('id', id);
-    if (!this.state.rpc.settle(caller.id, id) || !caller.deliverRouted(reply)) {
-      this.state.metrics.rpcUnroutableReplies++;
-    }
+    const call = this.state.rpc.take(caller.id, id);
+    if (call === undefined || !routed(call, reply)) this.state.metrics.rpcUnroutableReplies++;
   }
 
   /** A request from another broker: queue it here and wait for the service's route. */

@@ -23,6 +23,41 @@ import {
 
 export const DEFAULT_MEMORY_CAPACITY = 1000;
 const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
+/** The chunks records are copied into: at least this big, at most this big. */
+const MIN_CHUNK_BYTES = 1024;
+const MAX_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Where a memory topic keeps the bytes of its records: copies (an appended message may be a view into a larger
+ * socket chunk), packed into chunks the topic fills in order instead of a buffer per record, whose allocation
+ * would cost more than the rest of the append. The ring drops records in the order it took them, so a chunk is
+ * freed once its last record is dropped. Bytes held past the records' own are bounded: a chunk is an eighth of
+ * the bytes the ring holds (a quiet topic's chunks stay small), a record over an eighth of a chunk gets a buffer
+ * of its own, and only the oldest and the newest chunk hold bytes of dropped records or none yet.
+ */
+export class RecordArena {
+  #chunk = new Uint8Array(0);
+  #used = 0;
+
+  /** A copy of `data`; `heldBytes` is what the ring holds now (it sizes the next chunk). */
+  copy(data: Uint8Array, heldBytes: number): Uint8Array {
+    const n = data.length;
+    if (this.#used + n > this.#chunk.length) {
+      const size = Math.min(MAX_CHUNK_BYTES, Math.max(MIN_CHUNK_BYTES, heldBytes >>> 3));
+      if (n > size >>> 3) {
+        const own = new Uint8Array(n);
+        own.set(data);
+        return own;
+      }
+      this.#chunk = new Uint8Array(size);
+      this.#used = 0;
+    }
+    const out = this.#chunk.subarray(this.#used, this.#used + n);
+    out.set(data);
+    this.#used += n;
+    return out;
+  }
+}
 
 class MemoryGroup implements Group {
   name: string;
@@ -119,6 +154,7 @@ export class MemoryTopic implements Topic, StartSource {
   #groups = new Map<string, MemoryGroup>();
   #listeners = new Set<() => void>();
   #delayed = new Set<Alarm>();
+  readonly #arena = new RecordArena();
   closed = false;
 
   constructor(
@@ -163,6 +199,10 @@ export class MemoryTopic implements Topic, StartSource {
   }
 
   async append(input: AppendInput): Promise<AppendResult> {
+    return this.appendNow(input);
+  }
+
+  appendNow(input: AppendInput): AppendResult {
     if (this.closed) throw new StoreError('ZBUS_ERR_NOT_FOUND', `topic ${this.name} not found`);
     const max = this.config.maxMessageBytes ?? this.defaults.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     if (input.data.length > max) {
@@ -174,7 +214,8 @@ export class MemoryTopic implements Topic, StartSource {
     const now = this.clock.now();
     if (input.deliverAt !== undefined && input.deliverAt > now) {
       // Held in memory only (a memory topic promises nothing across restarts).
-      const copy = { ...input, data: Uint8Array.from(input.data), deliverAt: undefined };
+      // A buffer of its own: held out of the ring's order, it must not keep a chunk alive.
+      const copy = { ...input, data: new Uint8Array(input.data), deliverAt: undefined };
       const alarm = new Alarm(this.clock, () => {
         this.#delayed.delete(alarm);
         this.append(copy).catch(() => {});
@@ -201,8 +242,7 @@ export class MemoryTopic implements Topic, StartSource {
       this.firstOffset++;
     }
     const offset = this.nextOffset++;
-    // Copy: the caller's bytes may be a view into a larger socket chunk.
-    const data = Uint8Array.from(input.data);
+    const data = this.#arena.copy(input.data, this.#bytes);
     this.#ring[offset % cap] = { offset, timestamp: now, id: input.id, tag: input.tag, data };
     this.#bytes += data.length;
     this.notify();

@@ -182,6 +182,11 @@ export interface Topic {
   readonly mask: number;
   readonly config: Readonly<TopicConfig>;
   append(input: AppendInput): Promise<AppendResult>;
+  /**
+   * append() done at once, throwing what it would reject with: offered by topics that keep messages in memory,
+   * so that a produce to one (an RPC call) needs no promise.
+   */
+  appendNow?(input: AppendInput): AppendResult;
   /** Random read by offset; undefined when not stored (or corrupt). */
   read(offset: number): Promise<StoredRecord | undefined>;
   /** Create or update a group (group names are case-insensitive). */

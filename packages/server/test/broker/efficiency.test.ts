@@ -1,7 +1,7 @@
 // Work per delivery, counted rather than timed (the store's own counts of reads and timers are in
 // test/store/efficiency.test.ts): a delivery decodes nothing and copies no bytes of the stored record, so a
 // change that brings back a parse or a copy per message fails here rather than in a benchmark.
-import { connect, type Socket } from 'node:net';
+import { connect, Socket } from 'node:net';
 import { encodeMessage, Message, MessageDecoder } from '@zbus/protocol';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { declare, startTestBroker } from './helpers.js';
@@ -64,6 +64,28 @@ function countCopies(): () => number {
     typedFrom.mock.calls.length;
 }
 
+/**
+ * Counts promise reactions chained with then/catch/finally (an `await` chains none this way), until the returned
+ * function is called. Not a vi.spyOn: a spy records every call's arguments and may chain promises of its own.
+ */
+function countThens(): () => number {
+  const then = Promise.prototype.then;
+  const install = (value: typeof then) =>
+    Object.defineProperty(Promise.prototype, 'then', { value, writable: true, configurable: true });
+  let n = 0;
+  install(function (this: Promise<unknown>, ...args) {
+    n++;
+    return then.apply(this, args);
+  } as typeof then);
+  onTestFinished(() => {
+    install(then);
+  });
+  return () => {
+    install(then);
+    return n;
+  };
+}
+
 describe('efficiency of a delivery', () => {
   it('decodes nothing and copies none of the stored bytes per delivery', async () => {
     const N = 64;
@@ -99,5 +121,66 @@ describe('efficiency of a delivery', () => {
     // The consume request itself is the only thing decoded (in one chunk or two), whatever N is.
     expect(parsed).toBeLessThanOrEqual(2);
     expect(copied).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('efficiency of an RPC call by URL', () => {
+  it('chains no promise, arms no timer and writes once per I/O turn, whatever the number of calls', async () => {
+    const N = 32;
+    const b = await startTestBroker();
+    await declare(await b.raw(), 'MyRpc', { topic_mask: '3' });
+    // A 0.11-style service on a raw socket, consuming with a window of N and answering with route.
+    const service = await rawSocket(b.port);
+    const consume = { cmd: 'consume', topic: 'MyRpc', id: 'svc', consume_window: String(N) };
+    service.socket.write(encodeMessage(new Message({ headers: consume })).slice());
+    service.socket.write(encodeMessage(new Message({ headers: { cmd: 'ping', id: 'ready' } })).slice());
+    expect((await service.replies(1))[0]).toMatch(/\r\nid: ready\r\n/);
+
+    const caller = await rawSocket(b.port);
+    const calls = Array.from(
+      { length: N },
+      (_, i) => `GET /MyRpc/calc/plus/${i}/1 HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`,
+    );
+    const thens = countThens();
+    const timers = [vi.spyOn(globalThis, 'setTimeout'), vi.spyOn(globalThis, 'setInterval')];
+    const writes = [vi.spyOn(Socket.prototype, '_writev'), vi.spyOn(Socket.prototype, '_write')];
+    const parses = vi.spyOn(MessageDecoder.prototype, 'push');
+    const copies = countCopies();
+    // Pipelined in one write: one read, so every delivery to the service leaves in the same I/O turn.
+    caller.socket.write(calls.join(''));
+    const deliveries = await service.replies(N);
+    const routes = deliveries.map((d, i) => {
+      const sender = /\r\nsender: (\S+)/.exec(d)![1]!;
+      const id = /\r\norigin_id: (\S+)/.exec(d)![1]!;
+      expect(d).toMatch(/\r\n\r\n\{"module":"calc","method":"plus","params":\["\d+","1"\]\}$/);
+      const head = `POST / HTTP/1.1\r\ncmd: route\r\ntopic: MyRpc\r\nrecver: ${sender}\r\nid: ${id}\r\n`;
+      return `${head}origin_status: 200\r\ncontent-length: ${String(i + 1).length}\r\n\r\n${i + 1}`;
+    });
+    service.socket.write(routes.join(''));
+    const replies = await caller.replies(N);
+    const counted = {
+      thens: thens(),
+      timers: timers.reduce((n, s) => n + s.mock.calls.length, 0),
+      // The broker's writes, not the test's own two.
+      writes: writes.reduce(
+        (n, s) => n + s.mock.contexts.filter((c) => c !== caller.socket && c !== service.socket).length,
+        0,
+      ),
+      parses: parses.mock.calls.length,
+      copies: copies(),
+    };
+    vi.restoreAllMocks();
+
+    expect(replies.map((r) => r.slice(r.indexOf('\r\n\r\n') + 4))).toEqual(
+      Array.from({ length: N }, (_, i) => String(i + 1)),
+    );
+    // Per call: a copy into the stored form and one into the memory topic; no promise (a memory topic appends
+    // at once), no timer (one sweep serves every call), no write of its own (the deliveries to the service
+    // leave in one write, as do the replies to the caller), no decode beyond the chunks read.
+    expect(counted.copies).toBeLessThanOrEqual(2 * N);
+    expect(counted.thens).toBeLessThanOrEqual(2);
+    expect(counted.timers).toBeLessThanOrEqual(1);
+    expect(counted.writes).toBeLessThanOrEqual(4);
+    expect(counted.parses).toBeLessThanOrEqual(4);
   });
 });
