@@ -295,18 +295,37 @@ export class MqClient {
     return this.produceMessage(toProduceMessage(input), options);
   }
 
-  /** `produce` of a request built already (`toProduceMessage`). @internal */
-  async produceMessage(msg: Message, options: ProduceOptions = {}): Promise<ProduceResult | undefined> {
+  /**
+   * `produce` of a request built already (`toProduceMessage`). Not `async`: with room to write, an acked
+   * produce is one promise, resolved with the result. @internal
+   */
+  produceMessage(msg: Message, options: ProduceOptions = {}): Promise<ProduceResult | undefined> {
     const timeout = options.timeout ?? this.options.timeout;
     const room = this.#conn.writable(timeout, options.signal);
+    if (room !== undefined || options.ack === false) return this.#produceLater(msg, options, timeout, room);
+    return this.#produceAcked(msg, options, timeout);
+  }
+
+  #produceAcked(msg: Message, options: ProduceOptions, timeout: number): Promise<ProduceResult> {
+    return this.#conn.request(msg, timeout, options.signal, true, (reply) =>
+      produceResult(msg, expectOk(reply), this.address),
+    );
+  }
+
+  /** `produceMessage` once there is room to write, and fire-and-forget produces. */
+  async #produceLater(
+    msg: Message,
+    options: ProduceOptions,
+    timeout: number,
+    room: Promise<void> | undefined,
+  ): Promise<ProduceResult | undefined> {
     if (room !== undefined) await room;
     if (options.ack === false) {
       msg.set('ack', 'false');
       this.#conn.post(msg, true);
       return undefined;
     }
-    const reply = expectOk(await this.#conn.request(msg, timeout, options.signal, true));
-    return produceResult(msg, reply, this.address);
+    return this.#produceAcked(msg, options, timeout);
   }
 
   /**

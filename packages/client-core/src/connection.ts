@@ -617,10 +617,25 @@ export class Connection {
   }
 
   /**
-   * Sends a request; resolves with the message that carries its `id`. `force` skips the outbox bounds (for
-   * callers that waited for `writable()`).
+   * Sends a request; resolves with the message that carries its `id`, or with what `map` makes of it (a throw
+   * in `map` rejects): the caller's result comes from the one promise, not from a `then` per request. `force`
+   * skips the outbox bounds (for callers that waited for `writable()`).
    */
-  request(msg: Message, timeout: number, signal?: AbortSignal, force = false): Promise<Message> {
+  request(msg: Message, timeout: number, signal?: AbortSignal, force?: boolean): Promise<Message>;
+  request<T>(
+    msg: Message,
+    timeout: number,
+    signal: AbortSignal | undefined,
+    force: boolean,
+    map: (reply: Message) => T,
+  ): Promise<T>;
+  request<T>(
+    msg: Message,
+    timeout: number,
+    signal?: AbortSignal,
+    force = false,
+    map?: (reply: Message) => T,
+  ): Promise<T | Message> {
     if (this.#isClosing()) return Promise.reject(closedError('client is closed'));
     if (typeof timeout !== 'number' || !(timeout > 0)) {
       return Promise.reject(
@@ -628,13 +643,23 @@ export class Connection {
       );
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<Message>((resolve, reject) => {
+    return new Promise<T | Message>((resolve, reject) => {
       const id = this.#prepare(msg);
       if (this.#pending.has(id)) {
         reject(new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `a request with id ${id} is already waiting`));
         return;
       }
-      const p = this.#track(id, msg, resolve, reject, timeout, signal);
+      const onReply =
+        map === undefined
+          ? resolve
+          : (reply: Message) => {
+              try {
+                resolve(map(reply));
+              } catch (err) {
+                reject(err);
+              }
+            };
+      const p = this.#track(id, msg, onReply, reject, timeout, signal);
       try {
         this.#dispatch(msg, p, force);
       } catch (err) {

@@ -61,10 +61,12 @@ export function toProduceMessage(input: PublishInput | Message, codec?: CodecOpt
   if (input.headers !== undefined) {
     for (const [k, v] of Object.entries(input.headers)) if (v !== undefined) msg.set(k, v);
   }
-  msg.set('cmd', 'produce');
-  msg.set('topic', input.topic);
-  if (input.tag !== undefined) msg.set('tag', input.tag);
-  if (input.id !== undefined) msg.set('id', input.id);
+  // Lower-case names and string values: stored as they are (`set` lower-cases and converts, per call).
+  const h = msg.headers;
+  h.cmd = 'produce';
+  h.topic = input.topic;
+  if (input.tag !== undefined) h.tag = String(input.tag);
+  if (input.id !== undefined) h.id = String(input.id);
   if (input.delay !== undefined) msg.set('delay', input.delay);
   if (input.deliverAt !== undefined) msg.set('deliver_at', input.deliverAt);
   if (input.contentType !== undefined) msg.set('content-type', input.contentType);
