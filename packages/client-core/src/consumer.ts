@@ -556,35 +556,39 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
   #dispatch(lane: Lane, raw: Message): void {
     const msg = this.#control(lane, restoreDelivery(raw));
     lane.inFlight++;
+    const done = () => {
+      lane.inFlight--;
+      this.#checkIdle();
+      this._pump(lane);
+    };
     const finish = (error?: unknown) => {
       const auto = this.options.ackMode === 'auto' && !msg.settled;
-      let settle: Promise<void> = Promise.resolve();
-      if (auto && error === undefined) {
-        // Java's ackAsync: `ack: false`, no reply to wait for; it still refills the window.
-        try {
-          (msg as unknown as DeliveredMessage)[kAckAsync]();
-        } catch (e) {
-          this.#report(e as Error, msg);
-        }
-      } else if (auto) {
+      if (auto && error !== undefined) {
         const reason = error instanceof Error ? error.message : String(error);
         const backoff = this.#backoff;
-        settle = msg.nack(
-          backoff === undefined
-            ? { reason }
-            : {
-                reason,
-                delay: backoffDelay(msg.retry ?? 0, backoff.delay, backoff.maxDelay, backoff.jitter),
-              },
-        );
+        msg
+          .nack(
+            backoff === undefined
+              ? { reason }
+              : {
+                  reason,
+                  delay: backoffDelay(msg.retry ?? 0, backoff.delay, backoff.maxDelay, backoff.jitter),
+                },
+          )
+          .catch((e: unknown) => this.#report(e as Error, msg))
+          .finally(done);
+      } else {
+        if (auto) {
+          // Java's ackAsync: `ack: false`, no reply to wait for; it still refills the window. Synchronous, so
+          // a handled message costs no promise.
+          try {
+            (msg as unknown as DeliveredMessage)[kAckAsync]();
+          } catch (e) {
+            this.#report(e as Error, msg);
+          }
+        }
+        done();
       }
-      settle
-        .catch((e: unknown) => this.#report(e as Error, msg))
-        .finally(() => {
-          lane.inFlight--;
-          this.#checkIdle();
-          this._pump(lane);
-        });
       if (error !== undefined) this.#report(error instanceof Error ? error : new Error(String(error)), msg);
     };
     const handler = this.options.handler;
