@@ -40,6 +40,7 @@ export interface LogWriterOptions {
 }
 
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+const WRITE_SLAB_BYTES = 256 * 1024;
 /**
  * Batches up to this size are written with a synchronous pwrite (to the page cache: a few us) instead of through
  * the libuv threadpool, whose hand-off and completion wake-up cost about 20 us of CPU per write here and a
@@ -82,7 +83,13 @@ export class LogWriter {
   #fsyncFailed = false;
   /** The periodic fsync of the `interval` policy, while it runs. */
   #intervalSync: Promise<void> | undefined;
-  #wbuf = Buffer.allocUnsafe(256 * 1024);
+  /**
+   * Batches are encoded one after the other into this slab, each at `#wpos`: a batch kept in `log.recent` is a
+   * view of it, not a copy. A batch that does not fit starts a new slab; the old one lives on while recent
+   * batches point into it.
+   */
+  #wbuf = Buffer.allocUnsafe(WRITE_SLAB_BYTES);
+  #wpos = 0;
   readonly #syncAlarm: Alarm;
   #dirty = false;
 
@@ -194,18 +201,15 @@ export class LogWriter {
             p.data.length,
           );
           if (startPos + used > 0 && startPos + used + len > this.opts.segmentBytes) break;
-          if (used + len > this.#wbuf.length) {
-            const nb = Buffer.allocUnsafe(Math.max(used + len, this.#wbuf.length * 2));
-            this.#wbuf.copy(nb, 0, 0, used);
-            this.#wbuf = nb;
-          }
+          if (this.#wpos + used + len > this.#wbuf.length) this.#newSlab(used, len);
           seg.maybeIndex(startPos + used, p.offset, p.timestamp);
-          used += encodeRecord(this.#wbuf, used, p.offset, p.timestamp, p.id, p.tag, p.data);
+          used += encodeRecord(this.#wbuf, this.#wpos + used, p.offset, p.timestamp, p.id, p.tag, p.data);
         }
         if (used > 0) {
+          const at = this.#wpos;
           try {
-            if (used <= SYNC_WRITE_BYTES) seg.logFile!.writeSync(this.#wbuf, 0, used, startPos);
-            else await seg.logFile!.write(this.#wbuf, 0, used, startPos);
+            if (used <= SYNC_WRITE_BYTES) seg.logFile!.writeSync(this.#wbuf, at, used, startPos);
+            else await seg.logFile!.write(this.#wbuf, at, used, startPos);
           } catch (err) {
             seg.oix.truncate(oixLen);
             seg.tix.truncate(oixLen);
@@ -213,9 +217,9 @@ export class LogWriter {
             throw err;
           }
           if (used <= RECENT_BATCH_BYTES) {
-            const bytes = Buffer.allocUnsafe(used);
-            this.#wbuf.copy(bytes, 0, 0, used);
-            log.recent.add(seg, startPos, bytes);
+            // Kept where it was encoded; the next batch goes after it.
+            log.recent.add(seg, startPos, this.#wbuf.subarray(at, at + used));
+            this.#wpos = at + used;
           }
           seg.size += used;
           seg.endOffset = batch[j - 1]!.offset + 1;
@@ -249,6 +253,17 @@ export class LogWriter {
     } catch (err) {
       log.logger?.warn({ topic: log.name, err }, 'index write failed (rebuilt from the log at open)');
     }
+  }
+
+  /**
+   * The batch being encoded (`used` bytes at `#wpos`) needs `len` more bytes than the slab has left: move it to
+   * the start of a new slab (the old one stays alive while recent batches point into it).
+   */
+  #newSlab(used: number, len: number): void {
+    const nb = Buffer.allocUnsafe(Math.max(WRITE_SLAB_BYTES, 2 * (used + len)));
+    this.#wbuf.copy(nb, 0, this.#wpos, this.#wpos + used);
+    this.#wbuf = nb;
+    this.#wpos = 0;
   }
 
   /**

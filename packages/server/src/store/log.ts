@@ -9,15 +9,16 @@ import { HEADER_BYTES, MAX_FIELD_BYTES } from './record.js';
 import type { Segment } from './segment.js';
 import type { StoreLogger } from './types.js';
 
-/** Written batches kept for tail readers (see `RecentBatches`), and the largest batch copied there. */
+/** Written batches kept for tail readers (see `RecentBatches`), and the largest batch kept there. */
 const RECENT_BATCHES = 4;
 export const RECENT_BATCH_BYTES = 256 * 1024;
 
 /**
- * Copies of the last few batches written (newest last), for readers at the tail: a group that delivers what was
- * just appended reads it from here instead of with a `pread` per wake-up (one threadpool round trip less on the
- * produce -> deliver path). Bytes of an append-only segment never change once written, so a copy stays valid
- * while its segment lives; readers check `retired` first.
+ * The last few batches written (newest last), for readers at the tail: a group that delivers what was just
+ * appended reads it from here instead of with a `pread` per wake-up (one threadpool round trip less on the
+ * produce -> deliver path). Each is a view of the writer's slab, which never writes over a batch it handed out,
+ * and bytes of an append-only segment never change once written, so it stays valid while its segment lives;
+ * readers check `retired` first.
  */
 export class RecentBatches {
   #batches: Array<{ seg: Segment; start: number; bytes: Buffer }> = [];
