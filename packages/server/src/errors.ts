@@ -40,12 +40,11 @@ function internalText(err: unknown): string {
 
 export function errorReply(err: unknown, topic?: string): Message {
   const { code, status, message } = errorParts(err);
-  const m = new Message({ status });
+  const m = new Message({ status, body: UNPREFIXED.has(code) ? message : `${status}: ${message}` });
   m.set('error_code', code);
   if (topic !== undefined) m.set('topic', topic);
   // 0.11 (ReplyKit) sends error texts without a content type, except for an unknown command (text/html);
   // zbus-python decodes a text/* body into a str and then fails to decode it again.
   if (code === 'ZBUS_ERR_UNKNOWN_COMMAND') m.set('content-type', 'text/html');
-  m.body = new TextEncoder().encode(UNPREFIXED.has(code) ? message : `${status}: ${message}`);
   return m;
 }

@@ -117,10 +117,11 @@ function stored(ctx: CommandContext, topic: Topic, rpc: boolean, r: AppendResult
     return;
   }
   const reply = okAck(r.timestamp, topic.name);
-  reply.set('durable', r.durability);
-  if (r.offset >= 0) reply.set('offset', r.offset);
-  if (r.duplicate) reply.set('duplicate', 'true');
-  if (r.deliverAt !== undefined) reply.set('deliver_at', r.deliverAt);
+  const h = reply.headers;
+  h.durable = r.durability;
+  if (r.offset >= 0) h.offset = String(r.offset);
+  if (r.duplicate) h.duplicate = 'true';
+  if (r.deliverAt !== undefined) h.deliver_at = String(r.deliverAt);
   ticket.send(reply);
 }
 

@@ -1,14 +1,11 @@
 // Small builders for replies, shared by the command handlers and the plain-HTTP pages.
 import { Message } from '@zbus/protocol';
 
-const encoder = new TextEncoder();
-
 /** A reply with a status, a content type and a text body (and the `topic` header when given). */
 export function textReply(status: number, type: string, body: string, topic?: string): Message {
-  const m = new Message({ status });
-  if (topic !== undefined) m.set('topic', topic);
-  m.set('content-type', type);
-  m.body = encoder.encode(body);
+  const m = new Message({ status, body });
+  if (topic !== undefined) m.headers.topic = topic;
+  m.headers['content-type'] = type;
   return m;
 }
 
@@ -22,9 +19,8 @@ export function okText(body: string, topic?: string): Message {
  * in ms as the body, with no content type, as 0.11 sends it. zbus-python decodes a `text/*` body into a str.
  */
 export function okAck(timeMs: number, topic?: string): Message {
-  const m = new Message({ status: 200 });
-  if (topic !== undefined) m.set('topic', topic);
-  m.body = encoder.encode(String(timeMs));
+  const m = new Message({ status: 200, body: String(timeMs) });
+  if (topic !== undefined) m.headers.topic = topic;
   return m;
 }
 

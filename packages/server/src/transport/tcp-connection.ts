@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 import {
   encodeHead,
+  encodeMessage,
   LimitError,
   type Message,
   MessageDecoder,
@@ -21,6 +22,9 @@ function isWebSocketUpgrade(msg: Message): boolean {
 
 /** The head of a request that waits for `100 Continue` before sending its body (RFC 9110 §10.1.1). */
 const EXPECT_CONTINUE = /\r\nexpect:[ \t]*100-continue[ \t]*\r\n/i;
+
+/** Bodies up to this size are copied behind the head into one buffer; larger ones are written as they are. */
+const COPY_BODY_MAX = 4096;
 
 /** True when the chunk ends with a blank line, i.e. a head ends exactly at the chunk's end. */
 function endsHead(chunk: Uint8Array): boolean {
@@ -273,10 +277,17 @@ export class TcpConnection implements SessionWire {
       setImmediate(uncork, this);
     }
     if (closeAfter) msg.set('connection', 'close');
-    socket.write(encodeHead(msg), 'utf8');
-    // A delivery's stored header lines (views of the stored record, like its body): no copy, one writev.
-    if (msg.headTail !== undefined) socket.write(msg.headTail);
-    if (msg.body.length > 0) socket.write(msg.body);
+    if (msg.headTail === undefined && msg.body.length <= COPY_BODY_MAX) {
+      // A reply: head and body in one slab-cut buffer, one chunk for the socket (a string chunk would be
+      // encoded again in C++, and a second chunk turns the write into a writev).
+      socket.write(encodeMessage(msg));
+    } else {
+      socket.write(encodeHead(msg), 'utf8');
+      // A delivery's stored header lines and a large body go as they are (views of the stored record): no
+      // copy, one writev.
+      if (msg.headTail !== undefined) socket.write(msg.headTail);
+      if (msg.body.length > 0) socket.write(msg.body);
+    }
     if (closeAfter) this.close();
     else this.#flow.check();
   }
