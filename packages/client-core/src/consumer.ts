@@ -1,4 +1,4 @@
-import { Cmd, errorFromReply, Message, ZbusError } from '@zbus/protocol';
+import { Cmd, errorFromReply, Mask, Message, ZbusError } from '@zbus/protocol';
 import type { GroupOptions, MqClient, NackOptions } from './client.js';
 import { abortable, IdleWaiters } from './dispose.js';
 import { Emitter } from './emitter.js';
@@ -117,6 +117,17 @@ export type ConsumerEvents = {
 
 const kAckAsync = Symbol('zbus.consumer.ackAsync');
 const kAck = Symbol('zbus.consumer.ack');
+const kRouted = Symbol('zbus.consumer.routed');
+
+/**
+ * Tells the consumer that `msg` was answered with a `route`. Where the broker settles a delivery on that route
+ * (an RPC topic, in a group that is not ack-required: dispatcher `answered`), the message counts as settled and
+ * auto mode sends no ack after it: one message less per RPC call for the broker to read and handle. Elsewhere
+ * the ack goes out as before. @internal
+ */
+export function answeredByRoute(msg: ConsumedMessage): void {
+  (msg as unknown as DeliveredMessage)[kRouted]();
+}
 
 /**
  * A delivered message with its ack controls as prototype methods over a few fields: one object per delivery
@@ -128,9 +139,10 @@ class DeliveredMessage extends Message {
   readonly #topic: string;
   readonly #group: string;
   readonly #offset: string | undefined;
+  readonly #routeSettles: boolean;
   #settled = false;
 
-  constructor(src: Message, client: MqClient, topic: string, group: string) {
+  constructor(src: Message, client: MqClient, topic: string, group: string, routeSettles: boolean) {
     super();
     if (src.status !== undefined) this.status = src.status;
     this.method = src.method;
@@ -142,6 +154,11 @@ class DeliveredMessage extends Message {
     this.#topic = topic;
     this.#group = group;
     this.#offset = src.headers.offset;
+    this.#routeSettles = routeSettles;
+  }
+
+  [kRouted](): void {
+    if (this.#routeSettles) this.#settled = true;
   }
 
   get settled(): boolean {
@@ -248,6 +265,8 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
   #queue: { msg: ConsumedMessage; done: () => void }[] = [];
   #readers: ((r: IteratorResult<ConsumedMessage>) => void)[] = [];
   #iterating = false;
+  /** By server: a route settles a delivery there (see answeredByRoute). */
+  readonly #routeSettles = new Map<string, boolean>();
   readonly #events = new Emitter<ConsumerEvents>();
   /** The resolved automatic-nack backoff; undefined: redeliver at once. */
   readonly #backoff: Required<NackBackoff> | undefined;
@@ -458,6 +477,16 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
         : { topicMask: this.options.topicMask, group: groupOpts ?? this.topic },
     );
     if ('groupName' in info && typeof info.groupName === 'string') this.group = info.groupName;
+    // Whether a route settles deliveries from this server (answeredByRoute): asked, once per declare, only by
+    // consumers that declare an RPC topic (services) in a group that is not ack-required. The topic's mask is
+    // the one it was created with, which need not be the one asked for.
+    let settles = false;
+    const mask = this.options.topicMask;
+    if (mask !== undefined && (mask & Mask.Rpc) !== 0 && 'groupName' in info) {
+      if ((info.mask & Mask.AckRequired) === 0)
+        settles = ((await lane.client.queryTopic(this.topic)).mask & Mask.Rpc) !== 0;
+    }
+    this.#routeSettles.set(lane.server, settles);
   }
 
   /** Sends a consume on `lane` when it has room. @internal */
@@ -623,6 +652,7 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
       lane.client,
       msg.topic ?? this.topic,
       msg.consumeGroup ?? this.group ?? this.topic,
+      this.#routeSettles.get(lane.server) === true,
     ) as unknown as ConsumedMessage;
   }
 

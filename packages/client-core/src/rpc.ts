@@ -8,7 +8,7 @@ import type {
 } from '@zbus/rpc';
 import type { Broker } from './broker.js';
 import type { MqClient } from './client.js';
-import { Consumer } from './consumer.js';
+import { answeredByRoute, Consumer } from './consumer.js';
 
 /**
  * Binds the `@zbus/rpc` bootstraps to a broker. `makeBroker(address)` builds the transport-specific broker
@@ -38,6 +38,7 @@ export function brokerRpcConnector(makeBroker: (address: string) => Broker): Rpc
           reply.set('id', id);
           reply.set('topic', options.topic);
           client.route(reply, caller);
+          answeredByRoute(req);
         },
       });
       try {

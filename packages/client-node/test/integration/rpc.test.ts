@@ -249,4 +249,40 @@ describe('RPC through the broker', () => {
       await broker.close();
     }
   });
+
+  it('a service acks nothing after its route, but acks each delivery of an ack-required group', async () => {
+    // A fresh broker, so that its ack counter holds only this test's acks.
+    const own = await startBroker();
+    onTestFinished(async () => {
+      await own.stop();
+    });
+    const caller = new MqClient(own.address, { reconnect: false });
+    onTestFinished(() => caller.close());
+    const acks = async () => {
+      const text = await (await fetch(`http://${own.address}/metrics`)).text();
+      return Number(/^zbus_acks_total (\d+)$/m.exec(text)?.[1]);
+    };
+    const serve = async (topic: string) => {
+      // Window 2: twenty calls go through only if every delivery's credit comes back.
+      const s = await new ServiceBootstrap()
+        .serviceName(topic)
+        .serviceAddress(own.address)
+        .window(2)
+        .addModule('', { echo: (x: number) => x })
+        .start();
+      const rpc = new RpcInvoker(caller, { topic, timeout: 10_000 });
+      for (let i = 0; i < 20; i++) expect(await rpc.invoke('echo', i)).toBe(i);
+      await s.close(); // pings its connection after its last ack
+    };
+    // On an RPC topic the route settles the delivery (the broker gives the credit back on it).
+    await serve('NoAckRpc');
+    expect(await acks()).toBe(0);
+    // An ack-required group's store waits for the ack itself, route or not.
+    await caller.declare('AckedRpc', {
+      topicMask: Mask.Memory | Mask.Rpc,
+      group: { name: 'AckedRpc', mask: Mask.AckRequired },
+    });
+    await serve('AckedRpc');
+    expect(await acks()).toBe(20);
+  });
 });
