@@ -215,6 +215,7 @@ class BrokerCore implements BrokerState, Broker {
       await this.#store.close();
     }
     listener?.destroyAll();
+    this.#requests.idle?.close();
     await closed;
     this.log.flush?.();
   }

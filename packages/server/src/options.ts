@@ -85,7 +85,10 @@ export interface BrokerOptions {
   maxWriteQueueBytes?: number;
   /** Close a connection whose queue stays past writeHighWaterMark with no byte taken for this long. 0 disables. @default 30000 */
   writeStallTimeoutMs?: number;
-  /** Close a connection silent for this long (a heartbeat keeps it). 0 disables. @default 180000 */
+  /**
+   * Close a connection that reads and writes nothing for this long (a heartbeat keeps it); it goes between 1 and
+   * 1.25 times this after its last byte. 0 disables. @default 180000
+   */
   idleTimeoutMs?: number;
   /** RPC requests without a reply after this get 504 (a `timeout` header may ask for less or more). @default 10000 */
   rpcTimeoutMs?: number;
@@ -144,8 +147,9 @@ export interface BrokerOptions {
   logger?: Logger;
   /**
    * Time for the broker's timers and the store's: ack deadlines, consume_timeout, RPC timeouts (504), delayed
-   * delivery, retention and interval fsync. For tests and embedding (a manual clock makes timer logic
-   * deterministic); the system clock when unset. Socket timers (idle, write stall) and close() always use real time.
+   * delivery, idleTimeoutMs, retention and interval fsync. For tests and embedding (a manual clock makes timer
+   * logic deterministic); the system clock when unset. The write stall, an incomplete message's deadline, a TLS
+   * handshake's and close() keep real time.
    */
   clock?: Clock;
 }

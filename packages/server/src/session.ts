@@ -87,8 +87,6 @@ export class ReplyTicket {
 
 export class Session {
   readonly id = randomUUID();
-  readonly connectedAt = Date.now();
-  lastActive = Date.now();
   closed = false;
   /** Token from the first authenticated request; used to filter tracker pushes. */
   token: string | undefined;

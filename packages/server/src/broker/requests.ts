@@ -24,6 +24,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { ResolvedBrokerOptions } from '../options.js';
 import type { ReplyTicket, Session } from '../session.js';
 import type { ConnectionHost } from '../transport/host.js';
+import { IdleWatch } from '../transport/idle.js';
 import { createListener, type Listener } from '../transport/listener.js';
 import { createWebSocketUpgrader } from '../transport/websocket.js';
 import { Access } from './access.js';
@@ -33,6 +34,7 @@ export class Requests implements ConnectionHost {
   readonly options: ResolvedBrokerOptions;
   readonly log: Logger;
   readonly metrics: Metrics;
+  readonly idle: IdleWatch | undefined;
   readonly #state: BrokerState;
   readonly #access: Access;
   #upgrader: ReturnType<typeof createWebSocketUpgrader> | undefined;
@@ -46,6 +48,8 @@ export class Requests implements ConnectionHost {
     this.options = state.options;
     this.log = state.log;
     this.metrics = state.metrics;
+    this.idle =
+      this.options.idleTimeoutMs > 0 ? new IdleWatch(state.clock, this.options.idleTimeoutMs) : undefined;
     this.#access = new Access(state.options, state.auth);
   }
 

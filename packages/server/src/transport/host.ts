@@ -5,11 +5,14 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ResolvedBrokerOptions } from '../options.js';
 import type { Session } from '../session.js';
+import type { IdleWatch } from './idle.js';
 
 export interface ConnectionHost {
   readonly options: ResolvedBrokerOptions;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** Closes connections silent for idleTimeoutMs; undefined when that is 0. */
+  readonly idle: IdleWatch | undefined;
   /** A new session is connected. */
   attach(session: Session): void;
   /** A decoded request (or a client's response message) from a session. */

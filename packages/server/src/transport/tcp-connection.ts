@@ -41,8 +41,6 @@ export class TcpConnection implements SessionWire {
   #held: Uint8Array | undefined;
   #stopped = false;
   #corked = false;
-  /** Chunks read so far (the idle check after a pause compares it). */
-  #reads = 0;
   readonly #flow: ConnectionFlow;
   #upgraded = false;
   #closing = false;
@@ -63,7 +61,6 @@ export class TcpConnection implements SessionWire {
       resume: () => this.#resume(),
       kill: () => this.destroy(),
     });
-    const o = host.options;
     this.#decoder = this.#newDecoder();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -75,21 +72,11 @@ export class TcpConnection implements SessionWire {
       this.#flow.closed();
       this.session.closedByTransport();
     });
-    if (o.idleTimeoutMs > 0) {
-      // A listener of its own ('timeout' handlers given to setTimeout run once): after a pause of the whole
-      // process (SIGSTOP, a long GC) the timer fires before the bytes that arrived meanwhile are read, so look
-      // again once this turn's I/O has run; a read in between keeps the connection (and re-arms the timer).
-      // Counting reads rather than comparing clocks: the wall clock may step.
-      socket.on('timeout', () => {
-        const reads = this.#reads;
-        setImmediate(() => {
-          if (this.#reads !== reads || this.#closing) return;
-          host.log.debug({ session: this.session.id }, 'idle timeout');
-          socket.destroy();
-        });
-      });
-      socket.setTimeout(o.idleTimeoutMs);
-    }
+    host.idle?.watch(socket, () => {
+      if (this.#closing) return;
+      host.log.debug({ session: this.session.id }, 'idle timeout');
+      socket.destroy();
+    });
     host.attach(this.session);
     if (firstChunk) this.#onData(firstChunk);
   }
@@ -124,8 +111,6 @@ export class TcpConnection implements SessionWire {
 
   #onData(chunk: Uint8Array): void {
     if (this.#upgraded || this.#closing) return;
-    this.#reads++;
-    this.session.lastActive = Date.now();
     if (endsHead(chunk)) this.#maybeContinue(chunk);
     try {
       this.#decoder.push(chunk);
@@ -187,9 +172,7 @@ export class TcpConnection implements SessionWire {
       this.#upgraded = true;
       this.#socket.removeAllListeners('data');
       this.#socket.removeAllListeners('drain');
-      this.#socket.removeAllListeners('timeout');
       this.#socket.removeAllListeners('end');
-      this.#socket.setTimeout(0);
       this.#upgradeReq = msg;
       return false;
     }

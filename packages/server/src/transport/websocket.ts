@@ -47,23 +47,11 @@ export class WsConnection implements SessionWire {
       this.#flow.relieve();
       this.session.drained();
     });
-    // Idle sessions close after idleTimeoutMs as TCP ones do (a heartbeat or any frame keeps them); ws clears
-    // the socket's timeout when it takes the socket, so it is set again here.
-    const idle = host.options.idleTimeoutMs;
-    if (idle > 0) {
-      // As for TCP sessions (tcp-connection.ts): after a pause of the whole process the timer fires before the
-      // bytes that arrived meanwhile are read, so look again once this turn's I/O has run; a read in between
-      // keeps the session (and re-arms the timer).
-      socket.on('timeout', () => {
-        const seen = socket.bytesRead;
-        setImmediate(() => {
-          if (socket.bytesRead !== seen) return;
-          host.log.debug({ session: this.session.id }, 'idle timeout');
-          ws.terminate();
-        });
-      });
-      socket.setTimeout(idle);
-    }
+    // Idle sessions close after idleTimeoutMs as TCP ones do (a heartbeat or any frame keeps them).
+    host.idle?.watch(socket, () => {
+      host.log.debug({ session: this.session.id }, 'idle timeout');
+      ws.terminate();
+    });
     host.attach(this.session);
   }
 
@@ -76,7 +64,6 @@ export class WsConnection implements SessionWire {
   }
 
   #onFrame(data: Frame): void {
-    this.session.lastActive = Date.now();
     // ws.pause() stops the socket, but frames already read still come: they wait here, in order.
     if (this.#flow.paused) this.#deferred.push(data);
     else this.#take(data);

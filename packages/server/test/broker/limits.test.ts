@@ -1,7 +1,6 @@
 // Every limit answers with a clear status and message and never takes the broker down: maxHeaderBytes (431),
 // maxBodyBytes (413), maxConnections (503), maxInflightPerConnection, idleTimeoutMs (heartbeat keeps alive).
-import { connect } from 'node:net';
-import { RawClient, scaled } from '@zbus/testkit';
+import { ManualClock, RawClient } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { closed, curl, declare, hasCommand, startTestBroker, wsConnect } from './helpers.js';
 
@@ -185,45 +184,53 @@ describe('plain HTTP replies held behind a long-poll', () => {
 });
 
 describe('idle timeout and heartbeat', () => {
-  it('closes a TCP connection silent for idleTimeoutMs', async () => {
-    const b = await startTestBroker({ idleTimeoutMs: 150 });
-    const s = connect(b.port, '127.0.0.1');
-    onTestFinished(() => {
-      s.destroy();
-    });
-    s.on('error', () => {});
-    const started = Date.now();
-    await closed(s, 3000);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+  // idleTimeoutMs runs on the broker's clock: these tests move a manual one.
+  const IDLE = 1000;
+
+  it('closes a TCP connection silent for idleTimeoutMs, not before', async () => {
+    const clock = new ManualClock();
+    const b = await startTestBroker({ idleTimeoutMs: IDLE, clock });
+    const c = await b.raw();
+    await c.request({ headers: { cmd: 'ping' } }); // the broker has the connection
+    clock.advance(IDLE - 1);
+    // Still open: a close decided by then would have come before this ping is read.
+    expect((await c.request({ headers: { cmd: 'ping' } })).bodyText()).toBe('OK');
+    const gone = closed(c.socket);
+    clock.advance(2 * IDLE);
+    await gone;
   });
 
   it('closes a silent WebSocket after idleTimeoutMs too', async () => {
-    const b = await startTestBroker({ idleTimeoutMs: 150 });
+    const clock = new ManualClock();
+    const b = await startTestBroker({ idleTimeoutMs: IDLE, clock });
     const ws = await wsConnect(b.port);
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('WebSocket still open')), scaled(3000));
-      ws.ws.once('close', () => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    await ws.request({ headers: { cmd: 'ping' } });
+    const gone = new Promise((resolve) => ws.ws.once('close', resolve));
+    clock.advance(2 * IDLE);
+    await gone;
   });
 
   it('keeps a connection that sends heartbeats, and never answers them', async () => {
-    // Heartbeats every 40 ms keep it, even when the process stalls for a good part of the idle timeout.
-    const idleTimeoutMs = scaled(150);
-    const b = await startTestBroker({ idleTimeoutMs });
+    const clock = new ManualClock();
+    const b = await startTestBroker({ idleTimeoutMs: IDLE, clock });
     const c = await b.raw();
-    await declare(c, 'T');
-    const beat = setInterval(() => c.send({ headers: { cmd: 'heartbeat' } }), 40);
-    onTestFinished(() => clearInterval(beat));
-    // Two idle periods pass while the consume waits; the heartbeats keep the connection.
-    const r = await c.request({
-      headers: { cmd: 'consume', topic: 'T', consume_timeout: String(idleTimeoutMs * 2 + 100) },
-    });
-    expect(r.headers.consume_timeout).toBe('true');
-    expect(c.socket.destroyed).toBe(false);
+    const other = await b.raw();
+    // A heartbeat every half timeout, for three timeouts, and nothing else.
+    for (let i = 0; i < 6; i++) {
+      c.send({ headers: { cmd: 'heartbeat' } });
+      await other.request({ headers: { cmd: 'ping' } }); // a turn of the broker's I/O: it read the heartbeat
+      clock.advance(IDLE / 2);
+    }
+    expect((await c.request({ headers: { cmd: 'ping' } })).bodyText()).toBe('OK');
     expect(c.received).toHaveLength(0);
+  });
+
+  it('closes idle connections on the real clock by default', async () => {
+    const b = await startTestBroker({ idleTimeoutMs: 100 });
+    const c = await b.raw();
+    const started = Date.now();
+    await closed(c.socket, 5000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(90);
   });
 });
 
