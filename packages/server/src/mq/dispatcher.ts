@@ -53,6 +53,8 @@ interface Channel {
   again: boolean;
   /** Pulls whose consume_timeout ran out during a delivery loop: answered empty after it, if it gave them nothing. */
   readonly expired: Pull[];
+  /** Dropped from the dispatcher's maps (a later consume makes a new channel). */
+  forgotten: boolean;
 }
 
 /** The channels of one topic (a write batch kicks these, not every channel) and its availability listener. */
@@ -104,6 +106,9 @@ export class Dispatcher {
   ) {}
 
   #channel(topic: Topic, group: Group): Channel {
+    const known = this.#byGroup.get(group);
+    if (known !== undefined && !known.forgotten && known.group === group && known.topic === topic)
+      return known;
     const key = keyOf(topic.name, group.name);
     let ch = this.#channels.get(key);
     if (!ch) {
@@ -125,6 +130,7 @@ export class Dispatcher {
         running: false,
         again: false,
         expired: [],
+        forgotten: false,
       };
       this.#channels.set(key, ch);
       entry.channels.add(ch);
@@ -136,6 +142,7 @@ export class Dispatcher {
   }
 
   #forget(ch: Channel): void {
+    ch.forgotten = true;
     this.#channels.delete(ch.key);
     ch.entry.channels.delete(ch);
   }
@@ -176,9 +183,7 @@ export class Dispatcher {
     const ch = this.#channel(topic, group);
     const before = ch.consumers.size;
     ch.consumers.set(session, (ch.consumers.get(session) ?? 0) + 1);
-    if (!session.groups.has(ch.key)) {
-      session.groups.add(ch.key);
-    }
+    session.groups.add(ch.key);
     if (ch.consumers.size !== before) this.events.consumersChanged(topic.name);
     const pull: Pull = {
       session,
@@ -197,7 +202,7 @@ export class Dispatcher {
       pull.timer.setIn(timeoutMs);
     }
     ch.pulls.push(pull);
-    void this.#run(ch);
+    this.#run(ch);
   }
 
   /** A consume_timeout ran out before anything was delivered: an empty reply (no origin_id) says so. */
@@ -254,7 +259,7 @@ export class Dispatcher {
       pull.unsettled!.delete(offset);
       this.#unroute(session, id, pull, offset);
       this.#refill(ch, pull);
-    } else void this.#run(ch); // the group's ack window may have reopened
+    } else this.#run(ch); // the group's ack window may have reopened
   }
 
   /** The session's windowed pull in `list` that has `offset` unsettled. */
@@ -306,7 +311,7 @@ export class Dispatcher {
       pull.parked = false;
       ch.parked.splice(ch.parked.indexOf(pull), 1);
       ch.pulls.push(pull);
-      void this.#run(ch);
+      this.#run(ch);
     }
     // A pull that still had credit was not what stopped the last run (the group had nothing, or the session was
     // not writable; both kick the channel when they change), so a refill alone need not ask the store again:
@@ -317,14 +322,14 @@ export class Dispatcher {
   kickTopic(topic: Topic): void {
     const entry = this.#topics.get(topic);
     if (!entry) return;
-    for (const ch of entry.channels) if (ch.pulls.length > 0) void this.#run(ch);
+    for (const ch of entry.channels) if (ch.pulls.length > 0) this.#run(ch);
   }
 
   /** A session drained its writes: retry the groups it waits on. */
   sessionWritable(session: Session): void {
     for (const key of session.groups) {
       const ch = this.#channels.get(key);
-      if (ch && ch.pulls.length > 0) void this.#run(ch);
+      if (ch && ch.pulls.length > 0) this.#run(ch);
     }
   }
 
@@ -385,7 +390,7 @@ export class Dispatcher {
   /**
    * The first pull whose session can take a message now, rotated to the back (round-robin). Within batch
    * `batch`, a pull whose credit that batch counted still qualifies when its session went over its write
-   * high-water mark meanwhile (see #run); a session that was already over it never does.
+   * high-water mark meanwhile (see #wait); a session that was already over it never does.
    */
   #pick(ch: Channel, batch = 0): Pull | undefined {
     const n = ch.pulls.length;
@@ -420,69 +425,99 @@ export class Dispatcher {
     return d === undefined ? [] : [d];
   }
 
-  /** One loop per channel at a time; a kick during a run makes the run go round once more. */
-  async #run(ch: Channel): Promise<void> {
+  /**
+   * One delivery loop per channel at a time; a kick during a run makes it go round once more. What the store
+   * has in memory is handed out at once, with no promise per message; the loop waits only for a read (#wait).
+   */
+  #run(ch: Channel): void {
     if (ch.running) {
       ch.again = true;
       return;
     }
     ch.running = true;
+    let wait = false;
     try {
-      do {
-        ch.again = false;
-        while (ch.pulls.length > 0) {
-          if (!this.#pick(ch)) break;
-          let batch: Delivery[];
-          let batchNo = 0;
-          const held = ch.held.shift();
-          if (held) batch = [held];
-          else {
-            batchNo = ++ch.batches;
-            try {
-              batch = await this.#take(ch, batchNo);
-            } catch {
-              batch = []; // group removed meanwhile; removal answers the waiters
-            }
-            if (batch.length === 0) break;
-          }
-          let stop = false;
-          for (let i = 0; i < batch.length; i++) {
-            const d = batch[i]!;
-            // A session that turned unwritable during the batch takes the rest its credit was counted for (at
-            // most BATCH messages / BATCH_BYTES over its high-water mark); the next batch waits for its drain.
-            // One that was unwritable already gets none: a consumer that never reads would otherwise take a
-            // share of every batch until each message it holds runs out of deliveries.
-            const pull = this.#pick(ch, batchNo);
-            if (!pull) {
-              // The consumer vanished while the store read: give the messages back.
-              for (let j = i; j < batch.length; j++) {
-                const r = batch[j]!;
-                if (this.#ackMode(ch)) quietly(ch.group.nack(r.offset));
-                else ch.held.push(r);
-              }
-              stop = true;
-              break;
-            }
-            try {
-              this.#deliver(ch, pull, d);
-            } catch (err) {
-              // One bad record must not stop the group (or, as an unhandled rejection, the process).
-              this.events.failed(err, ch.topic.name, ch.group.name);
-              if (this.#ackMode(ch)) quietly(ch.group.ack(d.offset));
-            }
-          }
-          if (stop) break;
-        }
-      } while (ch.again);
+      wait = this.#deliverReady(ch);
     } catch (err) {
       this.events.failed(err, ch.topic.name, ch.group.name);
-    } finally {
-      ch.running = false;
     }
+    if (wait) void this.#wait(ch);
+    else this.#stop(ch);
+  }
+
+  /** Hands out held messages and what the store has ready now. True when the store must be waited for. */
+  #deliverReady(ch: Channel): boolean {
+    do {
+      ch.again = false;
+      while (ch.pulls.length > 0) {
+        const pull = this.#pick(ch);
+        if (!pull) break;
+        let d: Delivery | undefined | null = ch.held.shift();
+        if (d === undefined) {
+          d = ch.group.nextNow === undefined ? null : ch.group.nextNow();
+          if (d === null) return true;
+          if (d === undefined) break;
+        }
+        this.#handOut(ch, pull, d);
+      }
+    } while (ch.again);
+    return false;
+  }
+
+  /** Takes a batch from the store, waiting for it (a read, ack mode's journal), then goes on without waiting. */
+  async #wait(ch: Channel): Promise<void> {
+    try {
+      for (;;) {
+        const batchNo = ++ch.batches;
+        let batch: Delivery[];
+        try {
+          batch = await this.#take(ch, batchNo);
+        } catch {
+          batch = []; // group removed meanwhile; removal answers the waiters
+        }
+        for (let i = 0; i < batch.length; i++) {
+          // A session that turned unwritable during the batch takes the rest its credit was counted for (at
+          // most BATCH messages / BATCH_BYTES over its high-water mark); the next batch waits for its drain.
+          // One that was unwritable already gets none: a consumer that never reads would otherwise take a
+          // share of every batch until each message it holds runs out of deliveries.
+          const pull = this.#pick(ch, batchNo);
+          if (!pull) {
+            // The consumer vanished while the store read: give the messages back.
+            for (let j = i; j < batch.length; j++) {
+              const r = batch[j]!;
+              if (this.#ackMode(ch)) quietly(ch.group.nack(r.offset));
+              else ch.held.push(r);
+            }
+            break;
+          }
+          this.#handOut(ch, pull, batch[i]!);
+        }
+        if (batch.length === 0 && !ch.again) break;
+        if (!this.#deliverReady(ch)) break;
+      }
+    } catch (err) {
+      this.events.failed(err, ch.topic.name, ch.group.name);
+    }
+    this.#stop(ch);
+  }
+
+  /** The loop ended: pulls whose consume_timeout ran out during it and got nothing are answered now. */
+  #stop(ch: Channel): void {
+    ch.running = false;
     while (ch.expired.length > 0) {
       const pull = ch.expired.pop()!;
       // Unless the loop delivered to it, or it went meanwhile (unconsume, its session closed).
       if (!pull.ticket.done && ch.pulls.includes(pull)) this.#expire(ch, pull);
+    }
+  }
+
+  #handOut(ch: Channel, pull: Pull, d: Delivery): void {
+    try {
+      this.#deliver(ch, pull, d);
+    } catch (err) {
+      // One bad record must not stop the group (or, as an unhandled rejection, the process).
+      this.events.failed(err, ch.topic.name, ch.group.name);
+      if (this.#ackMode(ch)) quietly(ch.group.ack(d.offset));
     }
   }
 

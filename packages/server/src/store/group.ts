@@ -146,6 +146,8 @@ export class DiskGroup implements Group {
   removed = false;
   dirty = false;
   #chain: Promise<unknown> = Promise.resolve();
+  /** Operations #serial queued that have not settled. */
+  #queued = 0;
   #journalEntries = 0;
 
   private constructor(
@@ -314,9 +316,24 @@ export class DiskGroup implements Group {
 
   /** Run `fn` after every earlier operation on this group (so overlapping next() calls get distinct records). */
   #serial<T>(fn: () => Promise<T>): Promise<T> {
+    this.#queued++;
     const p = this.#chain.then(fn);
-    this.#chain = p.catch(() => undefined);
+    this.#chain = p.then(this.#settled, this.#settled);
     return p;
+  }
+
+  readonly #settled = (): void => {
+    this.#queued--;
+  };
+
+  /**
+   * What next() would return, when that takes no waiting: the next record is in the cursor's read window (or the
+   * log's recent batches) and no other operation on the group is in flight. Null otherwise (then call next()).
+   * Not in ack mode, whose deliveries are journaled before they are handed out.
+   */
+  nextNow(): Delivery | undefined | null {
+    if (this.#queued > 0 || this.ackMode) return null;
+    return this.#nextNow();
   }
 
   next(): Promise<Delivery | undefined> {
@@ -332,7 +349,8 @@ export class DiskGroup implements Group {
       const out: Delivery[] = [];
       let bytes = 0;
       while (out.length < max && bytes < maxBytes) {
-        const d = await this.#next();
+        let d = this.#nextNow();
+        if (d === null) d = await this.#next();
         if (d === undefined) break;
         out.push(d);
         bytes += d.data.length;
@@ -353,51 +371,82 @@ export class DiskGroup implements Group {
   }
 
   async #next(): Promise<Delivery | undefined> {
-    if (this.removed || this.port.closed) return undefined;
-    const log = this.port.reader;
-    const clock = this.port.clock;
-    if (this.ackMode) {
-      const now = clock.now();
-      this.collectExpired(now);
-      while (this.#ready.length > 0) {
-        const offset = this.#ready.shift()!;
-        const e = this.pending.get(offset);
-        if (e === undefined || !e.queued) continue;
-        e.queued = false;
-        if (e.deliveries >= this.#maxDeliver) {
-          await this.#deadLetter(offset, e);
-          continue;
-        }
-        const rec = await log.read(offset);
-        if (this.removed) return undefined;
-        if (rec === undefined) {
-          // Gone (retention, empty) or corrupt: nothing left to redeliver.
-          this.pending.delete(offset);
-          this.#journal(J_ACK, offset, 0, 0);
-          continue;
-        }
-        e.deliveries++;
-        e.deadline = clock.now() + this.#timeout;
-        this.#journal(J_DELIVER, offset, e.deliveries, e.deadline);
-        this.#noteDeadline(e.deadline);
-        return {
-          offset: rec.offset,
-          timestamp: rec.timestamp,
-          id: rec.id,
-          tag: rec.tag,
-          data: rec.data,
-          retry: e.deliveries - 1,
-        };
+    for (;;) {
+      const d = this.#nextNow();
+      if (d !== null) return d;
+      if (this.ackMode && this.#ready.length > 0) {
+        const again = await this.#redeliver();
+        if (again !== undefined || this.removed) return again;
+        continue;
       }
+      // The cursor needs an index load or a read first; then look again.
+      const log = this.port.reader;
+      const c = this.cursor;
+      if (c.offset !== this.position) await log.position(c, this.position);
+      else await log.peek(c);
+      if (this.removed) return undefined;
+    }
+  }
+
+  /**
+   * next() when it takes no waiting; null when it does: a redelivery to read (ack mode), or a record the cursor
+   * must read first.
+   */
+  #nextNow(): Delivery | undefined | null {
+    if (this.removed || this.port.closed) return undefined;
+    if (this.ackMode) {
+      this.collectExpired(this.port.clock.now());
+      if (this.#ready.length > 0) return null;
       if (this.pending.size >= this.#window) return undefined;
     }
+    return this.#fromLog();
+  }
+
+  /** The first expired delivery, delivered again; undefined when it was settled, dead-lettered or gone. */
+  async #redeliver(): Promise<Delivery | undefined> {
+    const offset = this.#ready.shift()!;
+    const e = this.pending.get(offset);
+    if (e === undefined || !e.queued) return undefined;
+    e.queued = false;
+    if (e.deliveries >= this.#maxDeliver) {
+      await this.#deadLetter(offset, e);
+      return undefined;
+    }
+    const rec = await this.port.reader.read(offset);
+    if (this.removed) return undefined;
+    if (rec === undefined) {
+      // Gone (retention, empty) or corrupt: nothing left to redeliver.
+      this.pending.delete(offset);
+      this.#journal(J_ACK, offset, 0, 0);
+      return undefined;
+    }
+    e.deliveries++;
+    e.deadline = this.port.clock.now() + this.#timeout;
+    this.#journal(J_DELIVER, offset, e.deliveries, e.deadline);
+    this.#noteDeadline(e.deadline);
+    return {
+      offset: rec.offset,
+      timestamp: rec.timestamp,
+      id: rec.id,
+      tag: rec.tag,
+      data: rec.data,
+      retry: e.deliveries - 1,
+    };
+  }
+
+  /**
+   * The next record past the position that passes the filter, taken (in ack mode, as a pending delivery);
+   * undefined when there is none yet, null when the cursor must load an index or read first.
+   */
+  #fromLog(): Delivery | undefined | null {
+    const log = this.port.reader;
     const c = this.cursor;
     for (;;) {
       if (this.position < log.firstOffset) this.position = log.firstOffset;
       if (this.position >= log.visibleEnd) return undefined;
-      if (c.offset !== this.position) await log.position(c, this.position);
-      const found = await log.peek(c);
-      if (this.removed) return undefined;
+      if (c.offset !== this.position && !log.positionNow(c, this.position)) return null;
+      const found = log.peekNow(c);
+      if (found === null) return null;
       if (!found) {
         if (c.offset > this.position && c.offset <= log.visibleEnd) {
           this.position = c.offset;
@@ -417,7 +466,7 @@ export class DiskGroup implements Group {
       this.position = c.offset;
       this.#touchState();
       if (this.ackMode) {
-        const deadline = clock.now() + this.#timeout;
+        const deadline = this.port.clock.now() + this.#timeout;
         this.pending.set(d.offset, { deliveries: 1, deadline, queued: false, reason: undefined });
         this.#journal(J_DELIVER, d.offset, 1, deadline);
         this.#noteDeadline(deadline);

@@ -4,6 +4,7 @@
 import { storeError } from './fs-util.js';
 import type { SegmentedLog } from './log.js';
 import {
+  CHECK_CORRUPT,
   CHECK_OK,
   checkRecord,
   decodeRecord,
@@ -45,18 +46,27 @@ export class LogReader {
 
   /** Point `c` at `offset` (clamped to the first stored offset) using the sparse index. */
   async position(c: Cursor, offset: number): Promise<void> {
+    while (!this.positionNow(c, offset)) await this.#segmentAt(offset)!.ensureIndex(this.log.maxRecordBytes);
+  }
+
+  /** position() without waiting: false (and `c` untouched) while the segment's index is not loaded yet. */
+  positionNow(c: Cursor, offset: number): boolean {
     const log = this.log;
     if (offset < log.firstOffset) offset = log.firstOffset;
-    const seg = log.segments[log.segmentIndexFor(offset)];
+    const seg = this.#segmentAt(offset);
+    if (seg !== undefined && !seg.indexLoaded) return false;
     c.offset = offset;
-    if (!seg) {
-      c.seg = undefined;
-      return;
-    }
-    await seg.ensureIndex(log.maxRecordBytes);
-    const i = seg.oix.floor(offset - seg.base);
     c.seg = seg;
-    c.pos = i >= 0 ? seg.oix.pos[i]! : 0;
+    if (seg !== undefined) {
+      const i = seg.oix.floor(offset - seg.base);
+      c.pos = i >= 0 ? seg.oix.pos[i]! : 0;
+    }
+    return true;
+  }
+
+  #segmentAt(offset: number): Segment | undefined {
+    const log = this.log;
+    return log.segments[log.segmentIndexFor(Math.max(offset, log.firstOffset))];
   }
 
   /**
@@ -64,12 +74,25 @@ export class LogReader {
    * without consuming it. Corrupt records are reported and stepped over. False when there is none (yet).
    */
   async peek(c: Cursor): Promise<boolean> {
+    for (;;) {
+      const found = this.peekNow(c);
+      if (found !== null) return found;
+      await this.#fetch(c);
+    }
+  }
+
+  /**
+   * peek() without waiting, for records already in the cursor's window or in the log's recent batches (a reader
+   * at the tail, or within the 64 KiB read ahead): null when it takes a read, an index load or a corrupt record
+   * to step over (peek() does those).
+   */
+  peekNow(c: Cursor): boolean | null {
     const log = this.log;
     for (;;) {
       if (log.closed || c.offset >= log.visibleEnd) return false;
       let seg = c.seg;
       if (seg === undefined || seg.retired) {
-        await this.position(c, c.offset);
+        if (!this.positionNow(c, c.offset)) return null;
         seg = c.seg;
         if (seg === undefined || seg.retired) return false;
       }
@@ -81,36 +104,15 @@ export class LogReader {
         if (c.offset < nx.base) c.offset = nx.base;
         continue;
       }
-      let status = -1;
-      let len = 0;
-      try {
-        const win = c.win;
-        if (
-          win.has(seg, c.pos, HEADER_BYTES) ||
-          this.#fromRecent(win, seg, c.pos, HEADER_BYTES) ||
-          (await win.ensure(seg, c.pos, HEADER_BYTES, seg.size))
-        ) {
-          len = recordLength(win.buf, c.pos - win.start);
-          if (
-            len >= HEADER_BYTES &&
-            len <= log.maxLen &&
-            (win.has(seg, c.pos, len) || (await win.ensure(seg, c.pos, len, seg.size)))
-          ) {
-            status = checkRecord(win.buf, c.pos - win.start, win.len, log.maxLen);
-          }
-        }
-        if (status !== CHECK_OK) {
-          log.reportCorrupt(seg, c.pos);
-          const next = await findNextValid(seg, win, c.pos + 1, seg.size, c.offset, log.maxLen);
-          c.pos = next < 0 ? seg.size : next;
-          continue;
-        }
-      } catch (err) {
-        if (seg.retired || log.closed) continue;
-        throw storeError(err, `read from topic ${log.name}`);
-      }
-      const p = c.pos - c.win.start;
-      const off = recordOffset(c.win.buf, p);
+      const win = c.win;
+      if (!win.has(seg, c.pos, HEADER_BYTES) && !this.#fromRecent(win, seg, c.pos, HEADER_BYTES)) return null;
+      const len = recordLength(win.buf, c.pos - win.start);
+      if (len < HEADER_BYTES || len > log.maxLen) return null;
+      if (!win.has(seg, c.pos, len) && !this.#fromRecent(win, seg, c.pos, len)) return null;
+      const p = c.pos - win.start;
+      // A recent batch holds the bytes as this process encoded them: only what came from the file is checked.
+      if (!win.immutable && checkRecord(win.buf, p, win.len, log.maxLen) !== CHECK_OK) return null;
+      const off = recordOffset(win.buf, p);
       if (off < c.offset) {
         c.pos += len;
         continue;
@@ -120,6 +122,33 @@ export class LogReader {
       c.len = len;
       c.recOffset = off;
       return true;
+    }
+  }
+
+  /** What peekNow(c) stopped for: an index to load, bytes to read into the window, a corrupt record to skip. */
+  async #fetch(c: Cursor): Promise<void> {
+    const log = this.log;
+    const seg = c.seg;
+    if (seg === undefined || seg.retired) {
+      await this.position(c, c.offset);
+      return;
+    }
+    try {
+      const win = c.win;
+      let status = CHECK_CORRUPT;
+      if (await win.ensure(seg, c.pos, HEADER_BYTES, seg.size)) {
+        const len = recordLength(win.buf, c.pos - win.start);
+        if (len >= HEADER_BYTES && len <= log.maxLen && (await win.ensure(seg, c.pos, len, seg.size))) {
+          status = checkRecord(win.buf, c.pos - win.start, win.len, log.maxLen);
+        }
+      }
+      if (status === CHECK_OK) return; // in the window now
+      log.reportCorrupt(seg, c.pos);
+      const next = await findNextValid(seg, win, c.pos + 1, seg.size, c.offset, log.maxLen);
+      c.pos = next < 0 ? seg.size : next;
+    } catch (err) {
+      if (seg.retired || log.closed) return;
+      throw storeError(err, `read from topic ${log.name}`);
     }
   }
 

@@ -159,6 +159,12 @@ export interface Group {
    */
   nextBatch?(max: number, maxBytes: number): Promise<Delivery[]>;
   /**
+   * What next() would return, when the store can tell without waiting (the record is in memory and nothing else
+   * on the group is in flight): a delivery, or undefined when nothing is ready. Null when it cannot; then call
+   * next() or nextBatch(). Optional: a consumer that keeps up is served without a promise per message.
+   */
+  nextNow?(): Delivery | undefined | null;
+  /**
    * True when acked; false when the offset was not pending. A store that settles in memory answers at once (a
    * boolean, no promise per ack); one that talks to storage returns a promise.
    */

@@ -369,13 +369,14 @@ describe('other commands', () => {
     const b = await startTestBroker();
     const c = await b.raw();
     await c.request({ headers: { cmd: 'declare', topic: 'T' } });
-    // The consume waits; the produce after it is answered first.
+    // The consume waits; the query after it is answered first, and a produce then ends the consume.
     c.send({ headers: { cmd: 'consume', topic: 'T', id: 'first' } });
-    c.send({ headers: { cmd: 'produce', topic: 'T', id: 'second' }, body: 'x' });
+    c.send({ headers: { cmd: 'query', topic: 'T', id: 'second' } });
     const order: string[] = [];
     const a = c.next((m) => m.headers.id === 'first').then(() => order.push('first'));
-    const p = c.next((m) => m.headers.id === 'second').then(() => order.push('second'));
-    await Promise.all([a, p]);
+    await c.next((m) => m.headers.id === 'second').then(() => order.push('second'));
+    c.send({ headers: { cmd: 'produce', topic: 'T', id: 'third' }, body: 'x' });
+    await a;
     expect(order).toEqual(['second', 'first']);
   });
 
