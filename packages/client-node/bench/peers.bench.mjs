@@ -18,7 +18,8 @@
 // The whole list is repeated BENCH_REPEAT times (default 2; the order of systems is reversed on the second round so
 // that neither side always runs first); the table gives the median of the rounds (of two rounds: their mean), each
 // round's figure, the 1-minute load average after each case, the CPU share the server (+ RPC service) and this
-// process took, and the work done per CPU-second of all of them (comparable when the machine is shared).
+// process took, that share over the rate as CPU microseconds per message (or call) on each side, and the work done
+// per CPU-second of all of them (both comparable when the machine is shared).
 // Knobs: BENCH_SECONDS (4) per throughput case, BENCH_LAT_SECONDS (10), BENCH_RATE (10000), BENCH_WINDOW (1000),
 // BENCH_CONSUME_WINDOW (1000; XREAD takes COUNT 1000), BENCH_CALLERS (32), BENCH_ONLY=zbus-always,zbus-interval,
 // nats,redis (also zbus-never: fsync=never, a diagnostic), BENCH_WORKLOADS=pub,lat,rpc, BENCH_OUT=<file.json>, BENCH_DEBUG=1 (progress of latency cases),
@@ -49,7 +50,6 @@ const PROFILE = env('BENCH_PROFILE', '');
 const WORKLOADS = env('BENCH_WORKLOADS', 'pub,lat,rpc').split(',');
 const SIZE = 100;
 const PAYLOAD = 'x'.repeat(SIZE);
-const PAYLOAD_BYTES = new TextEncoder().encode(PAYLOAD);
 const SERVICE = new URL('./peers-service.mjs', import.meta.url);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -396,8 +396,9 @@ function nats() {
       const ncs = await connected(conns, () => natsConnect({ servers: this.address }));
       const jss = ncs.map((nc) => nc.jetstream());
       const subject = `${stream}.m`;
-      await jss[0].publish(subject, PAYLOAD_BYTES);
-      const r = await windowed(conns, WINDOW, (i) => jss[i].publish(subject, PAYLOAD_BYTES));
+      // The same 100-character string every client gets, which each encodes itself.
+      await jss[0].publish(subject, PAYLOAD);
+      const r = await windowed(conns, WINDOW, (i) => jss[i].publish(subject, PAYLOAD));
       await Promise.all(ncs.map((nc) => nc.close()));
       await this.jsm.streams.delete(stream);
       return { ...r, note: 'js.publish (async, awaiting PubAck)' };
@@ -565,7 +566,7 @@ function record(sys, workload, unit, sample) {
       ? `p50 ${sample.p50?.toFixed(2)} p90 ${sample.p90?.toFixed(2)} p99 ${sample.p99?.toFixed(2)} max ${sample.max?.toFixed(1)} ms (${sample.received}/${sample.expected})`
       : `${Math.round(sample.value).toLocaleString('en-US')} ${unit}`;
   console.log(
-    `  ${sys.name.padEnd(13)} ${workload.padEnd(30)} ${v}  [load ${sample.load.toFixed(2)}, server CPU ${sample.serverCpu.toFixed(0)}%, bench CPU ${sample.clientCpu.toFixed(0)}%]`,
+    `  ${sys.name.padEnd(13)} ${workload.padEnd(30)} ${v}  [load ${sample.load.toFixed(2)}, server CPU ${sample.serverCpu.toFixed(0)}%, bench CPU ${sample.clientCpu.toFixed(0)}%${sample.serverUs === undefined ? '' : `, ${sample.serverUs.toFixed(1)} / ${sample.clientUs.toFixed(1)} us per message`}]`,
   );
 }
 
@@ -591,6 +592,13 @@ async function measure(sys, workload, unit, fn) {
   // when the machine is shared and each process only gets a slice of a core
   if (sample.value !== undefined)
     sample.perCpu = sample.value / ((sample.serverCpu + sample.clientCpu) / 100);
+  // CPU per message (or call) at the case's rate: the share of a core each side used, over the messages per
+  // second (the achieved rate; for latency cases the offered one). What a shared machine cannot move.
+  const rate = sample.value ?? (unit === 'ms' ? RATE : undefined);
+  if (rate) {
+    sample.serverUs = (sample.serverCpu * 1e4) / rate;
+    sample.clientUs = (sample.clientCpu * 1e4) / rate;
+  }
   record(sys, workload, unit, sample);
 }
 
@@ -701,9 +709,9 @@ function report(runs) {
   }
   const lines = [];
   lines.push(
-    '| system | workload | durability (fsync policy) | median of rounds | each round | per CPU-second | server / bench CPU | load avg (1 min) per round |',
+    '| system | workload | durability (fsync policy) | median of rounds | each round | per CPU-second | server / bench CPU | CPU us per message, server / bench | load avg (1 min) per round |',
   );
-  lines.push('|---|---|---|---:|---|---:|---|---|');
+  lines.push('|---|---|---|---:|---|---:|---|---|---|');
   for (const row of merged.values()) {
     const durable = row.workload.startsWith('publish');
     const policy = durable ? row.policy : 'n/a (not stored)';
@@ -727,8 +735,10 @@ function report(runs) {
     const perCpu = row.unit === 'ms' ? '' : int(median(row.samples.map((s) => s.perCpu)));
     const cpu = `${int(median(row.samples.map((s) => s.serverCpu)))}% / ${int(median(row.samples.map((s) => s.clientCpu)))}%`;
     const loads = row.samples.map((s) => s.load.toFixed(1)).join(' / ');
+    const us = (k) => median(row.samples.map((s) => s[k])).toFixed(1);
+    const perMsg = row.samples[0]?.serverUs === undefined ? 'n/a' : `${us('serverUs')} / ${us('clientUs')}`;
     lines.push(
-      `| ${row.system} | ${row.workload} | ${policy} | ${result} | ${each} | ${perCpu} | ${cpu} | ${loads} |`,
+      `| ${row.system} | ${row.workload} | ${policy} | ${result} | ${each} | ${perCpu} | ${cpu} | ${perMsg} | ${loads} |`,
     );
   }
   const mc = runs[0].machine;
