@@ -111,6 +111,30 @@ describe('consume groups', () => {
     });
   });
 
+  it('nextNow() hands out what the read window holds at once, and says when it must wait', async () => {
+    const dir = await tempDir();
+    const s1 = await open({ dataDir: dir });
+    await appendMany(await s1.declareTopic('t', { mask: 0 }), 300);
+    await s1.close();
+    // Reopened: nothing is in the recently written batches, every record comes from the file.
+    const t = (await open({ dataDir: dir })).topic('t')!;
+    const g = await t.declareGroup('g', { start: { offset: 0 } });
+    const ack = await t.declareGroup('a', { mask: STORE_MASK_ACK_REQUIRED, start: { offset: 0 } });
+    expect(g.nextNow!()).toBeNull(); // the window is empty: a read first
+    expect((await g.next())?.id).toBe('m0');
+    const ids: string[] = [];
+    for (let d = g.nextNow!(); d; d = g.nextNow!()) ids.push(d.id);
+    // 300 small records fit in one 64 KiB read: the rest come without waiting, then nothing is ready.
+    expect(ids).toEqual(Array.from({ length: 299 }, (_, i) => `m${i + 1}`));
+    expect(g.nextNow!()).toBeUndefined();
+    // Never past an operation in flight, nor in ack mode (its deliveries are journaled first).
+    const pending = g.next();
+    expect(g.nextNow!()).toBeNull();
+    expect(await pending).toBeUndefined();
+    expect(ack.nextNow!()).toBeNull();
+    expect((await ack.next())?.id).toBe('m0');
+  });
+
   it('reopen keeps groups, filters and positions', async () => {
     const dir = await tempDir();
     const s1 = await open({ dataDir: dir });
