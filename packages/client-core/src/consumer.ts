@@ -195,10 +195,14 @@ class DeliveredMessage extends Message {
   [kAckAsync](): void {
     if (this.#settled) return;
     this.#settled = true;
-    const m = new Message({
-      headers: { cmd: Cmd.Ack, topic: this.#topic, consume_group: this.#group, offset: this.#need('ack') },
-    });
-    m.set('ack', 'false');
+    // Lower-case names and string values, stored as they are: one ack per delivered message.
+    const m = new Message();
+    const h = m.headers;
+    h.cmd = Cmd.Ack;
+    h.topic = this.#topic;
+    h.consume_group = this.#group;
+    h.offset = this.#need('ack');
+    h.ack = 'false';
     this.#client.send(m);
   }
 }
