@@ -38,7 +38,7 @@ export function route(ctx: CommandContext): void {
     state.metrics.rpcUnroutableReplies++;
     return;
   }
-  state.rpc.settle(call.session.id, call.id);
+  state.rpc.settleCall(call);
   // A new header bag without the request-only headers: deleting them would turn the decoded bag into a slow
   // dictionary object.
   const headers = createHeaders();

@@ -277,12 +277,15 @@ export class Dispatcher {
    */
   answered(session: Session, topic: Topic, id: string): void {
     const byId = this.#routed.get(session);
-    let r = byId?.get(id);
+    const head = byId?.get(id);
+    let r = head;
     while (r !== undefined && r.pull.channel.topic !== topic) r = r.next;
     if (r === undefined) return;
     const pull = r.pull;
     pull.unsettled!.delete(r.offset);
-    this.#unroute(session, id, pull, r.offset);
+    // Mostly the only delivery with that id: dropped here rather than looked up again.
+    if (r !== head || r.next !== undefined) this.#unroute(session, id, pull, r.offset);
+    else byId!.delete(id);
     this.#refill(pull.channel, pull);
   }
 

@@ -22,6 +22,8 @@ interface Call {
   onTimeout: () => void;
   /** A plain-HTTP request (RPC by URL) whose answer the routed reply is, in the connection's order. */
   ticket: ReplyTicket | undefined;
+  /** The caller's calls, this one among them: settled without looking the caller up again. */
+  of: Map<string, Call>;
 }
 
 /** A call as the answering side sees it. */
@@ -77,7 +79,7 @@ export class RpcCalls {
     }
     if (!calls.has(id)) this.#size++;
     const deadline = this.clock.now() + timeoutMs;
-    calls.set(id, { session, id, topic, deadline, onTimeout, ticket });
+    calls.set(id, { session, id, topic, deadline, onTimeout, ticket, of: calls });
     // Deadlines mostly grow with each call: the alarm is rarely moved.
     this.#sweeps.setEarlier(Math.max(deadline, this.#sweptAt + SWEEP_MS));
   }
@@ -90,6 +92,15 @@ export class RpcCalls {
   /** The reply arrived: true when the call was still waiting. */
   settle(sessionId: string, id: string): boolean {
     return this.take(sessionId, id) !== undefined;
+  }
+
+  /** The call waiting() gave was answered: true when it was still waiting. */
+  settleCall(call: WaitingCall): boolean {
+    const { of, id } = call as Call;
+    if (of.get(id) !== call) return false;
+    of.delete(id);
+    this.#size--;
+    return true;
   }
 
   /** settle() that gives the call back (to answer it with routed()). */

@@ -87,6 +87,11 @@ class MemoryGroup implements Group {
   }
 
   async next(): Promise<Delivery | undefined> {
+    return this.nextNow();
+  }
+
+  /** next() at once: a memory topic never waits for anything (the dispatcher's path without a promise). */
+  nextNow(): Delivery | undefined {
     const t = this.topic;
     for (;;) {
       if (this.removed || t.closed) return undefined;
