@@ -1,6 +1,7 @@
 // Edges where messages could be lost or answered twice: consumers that leave while waiting or while the
 // broker is handing them a message, bounded memory topics, produce dedupe, RPC callers that go away.
 import type { Message } from '@zbus/protocol';
+import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { closed, declare, startTestBroker, untilConsumers } from './helpers.js';
 
@@ -61,7 +62,8 @@ describe('memory topics', () => {
   });
 
   it('answers an RPC caller whose request cannot be queued with 429, not silence', async () => {
-    const b = await startTestBroker({ memoryTopicCapacity: 2 });
+    const clock = new ManualClock();
+    const b = await startTestBroker({ memoryTopicCapacity: 2, clock });
     const svc = await b.raw();
     await declare(svc, 'Rpc', { topic_mask: '3' });
     // A registered service that takes one request and then stays busy.
@@ -78,6 +80,10 @@ describe('memory topics', () => {
         }),
       );
     }
+    // The last is refused at once (the two before it fill the topic), after the broker took every earlier one;
+    // those time out when the clock reaches their timeout.
+    expect((await calls[4]!).status).toBe(429);
+    clock.advance(300);
     const statuses = (await Promise.all(calls)).map((r) => r.status);
     // One taken by the service, two queued (both time out: 504), the rest refused at once (429).
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(1);

@@ -1,6 +1,6 @@
 // Per-topic retention on the wire: the `topic_retention_*` declare headers, their ranges, the limits in TopicInfo,
 // and the store deleting whole segments once a limit is passed, on a real broker with small segments.
-import type { RawClient } from '@zbus/testkit';
+import { ManualClock, type RawClient, waitFor } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { startTestBroker } from './helpers.js';
 
@@ -21,15 +21,6 @@ async function produce(c: RawClient, topic: string, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
     const r = await c.request({ headers: { cmd: 'produce', topic }, body: BODY });
     expect(r.status).toBe(200);
-  }
-}
-
-/** Polls until `check` holds (the age limit acts on a timer), bounded. */
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -66,14 +57,20 @@ describe('retention on the wire', () => {
   });
 
   it('drops segments older than topic_retention_ms, set by a re-declare of a full topic', async () => {
-    const b = await startTestBroker({ segmentBytes: SEGMENT_BYTES });
+    const clock = new ManualClock();
+    const b = await startTestBroker({ segmentBytes: SEGMENT_BYTES, clock });
     const c = await b.raw();
     await c.request({ headers: { cmd: 'declare', topic: 'Age' } });
     await produce(c, 'Age', 30);
     expect((await topicInfo(c, 'Age')).firstOffset).toBe(0);
+    // The age check comes at most every 100 ms (and at least that far apart): move the clock to it.
+    const checked = clock.armed(clock.now() + 100);
     const r = await c.request({ headers: { cmd: 'declare', topic: 'Age', topic_retention_ms: '1' } });
     expect(r.json<{ retention: unknown }>().retention).toEqual({ ms: 1 });
-    await until(async () => (await topicInfo(c, 'Age')).firstOffset > 0, 'the age limit to drop a segment');
+    await checked;
+    clock.advance(100);
+    // Deleting the segments is file work with no event to wait on.
+    await waitFor(async () => (await topicInfo(c, 'Age')).firstOffset > 0, 'the age limit to drop a segment');
     // The segment being written is never dropped.
     expect((await topicInfo(c, 'Age')).nextOffset).toBe(30);
   });
