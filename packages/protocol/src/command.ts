@@ -1,6 +1,6 @@
 import { tokenKind } from './decoder.js';
 import { COMMANDS } from './headers.js';
-import type { Message } from './message.js';
+import { createHeaders, type Message } from './message.js';
 import { utf8Encode } from './text.js';
 
 /** How a request names its command (zbus-protocol.md §4, decisions.md §1). */
@@ -56,14 +56,27 @@ export function parseUrl(url: string): { path: string[]; query: Record<string, s
   if (hash >= 0) url = url.slice(0, hash);
   const q = url.indexOf('?');
   let p = q >= 0 ? url.slice(0, q) : url;
-  const query = Object.create(null) as Record<string, string>;
+  // A header bag, not Object.create(null): a fast object, several times quicker to fill (message.ts).
+  const query = createHeaders();
   if (q >= 0) {
-    for (const pair of url.slice(q + 1).split('&')) {
-      if (pair.length === 0) continue; // `&&` is harmless (zbus-protocol.md §4.1)
-      const eq = pair.indexOf('=');
-      const key = decode(eq < 0 ? pair : pair.slice(0, eq));
-      if (key.length === 0 || key in query) continue;
-      query[key] = eq < 0 ? '' : decode(pair.slice(eq + 1));
+    // Pair by pair with indexOf: no array of pairs, and no pair sliced out whole. The next `=` is searched for
+    // again only once passed, so `?a&a&a...` is scanned once, not once per pair.
+    const n = url.length;
+    let nextEq = -1;
+    for (let start = q + 1; start <= n; ) {
+      let end = url.indexOf('&', start);
+      if (end < 0) end = n;
+      if (end > start) {
+        // (an empty pair, `&&`, is harmless: zbus-protocol.md §4.1)
+        if (nextEq < start) {
+          nextEq = url.indexOf('=', start);
+          if (nextEq < 0) nextEq = n;
+        }
+        const eq = nextEq < end ? nextEq : -1;
+        const key = decode(url.slice(start, eq < 0 ? end : eq));
+        if (key.length !== 0 && !(key in query)) query[key] = eq < 0 ? '' : decode(url.slice(eq + 1, end));
+      }
+      start = end + 1;
     }
   }
   // absolute-form targets (a proxy request): keep only the path
@@ -75,7 +88,8 @@ export function parseUrl(url: string): { path: string[]; query: Record<string, s
     }
   }
   if (p.startsWith('/')) p = p.slice(1);
-  const path = p.length === 0 ? [] : p.split('/').map(decode);
+  const path = p.length === 0 ? [] : p.split('/');
+  for (let i = 0; i < path.length; i++) path[i] = decode(path[i] as string);
   return { path, query };
 }
 

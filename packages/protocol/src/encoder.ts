@@ -15,8 +15,19 @@ import { utf8Encode, utf8EncodeInto } from './text.js';
 
 const UNSAFE_VALUE = /[\r\n\0]/g;
 
+/** Values up to this length are checked by one JS pass; longer ones by three native scans. */
+const SHORT_VALUE = 64;
+
 function cleanValue(v: string): string {
-  // two native scans beat a regex test on short strings
+  const n = v.length;
+  if (n <= SHORT_VALUE) {
+    // one pass over a short value (an id, a topic, a number) beats three calls into indexOf
+    for (let i = 0; i < n; i++) {
+      const c = v.charCodeAt(i);
+      if (c <= 13 && (c === 10 || c === 13 || c === 0)) return v.replace(UNSAFE_VALUE, ' ');
+    }
+    return v;
+  }
   if (v.indexOf('\n') === -1 && v.indexOf('\r') === -1 && v.indexOf('\0') === -1) return v;
   return v.replace(UNSAFE_VALUE, ' ');
 }
