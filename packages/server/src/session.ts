@@ -57,7 +57,7 @@ export class ReplyTicket {
   /** Send the reply; later calls are ignored (a request gets at most one reply). */
   send(msg: Message): void {
     if (this.done) return;
-    msg.set('id', this.id);
+    msg.headers.id = this.id;
     if (this.headOnly && msg.body.length > 0) msg.body = new Uint8Array(0);
     if (this.closeAfter) msg.set('connection', 'close'); // not the default Keep-Alive: the broker closes after it
     this.done = true;

@@ -68,6 +68,8 @@ export class OriginPolicy {
   readonly #allowed: ReadonlySet<string>;
   readonly #any: boolean;
   readonly #protectedMode: boolean;
+  #lastHost: string | undefined;
+  #lastHostIsLoopback = false;
 
   /**
    * `allowOrigins`: origins whose pages may use the broker (`*`: any page; the check is off). In `protectedMode`,
@@ -80,10 +82,19 @@ export class OriginPolicy {
     this.#protectedMode = protectedMode;
   }
 
+  /** isLoopbackName, remembered for the last Host seen: a client sends the same one with every request. */
+  #loopbackHost(host: string): boolean {
+    if (host !== this.#lastHost) {
+      this.#lastHost = host;
+      this.#lastHostIsLoopback = isLoopbackName(host);
+    }
+    return this.#lastHostIsLoopback;
+  }
+
   /** Where a request (or a WebSocket handshake) comes from; `host` is the Host header as the client sent it. */
   siteOf(headers: Headers): RequestSite {
     const host = headers.host;
-    if (this.#protectedMode && host !== undefined && !isLoopbackName(host)) return 'unlisted-host';
+    if (this.#protectedMode && host !== undefined && !this.#loopbackHost(host)) return 'unlisted-host';
     const fetchSite = headers['sec-fetch-site'];
     const origin = headers.origin;
     if (fetchSite === undefined && origin === undefined) return 'unmarked';

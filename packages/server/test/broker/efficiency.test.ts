@@ -134,6 +134,28 @@ describe('efficiency of a produce', () => {
   });
 });
 
+describe('efficiency of a reply', () => {
+  it('answers a request on its own with one write of one buffer (no writev)', async () => {
+    const b = await startTestBroker();
+    await declare(await b.raw(), 'T');
+    const client = await rawSocket(b.port);
+    const N = 8;
+    const writes = vi.spyOn(Socket.prototype, '_write');
+    const writevs = vi.spyOn(Socket.prototype, '_writev');
+    // One at a time, as `ab -k` sends them: each reply is the only message of its turn on the connection.
+    for (let i = 0; i < N; i++) {
+      client.socket.write(`GET /T?cmd=produce&body=m${i} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+      const [ack] = await client.replies(1);
+      expect(ack).toMatch(/^HTTP\/1\.1 200 OK\r\ntopic: T\r\n/);
+    }
+    const broker = (calls: { mock: { contexts: unknown[] } }) =>
+      calls.mock.contexts.filter((c) => c !== client.socket).length;
+    const counted = { writes: broker(writes), writevs: broker(writevs) };
+    vi.restoreAllMocks();
+    expect(counted).toEqual({ writes: N, writevs: 0 });
+  });
+});
+
 describe('efficiency of a delivery', () => {
   it('decodes nothing and copies none of the stored bytes per delivery', async () => {
     const N = 64;
