@@ -266,7 +266,8 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
   readonly #adding = new Set<string>();
   #offRoutes: (() => void) | undefined;
   // iteration
-  #queue: { msg: ConsumedMessage; done: () => void }[] = [];
+  /** Delivered, not yet read by the iterator: `done` settles a message that was read, `drop` one never read. */
+  #queue: { msg: ConsumedMessage; done: () => void; drop: () => void }[] = [];
   #readers: ((r: IteratorResult<ConsumedMessage>) => void)[] = [];
   #iterating = false;
   /** By server: a route settles a delivery there (see answeredByRoute). */
@@ -626,7 +627,7 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     };
     const handler = this.options.handler;
     if (handler === undefined) {
-      this.#enqueue(msg, () => finish());
+      this.#enqueue(msg, () => finish(), done);
       return;
     }
     let result: unknown;
@@ -707,10 +708,11 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
     this.#offRoutes = undefined;
     if (started) await started.catch(() => {});
     await this.#unconsumeAll();
-    // Messages queued for the iterator and never read are released so the handlers count drops.
+    // Messages queued for the iterator and never read are dropped unacked (the broker delivers them again);
+    // acking them would lose them.
     const queued = this.#queue;
     this.#queue = [];
-    for (const q of queued) q.done();
+    for (const q of queued) q.drop();
     const current = this.#current;
     this.#current = undefined;
     current?.();
@@ -734,13 +736,13 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
 
   // ---- async iteration ----------------------------------------------------------------------------
 
-  #enqueue(msg: ConsumedMessage, done: () => void): void {
+  #enqueue(msg: ConsumedMessage, done: () => void, drop: () => void): void {
     const reader = this.#readers.shift();
     if (reader) {
       this.#current = done;
       reader({ value: msg, done: false });
     } else {
-      this.#queue.push({ msg, done });
+      this.#queue.push({ msg, done, drop });
     }
   }
 
@@ -775,7 +777,8 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
         return new Promise<IteratorResult<ConsumedMessage>>((resolve) => this.#readers.push(resolve));
       },
       return: async () => {
-        releaseCurrent();
+        // close() settles the current message once the state is 'closing', so its ack refills no window
+        // (a settled message freed synchronously would send the next consume).
         this.#iterating = false;
         await this.close();
         return { value: undefined, done: true };

@@ -76,6 +76,21 @@ describe('Consumer', () => {
     expect(c.state).toBe('closed');
   });
 
+  it('break acks the message read last and leaves delivered but unread ones unacked', async () => {
+    await admin.declare('c-iter-ack', { group: { name: 'g', mask: Mask.AckRequired, ackTimeout: 60_000 } });
+    await publish('c-iter-ack', 5, 'a');
+    const c = new Consumer(broker, { topic: 'c-iter-ack', group: 'g', window: 4 });
+    for await (const m of c) {
+      expect(m.bodyText()).toBe('a0');
+      // a0 is being read and a1..a3 wait in the iterator's queue; nothing is acked yet
+      await expect.poll(async () => (await admin.queryGroup('c-iter-ack', 'g')).unackedCount).toBe(4);
+      break;
+    }
+    expect(c.state).toBe('closed');
+    // a0 was handled; a1..a3 were never read, so the broker must deliver them again; a4 was never sent
+    expect(await admin.queryGroup('c-iter-ack', 'g')).toMatchObject({ unackedCount: 3, messageCount: 1 });
+  });
+
   it('runs up to `window` handlers at once per connection and keeps consuming as they finish', async () => {
     await admin.declare('c-window', { group: 'g' });
     let running = 0;
