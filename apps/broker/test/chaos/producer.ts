@@ -96,6 +96,9 @@ export async function startProducers(
   };
 }
 
+/** How often one unknown publish is sent again while the store answers "not confirmed". */
+const RESEND_ATTEMPTS = 5;
+
 /** After a restart: publish every unacknowledged message again (same id and body), as an at-least-once client does. */
 export async function resendUnknown(port: number, topic: string, ledger: Ledger): Promise<number> {
   const todo = ledger.unknown();
@@ -106,13 +109,22 @@ export async function resendUnknown(port: number, topic: string, ledger: Ledger)
     for (let i = 0; i < todo.length; i += BATCH) {
       await Promise.all(
         todo.slice(i, i + BATCH).map(async (p) => {
-          const r = await w.request(
-            { headers: { cmd: 'produce', topic, id: p.key }, body: payloadFor(p.key) },
-            30_000,
-          );
-          if (r.status !== 200) throw new Error(`resend of ${p.key} answered ${r.status} ${r.bodyText()}`);
-          p.state = 'acked';
-          p.offset = Number(r.headers.offset);
+          // A 500/503 says the store could not confirm in time (a loaded machine, a NATS leader moving): the
+          // outcome is unknown again, and the id dedupes a second copy, so ask again a bounded number of times.
+          for (let attempt = 1; ; attempt++) {
+            const r = await w.request(
+              { headers: { cmd: 'produce', topic, id: p.key }, body: payloadFor(p.key) },
+              30_000,
+            );
+            if (r.status === 200) {
+              p.state = 'acked';
+              p.offset = Number(r.headers.offset);
+              return;
+            }
+            if ((r.status !== 500 && r.status !== 503) || attempt === RESEND_ATTEMPTS) {
+              throw new Error(`resend of ${p.key} answered ${r.status} ${r.bodyText()} (attempt ${attempt})`);
+            }
+          }
         }),
       );
     }
