@@ -77,6 +77,29 @@ export function encodeHeaderLine(name: string, value: string): string {
 }
 
 /**
+ * Whether header `k` is written as it is: not framing (content-length, transfer-encoding: the encoder writes its
+ * own), not `encoding` nor, when `folded`, content-type (written as one `content-type: t; charset=e` line), and an
+ * HTTP token.
+ */
+function writtenAsIs(k: string, folded: boolean): boolean {
+  switch (k.length) {
+    case 8:
+      if (k === 'encoding') return false;
+      break;
+    case 12:
+      if (folded && k === 'content-type') return false;
+      break;
+    case 14:
+      if (k === 'content-length') return false;
+      break;
+    case 17:
+      if (k === 'transfer-encoding') return false;
+      break;
+  }
+  return tokenKind(k) !== 0;
+}
+
+/**
  * The header lines of `h`, each with its CRLF, as encodeHead writes them: no content-length or
  * transfer-encoding, `encoding` folded into content-type, names that are not tokens left out. Names in `omit`
  * are left out too (a broker storing a message without its request-only headers).
@@ -85,21 +108,7 @@ export function encodeHeaderLines(h: Record<string, string>, omit?: ReadonlySet<
   const encoding = h.encoding;
   let s = '';
   for (const k in h) {
-    switch (k.length) {
-      case 8:
-        if (k === 'encoding') continue;
-        break;
-      case 12:
-        if (k === 'content-type' && encoding !== undefined) continue;
-        break;
-      case 14:
-        if (k === 'content-length') continue;
-        break;
-      case 17:
-        if (k === 'transfer-encoding') continue;
-        break;
-    }
-    if (tokenKind(k) === 0 || omit?.has(k)) continue;
+    if (!writtenAsIs(k, encoding !== undefined) || omit?.has(k)) continue;
     s += `${k}: ${cleanValue(h[k] as string)}\r\n`;
   }
   if (encoding !== undefined) {
@@ -117,6 +126,95 @@ export function encodeHead(msg: Message): string {
   if (msg.headers.connection === undefined) s += 'connection: Keep-Alive\r\n';
   s += `content-length: ${msg.body.length}\r\n`;
   return msg.headTail === undefined ? `${s}\r\n` : s;
+}
+
+/**
+ * Writes the head of `msg`, byte for byte what encodeHead returns, into `out` from `at`; returns where it ends, or
+ * -1 when it does not fit or is not all ASCII (then write encodeHead's string). No string is built: a client
+ * encodes each request straight into its write batch, where the head's concatenations cost more than the rest of
+ * a publish.
+ */
+export function writeHead(msg: Message, out: Uint8Array, at: number): number {
+  let p = writeStartLine(msg, out, at);
+  const h = msg.headers;
+  const encoding = h.encoding;
+  for (const k in h) {
+    if (p < 0) return -1;
+    if (writtenAsIs(k, encoding !== undefined)) p = writeHeaderLine(k, h[k] as string, out, p);
+  }
+  if (encoding !== undefined) {
+    p = put('content-type: ', out, p);
+    p = put(h['content-type'] ?? 'text/plain', out, p);
+    p = put('; charset=', out, p);
+    p = putCrlf(out, put(encoding, out, p));
+  }
+  if (h.connection === undefined) p = putCrlf(out, put('connection: Keep-Alive', out, p));
+  p = put('content-length: ', out, p);
+  p = putCrlf(out, putUint(msg.body.length, out, p));
+  return msg.headTail === undefined ? putCrlf(out, p) : p;
+}
+
+/** The start line as encodeStartLine makes it (and throws as it does), written into `out`. */
+function writeStartLine(msg: Message, out: Uint8Array, at: number): number {
+  const status = msg.status;
+  if (msg.httpVersion !== '1.0') {
+    if (status === undefined && tokenKind(msg.method) !== 0) {
+      let p = put(msg.method, out, at);
+      p = put(' ', out, p);
+      p = put(requestTarget(msg.url), out, p);
+      return putCrlf(out, put(' HTTP/1.1', out, p));
+    }
+    if (status !== undefined && Number.isInteger(status) && status >= 100 && status <= 999) {
+      let p = put('HTTP/1.1 ', out, at);
+      p = putUint(status, out, p);
+      p = put(' ', out, p);
+      return putCrlf(out, put(reasonPhrase(status), out, p));
+    }
+  }
+  // HTTP/1.0, and a bad method or status (encodeStartLine throws for those)
+  return putCrlf(out, put(encodeStartLine(msg).slice(0, -2), out, at));
+}
+
+function writeHeaderLine(name: string, value: string, out: Uint8Array, at: number): number {
+  let p = put(name, out, at);
+  p = put(': ', out, p);
+  return putCrlf(out, put(value, out, p));
+}
+
+/**
+ * Copies ASCII `s` into `out` at `at`, CR, LF and NUL as spaces (as cleanValue does): returns where it ends, or -1
+ * for non-ASCII text, no room, or an `at` of -1 (so calls chain and the caller checks once).
+ */
+function put(s: string, out: Uint8Array, at: number): number {
+  const n = s.length;
+  if (at < 0 || at + n > out.length) return -1;
+  for (let i = 0; i < n; i++) {
+    let c = s.charCodeAt(i);
+    if (c > 127) return -1;
+    if (c <= 13 && (c === 10 || c === 13 || c === 0)) c = 32;
+    out[at + i] = c;
+  }
+  return at + n;
+}
+
+function putCrlf(out: Uint8Array, at: number): number {
+  if (at < 0 || at + 2 > out.length) return -1;
+  out[at] = 13;
+  out[at + 1] = 10;
+  return at + 2;
+}
+
+/** The decimal digits of `n`, a non-negative integer. */
+function putUint(n: number, out: Uint8Array, at: number): number {
+  let digits = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  if (at < 0 || at + digits > out.length) return -1;
+  let x = n;
+  for (let i = at + digits - 1; i >= at; i--) {
+    out[i] = 48 + (x % 10);
+    x = Math.floor(x / 10);
+  }
+  return at + digits;
 }
 
 // Output buffers come from a 64 KiB slab, as Node's Buffer pool does: `new Uint8Array(n)` allocates an off-heap

@@ -17,6 +17,7 @@ export {
   encodeStartLine,
   keepAlive,
   requestTarget,
+  writeHead,
 } from './encoder.js';
 export type { RemoteErrorInfo, ZbusErrorCode, ZbusErrorOptions } from './errors.js';
 export {

@@ -7,6 +7,7 @@ import {
   Header,
   keepAlive,
   Message,
+  writeHead,
 } from '../src/index.js';
 import { bytes, expectZbusError, text } from './helpers.js';
 
@@ -172,6 +173,69 @@ describe('encoder', () => {
     const m = new Message({ body: new Uint8Array([0, 1, 2, 255]) });
     const out = encodeMessage(m);
     expect(Array.from(out.subarray(out.length - 4))).toEqual([0, 1, 2, 255]);
+  });
+});
+
+describe('writeHead', () => {
+  const heads = (): Message[] => {
+    const odd = new Message({ headers: { ok: 'z', tag: 'a\r\nb\0c' } });
+    odd.headers['bad name'] = 'x';
+    odd.headers['content-length'] = '99';
+    odd.headers['transfer-encoding'] = 'chunked';
+    const tailed = new Message({ status: 200, headers: { id: 'c-1' }, body: 'hi' });
+    tailed.headTail = bytes('tag: a.b\r\n\r\n');
+    return [
+      new Message({
+        method: 'POST',
+        url: '/MyTopic',
+        headers: { cmd: 'produce', topic: 'MyTopic' },
+        body: 'hello',
+      }),
+      new Message({ status: 404, headers: { id: '1' }, body: 'x'.repeat(12345) }),
+      new Message({ status: 799 }),
+      new Message({ url: '/a b\r\n', headers: { connection: 'close' } }),
+      new Message({ url: '' }),
+      new Message({ headers: { encoding: 'gbk', 'content-type': 'text/html' } }),
+      new Message({ headers: { encoding: 'utf-8' } }),
+      decodeMessage(bytes('GET /x HTTP/1.0\r\nid: 7\r\n\r\n')),
+      odd,
+      tailed,
+    ];
+  };
+
+  it('writes what encodeHead returns, byte for byte', () => {
+    for (const m of heads()) {
+      const out = new Uint8Array(1024).fill(0xee);
+      const end = writeHead(m, out, 10);
+      expect(text(out.subarray(10, end))).toBe(encodeHead(m));
+      expect(out[end]).toBe(0xee);
+    }
+  });
+
+  it('gives -1 when the head does not fit or is not ASCII, and writes nothing past the end', () => {
+    const m = new Message({ headers: { cmd: 'produce', topic: 't' }, body: 'x' });
+    const n = encodeHead(m).length;
+    expect(writeHead(m, new Uint8Array(n), 0)).toBe(n);
+    for (let size = 0; size < n; size++) expect(writeHead(m, new Uint8Array(size), 0)).toBe(-1);
+    expect(writeHead(m, new Uint8Array(n + 5), 6)).toBe(-1);
+    expect(writeHead(new Message({ headers: { tag: '价格' } }), new Uint8Array(1024), 0)).toBe(-1);
+    expect(writeHead(new Message({ url: '/é' }), new Uint8Array(1024), 0)).toBe(-1);
+  });
+
+  it('throws as encodeHead does for a method that is not a token or a status outside 100..999', () => {
+    const out = new Uint8Array(1024);
+    expectZbusError(
+      () => writeHead(new Message({ method: 'GE T' }), out, 0),
+      'ZBUS_ERR_INVALID_ARGUMENT',
+      400,
+      /method/,
+    );
+    expectZbusError(
+      () => writeHead(new Message({ status: 1000 }), out, 0),
+      'ZBUS_ERR_INVALID_ARGUMENT',
+      400,
+      /status/,
+    );
   });
 });
 

@@ -1,7 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import type { Transport, TransportFactory, TransportHandlers } from '@zbus/client-core';
-import { encodeHead, type Message, ZbusError } from '@zbus/protocol';
+import { encodeHead, type Message, writeHead, ZbusError } from '@zbus/protocol';
 
 /** Options of the Node TCP transport. */
 export interface TcpTransportOptions {
@@ -97,21 +97,24 @@ class TcpTransport implements Transport {
     if (s.destroyed || !s.writable) {
       throw new ZbusError('ZBUS_ERR_CONNECTION_CLOSED', 'connection is closed');
     }
-    const head = encodeHead(msg);
     const tail = msg.headTail;
     const body = msg.body;
     const small = body.length <= SMALL_BODY;
-    // At most 3 bytes per UTF-16 unit of the head.
-    const need = head.length * 3 + (tail === undefined ? 0 : tail.length) + (small ? body.length : 0);
-    if (this.#end + need > this.#buf.length) {
+    const rest = (tail === undefined ? 0 : tail.length) + (small ? body.length : 0);
+    // The head goes straight into the batch; a head that does not fit in what is left, or is not ASCII, goes
+    // through encodeHead's string into a new batch buffer.
+    let at = writeHead(msg, this.#buf, this.#end);
+    if (at < 0 || at + rest > this.#buf.length) {
+      const head = encodeHead(msg);
+      // At most 3 bytes per UTF-16 unit of the head.
+      const need = head.length * 3 + rest;
       this.#handOver();
       this.#buf = Buffer.allocUnsafeSlow(Math.max(BATCH_BYTES, need));
       this.#start = 0;
       this.#end = 0;
+      at = this.#buf.write(head, 0);
     }
     const buf = this.#buf;
-    let at = this.#end;
-    at += buf.write(head, at);
     if (tail !== undefined) {
       buf.set(tail, at);
       at += tail.length;
