@@ -55,14 +55,37 @@ export interface ClientStats {
   outMsgs: number;
 }
 
+/** The resolve and reject of the promise `capture` was last given to. */
+interface Captured {
+  // biome-ignore lint/suspicious/noExplicitAny: any promise's resolve
+  resolve(v: any): void;
+  reject(e: Error): void;
+}
+const captured: Captured = { resolve: () => {}, reject: () => {} };
+
+/**
+ * `new Promise(capture)` hands the promise's functions over in `captured`, to be taken at once: one executor for
+ * every request rather than a closure each.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: any promise's resolve
+function capture(resolve: (v: any) => void, reject: (e: Error) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
+}
+
 /** Bytes a queued message counts for beyond its body: a typical head, without encoding it to measure. */
 const HEAD_BYTES = 256;
+
+/** What a request's promise resolves with, made from the reply (and the request): a throw rejects it. */
+export type ReplyMap<T> = (reply: Message, request: Message) => T;
 
 /** A request waiting for its reply. */
 interface Pending {
   msg: Message;
-  resolve(m: Message): void;
+  // biome-ignore lint/suspicious/noExplicitAny: the promise's own resolve, whatever `map` makes
+  resolve(v: any): void;
   reject(e: Error): void;
+  map: ReplyMap<unknown> | undefined;
   /** Reply timeout, ms (the key of its deadline queue). */
   timeout: number;
   deadline: number;
@@ -407,7 +430,8 @@ export class Connection {
     this.#inMsgs++;
     const id = m.headers.id;
     if (id !== undefined && m.status !== undefined) {
-      const s = this.#streams.get(id);
+      // A publishing connection has no streams: no lookup per reply.
+      const s = this.#streams.size === 0 ? undefined : this.#streams.get(id);
       if (s !== undefined) {
         s.onMessage(m);
         return;
@@ -439,7 +463,14 @@ export class Connection {
     }
     if (p.onAbort !== undefined) p.signal?.removeEventListener('abort', p.onAbort);
     if (err !== undefined) p.reject(err);
-    else p.resolve(reply as Message);
+    else if (p.map === undefined) p.resolve(reply);
+    else {
+      try {
+        p.resolve(p.map(reply as Message, p.msg));
+      } catch (e) {
+        p.reject(e as Error);
+      }
+    }
     if (this.#pending.size === 0) this.#notifyIdle();
   }
 
@@ -617,9 +648,10 @@ export class Connection {
   }
 
   /**
-   * Sends a request; resolves with the message that carries its `id`, or with what `map` makes of it (a throw
-   * in `map` rejects): the caller's result comes from the one promise, not from a `then` per request. `force`
-   * skips the outbox bounds (for callers that waited for `writable()`).
+   * Sends a request; resolves with the message that carries its `id`, or with what `map` makes of it and the
+   * request (a throw in `map` rejects): the caller's result comes from the one promise, not from a `then` per
+   * request, and `map` is a function made once, not a closure per request. `force` skips the outbox bounds (for
+   * callers that waited for `writable()`).
    */
   request(msg: Message, timeout: number, signal?: AbortSignal, force?: boolean): Promise<Message>;
   request<T>(
@@ -627,14 +659,14 @@ export class Connection {
     timeout: number,
     signal: AbortSignal | undefined,
     force: boolean,
-    map: (reply: Message) => T,
+    map: ReplyMap<T>,
   ): Promise<T>;
   request<T>(
     msg: Message,
     timeout: number,
     signal?: AbortSignal,
     force = false,
-    map?: (reply: Message) => T,
+    map?: ReplyMap<T>,
   ): Promise<T | Message> {
     if (this.#isClosing()) return Promise.reject(closedError('client is closed'));
     if (typeof timeout !== 'number' || !(timeout > 0)) {
@@ -643,45 +675,37 @@ export class Connection {
       );
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<T | Message>((resolve, reject) => {
-      const id = this.#prepare(msg);
-      if (this.#pending.has(id)) {
-        reject(new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `a request with id ${id} is already waiting`));
-        return;
-      }
-      const onReply =
-        map === undefined
-          ? resolve
-          : (reply: Message) => {
-              try {
-                resolve(map(reply));
-              } catch (err) {
-                reject(err);
-              }
-            };
-      const p = this.#track(id, msg, onReply, reject, timeout, signal);
-      try {
-        this.#dispatch(msg, p, force);
-      } catch (err) {
-        this.#pending.delete(id);
-        this.#settle(p, undefined, err as Error);
-      }
-    });
+    const id = this.#prepare(msg);
+    if (this.#pending.has(id)) {
+      return Promise.reject(
+        new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `a request with id ${id} is already waiting`),
+      );
+    }
+    const promise = new Promise<T | Message>(capture);
+    const p = this.#track(id, msg, captured, timeout, signal);
+    p.map = map;
+    try {
+      this.#dispatch(msg, p, force);
+    } catch (err) {
+      this.#pending.delete(id);
+      this.#settle(p, undefined, err as Error);
+    }
+    return promise;
   }
 
   /** Registers a request that waits for its reply: its deadline, its entry in the table, its abort. */
   #track(
     id: string,
     msg: Message,
-    resolve: (m: Message) => void,
-    reject: (e: Error) => void,
+    settle: Captured,
     timeout: number,
     signal: AbortSignal | undefined,
   ): Pending {
     const p: Pending = {
       msg,
-      resolve,
-      reject,
+      resolve: settle.resolve,
+      reject: settle.reject,
+      map: undefined,
       timeout,
       deadline: 0,
       sent: false,
@@ -712,17 +736,17 @@ export class Connection {
 
   /** Sends during a reconnect, ahead of the queue (the client's re-declares). */
   requestNow(msg: Message, timeout: number): Promise<Message> {
-    return new Promise<Message>((resolve, reject) => {
-      const id = this.#prepare(msg);
-      const p = this.#track(id, msg, resolve, reject, timeout, undefined);
-      p.sent = true;
-      try {
-        this.#writeNow(msg);
-      } catch (err) {
-        this.#pending.delete(id);
-        this.#settle(p, undefined, err as Error);
-      }
-    });
+    const promise = new Promise<Message>(capture);
+    const id = this.#prepare(msg);
+    const p = this.#track(id, msg, captured, timeout, undefined);
+    p.sent = true;
+    try {
+      this.#writeNow(msg);
+    } catch (err) {
+      this.#pending.delete(id);
+      this.#settle(p, undefined, err as Error);
+    }
+    return promise;
   }
 
   /**

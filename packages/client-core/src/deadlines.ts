@@ -9,7 +9,8 @@ export interface Expirable {
 }
 
 interface Queue<T> {
-  items: T[];
+  /** Entries before `head` are cleared: a settled request (its message, its reply) is not kept until a trim. */
+  items: (T | undefined)[];
   head: number;
 }
 
@@ -64,7 +65,7 @@ export class Deadlines<T extends Expirable> {
 
   #trim(q: Queue<T>, key: number): void {
     const items = q.items;
-    while (q.head < items.length && (items[q.head] as T).done) q.head++;
+    while (q.head < items.length && (items[q.head] as T).done) items[q.head++] = undefined;
     if (q.head === items.length) {
       this.#queues.delete(key);
     } else if (q.head > 1024 && q.head * 2 > items.length) {
@@ -88,14 +89,14 @@ export class Deadlines<T extends Expirable> {
       while (q.head < q.items.length) {
         const item = q.items[q.head] as T;
         if (item.done) {
-          q.head++;
+          q.items[q.head++] = undefined;
           continue;
         }
         if (item.deadline > now) {
           if (item.deadline < next) next = item.deadline;
           break;
         }
-        q.head++;
+        q.items[q.head++] = undefined;
         this.#onExpire(item);
       }
       this.#trim(q, key);

@@ -92,6 +92,8 @@ export class Producer {
   readonly #budget: Budget;
   /** The source's servers are known (a tracker-aware Broker answered once). */
   #tracked = false;
+  /** The produce options of a publish given none: one object for all of them. */
+  readonly #defaults: ProduceOptions;
 
   constructor(source: ClientSource | MqClient, options: ProducerOptions = {}) {
     this.#source = sourceOf(source);
@@ -112,6 +114,7 @@ export class Producer {
     if (options.codec !== undefined) resolveCodec(options.codec);
     this.options = Object.freeze({ ...options, maxInFlight, maxInFlightBytes });
     this.#budget = new Budget(maxInFlight, maxInFlightBytes);
+    this.#defaults = produceOptions({}, options.timeout);
   }
 
   /** The connection a publish to `topic` goes out on now. */
@@ -143,10 +146,7 @@ export class Producer {
   /** Fire-and-forget: resolves once the message is handed to the connection. */
   publish(msg: PublishInput | Message, options: PublishOptions & { ack: false }): Promise<undefined>;
   publish(msg: PublishInput | Message, options?: PublishOptions): Promise<ProduceResult | undefined>;
-  async publish(
-    input: PublishInput | Message,
-    options: PublishOptions = {},
-  ): Promise<ProduceResult | undefined> {
+  async publish(input: PublishInput | Message, options?: PublishOptions): Promise<ProduceResult | undefined> {
     // Built once: every try sends the same message (one id), so a server that got it twice keeps one copy.
     const msg = toProduceMessage(input, this.options.codec);
     if (!this.#tracked) {
@@ -155,11 +155,9 @@ export class Producer {
       this.#tracked = true;
     }
     const bytes = queuedSize(msg);
-    const wait = this.#budget.acquire(bytes, options.signal);
+    const wait = this.#budget.acquire(bytes, options?.signal);
     if (wait) await wait;
-    const timeout = options.timeout ?? this.options.timeout;
-    const opts: ProduceOptions = { signal: options.signal, ack: options.ack };
-    if (timeout !== undefined) opts.timeout = timeout;
+    const opts = options === undefined ? this.#defaults : produceOptions(options, this.options.timeout);
     // The first try is awaited here, not in #recover: one promise less per publish in the common case.
     const first = this.client(msg.headers.topic);
     try {
@@ -246,6 +244,14 @@ export class Producer {
   [Symbol.asyncDispose](): Promise<void> {
     return this.flush();
   }
+}
+
+/** A publish's options for `MqClient.produceMessage`, `timeout` the producer's default. */
+function produceOptions(options: PublishOptions, timeout: number | undefined): ProduceOptions {
+  const opts: ProduceOptions = { signal: options.signal, ack: options.ack };
+  const t = options.timeout ?? timeout;
+  if (t !== undefined) opts.timeout = t;
+  return opts;
 }
 
 /** The 404 of a publish, saying how to get past it. */

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Deadlines } from '../src/deadlines.js';
 
@@ -7,6 +9,8 @@ interface Item {
   done: boolean;
 }
 const item = (name: string): Item => ({ name, deadline: 0, done: false });
+
+setFlagsFromString('--expose-gc');
 
 afterEach(() => {
   vi.useRealTimers();
@@ -49,5 +53,25 @@ describe('Deadlines', () => {
     }
     expect(vi.getTimerCount()).toBe(0);
     vi.advanceTimersByTime(5_000);
+  });
+
+  it('keeps no settled entry alive: a request and its reply go with their settling, not at a later trim', async () => {
+    const gc = runInNewContext('gc') as () => void;
+    const d = new Deadlines<Item>(() => {});
+    const settled = (() => {
+      const items = Array.from({ length: 100 }, (_, i) => item(`s${i}`));
+      for (const i of items) d.add(i, 60_000);
+      d.add(item('waiting'), 60_000); // the queue stays: entries before it settle, in order, as replies come
+      for (const i of items) {
+        i.done = true;
+        d.settled(60_000);
+      }
+      return items.map((i) => new WeakRef(i));
+    })();
+    // WeakRefs hold their targets until the end of the job that made them.
+    await new Promise((r) => setImmediate(r));
+    gc();
+    expect(settled.filter((r) => r.deref() !== undefined)).toHaveLength(0);
+    d.clear();
   });
 });
