@@ -39,7 +39,7 @@ function countedAck(ctx: CommandContext, group: Group, offset: number, done: boo
 
 /** The delivery is settled: its consumer's window gets the credit back, and the ack is answered. */
 function settled(ctx: CommandContext, group: Group, offset: number, done: boolean): void {
-  ctx.state.dispatcher.acked(ctx.session, group, offset);
+  ctx.state.dispatcher.acked(ctx.session, group, offset, done);
   answer(ctx, done);
 }
 

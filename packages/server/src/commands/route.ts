@@ -32,8 +32,7 @@ export function route(ctx: CommandContext): void {
   if (answers) state.auth?.check('route', msg.token, call.topic, undefined);
   ctx.ticket.none();
   // The answer settles the service's delivery: its consume_window gets the credit back (dispatcher.answered).
-  const served = named === undefined ? undefined : state.store.topic(named);
-  if (served !== undefined && id !== undefined) state.dispatcher.answered(ctx.session, served, id);
+  if (named !== undefined && id !== undefined) state.dispatcher.answered(ctx.session, named, id);
   if (!answers) {
     state.metrics.rpcUnroutableReplies++;
     return;

@@ -79,6 +79,9 @@ const BATCH_BYTES = 256 * 1024;
 
 const keyOf = (topic: string, group: string) => `${topic.toLowerCase()}\0${group.toLowerCase()}`;
 
+/** Names as the store compares them (case-insensitive); the spelling the store keeps is the usual one. */
+const sameName = (a: string, b: string) => a === b || a.toLowerCase() === b.toLowerCase();
+
 /** A store call whose answer nobody waits for (a failure is the store's to log). */
 function quietly(result: boolean | Promise<boolean>): void {
   if (typeof result !== 'boolean') result.catch(() => {});
@@ -249,8 +252,10 @@ export class Dispatcher {
   /**
    * An ack (or nack) of `offset`: the session's windowed pull that got that delivery gets its credit back. A
    * second ack of the same delivery gives nothing (so a window never lets more than N deliveries out at once).
+   * `settled`: the store settled something at that offset (false for an offset it did not wait on, and always on
+   * a memory topic, which tracks no acks).
    */
-  acked(session: Session, group: Group, offset: number): void {
+  acked(session: Session, group: Group, offset: number, settled: boolean): void {
     const ch = this.#byGroup.get(group);
     if (!ch) return;
     const pull = this.#pullWith(ch.parked, session, offset) ?? this.#pullWith(ch.pulls, session, offset);
@@ -259,7 +264,12 @@ export class Dispatcher {
       pull.unsettled!.delete(offset);
       this.#unroute(session, id, pull, offset);
       this.#refill(ch, pull);
-    } else this.#run(ch); // the group's ack window may have reopened
+    } else if (settled && ch.pulls.length > 0) {
+      // The group's ack window may have reopened (or a nack made the message deliverable again). An ack the
+      // store did not wait on (a 0.11 service acking after its route already settled the delivery) changes
+      // nothing, so it runs no delivery loop.
+      this.#run(ch);
+    }
   }
 
   /** The session's windowed pull in `list` that has `offset` unsettled. */
@@ -272,14 +282,15 @@ export class Dispatcher {
   }
 
   /**
-   * A `route` from `session` answering the RPC request `id` of `topic`: on RPC topics the answer settles the
-   * delivery, so a service consuming with consume_window N needs no ack to keep N requests coming.
+   * A `route` from `session` answering the RPC request `id` of the topic named `topic`: on RPC topics the answer
+   * settles the delivery, so a service consuming with consume_window N needs no ack to keep N requests coming.
+   * Matched by name, as the store matches names: no store lookup per reply.
    */
-  answered(session: Session, topic: Topic, id: string): void {
+  answered(session: Session, topic: string, id: string): void {
     const byId = this.#routed.get(session);
     const head = byId?.get(id);
     let r = head;
-    while (r !== undefined && r.pull.channel.topic !== topic) r = r.next;
+    while (r !== undefined && !sameName(r.pull.channel.topic.name, topic)) r = r.next;
     if (r === undefined) return;
     const pull = r.pull;
     pull.unsettled!.delete(r.offset);

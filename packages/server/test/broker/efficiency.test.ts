@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeMessage, Message, MessageDecoder } from '@zbus/protocol';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { MemoryTopic } from '../../src/store/memory-topic.js';
 import { declare, startTestBroker } from './helpers.js';
 
 afterEach(() => {
@@ -253,6 +254,7 @@ describe('efficiency of an RPC call by URL', () => {
     );
     // Promise reactions chained with then/catch/finally (an `await` chains none this way).
     const thens = countBrokerCalls(Promise.prototype, 'then');
+    const stringifies = countBrokerCalls(JSON, 'stringify');
     const timers = [countBrokerCalls(globalThis, 'setTimeout'), countBrokerCalls(globalThis, 'setInterval')];
     const writes = [vi.spyOn(Socket.prototype, '_writev'), vi.spyOn(Socket.prototype, '_write')];
     const parses = vi.spyOn(MessageDecoder.prototype, 'push');
@@ -271,6 +273,7 @@ describe('efficiency of an RPC call by URL', () => {
     const replies = await caller.replies(N);
     const counted = {
       thens: thens(),
+      stringifies: stringifies(),
       timers: timers.reduce((n, count) => n + count(), 0),
       // The broker's writes, not the test's own two.
       writes: writes.reduce(
@@ -291,8 +294,46 @@ describe('efficiency of an RPC call by URL', () => {
     // do the replies to the caller), no decode beyond the chunks read.
     expect(counted.copies).toBeLessThanOrEqual(3 * N);
     expect(counted.thens).toBeLessThanOrEqual(2);
+    // The JSON request of a plain URL is built by hand: JSON.stringify of it cost about a microsecond per call.
+    expect(counted.stringifies).toBe(0);
     expect(counted.timers).toBeLessThanOrEqual(1);
     expect(counted.writes).toBeLessThanOrEqual(4);
     expect(counted.parses).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('efficiency of an ack after a route', () => {
+  it('runs no delivery loop for an ack of a delivery its route settled already', async () => {
+    const b = await startTestBroker();
+    await declare(await b.raw(), 'MyRpc', { topic_mask: '3' });
+    // A 0.11 service that acks every request after answering it (the ack settles nothing: the route did).
+    const service = await rawSocket(b.port);
+    const consume = { cmd: 'consume', topic: 'MyRpc', id: 'svc', consume_window: '4' };
+    service.socket.write(encodeMessage(new Message({ headers: consume })).slice());
+    service.socket.write(encodeMessage(new Message({ headers: { cmd: 'ping', id: 'ready' } })).slice());
+    expect((await service.replies(1))[0]).toMatch(/\r\nid: ready\r\n/);
+    const caller = await rawSocket(b.port);
+    caller.socket.write('GET /MyRpc/calc/plus/1/2 HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+    const [delivery] = await service.replies(1);
+    const field = (name: string) => new RegExp(`\r\n${name}: (\\S+)`).exec(delivery!)![1]!;
+    const [sender, id, offset] = [field('sender'), field('origin_id'), field('offset')];
+
+    // The broker's memory groups are of this class: a delivery loop asks the group for its next message.
+    const probe = await new MemoryTopic('probe', { mask: 3 }, {}).declareGroup('probe', {});
+    const nexts = vi.spyOn(Object.getPrototypeOf(probe), 'nextNow');
+    const route = { cmd: 'route', topic: 'MyRpc', recver: sender, id, origin_status: '200' };
+    const ack = { cmd: 'ack', topic: 'MyRpc', id: 'a-1', offset };
+    service.socket.write(encodeMessage(new Message({ headers: route, body: '3' })).slice());
+    service.socket.write(encodeMessage(new Message({ headers: ack })).slice());
+    const [reply] = await caller.replies(1);
+    const [acked] = await service.replies(1);
+    const runs = nexts.mock.calls.length;
+    vi.restoreAllMocks();
+
+    expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n3$/);
+    expect(acked).toMatch(/\r\nid: a-1\r\n/);
+    // The route gave the window its credit back and the ack found nothing to settle: neither looks for more
+    // messages (the ack did, once per request, before).
+    expect(runs).toBe(0);
   });
 });

@@ -303,6 +303,16 @@ describe('RPC by URL', () => {
     expect(req.json<RpcBody>()).toEqual({ module: 'Calc', method: 'plus', params: ['1', '2'] });
   });
 
+  it('escapes what JSON must escape in URL segments (quotes, backslashes, controls, non-ASCII)', async () => {
+    const b = await startTestBroker();
+    const svc = await startService(b, 'MyRpc', () => [200, 'ok']);
+    const params = ['say "hi"', 'a\\b', 'tab\there', 'caf\u00e9 \u{1f600}', 'plain-1.5_~'];
+    const url = `${b.url}/MyRpc/Calc/echo/${params.map(encodeURIComponent).join('/')}`;
+    expect(await (await fetch(url)).text()).toBe('ok');
+    expect(svc.received[0]!.json<RpcBody>()).toEqual({ module: 'Calc', method: 'echo', params });
+    expect(svc.received[0]!.bodyText()).toBe(JSON.stringify({ module: 'Calc', method: 'echo', params }));
+  });
+
   it('keeps an empty module segment: /MyRpc//plus/1/2 calls the default module', async () => {
     const b = await startTestBroker();
     const svc = await startService(b, 'MyRpc', calculator);
