@@ -229,32 +229,57 @@ async function get(url) {
   return { status: r.status, text: await r.text() };
 }
 
+/** The broker's group-commit histograms (fsync=always): sums and counts from /metrics. */
+async function commitStats(base) {
+  const { text } = await get(`${base}/metrics`);
+  const num = (name) => Number(new RegExp(`^${name} ([\\d.e+-]+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  const stats = {};
+  for (const m of ['zbus_store_fsync_records', 'zbus_store_fsync_seconds', 'zbus_store_commit_wait_seconds'])
+    stats[m] = { sum: num(`${m}_sum`), count: num(`${m}_count`) };
+  return stats;
+}
+
+/** Records per fdatasync, fdatasync ms and commit wait ms (means) between two commitStats() readings. */
+function commitDelta(a, b) {
+  const mean = (m) => (b[m].sum - a[m].sum) / (b[m].count - a[m].count);
+  return {
+    syncs: b.zbus_store_fsync_records.count - a.zbus_store_fsync_records.count,
+    recordsPerSync: mean('zbus_store_fsync_records'),
+    syncMs: mean('zbus_store_fsync_seconds') * 1000,
+    waitMs: mean('zbus_store_commit_wait_seconds') * 1000,
+  };
+}
+
 async function brokerRun(baseline, bundle, fsync, label, withConsumeAndRpc) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'zbus-ab-data-'));
   const { child, line } = await startChild(brokerCode(bundle, dataDir, fsync), {}, true);
   const base = `http://127.0.0.1:${line}`;
   const broker = [child.pid];
   const rows = [];
-  const run = (name, url, extra = {}) => {
-    if (CASES.some((c) => name.startsWith(c)))
-      rows.push({ label, name, ...extra, ...interleaved(baseline, url, extra.pids ?? broker) });
+  const run = async (name, url, extra = {}) => {
+    if (!CASES.some((c) => name.startsWith(c))) return;
+    const before = fsync === 'always' ? await commitStats(base) : undefined;
+    const row = { label, name, ...extra, ...interleaved(baseline, url, extra.pids ?? broker) };
+    if (before) row.commits = commitDelta(before, await commitStats(base));
+    rows.push(row);
   };
   try {
     const d = await get(`${base}/declare/MyTopic`);
     if (d.status !== 200) throw new Error(`declare failed: ${d.status} ${d.text}`);
     // Diagnostic: the transport alone (decode, command lookup, ordered reply, write), no store.
-    if (withConsumeAndRpc) run('ping /ping (diagnostic: no store)', `${base}/ping`, { diagnostic: true });
-    run('produce /produce/MyTopic', `${base}/produce/MyTopic`);
-    run('produce /MyTopic?cmd=produce', `${base}/MyTopic?cmd=produce`);
+    if (withConsumeAndRpc)
+      await run('ping /ping (diagnostic: no store)', `${base}/ping`, { diagnostic: true });
+    await run('produce /produce/MyTopic', `${base}/produce/MyTopic`);
+    await run('produce /MyTopic?cmd=produce', `${base}/MyTopic?cmd=produce`);
     if (withConsumeAndRpc) {
       // The produce runs filled the topic with 2 * N * REPEAT messages; each consume run reads N of them.
-      run('consume /MyTopic?cmd=consume (after filling)', `${base}/MyTopic?cmd=consume`);
+      await run('consume /MyTopic?cmd=consume (after filling)', `${base}/MyTopic?cmd=consume`);
       const protocolEntry = path.join(root, 'packages/protocol/dist/index.js');
       const svc = await startChild(serviceCode(protocolEntry, line));
       try {
         const probe = await get(`${base}/MyRpc/calc/plus/1/2`);
         if (probe.text !== '3') throw new Error(`RPC probe answered ${probe.status} ${probe.text}`);
-        run('RPC by URL /MyRpc/calc/plus/1/2 (service process)', `${base}/MyRpc/calc/plus/1/2`, {
+        await run('RPC by URL /MyRpc/calc/plus/1/2 (service process)', `${base}/MyRpc/calc/plus/1/2`, {
           pids: [child.pid, svc.child.pid],
         });
       } finally {
@@ -368,8 +393,12 @@ function explain(rows) {
   ];
   for (const r of rows) {
     const svc = r.cpuUs.length > 1 ? ` + ${r.cpuUs[1].toFixed(1)} in the service` : '';
+    const c = r.commits;
+    const commits = c
+      ? `; ${fmt(c.syncs)} fdatasyncs, ${c.recordsPerSync.toFixed(1)} records each, fdatasync ${c.syncMs.toFixed(3)} ms, commit wait ${c.waitMs.toFixed(3)} ms (means)`
+      : '';
     lines.push(
-      `- ${r.label} ${r.name.split(' (')[0]}: ${r.cpuUs[0].toFixed(1)}${svc} (baseline ${r.baseCpuUs.toFixed(1)})`,
+      `- ${r.label} ${r.name.split(' (')[0]}: ${r.cpuUs[0].toFixed(1)}${svc} (baseline ${r.baseCpuUs.toFixed(1)})${commits}`,
     );
   }
   return lines.join('\n');

@@ -1,13 +1,13 @@
 // The single writer of a topic's log, with group commit. Appends get their offset and timestamp synchronously (so
 // order is arrival order) and wait in `queue`. One loop takes everything queued, encodes it into one reusable
 // buffer and writes it with one positional write per segment touched. With policy `always` the writes and the
-// fdatasyncs form a pipeline: up to two fdatasyncs are in flight and the loop keeps writing while they run; when
-// one returns, the next starts at once, covering every batch written since the last one started (group commit by
-// fsync generation), and the appends it covers are resolved, generation by generation in order. So the disk is
-// never idle while appends wait, and no append is resolved before an fdatasync that started after its write
-// returned. Everything else that changes
-// the segments (roll, retention, truncation, sync, close) runs in the same loop, between batches, with no
-// fdatasync in flight.
+// fdatasyncs form a pipeline: up to two fdatasyncs are in flight and the loop keeps writing while they run; a free
+// slot goes to the next generation (every batch written since the last one started) once the producers it
+// expects have written, or half of them with the disk idle, or after 1 ms (`#startSync`); the appends a
+// generation covers are resolved after its fdatasync, generation by generation in order. So no append is resolved
+// before an fdatasync that started after its write returned, and a fast disk does not get one fdatasync per turn
+// of the event loop. Everything else that changes the segments (roll, retention, truncation, sync, close) runs in
+// the same loop, between batches, with no fdatasync in flight.
 import { performance } from 'node:perf_hooks';
 import { Alarm, type Clock } from './clock.js';
 import type { CommitStats } from './commit-stats.js';
@@ -55,6 +55,13 @@ const SYNC_WRITE_BYTES = 64 * 1024;
  * 4 threads from reads.
  */
 const MAX_SYNCS_IN_FLIGHT = 2;
+/**
+ * Longest time the oldest written append waits for the producers expected to join its fdatasync (see
+ * `#startSync`) while a slot for it is free. An fdatasync costs about 100 us of kernel CPU here whatever it
+ * covers, so on a fast disk, starting one for every turn of the event loop spent more CPU on fdatasyncs than on the
+ * requests; the wait only applies while the producers seen in flight a moment ago have not all come back.
+ */
+const GROUP_WAIT_MS = 1;
 
 export function durabilityOf(policy: FsyncPolicy): Durability {
   return policy === 'always' ? 'fsync' : policy === 'never' ? 'none' : 'interval';
@@ -73,6 +80,17 @@ export class LogWriter {
   #unsynced: PendingAppend[][] = [];
   /** performance.now() when the oldest append of `#unsynced` was queued. */
   #unsyncedSince = 0;
+  /** Records in `#unsynced`. */
+  #unsyncedRecords = 0;
+  /** clock.now() when the first batch of `#unsynced` was written (the group wait runs from there). */
+  #unsyncedAt = 0;
+  /** One past the last offset covered by a started fdatasync. */
+  #coveredEnd = 0;
+  /** Most appends outstanding (queued, written or syncing, not yet resolved) at once since the last start. */
+  #peak = 0;
+  /** `#peak` of the interval before it: the producers the next fdatasync expects to cover. */
+  #expected = 0;
+  readonly #groupWait: Alarm;
   /** fdatasyncs of policy `always` in flight. */
   #syncsInFlight = 0;
   /** Generations started and not yet resolved. */
@@ -99,6 +117,7 @@ export class LogWriter {
   ) {
     this.fsync = opts.fsync;
     this.#syncAlarm = new Alarm(opts.clock, () => this.#intervalFsync());
+    this.#groupWait = new Alarm(opts.clock, () => this.#startSync(true));
   }
 
   durability(): Durability {
@@ -122,6 +141,8 @@ export class LogWriter {
     log.lastTimestamp = p.timestamp;
     if (this.#queue.length === 0) this.#queuedAt = performance.now();
     this.#queue.push(p);
+    const outstanding = log.nextOffset - log.visibleEnd;
+    if (outstanding > this.#peak) this.#peak = outstanding;
     this.#kick();
   }
 
@@ -170,14 +191,24 @@ export class LogWriter {
   async idle(): Promise<void> {
     for (;;) {
       if (this.#running) await new Promise<void>((resolve) => this.#idle.push(resolve));
-      else if (this.#generations > 0) await this.#tail;
-      else return;
+      else if (!(await this.#syncWaiting())) return;
     }
   }
 
   /** Resolves once no fdatasync is in flight and every written batch is resolved (the loop writes nothing). */
   async #settled(): Promise<void> {
-    while (this.#generations > 0) await this.#tail;
+    while (await this.#syncWaiting());
+  }
+
+  /**
+   * With batches waiting for their fdatasync (for others to join, or for a slot), starts it now and waits for
+   * the generations in flight; false when nothing waits.
+   */
+  async #syncWaiting(): Promise<boolean> {
+    if (this.#unsynced.length > 0) this.#startSync(true);
+    if (this.#generations === 0) return false;
+    await this.#tail;
+    return true;
   }
 
   /** `queuedAt`: performance.now() when the batch's oldest append was queued. */
@@ -241,9 +272,13 @@ export class LogWriter {
     }
     if (policy === 'always' || this.#generations > 0 || this.#unsynced.length > 0) {
       // (Also after a switch away from `always`, while batches of it still wait: batches resolve in order.)
-      if (this.#unsynced.length === 0) this.#unsyncedSince = queuedAt;
+      if (this.#unsynced.length === 0) {
+        this.#unsyncedSince = queuedAt;
+        this.#unsyncedAt = this.opts.clock.now();
+      }
       this.#unsynced.push(batch);
-      this.#startSync();
+      this.#unsyncedRecords += batch.length;
+      this.#startSync(false);
     } else {
       if (policy !== 'never') this.#armSync(policy.intervalMs);
       this.#complete(batch, false);
@@ -270,12 +305,35 @@ export class LogWriter {
    * Start the fdatasync of the next generation (every batch written since the last one started) unless
    * MAX_SYNCS_IN_FLIGHT are in flight: the return of one starts the next. Batches of a rolled segment are covered
    * too: the roll fdatasynced that segment. Generations resolve in order, each after its own fdatasync returned.
+   *
+   * A free slot is not taken at once while more producers are expected: as many appends were outstanding a moment
+   * ago (`#expected`, `#peak`), and those not covered by an fdatasync in flight are not all written yet. It is
+   * taken once they are, once half of them are and the disk is idle, or after GROUP_WAIT_MS (`force`). A lone
+   * producer never waits; 32 closed-loop producers get about 16 records per fdatasync instead of the 2-4 that
+   * came back within a fast disk's fdatasync.
    */
-  #startSync(): void {
+  #startSync(force: boolean): void {
     if (this.#syncsInFlight >= MAX_SYNCS_IN_FLIGHT || this.#unsynced.length === 0) return;
+    const log = this.log;
+    if (!force && this.opts.clock.now() - this.#unsyncedAt < GROUP_WAIT_MS) {
+      const covered = this.#coveredEnd > log.visibleEnd ? this.#coveredEnd - log.visibleEnd : 0;
+      const want = (this.#expected > this.#peak ? this.#expected : this.#peak) - covered;
+      const n = this.#unsyncedRecords;
+      if (n < want && (this.#syncsInFlight > 0 || 2 * n < want)) {
+        if (this.#groupWait.at === Number.POSITIVE_INFINITY)
+          this.#groupWait.set(this.#unsyncedAt + GROUP_WAIT_MS);
+        return;
+      }
+    }
+    this.#groupWait.cancel();
     const generation = this.#unsynced;
     const since = this.#unsyncedSince;
     this.#unsynced = [];
+    this.#unsyncedRecords = 0;
+    const last = generation[generation.length - 1]!;
+    this.#coveredEnd = last[last.length - 1]!.offset + 1;
+    this.#expected = this.#peak;
+    this.#peak = log.nextOffset - log.visibleEnd;
     if (this.#failed) {
       for (const batch of generation) for (const p of batch) p.reject(this.#failed);
       return;
@@ -315,7 +373,7 @@ export class LogWriter {
       for (const p of this.#queue) p.reject(this.#failed);
       this.#queue = [];
     }
-    this.#startSync();
+    this.#startSync(false);
     return err;
   }
 
@@ -387,6 +445,7 @@ export class LogWriter {
     log.closed = true;
     this.#syncAlarm.cancel();
     await this.idle();
+    this.#groupWait.cancel();
     const err = new StoreError('ZBUS_ERR_CLOSED', `topic ${log.name} is closed`);
     for (const p of this.#queue) p.reject(err);
     this.#queue = [];

@@ -1,7 +1,10 @@
 // fsync=always group commit as a pipeline: while fdatasyncs are in flight (two at most) the writer keeps writing,
 // the next fdatasync starts as soon as one returns and covers everything written meanwhile, and no append resolves
-// before the fdatasync that covers it (nor before the appends ahead of it). fdatasync is held open by the test, so nothing here depends on timing.
+// before the fdatasync that covers it (nor before the appends ahead of it). A free slot waits (a bounded time) for
+// the producers it expects. fdatasync is held open by the test and time is a manual clock, so nothing here depends
+// on timing.
 import fs from 'node:fs';
+import { ManualClock } from '@zbus/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AppendResult } from '../../src/store/types.js';
 import { enc, open } from './helpers.js';
@@ -139,5 +142,56 @@ describe('group commit pipeline (fsync=always)', () => {
     // What was written behind a failed fdatasync is never fsynced as if nothing had happened.
     expect(sync.held.length).toBe(2);
     await expect(t.append({ id: 'd', data: enc('d') })).rejects.toMatchObject({ code: 'ZBUS_ERR_STORE' });
+  });
+  it('waits for the producers it expects before taking an idle disk, for 1 ms at most', async () => {
+    const clock = new ManualClock();
+    const store = await open({ fsync: 'always', clock });
+    const t = await store.declareTopic('wait', { mask: 0 });
+    await t.append({ id: 'warm', data: enc('w') });
+    const sync = holdFdatasync();
+    const append = (id: string) => t.append({ id, data: enc(id) });
+
+    // Four producers at once: one write, one fdatasync for all four.
+    const first = ['a0', 'a1', 'a2', 'a3'].map(append);
+    await sync.next(1);
+    const logFd = sync.held[0]!.fd;
+    sync.held[0]!.release();
+    await Promise.all(first);
+
+    // One of the four comes back: written, but its fdatasync waits for the others (and it is not acked).
+    let written = nextWriteTo(logFd);
+    let acked = false;
+    const b0 = append('b0').then((r) => {
+      acked = true;
+      return r;
+    });
+    await written;
+    expect(sync.held.length).toBe(1);
+    // A second: half of those expected are in and the disk is idle, so one fdatasync covers both.
+    written = nextWriteTo(logFd);
+    const b1 = append('b1');
+    await written;
+    await sync.next(2);
+    expect(sync.held[1]!.sizeAtCall).toBe(fs.fstatSync(logFd).size);
+    expect(acked).toBe(false);
+    sync.held[1]!.release();
+    expect((await b0).offset).toBe(5);
+    expect((await b1).offset).toBe(6);
+
+    // Alone now: it waits for the others no longer than 1 ms, then its own fdatasync starts.
+    written = nextWriteTo(logFd);
+    const c0 = append('c0');
+    await written;
+    expect(sync.held.length).toBe(2);
+    clock.advance(1);
+    await sync.next(3);
+    sync.held[2]!.release();
+    expect((await c0).durability).toBe('fsync');
+
+    // Two generations on, a lone producer is what is expected: its fdatasync starts at once.
+    const d0 = append('d0');
+    await sync.next(4);
+    sync.held[3]!.release();
+    expect((await d0).offset).toBe(8);
   });
 });
