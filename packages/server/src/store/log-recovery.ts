@@ -98,7 +98,7 @@ async function recoverTail(log: SegmentedLog, seg: Segment): Promise<void> {
   await seg.tixFile!.truncate(0);
   seg.oix.persisted = 0;
   seg.tix.persisted = 0;
-  await seg.persistIndex(true);
+  await seg.persistIndex();
 }
 
 /**

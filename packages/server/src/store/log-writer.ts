@@ -283,11 +283,9 @@ export class LogWriter {
       if (policy !== 'never') this.#armSync(policy.intervalMs);
       this.#complete(batch, false);
     }
-    try {
-      await log.active.persistIndex(false);
-    } catch (err) {
-      log.logger?.warn({ topic: log.name, err }, 'index write failed (rebuilt from the log at open)');
-    }
+    log.active.persistIndexSoon((err) =>
+      log.logger?.warn({ topic: log.name, err }, 'index write failed (rebuilt from the log at open)'),
+    );
   }
 
   /**
@@ -394,7 +392,7 @@ export class LogWriter {
   async #roll(policy: FsyncPolicy): Promise<void> {
     const log = this.log;
     const old = log.active;
-    await old.persistIndex(true);
+    await old.persistIndex();
     if (policy !== 'never') await old.logFile!.datasync();
     const seg = new Segment(log.dir, old.endOffset, log.files);
     await seg.openForAppend(true);
@@ -431,7 +429,7 @@ export class LogWriter {
       const active = this.log.active;
       if (active.retired || active.logFile === undefined) return;
       this.#dirty = false;
-      await active.persistIndex(true);
+      await active.persistIndex();
       await active.logFile.datasync();
       await active.oixFile?.datasync();
       await active.tixFile?.datasync();

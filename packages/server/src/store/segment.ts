@@ -115,6 +115,8 @@ export class Segment implements FileRef {
   lastIndexedPos = -INDEX_INTERVAL_BYTES;
   indexLoaded = false;
   #indexLoading: Promise<void> | undefined;
+  /** The background index write (persistIndexSoon) under way. */
+  #indexWrite: Promise<void> | undefined;
   sealed = false;
   retired = false;
 
@@ -166,17 +168,40 @@ export class Segment implements FileRef {
     }
   }
 
-  /** Write index entries not yet in the index files (unsynced: the indexes are rebuilt from the log if lost). */
-  async persistIndex(force: boolean): Promise<void> {
+  /**
+   * Start writing the index entries not yet in the index files once 32 have gathered, unless a write is under
+   * way (the next call takes the rest). The appends go on meanwhile: a write to an index file can wait in the
+   * kernel behind an fsync or in the threadpool, and the log's records must not wait with it. Unsynced and only
+   * logged when it fails: the indexes are rebuilt from the log at open.
+   */
+  persistIndexSoon(onError: (err: unknown) => void): void {
+    if (this.#indexWrite !== undefined || this.oix.length - this.oix.persisted < 32) return;
+    this.#indexWrite = this.#writeIndex()
+      .catch((err: unknown) => {
+        if (!this.retired) onError(err);
+      })
+      .finally(() => {
+        this.#indexWrite = undefined;
+      });
+  }
+
+  /** Write every index entry not yet in the index files, after the write under way if there is one. */
+  async persistIndex(): Promise<void> {
+    while (this.#indexWrite !== undefined) await this.#indexWrite;
+    await this.#writeIndex();
+  }
+
+  async #writeIndex(): Promise<void> {
     if (this.oixFile === undefined || this.tixFile === undefined) return;
-    const pending = this.oix.length - this.oix.persisted;
-    if (pending === 0 || (!force && pending < 32)) return;
+    const oixEnd = this.oix.length;
+    const tixEnd = this.tix.length;
     const o = this.oix.unpersisted();
     const t = this.tix.unpersisted();
     if (o) await this.oixFile.write(o, 0, o.length, this.oix.persisted * OFFSET_ENTRY_BYTES);
     if (t) await this.tixFile.write(t, 0, t.length, this.tix.persisted * TIME_ENTRY_BYTES);
-    this.oix.persisted = this.oix.length;
-    this.tix.persisted = this.tix.length;
+    // Entries added meanwhile go with the next write; a truncation meanwhile (a failed batch) stands.
+    this.oix.persisted = Math.min(oixEnd, this.oix.length);
+    this.tix.persisted = Math.min(tixEnd, this.tix.length);
   }
 
   /** Load the index files of a sealed segment on first use; rebuild them from the log when they are unusable. */

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ManualClock } from '@zbus/testkit';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { crc32c } from '../../src/store/crc32c.js';
+import { CachedFile } from '../../src/store/file-cache.js';
 import { StoreError } from '../../src/store/types.js';
 import { appendMany, dec, drain, enc, open, tempDir } from './helpers.js';
 
@@ -128,5 +129,43 @@ describe('topic log', () => {
     const ids = await drain(g);
     expect(ids.length).toBe(301);
     expect(ids[299]).toBe('m299');
+  });
+
+  it('goes on appending while an index write is held up, and has the whole index written by the close', async () => {
+    const dir = await tempDir();
+    const store = await open({ dataDir: dir });
+    const t = await store.declareTopic('ix', { mask: 0 });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let started!: () => void;
+    const indexWriteStarted = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const write = CachedFile.prototype.write;
+    const spy = vi.spyOn(CachedFile.prototype, 'write').mockImplementation(async function (
+      this: CachedFile,
+      ...args: Parameters<CachedFile['write']>
+    ) {
+      if (this.path.endsWith('.oix')) {
+        started();
+        await held;
+      }
+      return write.apply(this, args);
+    });
+    onTestFinished(() => spy.mockRestore());
+    // Records of 4 KiB get an index entry each: 40 of them start an index write (at 32 pending entries).
+    const big = Buffer.alloc(4096, 'x');
+    await Promise.all(Array.from({ length: 40 }, (_, i) => t.append({ id: `b${i}`, data: big })));
+    await indexWriteStarted;
+    // An index file write can wait in the kernel behind an fsync: the log's appends must not wait with it.
+    expect((await t.append({ id: 'after', data: big })).offset).toBe(40);
+    expect(t.info().messageDepth).toBe(41);
+    release();
+    await store.close();
+    expect(fs.statSync(path.join(dir, 'ix', '00000000000000000000.oix')).size).toBe(41 * 8);
+    const again = await open({ dataDir: dir });
+    expect((await again.topic('ix')!.read(40))?.id).toBe('after');
   });
 });
