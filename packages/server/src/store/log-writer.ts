@@ -9,7 +9,7 @@
 // of the event loop. Everything else that changes the segments (roll, retention, truncation, sync, close) runs in
 // the same loop, between batches, with no fdatasync in flight.
 import { performance } from 'node:perf_hooks';
-import { Alarm, type Clock } from './clock.js';
+import { Alarm, type Clock, type TimerRef } from './clock.js';
 import type { CommitStats } from './commit-stats.js';
 import { fsyncDir, storeError } from './fs-util.js';
 import { RECENT_BATCH_BYTES, type SegmentedLog } from './log.js';
@@ -90,7 +90,11 @@ export class LogWriter {
   #peak = 0;
   /** `#peak` of the interval before it: the producers the next fdatasync expects to cover. */
   #expected = 0;
-  readonly #groupWait: Alarm;
+  /**
+   * Armed while a free slot waits for more producers: GROUP_WAIT_MS later the waiting generation starts. A
+   * relative timer, not an Alarm: a wall clock set back must not stall acks.
+   */
+  #groupWait: TimerRef | undefined;
   /** fdatasyncs of policy `always` in flight. */
   #syncsInFlight = 0;
   /** Generations started and not yet resolved. */
@@ -117,7 +121,6 @@ export class LogWriter {
   ) {
     this.fsync = opts.fsync;
     this.#syncAlarm = new Alarm(opts.clock, () => this.#intervalFsync());
-    this.#groupWait = new Alarm(opts.clock, () => this.#startSync(true));
   }
 
   durability(): Durability {
@@ -318,12 +321,14 @@ export class LogWriter {
       const want = (this.#expected > this.#peak ? this.#expected : this.#peak) - covered;
       const n = this.#unsyncedRecords;
       if (n < want && (this.#syncsInFlight > 0 || 2 * n < want)) {
-        if (this.#groupWait.at === Number.POSITIVE_INFINITY)
-          this.#groupWait.set(this.#unsyncedAt + GROUP_WAIT_MS);
+        this.#groupWait ??= this.opts.clock.setTimer(() => {
+          this.#groupWait = undefined;
+          this.#startSync(true);
+        }, GROUP_WAIT_MS);
         return;
       }
     }
-    this.#groupWait.cancel();
+    this.#cancelGroupWait();
     const generation = this.#unsynced;
     const since = this.#unsyncedSince;
     this.#unsynced = [];
@@ -353,6 +358,12 @@ export class LogWriter {
       const failed = err !== undefined || this.#fsyncFailed;
       for (const batch of generation) this.#complete(batch, failed);
     })();
+  }
+
+  #cancelGroupWait(): void {
+    if (this.#groupWait === undefined) return;
+    this.opts.clock.clearTimer(this.#groupWait);
+    this.#groupWait = undefined;
   }
 
   /** An fdatasync returned: its slot goes at once to the next generation. Returns its error. */
@@ -443,7 +454,7 @@ export class LogWriter {
     log.closed = true;
     this.#syncAlarm.cancel();
     await this.idle();
-    this.#groupWait.cancel();
+    this.#cancelGroupWait();
     const err = new StoreError('ZBUS_ERR_CLOSED', `topic ${log.name} is closed`);
     for (const p of this.#queue) p.reject(err);
     this.#queue = [];
