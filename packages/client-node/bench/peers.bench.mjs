@@ -12,7 +12,11 @@
 //   pub1  pipelined durable publish from one connection, WINDOW publishes in flight, msgs/s over BENCH_SECONDS
 //   pub8  the same from 8 connections, WINDOW in flight on each
 //   lat   open-loop publish at BENCH_RATE msg/s for BENCH_LAT_SECONDS (after 1 s of warm-up at the same rate);
-//         latency = consume time - *scheduled* send time (no coordinated omission); p50/p90/p99/max
+//         latency = consume time - *scheduled* send time (no coordinated omission); p50/p90/p99/max, and the
+//         harness's own share: how late each message was sent (send lag, p50/p99/max). The send loop wakes every
+//         BENCH_TICK_US microseconds (250) from a worker thread that sleeps in Atomics.wait (no busy loop);
+//         BENCH_TICK_US=0 is the old setTimeout(1) loop, which wakes every 1-2 ms (libuv timers count whole
+//         milliseconds) and so added up to ~2 ms of send lag to every system.
 //   rpc   request/reply round trips per second, BENCH_CALLERS concurrent callers on one connection; the service
 //         (zbus ServiceBootstrap / NATS nc.subscribe responder) runs in a child process on its own connection
 // The whole list is repeated BENCH_REPEAT times (default 2; the order of systems is reversed on the second round so
@@ -20,7 +24,7 @@
 // round's figure, the 1-minute load average after each case, the CPU share the server (+ RPC service) and this
 // process took, that share over the rate as CPU microseconds per message (or call) on each side, and the work done
 // per CPU-second of all of them (both comparable when the machine is shared).
-// Knobs: BENCH_SECONDS (4) per throughput case, BENCH_LAT_SECONDS (10), BENCH_RATE (10000), BENCH_WINDOW (1000),
+// Knobs: BENCH_SECONDS (4) per throughput case, BENCH_LAT_SECONDS (10), BENCH_RATE (10000), BENCH_TICK_US (250), BENCH_WINDOW (1000),
 // BENCH_CONSUME_WINDOW (1000; XREAD takes COUNT 1000), BENCH_CALLERS (32), BENCH_ONLY=zbus-always,zbus-interval,
 // nats,redis (also zbus-never: fsync=never, a diagnostic), BENCH_WORKLOADS=pub,lat,rpc, BENCH_OUT=<file.json>, BENCH_DEBUG=1 (progress of latency cases),
 // BENCH_PROFILE=<dir> (the zbus brokers run under node --cpu-prof; read with bench/profile-top.mjs).
@@ -30,6 +34,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import { BROKER_CLI, cpuSeconds, startBroker } from '@zbus/testkit';
 import { consumerOpts, createInbox, connect as natsConnect, StorageType } from 'nats';
 import { createClient } from 'redis';
@@ -40,6 +45,7 @@ const SECONDS = Number(env('BENCH_SECONDS', '4'));
 const LAT_SECONDS = Number(env('BENCH_LAT_SECONDS', '10'));
 const WARM_SECONDS = 1;
 const RATE = Number(env('BENCH_RATE', '10000'));
+const TICK_US = Number(env('BENCH_TICK_US', '250'));
 const WINDOW = Number(env('BENCH_WINDOW', '1000'));
 const CONNS = 8;
 const CONSUME_WINDOW = Number(env('BENCH_CONSUME_WINDOW', '1000'));
@@ -120,13 +126,61 @@ async function windowed(conns, window, op) {
 }
 
 /**
- * Open loop: message i is due at start + i / RATE; a 1 ms timer sends everything due. `send(seq, body)` must not
- * wait; the consumer calls the returned `received(text)`; latency is measured from the scheduled time.
+ * Calls `tick` about every `us` microseconds until the returned stop() is called, without a busy loop: a worker
+ * thread sleeps in Atomics.wait (a futex with a sub-millisecond timeout) and posts a message, which wakes this
+ * thread's event loop as any I/O does. It posts again only once the last wake was taken, so a main thread that
+ * is busy (or descheduled) finds one wake waiting, not a pile. `us` 0: setTimeout(tick, 1) after each tick.
+ */
+function ticker(us, tick) {
+  if (us <= 0) {
+    let stopped = false;
+    let timer = setTimeout(function again() {
+      tick();
+      if (!stopped) timer = setTimeout(again, 1);
+    }, 1);
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }
+  // [0]: a wake is posted and not yet taken; [1]: stop.
+  const flags = new Int32Array(new SharedArrayBuffer(8));
+  const worker = new Worker(
+    `const { workerData: { flags, ms }, parentPort } = require('node:worker_threads');
+    while (Atomics.wait(flags, 1, 0, ms) === 'timed-out') {
+      if (Atomics.compareExchange(flags, 0, 0, 1) === 0) parentPort.postMessage(0);
+    }`,
+    { eval: true, workerData: { flags, ms: us / 1000 } },
+  );
+  worker.on('message', () => {
+    Atomics.store(flags, 0, 0);
+    tick();
+  });
+  return () => {
+    Atomics.store(flags, 1, 1);
+    Atomics.notify(flags, 1);
+    worker.removeAllListeners('message');
+    worker.unref();
+  };
+}
+
+/** p50, p99 and max of `xs` (sorted in place), in the units given. */
+function percentiles(xs) {
+  xs.sort((a, b) => a - b);
+  const pct = (p) => xs[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
+  return { p50: pct(50), p99: pct(99), max: xs[xs.length - 1] };
+}
+
+/**
+ * Open loop: message i is due at start + i / RATE; a ticker (every TICK_US) sends everything due. `send(seq,
+ * body)` must not wait; the consumer calls the returned `received(text)`; latency is measured from the scheduled
+ * time, and the send lag (actual send time - scheduled time) is reported beside it: the harness's own share.
  */
 function openLoop() {
   const warm = Math.round(WARM_SECONDS * RATE);
   const total = warm + Math.round(LAT_SECONDS * RATE);
   const lat = new Float64Array(total).fill(Number.NaN);
+  const lag = new Float64Array(total);
   let got = 0;
   let dups = 0;
   let allIn;
@@ -158,11 +212,14 @@ function openLoop() {
           }, 1000)
         : undefined;
       await new Promise((resolve) => {
+        let stop;
         const tick = () => {
+          if (sent >= total) return;
           const now = performance.now();
           const due = Math.min(total, Math.floor(((now - start) * RATE) / 1000) + 1);
           while (sent < due) {
             const at = start + (sent * 1000) / RATE;
+            lag[sent] = now - at;
             try {
               send(sent, stamp(sent, at));
             } catch {
@@ -170,10 +227,12 @@ function openLoop() {
             }
             sent++;
           }
-          if (sent >= total) resolve();
-          else setTimeout(tick, 1);
+          if (sent >= total) {
+            stop();
+            resolve();
+          }
         };
-        setTimeout(tick, 1);
+        stop = ticker(TICK_US, tick);
       });
       await Promise.race([all, sleep(3000)]);
       clearInterval(debug);
@@ -182,14 +241,13 @@ function openLoop() {
       const measured = Array.from(lat.subarray(warm), (x) =>
         Number.isNaN(x) ? Number.POSITIVE_INFINITY : x,
       );
-      const ok = measured.sort((a, b) => a - b);
-      const pct = (p) => ok[Math.min(ok.length - 1, Math.ceil((p / 100) * ok.length) - 1)];
+      const ok = percentiles(measured);
+      const p90 = measured[Math.min(measured.length - 1, Math.ceil(0.9 * measured.length) - 1)];
       return {
-        p50: pct(50),
-        p90: pct(90),
-        p99: pct(99),
-        max: ok[ok.length - 1],
-        received: ok.filter((x) => x !== Number.POSITIVE_INFINITY).length,
+        ...ok,
+        p90,
+        sendLag: percentiles(Array.from(lag.subarray(warm))),
+        received: measured.filter((x) => x !== Number.POSITIVE_INFINITY).length,
         expected: measured.length,
         dups,
         errors,
@@ -563,7 +621,7 @@ function record(sys, workload, unit, sample) {
   row.samples.push(sample);
   const v =
     unit === 'ms'
-      ? `p50 ${sample.p50?.toFixed(2)} p90 ${sample.p90?.toFixed(2)} p99 ${sample.p99?.toFixed(2)} max ${sample.max?.toFixed(1)} ms (${sample.received}/${sample.expected})`
+      ? `p50 ${sample.p50?.toFixed(2)} p90 ${sample.p90?.toFixed(2)} p99 ${sample.p99?.toFixed(2)} max ${sample.max?.toFixed(1)} ms (${sample.received}/${sample.expected}), send lag p50 ${sample.sendLag?.p50.toFixed(2)} p99 ${sample.sendLag?.p99.toFixed(2)} max ${sample.sendLag?.max.toFixed(1)}`
       : `${Math.round(sample.value).toLocaleString('en-US')} ${unit}`;
   console.log(
     `  ${sys.name.padEnd(13)} ${workload.padEnd(30)} ${v}  [load ${sample.load.toFixed(2)}, server CPU ${sample.serverCpu.toFixed(0)}%, bench CPU ${sample.clientCpu.toFixed(0)}%${sample.serverUs === undefined ? '' : `, ${sample.serverUs.toFixed(1)} / ${sample.clientUs.toFixed(1)} us per message`}]`,
@@ -674,7 +732,7 @@ async function runAll() {
     minutes: (Date.now() - started.getTime()) / 60000,
     loads,
     machine,
-    config: { SECONDS, LAT_SECONDS, RATE, WINDOW, CONSUME_WINDOW, CALLERS, REPEAT },
+    config: { SECONDS, LAT_SECONDS, RATE, TICK_US, WINDOW, CONSUME_WINDOW, CALLERS, REPEAT },
     rows: [...rows.values()],
   };
   if (process.env.BENCH_OUT) {
