@@ -1,6 +1,12 @@
 import type { ConsumeGroupInfo, ServerInfo, TopicInfo, TopicRetention, TrackerInfo } from '@zbus/protocol';
 import { Cmd, errorFromReply, Header, Message, ZbusError } from '@zbus/protocol';
-import { type ClientState, type ClientStats, Connection, type MqClientEvents } from './connection.js';
+import {
+  type ClientState,
+  type ClientStats,
+  Connection,
+  type MqClientEvents,
+  type ReplyHandler,
+} from './connection.js';
 import { Emitter } from './emitter.js';
 import { type PublishInput, restoreDelivery, toProduceMessage } from './messages.js';
 import { type MqClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
@@ -164,8 +170,9 @@ export class MqClient {
   readonly #events = new Emitter<MqClientEvents>();
   readonly #conn: Connection;
   /** A produce's result from its ack: made once, not a closure per publish. */
-  readonly #toProduceResult = (reply: Message, request: Message): ProduceResult =>
-    produceResult(request, expectOk(reply), this.address);
+  readonly #acked: ReplyHandler<ProduceResult> = {
+    replied: (reply, request) => produceResult(request, expectOk(reply), this.address),
+  };
   /** What `declare` created, sent again after a reconnect (topic + group, lower case → request). */
   readonly #declares = new Map<string, Message>();
 
@@ -309,8 +316,18 @@ export class MqClient {
     return this.#produceAcked(msg, options, timeout);
   }
 
+  /**
+   * An acked produce settled by `handler`, when it can be written now (else `undefined`: take `produceMessage`,
+   * which waits for room). For a producer's publish given no options: one promise, and nothing made per publish
+   * but the request. @internal
+   */
+  produceNow<T>(msg: Message, handler: ReplyHandler<T>, timeout?: number): Promise<T> | undefined {
+    if (!this.#conn.canWrite()) return undefined;
+    return this.#conn.request(msg, timeout ?? this.options.timeout, undefined, true, handler);
+  }
+
   #produceAcked(msg: Message, options: ProduceOptions, timeout: number): Promise<ProduceResult> {
-    return this.#conn.request(msg, timeout, options.signal, true, this.#toProduceResult);
+    return this.#conn.request(msg, timeout, options.signal, true, this.#acked);
   }
 
   /** `produceMessage` once there is room to write, and fire-and-forget produces. */

@@ -73,11 +73,34 @@ function capture(resolve: (v: any) => void, reject: (e: Error) => void): void {
   captured.reject = reject;
 }
 
+/** Settles a failed request as its handler says. */
+function failed(p: Pending, h: ReplyHandler<unknown>, err: Error): void {
+  if (h.failed === undefined) {
+    p.reject(err);
+    return;
+  }
+  let value: unknown;
+  try {
+    value = h.failed(err, p.msg);
+  } catch (e) {
+    p.reject(e as Error);
+    return;
+  }
+  p.resolve(value);
+}
+
 /** Bytes a queued message counts for beyond its body: a typical head, without encoding it to measure. */
 const HEAD_BYTES = 256;
 
-/** What a request's promise resolves with, made from the reply (and the request): a throw rejects it. */
-export type ReplyMap<T> = (reply: Message, request: Message) => T;
+/**
+ * What a request's promise settles with, made once per kind of request (not a closure per request): `replied`
+ * makes the value from the reply and the request; a failure (no reply, or `replied` threw) goes to `failed`,
+ * which returns the value (or a promise of it, e.g. a retry) or throws; without `failed` the promise rejects.
+ */
+export interface ReplyHandler<T> {
+  replied(reply: Message, request: Message): T;
+  failed?(error: Error, request: Message): T | Promise<T>;
+}
 
 /** A request waiting for its reply. */
 interface Pending {
@@ -85,7 +108,7 @@ interface Pending {
   // biome-ignore lint/suspicious/noExplicitAny: the promise's own resolve, whatever `map` makes
   resolve(v: any): void;
   reject(e: Error): void;
-  map: ReplyMap<unknown> | undefined;
+  handler: ReplyHandler<unknown> | undefined;
   /** Reply timeout, ms (the key of its deadline queue). */
   timeout: number;
   deadline: number;
@@ -462,14 +485,21 @@ export class Connection {
       }
     }
     if (p.onAbort !== undefined) p.signal?.removeEventListener('abort', p.onAbort);
-    if (err !== undefined) p.reject(err);
-    else if (p.map === undefined) p.resolve(reply);
-    else {
+    const h = p.handler;
+    if (h === undefined) {
+      if (err !== undefined) p.reject(err);
+      else p.resolve(reply);
+    } else if (err !== undefined) {
+      failed(p, h, err);
+    } else {
+      let value: unknown;
       try {
-        p.resolve(p.map(reply as Message, p.msg));
+        value = h.replied(reply as Message, p.msg);
       } catch (e) {
-        p.reject(e as Error);
+        failed(p, h, e as Error);
+        return;
       }
+      p.resolve(value);
     }
     if (this.#pending.size === 0) this.#notifyIdle();
   }
@@ -596,6 +626,11 @@ export class Connection {
     return !this.#blocked && this.#queuedBytes < this.options.maxQueuedBytes;
   }
 
+  /** Whether a request can be written (or queued) now without waiting for room. */
+  canWrite(): boolean {
+    return !this.#isClosing() && this.#hasRoom();
+  }
+
   /**
    * Resolves when there is room to write (the transport is not over its high-water mark and the outbox is under
    * `maxQueuedBytes`); `undefined` when there is room now, so the common case costs no promise. Rejects after
@@ -648,10 +683,9 @@ export class Connection {
   }
 
   /**
-   * Sends a request; resolves with the message that carries its `id`, or with what `map` makes of it and the
-   * request (a throw in `map` rejects): the caller's result comes from the one promise, not from a `then` per
-   * request, and `map` is a function made once, not a closure per request. `force` skips the outbox bounds (for
-   * callers that waited for `writable()`).
+   * Sends a request; resolves with the message that carries its `id`, or settles as `handler` says: the
+   * caller's result comes from the one promise, not from a `then` per request. `force` skips the outbox bounds
+   * (for callers that waited for `writable()`).
    */
   request(msg: Message, timeout: number, signal?: AbortSignal, force?: boolean): Promise<Message>;
   request<T>(
@@ -659,14 +693,14 @@ export class Connection {
     timeout: number,
     signal: AbortSignal | undefined,
     force: boolean,
-    map: ReplyMap<T>,
+    handler: ReplyHandler<T>,
   ): Promise<T>;
   request<T>(
     msg: Message,
     timeout: number,
     signal?: AbortSignal,
     force = false,
-    map?: ReplyMap<T>,
+    handler?: ReplyHandler<T>,
   ): Promise<T | Message> {
     if (this.#isClosing()) return Promise.reject(closedError('client is closed'));
     if (typeof timeout !== 'number' || !(timeout > 0)) {
@@ -675,15 +709,17 @@ export class Connection {
       );
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
+    // An id made here is new; only one the caller set (or an earlier try) can be waiting already.
+    const given = msg.headers.id;
     const id = this.#prepare(msg);
-    if (this.#pending.has(id)) {
+    if (given !== undefined && this.#pending.has(id)) {
       return Promise.reject(
         new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `a request with id ${id} is already waiting`),
       );
     }
     const promise = new Promise<T | Message>(capture);
     const p = this.#track(id, msg, captured, timeout, signal);
-    p.map = map;
+    p.handler = handler;
     try {
       this.#dispatch(msg, p, force);
     } catch (err) {
@@ -705,7 +741,7 @@ export class Connection {
       msg,
       resolve: settle.resolve,
       reject: settle.reject,
-      map: undefined,
+      handler: undefined,
       timeout,
       deadline: 0,
       sent: false,
