@@ -184,6 +184,18 @@ export class MessageDecoder {
     return this.#headBytes + this.#filled + this.#line.length;
   }
 
+  /**
+   * The message whose head is decoded and of whose body no byte has arrived yet, else undefined: a transport
+   * answers its `Expect: 100-continue` from here, with no search of its own through the bytes.
+   */
+  get awaitingBody(): Message | undefined {
+    const st = this.#state;
+    if (st === S_BODY) return this.#filled === 0 ? (this.#msg as Message) : undefined;
+    if (st === S_CHUNK_SIZE && this.#filled === 0 && this.#framing === 0 && this.#line === '')
+      return this.#msg as Message;
+    return undefined;
+  }
+
   /** The bytes after the message at which decoding stopped (empty when it did not stop). */
   remaining(): Uint8Array {
     return this.#rest;

@@ -145,6 +145,35 @@ describe('decoder: well-formed messages', () => {
   });
 });
 
+describe('decoder: a head waiting for its body (Expect: 100-continue)', () => {
+  it('names the message whose head is decoded until the first byte of its body arrives', () => {
+    const d = new MessageDecoder(() => {});
+    expect(d.awaitingBody).toBeUndefined();
+    d.push(bytes('POST /a HTTP/1.1\r\nexpect: 100-continue\r\ncontent-length: 3\r\n\r\n'));
+    expect(d.awaitingBody?.headers.expect).toBe('100-continue');
+    d.push(bytes('a'));
+    expect(d.awaitingBody).toBeUndefined();
+    d.push(bytes('bc'));
+    expect(d.awaitingBody).toBeUndefined();
+  });
+
+  it('names a chunked message until its first size line arrives', () => {
+    const d = new MessageDecoder(() => {});
+    d.push(bytes('POST /a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n'));
+    expect(d.awaitingBody?.url).toBe('/a');
+    d.push(bytes('3'));
+    expect(d.awaitingBody).toBeUndefined();
+  });
+
+  it('names none for a message without a body, or with its body in the same chunk', () => {
+    const d = new MessageDecoder(() => {});
+    d.push(bytes('GET /a HTTP/1.1\r\nexpect: 100-continue\r\n\r\n'));
+    expect(d.awaitingBody).toBeUndefined();
+    d.push(bytes('POST /a HTTP/1.1\r\ncontent-length: 1\r\n\r\nx'));
+    expect(d.awaitingBody).toBeUndefined();
+  });
+});
+
 describe('decoder: stopping after a message (WebSocket upgrade)', () => {
   it('stops right after the message when onMessage returns false and keeps the rest', () => {
     const seen: string[] = [];

@@ -20,17 +20,8 @@ function isWebSocketUpgrade(msg: Message): boolean {
   return upgrade !== undefined && upgrade.toLowerCase() === 'websocket' && msg.status === undefined;
 }
 
-/** The head of a request that waits for `100 Continue` before sending its body (RFC 9110 §10.1.1). */
-const EXPECT_CONTINUE = /\r\nexpect:[ \t]*100-continue[ \t]*\r\n/i;
-
 /** Bodies up to this size are copied behind the head into one buffer; larger ones are written as they are. */
 const COPY_BODY_MAX = 4096;
-
-/** True when the chunk ends with a blank line, i.e. a head ends exactly at the chunk's end. */
-function endsHead(chunk: Uint8Array): boolean {
-  const n = chunk.length;
-  return n >= 4 && chunk[n - 1] === 10 && chunk[n - 2] === 13 && chunk[n - 3] === 10;
-}
 
 export class TcpConnection implements SessionWire {
   readonly session: Session;
@@ -111,7 +102,6 @@ export class TcpConnection implements SessionWire {
 
   #onData(chunk: Uint8Array): void {
     if (this.#upgraded || this.#closing) return;
-    if (endsHead(chunk)) this.#maybeContinue(chunk);
     try {
       this.#decoder.push(chunk);
     } catch (err) {
@@ -119,6 +109,8 @@ export class TcpConnection implements SessionWire {
       this.#fail(err as ZbusError);
       return;
     }
+    const waiting = this.#decoder.awaitingBody;
+    if (waiting !== undefined && waiting.headers.expect !== undefined) this.#maybeContinue(waiting);
     if (this.#stopped) this.#stopAtCap();
     const req = this.#upgradeReq;
     if (req) {
@@ -188,14 +180,12 @@ export class TcpConnection implements SessionWire {
 
   /**
    * `Expect: 100-continue` (curl sends it before bodies over 1 MB, then waits a second for the interim reply):
-   * when a chunk ends with a head that asks for it, say "100 Continue" before the body comes. Only when no
-   * earlier reply is still pending, so the interim reply cannot overtake one. The decoder is not involved: it
-   * sees the same bytes afterwards, and a body limit still answers 413 once the head is decoded.
+   * when a head that asks for it was decoded and none of its body has come, say "100 Continue" before the body
+   * comes. Only when no earlier reply is still pending, so the interim reply cannot overtake one. The decoder
+   * found the head already: no search of the bytes for it per chunk; a body limit still answered 413 on the head.
    */
-  #maybeContinue(chunk: Uint8Array): void {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-    if (buf.indexOf('100-') < 0) return; // one search for both spellings (100-continue, 100-Continue)
-    if (!EXPECT_CONTINUE.test(buf.toString('latin1'))) return;
+  #maybeContinue(req: Message): void {
+    if (req.headers.expect?.toLowerCase() !== '100-continue') return;
     if (this.session.pendingOrdered > 0) return;
     this.#socket.write('HTTP/1.1 100 Continue\r\n\r\n');
   }
