@@ -25,6 +25,11 @@ export interface SessionWire {
   requestDone(): void;
 }
 
+/** Counts requests in flight whose handlers answer later (ReplyTicket.answersLater). */
+export interface TicketHolder {
+  released(session: Session): void;
+}
+
 /**
  * The reply handle of one request. Requests that carry their own `id` (zbus clients) are answered as soon as
  * the reply is ready, in any order (zbus-protocol.md §1.2). Requests without one (curl, browsers, `ab`) are
@@ -44,6 +49,13 @@ export class ReplyTicket {
    * cannot change how this one is answered.
    */
   readonly plainHttp: boolean;
+  /**
+   * Set by a handler that answers later from a callback rather than a promise (a produce to a disk topic): the
+   * request counts as in flight until the ticket is answered, as a pending promise would.
+   */
+  answersLater = false;
+  /** Who counts this request in flight (set by the request pipeline when `answersLater`); told once it is answered. */
+  holder: TicketHolder | undefined;
 
   constructor(
     readonly session: Session,
@@ -62,6 +74,13 @@ export class ReplyTicket {
     if (this.closeAfter) msg.set('connection', 'close'); // not the default Keep-Alive: the broker closes after it
     this.done = true;
     this.session.finish(this, msg);
+    if (this.holder !== undefined) this.#release();
+  }
+
+  #release(): void {
+    const holder = this.holder!;
+    this.holder = undefined;
+    holder.released(this.session);
   }
 
   /**
@@ -82,6 +101,7 @@ export class ReplyTicket {
     }
     this.done = true;
     this.session.finish(this, undefined);
+    if (this.holder !== undefined) this.#release();
   }
 }
 

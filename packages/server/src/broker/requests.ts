@@ -17,12 +17,14 @@ import {
 import type { Logger } from 'pino';
 import type { BrokerState, CommandContext } from '../commands/context.js';
 import { COMMAND_HANDLERS } from '../commands/registry.js';
-import { errorParts, errorReply } from '../errors.js';
+import { replyFailure } from '../commands/reply.js';
+import { errorReply } from '../errors.js';
 import { pathOf, RESERVED_PATHS, serveEndpoint } from '../http/endpoints.js';
 import { MONITOR_COMMANDS, monitorLoginRedirect, serveMonitor } from '../http/monitor.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ResolvedBrokerOptions } from '../options.js';
-import type { ReplyTicket, Session } from '../session.js';
+import type { ReplyTicket, Session, TicketHolder } from '../session.js';
+import type { Topic } from '../store/types.js';
 import type { ConnectionHost } from '../transport/host.js';
 import { IdleWatch } from '../transport/idle.js';
 import { createListener, type Listener } from '../transport/listener.js';
@@ -30,7 +32,7 @@ import { createWebSocketUpgrader } from '../transport/websocket.js';
 import { Access } from './access.js';
 import { applyRpcByUrl } from './rpc-by-url.js';
 
-export class Requests implements ConnectionHost {
+export class Requests implements ConnectionHost, TicketHolder {
   readonly options: ResolvedBrokerOptions;
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -205,16 +207,17 @@ export class Requests implements ConnectionHost {
       );
       return;
     }
+    let topic: Topic | undefined;
     try {
       if (cmd === 'produce' || cmd === 'rpc') {
-        const topic = msg.topic === undefined ? undefined : this.#state.store.topic(msg.topic);
+        topic = msg.topic === undefined ? undefined : this.#state.store.topic(msg.topic);
         applyRpcByUrl(msg, resolved, topic);
       }
     } catch (err) {
       this.#fail(ticket, err, msg.topic);
       return;
     }
-    const ctx: CommandContext = { state: this.#state, session, msg, ticket, resolved };
+    const ctx: CommandContext = { state: this.#state, session, msg, ticket, resolved, topic };
     let result: void | Promise<void>;
     try {
       result = handler!(ctx);
@@ -223,6 +226,16 @@ export class Requests implements ConnectionHost {
       return;
     }
     if (result) this.#track(session, ticket, msg, result);
+    else if (ticket.answersLater && !ticket.done) {
+      // Counted as a promise would be (#track), released when the ticket is answered.
+      session.inflight++;
+      this.#inflight++;
+      ticket.holder = this;
+    }
+  }
+
+  released(session: Session): void {
+    this.#done(session);
   }
 
   /** Counts an async handler in flight (backpressure and graceful shutdown) and replies to its failure. */
@@ -250,10 +263,6 @@ export class Requests implements ConnectionHost {
   }
 
   #fail(ticket: ReplyTicket, err: unknown, topic?: string): void {
-    const { code, status } = errorParts(err);
-    this.metrics.error(code);
-    if (status >= 500 && status !== 503 && status !== 504) this.log.error({ err }, 'command failed');
-    if (ticket.done) return;
-    ticket.send(errorReply(err, topic));
+    replyFailure(this.#state, ticket, err, topic);
   }
 }

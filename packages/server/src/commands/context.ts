@@ -10,7 +10,7 @@ import type { RpcCalls } from '../rpc/calls.js';
 import type { RpcRelay } from '../rpc/relay.js';
 import type { ReplyTicket, Session } from '../session.js';
 import type { Clock } from '../store/clock.js';
-import type { Store } from '../store/types.js';
+import type { Store, Topic } from '../store/types.js';
 import type { TrackerState } from '../tracker/tracker.js';
 
 export interface BrokerState {
@@ -40,6 +40,8 @@ export interface CommandContext {
   readonly msg: Message;
   readonly ticket: ReplyTicket;
   readonly resolved: ResolvedCommand;
+  /** The topic the request names, when the pipeline looked it up already (a produce): not looked up again. */
+  readonly topic: Topic | undefined;
 }
 
 /** A handler answers through `ctx.ticket` (or decides to send nothing) and may be async; a throw is replied. */

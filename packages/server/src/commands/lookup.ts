@@ -14,7 +14,7 @@ export function requireTopicName(ctx: CommandContext): string {
 
 export function requireTopic(ctx: CommandContext): Topic {
   const name = requireTopicName(ctx);
-  const topic = ctx.state.store.topic(name);
+  const topic = ctx.topic ?? ctx.state.store.topic(name);
   if (!topic) {
     validateName('topic', name); // a name that can never exist is a 400, not a 404
     throw new ZbusError('ZBUS_ERR_NOT_FOUND', `Topic(${name}) Not Found`);

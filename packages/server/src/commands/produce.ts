@@ -6,7 +6,7 @@ import { encodeStored } from '../mq/delivery.js';
 import type { AppendInput, AppendResult, Topic } from '../store/types.js';
 import type { CommandContext } from './context.js';
 import { deliverAt, intHeader, requireTopic } from './lookup.js';
-import { okAck } from './reply.js';
+import { okAck, replyFailure } from './reply.js';
 
 const MAX_ID = 39;
 const MAX_TAG = 127;
@@ -87,21 +87,39 @@ export function produce(ctx: CommandContext): void | Promise<void> {
     if (!ticket.ordered) ticket.none();
     return;
   }
-  if (topic.appendNow === undefined) {
-    return topic.append(input).then(
-      (r) => stored(ctx, topic, rpc, r),
-      (err: unknown) => refused(ctx, topic, rpc, err),
-    );
-  }
-  // A memory topic (every RPC topic is one unless declared otherwise): stored at once, no promise per call.
-  let r: AppendResult;
-  try {
-    r = topic.appendNow(input);
-  } catch (err) {
-    refused(ctx, topic, rpc, err);
+  if (topic.appendNow !== undefined) {
+    // A memory topic (every RPC topic is one unless declared otherwise): stored at once, no promise per call.
+    let r: AppendResult;
+    try {
+      r = topic.appendNow(input);
+    } catch (err) {
+      refused(ctx, topic, rpc, err);
+      return;
+    }
+    stored(ctx, topic, rpc, r);
     return;
   }
-  stored(ctx, topic, rpc, r);
+  if (topic.appendThen !== undefined) {
+    // A disk topic: answered when its write batch completes, with no promise per produce; the request stays in
+    // flight until then. A throw here must not reach the store's writer, which answers a whole batch in a loop.
+    ticket.answersLater = true;
+    topic.appendThen(
+      input,
+      (r) => {
+        try {
+          stored(ctx, topic, rpc, r);
+        } catch (err) {
+          replyFailure(state, ticket, err, msg.topic);
+        }
+      },
+      (err: unknown) => refused(ctx, topic, rpc, err),
+    );
+    return;
+  }
+  return topic.append(input).then(
+    (r) => stored(ctx, topic, rpc, r),
+    (err: unknown) => refused(ctx, topic, rpc, err),
+  );
 }
 
 /** The message is stored: the producer gets its ack (an RPC caller gets the service's answer instead). */
@@ -125,7 +143,7 @@ function stored(ctx: CommandContext, topic: Topic, rpc: boolean, r: AppendResult
   ticket.send(reply);
 }
 
-/** The store refused the message: thrown to the producer, unless nobody waits for an answer. */
+/** The store refused the message: the producer gets the error, unless nobody waits for an answer. */
 function refused(ctx: CommandContext, topic: Topic, rpc: boolean, err: unknown): void {
   const { msg, state, ticket } = ctx;
   if (rpc) state.rpc.settle(ctx.session.id, msg.headers.id!);
@@ -134,5 +152,5 @@ function refused(ctx: CommandContext, topic: Topic, rpc: boolean, err: unknown):
     ticket.none();
     return;
   }
-  throw err;
+  replyFailure(state, ticket, err, msg.topic);
 }

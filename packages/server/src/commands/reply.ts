@@ -1,5 +1,8 @@
 // Small builders for replies, shared by the command handlers and the plain-HTTP pages.
 import { Message } from '@zbus/protocol';
+import { errorParts, errorReply } from '../errors.js';
+import type { ReplyTicket } from '../session.js';
+import type { BrokerState } from './context.js';
 
 /** A reply with a status, a content type and a text body (and the `topic` header when given). */
 export function textReply(status: number, type: string, body: string, topic?: string): Message {
@@ -27,4 +30,13 @@ export function okAck(timeMs: number, topic?: string): Message {
 /** 200 with a JSON body (info shapes). */
 export function okJson(value: unknown, topic?: string): Message {
   return textReply(200, 'application/json', JSON.stringify(value), topic);
+}
+
+/** A request failed: counted by code, logged when the broker is at fault, and answered unless it was already. */
+export function replyFailure(state: BrokerState, ticket: ReplyTicket, err: unknown, topic?: string): void {
+  const { code, status } = errorParts(err);
+  state.metrics.error(code);
+  if (status >= 500 && status !== 503 && status !== 504) state.log.error({ err }, 'command failed');
+  if (ticket.done) return;
+  ticket.send(errorReply(err, topic));
 }

@@ -39,21 +39,38 @@ export class Appender {
   ) {}
 
   append(input: AppendInput): Promise<AppendResult> {
-    const refused = this.#check(input);
-    if (refused !== undefined) return Promise.reject(refused);
+    return new Promise<AppendResult>((resolve, reject) => this.appendThen(input, resolve, reject));
+  }
+
+  /** append() answered through callbacks: a record queued to the log makes no promise on its way. */
+  appendThen(input: AppendInput, stored: (r: AppendResult) => void, refused: (err: unknown) => void): void {
+    const refusal = this.#check(input);
+    if (refusal !== undefined) {
+      refused(refusal);
+      return;
+    }
     const { id, tag, data } = input;
     const dd = this.dedupe;
     const now = this.clock.now();
     if (dd !== undefined) {
       const hit = dd.get(id, now);
-      if (hit !== undefined) return duplicateResult(hit, this.writer.durability());
+      if (hit !== undefined) {
+        duplicateResult(hit, this.writer.durability()).then(stored, refused);
+        return;
+      }
     }
-    if (input.deliverAt !== undefined && input.deliverAt > now)
-      return this.#hold(input, input.deliverAt, now);
+    if (input.deliverAt !== undefined && input.deliverAt > now) {
+      this.#hold(input, input.deliverAt, now).then(stored, refused);
+      return;
+    }
+    if (dd === undefined) {
+      this.writer.enqueue({ offset: 0, timestamp: 0, id, tag, data, resolve: stored, reject: refused });
+      return;
+    }
     const p = this.appendNow(id, tag, data);
     // The offset is known now (assigned in enqueue); the entry stays pending until the write resolves.
-    dd?.track(id, this.writer.log.nextOffset - 1, now, p);
-    return p;
+    dd.track(id, this.writer.log.nextOffset - 1, now, p);
+    p.then(stored, refused);
   }
 
   /** Queue a record to the log, past every check (a delayed message coming due). */

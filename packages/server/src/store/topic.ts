@@ -315,6 +315,11 @@ export class DiskTopic implements Topic, TopicPort {
     return this.appender.append(input);
   }
 
+  appendThen(input: AppendInput, stored: (r: AppendResult) => void, refused: (err: unknown) => void): void {
+    if (this.closed) refused(this.#closedError());
+    else this.appender.appendThen(input, stored, refused);
+  }
+
   async read(offset: number): Promise<StoredRecord | undefined> {
     if (this.closed) return undefined;
     return this.reader.read(offset);

@@ -193,6 +193,11 @@ export interface Topic {
    * so that a produce to one (an RPC call) needs no promise.
    */
   appendNow?(input: AppendInput): AppendResult;
+  /**
+   * append() answered through `stored` or `refused` (either may be called before appendThen returns) instead of
+   * a promise: offered by topics that write to a log, so that a produce to one makes no promise of its own.
+   */
+  appendThen?(input: AppendInput, stored: (r: AppendResult) => void, refused: (err: unknown) => void): void;
   /** Random read by offset; undefined when not stored (or corrupt). */
   read(offset: number): Promise<StoredRecord | undefined>;
   /** Create or update a group (group names are case-insensitive). */
