@@ -9,6 +9,7 @@ import type { ResolvedBrokerOptions } from '../options.js';
 import { dlqName } from '../store/dead-letter.js';
 import { openStore } from '../store/store.js';
 import type { DeadLetterInfo, Store } from '../store/types.js';
+import { flushWrites } from '../transport/tcp-connection.js';
 
 /** Adds headers saying why and from where to a message moved to `<topic>.dlq`. */
 function deadLetter(data: Uint8Array, info: DeadLetterInfo): Uint8Array {
@@ -42,6 +43,8 @@ export async function openBrokerStore(
       segmentBytes: o.segmentBytes,
       migrateCreator: migratedCreator(auth),
       maxOpenFiles: o.maxOpenFiles,
+      // Deliveries of a write batch leave in the batch's own turn (the write ran from a setImmediate).
+      afterWake: flushWrites,
     });
     return { store };
   }

@@ -41,6 +41,7 @@ class FileStore implements Store, StoreContext {
   readonly clock: Clock;
   readonly files: FileCache;
   readonly commits = new CommitStats();
+  readonly afterWake: StoreOptions['afterWake'];
   readonly #topics = new Map<string, AnyTopic>();
   readonly #declaring = new Map<string, Promise<AnyTopic>>();
   readonly #migrateCreator: StoreOptions['migrateCreator'];
@@ -56,6 +57,7 @@ class FileStore implements Store, StoreContext {
     this.deadLetterFn = options.deadLetter;
     this.clock = options.clock ?? systemClock;
     this.#migrateCreator = options.migrateCreator;
+    this.afterWake = options.afterWake;
     this.files = new FileCache(
       options.maxOpenFiles !== undefined && options.maxOpenFiles > 0
         ? options.maxOpenFiles

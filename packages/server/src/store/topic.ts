@@ -57,6 +57,7 @@ export interface StoreContext extends DeadLetterSink {
   readonly clock: Clock;
   readonly files: FileCache;
   readonly commits: CommitStats;
+  readonly afterWake: StoreOptions['afterWake'];
 }
 
 /** Remove temp files a crash left in a topic directory and its `groups/` (atomic writes that never finished). */
@@ -243,7 +244,10 @@ export class DiskTopic implements Topic, TopicPort {
       fsync: this.fsyncPolicy,
       clock,
       commits: this.store.commits,
-      onVisible: () => this.notify(),
+      onVisible: () => {
+        this.notify();
+        this.store.afterWake?.();
+      },
       onRoll: () => void this.retention.apply(),
     });
     this.retention = new Retention(

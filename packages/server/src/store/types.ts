@@ -245,6 +245,12 @@ export interface StoreOptions {
    * Earlier versions stored the declaring token there. Default: no migration.
    */
   migrateCreator?: (creator: string) => string;
+  /**
+   * Called after a write batch made records visible and its readers (onAvailable listeners) ran, still in the
+   * writer's turn of the event loop: the broker sends what they wrote (deliveries) now rather than at the end
+   * of the next turn.
+   */
+  afterWake?: () => void;
 }
 
 export interface DeadLetterInfo {

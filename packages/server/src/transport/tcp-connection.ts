@@ -292,6 +292,15 @@ export class TcpConnection implements SessionWire {
 /** Connections corked in the current turn of the event loop (endTurn uncorks them once at its end). */
 const corkedThisTurn: TcpConnection[] = [];
 
+/**
+ * Sends what every connection wrote so far in this turn, now. For writes made inside a setImmediate callback
+ * (the store's write batch, which delivers what it made visible), whose endTurn would otherwise wait a whole
+ * turn of the event loop, polling and all, for the next check phase.
+ */
+export function flushWrites(): void {
+  endTurn();
+}
+
 function endTurn(): void {
   for (let i = 0; i < corkedThisTurn.length; i++) (corkedThisTurn[i] as TcpConnection).uncork();
   corkedThisTurn.length = 0;

@@ -237,6 +237,46 @@ describe('efficiency of a delivery', () => {
     expect(copied).toBeLessThanOrEqual(2);
   });
 
+  it('sends a delivery in the turn of the write batch that stored it, not a turn later', async () => {
+    const b = await startTestBroker({ fsync: { intervalMs: 100 } });
+    await declare(await b.raw(), 'T');
+    const consumer = await rawSocket(b.port);
+    const consume = { cmd: 'consume', topic: 'T', id: 'c', consume_window: '8' };
+    consumer.socket.write(encodeMessage(new Message({ headers: consume })).slice());
+    consumer.socket.write(encodeMessage(new Message({ headers: { cmd: 'ping', id: 'ready' } })).slice());
+    expect((await consumer.replies(1))[0]).toMatch(/\r\nid: ready\r\n/);
+
+    // The broker's end of the consumer's connection: was it uncorked in the same macrotask that corked it
+    // (the store's write batch, run from a setImmediate), or only from the next turn's setImmediate, after a
+    // whole turn of polling? A nextTick queued at the cork runs as soon as that macrotask ends.
+    const isConsumer = (s: Socket) => s.remotePort === consumer.socket.localPort;
+    let corkingTaskOver = true;
+    let uncorkedInCorkingTask: boolean | undefined;
+    const cork = Socket.prototype.cork;
+    const uncork = Socket.prototype.uncork;
+    vi.spyOn(Socket.prototype, 'cork').mockImplementation(function (this: Socket) {
+      if (isConsumer(this)) {
+        corkingTaskOver = false;
+        process.nextTick(() => {
+          corkingTaskOver = true;
+        });
+      }
+      cork.call(this);
+    });
+    vi.spyOn(Socket.prototype, 'uncork').mockImplementation(function (this: Socket) {
+      if (isConsumer(this)) uncorkedInCorkingTask ??= !corkingTaskOver;
+      uncork.call(this);
+    });
+    const producer = await rawSocket(b.port);
+    producer.socket.write(
+      encodeMessage(new Message({ headers: { cmd: 'produce', topic: 'T', id: 'm-1' }, body: 'x' })).slice(),
+    );
+    const [delivery] = await consumer.replies(1);
+    vi.restoreAllMocks();
+    expect(delivery).toMatch(/\r\norigin_id: m-1\r\n/);
+    expect(uncorkedInCorkingTask).toBe(true);
+  });
+
   it('answers consumes without a promise per message while the records are read ahead', async () => {
     const N = 400;
     const dataDir = mkdtempSync(join(tmpdir(), 'zbus-efficiency-'));
