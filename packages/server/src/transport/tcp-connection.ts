@@ -8,6 +8,7 @@ import {
   type Message,
   MessageDecoder,
   ProtocolError,
+  writeHead,
   ZbusError,
 } from '@zbus/protocol';
 import { Session, type SessionWire } from '../session.js';
@@ -22,6 +23,30 @@ function isWebSocketUpgrade(msg: Message): boolean {
 
 /** Bodies up to this size are copied behind the head into one buffer; larger ones are written as they are. */
 const COPY_BODY_MAX = 4096;
+
+/**
+ * The slab the heads of deliveries are written into (writeHead): each head is a view of it, handed to the socket
+ * as it is, where a head string cost about 1.5 KB of short-lived strings per delivery (start line, header lines,
+ * their concatenations, then the socket's own encoding of the string). A full slab is replaced, never reused: the
+ * socket may still hold views of it.
+ */
+const HEAD_SLAB_BYTES = 64 * 1024;
+let headSlab = Buffer.allocUnsafe(HEAD_SLAB_BYTES);
+let headAt = 0;
+
+/** The head of `msg` as bytes in the head slab; undefined when writeHead cannot write it (not ASCII, too long). */
+function headBytes(msg: Message): Buffer | undefined {
+  let end = writeHead(msg, headSlab, headAt);
+  if (end < 0 && headAt > 0) {
+    headSlab = Buffer.allocUnsafe(HEAD_SLAB_BYTES);
+    headAt = 0;
+    end = writeHead(msg, headSlab, 0);
+  }
+  if (end < 0) return undefined;
+  const head = headSlab.subarray(headAt, end);
+  headAt = end;
+  return head;
+}
 
 export class TcpConnection implements SessionWire {
   readonly session: Session;
@@ -256,7 +281,9 @@ export class TcpConnection implements SessionWire {
       // encoded again in C++, and a second chunk turns the write into a writev).
       socket.write(encodeMessage(msg));
     } else {
-      socket.write(encodeHead(msg), 'utf8');
+      const head = headBytes(msg);
+      if (head !== undefined) socket.write(head);
+      else socket.write(encodeHead(msg), 'utf8');
       // A delivery's stored header lines and a large body go as they are (views of the stored record): no
       // copy, one writev.
       if (msg.headTail !== undefined) socket.write(msg.headTail);
