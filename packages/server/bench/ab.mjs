@@ -4,6 +4,8 @@
 //       produce by URL (`/produce/MyTopic` and `/MyTopic?cmd=produce`), consume after filling, RPC by URL
 //       (`/MyRpc/calc/plus/1/2`) with a service process attached (raw TCP, consume_window 64, answers with route)
 //   - the data disk's fsync latency, for the fsync=always ceiling (32 in flight / latency)
+//   - for fsync=always, the group commit of each case from the broker's /metrics: fdatasyncs, records per fdatasync,
+//     mean fdatasync time and mean commit wait
 // Usage: node bench/ab.mjs [--docs] [--quick]   (env AB_N, default 200000; AB_C, default 32; AB_REPEAT, default 2;
 //   AB_ONLY=interval,always,never; AB_CASES=ping,produce,consume,RPC; AB_OUT=<file.json>; AB_PROFILE=<dir>;
 //   AB_REV=<commit> measures the broker as of that commit instead of the working tree)
