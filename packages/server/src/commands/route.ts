@@ -2,7 +2,7 @@
 // reaches a session only as the answer to a call that session made and is still waiting for, on a topic the
 // router may serve (its `route` ACL): anything else would let one client push forged replies into any
 // session whose id it learnt (issue 14 item 4). The reply to a call that timed out is dropped the same way.
-import { createHeaders, Message } from '@zbus/protocol';
+import { Message } from '@zbus/protocol';
 import { routed } from '../rpc/calls.js';
 import type { CommandContext } from './context.js';
 import { intHeader } from './lookup.js';
@@ -40,12 +40,11 @@ export function route(ctx: CommandContext): void {
   state.rpc.settleCall(call);
   // A new header bag without the request-only headers: deleting them would turn the decoded bag into a slow
   // dictionary object.
-  const headers = createHeaders();
-  const from = msg.headers;
-  for (const k in from) if (!DROPPED.has(k)) headers[k] = from[k] as string;
   const reply = new Message();
   reply.status = status;
-  reply.headers = headers;
+  const headers = reply.headers;
+  const from = msg.headers;
+  for (const k in from) if (!DROPPED.has(k)) headers[k] = from[k] as string;
   reply.body = msg.body;
   if (!routed(call, reply)) state.metrics.rpcUnroutableReplies++;
 }

@@ -171,13 +171,26 @@ export function buildDelivery(
   h.id = requestId;
   if (group !== undefined) h.consume_group = group;
   h.offset = String(d.offset);
-  h.timestamp = String(d.timestamp);
+  h.timestamp = timestampText(d.timestamp);
   const retry = (d as Delivery).retry;
   if (retry !== undefined && retry > 0) h.retry = String(retry);
   const bodyStart = data.length - layout.bodyLength;
   m.headTail = data.subarray(layout.tail, bodyStart);
   m.body = data.subarray(bodyStart);
   return m;
+}
+
+// The last timestamp written and its text: deliveries in one burst mostly share a millisecond, and a number past
+// 2^31 turns into text the slow way.
+let lastTimestamp = -1;
+let lastTimestampText = '';
+
+function timestampText(t: number): string {
+  if (t !== lastTimestamp) {
+    lastTimestamp = t;
+    lastTimestampText = String(t);
+  }
+  return lastTimestampText;
 }
 
 /** `/T?cmd=produce&token=s&x=1` -> `/T?cmd=produce&x=1`. */

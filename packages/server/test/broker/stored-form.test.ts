@@ -113,6 +113,15 @@ const PRODUCED: Array<{ name: string; init: MessageInit; httpVersion?: '1.0' }> 
     },
   },
   {
+    name: 'a large body and a header value with line breaks and a NUL',
+    init: {
+      method: 'POST',
+      url: '/T',
+      headers: { cmd: 'produce', topic: 'T', id: 'b-1', note: 'a\r\nb\0c' },
+      body: 'y'.repeat(20_000),
+    },
+  },
+  {
     name: 'a response-form message',
     init: {
       status: 404,
