@@ -1,12 +1,6 @@
 import type { ConsumeGroupInfo, ServerInfo, TopicInfo, TopicRetention, TrackerInfo } from '@zbus/protocol';
 import { Cmd, errorFromReply, Header, Message, ZbusError } from '@zbus/protocol';
-import {
-  type ClientState,
-  type ClientStats,
-  Connection,
-  type MqClientEvents,
-  type ReplyHandler,
-} from './connection.js';
+import { type ClientState, type ClientStats, Connection, type MqClientEvents } from './connection.js';
 import { Emitter } from './emitter.js';
 import { type PublishInput, restoreDelivery, toProduceMessage } from './messages.js';
 import { type MqClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
@@ -170,9 +164,8 @@ export class MqClient {
   readonly #events = new Emitter<MqClientEvents>();
   readonly #conn: Connection;
   /** A produce's result from its ack: made once, not a closure per publish. */
-  readonly #acked: ReplyHandler<ProduceResult> = {
-    replied: (reply, request) => produceResult(request, expectOk(reply), this.address),
-  };
+  readonly #toProduceResult = (reply: Message, request: Message): ProduceResult =>
+    produceResult(request, expectOk(reply), this.address);
   /** What `declare` created, sent again after a reconnect (topic + group, lower case → request). */
   readonly #declares = new Map<string, Message>();
 
@@ -316,18 +309,8 @@ export class MqClient {
     return this.#produceAcked(msg, options, timeout);
   }
 
-  /**
-   * An acked produce settled by `handler`, when it can be written now (else `undefined`: take `produceMessage`,
-   * which waits for room). For a producer's publish given no options: one promise, and nothing made per publish
-   * but the request. @internal
-   */
-  produceNow<T>(msg: Message, handler: ReplyHandler<T>, timeout?: number): Promise<T> | undefined {
-    if (!this.#conn.canWrite()) return undefined;
-    return this.#conn.request(msg, timeout ?? this.options.timeout, undefined, true, handler);
-  }
-
   #produceAcked(msg: Message, options: ProduceOptions, timeout: number): Promise<ProduceResult> {
-    return this.#conn.request(msg, timeout, options.signal, true, this.#acked);
+    return this.#conn.request(msg, timeout, options.signal, true, this.#toProduceResult);
   }
 
   /** `produceMessage` once there is room to write, and fire-and-forget produces. */
@@ -561,29 +544,15 @@ function truncate(text: string, max: number): string {
 }
 
 export function produceResult(msg: Message, reply: Message, server?: string): ProduceResult {
+  const body = reply.bodyText().trim();
+  const time = body === '' ? Number.NaN : Number(body);
   return {
     id: reply.headers.id ?? msg.headers.id ?? '',
     topic: msg.headers.topic ?? '',
     offset: reply.offset,
     durability: reply.headers.durable,
-    serverTime: ackTime(reply),
+    serverTime: Number.isFinite(time) ? time : undefined,
     server,
     reply,
   };
-}
-
-/** The time in an ack's body (ms): read from the digits, without decoding the body to text, in the usual case. */
-function ackTime(reply: Message): number | undefined {
-  const b = reply.body;
-  let t = 0;
-  for (let i = 0; i < b.length; i++) {
-    const d = (b[i] as number) - 48;
-    if (d < 0 || d > 9) {
-      const text = reply.bodyText().trim();
-      const time = text === '' ? Number.NaN : Number(text);
-      return Number.isFinite(time) ? time : undefined;
-    }
-    t = t * 10 + d;
-  }
-  return b.length === 0 ? undefined : t;
 }

@@ -61,7 +61,7 @@ interface Captured {
   resolve(v: any): void;
   reject(e: Error): void;
 }
-const captured: Captured = { resolve: () => {}, reject: () => {} };
+const captured = {} as Captured;
 
 /**
  * `new Promise(capture)` hands the promise's functions over in `captured`, to be taken at once: one executor for
@@ -73,34 +73,11 @@ function capture(resolve: (v: any) => void, reject: (e: Error) => void): void {
   captured.reject = reject;
 }
 
-/** Settles a failed request as its handler says. */
-function failed(p: Pending, h: ReplyHandler<unknown>, err: Error): void {
-  if (h.failed === undefined) {
-    p.reject(err);
-    return;
-  }
-  let value: unknown;
-  try {
-    value = h.failed(err, p.msg);
-  } catch (e) {
-    p.reject(e as Error);
-    return;
-  }
-  p.resolve(value);
-}
-
 /** Bytes a queued message counts for beyond its body: a typical head, without encoding it to measure. */
 const HEAD_BYTES = 256;
 
-/**
- * What a request's promise settles with, made once per kind of request (not a closure per request): `replied`
- * makes the value from the reply and the request; a failure (no reply, or `replied` threw) goes to `failed`,
- * which returns the value (or a promise of it, e.g. a retry) or throws; without `failed` the promise rejects.
- */
-export interface ReplyHandler<T> {
-  replied(reply: Message, request: Message): T;
-  failed?(error: Error, request: Message): T | Promise<T>;
-}
+/** What a request's promise resolves with, made from the reply (and the request): a throw rejects it. */
+export type ReplyMap<T> = (reply: Message, request: Message) => T;
 
 /** A request waiting for its reply. */
 interface Pending {
@@ -108,7 +85,7 @@ interface Pending {
   // biome-ignore lint/suspicious/noExplicitAny: the promise's own resolve, whatever `map` makes
   resolve(v: any): void;
   reject(e: Error): void;
-  handler: ReplyHandler<unknown> | undefined;
+  map: ReplyMap<unknown> | undefined;
   /** Reply timeout, ms (the key of its deadline queue). */
   timeout: number;
   deadline: number;
@@ -453,8 +430,7 @@ export class Connection {
     this.#inMsgs++;
     const id = m.headers.id;
     if (id !== undefined && m.status !== undefined) {
-      // A publishing connection has no streams: no lookup per reply.
-      const s = this.#streams.size === 0 ? undefined : this.#streams.get(id);
+      const s = this.#streams.get(id);
       if (s !== undefined) {
         s.onMessage(m);
         return;
@@ -485,21 +461,14 @@ export class Connection {
       }
     }
     if (p.onAbort !== undefined) p.signal?.removeEventListener('abort', p.onAbort);
-    const h = p.handler;
-    if (h === undefined) {
-      if (err !== undefined) p.reject(err);
-      else p.resolve(reply);
-    } else if (err !== undefined) {
-      failed(p, h, err);
-    } else {
-      let value: unknown;
+    if (err !== undefined) p.reject(err);
+    else if (p.map === undefined) p.resolve(reply);
+    else {
       try {
-        value = h.replied(reply as Message, p.msg);
+        p.resolve(p.map(reply as Message, p.msg));
       } catch (e) {
-        failed(p, h, e as Error);
-        return;
+        p.reject(e as Error);
       }
-      p.resolve(value);
     }
     if (this.#pending.size === 0) this.#notifyIdle();
   }
@@ -626,11 +595,6 @@ export class Connection {
     return !this.#blocked && this.#queuedBytes < this.options.maxQueuedBytes;
   }
 
-  /** Whether a request can be written (or queued) now without waiting for room. */
-  canWrite(): boolean {
-    return !this.#isClosing() && this.#hasRoom();
-  }
-
   /**
    * Resolves when there is room to write (the transport is not over its high-water mark and the outbox is under
    * `maxQueuedBytes`); `undefined` when there is room now, so the common case costs no promise. Rejects after
@@ -683,9 +647,10 @@ export class Connection {
   }
 
   /**
-   * Sends a request; resolves with the message that carries its `id`, or settles as `handler` says: the
-   * caller's result comes from the one promise, not from a `then` per request. `force` skips the outbox bounds
-   * (for callers that waited for `writable()`).
+   * Sends a request; resolves with the message that carries its `id`, or with what `map` makes of it and the
+   * request (a throw in `map` rejects): the caller's result comes from the one promise, not from a `then` per
+   * request, and `map` is a function made once, not a closure per request. `force` skips the outbox bounds (for
+   * callers that waited for `writable()`).
    */
   request(msg: Message, timeout: number, signal?: AbortSignal, force?: boolean): Promise<Message>;
   request<T>(
@@ -693,14 +658,14 @@ export class Connection {
     timeout: number,
     signal: AbortSignal | undefined,
     force: boolean,
-    handler: ReplyHandler<T>,
+    map: ReplyMap<T>,
   ): Promise<T>;
   request<T>(
     msg: Message,
     timeout: number,
     signal?: AbortSignal,
     force = false,
-    handler?: ReplyHandler<T>,
+    map?: ReplyMap<T>,
   ): Promise<T | Message> {
     if (this.#isClosing()) return Promise.reject(closedError('client is closed'));
     if (typeof timeout !== 'number' || !(timeout > 0)) {
@@ -709,17 +674,15 @@ export class Connection {
       );
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    // An id made here is new; only one the caller set (or an earlier try) can be waiting already.
-    const given = msg.headers.id;
     const id = this.#prepare(msg);
-    if (given !== undefined && this.#pending.has(id)) {
+    if (this.#pending.has(id)) {
       return Promise.reject(
         new ZbusError('ZBUS_ERR_INVALID_ARGUMENT', `a request with id ${id} is already waiting`),
       );
     }
     const promise = new Promise<T | Message>(capture);
     const p = this.#track(id, msg, captured, timeout, signal);
-    p.handler = handler;
+    p.map = map;
     try {
       this.#dispatch(msg, p, force);
     } catch (err) {
@@ -741,7 +704,7 @@ export class Connection {
       msg,
       resolve: settle.resolve,
       reject: settle.reject,
-      handler: undefined,
+      map: undefined,
       timeout,
       deadline: 0,
       sent: false,

@@ -1,16 +1,8 @@
 import { type Message, ZbusError } from '@zbus/protocol';
 import { type CodecOption, resolveCodec } from '@zbus/rpc';
 import { Budget } from './budget.js';
-import {
-  type DeclareOptions,
-  expectOk,
-  type MqClient,
-  type ProduceOptions,
-  type ProduceResult,
-  produceResult,
-  type RequestOptions,
-} from './client.js';
-import { queuedSize, type ReplyHandler } from './connection.js';
+import type { DeclareOptions, MqClient, ProduceOptions, ProduceResult, RequestOptions } from './client.js';
+import { queuedSize } from './connection.js';
 import { type PublishInput, toProduceMessage } from './messages.js';
 import { positive } from './options.js';
 import { type ClientSource, sourceOf } from './source.js';
@@ -100,10 +92,6 @@ export class Producer {
   readonly #budget: Budget;
   /** The source's servers are known (a tracker-aware Broker answered once). */
   #tracked = false;
-  /** The produce options of a publish given none: one object for all of them. */
-  readonly #defaults: ProduceOptions;
-  /** The fast path's reply handler per client (made once each). */
-  readonly #handlers = new WeakMap<MqClient, ReplyHandler<ProduceResult | undefined>>();
 
   constructor(source: ClientSource | MqClient, options: ProducerOptions = {}) {
     this.#source = sourceOf(source);
@@ -124,7 +112,6 @@ export class Producer {
     if (options.codec !== undefined) resolveCodec(options.codec);
     this.options = Object.freeze({ ...options, maxInFlight, maxInFlightBytes });
     this.#budget = new Budget(maxInFlight, maxInFlightBytes);
-    this.#defaults = produceOptions({}, options.timeout);
   }
 
   /** The connection a publish to `topic` goes out on now. */
@@ -156,46 +143,23 @@ export class Producer {
   /** Fire-and-forget: resolves once the message is handed to the connection. */
   publish(msg: PublishInput | Message, options: PublishOptions & { ack: false }): Promise<undefined>;
   publish(msg: PublishInput | Message, options?: PublishOptions): Promise<ProduceResult | undefined>;
-  publish(input: PublishInput | Message, options?: PublishOptions): Promise<ProduceResult | undefined> {
-    let msg: Message;
-    try {
-      // Built once: every try sends the same message (one id), so a server that got it twice keeps one copy.
-      msg = toProduceMessage(input, this.options.codec);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (options !== undefined || !this.#tracked) return this.#publish(msg, options);
-    // The common case (no options, room in the budget and on the connection): no async function, no await; the
-    // request's own promise is the publish's, settled by the connection's handler (#settle).
-    const bytes = queuedSize(msg);
-    const wait = this.#budget.acquire(bytes);
-    if (wait !== undefined) return this.#publish(msg, undefined, wait, bytes);
-    const client = this.client(msg.headers.topic);
-    const sent = client.produceNow(msg, this.#handlerFor(client), this.options.timeout);
-    return sent ?? this.#publish(msg, undefined, undefined, bytes);
-  }
-
-  /**
-   * A publish that may wait: for the servers to be known, for room in the budget (`wait`, when `bytes` were
-   * asked for already), for room on the connection; or one with options.
-   */
-  async #publish(
-    msg: Message,
-    options: PublishOptions | undefined,
-    wait?: Promise<void>,
-    held?: number,
+  async publish(
+    input: PublishInput | Message,
+    options: PublishOptions = {},
   ): Promise<ProduceResult | undefined> {
-    const bytes = held ?? queuedSize(msg);
-    if (held === undefined) {
-      if (!this.#tracked) {
-        const s = this.#source;
-        if (s.tracked !== undefined) await s.tracked();
-        this.#tracked = true;
-      }
-      wait = this.#budget.acquire(bytes, options?.signal);
+    // Built once: every try sends the same message (one id), so a server that got it twice keeps one copy.
+    const msg = toProduceMessage(input, this.options.codec);
+    if (!this.#tracked) {
+      const s = this.#source;
+      if (s.tracked !== undefined) await s.tracked();
+      this.#tracked = true;
     }
+    const bytes = queuedSize(msg);
+    const wait = this.#budget.acquire(bytes, options.signal);
     if (wait) await wait;
-    const opts = options === undefined ? this.#defaults : produceOptions(options, this.options.timeout);
+    const timeout = options.timeout ?? this.options.timeout;
+    const opts: ProduceOptions = { signal: options.signal, ack: options.ack };
+    if (timeout !== undefined) opts.timeout = timeout;
     // The first try is awaited here, not in #recover: one promise less per publish in the common case.
     const first = this.client(msg.headers.topic);
     try {
@@ -205,26 +169,6 @@ export class Producer {
     } finally {
       this.#budget.release(bytes);
     }
-  }
-
-  /** How the fast path's publishes on `client` settle: the budget is released, failures go through #recover. */
-  #handlerFor(client: MqClient): ReplyHandler<ProduceResult | undefined> {
-    let h = this.#handlers.get(client);
-    if (h === undefined) {
-      h = {
-        replied: (reply, request) => {
-          const result = produceResult(request, expectOk(reply), client.address);
-          this.#budget.release(queuedSize(request));
-          return result;
-        },
-        failed: (err, request) => {
-          const release = () => this.#budget.release(queuedSize(request));
-          return this.#recover(request, this.#defaults, client, err).finally(release);
-        },
-      };
-      this.#handlers.set(client, h);
-    }
-    return h;
   }
 
   /**
@@ -302,14 +246,6 @@ export class Producer {
   [Symbol.asyncDispose](): Promise<void> {
     return this.flush();
   }
-}
-
-/** A publish's options for `MqClient.produceMessage`, `timeout` the producer's default. */
-function produceOptions(options: PublishOptions, timeout: number | undefined): ProduceOptions {
-  const opts: ProduceOptions = { signal: options.signal, ack: options.ack };
-  const t = options.timeout ?? timeout;
-  if (t !== undefined) opts.timeout = t;
-  return opts;
 }
 
 /** The 404 of a publish, saying how to get past it. */
