@@ -14,6 +14,8 @@ import { bundle } from '../scripts/bundle.mjs';
 // @ts-expect-error: plain ESM build scripts without type declarations
 import { buildSea, seaUnsupportedReason } from '../scripts/sea.mjs';
 
+const SLOW120 = scaled(120_000);
+
 const work = mkdtempSync(join(tmpdir(), 'zbus-bundle-test-'));
 const monitor = join(work, 'monitor-src');
 const MONITOR_HTML = '<!doctype html><title>embedded monitor (bundle test)</title>';
@@ -152,6 +154,6 @@ describe('single executable application (SEA)', () => {
       const { port } = await started(out, serveArgs('data-sea'));
       await roundTrip(port);
     },
-    120_000,
+    SLOW120,
   );
 });

@@ -9,6 +9,8 @@ import { MqClient, ServiceBootstrap } from '@zbus/client';
 import { BROKER_CLI, type RunningBroker, scaled, startBroker, waitFor } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
+const SLOW90 = scaled(90_000);
+
 interface Result {
   code: number | null;
   stdout: string;
@@ -97,19 +99,26 @@ afterAll(async () => {
 });
 
 describe('zbus help and usage', () => {
-  it('lists the client commands and prints --help with examples for each', async () => {
-    const commands = ['pub', 'sub', 'rpc', 'topics', 'groups', 'declare', 'rm', 'empty', 'stat', 'bench'];
-    const [top, ...each] = await Promise.all([zbus(['--help']), ...commands.map((c) => zbus([c, '--help']))]);
-    expect(top?.code).toBe(0);
-    for (const c of commands) expect(top?.stdout).toContain(`zbus ${c}`);
-    each.forEach((r, i) => {
-      expect(r.code, commands[i]).toBe(0);
-      expect(r.stdout).toContain(`Usage: zbus ${commands[i]}`);
-      expect(r.stdout).toContain('Examples:');
-      expect(r.stdout).toContain('--server');
-      expect(r.stdout, `${commands[i]} --json`).toContain('--json');
-    });
-  }, 90_000); // eleven processes at once: slow to start on a loaded machine
+  it(
+    'lists the client commands and prints --help with examples for each',
+    async () => {
+      const commands = ['pub', 'sub', 'rpc', 'topics', 'groups', 'declare', 'rm', 'empty', 'stat', 'bench'];
+      const [top, ...each] = await Promise.all([
+        zbus(['--help']),
+        ...commands.map((c) => zbus([c, '--help'])),
+      ]);
+      expect(top?.code).toBe(0);
+      for (const c of commands) expect(top?.stdout).toContain(`zbus ${c}`);
+      each.forEach((r, i) => {
+        expect(r.code, commands[i]).toBe(0);
+        expect(r.stdout).toContain(`Usage: zbus ${commands[i]}`);
+        expect(r.stdout).toContain('Examples:');
+        expect(r.stdout).toContain('--server');
+        expect(r.stdout, `${commands[i]} --json`).toContain('--json');
+      });
+    },
+    SLOW90,
+  ); // eleven processes at once: slow to start on a loaded machine
 
   it('exits 2 on misuse, naming the problem', async () => {
     const [noTopic, badFlag, badMode, badCount, badFrom] = await Promise.all([

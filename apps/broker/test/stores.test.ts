@@ -8,11 +8,14 @@ import {
   natsServerMissing,
   RawClient,
   type RunningBroker,
+  scaled,
   startBroker,
   startNatsCluster,
   waitFor,
 } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const SLOW90 = scaled(90_000);
 
 interface Setup {
   entry: RawClient;
@@ -111,7 +114,7 @@ for (const store of STORES) {
     let s: Setup;
     beforeAll(async () => {
       s = await store.start();
-    }, 90_000);
+    }, SLOW90);
     afterAll(async () => {
       await s?.stop();
     });

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { scaled } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { KNOWN_BAD_ENGINES } from './known-gaps.js';
 import { ROOT } from './workspace.js';
@@ -30,7 +31,7 @@ beforeAll(async () => {
     ['install', '--no-audit', '--no-fund', '--prefer-offline', ...packs.map((p) => p.tarball)],
     { cwd: app, env: { ...USER_ENV, npm_config_loglevel: 'warn' } },
   );
-}, 300_000);
+}, scaled(300_000));
 
 afterAll(() => {
   if (app) rmSync(app, { recursive: true, force: true });

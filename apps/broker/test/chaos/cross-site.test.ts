@@ -13,6 +13,9 @@ import { chromiumMissing, launchChromium, scaled } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { chaosBroker, report, Wire } from './helpers.js';
 
+const SLOW10 = scaled(10_000);
+const SLOW120 = scaled(120_000);
+
 /**
  * What a page of another origin may still ask for (auth/origin.ts crossSiteSafe): navigations and liveness, and
  * the login form, though not its POST (login CSRF): `login` is tried as a POST only.
@@ -28,7 +31,7 @@ function exchange(port: number, head: string, body = ''): Promise<{ status: numb
     const timer = setTimeout(() => {
       s.destroy();
       reject(new Error(`no answer to ${JSON.stringify(head.slice(0, 80))}`));
-    }, 10_000);
+    }, SLOW10);
     s.setEncoding('latin1');
     s.on('data', (c: string) => {
       text += c;
@@ -45,69 +48,73 @@ function exchange(port: number, head: string, body = ''): Promise<{ status: numb
 }
 
 describe('cross-site requests', () => {
-  it('refuses every command a foreign page may not run, in every form and every browser marking', async () => {
-    const b = await chaosBroker({ fsync: 'never' });
-    const admin = await Wire.open(b.port);
-    await admin.request({ headers: { cmd: 'declare', topic: 'Victim', consume_group: 'g' } });
-    await admin.request({ headers: { cmd: 'produce', topic: 'Victim' }, body: 'keep me' });
-    const before = (await admin.request({ headers: { cmd: 'query', topic: 'Victim' } })).bodyText();
-    const own = `http://127.0.0.1:${b.port}`;
-    const markings: Record<string, string> = {
-      'cross-site, Origin': `sec-fetch-site: cross-site\r\norigin: http://evil.example\r\n`,
-      'cross-site, no Origin (<img>)': 'sec-fetch-site: cross-site\r\n',
-      'same-site, another port': 'sec-fetch-site: same-site\r\norigin: http://127.0.0.1:1\r\n',
-      'Origin only (no Fetch Metadata)': 'origin: http://evil.example\r\n',
-      'Origin null (sandboxed frame)': 'origin: null\r\n',
-      'Origin extending the host': `origin: ${own}.evil.example\r\n`,
-      'the broker’s Origin, but cross-site': `sec-fetch-site: cross-site\r\norigin: ${own}\r\n`,
-    };
-    const forms: Record<string, (cmd: string) => [string, string]> = {
-      '?cmd=': (cmd) => [`GET /Victim/g?cmd=${cmd}&offset=0 HTTP/1.1\r\n`, ''],
-      '0.8 URL': (cmd) => [`GET /${cmd}/Victim/g HTTP/1.1\r\n`, ''],
-      'cmd header': (cmd) => [`GET / HTTP/1.1\r\ncmd: ${cmd}\r\ntopic: Victim\r\n`, ''],
-      'form POST': (cmd) => [
-        `POST /Victim?cmd=${cmd} HTTP/1.1\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 7\r\n`,
-        'token=x',
-      ],
-    };
-    const deviations: string[] = [];
-    let tried = 0;
-    for (const cmd of REFUSED) {
-      for (const [form, make] of Object.entries(forms)) {
-        if (cmd === 'login' && form !== 'form POST') continue;
-        for (const [marking, headers] of Object.entries(markings)) {
-          const [start, body] = make(cmd);
-          const r = await exchange(
-            b.port,
-            `${start}host: 127.0.0.1:${b.port}\r\n${headers}connection: close\r\n\r\n`,
-            body,
-          );
-          tried++;
-          if (r.status !== 403 || r.code !== 'ZBUS_ERR_CROSS_SITE') {
-            deviations.push(`${cmd} ${form} (${marking}): ${r.status} ${r.code}`);
+  it(
+    'refuses every command a foreign page may not run, in every form and every browser marking',
+    async () => {
+      const b = await chaosBroker({ fsync: 'never' });
+      const admin = await Wire.open(b.port);
+      await admin.request({ headers: { cmd: 'declare', topic: 'Victim', consume_group: 'g' } });
+      await admin.request({ headers: { cmd: 'produce', topic: 'Victim' }, body: 'keep me' });
+      const before = (await admin.request({ headers: { cmd: 'query', topic: 'Victim' } })).bodyText();
+      const own = `http://127.0.0.1:${b.port}`;
+      const markings: Record<string, string> = {
+        'cross-site, Origin': `sec-fetch-site: cross-site\r\norigin: http://evil.example\r\n`,
+        'cross-site, no Origin (<img>)': 'sec-fetch-site: cross-site\r\n',
+        'same-site, another port': 'sec-fetch-site: same-site\r\norigin: http://127.0.0.1:1\r\n',
+        'Origin only (no Fetch Metadata)': 'origin: http://evil.example\r\n',
+        'Origin null (sandboxed frame)': 'origin: null\r\n',
+        'Origin extending the host': `origin: ${own}.evil.example\r\n`,
+        'the broker’s Origin, but cross-site': `sec-fetch-site: cross-site\r\norigin: ${own}\r\n`,
+      };
+      const forms: Record<string, (cmd: string) => [string, string]> = {
+        '?cmd=': (cmd) => [`GET /Victim/g?cmd=${cmd}&offset=0 HTTP/1.1\r\n`, ''],
+        '0.8 URL': (cmd) => [`GET /${cmd}/Victim/g HTTP/1.1\r\n`, ''],
+        'cmd header': (cmd) => [`GET / HTTP/1.1\r\ncmd: ${cmd}\r\ntopic: Victim\r\n`, ''],
+        'form POST': (cmd) => [
+          `POST /Victim?cmd=${cmd} HTTP/1.1\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 7\r\n`,
+          'token=x',
+        ],
+      };
+      const deviations: string[] = [];
+      let tried = 0;
+      for (const cmd of REFUSED) {
+        for (const [form, make] of Object.entries(forms)) {
+          if (cmd === 'login' && form !== 'form POST') continue;
+          for (const [marking, headers] of Object.entries(markings)) {
+            const [start, body] = make(cmd);
+            const r = await exchange(
+              b.port,
+              `${start}host: 127.0.0.1:${b.port}\r\n${headers}connection: close\r\n\r\n`,
+              body,
+            );
+            tried++;
+            if (r.status !== 403 || r.code !== 'ZBUS_ERR_CROSS_SITE') {
+              deviations.push(`${cmd} ${form} (${marking}): ${r.status} ${r.code}`);
+            }
           }
         }
       }
-    }
-    // Produce by path and RPC by URL name no command at all.
-    for (const path of ['/Victim', '/Victim/m/f/1', '/rpc/Victim/f']) {
-      for (const [marking, headers] of Object.entries(markings)) {
-        const r = await exchange(
-          b.port,
-          `POST ${path} HTTP/1.1\r\nhost: localhost\r\n${headers}content-length: 1\r\nconnection: close\r\n\r\n`,
-          'x',
-        );
-        tried++;
-        if (r.status !== 403) deviations.push(`${path} (${marking}): ${r.status} ${r.code}`);
+      // Produce by path and RPC by URL name no command at all.
+      for (const path of ['/Victim', '/Victim/m/f/1', '/rpc/Victim/f']) {
+        for (const [marking, headers] of Object.entries(markings)) {
+          const r = await exchange(
+            b.port,
+            `POST ${path} HTTP/1.1\r\nhost: localhost\r\n${headers}content-length: 1\r\nconnection: close\r\n\r\n`,
+            'x',
+          );
+          tried++;
+          if (r.status !== 403) deviations.push(`${path} (${marking}): ${r.status} ${r.code}`);
+        }
       }
-    }
-    const after = (await admin.request({ headers: { cmd: 'query', topic: 'Victim' } })).bodyText();
-    report('cross-site matrix', { commands: REFUSED.length, attempts: tried, deviations });
-    expect(deviations).toEqual([]);
-    expect(after.replace(/"lastUpdatedTime":\d+/g, '')).toBe(before.replace(/"lastUpdatedTime":\d+/g, ''));
-    const kept = await admin.request({ headers: { cmd: 'consume', topic: 'Victim', consume_group: 'g' } });
-    expect(kept.bodyText()).toBe('keep me');
-  }, 120_000);
+      const after = (await admin.request({ headers: { cmd: 'query', topic: 'Victim' } })).bodyText();
+      report('cross-site matrix', { commands: REFUSED.length, attempts: tried, deviations });
+      expect(deviations).toEqual([]);
+      expect(after.replace(/"lastUpdatedTime":\d+/g, '')).toBe(before.replace(/"lastUpdatedTime":\d+/g, ''));
+      const kept = await admin.request({ headers: { cmd: 'consume', topic: 'Victim', consume_group: 'g' } });
+      expect(kept.bodyText()).toBe('keep me');
+    },
+    SLOW120,
+  );
 
   const missing = chromiumMissing();
   it.skipIf(missing !== undefined)(

@@ -18,9 +18,12 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { scaled } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { chaosBroker, payloadFor, readAll, report, Wire } from './helpers.js';
 import { check, Ledger } from './producer.js';
+
+const SLOW60 = scaled(60_000);
 
 /** Whether this process may mount a tmpfs (root in a container that allows it). */
 function tryMount(dir: string, size: string): string | undefined {
@@ -159,7 +162,7 @@ describe('disk faults', () => {
       expect(reread.corruptRecords).toBe(0);
       expect(statSync(dataDir).isDirectory()).toBe(true);
     },
-    60_000,
+    SLOW60,
   );
 
   it('detects flipped bytes in sealed and active segments, reports them and serves every valid record', async () => {

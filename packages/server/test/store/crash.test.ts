@@ -4,9 +4,13 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { scaled } from '@zbus/testkit';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bundleSrc } from '../../bench/bundle.mjs';
 import { drain, open, tempDir } from './helpers.js';
+
+const SLOW30 = scaled(30_000);
+const SLOW60 = scaled(60_000);
 
 let bundle = '';
 
@@ -75,71 +79,79 @@ async function runAndKill(script: string, dataDir: string, round: number, mode: 
 }
 
 describe('crash safety (SIGKILL under fsync=always)', () => {
-  it('every append that resolved is present exactly once and in order, over 5 kill/reopen rounds', async () => {
-    const dataDir = await tempDir();
-    const script = path.join(dataDir, '..', `${path.basename(dataDir)}-child.mjs`);
-    await fs.promises.writeFile(script, childSource(`file://${bundle}`));
-    try {
-      const all: Array<{ offset: number; id: string }> = [];
-      for (let round = 0; round < 5; round++) {
-        const r = await runAndKill(script, dataDir, round, 'plain', 300 + round * 50);
-        all.push(...r.resolved);
+  it(
+    'every append that resolved is present exactly once and in order, over 5 kill/reopen rounds',
+    async () => {
+      const dataDir = await tempDir();
+      const script = path.join(dataDir, '..', `${path.basename(dataDir)}-child.mjs`);
+      await fs.promises.writeFile(script, childSource(`file://${bundle}`));
+      try {
+        const all: Array<{ offset: number; id: string }> = [];
+        for (let round = 0; round < 5; round++) {
+          const r = await runAndKill(script, dataDir, round, 'plain', 300 + round * 50);
+          all.push(...r.resolved);
+          const store = await open({ dataDir });
+          const t = store.topic('crash')!;
+          const g = await t.declareGroup(`check${round}`, { start: { offset: 0 } });
+          const ids = await drain(g);
+          const at = new Map(ids.map((id, i) => [id, i]));
+          expect(new Set(ids).size).toBe(ids.length); // exactly once
+          for (const { offset, id } of all) {
+            expect((await t.read(offset))?.id).toBe(id);
+            expect(at.has(id)).toBe(true);
+          }
+          // Order: resolved appends appear in offset order.
+          const sorted = [...all].sort((a, b) => a.offset - b.offset);
+          let last = -1;
+          for (const { id } of sorted) {
+            const i = at.get(id)!;
+            expect(i).toBeGreaterThan(last);
+            last = i;
+          }
+          expect(t.info().corruptRecords).toBe(0);
+          await t.removeGroup(`check${round}`);
+          await store.close();
+        }
+      } finally {
+        await fs.promises.rm(script, { force: true });
+      }
+    },
+    SLOW60,
+  );
+
+  it(
+    'pending acks survive SIGKILL: nothing acked comes back, nothing delivered is lost',
+    async () => {
+      const dataDir = await tempDir();
+      const script = path.join(dataDir, '..', `${path.basename(dataDir)}-child.mjs`);
+      await fs.promises.writeFile(script, childSource(`file://${bundle}`));
+      try {
+        const r = await runAndKill(script, dataDir, 0, 'ack', 400);
         const store = await open({ dataDir });
         const t = store.topic('crash')!;
-        const g = await t.declareGroup(`check${round}`, { start: { offset: 0 } });
-        const ids = await drain(g);
-        const at = new Map(ids.map((id, i) => [id, i]));
-        expect(new Set(ids).size).toBe(ids.length); // exactly once
-        for (const { offset, id } of all) {
-          expect((await t.read(offset))?.id).toBe(id);
-          expect(at.has(id)).toBe(true);
+        const g = t.group('g')!;
+        const position = g.info().position;
+        expect(g.info().unacked).toBeGreaterThan(0);
+        // Acks are journaled asynchronously: one made in the last moments before the kill may still be pending
+        // (at-least-once). But every resolved append that was not acked is either not yet delivered (at or past
+        // the position) or still pending, so it will be redelivered.
+        const acked = new Set(r.acked);
+        let pendingChecked = 0;
+        for (const { offset } of r.resolved) {
+          if (acked.has(offset) || offset >= position) continue;
+          expect(await g.nack(offset)).toBe(true);
+          pendingChecked++;
         }
-        // Order: resolved appends appear in offset order.
-        const sorted = [...all].sort((a, b) => a.offset - b.offset);
-        let last = -1;
-        for (const { id } of sorted) {
-          const i = at.get(id)!;
-          expect(i).toBeGreaterThan(last);
-          last = i;
-        }
-        expect(t.info().corruptRecords).toBe(0);
-        await t.removeGroup(`check${round}`);
+        expect(pendingChecked).toBeGreaterThan(0);
+        const again = await g.next();
+        expect(again?.retry).toBe(1);
         await store.close();
+      } finally {
+        await fs.promises.rm(script, { force: true });
       }
-    } finally {
-      await fs.promises.rm(script, { force: true });
-    }
-  }, 60_000);
-
-  it('pending acks survive SIGKILL: nothing acked comes back, nothing delivered is lost', async () => {
-    const dataDir = await tempDir();
-    const script = path.join(dataDir, '..', `${path.basename(dataDir)}-child.mjs`);
-    await fs.promises.writeFile(script, childSource(`file://${bundle}`));
-    try {
-      const r = await runAndKill(script, dataDir, 0, 'ack', 400);
-      const store = await open({ dataDir });
-      const t = store.topic('crash')!;
-      const g = t.group('g')!;
-      const position = g.info().position;
-      expect(g.info().unacked).toBeGreaterThan(0);
-      // Acks are journaled asynchronously: one made in the last moments before the kill may still be pending
-      // (at-least-once). But every resolved append that was not acked is either not yet delivered (at or past
-      // the position) or still pending, so it will be redelivered.
-      const acked = new Set(r.acked);
-      let pendingChecked = 0;
-      for (const { offset } of r.resolved) {
-        if (acked.has(offset) || offset >= position) continue;
-        expect(await g.nack(offset)).toBe(true);
-        pendingChecked++;
-      }
-      expect(pendingChecked).toBeGreaterThan(0);
-      const again = await g.next();
-      expect(again?.retry).toBe(1);
-      await store.close();
-    } finally {
-      await fs.promises.rm(script, { force: true });
-    }
-  }, 30_000);
+    },
+    SLOW30,
+  );
 
   it('a delivery handed out just before SIGKILL is counted: it comes back with retry 1', async () => {
     const dataDir = await tempDir();
@@ -175,39 +187,43 @@ if (d?.id === 'm0') process.kill(process.pid, 'SIGKILL');
     }
   });
 
-  it('after a kill, a cut tail and a flipped byte: valid records are served, the corrupt one is reported', async () => {
-    const dataDir = await tempDir();
-    const script = path.join(dataDir, '..', `${path.basename(dataDir)}-child.mjs`);
-    await fs.promises.writeFile(script, childSource(`file://${bundle}`));
-    try {
-      const r = await runAndKill(script, dataDir, 0, 'plain', 400);
-      const dir = path.join(dataDir, 'crash');
-      const logs = (await fs.promises.readdir(dir)).filter((f) => f.endsWith('.log')).sort();
-      const first = path.join(dir, logs[0]!);
-      const buf = await fs.promises.readFile(first);
-      // Flip a data byte of the 4th record of the first segment.
-      let pos = 0;
-      for (let i = 0; i < 3; i++) pos += buf.readUInt32LE(pos);
-      const victim = buf.readDoubleLE(pos + 8);
-      buf[pos + buf.readUInt32LE(pos) - 2]! ^= 0x80;
-      await fs.promises.writeFile(first, buf);
-      const last = path.join(dir, logs.at(-1)!);
-      const size = (await fs.promises.stat(last)).size;
-      await fs.promises.truncate(last, size - 7);
-      const store = await open({ dataDir });
-      const t = store.topic('crash')!;
-      const end = t.info().nextOffset;
-      const g = await t.declareGroup('check', { start: { offset: 0 } });
-      const ids = new Set(await drain(g));
-      expect(t.info().corruptRecords).toBe(1);
-      for (const { offset, id } of r.resolved) {
-        if (offset === victim || offset >= end) continue;
-        expect(ids.has(id)).toBe(true);
+  it(
+    'after a kill, a cut tail and a flipped byte: valid records are served, the corrupt one is reported',
+    async () => {
+      const dataDir = await tempDir();
+      const script = path.join(dataDir, '..', `${path.basename(dataDir)}-child.mjs`);
+      await fs.promises.writeFile(script, childSource(`file://${bundle}`));
+      try {
+        const r = await runAndKill(script, dataDir, 0, 'plain', 400);
+        const dir = path.join(dataDir, 'crash');
+        const logs = (await fs.promises.readdir(dir)).filter((f) => f.endsWith('.log')).sort();
+        const first = path.join(dir, logs[0]!);
+        const buf = await fs.promises.readFile(first);
+        // Flip a data byte of the 4th record of the first segment.
+        let pos = 0;
+        for (let i = 0; i < 3; i++) pos += buf.readUInt32LE(pos);
+        const victim = buf.readDoubleLE(pos + 8);
+        buf[pos + buf.readUInt32LE(pos) - 2]! ^= 0x80;
+        await fs.promises.writeFile(first, buf);
+        const last = path.join(dir, logs.at(-1)!);
+        const size = (await fs.promises.stat(last)).size;
+        await fs.promises.truncate(last, size - 7);
+        const store = await open({ dataDir });
+        const t = store.topic('crash')!;
+        const end = t.info().nextOffset;
+        const g = await t.declareGroup('check', { start: { offset: 0 } });
+        const ids = new Set(await drain(g));
+        expect(t.info().corruptRecords).toBe(1);
+        for (const { offset, id } of r.resolved) {
+          if (offset === victim || offset >= end) continue;
+          expect(ids.has(id)).toBe(true);
+        }
+        expect(await t.read(victim)).toBeUndefined();
+        await store.close();
+      } finally {
+        await fs.promises.rm(script, { force: true });
       }
-      expect(await t.read(victim)).toBeUndefined();
-      await store.close();
-    } finally {
-      await fs.promises.rm(script, { force: true });
-    }
-  }, 30_000);
+    },
+    SLOW30,
+  );
 });
