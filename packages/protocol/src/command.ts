@@ -1,4 +1,5 @@
 import { tokenKind } from './decoder.js';
+import { cleanValue } from './encoder.js';
 import { COMMANDS } from './headers.js';
 import { createHeaders, type Message } from './message.js';
 import { utf8Encode } from './text.js';
@@ -113,11 +114,16 @@ export function resolveCommand(msg: Message): ResolvedCommand {
     const kind = tokenKind(name);
     if (kind === 0) continue; // not a possible header name
     if (kind === 2) name = name.toLowerCase();
-    if (h[name] === undefined) h[name] = query[k] as string;
+    // A value from the URL may hold CR, LF or NUL (`%0D%0A`): headers get it on one line, as the encoder would
+    // write it, so that every value in the bag is one line (encodeHeaderLines' `clean`). The body keeps its own.
+    if (h[name] === undefined)
+      h[name] = name === 'body' ? (query[k] as string) : cleanValue(query[k] as string);
   }
-  if (msg.body.length === 0 && h.body !== undefined) {
-    msg.body = utf8Encode(h.body);
-    delete h.body;
+  if (h.body !== undefined) {
+    if (msg.body.length === 0) {
+      msg.body = utf8Encode(h.body);
+      delete h.body;
+    } else h.body = cleanValue(h.body);
   }
   const first = path[0];
   let cmd: string;
@@ -138,9 +144,9 @@ export function resolveCommand(msg: Message): ResolvedCommand {
     group = path[1];
   }
   h.cmd = cmd;
-  if (topic !== undefined && topic !== '' && h.topic === undefined) h.topic = topic;
+  if (topic !== undefined && topic !== '' && h.topic === undefined) h.topic = cleanValue(topic);
   if (group !== undefined && group !== '' && GROUP_COMMANDS.has(cmd) && h.consume_group === undefined) {
-    h.consume_group = group;
+    h.consume_group = cleanValue(group);
   }
   return { cmd, form, path, query };
 }

@@ -18,7 +18,8 @@ const UNSAFE_VALUE = /[\r\n\0]/g;
 /** Values up to this length are checked by one JS pass; longer ones by three native scans. */
 const SHORT_VALUE = 64;
 
-function cleanValue(v: string): string {
+/** `v` as one header line carries it: CR, LF and NUL become spaces (a value from a URL may hold them). */
+export function cleanValue(v: string): string {
   const n = v.length;
   if (n <= SHORT_VALUE) {
     // one pass over a short value (an id, a topic, a number) beats three calls into indexOf
@@ -76,31 +77,41 @@ export function encodeHeaderLine(name: string, value: string): string {
   return `${name}: ${cleanValue(value)}\r\n`;
 }
 
+/** Names encodeHead writes itself (content-length), drops (transfer-encoding) or folds (encoding, content-type). */
+function framing(k: string, folded: boolean): boolean {
+  switch (k.length) {
+    case 8:
+      return k === 'encoding';
+    case 12:
+      return folded && k === 'content-type';
+    case 14:
+      return k === 'content-length';
+    case 17:
+      return k === 'transfer-encoding';
+  }
+  return false;
+}
+
 /**
  * The header lines of `h`, each with its CRLF, as encodeHead writes them: no content-length or
  * transfer-encoding, `encoding` folded into content-type, names that are not tokens left out. Names in `omit`
- * are left out too (a broker storing a message without its request-only headers).
+ * are left out too (a broker storing a message without its request-only headers). `clean`: every name in `h` is
+ * a token and no value holds CR, LF or NUL, so neither is checked again: true of a decoded request's headers
+ * after resolveCommand (the decoder checks both; resolveCommand cleans what it takes from the URL) as long as
+ * the broker adds only such values.
  */
-export function encodeHeaderLines(h: Record<string, string>, omit?: ReadonlySet<string>): string {
+export function encodeHeaderLines(
+  h: Record<string, string>,
+  omit?: ReadonlySet<string>,
+  clean = false,
+): string {
   const encoding = h.encoding;
+  const folded = encoding !== undefined;
   let s = '';
   for (const k in h) {
-    switch (k.length) {
-      case 8:
-        if (k === 'encoding') continue;
-        break;
-      case 12:
-        if (k === 'content-type' && encoding !== undefined) continue;
-        break;
-      case 14:
-        if (k === 'content-length') continue;
-        break;
-      case 17:
-        if (k === 'transfer-encoding') continue;
-        break;
-    }
-    if (tokenKind(k) === 0 || omit?.has(k)) continue;
-    s += `${k}: ${cleanValue(h[k] as string)}\r\n`;
+    if (omit?.has(k) || framing(k, folded)) continue;
+    if (clean) s += `${k}: ${h[k] as string}\r\n`;
+    else if (tokenKind(k) !== 0) s += `${k}: ${cleanValue(h[k] as string)}\r\n`;
   }
   if (encoding !== undefined) {
     s += `content-type: ${cleanValue(h['content-type'] ?? 'text/plain')}; charset=${cleanValue(encoding)}\r\n`;

@@ -122,6 +122,17 @@ describe('resolveCommand: 0.11 form /<topic>[/<group>]?cmd=', () => {
     expect({ ...m.headers }).toEqual({ ok: '2', cmd: 'produce', topic: 't' });
   });
 
+  it('puts URL values into headers on one line (CR, LF and NUL as spaces) but keeps a ?body= as sent', () => {
+    const m = req('/t%0Ax/g%0D1?cmd=consume&a=1%0D%0Ab:%20c&n=%00&body=x%0Ay');
+    resolveCommand(m);
+    expect([m.topic, m.consumeGroup, m.headers.a, m.headers.n]).toEqual(['t x', 'g 1', '1  b: c', ' ']);
+    expect(text(m.body)).toBe('x\ny');
+    const withBody = req('/t?body=x%0Ay');
+    withBody.body = new TextEncoder().encode('own');
+    resolveCommand(withBody);
+    expect(withBody.headers.body).toBe('x y');
+  });
+
   it('uses ?body= as the body of a message without one (0.8)', () => {
     const m = req('/t?body=hello%20world');
     resolveCommand(m);

@@ -46,7 +46,7 @@ export function produce(ctx: CommandContext): void | Promise<void> {
   const at = deliverAt(ctx, state.clock.now());
   const timeout = intHeader(ctx, 'timeout');
   const id = msg.headers.id!; // the broker gives every request an id
-  const input: AppendInput = { id, tag: msg.tag, data: encodeStored(msg, id, topic.name) };
+  const input: AppendInput = { id, tag: msg.tag, data: encodeStored(msg, id, topic.name, true) };
   if (at !== undefined) input.deliverAt = at;
 
   let timeoutMs = 0;

@@ -42,8 +42,10 @@ const LENGTH_FIRST = Buffer.from('content-length: ', 'latin1');
  * The stored form of `msg` (see the top of this file), without the request-only headers and every copy of the
  * token (`?token=` in the URL, `token` in the cookie). `id` becomes origin_id; `topic` is written when the
  * message names none. Nothing is deleted from `msg` (that would slow every later access to its headers).
+ * `request`: `msg` is a request as the pipeline hands it to a command (decoded, resolved, stamped), whose header
+ * names are tokens and values one line already: they are not checked again (encodeHeaderLines' `clean`).
  */
-export function encodeStored(msg: Message, id: string, topic: string): Uint8Array {
+export function encodeStored(msg: Message, id: string, topic: string, request = false): Uint8Array {
   const h = msg.headers;
   // The token may also sit in the URL query (`?token=`) or the cookie; consumers see both (origin_url, cookie).
   if (msg.url.includes('token=')) msg.url = withoutQueryToken(msg.url);
@@ -71,7 +73,7 @@ export function encodeStored(msg: Message, id: string, topic: string): Uint8Arra
     const rest = withoutCookieToken(cookie);
     if (rest !== '') s += encodeHeaderLine('cookie', rest);
   }
-  s += `${encodeHeaderLines(h, omit)}\r\n`;
+  s += `${encodeHeaderLines(h, omit, request)}\r\n`;
   const headBytes = Buffer.byteLength(s, 'utf8');
   const out = Buffer.allocUnsafe(headBytes + body.length);
   out.write(s, 0, headBytes, 'utf8');

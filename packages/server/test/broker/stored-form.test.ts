@@ -203,6 +203,23 @@ describe('the stored form', () => {
   });
 });
 
+describe('header values taken from a URL', () => {
+  it('are stored on one line: a %0D%0A in a query value or a path segment injects no header', async () => {
+    const b = await startTestBroker();
+    expect((await fetch(`${b.url}/declare/T`)).status).toBe(200);
+    const produced = await fetch(
+      `${b.url}/T?cmd=produce&x-a=1%0D%0Ainjected:%20yes&tag=t%0Ainjected2:%20yes`,
+    );
+    expect(produced.status).toBe(200);
+    const d = await fetch(`${b.url}/consume/T`);
+    expect(d.status).toBe(200);
+    expect(d.headers.get('x-a')).toBe('1  injected: yes');
+    expect(d.headers.get('tag')).toBe('t injected2: yes');
+    expect(d.headers.has('injected')).toBe(false);
+    expect(d.headers.has('injected2')).toBe(false);
+  });
+});
+
 describe('records stored before the stored form', () => {
   it('are delivered with their origin headers after a restart on the same data', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'zbus-stored-form-'));
