@@ -2,7 +2,6 @@
 // the 0.11 request pipeline (zbus-protocol.md §5, "Processing order"): stamp sender/host/remote-addr, assign an
 // id, token from the cookie, URL rules, monitor pages, auth, then the command. It counts what is in flight, so
 // that a graceful close can wait for it.
-import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import {
   Cmd,
@@ -30,6 +29,7 @@ import { IdleWatch } from '../transport/idle.js';
 import { createListener, type Listener } from '../transport/listener.js';
 import { createWebSocketUpgrader } from '../transport/websocket.js';
 import { Access } from './access.js';
+import { newRequestId } from './request-id.js';
 import { applyRpcByUrl } from './rpc-by-url.js';
 
 export class Requests implements ConnectionHost, TicketHolder {
@@ -128,7 +128,7 @@ export class Requests implements ConnectionHost, TicketHolder {
     if (msg.status !== undefined) return; // a response is never a command
     const clientId = msg.headers.id;
     if (clientId !== undefined) session.acceptsPushes = true;
-    const id = clientId === undefined || clientId === '' ? randomUUID() : clientId;
+    const id = clientId === undefined || clientId === '' ? newRequestId() : clientId;
     const ticket = session.ticket(id, clientId === undefined, !keepAlive(msg));
     if (msg.method === 'HEAD') ticket.headOnly = true;
     if (this.#closing) {
