@@ -104,34 +104,25 @@ export function restoreDelivery(msg: Message): Message {
   return msg;
 }
 
-// Ids in the shape of a UUID (36 chars; 0.11 allows 39): 20 random hex digits drawn once (80 bits), then a
-// 12-hex-digit counter. Unique like random UUIDs (a new prefix when the counter wraps) at the cost of a counter
-// bump and one short string concat per request, where randomUUID() cost about as much as parsing the reply.
-let idPrefix = '';
-let idCounter = 0;
-const ID_COUNTER_LIMIT = 2 ** 48;
+// Ids are 128 random bits in the shape of a UUID (36 chars; 0.11 allows 39). Random, not a counter: with
+// `dedupeWindowMs` the broker drops a second message with an id it has seen, so a client that could predict
+// another's next ids (from one it consumed) could publish them first and have that client's messages dropped.
+// The bytes come from the platform's CSPRNG, 64 KiB (the most getRandomValues gives at once) per draw.
+const ID_POOL = new Uint8Array(65_536);
+let idAt = ID_POOL.length;
+const HEX_DIGITS = '0123456789abcdef';
 
-function randomHex(n: number): string {
-  const c = (globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto;
-  const bytes = new Uint8Array(n / 2);
-  if (c?.getRandomValues) c.getRandomValues(bytes);
-  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
-  let s = '';
-  for (const b of bytes) s += (b < 16 ? '0' : '') + b.toString(16);
-  return s;
-}
-
-function newIdPrefix(): string {
-  const h = randomHex(20);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-`;
-}
-
-/** A message id: unique, UUID-shaped (36 chars; 0.11 allows 39). */
+/** A message id: 128 random bits, UUID-shaped (8-4-4-4-12 hex digits). */
 export function newId(): string {
-  if (idCounter === 0 || idCounter >= ID_COUNTER_LIMIT) {
-    idPrefix = newIdPrefix();
-    idCounter = 1;
+  if (idAt === ID_POOL.length) {
+    globalThis.crypto.getRandomValues(ID_POOL);
+    idAt = 0;
   }
-  const n = (idCounter++).toString(16);
-  return idPrefix + '000000000000'.slice(n.length) + n;
+  let s = '';
+  for (let i = 0; i < 16; i++) {
+    if (i === 4 || i === 6 || i === 8 || i === 10) s += '-';
+    const b = ID_POOL[idAt++] as number;
+    s += HEX_DIGITS[b >> 4]! + HEX_DIGITS[b & 15]!;
+  }
+  return s;
 }
