@@ -1,5 +1,6 @@
 import { tokenKind } from './decoder.js';
 import { cleanValue } from './encoder.js';
+import { createError } from './errors.js';
 import { COMMANDS } from './headers.js';
 import { createHeaders, type Message } from './message.js';
 import { utf8Encode } from './text.js';
@@ -95,6 +96,20 @@ export function parseUrl(url: string): { path: string[]; query: Record<string, s
 }
 
 /**
+ * A topic or group name taken from the URL. One with CR, LF or NUL is refused (400 ZBUS_ERR_BAD_NAME), as the
+ * store refuses it: written on one line like other values, `/a%00b` would silently address the topic `a b`.
+ */
+function urlName(kind: 'topic' | 'group', name: string): string {
+  if (cleanValue(name) !== name) {
+    throw createError(
+      'ZBUS_ERR_BAD_NAME',
+      `invalid ${kind} name ${JSON.stringify(name)}: CR, LF and NUL are not allowed`,
+    );
+  }
+  return name;
+}
+
+/**
  * Resolves the command of a request IN PLACE (zbus-protocol.md §4, decisions.md §1): a `cmd` header wins and the URL
  * is not parsed; else the 0.8 form applies when the first path segment is a command name; else the 0.11 form. Sets
  * the `cmd`, `topic` and `consume_group` headers, and merges URL-decoded query values as headers only where absent.
@@ -115,9 +130,19 @@ export function resolveCommand(msg: Message): ResolvedCommand {
     if (kind === 0) continue; // not a possible header name
     if (kind === 2) name = name.toLowerCase();
     // A value from the URL may hold CR, LF or NUL (`%0D%0A`): headers get it on one line, as the encoder would
-    // write it, so that every value in the bag is one line (encodeHeaderLines' `clean`). The body keeps its own.
-    if (h[name] === undefined)
-      h[name] = name === 'body' ? (query[k] as string) : cleanValue(query[k] as string);
+    // write it, so that every value in the bag is one line (encodeHeaderLines' `clean`). The body keeps its own;
+    // a topic or group name is refused instead (urlName).
+    if (h[name] === undefined) {
+      const v = query[k] as string;
+      h[name] =
+        name === 'body'
+          ? v
+          : name === 'topic'
+            ? urlName('topic', v)
+            : name === 'consume_group'
+              ? urlName('group', v)
+              : cleanValue(v);
+    }
   }
   if (h.body !== undefined) {
     if (msg.body.length === 0) {
@@ -144,9 +169,9 @@ export function resolveCommand(msg: Message): ResolvedCommand {
     group = path[1];
   }
   h.cmd = cmd;
-  if (topic !== undefined && topic !== '' && h.topic === undefined) h.topic = cleanValue(topic);
+  if (topic !== undefined && topic !== '' && h.topic === undefined) h.topic = urlName('topic', topic);
   if (group !== undefined && group !== '' && GROUP_COMMANDS.has(cmd) && h.consume_group === undefined) {
-    h.consume_group = cleanValue(group);
+    h.consume_group = urlName('group', group);
   }
   return { cmd, form, path, query };
 }

@@ -123,14 +123,28 @@ describe('resolveCommand: 0.11 form /<topic>[/<group>]?cmd=', () => {
   });
 
   it('puts URL values into headers on one line (CR, LF and NUL as spaces) but keeps a ?body= as sent', () => {
-    const m = req('/t%0Ax/g%0D1?cmd=consume&a=1%0D%0Ab:%20c&n=%00&body=x%0Ay');
+    const m = req('/t/g?cmd=consume&a=1%0D%0Ab:%20c&n=%00&body=x%0Ay');
     resolveCommand(m);
-    expect([m.topic, m.consumeGroup, m.headers.a, m.headers.n]).toEqual(['t x', 'g 1', '1  b: c', ' ']);
+    expect([m.topic, m.consumeGroup, m.headers.a, m.headers.n]).toEqual(['t', 'g', '1  b: c', ' ']);
     expect(text(m.body)).toBe('x\ny');
     const withBody = req('/t?body=x%0Ay');
     withBody.body = new TextEncoder().encode('own');
     resolveCommand(withBody);
     expect(withBody.headers.body).toBe('x y');
+  });
+
+  it('refuses a topic or group name with CR, LF or NUL from the path or the query, rather than change it', () => {
+    for (const url of [
+      '/a%00b?cmd=declare',
+      '/t%0Ax',
+      '/t/g%0D1?cmd=consume',
+      '/?cmd=produce&topic=a%00b',
+      '/t?cmd=consume&consume_group=g%0A',
+    ]) {
+      expect(() => resolveCommand(req(url)), url).toThrow(
+        expect.objectContaining({ code: 'ZBUS_ERR_BAD_NAME' }),
+      );
+    }
   });
 
   it('uses ?body= as the body of a message without one (0.8)', () => {
