@@ -199,8 +199,8 @@ export function formatViolations(violations: Violation[]): string {
   return violations.map((v) => `${v.file}${v.line > 0 ? `:${v.line}` : ''}  ${v.message}`).join('\n');
 }
 
-/** The packages that pnpm-workspace.yaml lists (`dir/*` or `dir`), by their package.json name. */
-function workspacePackages(root: string, rules: LayerRules): Pkg[] {
+/** The folders of the packages that pnpm-workspace.yaml lists (`dir/*` or `dir`), relative to the root. */
+export function workspaceDirs(root: string): string[] {
   const yaml = readFileSync(join(root, 'pnpm-workspace.yaml'), 'utf8');
   const block = /^packages:\s*\n((?:[ \t]+-.*\n?)+)/m.exec(yaml)?.[1] ?? '';
   const globs = [...block.matchAll(/-\s*['"]?([^'"\s#]+)/g)].map((m) => m[1] as string);
@@ -212,8 +212,13 @@ function workspacePackages(root: string, rules: LayerRules): Pkg[] {
       for (const d of readdirSync(join(root, parent)).sort()) dirs.push(`${parent}/${d}`);
     } else dirs.push(g);
   }
+  return dirs;
+}
+
+/** The packages that pnpm-workspace.yaml lists, by their package.json name. */
+function workspacePackages(root: string, rules: LayerRules): Pkg[] {
   const pkgs: Pkg[] = [];
-  for (const dir of dirs) {
+  for (const dir of workspaceDirs(root)) {
     const manifest = join(root, dir, 'package.json');
     if (!existsSync(manifest)) continue;
     const name = (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name ?? dir;

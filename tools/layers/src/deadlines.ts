@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import ts from 'typescript';
+import { workspaceDirs } from './check.js';
 
 export interface FixedDeadline {
   /** Path from the checked root, with `/`. */
@@ -60,22 +61,15 @@ function* testFiles(dir: string): Generator<string> {
   }
 }
 
-/** Every fixed deadline in the test/ folders of the workspace packages under `root` (packages, apps, tools). */
+/** Every fixed deadline in the test/ folders of the workspace packages under `root`. */
 export function checkDeadlines(root: string): FixedDeadline[] {
   const found: FixedDeadline[] = [];
-  for (const group of ['packages', 'apps', 'tools']) {
-    for (const pkg of readdirSync(join(root, group))) {
-      const tests = join(root, group, pkg, 'test');
-      if (!statSync(join(root, group, pkg)).isDirectory()) continue;
-      let isDir = false;
-      try {
-        isDir = statSync(tests).isDirectory();
-      } catch {}
-      if (!isDir) continue;
-      for (const path of testFiles(tests)) {
-        const file = relative(root, path).split('\\').join('/');
-        found.push(...fixedDeadlines(file, readFileSync(path, 'utf8')));
-      }
+  for (const dir of workspaceDirs(root)) {
+    const tests = join(root, dir, 'test');
+    if (!statSync(tests, { throwIfNoEntry: false })?.isDirectory()) continue;
+    for (const path of testFiles(tests)) {
+      const file = relative(root, path).split('\\').join('/');
+      found.push(...fixedDeadlines(file, readFileSync(path, 'utf8')));
     }
   }
   return found;
