@@ -12,11 +12,14 @@
 //   pub1  pipelined durable publish from one connection, WINDOW publishes in flight, msgs/s over BENCH_SECONDS
 //   pub8  the same from 8 connections, WINDOW in flight on each
 //   lat   open-loop publish at BENCH_RATE msg/s for BENCH_LAT_SECONDS (after 1 s of warm-up at the same rate);
-//         latency = consume time - *scheduled* send time (no coordinated omission); p50/p90/p99/max, and the
-//         harness's own share: how late each message was sent (send lag, p50/p99/max). The send loop wakes every
-//         BENCH_TICK_US microseconds (250) from a worker thread that sleeps in Atomics.wait (no busy loop);
-//         BENCH_TICK_US=0 is the old setTimeout(1) loop, which wakes every 1-2 ms (libuv timers count whole
-//         milliseconds) and so added up to ~2 ms of send lag to every system.
+//         latency = consume time - *scheduled* send time (no coordinated omission); p50/p90/p99/p99.9/max. The
+//         sender (lat-producer.mjs) runs in a worker thread of its own with its own client connection, the
+//         consumer in the main thread, both on one monotonic clock, for every system alike: a consumer's burst
+//         does not delay the next send. Each latency is split into the harness's own share, the send lag (sent -
+//         scheduled), and the transit (received - sent: both clients and the server); the event-loop delay of
+//         both threads is reported beside them. The send loop wakes every BENCH_TICK_US microseconds (250) from
+//         a thread that sleeps in Atomics.wait (no busy loop); BENCH_TICK_US=0 is a setTimeout(1) loop, which
+//         wakes every 1-2 ms (libuv timers count whole milliseconds).
 //   rpc   request/reply round trips per second, BENCH_CALLERS concurrent callers on one connection; the service
 //         (zbus ServiceBootstrap / NATS nc.subscribe responder) runs in a child process on its own connection
 // The whole list is repeated BENCH_REPEAT times (default 2; the order of systems is reversed on the second round so
@@ -27,23 +30,26 @@
 // Knobs: BENCH_SECONDS (4) per throughput case, BENCH_LAT_SECONDS (10), BENCH_RATE (10000), BENCH_TICK_US (250), BENCH_WINDOW (1000),
 // BENCH_CONSUME_WINDOW (1000; XREAD takes COUNT 1000), BENCH_CALLERS (32), BENCH_ONLY=zbus-always,zbus-interval,
 // nats,redis (also zbus-never: fsync=never, a diagnostic), BENCH_WORKLOADS=pub,lat,rpc, BENCH_OUT=<file.json>, BENCH_DEBUG=1 (progress of latency cases),
-// BENCH_PROFILE=<dir> (the zbus brokers run under node --cpu-prof; read with bench/profile-top.mjs).
+// BENCH_PROFILE=<dir> (the zbus brokers run under node --cpu-prof; read with bench/profile-top.mjs),
+// BENCH_BROKER_NODE_ARGS='--trace-gc ...' (node flags for the zbus brokers; their output follows the bench's),
+// BENCH_TIMELINE=1 (latency cases: the worst latency and its parts per 100 ms), BENCH_LAT_WARM (3: seconds of warm-up before a latency case's measured interval).
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { BROKER_CLI, cpuSeconds, startBroker } from '@zbus/testkit';
 import { consumerOpts, createInbox, connect as natsConnect, StorageType } from 'nats';
 import { createClient } from 'redis';
 import { Broker, Consumer, MqClient, Producer, RpcInvoker } from '../dist/index.js';
+import { LOOP_RESOLUTION_MS, loopDelayMs, monoNow, percentiles } from './lat-producer.mjs';
 
 const env = (name, def) => (process.env[name] === undefined ? def : process.env[name]);
 const SECONDS = Number(env('BENCH_SECONDS', '4'));
 const LAT_SECONDS = Number(env('BENCH_LAT_SECONDS', '10'));
-const WARM_SECONDS = 1;
+const WARM_SECONDS = Number(env('BENCH_LAT_WARM', '3'));
 const RATE = Number(env('BENCH_RATE', '10000'));
 const TICK_US = Number(env('BENCH_TICK_US', '250'));
 const WINDOW = Number(env('BENCH_WINDOW', '1000'));
@@ -53,10 +59,13 @@ const CALLERS = Number(env('BENCH_CALLERS', '32'));
 const REPEAT = Number(env('BENCH_REPEAT', '2'));
 const ONLY = env('BENCH_ONLY', 'zbus-always,zbus-interval,nats,redis').split(',');
 const PROFILE = env('BENCH_PROFILE', '');
+const TIMELINE = env('BENCH_TIMELINE', '') !== '';
+const BROKER_NODE_ARGS = env('BENCH_BROKER_NODE_ARGS', '').split(' ').filter(Boolean);
 const WORKLOADS = env('BENCH_WORKLOADS', 'pub,lat,rpc').split(',');
 const SIZE = 100;
 const PAYLOAD = 'x'.repeat(SIZE);
 const SERVICE = new URL('./peers-service.mjs', import.meta.url);
+const PRODUCER = new URL('./lat-producer.mjs', import.meta.url);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -74,11 +83,7 @@ function freePort() {
   });
 }
 
-/** A latency body of exactly SIZE bytes: `seq|scheduled-ms|xxxx`. */
-function stamp(seq, at) {
-  const head = `${seq}|${at.toFixed(3)}|`;
-  return head + PAYLOAD.slice(head.length);
-}
+/** `seq|scheduled-ms|xxxx` (lat-producer.mjs's stamp) -> [seq, scheduled]. */
 function unstamp(text) {
   const a = text.indexOf('|');
   const b = text.indexOf('|', a + 1);
@@ -126,61 +131,21 @@ async function windowed(conns, window, op) {
 }
 
 /**
- * Calls `tick` about every `us` microseconds until the returned stop() is called, without a busy loop: a worker
- * thread sleeps in Atomics.wait (a futex with a sub-millisecond timeout) and posts a message, which wakes this
- * thread's event loop as any I/O does. It posts again only once the last wake was taken, so a main thread that
- * is busy (or descheduled) finds one wake waiting, not a pile. `us` 0: setTimeout(tick, 1) after each tick.
- */
-function ticker(us, tick) {
-  if (us <= 0) {
-    let stopped = false;
-    let timer = setTimeout(function again() {
-      tick();
-      if (!stopped) timer = setTimeout(again, 1);
-    }, 1);
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
-  }
-  // [0]: a wake is posted and not yet taken; [1]: stop.
-  const flags = new Int32Array(new SharedArrayBuffer(8));
-  const worker = new Worker(
-    `const { workerData: { flags, ms }, parentPort } = require('node:worker_threads');
-    while (Atomics.wait(flags, 1, 0, ms) === 'timed-out') {
-      if (Atomics.compareExchange(flags, 0, 0, 1) === 0) parentPort.postMessage(0);
-    }`,
-    { eval: true, workerData: { flags, ms: us / 1000 } },
-  );
-  worker.on('message', () => {
-    Atomics.store(flags, 0, 0);
-    tick();
-  });
-  return () => {
-    Atomics.store(flags, 1, 1);
-    Atomics.notify(flags, 1);
-    worker.removeAllListeners('message');
-    worker.unref();
-  };
-}
-
-/** p50, p99 and max of `xs` (sorted in place), in the units given. */
-function percentiles(xs) {
-  xs.sort((a, b) => a - b);
-  const pct = (p) => xs[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
-  return { p50: pct(50), p99: pct(99), max: xs[xs.length - 1] };
-}
-
-/**
- * Open loop: message i is due at start + i / RATE; a ticker (every TICK_US) sends everything due. `send(seq,
- * body)` must not wait; the consumer calls the returned `received(text)`; latency is measured from the scheduled
- * time, and the send lag (actual send time - scheduled time) is reported beside it: the harness's own share.
+ * Open loop: message i is due at start + i / RATE. The sending runs in a worker thread of its own
+ * (lat-producer.mjs: a ticker every TICK_US, one publishing client of the system in `spec`); the consumer runs in
+ * this thread and calls the returned `received(text)`. Latency is measured from the scheduled time on the shared
+ * monotonic clock, and split into the send lag (sent - scheduled: the harness's own share) and the transit
+ * (received - sent: client, server, client). The event-loop delay of both threads is reported beside them.
  */
 function openLoop() {
   const warm = Math.round(WARM_SECONDS * RATE);
   const total = warm + Math.round(LAT_SECONDS * RATE);
   const lat = new Float64Array(total).fill(Number.NaN);
-  const lag = new Float64Array(total);
+  const transit = new Float64Array(total).fill(Number.NaN);
+  const sentAt = new SharedArrayBuffer(total * 8);
+  const sent = new Float64Array(sentAt);
+  const ackedAt = new SharedArrayBuffer(total * 8);
+  const acked = new Float64Array(ackedAt);
   let got = 0;
   let dups = 0;
   let allIn;
@@ -189,7 +154,7 @@ function openLoop() {
   });
   return {
     received(text) {
-      const now = performance.now();
+      const now = monoNow();
       const [seq, at] = unstamp(text);
       if (!(seq >= 0 && seq < total)) return;
       if (!Number.isNaN(lat[seq])) {
@@ -197,63 +162,98 @@ function openLoop() {
         return;
       }
       lat[seq] = now - at;
+      if (sent[seq] !== 0) transit[seq] = now - sent[seq];
       if (++got === total) allIn();
     },
-    async run(send) {
-      let sent = 0;
-      let errors = 0;
-      const start = performance.now() + 5;
-      const debug = process.env.BENCH_DEBUG
-        ? setInterval(() => {
-            const t = ((performance.now() - start) / 1000).toFixed(1);
-            console.log(
-              `    t=${t}s sent ${sent} received ${got}${this.progress ? ` ${this.progress()}` : ''}`,
-            );
-          }, 1000)
-        : undefined;
-      await new Promise((resolve) => {
-        let stop;
-        const tick = () => {
-          if (sent >= total) return;
-          const now = performance.now();
-          const due = Math.min(total, Math.floor(((now - start) * RATE) / 1000) + 1);
-          while (sent < due) {
-            const at = start + (sent * 1000) / RATE;
-            lag[sent] = now - at;
-            try {
-              send(sent, stamp(sent, at));
-            } catch {
-              errors++;
-            }
-            sent++;
-          }
-          if (sent >= total) {
-            stop();
-            resolve();
-          }
-        };
-        stop = ticker(TICK_US, tick);
+    /** `spec`: { system, address, target } for lat-producer.mjs. */
+    async run(spec) {
+      const worker = new Worker(PRODUCER, {
+        workerData: { ...spec, latProducer: true, total, warm, rate: RATE, tickUs: TICK_US, sentAt, ackedAt },
       });
-      await Promise.race([all, sleep(3000)]);
-      clearInterval(debug);
-      // A message not received within 3 s of the last send counts as infinitely late: the percentiles are over
-      // every message sent in the measured interval, not only the ones that made it.
-      const measured = Array.from(lat.subarray(warm), (x) =>
-        Number.isNaN(x) ? Number.POSITIVE_INFINITY : x,
-      );
-      const ok = percentiles(measured);
-      const p90 = measured[Math.min(measured.length - 1, Math.ceil(0.9 * measured.length) - 1)];
-      return {
-        ...ok,
-        p90,
-        sendLag: percentiles(Array.from(lag.subarray(warm))),
-        received: measured.filter((x) => x !== Number.POSITIVE_INFINITY).length,
-        expected: measured.length,
-        dups,
-        errors,
+      // The worker posts, in order: { ready }, { sent, start }, { done, ... }.
+      const inbox = [];
+      let wake = () => {};
+      worker.on('message', (m) => {
+        inbox.push(m);
+        wake();
+      });
+      const failed = new Promise((_, reject) => {
+        worker.once('error', reject);
+        worker.once('exit', (code) => reject(new Error(`producer exited with ${code}`)));
+      });
+      failed.catch(() => {});
+      const next = async () => {
+        while (inbox.length === 0) {
+          const posted = new Promise((r) => {
+            wake = r;
+          });
+          await Promise.race([posted, failed]);
+        }
+        return inbox.shift();
       };
+      try {
+        await next();
+        const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+        loopDelay.enable();
+        worker.postMessage('go');
+        const debug = process.env.BENCH_DEBUG
+          ? setInterval(() => console.log(`    received ${got}`), 1000)
+          : undefined;
+        const { start } = await next();
+        await Promise.race([all, sleep(3000)]);
+        loopDelay.disable();
+        clearInterval(debug);
+        const producer = await next();
+        const ackTimes = [];
+        for (let i = warm; i < total; i++)
+          if (acked[i] !== 0 && sent[i] !== 0) ackTimes.push(acked[i] - sent[i]);
+        if (TIMELINE) timeline({ start, warm, total, lat, sent, acked });
+        // A message not received within 3 s of the last send counts as infinitely late: the percentiles are over
+        // every message sent in the measured interval, not only the ones that made it.
+        const measured = Array.from(lat.subarray(warm), (x) =>
+          Number.isNaN(x) ? Number.POSITIVE_INFINITY : x,
+        );
+        const ok = percentiles(measured);
+        const p90 = measured[Math.min(measured.length - 1, Math.ceil(0.9 * measured.length) - 1)];
+        return {
+          ...ok,
+          p90,
+          sendLag: producer.sendLag,
+          ack: ackTimes.length > 0 ? percentiles(ackTimes) : undefined,
+          transit: percentiles(Array.from(transit.subarray(warm)).filter((x) => !Number.isNaN(x))),
+          loopDelay: { producer: producer.loopDelay, consumer: loopDelayMs(loopDelay) },
+          received: measured.filter((x) => x !== Number.POSITIVE_INFINITY).length,
+          expected: measured.length,
+          dups,
+          errors: producer.errors,
+        };
+      } finally {
+        await worker.terminate();
+      }
     },
   };
+}
+
+/**
+ * BENCH_TIMELINE=1: per 100 ms of scheduled time, the worst latency and its parts (send lag, sent -> acked, sent
+ * -> received), to see when a tail forms and where.
+ */
+function timeline({ start, warm, total, lat, sent, acked }) {
+  const per = RATE / 10;
+  for (let from = 0; from < total; from += per) {
+    const w = { lat: 0, lag: 0, ack: 0, transit: 0 };
+    for (let i = from; i < Math.min(total, from + per); i++) {
+      const at = start + (i * 1000) / RATE;
+      w.lat = Math.max(w.lat, lat[i]);
+      w.lag = Math.max(w.lag, sent[i] - at);
+      if (acked[i] !== 0) w.ack = Math.max(w.ack, acked[i] - sent[i]);
+      w.transit = Math.max(w.transit, lat[i] - (sent[i] - at));
+    }
+    const f = (x) => x.toFixed(1).padStart(7);
+    console.log(
+      `    ${(from / RATE).toFixed(1).padStart(5)} s${from < warm ? ' (warm)' : '       '} max latency ${f(w.lat)}, send lag ${f(w.lag)}, sent->acked ${f(w.ack)}, sent->received ${f(w.transit)} ms`,
+    );
+  }
 }
 
 /** CALLERS callers calling in a loop for 0.5 s of warm-up plus SECONDS; calls/s in the measured interval. */
@@ -293,25 +293,29 @@ function zbus(fsync) {
     name: `zbus ${fsync === 'always' ? 'always' : fsync === 'never' ? 'never' : 'interval'}`,
     policy: label,
     async start() {
-      if (PROFILE) return this.startProfiled();
+      if (PROFILE || BROKER_NODE_ARGS.length > 0) return this.startWithNodeArgs();
       this.server = await startBroker({ fsync });
       this.pid = this.server.process.pid;
       this.address = this.server.address;
     },
-    /** The same CLI as startBroker, under `node --cpu-prof` (not allowed in NODE_OPTIONS). */
-    async startProfiled() {
-      mkdirSync(PROFILE, { recursive: true });
+    /** The same CLI as startBroker, under `node --cpu-prof` or other flags that NODE_OPTIONS does not allow. */
+    async startWithNodeArgs() {
+      if (PROFILE) mkdirSync(PROFILE, { recursive: true });
       this.dir = mkdtempSync(join(tmpdir(), 'bench-zbus-'));
       const port = await freePort();
-      const args = ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, BROKER_CLI, 'serve', '--host', '127.0.0.1'];
+      const args = [...BROKER_NODE_ARGS, BROKER_CLI, 'serve', '--host', '127.0.0.1'];
+      if (PROFILE) args.unshift('--cpu-prof', `--cpu-prof-dir=${PROFILE}`);
       args.push('--port', String(port), '--data', this.dir, '--fsync', fsync);
       const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
       await new Promise((resolve, reject) => {
         let out = '';
-        proc.stdout.setEncoding('utf8').on('data', (d) => {
+        const started = (d) => {
           out += d;
-          if (out.includes('listening on')) resolve();
-        });
+          if (!out.includes('listening on')) return;
+          proc.stdout.off('data', started).pipe(process.stdout);
+          resolve();
+        };
+        proc.stdout.setEncoding('utf8').on('data', started);
         proc.once('exit', (code) => reject(new Error(`broker exited with ${code}: ${out}`)));
       });
       this.server = {
@@ -344,11 +348,9 @@ function zbus(fsync) {
     },
     async lat(round) {
       const topic = `lat-${round}`;
-      const pubClient = new MqClient(this.address, { reconnect: false, timeout: 30_000 });
-      await pubClient.connect();
-      await pubClient.declare(topic, { group: 'g' });
       const loop = openLoop();
       const subBroker = new Broker(this.address, { reconnect: false });
+      // Declares the topic and group 'g' before it consumes.
       const consumer = new Consumer(subBroker, {
         topic,
         group: 'g',
@@ -357,23 +359,10 @@ function zbus(fsync) {
       });
       await consumer.start();
       await sleep(200);
-      const producer = new Producer(pubClient, { maxInFlight: 100_000 });
-      let pubErrors = 0;
-      let acked = 0;
-      loop.progress = () => `acked ${acked}`;
-      const r = await loop.run((_seq, body) => {
-        producer.publish({ topic, body }).then(
-          () => acked++,
-          (err) => {
-            if (pubErrors++ === 0) console.error(`  publish: ${err?.message ?? err}`);
-          },
-        );
-      });
-      await producer.flush();
+      const r = await loop.run({ system: 'zbus', address: this.address, target: topic });
       await consumer.close();
       await subBroker.close();
-      await pubClient.close();
-      return { ...r, errors: r.errors + pubErrors, note: `Consumer window ${CONSUME_WINDOW}, auto ack` };
+      return { ...r, note: `Consumer window ${CONSUME_WINDOW}, auto ack` };
     },
     async rpc() {
       const service = childService('zbus', this.address);
@@ -463,12 +452,11 @@ function nats() {
     },
     async latCore(round) {
       const subject = `core.lat.${round}`;
-      const [pubNc, subNc] = await connected(2, () => natsConnect({ servers: this.address }));
+      const subNc = await natsConnect({ servers: this.address });
       const loop = openLoop();
       subNc.subscribe(subject, { callback: (_e, m) => loop.received(dec.decode(m.data)) });
       await subNc.flush();
-      const r = await loop.run((_seq, body) => pubNc.publish(subject, enc.encode(body)));
-      await pubNc.close();
+      const r = await loop.run({ system: 'nats-core', address: this.address, target: subject });
       await subNc.close();
       return { ...r, note: 'core pub/sub (not durable)' };
     },
@@ -476,8 +464,7 @@ function nats() {
       const stream = `LAT_${round}`;
       const subject = `${stream}.m`;
       await this.jsm.streams.add({ name: stream, subjects: [`${stream}.*`], storage: StorageType.File });
-      const [pubNc, subNc] = await connected(2, () => natsConnect({ servers: this.address }));
-      const js = pubNc.jetstream();
+      const subNc = await natsConnect({ servers: this.address });
       const loop = openLoop();
       const opts = consumerOpts();
       opts.deliverTo(createInbox());
@@ -488,17 +475,11 @@ function nats() {
       });
       const sub = await subNc.jetstream().subscribe(subject, opts);
       await subNc.flush();
-      let pubErrors = 0;
-      const r = await loop.run((_seq, body) => {
-        js.publish(subject, enc.encode(body)).catch((err) => {
-          if (pubErrors++ === 0) console.error(`  js.publish: ${err?.message ?? err}`);
-        });
-      });
+      const r = await loop.run({ system: 'nats-js', address: this.address, target: subject });
       sub.unsubscribe();
-      await pubNc.close();
       await subNc.close();
       await this.jsm.streams.delete(stream);
-      return { ...r, errors: r.errors + pubErrors, note: 'js.publish + push consumer (ack none)' };
+      return { ...r, note: 'js.publish + push consumer (ack none)' };
     },
     async rpc() {
       const service = childService('nats', this.address);
@@ -594,16 +575,11 @@ function redis() {
         }
       })();
       await sleep(200);
-      let pubErrors = 0;
-      const r = await loop.run((_seq, body) => {
-        this.main.xAdd(key, '*', { v: body }).catch((err) => {
-          if (pubErrors++ === 0) console.error(`  XADD: ${err?.message ?? err}`);
-        });
-      });
+      const r = await loop.run({ system: 'redis', address: this.url, target: key });
       stop = true;
       await reading;
       await this.main.del(key);
-      return { ...r, errors: r.errors + pubErrors, note: 'XADD -> XREAD BLOCK (COUNT 1000)' };
+      return { ...r, note: 'XADD -> XREAD BLOCK (COUNT 1000)' };
     },
   };
 }
@@ -621,11 +597,19 @@ function record(sys, workload, unit, sample) {
   row.samples.push(sample);
   const v =
     unit === 'ms'
-      ? `p50 ${sample.p50?.toFixed(2)} p90 ${sample.p90?.toFixed(2)} p99 ${sample.p99?.toFixed(2)} max ${sample.max?.toFixed(1)} ms (${sample.received}/${sample.expected}), send lag p50 ${sample.sendLag?.p50.toFixed(2)} p99 ${sample.sendLag?.p99.toFixed(2)} max ${sample.sendLag?.max.toFixed(1)}`
+      ? `p50 ${sample.p50?.toFixed(2)} p90 ${sample.p90?.toFixed(2)} p99 ${sample.p99?.toFixed(2)} p99.9 ${sample.p999?.toFixed(2)} max ${sample.max?.toFixed(1)} ms (${sample.received}/${sample.expected}); ${latParts(sample)}`
       : `${Math.round(sample.value).toLocaleString('en-US')} ${unit}`;
   console.log(
     `  ${sys.name.padEnd(13)} ${workload.padEnd(30)} ${v}  [load ${sample.load.toFixed(2)}, server CPU ${sample.serverCpu.toFixed(0)}%, bench CPU ${sample.clientCpu.toFixed(0)}%${sample.serverUs === undefined ? '' : `, ${sample.serverUs.toFixed(1)} / ${sample.clientUs.toFixed(1)} us per message`}]`,
   );
+}
+
+/** The parts of a latency sample: send lag, transit, and the event-loop delay of the sending and consuming threads. */
+function latParts(s) {
+  const f = (x) => `p50 ${x.p50.toFixed(2)} p99 ${x.p99.toFixed(2)} max ${x.max.toFixed(1)}`;
+  const l = s.loopDelay;
+  const ack = s.ack ? ` (sent->acked ${f(s.ack)})` : '';
+  return `send lag ${f(s.sendLag)}; transit ${f(s.transit)}${ack}; loop delay producer ${f(l.producer)}, consumer ${f(l.consumer)}`;
 }
 
 async function measure(sys, workload, unit, fn) {
@@ -777,11 +761,14 @@ function report(runs) {
     let each;
     if (row.unit === 'ms') {
       const m = (k) => median(row.samples.map((s) => s[k]));
-      result = `p50 ${ms(m('p50'))} / p90 ${ms(m('p90'))} / p99 ${ms(m('p99'))} / max ${ms(m('max'))} ms`;
+      result = `p50 ${ms(m('p50'))} / p90 ${ms(m('p90'))} / p99 ${ms(m('p99'))} / p99.9 ${ms(m('p999'))} / max ${ms(m('max'))} ms`;
       each = row.samples
         .map((s) => {
           const lost = s.expected - s.received;
-          return `p50 ${ms(s.p50)} p99 ${ms(s.p99)}${lost ? ` (${int(lost)} of ${int(s.expected)} not in by +3 s)` : ''}`;
+          const parts = s.transit
+            ? `, send lag p99 ${ms(s.sendLag.p99)}, transit p99 ${ms(s.transit.p99)}`
+            : '';
+          return `p50 ${ms(s.p50)} p99 ${ms(s.p99)} p99.9 ${ms(s.p999)}${parts}${lost ? ` (${int(lost)} of ${int(s.expected)} not in by +3 s)` : ''}`;
         })
         .join('; ');
     } else {
