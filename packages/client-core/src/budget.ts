@@ -1,3 +1,10 @@
+interface Waiter {
+  bytes: number;
+  /** Aborted while waiting. */
+  gone: boolean;
+  resolve(): void;
+}
+
 /**
  * Work in flight, bounded by a count and by bytes: `acquire(bytes)` waits, first come first served, while
  * either is used up. One item larger than `maxBytes` still goes when nothing else is in flight.
@@ -7,7 +14,12 @@ export class Budget {
   readonly maxBytes: number;
   #count = 0;
   #bytes = 0;
-  #waiters: { bytes: number; resolve(): void }[] = [];
+  /**
+   * Waiters from #first on, in arrival order; admitted ones before it are cleared. A queue with a head index, not
+   * `shift()`: that copies the array per admit once it is large (a producer far over its budget).
+   */
+  #waiters: (Waiter | undefined)[] = [];
+  #first = 0;
   #idle: (() => void)[] = [];
 
   constructor(maxCount: number, maxBytes: number) {
@@ -34,7 +46,7 @@ export class Budget {
    * else a promise that resolves when there is, or rejects with the signal's reason on abort.
    */
   acquire(bytes: number, signal?: AbortSignal): Promise<void> | undefined {
-    if (this.#waiters.length === 0 && this.#fits(bytes)) {
+    if (this.#first === this.#waiters.length && this.#fits(bytes)) {
       this.#count++;
       this.#bytes += bytes;
       return undefined;
@@ -42,13 +54,14 @@ export class Budget {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => {
-        const i = this.#waiters.indexOf(w);
-        if (i !== -1) this.#waiters.splice(i, 1);
+        // left in the queue, skipped when reached: no search of the queue per abort
+        w.gone = true;
         reject(signal?.reason);
         this.#admit();
       };
-      const w = {
+      const w: Waiter = {
         bytes,
+        gone: false,
         resolve: () => {
           signal?.removeEventListener('abort', onAbort);
           resolve();
@@ -71,11 +84,21 @@ export class Budget {
   }
 
   #admit(): void {
-    while (this.#waiters.length > 0 && this.#fits((this.#waiters[0] as { bytes: number }).bytes)) {
-      const w = this.#waiters.shift() as { bytes: number; resolve(): void };
-      this.#count++;
-      this.#bytes += w.bytes;
-      w.resolve();
+    const q = this.#waiters;
+    while (this.#first < q.length) {
+      const w = q[this.#first] as Waiter;
+      if (!w.gone) {
+        if (!this.#fits(w.bytes)) break;
+        this.#count++;
+        this.#bytes += w.bytes;
+        w.resolve();
+      }
+      q[this.#first++] = undefined;
+    }
+    // admitted entries are dropped once they are most of the array
+    if (this.#first > 1024 && this.#first * 2 > q.length) {
+      this.#waiters = q.slice(this.#first);
+      this.#first = 0;
     }
   }
 
