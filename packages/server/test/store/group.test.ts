@@ -135,6 +135,19 @@ describe('consume groups', () => {
     expect((await ack.next())?.id).toBe('m0');
   });
 
+  it('a group behind many small write batches catches up from memory, without a read', async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: 0 });
+    const g = await t.declareGroup('g', {});
+    // One append at a time: 500 write batches of one record each (a producer at a steady rate), ~100 KiB.
+    for (let i = 0; i < 500; i++) await t.append({ id: `m${i}`, data: enc(`m${i}`.padEnd(160, '.')) });
+    const ids: string[] = [];
+    for (let d = g.nextNow!(); d; d = g.nextNow!()) ids.push(d.id);
+    // Only the last 4 batches were kept before: the group had to read the file from m0 on.
+    expect(ids).toEqual(Array.from({ length: 500 }, (_, i) => `m${i}`));
+    expect(g.nextNow!()).toBeUndefined();
+  });
+
   it('reopen keeps groups, filters and positions', async () => {
     const dir = await tempDir();
     const s1 = await open({ dataDir: dir });
