@@ -77,7 +77,7 @@ export function percentiles(xs) {
  * One system's publisher: `send(seq, body)` must not wait and calls `acked(seq)` when the server acknowledged it;
  * `close()` after everything was handed over.
  */
-async function publisher({ system, address, target }, acked) {
+async function publisher({ system, address, target, total }, acked) {
   const enc = new TextEncoder();
   let errors = 0;
   const failed = (err) => {
@@ -86,7 +86,9 @@ async function publisher({ system, address, target }, acked) {
   if (system === 'zbus') {
     const client = new MqClient(address, { reconnect: false, timeout: 30_000 });
     await client.connect();
-    const producer = new Producer(client, { maxInFlight: 100_000 });
+    // Open loop: no system's client bounds what is in flight here (nats.js and node-redis have no such bound), so
+    // the Producer's bounds are set above anything a run sends (by default 8 MiB of bytes would bind first).
+    const producer = new Producer(client, { maxInFlight: total, maxInFlightBytes: Number.MAX_SAFE_INTEGER });
     return {
       send: (seq, body) => void producer.publish({ topic: target, body }).then(() => acked(seq), failed),
       errors: () => errors,
