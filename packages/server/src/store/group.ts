@@ -132,7 +132,7 @@ export class DiskGroup implements Group {
   filter: string;
   #match: TagMatcher;
   position: number;
-  readonly cursor = new Cursor(64 * 1024);
+  readonly cursor = new Cursor(64 * 1024, true);
   readonly pending = new Map<number, PendingAck>();
   #ready: number[] = [];
   #nextDeadline = Number.POSITIVE_INFINITY;

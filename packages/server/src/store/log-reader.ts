@@ -28,8 +28,9 @@ export class Cursor {
   len = 0;
   recOffset = 0;
 
-  constructor(windowBytes = 64 * 1024) {
-    this.win = new ReadWindow(windowBytes);
+  /** `catchesUp`: the window grows while the cursor is far behind (see ReadWindow). */
+  constructor(windowBytes = 64 * 1024, catchesUp = false) {
+    this.win = new ReadWindow(windowBytes, catchesUp);
   }
 }
 
