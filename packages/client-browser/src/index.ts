@@ -35,6 +35,7 @@ export type {
   ProducerOptions,
   PublishInput,
   PublishOptions,
+  ReplyMap,
   RequestOptions,
   ResolvedClientOptions,
   RetryPolicy,

@@ -1,6 +1,12 @@
 import type { ConsumeGroupInfo, ServerInfo, TopicInfo, TopicRetention, TrackerInfo } from '@zbus/protocol';
 import { Cmd, errorFromReply, Header, Message, ZbusError } from '@zbus/protocol';
-import { type ClientState, type ClientStats, Connection, type MqClientEvents } from './connection.js';
+import {
+  type ClientState,
+  type ClientStats,
+  Connection,
+  type MqClientEvents,
+  type ReplyMap,
+} from './connection.js';
 import { Emitter } from './emitter.js';
 import { type PublishInput, restoreDelivery, toProduceMessage } from './messages.js';
 import { type MqClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js';
@@ -120,32 +126,32 @@ function parseJsonReply<T>(reply: Message): T {
 /** A `declare` of `topic` with its topic options (mask, retention); the group headers come separately. */
 function declareRequest(topic: string, options: DeclareOptions): Message {
   const msg = new Message({ headers: { cmd: Cmd.Declare, topic } });
-  if (options.topicMask !== undefined) msg.set('topic_mask', options.topicMask);
+  // `set` leaves out a header whose value is undefined
+  msg.set('topic_mask', options.topicMask);
   const r = options.retention;
-  if (r?.bytes !== undefined) msg.set(Header.TopicRetentionBytes, r.bytes);
-  if (r?.ms !== undefined) msg.set(Header.TopicRetentionMs, r.ms);
-  if (r?.messages !== undefined) msg.set(Header.TopicRetentionMessages, r.messages);
+  msg.set(Header.TopicRetentionBytes, r?.bytes);
+  msg.set(Header.TopicRetentionMs, r?.ms);
+  msg.set(Header.TopicRetentionMessages, r?.messages);
   return msg;
 }
 
-/** Sets `group_*` headers from group options. */
+/** Sets `group_*` headers from group options (`set` leaves out the ones that are undefined). */
 export function setGroupHeaders(msg: Message, group: string | GroupOptions | undefined): void {
-  if (group === undefined) return;
-  if (typeof group === 'string') {
+  if (typeof group !== 'object') {
     msg.set('consume_group', group);
     return;
   }
-  if (group.name !== undefined) msg.set('consume_group', group.name);
+  msg.set('consume_group', group.name);
   if (group.nameAuto) msg.set('group_name_auto', 'true');
-  if (group.filter !== undefined) msg.set('group_filter', group.filter);
-  if (group.mask !== undefined) msg.set('group_mask', group.mask);
-  if (group.startCopy !== undefined) msg.set('group_start_copy', group.startCopy);
-  if (group.startOffset !== undefined) msg.set('group_start_offset', group.startOffset);
-  if (group.startMsgid !== undefined) msg.set('group_start_msgid', group.startMsgid);
-  if (group.startTime !== undefined) msg.set('group_start_time', group.startTime);
-  if (group.ackWindow !== undefined) msg.set('group_ack_window', group.ackWindow);
-  if (group.ackTimeout !== undefined) msg.set('group_ack_timeout', group.ackTimeout);
-  if (group.maxDeliver !== undefined) msg.set('group_max_deliver', group.maxDeliver);
+  msg.set('group_filter', group.filter);
+  msg.set('group_mask', group.mask);
+  msg.set('group_start_copy', group.startCopy);
+  msg.set('group_start_offset', group.startOffset);
+  msg.set('group_start_msgid', group.startMsgid);
+  msg.set('group_start_time', group.startTime);
+  msg.set('group_ack_window', group.ackWindow);
+  msg.set('group_ack_timeout', group.ackTimeout);
+  msg.set('group_max_deliver', group.maxDeliver);
 }
 
 /**
@@ -164,8 +170,10 @@ export class MqClient {
   readonly #events = new Emitter<MqClientEvents>();
   readonly #conn: Connection;
   /** A produce's result from its ack: made once, not a closure per publish. */
-  readonly #toProduceResult = (reply: Message, request: Message): ProduceResult =>
-    produceResult(request, expectOk(reply), this.address);
+  readonly #toProduceResult: ReplyMap<ProduceResult> = (reply, request, error) => {
+    if (error !== undefined) throw error;
+    return produceResult(request, expectOk(reply as Message), this.address);
+  };
   /** What `declare` created, sent again after a reconnect (topic + group, lower case → request). */
   readonly #declares = new Map<string, Message>();
 
@@ -307,6 +315,15 @@ export class MqClient {
     const room = this.#conn.writable(timeout, options.signal);
     if (room !== undefined || options.ack === false) return this.#produceLater(msg, options, timeout, room);
     return this.#produceAcked(msg, options, timeout);
+  }
+
+  /**
+   * An acked produce of a request built already, settled by `map` (ack or failure), when it can be written now;
+   * `undefined` when it would have to wait for room (then take `produce`). For publish paths that make nothing
+   * per message but the request: the Node client's `Producer`.
+   */
+  produceNow<T>(msg: Message, timeout: number, map: ReplyMap<T>): Promise<T> | undefined {
+    return this.#conn.canWrite() ? this.#conn.request(msg, timeout, undefined, true, map) : undefined;
   }
 
   #produceAcked(msg: Message, options: ProduceOptions, timeout: number): Promise<ProduceResult> {

@@ -76,8 +76,16 @@ function capture(resolve: (v: any) => void, reject: (e: Error) => void): void {
 /** Bytes a queued message counts for beyond its body: a typical head, without encoding it to measure. */
 const HEAD_BYTES = 256;
 
-/** What a request's promise resolves with, made from the reply (and the request): a throw rejects it. */
-export type ReplyMap<T> = (reply: Message, request: Message) => T;
+/**
+ * Settles a request: called once, with the reply, or with the error that ended the request without one (timeout,
+ * lost connection, abort); what it returns (a value, or a promise of one) settles the request's promise, a throw
+ * rejects it. Made once per kind of request, not a closure per request.
+ */
+export type ReplyMap<T> = (
+  reply: Message | undefined,
+  request: Message,
+  error: Error | undefined,
+) => T | PromiseLike<T>;
 
 /** A request waiting for its reply. */
 interface Pending {
@@ -460,17 +468,17 @@ export class Connection {
         if (this.#waiters.length > 0) this.#wakeWriters();
       }
     }
-    if (p.onAbort !== undefined) p.signal?.removeEventListener('abort', p.onAbort);
-    if (err !== undefined) p.reject(err);
-    else if (p.map === undefined) p.resolve(reply);
-    else {
+    // a request with a signal has its onAbort
+    p.signal?.removeEventListener('abort', p.onAbort as () => void);
+    if (p.map !== undefined) {
       try {
-        p.resolve(p.map(reply as Message, p.msg));
+        p.resolve(p.map(reply, p.msg, err));
       } catch (e) {
         p.reject(e as Error);
       }
-    }
-    if (this.#pending.size === 0) this.#notifyIdle();
+    } else if (err !== undefined) p.reject(err);
+    else p.resolve(reply);
+    this.#notifyIdle();
   }
 
   /** Settles the request `id` with `reply` if it still waits (a reply the broker will never send). */
@@ -595,6 +603,11 @@ export class Connection {
     return !this.#blocked && this.#queuedBytes < this.options.maxQueuedBytes;
   }
 
+  /** Whether a request can be written (or queued) now without waiting for room. */
+  canWrite(): boolean {
+    return !this.#isClosing() && this.#hasRoom();
+  }
+
   /**
    * Resolves when there is room to write (the transport is not over its high-water mark and the outbox is under
    * `maxQueuedBytes`); `undefined` when there is room now, so the common case costs no promise. Rejects after
@@ -647,10 +660,9 @@ export class Connection {
   }
 
   /**
-   * Sends a request; resolves with the message that carries its `id`, or with what `map` makes of it and the
-   * request (a throw in `map` rejects): the caller's result comes from the one promise, not from a `then` per
-   * request, and `map` is a function made once, not a closure per request. `force` skips the outbox bounds (for
-   * callers that waited for `writable()`).
+   * Sends a request; resolves with the message that carries its `id`, or settles as `map` says: the caller's
+   * result comes from the one promise, not from a `then` per request. `force` skips the outbox bounds (for callers
+   * that waited for `writable()`).
    */
   request(msg: Message, timeout: number, signal?: AbortSignal, force?: boolean): Promise<Message>;
   request<T>(

@@ -33,7 +33,9 @@ export type {
   ProduceResult,
   RequestOptions,
 } from './client.js';
-export { MqClient } from './client.js';
+export { expectOk, MqClient, produceResult } from './client.js';
+export type { ReplyMap } from './connection.js';
+export { queuedSize } from './connection.js';
 export type {
   ConsumedMessage,
   ConsumerEvents,
@@ -48,7 +50,7 @@ export type { AsyncDisposableResource } from './dispose.js';
 export type { LogFn, Logger } from './logger.js';
 export { consoleLogger, silentLogger } from './logger.js';
 export type { Body, PublishInput } from './messages.js';
-export { restoreDelivery, setBody } from './messages.js';
+export { restoreDelivery, setBody, toProduceMessage } from './messages.js';
 export type { MqClientOptions, ResolvedClientOptions } from './options.js';
 export { CLIENT_DEFAULTS } from './options.js';
 export type { ProducerOptions, PublishOptions, RetryPolicy } from './producer.js';

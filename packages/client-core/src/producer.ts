@@ -89,7 +89,8 @@ export const PRODUCER_DEFAULTS = { maxInFlight: 10_000, maxInFlightBytes: 8 * 10
 export class Producer {
   readonly options: Readonly<ProducerOptions & { maxInFlight: number; maxInFlightBytes: number }>;
   readonly #source: ClientSource;
-  readonly #budget: Budget;
+  /** Publishes in flight, by count and bytes (for subclasses with a publish path of their own). */
+  protected readonly budget: Budget;
   /** The source's servers are known (a tracker-aware Broker answered once). */
   #tracked = false;
 
@@ -111,7 +112,7 @@ export class Producer {
     }
     if (options.codec !== undefined) resolveCodec(options.codec);
     this.options = Object.freeze({ ...options, maxInFlight, maxInFlightBytes });
-    this.#budget = new Budget(maxInFlight, maxInFlightBytes);
+    this.budget = new Budget(maxInFlight, maxInFlightBytes);
   }
 
   /** The connection a publish to `topic` goes out on now. */
@@ -130,12 +131,12 @@ export class Producer {
 
   /** Publishes in flight (awaiting their ack or their turn on the connection). */
   get inFlight(): number {
-    return this.#budget.count;
+    return this.budget.count;
   }
 
   /** Their bytes. */
   get inFlightBytes(): number {
-    return this.#budget.bytes;
+    return this.budget.bytes;
   }
 
   /** Publishes one message; resolves with the broker's ack. */
@@ -155,19 +156,17 @@ export class Producer {
       this.#tracked = true;
     }
     const bytes = queuedSize(msg);
-    const wait = this.#budget.acquire(bytes, options.signal);
+    const wait = this.budget.acquire(bytes, options.signal);
     if (wait) await wait;
-    const timeout = options.timeout ?? this.options.timeout;
-    const opts: ProduceOptions = { signal: options.signal, ack: options.ack };
-    if (timeout !== undefined) opts.timeout = timeout;
-    // The first try is awaited here, not in #recover: one promise less per publish in the common case.
+    const opts: ProduceOptions = { ...options, timeout: options.timeout ?? this.options.timeout };
+    // The first try is awaited here, not in recover: one promise less per publish in the common case.
     const first = this.client(msg.headers.topic);
     try {
       return await first.produceMessage(msg, opts);
     } catch (err) {
-      return await this.#recover(msg, opts, first, err);
+      return await this.recover(msg, opts, first, err);
     } finally {
-      this.#budget.release(bytes);
+      this.budget.release(bytes);
     }
   }
 
@@ -175,7 +174,7 @@ export class Producer {
    * After the first try on `client` failed with `error`: declares the topic when it is missing
    * (`declareOnMissing`) and retries (`retry`), or throws.
    */
-  async #recover(
+  protected async recover(
     msg: Message,
     opts: ProduceOptions,
     client: MqClient,
@@ -234,7 +233,7 @@ export class Producer {
 
   /** Waits for publishes in flight (the shared connection stays open; close the broker to close it). */
   async flush(): Promise<void> {
-    await this.#budget.idle();
+    await this.budget.idle();
   }
 
   /** Same as `flush()`: a producer owns no connection. */

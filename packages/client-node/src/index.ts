@@ -34,6 +34,7 @@ export type {
   ProducerOptions,
   PublishInput,
   PublishOptions,
+  ReplyMap,
   RequestOptions,
   ResolvedClientOptions,
   RetryPolicy,
@@ -62,7 +63,6 @@ export {
   MqAdmin,
   NACK_BACKOFF_DEFAULTS,
   PRODUCER_DEFAULTS,
-  Producer,
   RETRY_DEFAULTS,
   restoreDelivery,
   silentLogger,
@@ -121,5 +121,6 @@ export {
   ServiceBootstrap,
   tcpRpcConnector,
 } from './node.js';
+export { Producer } from './producer.js';
 export type { TcpTransportOptions } from './transport/tcp.js';
 export { parseHostPort, tcpTransport } from './transport/tcp.js';

@@ -173,6 +173,22 @@ describe('a publish to a topic nobody declared', () => {
   });
 });
 
+describe('a publish on a producer that published before (the path without an async step)', () => {
+  it('fails on a missing topic as the first publish does, or declares it, and frees its place in flight', async () => {
+    await broker.client().declareTopic('f-warm');
+    const strict = new Producer(broker);
+    const warm = new Producer(broker, { declareOnMissing: true });
+    await strict.publish({ topic: 'f-warm', body: 'x' });
+    await warm.publish({ topic: 'f-warm', body: 'x' });
+    const err = (await strict.publish({ topic: 'f-warm-missing', body: 'x' }).catch((e) => e)) as ZbusError;
+    expect(err).toMatchObject({ code: 'ZBUS_ERR_NOT_FOUND', status: 404 });
+    expect(err.message).toMatch(/declareOnMissing: true$/);
+    const r = await warm.publish({ topic: 'f-warm-declared', body: 'x' });
+    expect(r.offset).toBe(0);
+    expect([strict.inFlight, strict.inFlightBytes, warm.inFlight, warm.inFlightBytes]).toEqual([0, 0, 0, 0]);
+  });
+});
+
 describe('client state and logs', () => {
   it('stats() tells state, in-flight requests, reconnects and rtt; Broker.stats() every connection', async () => {
     const client = broker.client();
