@@ -6,7 +6,7 @@ import { encodeStored } from '../mq/delivery.js';
 import type { AppendInput, AppendResult, Topic } from '../store/types.js';
 import type { CommandContext } from './context.js';
 import { deliverAt, intHeader, requireTopic } from './lookup.js';
-import { okAck, replyFailure } from './reply.js';
+import { replyFailure, storedAck } from './reply.js';
 
 const MAX_ID = 39;
 const MAX_TAG = 127;
@@ -134,7 +134,7 @@ function stored(ctx: CommandContext, topic: Topic, rpc: boolean, r: AppendResult
     ticket.none();
     return;
   }
-  const reply = okAck(r.timestamp, topic.name);
+  const reply = storedAck(r.timestamp, topic.name);
   const h = reply.headers;
   h.durable = r.durability;
   if (r.offset >= 0) h.offset = String(r.offset);

@@ -1,5 +1,6 @@
 // Small builders for replies, shared by the command handlers and the plain-HTTP pages.
 import { Message } from '@zbus/protocol';
+import { CheckedReply } from '../checked-reply.js';
 import { errorParts, errorReply } from '../errors.js';
 import type { ReplyTicket } from '../session.js';
 import type { BrokerState } from './context.js';
@@ -24,6 +25,13 @@ export function okText(body: string, topic?: string): Message {
 export function okAck(timeMs: number, topic?: string): Message {
   const m = new Message({ status: 200, body: String(timeMs) });
   if (topic !== undefined) m.headers.topic = topic;
+  return m;
+}
+
+/** okAck of a message stored in `topic` (a store's topic name, checked when it was declared): a CheckedReply. */
+export function storedAck(timeMs: number, topic: string): CheckedReply {
+  const m = new CheckedReply(200, String(timeMs));
+  m.headers.topic = topic;
   return m;
 }
 

@@ -11,6 +11,7 @@ import {
   writeHead,
   ZbusError,
 } from '@zbus/protocol';
+import { CheckedReply, checkedText } from '../checked-reply.js';
 import { Session, type SessionWire } from '../session.js';
 import { ConnectionFlow } from './flow.js';
 import type { ConnectionHost } from './host.js';
@@ -20,6 +21,12 @@ function isWebSocketUpgrade(msg: Message): boolean {
   const upgrade = msg.headers.upgrade;
   return upgrade !== undefined && upgrade.toLowerCase() === 'websocket' && msg.status === undefined;
 }
+
+/**
+ * Checked replies are joined into one string of up to this many characters before the socket gets it, so that
+ * the replies of one turn count as queued bytes (backpressure) a few at a time, not only once the turn ends.
+ */
+const MAX_TEXT = 16 * 1024;
 
 /** Bodies up to this size are copied behind the head into one buffer; larger ones are written as they are. */
 const COPY_BODY_MAX = 4096;
@@ -59,6 +66,8 @@ export class TcpConnection implements SessionWire {
   #corked = false;
   readonly #flow: ConnectionFlow;
   #upgraded = false;
+  /** Checked replies written in this turn and not yet handed to the socket, joined (see write). */
+  #text = '';
   #closing = false;
   /** The peer sent FIN: it sends no more requests, but still gets every reply before we close. */
   #peerEnded = false;
@@ -276,11 +285,18 @@ export class TcpConnection implements SessionWire {
       if (corkedThisTurn.push(this) === 1) setImmediate(endTurn);
     }
     if (closeAfter) msg.set('connection', 'close');
-    if (msg.headTail === undefined && msg.body.length <= COPY_BODY_MAX) {
+    if (msg instanceof CheckedReply) {
+      // A produce's ack: joined to the others of this turn and handed to the socket as one string at the end of
+      // it, where a chunk per ack cost the socket's stream more than writing the ack itself.
+      this.#text += checkedText(msg);
+      if (this.#text.length >= MAX_TEXT) this.#flushText();
+    } else if (msg.headTail === undefined && msg.body.length <= COPY_BODY_MAX) {
+      this.#flushText();
       // A reply: head and body in one slab-cut buffer, one chunk for the socket (a string chunk would be
       // encoded again in C++, and a second chunk turns the write into a writev).
       socket.write(encodeMessage(msg));
     } else {
+      this.#flushText();
       const head = headBytes(msg);
       if (head !== undefined) socket.write(head);
       else socket.write(encodeHead(msg), 'utf8');
@@ -293,9 +309,17 @@ export class TcpConnection implements SessionWire {
     else this.#flow.check();
   }
 
+  /** Hands the checked replies joined so far to the socket (before any other write, to keep their order). */
+  #flushText(): void {
+    if (this.#text === '') return;
+    this.#socket.write(this.#text, 'utf8');
+    this.#text = '';
+  }
+
   uncork(): void {
     if (!this.#corked) return;
     this.#corked = false;
+    this.#flushText();
     this.#socket.uncork();
   }
 

@@ -200,6 +200,37 @@ describe('efficiency of a reply', () => {
   });
 });
 
+describe('efficiency of a produce ack', () => {
+  it('joins the acks of one turn into one socket write and encodes no head through encodeMessage', async () => {
+    const N = 64;
+    const b = await startTestBroker();
+    await declare(await b.raw(), 'T');
+    const producer = await rawSocket(b.port);
+    // Pipelined as the Node client sends them: each with its own id, in one write.
+    const requests = Array.from(
+      { length: N },
+      (_, i) => `GET / HTTP/1.1\r\ncmd: produce\r\ntopic: T\r\nid: m-${i}\r\ncontent-length: 2\r\n\r\nhi`,
+    ).join('');
+    const writes = vi.spyOn(Socket.prototype, 'write');
+    const encodes = countBrokerCalls(TextEncoder.prototype, 'encodeInto');
+    producer.socket.write(requests);
+    const acks = await producer.replies(N);
+    const broker = writes.mock.contexts.filter((c) => c !== producer.socket).length;
+    const encoded = encodes();
+    vi.restoreAllMocks();
+    expect(acks.map((r) => /\r\nid: (m-\d+)\r\n/.exec(r)?.[1])).toEqual(
+      Array.from({ length: N }, (_, i) => `m-${i}`),
+    );
+    expect(acks[0]).toMatch(
+      /^HTTP\/1\.1 200 OK\r\ntopic: T\r\ndurable: none\r\noffset: 0\r\nid: m-0\r\nconnection: Keep-Alive\r\ncontent-length: 13\r\n\r\n\d{13}$/,
+    );
+    // A socket write per ack (N) cost the socket's stream more than the ack itself; encodeMessage (a TextEncoder
+    // call per reply) checked every header again.
+    expect(broker).toBeLessThan(N / 4);
+    expect(encoded).toBe(0);
+  });
+});
+
 describe('efficiency of a delivery', () => {
   it('decodes nothing and copies none of the stored bytes per delivery', async () => {
     const N = 64;

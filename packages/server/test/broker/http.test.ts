@@ -3,7 +3,7 @@
 // /metrics, /healthz and /readyz endpoints.
 import { RawClient } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
-import { closed, curl, hasCommand, startTestBroker } from './helpers.js';
+import { closed, curl, declare, hasCommand, startTestBroker } from './helpers.js';
 
 const get = async (url: string, init?: RequestInit) => {
   const r = await fetch(url, init);
@@ -271,6 +271,26 @@ describe('HTTP/1.1 and HTTP/1.0 on a raw socket', () => {
     const head = await c.next();
     expect([head.status, head.body.length]).toEqual([200, 0]);
     expect((await c.next()).bodyText()).toBe('OK');
+  });
+
+  it('answers a produce ack without its body to HEAD and closes after one to `connection: close`', async () => {
+    const b = await startTestBroker();
+    await declare(await b.raw(), 'T');
+    const c = await b.raw();
+    let raw = '';
+    c.socket.setEncoding('latin1').on('data', (d: string) => {
+      raw += d;
+    });
+    const gone = closed(c.socket);
+    c.socket.write(
+      'HEAD /produce/T?body=a HTTP/1.1\r\nhost: localhost\r\n\r\n' +
+        'GET /produce/T?body=b HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n',
+    );
+    await gone;
+    const ack = (offset: number, connection: string, length: number) =>
+      `HTTP/1.1 200 OK\r\ntopic: T\r\ndurable: none\r\noffset: ${offset}\r\nid: [^\\r]+\r\n` +
+      `connection: ${connection}\r\ncontent-length: ${length}\r\n\r\n`;
+    expect(raw).toMatch(new RegExp(`^${ack(0, 'Keep-Alive', 0)}${ack(1, 'close', 13)}\\d{13}$`));
   });
 
   it('closes the connection after replying to `connection: close`', async () => {
