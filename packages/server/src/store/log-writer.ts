@@ -62,6 +62,14 @@ const MAX_SYNCS_IN_FLIGHT = 2;
  * requests; the wait only applies while the producers seen in flight a moment ago have not all come back.
  */
 const GROUP_WAIT_MS = 1;
+/**
+ * Under fsync=always, the active segment's file is extended with this many zeros (fdatasynced) before the records
+ * reach them, so that the fdatasync of each commit writes the records' pages and no inode (size, block map): on
+ * this disk that took an fdatasync from 0.27 to 0.13-0.24 ms and from 80-90 to 50-60 us of kernel CPU. A new
+ * extension starts when less than half of one is left. Recovery and close cut the zeros off (segment.ts `scan`).
+ */
+const ZERO_AHEAD_BYTES = 1024 * 1024;
+let zeros: Buffer | undefined;
 
 export function durabilityOf(policy: FsyncPolicy): Durability {
   return policy === 'always' ? 'fsync' : policy === 'never' ? 'none' : 'interval';
@@ -114,6 +122,12 @@ export class LogWriter {
   #wpos = 0;
   readonly #syncAlarm: Alarm;
   #dirty = false;
+  /** The zeros being written ahead of the active segment's records (`#zeroAhead`), while that runs. */
+  #zeroing: Promise<void> | undefined;
+  /** Where `#zeroing` writes from: the records wait for it before they go past this. */
+  #zeroingFrom = 0;
+  /** A segment whose zeros failed (e.g. a full disk): it grows with its records from then on. */
+  #zeroFailed: Segment | undefined;
 
   constructor(
     readonly log: SegmentedLog,
@@ -171,6 +185,7 @@ export class LogWriter {
         // Exclusive operations (roll-free truncation, retention, sync, close) see no fsync in flight.
         await this.#settled();
         await this.#intervalSync;
+        await this.#zeroing;
         await op();
         continue;
       }
@@ -190,10 +205,11 @@ export class LogWriter {
     for (const f of idle) f();
   }
 
-  /** Resolves once everything queued so far is written, synced per policy and resolved. */
+  /** Resolves once everything queued so far is written, synced per policy and resolved, and no zeros are written. */
   async idle(): Promise<void> {
     for (;;) {
       if (this.#running) await new Promise<void>((resolve) => this.#idle.push(resolve));
+      else if (this.#zeroing !== undefined) await this.#zeroing;
       else if (!(await this.#syncWaiting())) return;
     }
   }
@@ -241,13 +257,16 @@ export class LogWriter {
         }
         if (used > 0) {
           const at = this.#wpos;
+          if (this.#zeroing !== undefined && startPos + used > this.#zeroingFrom) await this.#zeroing;
           try {
             if (used <= SYNC_WRITE_BYTES) seg.logFile!.writeSync(this.#wbuf, at, used, startPos);
             else await seg.logFile!.write(this.#wbuf, at, used, startPos);
           } catch (err) {
             seg.oix.truncate(oixLen);
             seg.tix.truncate(oixLen);
+            await this.#zeroing;
             await seg.logFile!.truncate(startPos).catch(() => {});
+            if (seg.zeroedEnd > startPos) seg.zeroedEnd = startPos;
             throw err;
           }
           if (used <= RECENT_BATCH_BYTES) {
@@ -258,6 +277,7 @@ export class LogWriter {
           seg.size += used;
           seg.endOffset = batch[j - 1]!.offset + 1;
           seg.lastTimestamp = batch[j - 1]!.timestamp;
+          if (policy === 'always' && seg.zeroedEnd - seg.size < ZERO_AHEAD_BYTES / 2) this.#zeroAhead(seg);
         }
         i = j;
         if (i < batch.length) await this.#roll(policy);
@@ -289,6 +309,40 @@ export class LogWriter {
     log.active.persistIndexSoon((err) =>
       log.logger?.warn({ topic: log.name, err }, 'index write failed (rebuilt from the log at open)'),
     );
+  }
+
+  /**
+   * Write zeros from the end of `seg`'s records (or of its zeros) up to ZERO_AHEAD_BYTES further, at most to the
+   * segment size, and fdatasync them; unless a write of zeros is under way. Records wait for it before they go
+   * past where it started (`#writeBatch`), so it never writes over one. A failure only stops it for the segment.
+   */
+  #zeroAhead(seg: Segment): void {
+    if (this.#zeroing !== undefined || this.#zeroFailed === seg) return;
+    const from = Math.max(seg.zeroedEnd, seg.size);
+    const len = Math.min(ZERO_AHEAD_BYTES, this.opts.segmentBytes - from);
+    if (len <= 0) return;
+    zeros ??= Buffer.alloc(ZERO_AHEAD_BYTES);
+    this.#zeroingFrom = from;
+    // Set before the write: zeros that a failed write left behind are cut off as well (`#cutZeros`).
+    seg.zeroedEnd = from + len;
+    this.#zeroing = (async () => {
+      try {
+        await seg.logFile!.write(zeros, 0, len, from);
+        await seg.logFile!.datasync();
+      } catch {
+        this.#zeroFailed = seg;
+      } finally {
+        this.#zeroing = undefined;
+      }
+    })();
+  }
+
+  /** Cut the zeros written ahead of `seg`'s records off its file (a segment sealed or closed ends at its size). */
+  async #cutZeros(seg: Segment): Promise<void> {
+    await this.#zeroing;
+    if (seg.zeroedEnd <= seg.size) return;
+    await seg.logFile!.truncate(seg.size);
+    seg.zeroedEnd = seg.size;
   }
 
   /**
@@ -404,6 +458,7 @@ export class LogWriter {
     const log = this.log;
     const old = log.active;
     await old.persistIndex();
+    await this.#cutZeros(old);
     if (policy !== 'never') await old.logFile!.datasync();
     const seg = new Segment(log.dir, old.endOffset, log.files);
     await seg.openForAppend(true);
@@ -451,6 +506,8 @@ export class LogWriter {
     const log = this.log;
     if (log.closed) return;
     await this.sync().catch(() => {});
+    // Unsynced: should the cut be lost, recovery cuts the zeros off again.
+    await this.exclusive(() => this.#cutZeros(log.active)).catch(() => {});
     log.closed = true;
     this.#syncAlarm.cancel();
     await this.idle();

@@ -130,6 +130,12 @@ export class Segment implements FileRef {
   oixFile: CachedFile | undefined;
   tixFile: CachedFile | undefined;
   size = 0;
+  /**
+   * End of the zeros written (or being written, then fdatasynced) ahead of `size` in the active segment's file
+   * under fsync=always (log-writer.ts): records written below it change no file size or block map, so their
+   * fdatasync writes no metadata. At most `size` when there are none.
+   */
+  zeroedEnd = 0;
   /** Offset after the last record (kept up to date for the active segment; for sealed ones: next segment's base). */
   endOffset: number;
   lastTimestamp = 0;
@@ -273,7 +279,8 @@ export class Segment implements FileRef {
   /**
    * Scan records from `pos` (expected offset `offset`) to the end of the file, adding index entries. A corrupt
    * record followed by valid ones is skipped and reported; one at the very end (a torn write) is cut off when
-   * `truncate` is set. Reads 1 MiB at a time.
+   * `truncate` is set, and so are zeros from a record boundary to the end of the file (written ahead, see
+   * `zeroedEnd`). Reads 1 MiB at a time.
    */
   async scan(pos: number, offset: number, maxRecordBytes: number, truncate: boolean): Promise<ScanResult> {
     const fileSize = (await fs.promises.stat(this.logPath)).size;
@@ -282,6 +289,7 @@ export class Segment implements FileRef {
     let endOffset = offset;
     let lastTs = this.lastTimestamp;
     let torn = false;
+    let zeroTail = false;
     const maxLen = maxRecordBytes + HEADER_BYTES + 2 * 0xffff;
     while (pos < fileSize) {
       const okHeader = await win.ensure(this, pos, HEADER_BYTES, fileSize);
@@ -305,6 +313,11 @@ export class Segment implements FileRef {
         pos += recordLength(win.buf, p);
         continue;
       }
+      // Zeros from here to the end of the file: the zeros written ahead under fsync=always, no record.
+      if (await zerosToEnd(this, win, pos, fileSize)) {
+        zeroTail = true;
+        break;
+      }
       // Not a valid record here: find the next valid one. None means this is a torn tail.
       const next = await findNextValid(this, win, pos + 1, fileSize, endOffset, maxLen);
       if (next < 0) {
@@ -314,8 +327,8 @@ export class Segment implements FileRef {
       corrupt.push(pos);
       pos = next;
     }
-    if (torn && truncate) await this.logFile!.truncate(pos);
-    this.size = torn ? pos : fileSize;
+    if ((torn || zeroTail) && truncate) await this.logFile!.truncate(pos);
+    this.size = torn || zeroTail ? pos : fileSize;
     if (!truncate && torn) this.size = fileSize;
     this.endOffset = endOffset;
     this.lastTimestamp = lastTs;
@@ -344,6 +357,18 @@ export class Segment implements FileRef {
       fs.promises.rm(this.tixPath, { force: true }),
     ]);
   }
+}
+
+/** Whether every byte of `[pos, limit)` is zero (read through `win`). */
+async function zerosToEnd(fd: FileRef, win: ReadWindow, pos: number, limit: number): Promise<boolean> {
+  while (pos < limit) {
+    if (!(await win.ensure(fd, pos, 1, limit))) return false;
+    const end = Math.min(win.start + win.len, limit);
+    const buf = win.buf;
+    for (let i = pos - win.start, n = end - win.start; i < n; i++) if (buf[i] !== 0) return false;
+    pos = end;
+  }
+  return true;
 }
 
 /**

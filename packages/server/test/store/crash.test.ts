@@ -7,7 +7,7 @@ import path from 'node:path';
 import { scaled } from '@zbus/testkit';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bundleSrc } from '../../bench/bundle.mjs';
-import { drain, open, tempDir } from './helpers.js';
+import { drain, open, recordsEnd, tempDir } from './helpers.js';
 
 const SLOW30 = scaled(30_000);
 const SLOW60 = scaled(60_000);
@@ -20,10 +20,10 @@ beforeAll(async () => {
   return () => fs.promises.rm(dir, { recursive: true, force: true });
 });
 
-function childSource(bundleUrl: string): string {
+function childSource(bundleUrl: string, segmentBytes = 16 * 1024): string {
   return `import { openStore } from ${JSON.stringify(bundleUrl)};
 const [dataDir, round, ackFlag] = process.argv.slice(2);
-const store = await openStore({ dataDir, fsync: 'always', segmentBytes: 16 * 1024 });
+const store = await openStore({ dataDir, fsync: 'always', segmentBytes: ${segmentBytes} });
 const t = await store.declareTopic('crash', { mask: 0 });
 const g = ackFlag === 'ack' ? await t.declareGroup('g', { mask: 64, ackTimeoutMs: 600000 }) : undefined;
 let n = 0;
@@ -188,6 +188,48 @@ if (d?.id === 'm0') process.kill(process.pid, 'SIGKILL');
   });
 
   it(
+    'the zeros written ahead of the records are cut at reopen after a kill; no torn record is reported',
+    async () => {
+      const dataDir = await tempDir();
+      const script = path.join(dataDir, '..', `${path.basename(dataDir)}-child.mjs`);
+      await fs.promises.writeFile(script, childSource(`file://${bundle}`, 1024 * 1024));
+      try {
+        const r = await runAndKill(script, dataDir, 0, 'plain', 500);
+        const dir = path.join(dataDir, 'crash');
+        const logs = (await fs.promises.readdir(dir)).filter((f) => f.endsWith('.log')).sort();
+        const last = path.join(dir, logs.at(-1)!);
+        const before = await fs.promises.readFile(last);
+        const end = recordsEnd(before);
+        expect(before.length).toBeGreaterThan(end);
+        expect(before.subarray(end).every((b) => b === 0)).toBe(true);
+        const warnings: unknown[] = [];
+        const log = {
+          warn: (o: object) => warnings.push(o),
+          error: (o: object) => warnings.push(o),
+          info: () => {},
+        };
+        const store = await open({ dataDir, log });
+        const t = store.topic('crash')!;
+        expect(warnings).toEqual([]);
+        expect((await fs.promises.stat(last)).size).toBe(end);
+        for (const { offset, id } of r.resolved) expect((await t.read(offset))?.id).toBe(id);
+        const next = t.info().nextOffset;
+        expect(next).toBeGreaterThan(Math.max(...r.resolved.map((x) => x.offset)));
+        expect((await t.append({ id: 'after', data: Buffer.from('x') })).offset).toBe(next);
+        expect((await t.read(next))?.id).toBe('after');
+        expect(t.info().corruptRecords).toBe(0);
+        await store.close();
+        // A clean close leaves no zeros behind.
+        const after = await fs.promises.readFile(last);
+        expect(recordsEnd(after)).toBe(after.length);
+      } finally {
+        await fs.promises.rm(script, { force: true });
+      }
+    },
+    SLOW30,
+  );
+
+  it(
     'after a kill, a cut tail and a flipped byte: valid records are served, the corrupt one is reported',
     async () => {
       const dataDir = await tempDir();
@@ -206,8 +248,8 @@ if (d?.id === 'm0') process.kill(process.pid, 'SIGKILL');
         buf[pos + buf.readUInt32LE(pos) - 2]! ^= 0x80;
         await fs.promises.writeFile(first, buf);
         const last = path.join(dir, logs.at(-1)!);
-        const size = (await fs.promises.stat(last)).size;
-        await fs.promises.truncate(last, size - 7);
+        // Into the last record (past it are the zeros written ahead of the records).
+        await fs.promises.truncate(last, recordsEnd(await fs.promises.readFile(last)) - 7);
         const store = await open({ dataDir });
         const t = store.topic('crash')!;
         const end = t.info().nextOffset;

@@ -99,3 +99,14 @@ export async function until<T>(
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Where the records of a segment file's bytes end: zeros written ahead of them (log-writer.ts) end them too. */
+export function recordsEnd(buf: Buffer): number {
+  let pos = 0;
+  while (pos + 36 <= buf.length) {
+    const len = buf.readUInt32LE(pos);
+    if (len < 36 || pos + len > buf.length) break;
+    pos += len;
+  }
+  return pos;
+}

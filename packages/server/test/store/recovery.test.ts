@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { appendMany, drain, enc, open, tempDir } from './helpers.js';
+import { appendMany, drain, enc, open, recordsEnd, tempDir } from './helpers.js';
 
 async function segments(dir: string): Promise<string[]> {
   return (await fs.promises.readdir(dir)).filter((f) => f.endsWith('.log')).sort();
@@ -18,6 +18,25 @@ function positionOf(buf: Buffer, offset: number): number {
 }
 
 describe('recovery', () => {
+  it('under fsync=always, a sealed segment ends at its last record (its zeros are cut at the roll)', async () => {
+    const dir = await tempDir();
+    const s1 = await open({ dataDir: dir, fsync: 'always', segmentBytes: 2048 });
+    const t1 = await s1.declareTopic('t', { mask: 0 });
+    for (let i = 0; i < 10; i++) await appendMany(t1, 20, `b${i}-`);
+    const files = await segments(path.join(dir, 't'));
+    expect(files.length).toBeGreaterThan(2);
+    for (const f of files.slice(0, -1)) {
+      const buf = await fs.promises.readFile(path.join(dir, 't', f));
+      expect(recordsEnd(buf)).toBe(buf.length);
+    }
+    await s1.close();
+    const s2 = await open({ dataDir: dir });
+    const t2 = s2.topic('t')!;
+    const g = await t2.declareGroup('g', { start: { offset: 0 } });
+    expect((await drain(g)).length).toBe(200);
+    expect(t2.info().corruptRecords).toBe(0);
+  });
+
   it('truncates a torn final record and continues at its offset', async () => {
     const dir = await tempDir();
     const s1 = await open({ dataDir: dir });
