@@ -24,6 +24,8 @@ Options (each also read from the env var in brackets):
   --fsync <policy>     always | never | interval=<ms>               [ZBUS_FSYNC]      default always
   --max-body <bytes>   largest message body                         [ZBUS_MAX_BODY]   default 16777216
   --max-open-files <n> files the store keeps open (0: half ulimit -n) [ZBUS_MAX_OPEN_FILES] default 0
+  --group-commit-wait <ms>  fsync=always: longest wait for the      [ZBUS_GROUP_COMMIT_WAIT] default 1
+                       producers expected to share an fdatasync (0: none)
   --write-high-water <bytes>  bytes queued toward a connection      [ZBUS_WRITE_HIGH_WATER] default 4194304
                        past which the broker stops reading from it and pushing to it
   --max-write-queue <bytes>  bytes queued toward a connection past  [ZBUS_MAX_WRITE_QUEUE] default 67108864
@@ -70,6 +72,7 @@ const FLAGS = {
   fsync: 'ZBUS_FSYNC',
   'max-body': 'ZBUS_MAX_BODY',
   'max-open-files': 'ZBUS_MAX_OPEN_FILES',
+  'group-commit-wait': 'ZBUS_GROUP_COMMIT_WAIT',
   'write-high-water': 'ZBUS_WRITE_HIGH_WATER',
   'max-write-queue': 'ZBUS_MAX_WRITE_QUEUE',
   'write-stall-timeout': 'ZBUS_WRITE_STALL_TIMEOUT',
@@ -96,6 +99,7 @@ type Flag = keyof typeof FLAGS;
 const INTEGER_FLAGS = [
   ['max-body', 'maxBodyBytes'],
   ['max-open-files', 'maxOpenFiles'],
+  ['group-commit-wait', 'groupCommitWaitMs'],
   ['write-high-water', 'writeHighWaterMark'],
   ['max-write-queue', 'maxWriteQueueBytes'],
   ['write-stall-timeout', 'writeStallTimeoutMs'],

@@ -79,6 +79,19 @@ describe('zbus serve', () => {
     );
   });
 
+  it('takes the group-commit wait from --group-commit-wait and ZBUS_GROUP_COMMIT_WAIT', () => {
+    expect(optionsFromArgs(['--group-commit-wait', '0'], { ZBUS_GROUP_COMMIT_WAIT: '5' })).toMatchObject({
+      groupCommitWaitMs: 0,
+    });
+    expect(optionsFromArgs([], { ZBUS_GROUP_COMMIT_WAIT: '5' })).toMatchObject({ groupCommitWaitMs: 5 });
+    const tooLong = spawnSync(process.execPath, [BROKER_CLI, 'serve', '--group-commit-wait', '5000'], {
+      encoding: 'utf8',
+    });
+    expect(tooLong.status).toBe(2);
+    expect(tooLong.stderr).toMatch(/^zbus serve: groupCommitWaitMs must be an integer from 0 to 1000/);
+    expect(tooLong.stderr).toContain('--group-commit-wait');
+  });
+
   it('prints help and rejects bad flags with a clear message and exit code', () => {
     const help = spawnSync(process.execPath, [BROKER_CLI, 'serve', '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);

@@ -57,6 +57,11 @@ export interface BrokerOptions {
   /** @default 64 MiB */
   segmentBytes?: number;
   /**
+   * fsync=always: longest time, in ms, a written produce waits for the producers expected to share its
+   * fdatasync while the disk could take one (group commit). 0: an fdatasync starts whenever one can. @default 1
+   */
+  groupCommitWaitMs?: number;
+  /**
    * Most files the local store keeps open at once (segments, indexes, journals); the least recently used idle one
    * is closed to make room. 0: half the process's open-file limit (`ulimit -n`), at least 64. @default 0
    */
@@ -180,6 +185,7 @@ export const DEFAULTS = {
   storePrefix: 'zbus',
   fsync: 'always',
   segmentBytes: 64 * 1024 * 1024, // 64 MiB
+  groupCommitWaitMs: 1,
   maxOpenFiles: 0,
   maxHeaderBytes: 64 * 1024, // 64 KiB
   maxHeaderCount: 256,
@@ -236,6 +242,7 @@ const INTEGER_RANGES: Record<IntegerOption, readonly [min: number, max: number]>
   port: [0, 65535],
   storeReplicas: [1, 5],
   segmentBytes: [1 * KiB, 1024 * GiB],
+  groupCommitWaitMs: [0, 1000],
   maxOpenFiles: [0, 1_000_000],
   maxHeaderBytes: [1 * KiB, 16 * MiB],
   maxHeaderCount: [1, 65536],

@@ -50,7 +50,8 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 /** How long opening the store waits for a JetStream cluster that is electing leaders. */
 const STARTUP_MS = 60_000;
 
-export interface NatsStoreOptions extends Omit<StoreOptions, 'dataDir' | 'fsync' | 'segmentBytes'> {
+export interface NatsStoreOptions
+  extends Omit<StoreOptions, 'dataDir' | 'fsync' | 'segmentBytes' | 'groupCommitWaitMs'> {
   /** `host:port` of NATS servers (any of the cluster; the client learns the others). */
   servers: string[];
   /** Replicas of every stream and of the KV bucket (R1, R3, R5). @default 3 */

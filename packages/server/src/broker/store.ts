@@ -41,6 +41,7 @@ export async function openBrokerStore(
       dataDir: o.dataDir,
       fsync: o.fsync,
       segmentBytes: o.segmentBytes,
+      groupCommitWaitMs: o.groupCommitWaitMs,
       migrateCreator: migratedCreator(auth),
       maxOpenFiles: o.maxOpenFiles,
       // Deliveries of a write batch leave in the batch's own turn (the write ran from a setImmediate).

@@ -29,6 +29,8 @@ export interface PendingAppend {
 
 export interface LogWriterOptions {
   segmentBytes: number;
+  /** Longest group-commit wait, in ms (`#startSync`; DEFAULT_GROUP_WAIT_MS explains it). 0: none. */
+  groupWaitMs: number;
   fsync: FsyncPolicy;
   clock: Clock;
   /** Where the fsync=always commits are counted (shared by the store's topics). */
@@ -56,12 +58,13 @@ const SYNC_WRITE_BYTES = 64 * 1024;
  */
 const MAX_SYNCS_IN_FLIGHT = 2;
 /**
- * Longest time the oldest written append waits for the producers expected to join its fdatasync (see
- * `#startSync`) while a slot for it is free. An fdatasync costs about 100 us of kernel CPU here whatever it
- * covers, so on a fast disk, starting one for every turn of the event loop spent more CPU on fdatasyncs than on the
- * requests; the wait only applies while the producers seen in flight a moment ago have not all come back.
+ * Default of the longest time (option groupCommitWaitMs) the oldest written append waits for the producers expected
+ * to join its fdatasync (see `#startSync`) while a slot for it is free. An fdatasync costs about 100 us of kernel
+ * CPU here whatever it covers, so on a fast disk, starting one for every turn of the event loop spent more CPU on
+ * fdatasyncs than on the requests; the wait only applies while the producers seen in flight a moment ago have not
+ * all come back. A disk whose fdatasync takes far longer than the producers' round trip gains nothing from it.
  */
-const GROUP_WAIT_MS = 1;
+export const DEFAULT_GROUP_WAIT_MS = 1;
 /**
  * Under fsync=always, the active segment's file is extended with this many zeros (fdatasynced) before the records
  * reach them, so that the fdatasync of each commit writes the records' pages and no inode (size, block map): on
@@ -99,7 +102,7 @@ export class LogWriter {
   /** `#peak` of the interval before it: the producers the next fdatasync expects to cover. */
   #expected = 0;
   /**
-   * Armed while a free slot waits for more producers: GROUP_WAIT_MS later the waiting generation starts. A
+   * Armed while a free slot waits for more producers: `groupWaitMs` later the waiting generation starts. A
    * relative timer, not an Alarm: a wall clock set back must not stall acks.
    */
   #groupWait: TimerRef | undefined;
@@ -363,14 +366,15 @@ export class LogWriter {
    *
    * A free slot is not taken at once while more producers are expected: as many appends were outstanding a moment
    * ago (`#expected`, `#peak`), and those not covered by an fdatasync in flight are not all written yet. It is
-   * taken once they are, once half of them are and the disk is idle, or after GROUP_WAIT_MS (`force`). A lone
+   * taken once they are, once half of them are and the disk is idle, or after `groupWaitMs` (`force`). A lone
    * producer never waits; 32 closed-loop producers get about 16 records per fdatasync instead of the 2-4 that
    * came back within a fast disk's fdatasync.
    */
   #startSync(force: boolean): void {
     if (this.#syncsInFlight >= MAX_SYNCS_IN_FLIGHT || this.#unsynced.length === 0) return;
     const log = this.log;
-    if (!force && this.opts.clock.now() - this.#unsyncedAt < GROUP_WAIT_MS) {
+    const wait = this.opts.groupWaitMs;
+    if (!force && this.opts.clock.now() - this.#unsyncedAt < wait) {
       const covered = this.#coveredEnd > log.visibleEnd ? this.#coveredEnd - log.visibleEnd : 0;
       const want = (this.#expected > this.#peak ? this.#expected : this.#peak) - covered;
       const n = this.#unsyncedRecords;
@@ -378,7 +382,7 @@ export class LogWriter {
         this.#groupWait ??= this.opts.clock.setTimer(() => {
           this.#groupWait = undefined;
           this.#startSync(true);
-        }, GROUP_WAIT_MS);
+        }, wait);
         return;
       }
     }

@@ -8,6 +8,7 @@ import { declareDlq } from './dead-letter.js';
 import { declareOnce } from './declare-once.js';
 import { defaultMaxOpenFiles, FileCache } from './file-cache.js';
 import { asStoreError, TMP_SUFFIX } from './fs-util.js';
+import { DEFAULT_GROUP_WAIT_MS } from './log-writer.js';
 import { MemoryTopic } from './memory-topic.js';
 import { migrateCreators } from './migrate-creators.js';
 import { nameKey, validateName } from './names.js';
@@ -34,6 +35,7 @@ class FileStore implements Store, StoreContext {
   readonly dataDir: string;
   readonly fsync: FsyncPolicy;
   readonly segmentBytes: number;
+  readonly groupCommitWaitMs: number;
   readonly topicDefaults: NonNullable<StoreOptions['topicDefaults']>;
   readonly groupDefaults: NonNullable<StoreOptions['groupDefaults']>;
   readonly log: StoreLogger | undefined;
@@ -51,6 +53,7 @@ class FileStore implements Store, StoreContext {
     this.dataDir = path.resolve(options.dataDir);
     this.fsync = options.fsync ?? 'always';
     this.segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.groupCommitWaitMs = options.groupCommitWaitMs ?? DEFAULT_GROUP_WAIT_MS;
     this.topicDefaults = options.topicDefaults ?? {};
     this.groupDefaults = options.groupDefaults ?? {};
     this.log = options.log;

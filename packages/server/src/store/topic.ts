@@ -51,6 +51,7 @@ export interface StoreContext extends DeadLetterSink {
   readonly dataDir: string;
   readonly fsync: FsyncPolicy;
   readonly segmentBytes: number;
+  readonly groupCommitWaitMs: number;
   readonly topicDefaults: NonNullable<StoreOptions['topicDefaults']>;
   readonly groupDefaults: NonNullable<StoreOptions['groupDefaults']>;
   readonly log: StoreLogger | undefined;
@@ -241,6 +242,7 @@ export class DiskTopic implements Topic, TopicPort {
     this.reader = new LogReader(log);
     this.writer = new LogWriter(log, {
       segmentBytes: this.store.segmentBytes,
+      groupWaitMs: this.store.groupCommitWaitMs,
       fsync: this.fsyncPolicy,
       clock,
       commits: this.store.commits,

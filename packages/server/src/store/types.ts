@@ -236,6 +236,11 @@ export interface StoreOptions {
    */
   maxOpenFiles?: number;
   /**
+   * fsync=always: longest time (ms) the oldest written append waits for the producers expected to share its
+   * fdatasync while a slot for one is free (log-writer.ts). 0: no wait. @default 1
+   */
+  groupCommitWaitMs?: number;
+  /**
    * Rewrites a record's bytes before it is appended to `<topic>.dlq` (the broker adds headers saying why and
    * from where; the store itself never parses the bytes). Default: the bytes unchanged.
    */

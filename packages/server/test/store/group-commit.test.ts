@@ -62,6 +62,27 @@ function nextWriteTo(fd: number): Promise<void> {
   });
 }
 
+/**
+ * A store under fsync=always whose last fdatasync covered four producers (so four are expected next), with every
+ * fdatasync from then on held.
+ */
+async function afterFourProducers(name: string, options: { clock: ManualClock; groupCommitWaitMs?: number }) {
+  const store = await open({ fsync: 'always', ...options });
+  const t = await store.declareTopic(name, { mask: 0 });
+  await t.append({ id: 'warm', data: enc('w') });
+  // The zeros written ahead of the records, and their fdatasync, are done before fdatasyncs are held.
+  await store.flush();
+  const sync = holdFdatasync();
+  const append = (id: string) => t.append({ id, data: enc(id) });
+  // Four producers at once: one write, one fdatasync for all four.
+  const first = ['a0', 'a1', 'a2', 'a3'].map(append);
+  await sync.next(1);
+  const logFd = sync.held[0]!.fd;
+  sync.held[0]!.release();
+  await Promise.all(first);
+  return { store, sync, append, logFd };
+}
+
 describe('group commit pipeline (fsync=always)', () => {
   it('keeps writing while fdatasyncs are held; the next covers all of it; acks follow their fdatasync, in order', async () => {
     const store = await open({ fsync: 'always' });
@@ -154,22 +175,34 @@ describe('group commit pipeline (fsync=always)', () => {
     expect(sync.held.length).toBe(2);
     await expect(t.append({ id: 'd', data: enc('d') })).rejects.toMatchObject({ code: 'ZBUS_ERR_STORE' });
   });
+
+  it('takes the longest wait from groupCommitWaitMs: 0 waits for no one, 3 waits 3 ms', async () => {
+    for (const wait of [0, 3]) {
+      const clock = new ManualClock();
+      const { store, sync, append, logFd } = await afterFourProducers(`wait${wait}`, {
+        clock,
+        groupCommitWaitMs: wait,
+      });
+      // One of the four comes back while the other three are expected.
+      const written = nextWriteTo(logFd);
+      const b0 = append('b0');
+      await written;
+      if (wait > 0) {
+        clock.advance(wait - 1);
+        expect(sync.held.length).toBe(1);
+        clock.advance(1);
+      }
+      await sync.next(2);
+      sync.held[1]!.release();
+      expect((await b0).durability).toBe('fsync');
+      vi.restoreAllMocks();
+      await store.close();
+    }
+  });
+
   it('waits for the producers it expects before taking an idle disk, for 1 ms at most', async () => {
     const clock = new ManualClock();
-    const store = await open({ fsync: 'always', clock });
-    const t = await store.declareTopic('wait', { mask: 0 });
-    await t.append({ id: 'warm', data: enc('w') });
-    // The zeros written ahead of the records, and their fdatasync, are done before fdatasyncs are held.
-    await store.flush();
-    const sync = holdFdatasync();
-    const append = (id: string) => t.append({ id, data: enc(id) });
-
-    // Four producers at once: one write, one fdatasync for all four.
-    const first = ['a0', 'a1', 'a2', 'a3'].map(append);
-    await sync.next(1);
-    const logFd = sync.held[0]!.fd;
-    sync.held[0]!.release();
-    await Promise.all(first);
+    const { sync, append, logFd } = await afterFourProducers('wait', { clock });
 
     // One of the four comes back: written, but its fdatasync waits for the others (and it is not acked).
     let written = nextWriteTo(logFd);
