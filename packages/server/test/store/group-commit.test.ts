@@ -4,6 +4,7 @@
 // the producers it expects. fdatasync is held open by the test and time is a manual clock, so nothing here depends
 // on timing.
 import fs from 'node:fs';
+import path from 'node:path';
 import { ManualClock } from '@zbus/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AppendResult } from '../../src/store/types.js';
@@ -142,6 +143,21 @@ describe('group commit pipeline (fsync=always)', () => {
     expect(commits.recordsPerSync.count - syncsBefore).toBe(3);
     expect(commits.recordsPerSync.sum - recordsBefore).toBe(10);
     expect(commits.waitSeconds.count).toBe(commits.recordsPerSync.count);
+  });
+
+  it('commits into zeros written ahead: the file does not grow with each fdatasync', async () => {
+    const store = await open({ fsync: 'always' });
+    const t = await store.declareTopic('zeros', { mask: 0 });
+    await t.append({ id: 'warm', data: enc('w') });
+    await store.flush();
+    const file = path.join(store.dataDir, 'zeros', '00000000000000000000.log');
+    const size = fs.statSync(file).size;
+    for (let i = 0; i < 50; i++) await t.append({ id: `m${i}`, data: enc('x'.repeat(100)) });
+    // The records went into the zeros (no size or block map for their fdatasyncs to write).
+    expect(fs.statSync(file).size).toBe(size);
+    expect(recordsEnd(fs.readFileSync(file))).toBeGreaterThan(50 * 100);
+    await store.close();
+    expect(fs.statSync(file).size).toBe(recordsEnd(fs.readFileSync(file)));
   });
 
   it('a failed fdatasync fails what it covers and everything written behind it', async () => {
