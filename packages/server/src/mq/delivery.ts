@@ -65,8 +65,9 @@ export function encodeStored(msg: Message, id: string, topic: string, request = 
     s += `origin_status: ${msg.status}\r\n`;
     omit = OMIT_RESPONSE;
   }
-  s += encodeHeaderLine('origin_id', id);
-  if (h.topic === undefined) s += encodeHeaderLine('topic', topic);
+  // A request's id and topic are one clean line already (decoded, drawn by the broker, or a store's name).
+  s += request ? `origin_id: ${id}\r\n` : encodeHeaderLine('origin_id', id);
+  if (h.topic === undefined) s += request ? `topic: ${topic}\r\n` : encodeHeaderLine('topic', topic);
   const cookie = h.cookie;
   if (cookie?.includes('token')) {
     omit = new Set([...omit, 'cookie']);
@@ -74,11 +75,35 @@ export function encodeStored(msg: Message, id: string, topic: string, request = 
     if (rest !== '') s += encodeHeaderLine('cookie', rest);
   }
   s += `${encodeHeaderLines(h, omit, request)}\r\n`;
-  const headBytes = Buffer.byteLength(s, 'utf8');
-  const out = Buffer.allocUnsafe(headBytes + body.length);
-  out.write(s, 0, headBytes, 'utf8');
-  out.set(body, headBytes);
-  return out;
+  return storedBytes(s, body);
+}
+
+// Small stored forms are cut from a shared 8 KiB slab, as Buffer.allocUnsafe cuts them from Node's pool, but with
+// one call into C++ per produce (the write of the head) where measuring the head's UTF-8 length first made two.
+const SLAB_BYTES = 8 * 1024;
+let slab = Buffer.allocUnsafe(SLAB_BYTES);
+let slabAt = 0;
+
+/** `head` as UTF-8, then `body`, in one buffer. */
+function storedBytes(head: string, body: Uint8Array): Buffer {
+  const most = 3 * head.length + body.length; // UTF-8 takes at most 3 bytes per UTF-16 unit
+  if (most > SLAB_BYTES >> 1) {
+    const headBytes = Buffer.byteLength(head, 'utf8');
+    const out = Buffer.allocUnsafe(headBytes + body.length);
+    out.write(head, 0, headBytes, 'utf8');
+    out.set(body, headBytes);
+    return out;
+  }
+  if (slabAt + most > SLAB_BYTES) {
+    slab = Buffer.allocUnsafe(SLAB_BYTES);
+    slabAt = 0;
+  }
+  const start = slabAt;
+  let end = start + slab.write(head, start, 'utf8');
+  slab.set(body, end);
+  end += body.length;
+  slabAt = (end + 7) & ~7; // 8-aligned, as Node's pool cuts its buffers
+  return slab.subarray(start, end);
 }
 
 /** Where the last record's stored header lines start and how long its body is (storedLayout's result). */

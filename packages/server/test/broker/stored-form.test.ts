@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeMessage, encodeMessage, Message, type MessageInit } from '@zbus/protocol';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { buildDelivery, decodeStored, encodeStored } from '../../src/mq/delivery.js';
 import { openStore } from '../../src/store/store.js';
 import type { Delivery } from '../../src/store/types.js';
@@ -192,6 +192,22 @@ describe('the stored form', () => {
       'latin',
     ]);
     expect(Buffer.from(stored).toString('latin1')).not.toContain('token');
+  });
+
+  it('writes a small stored form without measuring its head first, each whole in a shared slab', () => {
+    const measured = vi.spyOn(Buffer, 'byteLength');
+    const a = encodeStored(produced(PRODUCED[0]!), 'm-1', 'T', true);
+    const b = encodeStored(produced(PRODUCED[0]!), 'm-2', 'T', true);
+    // One call into C++ per stored form (its head's write) where Buffer.byteLength made two.
+    expect(measured).not.toHaveBeenCalled();
+    measured.mockRestore();
+    expect(b.buffer).toBe(a.buffer);
+    expect([decodeStored(a).headers.origin_id, decodeStored(b).headers.origin_id]).toEqual(['m-1', 'm-2']);
+    const big = produced(PRODUCED[0]!);
+    big.body = new Uint8Array(8000).fill(120);
+    const c = encodeStored(big, 'm-3', 'T', true);
+    expect(c.buffer).not.toBe(a.buffer);
+    expect(decodeStored(c).body.length).toBe(8000);
   });
 
   it('sends views of the record: the head is the only new bytes', () => {
