@@ -21,6 +21,8 @@ export type {
 export { bindTransport } from './bind.js';
 export type { BrokerEvents, BrokerOptions, BrokerStats, ClientSource, RouteKind } from './broker.js';
 export { BROKER_DEFAULTS, Broker } from './broker.js';
+// the type of Producer's protected `budget` (for subclasses such as the Node client's Producer)
+export type { Budget } from './budget.js';
 export type {
   ClientState,
   ClientStats,
