@@ -47,7 +47,7 @@ export const RULES: LayerRules = {
       layer: 2,
       folders: [
         ['store/**'],
-        ['errors.ts', 'options.ts', 'session.ts', 'metrics/**', 'auth/**', 'cluster/**'],
+        ['errors.ts', 'options.ts', 'session.ts', 'checked-reply.ts', 'metrics/**', 'auth/**', 'cluster/**'],
         ['mq/**', 'rpc/**', 'tracker/**'],
         ['commands/**', 'info.ts'],
         ['http/**', 'transport/**'],
