@@ -174,6 +174,8 @@ class WsTransport implements Transport {
 
   send(msg: Message): boolean {
     if (this.#closed || this.#ws.readyState !== 1) {
+      // Closing before its close event came: ended now, or a caller retrying at once (in microtasks) would spin.
+      this.#end(undefined);
       throw new ZbusError('ZBUS_ERR_CONNECTION_CLOSED', 'websocket is closed');
     }
     // Binary frames: the broker reads either kind, and bytes survive any body (text frames must be UTF-8).

@@ -8,7 +8,10 @@ import type { Message } from '@zbus/protocol';
 export interface TransportHandlers {
   /** Bytes arrived. */
   data(chunk: Uint8Array): void;
-  /** The connection ended (`error` when it failed rather than closed); called once. */
+  /**
+   * The connection ended (`error` when it failed rather than closed); called once, and at the latest from a `send`
+   * that finds it closed (so that a caller retrying at once, in microtasks, sees it closed).
+   */
   closed(error?: Error): void;
   /** The transport's outbound buffer drained after `send` returned false. */
   drain?(): void;

@@ -78,6 +78,8 @@ class TcpTransport implements Transport {
   /** `send` returned false: `drain` is owed, from the socket's drain or from the end-of-tick write. */
   #owesDrain = false;
   #error: Error | undefined;
+  /** `closed` was reported (once: from the socket's 'close', or earlier from a `send` that found it closed). */
+  #reported = false;
   readonly #endOfTick = () => this.#writeBatch();
 
   constructor(socket: Socket, handlers: TransportHandlers, highWaterMark: number) {
@@ -88,13 +90,16 @@ class TcpTransport implements Transport {
     socket.on('error', (err) => {
       this.#error = err;
     });
-    socket.on('close', () => handlers.closed(this.#error));
+    socket.on('close', () => this.#reportClosed());
     socket.on('drain', () => this.#drained());
   }
 
   send(msg: Message): boolean {
     const s = this.#socket;
     if (s.destroyed || !s.writable) {
+      // Closed before its 'close' event came (the peer's FIN is in; 'close' follows a turn later). Reported now:
+      // a caller that retries at once, in microtasks, never lets that event in and would spin on this throw.
+      this.#reportClosed();
       throw new ZbusError('ZBUS_ERR_CONNECTION_CLOSED', 'connection is closed');
     }
     const tail = msg.headTail;
@@ -151,6 +156,12 @@ class TcpTransport implements Transport {
     if (s.destroyed) return;
     // A socket that took the batch below its own mark sends no 'drain'; one that is under ours owes none.
     if (this.#handOver() && this.#owesDrain && s.writableLength < this.#highWaterMark) this.#drained();
+  }
+
+  #reportClosed(): void {
+    if (this.#reported) return;
+    this.#reported = true;
+    this.#handlers.closed(this.#error);
   }
 
   #drained(): void {
