@@ -61,20 +61,19 @@ export class Producer extends CoreProducer {
     } catch (err) {
       return Promise.reject(err);
     }
-    const bytes = queuedSize(msg);
-    const wait = this.budget.acquire(bytes);
-    return wait === undefined ? this.#send(msg, bytes) : wait.then(() => this.#send(msg, bytes));
+    const wait = this.budget.acquire(queuedSize(msg));
+    return wait === undefined ? this.#send(msg) : wait.then(() => this.#send(msg));
   }
 
-  /** Sends a publish that holds `bytes` of the budget; the budget is given back when it settles. */
-  #send(msg: Message, bytes: number): Promise<ProduceResult> {
+  /** Sends a publish that holds its `queuedSize` of the budget; the budget is given back when it settles. */
+  #send(msg: Message): Promise<ProduceResult> {
     const client = this.client(msg.headers.topic);
     const timeout = this.#defaults.timeout ?? client.options.timeout;
     const sent = client.produceNow(msg, timeout, this.#settlerFor(client));
     if (sent !== undefined) return sent;
     // No room on the connection now: wait for it, as the core path does, then try again.
     return client.writable({ timeout }).then(
-      () => this.#send(msg, bytes),
+      () => this.#send(msg),
       (err) => this.#failed(msg, client, err),
     );
   }
