@@ -307,6 +307,21 @@ export interface StoredCopy {
 }
 
 /**
+ * A query of `topic` once the store answers it. A store that cannot say yet how deep the topic is (a JetStream
+ * stream without a leader after a restart) answers 503: ask again until it can.
+ */
+export function queryAnswered(w: Wire, topic: string): Promise<Message> {
+  return waitFor(
+    async () => {
+      const r = await w.request({ headers: { cmd: 'query', topic } });
+      return r.status === 200 ? r : undefined;
+    },
+    `a query of ${topic} answered`,
+    60_000,
+  );
+}
+
+/**
  * Reads a topic back by offset (random reads, pipelined in batches): every stored record from 0 to
  * messageDepth. Offsets that answer 404 are listed as missing (corrupt records are never served).
  */
@@ -317,18 +332,7 @@ export async function readAll(
 ): Promise<{ records: StoredCopy[]; missing: number[]; depth: number; corruptRecords: number }> {
   const w = await Wire.connect(port, 'read');
   try {
-    // A store that cannot say yet how deep the topic is (a JetStream stream without a leader after a restart)
-    // answers 503: ask again rather than read an empty topic.
-    const info = (
-      await waitFor(
-        async () => {
-          const r = await w.request({ headers: { cmd: 'query', topic } });
-          return r.status === 200 ? r : undefined;
-        },
-        `a query of ${topic} answered`,
-        60_000,
-      )
-    ).json<{ messageDepth: number; corruptRecords: number }>();
+    const info = (await queryAnswered(w, topic)).json<{ messageDepth: number; corruptRecords: number }>();
     const records: StoredCopy[] = [];
     const missing: number[] = [];
     const BATCH = 2000;

@@ -2,7 +2,7 @@
 // messages, keeping `window` in flight each, as fast as acks come back; every publish is tracked as acked
 // (with its offset), or unknown (the connection died first, or the broker answered an error). The checker
 // compares what the producers were told with what the broker serves afterwards.
-import { ConnectionClosed, payloadFor, type StoredCopy, Wire } from './helpers.js';
+import { ConnectionClosed, payloadFor, queryAnswered, type StoredCopy, Wire } from './helpers.js';
 
 export interface Publish {
   key: string;
@@ -110,8 +110,11 @@ export async function resendUnknown(port: number, topic: string, ledger: Ledger)
       await Promise.all(
         todo.slice(i, i + BATCH).map(async (p) => {
           // A 500/503 says the store could not confirm in time (a loaded machine, a NATS leader moving): the
-          // outcome is unknown again, and the id dedupes a second copy, so ask again a bounded number of times.
+          // outcome is unknown again, and the id dedupes a second copy, so ask again a bounded number of times,
+          // each once the store answers a query again: "no stream leader" comes back at once, and on a loaded
+          // machine the election outlasts any number of immediate resends.
           for (let attempt = 1; ; attempt++) {
+            if (attempt > 1) await queryAnswered(w, topic);
             const r = await w.request(
               { headers: { cmd: 'produce', topic, id: p.key }, body: payloadFor(p.key) },
               30_000,
