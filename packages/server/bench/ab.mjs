@@ -6,9 +6,12 @@
 //   - the data disk's fsync latency, for the fsync=always ceiling (32 in flight / latency)
 //   - for fsync=always, the group commit of each case from the broker's /metrics: fdatasyncs, records per fdatasync,
 //     mean fdatasync time and mean commit wait
-// Usage: node bench/ab.mjs [--docs] [--quick]   (env AB_N, default 200000; AB_C, default 32; AB_REPEAT, default 2;
+//   - per run: the CPU of the server and of ab, the CPU of everything else on the machine (others' load, and the
+//     hypervisor's steal), the server's context switches and CPU migrations
+// Usage: node bench/ab.mjs [--docs] [--quick]   (env AB_N, default 200000; AB_C, default 32; AB_REPEAT, default 3;
 //   AB_ONLY=interval,always,never; AB_CASES=ping,produce,consume,RPC; AB_OUT=<file.json>; AB_PROFILE=<dir>;
-//   AB_REV=<commit> measures the broker as of that commit instead of the working tree)
+//   AB_REV=<commit> measures the broker as of that commit instead of the working tree; AB_QUIET_S=<s>: how long
+//   each run waits for the machine to be quiet, default 10; AB_PIN=1 pins the server and ab to cores of their own)
 // --docs rewrites the "## Broker (ab)" section of docs/benchmarks.md with this run's figures.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,14 +27,43 @@ const root = path.resolve(pkg, '../..');
 const quick = process.argv.includes('--quick');
 const N = Number(process.env.AB_N ?? (quick ? 20_000 : 200_000));
 const C = Number(process.env.AB_C ?? 32);
-/** Each ab run is repeated and the best kept (the machine is shared; a run can lose its time slices). */
-const REPEAT = Number(process.env.AB_REPEAT ?? (quick ? 1 : 2));
+/** Each case runs this many times, alternated with the baseline; the median is reported (the machine is shared). */
+const REPEAT = Number(process.env.AB_REPEAT ?? (quick ? 1 : 3));
 const INTERVAL_MS = 100;
 /** AB_PROFILE=<dir>: the brokers run under `node --cpu-prof` (read with client-node's bench/profile-top.mjs). */
 const PROFILE = process.env.AB_PROFILE ?? '';
 
+/**
+ * What moved the Node http baseline between 39k and 59k req/s on a "quiet" machine: other work. On 2 cores ab
+ * (7-12 us of CPU per request) and the server under test need both cores; with both free they settle on one core
+ * each and batch (0.01-0.07 context switches per request, 58-63k req/s), and a process taking half a core is
+ * enough to make them wake each other per request (0.5-0.8 switches per request, the baseline more than the broker,
+ * which corks its replies per turn) and lose a third. So each run first waits, up to AB_QUIET_S seconds (default
+ * 10), until the machine's CPU outside this harness stays under 0.15 cores for half a second, and each run reports
+ * the others' CPU during it. AB_PIN=1 pins the server under test (the baseline and every broker alike, helper
+ * threads included) to the last core and ab and the RPC service to the first: steadier wake-ups, but measured here
+ * it did not help: on a quiet machine the baseline gave 47-59k pinned against 54-63k unpinned (pinned, V8's helper
+ * threads share the server's core), and a pinned server cannot move away from other work (4k req/s beside 1.7
+ * cores of it).
+ */
+const PIN = process.env.AB_PIN === '1' && os.cpus().length >= 2 && hasCommand('taskset');
+const QUIET_S = Number(process.env.AB_QUIET_S ?? 10);
+/** Requests sent to the baseline and to the case before their measured runs. */
+const WARMUP = Math.min(N, 10_000);
+const SERVER_CPU = String(os.cpus().length - 1);
+const CLIENT_CPU = '0';
+
+function hasCommand(name) {
+  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** `cmd args` as a spawn argument list, pinned to `cpu` when pinning. */
+function pinned(cpu, cmd, args) {
+  return PIN ? ['taskset', ['-c', cpu, cmd, ...args]] : [cmd, args];
+}
+
 function ensureAb() {
-  if (spawnSync('sh', ['-c', 'command -v ab'], { stdio: 'ignore' }).status === 0) return;
+  if (hasCommand('ab')) return;
   console.error('ab not found: installing apache2-utils');
   const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
   execFileSync(
@@ -74,13 +106,16 @@ function bundleBroker() {
   });
 }
 
-/** Starts `node --input-type=module -e code`; resolves with the child and the first line it prints. */
-function startChild(code, env = {}, profile = false) {
+/**
+ * Starts `node --input-type=module -e code` on `cpu` (when pinning; taskset execs node, so the pid is node's);
+ * resolves with the child and the first line it prints.
+ */
+function startChild(code, cpu, profile = false) {
   const prof = profile && PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [];
-  const child = spawn(process.execPath, [...prof, '--input-type=module', '-e', code], {
+  const [cmd, args] = pinned(cpu, process.execPath, [...prof, '--input-type=module', '-e', code]);
+  const child = spawn(cmd, args, {
     cwd: pkg,
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...env },
   });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -155,51 +190,140 @@ s.on('connect', () => send({ cmd: 'declare', topic: 'MyRpc', topic_mask: '3', id
 process.on('SIGTERM', () => process.exit(0));
 `;
 
-/** One ab run, with the CPU the given processes used during it (us per request) and the load average after it. */
-function measured(url, pids, n = N) {
-  const before = pids.map(cpuSeconds);
-  const r = abOnce(url, n);
-  const cpu = pids.map((pid, i) => cpuSeconds(pid) - before[i]);
-  return { ...r, cpuUs: cpu.map((s) => (s * 1e6) / n), load: os.loadavg()[0] };
+/** The machine's CPU time so far from /proc/stat, in clock ticks: busy (user, system, irq) and steal. */
+function machineTicks() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return { busy: user + nice + system + irq + softirq, steal };
+}
+
+/** Context switches (voluntary + involuntary) and CPU migrations of every thread of `pid` so far. */
+function schedCounts(pid) {
+  let switches = 0;
+  let migrations = 0;
+  let tasks = [];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {}
+  for (const t of tasks) {
+    try {
+      const status = fs.readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+      for (const m of status.matchAll(/ctxt_switches:\s+(\d+)/g)) switches += Number(m[1]);
+      const sched = fs.readFileSync(`/proc/${pid}/task/${t}/sched`, 'utf8');
+      migrations += Number(/se\.nr_migrations\s+:\s+(\d+)/.exec(sched)?.[1] ?? 0);
+    } catch {} // a thread that ended during the run
+  }
+  return { switches, migrations };
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Waits until the machine's busy CPU (every process but the idle servers of this harness) stays under 0.15 cores
+ * for half a second, for at most QUIET_S seconds; gives the busy cores of the last half second.
+ */
+function waitQuiet() {
+  const until = Date.now() + QUIET_S * 1000;
+  for (;;) {
+    const a = machineTicks();
+    Atomics.wait(sleeper, 0, 0, 500);
+    const busy = (machineTicks().busy - a.busy) / 100 / 0.5;
+    if (busy < 0.15 || Date.now() >= until) return busy;
+  }
 }
 
 /**
- * Runs a case REPEAT times, each run right after a run of the Node http baseline (interleaved, so that both see
- * the same load), and keeps the fastest of each; CPU per request is the lowest of the runs (time slices lost to
- * other processes inflate it less than throughput, but cache and scheduler noise still add).
+ * One ab run with what the machine did during it: CPU per request of the given processes (the server under test
+ * first) and of ab, everything else's CPU in cores (others: other work on the machine, what the pinning cannot
+ * keep off the cores), the hypervisor's steal, the server's context switches per request and CPU migrations.
+ */
+function measured(url, pids, n = N) {
+  const quietBefore = waitQuiet();
+  const before = pids.map(cpuSeconds);
+  const sched0 = schedCounts(pids[0]);
+  const m0 = machineTicks();
+  const r = abOnce(url, n);
+  const m1 = machineTicks();
+  const sched1 = schedCounts(pids[0]);
+  const cpu = pids.map((pid, i) => cpuSeconds(pid) - before[i]);
+  const hz = 100; // USER_HZ, the unit of /proc/stat and of cpuSeconds' source
+  const ours = cpu.reduce((a, b) => a + b, 0) + r.abCpu;
+  return {
+    ...r,
+    cpuUs: cpu.map((s) => (s * 1e6) / n),
+    abCpuUs: (r.abCpu * 1e6) / n,
+    others: Math.max(0, (m1.busy - m0.busy) / hz - ours) / r.seconds,
+    steal: (m1.steal - m0.steal) / hz / r.seconds,
+    switchesPerReq: (sched1.switches - sched0.switches) / n,
+    migrations: sched1.migrations - sched0.migrations,
+    load: os.loadavg()[0],
+    quietBefore,
+  };
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/**
+ * Runs a case REPEAT times, each run paired with a run of the Node http baseline (alternated: baseline first in
+ * even pairs, the case first in odd ones, so that a load that grows or fades during the pairs weighs on both).
+ * Reported: the median of each figure over the runs, and the ratio as the median of the pairs' ratios.
  */
 function interleaved(baseline, url, pids) {
   const runs = [];
   const bases = [];
+  // Unmeasured, for both alike: the first thousands of requests of a fresh process run cold code (JIT).
+  abOnce(baseline.url, WARMUP);
+  abOnce(url, WARMUP);
   for (let i = 0; i < REPEAT; i++) {
-    bases.push(measured(baseline.url, [baseline.pid]));
+    if (i % 2 === 0) bases.push(measured(baseline.url, [baseline.pid]));
     runs.push(measured(url, pids));
+    if (i % 2 === 1) bases.push(measured(baseline.url, [baseline.pid]));
   }
-  const best = runs.reduce((a, b) => (b.rps > a.rps ? b : a));
-  const base = bases.reduce((a, b) => (b.rps > a.rps ? b : a));
-  const minCpu = (rs, i) => Math.min(...rs.map((r) => r.cpuUs[i]));
+  const ratios = runs.map((r, i) => r.rps / bases[i].rps);
+  const med = (rs, f) => median(rs.map(f));
   return {
-    ...best,
+    ...runs[0],
+    rps: med(runs, (r) => r.rps),
+    ratio: median(ratios),
+    ratios,
+    runs,
+    bases,
     all: runs.map((r) => Math.round(r.rps)),
     loads: runs.map((r) => r.load),
-    cpuUs: pids.map((_, i) => minCpu(runs, i)),
-    base: base.rps,
+    cpuUs: pids.map((_, i) => med(runs, (r) => r.cpuUs[i])),
+    base: med(bases, (r) => r.rps),
     baseAll: bases.map((r) => Math.round(r.rps)),
-    baseCpuUs: minCpu(bases, 0),
+    baseCpuUs: med(bases, (r) => r.cpuUs[0]),
   };
 }
 
+/**
+ * `ab` on the client core; its CPU (utime + stime) is read from the shell that waited for it (cutime + cstime of
+ * /proc/$$/stat), since ab is gone once it reports.
+ */
 function abOnce(url, n) {
   const args = ['-k', '-c', String(C), '-n', String(n), url];
-  const r = spawnSync('ab', args, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  const [cmd, cmdArgs] = pinned(CLIENT_CPU, 'ab', args);
+  const script = '"$@"; r=$?; echo "ab-shell-stat: $(cat /proc/$$/stat)"; exit $r';
+  const r = spawnSync('sh', ['-c', script, 'sh', cmd, ...cmdArgs], {
+    encoding: 'utf8',
+    maxBuffer: 16 * 1024 * 1024,
+  });
   const out = `${r.stdout}\n${r.stderr}`;
   const num = (re) => {
     const m = re.exec(out);
     return m ? Number(m[1]) : Number.NaN;
   };
+  const stat = /ab-shell-stat: .*\) (.*)/.exec(out)?.[1].split(' ') ?? [];
   const result = {
     command: `ab ${args.join(' ')}`,
     rps: num(/Requests per second:\s+([\d.]+)/),
+    seconds: num(/Time taken for tests:\s+([\d.]+)/),
+    abCpu: (Number(stat[13]) + Number(stat[14])) / 100,
     failed: num(/Failed requests:\s+(\d+)/),
     non2xx: Number.isNaN(num(/Non-2xx responses:\s+(\d+)/)) ? 0 : num(/Non-2xx responses:\s+(\d+)/),
     keepAlive: num(/Keep-Alive requests:\s+(\d+)/),
@@ -254,7 +378,7 @@ function commitDelta(a, b) {
 
 async function brokerRun(baseline, bundle, fsync, label, withConsumeAndRpc) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'zbus-ab-data-'));
-  const { child, line } = await startChild(brokerCode(bundle, dataDir, fsync), {}, true);
+  const { child, line } = await startChild(brokerCode(bundle, dataDir, fsync), SERVER_CPU, true);
   const base = `http://127.0.0.1:${line}`;
   const broker = [child.pid];
   const rows = [];
@@ -277,7 +401,7 @@ async function brokerRun(baseline, bundle, fsync, label, withConsumeAndRpc) {
       // The produce runs filled the topic with 2 * N * REPEAT messages; each consume run reads N of them.
       await run('consume /MyTopic?cmd=consume (after filling)', `${base}/MyTopic?cmd=consume`);
       const protocolEntry = path.join(root, 'packages/protocol/dist/index.js');
-      const svc = await startChild(serviceCode(protocolEntry, line));
+      const svc = await startChild(serviceCode(protocolEntry, line), CLIENT_CPU);
       try {
         const probe = await get(`${base}/MyRpc/calc/plus/1/2`);
         if (probe.text !== '3') throw new Error(`RPC probe answered ${probe.status} ${probe.text}`);
@@ -312,7 +436,7 @@ async function main() {
   const ceiling = C / (fsyncMs / 1000);
 
   // The baseline server lives through the whole run: every broker case runs right after a baseline run.
-  const baselineChild = await startChild(BASELINE);
+  const baselineChild = await startChild(BASELINE, SERVER_CPU);
   const baseline = { url: `http://127.0.0.1:${baselineChild.line}/`, pid: baselineChild.child.pid };
   const rows = [];
   try {
@@ -347,23 +471,43 @@ async function main() {
     return { want: 0.9, of: r.base, what: '0.9x baseline' };
   };
   const us = (v) => v.toFixed(1);
+  /** The ratio of each pair (case run / its baseline run, or / min(ceiling, baseline) for fsync=always). */
+  const pairRatios = (r) => {
+    const t = target(r);
+    return r.runs.map(
+      (x, i) => x.rps / (t.of === r.base ? r.bases[i].rps : Math.min(ceiling, r.bases[i].rps)),
+    );
+  };
   const table = [
-    '| run | ab target | req/s (best) | each run | baseline req/s (interleaved runs) | ratio | target | met | broker CPU us/req (baseline) | failed / non-2xx | p50 / p99 ms | load (1 min) per run |',
-    '|---|---|---:|---|---|---:|---|---|---:|---:|---:|---|',
+    '| run | ab target | req/s (median) | each run | baseline req/s (median; each run) | ratio (median of pairs) | each pair | target | met | broker CPU us/req (baseline), median | CPU ratio | failed / non-2xx | p50 / p99 ms |',
+    '|---|---|---:|---|---|---:|---|---|---|---:|---:|---:|---:|',
     ...rows.map((r) => {
       const t = target(r);
-      const ratio = r.rps / t.of;
+      const ratios = pairRatios(r);
+      const ratio = median(ratios);
       const cpu = `${us(r.cpuUs[0])}${r.cpuUs.length > 1 ? ` + service ${us(r.cpuUs[1])}` : ''} (${us(r.baseCpuUs)})`;
-      const bound = t.of !== r.base ? ` (${ratio.toFixed(2)} of bound)` : '';
+      const of = t.of !== r.base ? ' of bound' : '';
       const met = r.diagnostic ? '' : ratio >= t.want ? 'yes' : 'no';
       const base = `${fmt(r.base)} (${r.baseAll.map(fmt).join(', ')})`;
-      const loads = r.loads.map((l) => l.toFixed(1)).join(' / ');
+      const failed = r.runs.reduce((a, x) => a + x.failed, 0);
+      const non2xx = r.runs.reduce((a, x) => a + x.non2xx, 0);
+      const p = (f) => median(r.runs.map(f));
       const cells = [r.label, r.name, fmt(r.rps), r.all.map(fmt).join(', '), base];
-      cells.push(`${(r.rps / r.base).toFixed(2)}${bound}`, t.what, met, cpu);
-      cells.push(`${r.failed} / ${r.non2xx}`, `${r.p50} / ${r.p99}`, loads);
+      cells.push(`${ratio.toFixed(2)}${of}`, ratios.map((x) => x.toFixed(2)).join(', '), t.what, met, cpu);
+      const cpuRatio = (r.baseCpuUs / r.cpuUs[0]).toFixed(2);
+      cells.push(cpuRatio, `${failed} / ${non2xx}`, `${p((x) => x.p50)} / ${p((x) => x.p99)}`);
       return `| ${cells.join(' | ')} |`;
     }),
   ].join('\n');
+  const spread = (xs) => {
+    const lo = Math.min(...xs);
+    const hi = Math.max(...xs);
+    return `${fmt(lo)}-${fmt(hi)} req/s (max/min ${(hi / lo).toFixed(2)})`;
+  };
+  const allBases = rows.flatMap((r) => r.bases.map((b) => b.rps));
+  const baselineSpread = allBases.length
+    ? `The Node http baseline over its ${allBases.length} runs: ${spread(allBases)}.`
+    : '';
   const cpu = (os.cpus()[0]?.model ?? 'unknown').trim();
   const rev = process.env.AB_REV;
   const summary = [
@@ -372,7 +516,12 @@ async function main() {
       .loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')} at the end (the machine is shared).`,
-    `ab: \`ab -k -c ${C} -n ${N}\` (HTTP/1.0 keep-alive GETs, empty body). Each case runs ${REPEAT} time(s), each run right after a run of the Node http baseline (same ab command), and the best of each is kept; the ratio is case / baseline. CPU is utime + stime of the process (from /proc) over the run divided by the requests, the lowest of the runs.`,
+    `ab: \`ab -k -c ${C} -n ${N}\` (HTTP/1.0 keep-alive GETs, empty body). Each case runs ${REPEAT} time(s), each run paired with a run of the Node http baseline (same ab command; baseline first in even pairs, the case first in odd ones); reported are the medians over the runs, and the ratio is the median of the pairs' ratios. CPU is utime + stime of the process (from /proc) over the run divided by the requests; the CPU ratio is the baseline's CPU per request over the broker's (the service's not counted), the figure load moves least.`,
+    `Before a case's runs, ${fmt(WARMUP)} unmeasured requests warm the baseline and the case up (JIT). Before each run the harness waited up to ${QUIET_S} s for the rest of the machine to use under 0.15 cores (the per-run lines below give what it used before and during each run).`,
+    PIN
+      ? `Pinned (AB_PIN=1, taskset): the server under test, the Node http baseline and the broker alike, runs alone on core ${SERVER_CPU}; ab runs on core ${CLIENT_CPU}, and so does the RPC service (a client of the broker, as ab is).`
+      : 'Not pinned: the scheduler places ab, the server and the RPC service on the cores.',
+    baselineSpread,
     `fsync latency of the data disk (write 4 KiB + fdatasync, mean of 300): ${fsyncMs.toFixed(3)} ms, so the fsync=always ceiling is ${C} / ${fsyncMs.toFixed(
       3,
     )} ms = ${fmt(ceiling)} req/s; the bound for fsync=always is min(ceiling, baseline).`,
@@ -390,7 +539,7 @@ async function main() {
 /** The reading of this run's figures that the numbers alone give (the profile notes live in docs/benchmarks.md). */
 function explain(rows) {
   const lines = [
-    'Broker CPU per request (us, lowest run), against the Node http baseline in the same runs:',
+    'Broker CPU per request (us, median of the runs), against the Node http baseline in the same runs:',
     '',
   ];
   for (const r of rows) {
@@ -402,6 +551,26 @@ function explain(rows) {
     lines.push(
       `- ${r.label} ${r.name.split(' (')[0]}: ${r.cpuUs[0].toFixed(1)}${svc} (baseline ${r.baseCpuUs.toFixed(1)})${commits}`,
     );
+  }
+  lines.push(
+    '',
+    'Each run (baseline, then the case, in the order they ran): req/s; CPU us per request of the server and of ab;',
+    "others: every other process's CPU in the half second before the run and during it, in cores (of",
+    `${os.cpus().length}), and the hypervisor's steal; the server's context switches per request (all its threads)`,
+    'and CPU migrations; load average (1 min) after the run.',
+    '',
+  );
+  const one = (who, x) => {
+    const svc = x.cpuUs.length > 1 ? ` + service ${x.cpuUs[1].toFixed(1)}` : '';
+    return `${who} ${fmt(x.rps)} req/s, server ${x.cpuUs[0].toFixed(1)}${svc} / ab ${x.abCpuUs.toFixed(1)} us, others ${x.quietBefore.toFixed(2)} before, ${x.others.toFixed(2)} during + steal ${x.steal.toFixed(2)} cores, ${x.switchesPerReq.toFixed(2)} cs/req, ${fmt(x.migrations)} migrations, load ${x.load.toFixed(1)}`;
+  };
+  for (const r of rows) {
+    lines.push(`- ${r.label} ${r.name.split(' (')[0]}:`);
+    r.runs.forEach((x, i) => {
+      const pair = [one('baseline', r.bases[i]), one('case', x)];
+      if (i % 2 === 1) pair.reverse();
+      lines.push(`  ${i + 1}. ${pair.join('; ')}`);
+    });
   }
   return lines.join('\n');
 }
