@@ -198,6 +198,21 @@ describe('efficiency of a reply', () => {
     vi.restoreAllMocks();
     expect(counted).toEqual({ writes: N, writevs: 0 });
   });
+
+  it('writes the head of a small reply into bytes directly, with no head string to encode (encodeMessage)', async () => {
+    const N = 16;
+    const b = await startTestBroker();
+    const client = await rawSocket(b.port);
+    const encodes = countBrokerCalls(TextEncoder.prototype, 'encodeInto');
+    // ab's requests: HTTP/1.0 keep-alive, one at a time; /ping is answered by a reply built as a Message.
+    for (let i = 0; i < N; i++) {
+      client.socket.write('GET /ping HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: 127.0.0.1\r\n\r\n');
+      const [reply] = await client.replies(1);
+      expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(reply).toMatch(/\r\nconnection: Keep-Alive\r\ncontent-length: \d+\r\n\r\n/);
+    }
+    expect(encodes()).toBe(0);
+  });
 });
 
 describe('efficiency of a produce ack', () => {
