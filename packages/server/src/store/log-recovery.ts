@@ -1,7 +1,8 @@
-// Opening a topic's log after a clean stop or a crash: list the segments, trust the sealed ones' sizes (they were
-// synced before the next segment was created), and scan only the tail of the last one from its last index entry
-// that still points at a valid record. A torn last record is cut off; a corrupt one followed by valid records is
-// reported and skipped by readers, never served.
+// Opening a topic's log after a clean stop or a crash: list the segments, trust the sizes of the sealed ones but the
+// newest (each was synced before the next roll), and scan the tails of the last two from their last index entry
+// that still points at a valid record: a roll seals the old segment (index, zeros cut, fdatasync) while appends go
+// to the new one, so a crash may leave it unfinished. A torn last record is cut off; a corrupt one followed by
+// valid records is reported and skipped by readers, never served.
 import fs from 'node:fs';
 import type { FileCache } from './file-cache.js';
 import { SegmentedLog } from './log.js';
@@ -54,6 +55,10 @@ async function openSegments(log: SegmentedLog): Promise<void> {
   }
   for (let i = 0; i < log.segments.length - 1; i++) {
     const seg = log.segments[i]!;
+    if (i === log.segments.length - 2) {
+      await recoverSealed(log, seg, log.segments[i + 1]!.base);
+      continue;
+    }
     const st = await fs.promises.stat(seg.logPath);
     seg.size = st.size;
     seg.sealed = true;
@@ -68,6 +73,25 @@ async function openSegments(log: SegmentedLog): Promise<void> {
   log.nextOffset = last.endOffset;
   log.visibleEnd = last.endOffset;
   log.lastTimestamp = last.lastTimestamp;
+}
+
+/**
+ * The segment before the last, whose seal a crash may have cut short: its tail is recovered as the last one's
+ * (zeros written ahead or a torn record cut off, the index rewritten), then it is opened for reads. Its records
+ * may end below `end` (the next segment's base) after a power loss; readers step over the gap.
+ */
+async function recoverSealed(log: SegmentedLog, seg: Segment, end: number): Promise<void> {
+  await seg.openForAppend(false);
+  try {
+    await recoverTail(log, seg);
+  } finally {
+    await seg.close();
+  }
+  seg.oixFile = undefined;
+  seg.tixFile = undefined;
+  seg.sealed = true;
+  seg.endOffset = end;
+  seg.openForRead();
 }
 
 /** Resume from the last index entry that still points at a valid record; scan from there; cut a torn tail. */

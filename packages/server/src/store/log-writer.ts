@@ -6,8 +6,10 @@
 // expects have written, or half of them with the disk idle, or after 1 ms (`#startSync`); the appends a
 // generation covers are resolved after its fdatasync, generation by generation in order. So no append is resolved
 // before an fdatasync that started after its write returned, and a fast disk does not get one fdatasync per turn
-// of the event loop. Everything else that changes the segments (roll, retention, truncation, sync, close) runs in
-// the same loop, between batches, with no fdatasync in flight.
+// of the event loop. A roll opens the next segment and goes on writing into it at once; the old segment is sealed
+// (index written, zeros cut, fdatasynced, the directory fsynced) off the append path (`#seal`), and appends to the
+// new segment are resolved, under `always`, only after that. Everything else that changes the segments (retention,
+// truncation, sync, close) runs in the same loop, between batches, with no fdatasync or seal in flight.
 import { performance } from 'node:perf_hooks';
 import { Alarm, type Clock, type TimerRef } from './clock.js';
 import type { CommitStats } from './commit-stats.js';
@@ -37,7 +39,7 @@ export interface LogWriterOptions {
   commits: CommitStats;
   /** Called after records became visible (to wake groups). */
   onVisible: () => void;
-  /** Called after a segment was rolled (retention check). */
+  /** Called after a segment was rolled and the old one sealed (retention check). */
   onRoll: () => void;
 }
 
@@ -82,7 +84,8 @@ export class LogWriter {
   fsync: FsyncPolicy;
   #failed: StoreError | undefined;
   #queue: PendingAppend[] = [];
-  #ops: Array<() => Promise<void>> = [];
+  /** Exclusive operations; `settle`: wait for the fdatasyncs and the seal in flight first. */
+  #ops: Array<{ run: () => Promise<void>; settle: boolean }> = [];
   #running = false;
   #idle: Array<() => void> = [];
   /** performance.now() when the oldest append of `#queue` was queued. */
@@ -129,6 +132,15 @@ export class LogWriter {
   #zeroing: Promise<void> | undefined;
   /** Where `#zeroing` writes from: the records wait for it before they go past this. */
   #zeroingFrom = 0;
+  /** The segment `#zeroing` writes to. */
+  #zeroingSeg: Segment | undefined;
+  /**
+   * The seal of the segment rolled last (`#seal`), while it runs: its error, if it failed. Generations started
+   * meanwhile resolve after it (it makes their records of the old segment durable).
+   */
+  #sealing: Promise<StoreError | undefined> | undefined;
+  /** The segment `#sealing` seals. */
+  #sealingSeg: Segment | undefined;
   /** A segment whose zeros failed (e.g. a full disk): it grows with its records from then on. */
   #zeroFailed: Segment | undefined;
 
@@ -166,10 +178,13 @@ export class LogWriter {
     this.#kick();
   }
 
-  /** Run `fn` in the writer loop, between batches. */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Run `fn` in the writer loop, between batches; with `settle`, also after every fdatasync, write of zeros and
+   * seal in flight.
+   */
+  exclusive<T>(fn: () => Promise<T>, settle = true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#ops.push(() => fn().then(resolve, reject));
+      this.#ops.push({ run: () => fn().then(resolve, reject), settle });
       this.#kick();
     });
   }
@@ -185,11 +200,14 @@ export class LogWriter {
     while (this.#ops.length > 0 || this.#queue.length > 0) {
       const op = this.#ops.shift();
       if (op) {
-        // Exclusive operations (roll-free truncation, retention, sync, close) see no fsync in flight.
-        await this.#settled();
-        await this.#intervalSync;
-        await this.#zeroing;
-        await op();
+        // Exclusive operations (truncation, sync, close) see no fsync in flight.
+        if (op.settle) {
+          await this.#settled();
+          await this.#intervalSync;
+          await this.#zeroing;
+          await this.#sealing;
+        }
+        await op.run();
         continue;
       }
       let batch = this.#queue;
@@ -208,11 +226,15 @@ export class LogWriter {
     for (const f of idle) f();
   }
 
-  /** Resolves once everything queued so far is written, synced per policy and resolved, and no zeros are written. */
+  /**
+   * Resolves once everything queued so far is written, synced per policy and resolved, no zeros are written and no
+   * segment is being sealed.
+   */
   async idle(): Promise<void> {
     for (;;) {
       if (this.#running) await new Promise<void>((resolve) => this.#idle.push(resolve));
       else if (this.#zeroing !== undefined) await this.#zeroing;
+      else if (this.#sealing !== undefined) await this.#sealing;
       else if (!(await this.#syncWaiting())) return;
     }
   }
@@ -260,7 +282,7 @@ export class LogWriter {
         }
         if (used > 0) {
           const at = this.#wpos;
-          if (this.#zeroing !== undefined && startPos + used > this.#zeroingFrom) await this.#zeroing;
+          if (this.#zeroingSeg === seg && startPos + used > this.#zeroingFrom) await this.#zeroing;
           try {
             if (used <= SYNC_WRITE_BYTES) seg.logFile!.writeSync(this.#wbuf, at, used, startPos);
             else await seg.logFile!.write(this.#wbuf, at, used, startPos);
@@ -326,6 +348,7 @@ export class LogWriter {
     if (len <= 0) return;
     zeros ??= Buffer.alloc(ZERO_AHEAD_BYTES);
     this.#zeroingFrom = from;
+    this.#zeroingSeg = seg;
     // Set before the write: zeros that a failed write left behind are cut off as well (`#cutZeros`).
     seg.zeroedEnd = from + len;
     this.#zeroing = (async () => {
@@ -336,13 +359,17 @@ export class LogWriter {
         this.#zeroFailed = seg;
       } finally {
         this.#zeroing = undefined;
+        this.#zeroingSeg = undefined;
       }
     })();
   }
 
-  /** Cut the zeros written ahead of `seg`'s records off its file (a segment sealed or closed ends at its size). */
-  async #cutZeros(seg: Segment): Promise<void> {
-    await this.#zeroing;
+  /**
+   * Cut the zeros written ahead of `seg`'s records off its file (a segment sealed or closed ends at its size), once
+   * `zeroing` (the write of zeros under way when it was asked for) is done.
+   */
+  async #cutZeros(seg: Segment, zeroing = this.#zeroing): Promise<void> {
+    await zeroing;
     if (seg.zeroedEnd <= seg.size) return;
     await seg.logFile!.truncate(seg.size);
     seg.zeroedEnd = seg.size;
@@ -362,7 +389,8 @@ export class LogWriter {
   /**
    * Start the fdatasync of the next generation (every batch written since the last one started) unless
    * MAX_SYNCS_IN_FLIGHT are in flight: the return of one starts the next. Batches of a rolled segment are covered
-   * too: the roll fdatasynced that segment. Generations resolve in order, each after its own fdatasync returned.
+   * by its seal, which a generation started while it runs waits for. Generations resolve in order, each after its
+   * own fdatasync returned.
    *
    * A free slot is not taken at once while more producers are expected: as many appends were outstanding a moment
    * ago (`#expected`, `#peak`), and those not covered by an fdatasync in flight are not all written yet. It is
@@ -407,13 +435,16 @@ export class LogWriter {
       (err: unknown) => this.#synced(generation, started, err ?? new Error('fsync failed')),
     );
     const prev = this.#tail;
+    const sealing = this.#sealing;
     this.#tail = (async () => {
       const err = await synced;
       await prev;
+      const sealErr = await sealing;
       this.#generations--;
-      if (err === undefined) this.opts.commits.waitSeconds.observe((performance.now() - since) / 1000);
+      if (err === undefined && sealErr === undefined)
+        this.opts.commits.waitSeconds.observe((performance.now() - since) / 1000);
       // After a failed fdatasync nothing behind it is trusted, even when its own fdatasync returned.
-      const failed = err !== undefined || this.#fsyncFailed;
+      const failed = err !== undefined || sealErr !== undefined || this.#fsyncFailed;
       for (const batch of generation) this.#complete(batch, failed);
     })();
   }
@@ -433,15 +464,18 @@ export class LogWriter {
       for (const batch of generation) records += batch.length;
       stats.recordsPerSync.observe(records);
       stats.syncSeconds.observe((performance.now() - started) / 1000);
-    } else if (!this.#fsyncFailed) {
-      // After a failed fsync the page cache state is unknown: stop accepting writes for this topic.
-      this.#fsyncFailed = true;
-      this.#failed = storeError(err, `fsync of topic ${this.log.name}`);
-      for (const p of this.#queue) p.reject(this.#failed);
-      this.#queue = [];
-    }
+    } else this.#fsyncFailure(storeError(err, `fsync of topic ${this.log.name}`));
     this.#startSync(false);
     return err;
+  }
+
+  /** After a failed fsync the page cache state is unknown: stop accepting writes for this topic. */
+  #fsyncFailure(err: StoreError): void {
+    if (this.#fsyncFailed) return;
+    this.#fsyncFailed = true;
+    this.#failed = err;
+    for (const p of this.#queue) p.reject(err);
+    this.#queue = [];
   }
 
   #complete(batch: PendingAppend[], failed: boolean): void {
@@ -458,19 +492,56 @@ export class LogWriter {
     this.opts.onVisible();
   }
 
+  /**
+   * Open the next segment and make it the active one; the old one is sealed in the background (`#seal`). At most
+   * one seal runs: recovery looks for an unfinished one only in the segment before the last (log-recovery.ts).
+   */
   async #roll(policy: FsyncPolicy): Promise<void> {
     const log = this.log;
+    await this.#sealing;
     const old = log.active;
-    await old.persistIndex();
-    await this.#cutZeros(old);
-    if (policy !== 'never') await old.logFile!.datasync();
     const seg = new Segment(log.dir, old.endOffset, log.files);
     await seg.openForAppend(true);
-    if (policy !== 'never') await fsyncDir(log.dir);
     old.sealed = true;
     log.segments.push(seg);
     log.active = seg;
-    this.opts.onRoll();
+    const sealing = this.#seal(old, policy, this.#zeroing);
+    this.#sealing = sealing;
+    this.#sealingSeg = old;
+    void sealing.then(() => {
+      if (this.#sealing === sealing) {
+        this.#sealing = undefined;
+        this.#sealingSeg = undefined;
+      }
+      // Retention sees the sealed segment only now.
+      this.opts.onRoll();
+    });
+  }
+
+  /**
+   * Write the rolled segment's index, cut its zeros (once `zeroing` is done) and, unless policy `never`,
+   * fdatasync it and fsync the directory (the new segment's name). A failure under `always` fails the topic as a
+   * failed fdatasync does; under the other policies it is logged, as a failed interval fsync is.
+   */
+  async #seal(
+    old: Segment,
+    policy: FsyncPolicy,
+    zeroing: Promise<void> | undefined,
+  ): Promise<StoreError | undefined> {
+    try {
+      await old.persistIndex();
+      await this.#cutZeros(old, zeroing);
+      if (policy !== 'never') {
+        await old.logFile!.datasync();
+        await fsyncDir(this.log.dir);
+      }
+      return undefined;
+    } catch (err) {
+      const e = storeError(err, `seal segment ${old.base} of topic ${this.log.name}`);
+      if (policy === 'always') this.#fsyncFailure(e);
+      else this.log.logger?.error({ topic: this.log.name, err }, 'sealing a rolled segment failed');
+      return policy === 'always' ? e : undefined;
+    }
   }
 
   #armSync(ms: number): void {
@@ -531,7 +602,10 @@ export class LogWriter {
 
   // ---------------------------------------------------------------- retention and truncation
 
-  /** Delete whole sealed segments from the head while `shouldDrop(oldest)` says so. Returns how many. */
+  /**
+   * Delete whole sealed segments from the head while `shouldDrop(oldest)` says so, up to the one being sealed.
+   * Returns how many. Appends wait for no fdatasync meanwhile: these segments are not written.
+   */
   dropHead(shouldDrop: (seg: Segment, log: SegmentedLog) => boolean): Promise<number> {
     return this.exclusive(async () => {
       const log = this.log;
@@ -539,14 +613,14 @@ export class LogWriter {
       let n = 0;
       while (log.segments.length > 1) {
         const seg = log.segments[0]!;
-        if (!shouldDrop(seg, log)) break;
+        if (seg === this.#sealingSeg || !shouldDrop(seg, log)) break;
         log.segments.shift();
         await seg.retire();
         await seg.unlink();
         n++;
       }
       return n;
-    });
+    }, false);
   }
 
   /** Delete every record: a fresh empty segment starts at the next offset. */
