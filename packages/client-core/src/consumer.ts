@@ -1,4 +1,4 @@
-import { Cmd, encodeHeaderLine, errorFromReply, Mask, Message, ZbusError } from '@zbus/protocol';
+import { Cmd, errorFromReply, Mask, Message, ZbusError } from '@zbus/protocol';
 import type { GroupOptions, MqClient, NackOptions } from './client.js';
 import { abortable, IdleWaiters } from './dispose.js';
 import { Emitter } from './emitter.js';
@@ -129,31 +129,6 @@ export function answeredByRoute(msg: ConsumedMessage): void {
   (msg as unknown as DeliveredMessage)[kRouted]();
 }
 
-const UTF8 = new TextEncoder();
-
-/**
- * The fixed lines of a consumer's ackAsync (cmd, topic, consume_group, `ack: false`, then the blank line), encoded
- * once per topic and group: an ack's head is then its start line, offset and id plus a copy of these bytes, where
- * the transport wrote every character of them per delivered message.
- */
-class AckTail {
-  #topic = '';
-  #group = '';
-  #bytes: Uint8Array | undefined;
-
-  of(topic: string, group: string): Uint8Array {
-    if (this.#bytes === undefined || topic !== this.#topic || group !== this.#group) {
-      this.#topic = topic;
-      this.#group = group;
-      this.#bytes = UTF8.encode(
-        `${encodeHeaderLine('cmd', Cmd.Ack)}${encodeHeaderLine('topic', topic)}` +
-          `${encodeHeaderLine('consume_group', group)}ack: false\r\n\r\n`,
-      );
-    }
-    return this.#bytes;
-  }
-}
-
 /**
  * A delivered message with its ack controls as prototype methods over a few fields: one object per delivery
  * instead of five closures and an `Object.defineProperties` (which also turned every message into a slow
@@ -165,17 +140,9 @@ class DeliveredMessage extends Message {
   readonly #group: string;
   readonly #offset: string | undefined;
   readonly #routeSettles: boolean;
-  readonly #acks: AckTail;
   #settled = false;
 
-  constructor(
-    src: Message,
-    client: MqClient,
-    topic: string,
-    group: string,
-    routeSettles: boolean,
-    acks: AckTail,
-  ) {
+  constructor(src: Message, client: MqClient, topic: string, group: string, routeSettles: boolean) {
     super();
     if (src.status !== undefined) this.status = src.status;
     this.method = src.method;
@@ -188,7 +155,6 @@ class DeliveredMessage extends Message {
     this.#group = group;
     this.#offset = src.headers.offset;
     this.#routeSettles = routeSettles;
-    this.#acks = acks;
   }
 
   [kRouted](): void {
@@ -229,11 +195,14 @@ class DeliveredMessage extends Message {
   [kAckAsync](): void {
     if (this.#settled) return;
     this.#settled = true;
-    // One ack per delivered message: its own header is the offset (and the id the client gives it), the rest
-    // are the same bytes every time.
+    // Lower-case names and string values, stored as they are: one ack per delivered message.
     const m = new Message();
-    m.headers.offset = this.#need('ack');
-    m.headTail = this.#acks.of(this.#topic, this.#group);
+    const h = m.headers;
+    h.cmd = Cmd.Ack;
+    h.topic = this.#topic;
+    h.consume_group = this.#group;
+    h.offset = this.#need('ack');
+    h.ack = 'false';
     this.#client.send(m);
   }
 }
@@ -303,7 +272,6 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
   #iterating = false;
   /** By server: a route settles a delivery there (see answeredByRoute). */
   readonly #routeSettles = new Map<string, boolean>();
-  readonly #ackTail = new AckTail();
   readonly #events = new Emitter<ConsumerEvents>();
   /** The resolved automatic-nack backoff; undefined: redeliver at once. */
   readonly #backoff: Required<NackBackoff> | undefined;
@@ -701,7 +669,6 @@ export class Consumer implements AsyncIterable<ConsumedMessage> {
       msg.topic ?? this.topic,
       msg.consumeGroup ?? this.group ?? this.topic,
       this.#routeSettles.get(lane.server) === true,
-      this.#ackTail,
     ) as unknown as ConsumedMessage;
   }
 

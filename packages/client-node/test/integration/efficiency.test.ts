@@ -2,10 +2,9 @@
 // packages/server/test/broker/efficiency.test.ts): a change that brings back a head string or a promise per
 // publish fails here rather than in the peers benchmark.
 import { createHook } from 'node:async_hooks';
-import { decodeMessage, encodeMessage } from '@zbus/protocol';
-import { latch, type RunningBroker, startBroker } from '@zbus/testkit';
+import { type RunningBroker, startBroker } from '@zbus/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Consumer, MqClient, Producer } from '../../src/index.js';
+import { MqClient, Producer } from '../../src/index.js';
 
 let server: RunningBroker;
 let client: MqClient;
@@ -59,39 +58,5 @@ describe('efficiency of a publish', () => {
     // One is the request's; Promise.all makes the other per element. The core's async publish awaiting its
     // request makes 4 per publish (under a promise hook an await makes two), a `then` per layer several more.
     expect(promises).toBeLessThanOrEqual(2 * N + 16);
-  });
-});
-
-describe('efficiency of a consumer ack', () => {
-  it('sends each automatic ack as its offset plus shared encoded lines, and the broker refills the window', async () => {
-    const WINDOW = 20;
-    // The core client's send: the consumer's lanes may run on clients of their own.
-    const send = vi.spyOn(Object.getPrototypeOf(MqClient.prototype) as MqClient, 'send');
-    await client.declareTopic('eff-ack');
-    const seen = latch(3 * WINDOW);
-    const consumer = new Consumer(client, {
-      topic: 'eff-ack',
-      window: WINDOW,
-      handler: () => seen.countDown(),
-    });
-    await consumer.start();
-    const producer = new Producer(client);
-    await Promise.all(
-      Array.from({ length: 3 * WINDOW }, (_, i) => producer.publish({ topic: 'eff-ack', body: `m${i}` })),
-    );
-    // Three windows' worth arrive only if the acks gave their credit back.
-    await seen.wait();
-    await consumer.close();
-    const acks = send.mock.calls.map(([m]) => m).filter((m) => m.headers.offset !== undefined);
-    expect(acks.length).toBe(3 * WINDOW);
-    // No header of its own but the offset and the id: cmd, topic, group and `ack: false` are one shared tail.
-    expect(new Set(acks.map((m) => Object.keys(m.headers).sort().join()))).toEqual(new Set(['id,offset']));
-    expect(new Set(acks.map((m) => m.headTail)).size).toBe(1);
-    expect(decodeMessage(encodeMessage(acks[0]!)).headers).toMatchObject({
-      cmd: 'ack',
-      topic: 'eff-ack',
-      consume_group: 'eff-ack',
-      ack: 'false',
-    });
   });
 });
