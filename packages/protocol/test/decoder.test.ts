@@ -1,9 +1,11 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
+import { knownSlot } from '../src/decoder.js';
 import {
   DEFAULT_LIMITS,
   decodeMessage,
+  Header,
   LimitError,
   type Message,
   MessageDecoder,
@@ -44,6 +46,15 @@ describe('decoder: well-formed messages', () => {
   it('lower-cases header names and trims values', () => {
     const m = decodeOne('GET / HTTP/1.1\r\nConsume_Group:  G1  \r\nX-Empty:\r\n\r\n');
     expect({ ...m.headers }).toEqual({ consume_group: 'G1', 'x-empty': '' });
+  });
+
+  it('gives every known header name a slot of its own, and keeps names that share one apart', () => {
+    const names = new Set(Object.values(Header));
+    expect(new Set([...names].map((n) => knownSlot(n, 0, n.length))).size).toBe(names.size);
+    // `tapoc` has the slot of `topic` (length, first, middle and last characters); `Topic` is `topic` in capitals.
+    expect(knownSlot('tapoc', 0, 5)).toBe(knownSlot('topic', 0, 5));
+    const m = decodeOne('GET / HTTP/1.1\r\ntapoc: 1\r\nTopic: 2\r\nsender: 3\r\nserver: 4\r\n\r\n');
+    expect({ ...m.headers }).toEqual({ tapoc: '1', topic: '2', sender: '3', server: '4' });
   });
 
   it('keeps the last value of a repeated header', () => {

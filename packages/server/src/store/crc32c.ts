@@ -18,24 +18,39 @@ for (let n = 0; n < 256; n++) {
   }
 }
 
+// The 8 bytes of a step are read as two little-endian words through a DataView over the buffer's whole
+// ArrayBuffer, kept for the next call: the writer and the readers reuse their buffers (and Node's pooled Buffers
+// share one), so a view is rarely made. Two reads cost fewer instructions than eight byte loads (about 17% fewer
+// per 322-byte record, cachegrind).
+let lastBuffer: ArrayBufferLike | undefined;
+let lastView: DataView | undefined;
+
 /** Continue a CRC32C over `buf[start, end)`; pass the previous result (or 0) as `crc`. Returns an unsigned int. */
 export function crc32c(buf: Uint8Array, start = 0, end = buf.length, crc = 0): number {
   const t = TABLES;
   let c = ~crc;
   let i = start;
   const end8 = end - ((end - start) & 7);
-  while (i < end8) {
-    const a = c ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24));
-    c =
-      t[1792 + (a & 0xff)]! ^
-      t[1536 + ((a >>> 8) & 0xff)]! ^
-      t[1280 + ((a >>> 16) & 0xff)]! ^
-      t[1024 + (a >>> 24)]! ^
-      t[768 + buf[i + 4]!]! ^
-      t[512 + buf[i + 5]!]! ^
-      t[256 + buf[i + 6]!]! ^
-      t[buf[i + 7]!]!;
-    i += 8;
+  if (i < end8) {
+    let v = lastView!;
+    if (buf.buffer !== lastBuffer) {
+      lastBuffer = buf.buffer;
+      v = lastView = new DataView(lastBuffer);
+    }
+    const o = buf.byteOffset;
+    for (; i < end8; i += 8) {
+      const a = c ^ v.getInt32(o + i, true);
+      const b = v.getInt32(o + i + 4, true);
+      c =
+        t[1792 + (a & 0xff)]! ^
+        t[1536 + ((a >>> 8) & 0xff)]! ^
+        t[1280 + ((a >>> 16) & 0xff)]! ^
+        t[1024 + (a >>> 24)]! ^
+        t[768 + (b & 0xff)]! ^
+        t[512 + ((b >>> 8) & 0xff)]! ^
+        t[256 + ((b >>> 16) & 0xff)]! ^
+        t[b >>> 24]!;
+    }
   }
   while (i < end) c = t[(c ^ buf[i++]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;

@@ -15,7 +15,7 @@ import { Alarm, type Clock, type TimerRef } from './clock.js';
 import type { CommitStats } from './commit-stats.js';
 import { fsyncDir, storeError } from './fs-util.js';
 import { RECENT_BATCH_BYTES, type SegmentedLog } from './log.js';
-import { encodedLength, encodeRecord, HEADER_BYTES } from './record.js';
+import { encodedLength, encodeRecord, fieldBytes, HEADER_BYTES } from './record.js';
 import { Segment } from './segment.js';
 import { type AppendResult, type Durability, type FsyncPolicy, StoreError } from './types.js';
 
@@ -271,8 +271,8 @@ export class LogWriter {
         for (; j < batch.length; j++) {
           const p = batch[j]!;
           const len = encodedLength(
-            Buffer.byteLength(p.id, 'utf8'),
-            p.tag === undefined ? 0 : Buffer.byteLength(p.tag, 'utf8'),
+            fieldBytes(p.id),
+            p.tag === undefined ? 0 : fieldBytes(p.tag),
             p.data.length,
           );
           if (startPos + used > 0 && startPos + used + len > this.opts.segmentBytes) break;

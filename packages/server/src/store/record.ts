@@ -27,6 +27,29 @@ export function encodedLength(idBytes: number, tagBytes: number, dataBytes: numb
   return HEADER_BYTES + idBytes + tagBytes + dataBytes;
 }
 
+/** Ids and tags up to this length are measured and written by a JS loop: a call into C++ costs more. */
+const SHORT_FIELD = 128;
+
+/** UTF-8 length of an id or tag: its length when short and ASCII (every id a client draws), else Buffer's. */
+export function fieldBytes(s: string): number {
+  const n = s.length;
+  if (n > SHORT_FIELD) return Buffer.byteLength(s, 'utf8');
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 127) return Buffer.byteLength(s, 'utf8');
+  return n;
+}
+
+/** Writes an id or tag as UTF-8 at `pos`; returns its byte length. */
+function writeField(buf: Buffer, s: string, pos: number): number {
+  const n = s.length;
+  if (n > SHORT_FIELD) return buf.write(s, pos, 'utf8');
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127) return buf.write(s, pos, 'utf8');
+    buf[pos + i] = c;
+  }
+  return n;
+}
+
 /** Write one record at `pos` of `buf` (which must have room); returns the record length. */
 export function encodeRecord(
   buf: Buffer,
@@ -38,9 +61,9 @@ export function encodeRecord(
   data: Uint8Array,
 ): number {
   let p = pos + HEADER_BYTES;
-  const idLen = buf.write(id, p, 'utf8');
+  const idLen = writeField(buf, id, p);
   p += idLen;
-  const tagLen = tag === undefined ? 0 : buf.write(tag, p, 'utf8');
+  const tagLen = tag === undefined ? 0 : writeField(buf, tag, p);
   p += tagLen;
   buf.set(data, p);
   p += data.length;
