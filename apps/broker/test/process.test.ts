@@ -3,9 +3,10 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import v8 from 'node:v8';
 import { BROKER_CLI, RawClient, startBroker, waitFor } from '@zbus/testkit';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { optionsFromArgs } from '../src/serve.js';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import { optionsFromArgs, scavengeOnMainThread } from '../src/serve.js';
 
 async function connect(port: number): Promise<RawClient> {
   const c = await RawClient.connect(port);
@@ -198,5 +199,18 @@ describe('zbus serve', () => {
       });
     }
     expect(got.sort()).toEqual(['job0', 'job1', 'job2']);
+  });
+});
+
+describe('garbage collection', () => {
+  it('runs scavenges on the main thread unless node was started with a flag about them', () => {
+    const set = vi.spyOn(v8, 'setFlagsFromString').mockImplementation(() => {});
+    onTestFinished(() => set.mockRestore());
+    expect(scavengeOnMainThread(['--max-old-space-size=512'])).toBe(true);
+    expect(set).toHaveBeenCalledWith('--no-parallel-scavenge');
+    set.mockClear();
+    expect(scavengeOnMainThread(['--parallel-scavenge'])).toBe(false);
+    expect(scavengeOnMainThread(['--single-threaded-gc'])).toBe(false);
+    expect(set).not.toHaveBeenCalled();
   });
 });
