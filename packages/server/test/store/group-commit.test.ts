@@ -8,45 +8,11 @@ import path from 'node:path';
 import { ManualClock } from '@zbus/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AppendResult } from '../../src/store/types.js';
-import { enc, open, recordsEnd } from './helpers.js';
+import { enc, holdFdatasync, open, recordsEnd, recordsEndOf } from './helpers.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-/** Where the records in the file end: the zeros written ahead of them (log-writer.ts) are not counted. */
-function recordsEndOf(fd: number): number {
-  const buf = Buffer.alloc(fs.fstatSync(fd).size);
-  fs.readSync(fd, buf, 0, buf.length, 0);
-  return recordsEnd(buf);
-}
-
-interface HeldSync {
-  fd: number;
-  /** Bytes of records in the file when the fdatasync was asked for: what it makes durable. */
-  sizeAtCall: number;
-  release: () => void;
-}
-
-/** Hold every fs.fdatasync until the test releases it; `next(n)` waits for the n-th call (1-based). */
-function holdFdatasync() {
-  const real = fs.fdatasync;
-  const held: HeldSync[] = [];
-  const waiters: Array<{ n: number; resolve: () => void }> = [];
-  vi.spyOn(fs, 'fdatasync').mockImplementation(((
-    fd: number,
-    cb: (err: NodeJS.ErrnoException | null) => void,
-  ) => {
-    held.push({ fd, sizeAtCall: recordsEndOf(fd), release: () => real(fd, cb) });
-    for (const w of waiters.filter((x) => x.n <= held.length)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve();
-    }
-  }) as typeof fs.fdatasync);
-  const next = (n: number) =>
-    n <= held.length ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ n, resolve }));
-  return { held, next };
-}
 
 /** Resolves after the next fs.writeSync to `fd` returned. */
 function nextWriteTo(fd: number): Promise<void> {

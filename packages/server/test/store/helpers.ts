@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { scaled } from '@zbus/testkit';
-import { onTestFinished } from 'vitest';
+import { onTestFinished, vi } from 'vitest';
 import { openStore } from '../../src/store/store.js';
 import type { Delivery, Group, Store, StoreOptions, Topic } from '../../src/store/types.js';
 
@@ -109,4 +109,57 @@ export function recordsEnd(buf: Buffer): number {
     pos += len;
   }
   return pos;
+}
+
+/** Where the records in the file end: the zeros written ahead of them (log-writer.ts) are not counted. */
+export function recordsEndOf(fd: number): number {
+  const buf = Buffer.alloc(fs.fstatSync(fd).size);
+  fs.readSync(fd, buf, 0, buf.length, 0);
+  return recordsEnd(buf);
+}
+
+/** An fs.fdatasync held by holdFdatasync until the test releases it. */
+export interface HeldSync {
+  fd: number;
+  /** The file the fdatasync is for. */
+  file: string;
+  /** Bytes of records in the file when the fdatasync was asked for: what it makes durable. */
+  sizeAtCall: number;
+  /** Let the real fdatasync run; resolves after its callback returned and a turn of the event loop. */
+  release: () => Promise<void>;
+}
+
+/**
+ * Hold every fs.fdatasync of a file `hold` says yes to until the test releases it (the others run); `next(n)`
+ * waits for the n-th held call (1-based). Restored by vi.restoreAllMocks().
+ */
+export function holdFdatasync(hold: (file: string) => boolean = () => true) {
+  const real = fs.fdatasync;
+  const held: HeldSync[] = [];
+  const waiters: Array<{ n: number; resolve: () => void }> = [];
+  vi.spyOn(fs, 'fdatasync').mockImplementation(((
+    fd: number,
+    cb: (err: NodeJS.ErrnoException | null) => void,
+  ) => {
+    const file = path.basename(fs.readlinkSync(`/proc/self/fd/${fd}`));
+    if (!hold(file)) {
+      real(fd, cb);
+      return;
+    }
+    const release = () =>
+      new Promise<void>((resolve) =>
+        real(fd, (err) => {
+          cb(err);
+          setImmediate(resolve);
+        }),
+      );
+    held.push({ fd, file, sizeAtCall: recordsEndOf(fd), release });
+    for (const w of waiters.filter((x) => x.n <= held.length)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  }) as typeof fs.fdatasync);
+  const next = (n: number) =>
+    n <= held.length ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ n, resolve }));
+  return { held, next };
 }

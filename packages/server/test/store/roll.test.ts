@@ -7,7 +7,7 @@ import path from 'node:path';
 import { ManualClock } from '@zbus/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AppendResult } from '../../src/store/types.js';
-import { drain, enc, open, recordsEnd, tempDir, until } from './helpers.js';
+import { drain, enc, holdFdatasync, open, recordsEnd, tempDir, until } from './helpers.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -15,48 +15,6 @@ afterEach(() => {
 
 const SEGMENT_BYTES = 2048;
 const body = (id: string) => enc(`${id}-${'x'.repeat(100)}`);
-
-interface HeldSync {
-  /** The file the fdatasync is for. */
-  file: string;
-  /** Let the real fdatasync run; resolves after its callback returned and a turn of the event loop. */
-  release: () => Promise<void>;
-}
-
-/**
- * Hold every fs.fdatasync of a file `hold` says yes to until the test releases it (the others run); `next(n)`
- * waits for the n-th held call (1-based).
- */
-function holdFdatasync(hold: (file: string) => boolean = () => true) {
-  const real = fs.fdatasync;
-  const held: HeldSync[] = [];
-  const waiters: Array<{ n: number; resolve: () => void }> = [];
-  vi.spyOn(fs, 'fdatasync').mockImplementation(((
-    fd: number,
-    cb: (err: NodeJS.ErrnoException | null) => void,
-  ) => {
-    const file = path.basename(fs.readlinkSync(`/proc/self/fd/${fd}`));
-    if (!hold(file)) {
-      real(fd, cb);
-      return;
-    }
-    const release = () =>
-      new Promise<void>((resolve) =>
-        real(fd, (err) => {
-          cb(err);
-          setImmediate(resolve);
-        }),
-      );
-    held.push({ file, release });
-    for (const w of waiters.filter((x) => x.n <= held.length)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve();
-    }
-  }) as typeof fs.fdatasync);
-  const next = (n: number) =>
-    n <= held.length ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ n, resolve }));
-  return { held, next };
-}
 
 const segmentFiles = (dir: string) =>
   fs
