@@ -15,6 +15,35 @@ import {
 } from '@zbus/client-core';
 import type { Message } from '@zbus/protocol';
 
+// Ids of fast-path publishes, made 64 at a time: the hex of 64 random 128-bit values is written into one buffer
+// and read as one string, of which each id is a slice (the core's newId builds a string from 36 char codes per
+// id, about 1.3k more instructions per publish, cachegrind). Same shape and randomness as newId: a UUID-shaped
+// string of 128 bits from the platform's CSPRNG. A slice keeps its 2.3 KB batch string alive while it lives.
+const IDS = 64;
+const ID_LENGTH = 36;
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+const idRandom = new Uint8Array(IDS * 16);
+const idText = Buffer.allocUnsafeSlow(IDS * ID_LENGTH);
+let ids = '';
+let idsTaken = IDS;
+
+function nextId(): string {
+  if (idsTaken === IDS) {
+    globalThis.crypto.getRandomValues(idRandom);
+    for (let r = 0, o = 0; r < idRandom.length; r++) {
+      const i = r & 15;
+      if (i === 4 || i === 6 || i === 8 || i === 10) idText[o++] = 45; // '-'
+      const b = idRandom[r] as number;
+      idText[o++] = HEX[b >> 4] as number;
+      idText[o++] = HEX[b & 15] as number;
+    }
+    ids = idText.toString('latin1');
+    idsTaken = 0;
+  }
+  const at = idsTaken++ * ID_LENGTH;
+  return ids.slice(at, at + ID_LENGTH);
+}
+
 /**
  * The core `Producer` with a publish path for Node. A publish given no options, once one publish went through
  * (the servers are known) and while there is room on the connection, returns the produce request's own promise,
@@ -61,6 +90,7 @@ export class Producer extends CoreProducer {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (msg.headers.id === undefined) msg.headers.id = nextId();
     const wait = this.budget.acquire(queuedSize(msg));
     return wait === undefined ? this.#send(msg) : wait.then(() => this.#send(msg));
   }

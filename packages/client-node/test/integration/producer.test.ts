@@ -40,6 +40,22 @@ describe('Producer', () => {
     expect(info.messageDepth).toBe(n);
   });
 
+  it('gives every publish its own random, UUID-shaped id, across the batches ids are made in', async () => {
+    await reader.declareTopic('p-ids');
+    const producer = new Producer(broker);
+    await producer.publish({ topic: 'p-ids', body: 'first' }); // the core path; the fast path makes ids after it
+    const n = 300;
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) => producer.publish({ topic: 'p-ids', body: `m${i}` })),
+    );
+    const ids = results.map((r) => r.id);
+    expect(new Set(ids).size).toBe(n);
+    for (const id of ids)
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    // a publish that names its id keeps it
+    expect((await producer.publish({ topic: 'p-ids', id: 'mine-1', body: 'x' })).id).toBe('mine-1');
+  });
+
   it('bounds the publishes in flight with maxInFlight', async () => {
     await reader.declareTopic('p-bounded');
     const producer = new Producer(broker, { maxInFlight: 8 });
