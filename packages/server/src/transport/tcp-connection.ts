@@ -41,39 +41,26 @@ const HEAD_SLAB_BYTES = 64 * 1024;
 let headSlab = Buffer.allocUnsafe(HEAD_SLAB_BYTES);
 let headAt = 0;
 
-/** The head of `msg` as bytes in the head slab; undefined when writeHead cannot write it (not ASCII, too long). */
-function headBytes(msg: Message): Buffer | undefined {
-  const end = writeInSlab(msg, 0);
-  if (end < 0) return undefined;
-  const head = headSlab.subarray(headAt, end);
-  headAt = end;
-  return head;
-}
+/** What a delivery puts behind its head in the slab: nothing (its stored lines and body go as views). */
+const NO_BODY = new Uint8Array(0);
 
 /**
- * A reply with a body of up to COPY_BODY_MAX bytes and no stored head tail, head and body, as one view of the head
- * slab: no head string is built, encoded and copied again (encodeMessage), about 1 KB of short-lived strings per
- * reply to an RPC by URL. Undefined when writeHead cannot write the head.
+ * The head of `msg` with `body` behind it, as one view of the head slab: no head string is built, encoded and
+ * copied again (encodeMessage), about 1 KB of short-lived strings per reply to an RPC by URL. A full slab is
+ * replaced once. Undefined when writeHead cannot write the head (not ASCII, too long) or it and `body` do not fit.
  */
-function messageBytes(msg: Message): Buffer | undefined {
-  const body = msg.body;
-  const end = writeInSlab(msg, body.length);
-  if (end < 0) return undefined;
-  if (body.length > 0) headSlab.set(body, end);
-  const out = headSlab.subarray(headAt, end + body.length);
-  headAt = end + body.length;
-  return out;
-}
-
-/** writeHead into the head slab at headAt, with `room` bytes free behind the head; a full slab is replaced once. */
-function writeInSlab(msg: Message, room: number): number {
+function slabBytes(msg: Message, body: Uint8Array): Buffer | undefined {
   let end = writeHead(msg, headSlab, headAt);
-  if ((end < 0 || end + room > HEAD_SLAB_BYTES) && headAt > 0) {
+  if ((end < 0 || end + body.length > HEAD_SLAB_BYTES) && headAt > 0) {
     headSlab = Buffer.allocUnsafe(HEAD_SLAB_BYTES);
     headAt = 0;
     end = writeHead(msg, headSlab, 0);
   }
-  return end + room > HEAD_SLAB_BYTES ? -1 : end;
+  if (end < 0 || end + body.length > HEAD_SLAB_BYTES) return undefined;
+  if (body.length > 0) headSlab.set(body, end);
+  const out = headSlab.subarray(headAt, end + body.length);
+  headAt = end + body.length;
+  return out;
 }
 
 export class TcpConnection implements SessionWire {
@@ -315,10 +302,10 @@ export class TcpConnection implements SessionWire {
       this.#flushText();
       // A reply: head and body in one slab-cut buffer, one chunk for the socket (a string chunk would be
       // encoded again in C++, and a second chunk turns the write into a writev).
-      socket.write(messageBytes(msg) ?? encodeMessage(msg));
+      socket.write(slabBytes(msg, msg.body) ?? encodeMessage(msg));
     } else {
       this.#flushText();
-      const head = headBytes(msg);
+      const head = slabBytes(msg, NO_BODY);
       if (head !== undefined) socket.write(head);
       else socket.write(encodeHead(msg), 'utf8');
       // A delivery's stored header lines and a large body go as they are (views of the stored record): no
