@@ -1,6 +1,9 @@
 // Every example in examples/ runs against a real broker and prints what its comments promise.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -11,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const EXAMPLES = join(ROOT, 'examples');
 const CLIENT = pathToFileURL(join(ROOT, 'packages/client-node/dist/index.js')).href;
+const BROKER_LIB = pathToFileURL(join(ROOT, 'apps/broker/dist/index.js')).href;
 
 let broker: RunningBroker;
 
@@ -128,10 +132,11 @@ function block(blocks: Array<{ lang: string; code: string }>, marker: string): s
   return b.code;
 }
 
-/** Points a snippet at the test broker and at the built client. */
+/** Points a snippet at the test broker and at the built packages. */
 function localize(code: string): string {
   return code
     .replaceAll("'@zbus/client'", `'${CLIENT}'`)
+    .replaceAll("'@zbus/broker'", `'${BROKER_LIB}'`)
     .replaceAll('127.0.0.1:15555', broker.address)
     .replaceAll('localhost:15555', broker.address);
 }
@@ -232,5 +237,84 @@ describe('docs/getting-started.md, as written', () => {
     expect(await never.exit, never.text()).toBe(0);
     expect(never.text()).toBe('ZBUS_ERR_NOT_FOUND 404\n');
     service.kill('SIGTERM');
+  });
+});
+
+/** Writes `code` to a temp .mjs file and runs it with node; resolves with its exit code and output. */
+async function runSnippet(code: string): Promise<{ code: number | null; out: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'zbus-docs-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'snippet.mjs'), code);
+  const c = collect(
+    spawn(process.execPath, [join(dir, 'snippet.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
+  const exit = await c.exit;
+  return { code: exit, out: c.text() };
+}
+
+describe('docs/dmz.md, as written', () => {
+  it('startProxy as a library: a request to the entry reaches the target and shows in stats()', async () => {
+    const target = createServer((req, res) => res.end(`target got ${req.method} ${req.url}`));
+    target.listen(0, '127.0.0.1');
+    await new Promise((r) => target.once('listening', r));
+    onTestFinished(() => new Promise<void>((r) => target.close(() => r())));
+    const targetUrl = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
+    const code = localize(block(codeBlocks('dmz.md'), 'startProxy({'))
+      .replace('dmz-broker:15555', broker.address)
+      .replace('http://127.0.0.1:8080', targetUrl)
+      // One call through the broker before the stats, so that they count it.
+      .replace(
+        'console.log(proxy.stats());',
+        `console.log(await (await fetch('http://${broker.address}/orders/api/orders?x=1')).text());\n$&`,
+      );
+    const run = await runSnippet(code);
+    expect(run.code, run.out).toBe(0);
+    expect(run.out).toContain('target got GET /api/orders?x=1');
+    // The fields the snippet's comment names, each printed, and no others.
+    const named = /proxy\.stats\(\)\); \/\/ \{ orders: \{ ([\w, ]+) \} \}/.exec(code)?.[1]?.split(', ');
+    const printed = /orders: \{ ([^}]*) \}/.exec(run.out)?.[1]?.split(', ');
+    expect(printed?.map((f) => f.split(':')[0])).toEqual(named);
+    expect(printed?.[0]).toBe('forwarded: 1');
+  });
+});
+
+describe('docs/ha.md, as written', () => {
+  it('the client snippet over three brokers that track each other: declare, publish, consume', async () => {
+    const env = { ZBUS_CLUSTER_TOKEN: 'docs-ha-test-cluster-secret' };
+    const start = async (trackers: RunningBroker[]) => {
+      const args = ['--log-level', 'silent'];
+      if (trackers.length > 0) args.push('--tracker', trackers.map((t) => t.address).join(';'));
+      const b = await startBroker({ fsync: 'interval=20', args, env });
+      onTestFinished(() => b.stop().then(() => undefined));
+      return b;
+    };
+    // Each reports to those started before it (their addresses are known by then): the first lists all three.
+    const a = await start([]);
+    const b = await start([a]);
+    const c = await start([a, b]);
+    const code = localize(block(codeBlocks('ha.md'), "new Broker('10.0.0.1"))
+      .replace('10.0.0.1:15555;10.0.0.2:15555;10.0.0.3:15555', [a, b, c].map((x) => x.address).join(';'))
+      // `bill` is the reader's own; here it prints the order and ends the run.
+      .concat("\nfunction bill(order) { console.log('billed', JSON.stringify(order)); process.exit(0); }\n");
+    const run = await runSnippet(code);
+    expect(run.code, run.out).toBe(0);
+    expect(run.out).toContain('billed {"id":1}');
+    for (const x of [a, b, c]) expect(run.out).toContain(`up ${x.address}`);
+  });
+});
+
+describe('docs/protocol.md, as written', () => {
+  it('the WebSocket snippet: one query frame in, one HTTP reply frame out', async () => {
+    // Node 20 has no global WebSocket: the snippet gets ws's, which has the same onopen/onmessage/send.
+    const ws = pathToFileURL(createRequire(import.meta.url).resolve('ws')).href;
+    const code = `import WebSocket from '${ws}';
+const print = console.log;
+console.log = (...args) => { print(...args); process.exit(0); };
+${localize(block(codeBlocks('protocol.md'), "new WebSocket('ws://localhost:15555/')"))}`;
+    const run = await runSnippet(code);
+    expect(run.code, run.out).toBe(0);
+    expect(run.out).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(run.out).toMatch(/\r\nid: q1\r\n/);
+    expect(run.out).toContain(`{"serverAddress":`);
   });
 });
