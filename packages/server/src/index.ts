@@ -34,7 +34,7 @@ export { type DeadLetterSink, deadLetterData, declareDlq } from './store/dead-le
 export { compileFilter, type TagMatcher } from './store/filter.js';
 export { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_ACK_WINDOW, DEFAULT_MAX_DELIVER } from './store/group.js';
 export { maxPosition, resolveStart, type StartSource } from './store/group-start.js';
-export { MemoryTopic } from './store/memory-topic.js';
+export { MemoryBudget, MemoryTopic } from './store/memory-topic.js';
 export { nameKey, validateName } from './store/names.js';
 export type {
   AppendInput,

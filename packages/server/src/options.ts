@@ -99,6 +99,11 @@ export interface BrokerOptions {
   rpcTimeoutMs?: number;
   /** Capacity of memory (and RPC) topics in messages. @default 1000 */
   memoryTopicCapacity?: number;
+  /**
+   * Bytes that all memory (and RPC and proxy) topics hold together, their delayed messages included. Past it,
+   * messages every group has read are dropped, and if that is not enough a produce answers 429. @default 256 MiB
+   */
+  maxMemoryTopicBytes?: number;
   /** Default ack timeout of ack-required groups. @default 10000 */
   ackTimeoutMs?: number;
   /** Default ack window of ack-required groups. @default 100 */
@@ -198,6 +203,7 @@ export const DEFAULTS = {
   idleTimeoutMs: 180_000,
   rpcTimeoutMs: 10_000,
   memoryTopicCapacity: 1000,
+  maxMemoryTopicBytes: 256 * 1024 * 1024, // 256 MiB
   ackTimeoutMs: 10_000,
   ackWindow: 100,
   maxDeliver: 5,
@@ -257,6 +263,7 @@ const INTEGER_RANGES: Record<IntegerOption, readonly [min: number, max: number]>
   idleTimeoutMs: [0, MAX_TIMER_MS],
   rpcTimeoutMs: [1, MAX_TIMER_MS],
   memoryTopicCapacity: [1, MAX_MEMORY_CAPACITY],
+  maxMemoryTopicBytes: [1 * MiB, 1024 * GiB],
   ackTimeoutMs: [1, MAX_TIMER_MS],
   ackWindow: [1, 1_000_000],
   maxDeliver: [1, 1_000_000],

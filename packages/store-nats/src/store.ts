@@ -23,6 +23,7 @@ import { connect } from '@nats-io/transport-node';
 import {
   declareDlq,
   type GroupConfig,
+  MemoryBudget,
   maxPosition,
   resolveStart,
   type SharedStore,
@@ -84,6 +85,8 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
   readonly groupDefaults: NonNullable<StoreOptions['groupDefaults']>;
   readonly deadLetterFn: StoreOptions['deadLetter'];
   readonly delays: Delays;
+  /** Shared by this broker's RPC and proxy topics (their requests wait in its memory). */
+  readonly #memory: MemoryBudget;
   readonly #log: StoreLogger | undefined;
   readonly #topics = new Map<string, AnyTopic>();
   /** Group entries that arrived before their topic's. */
@@ -110,6 +113,7 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
     this.deadLetterFn = options.deadLetter;
     this.#log = options.log;
     this.delays = new Delays(this);
+    this.#memory = new MemoryBudget(options.maxMemoryTopicBytes);
   }
 
   /** Connects, creates what is missing (KV bucket, delay stream) and loads every topic and group. */
@@ -310,6 +314,7 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
             {
               maxBacklog: this.topicDefaults.maxBacklog,
               maxMessageBytes: this.topicDefaults.maxMessageBytes,
+              budget: this.#memory,
             },
             (group, config) => this.#shareLocalGroup(tk, group, config),
             async (group) => {

@@ -404,6 +404,60 @@ describe('hostile clients', () => {
     expect(restartedKiB - h.rss0).toBeLessThan(100 * 1024);
   });
 
+  it('bounds the bytes memory topics hold: 300 MiB produced to 30 of them nobody reads, and delayed', async () => {
+    const TOPICS = 30;
+    const PER_TOPIC = 10;
+    const h = await hostileBroker({ maxMemoryTopicBytes: 32 * MiB }, async (w) => {
+      for (let t = 0; t < TOPICS; t++) {
+        await w.request({ headers: { cmd: 'declare', topic: `Mem${t}`, topic_mask: '1' } });
+      }
+    });
+    const w = await Wire.open(h.b.port);
+    const body = Buffer.alloc(MiB, 0x6d);
+    const counts: Record<number, number> = {};
+    const refusals = new Set<string>();
+    const tally = (r: Message) => {
+      const status = r.status ?? 0;
+      counts[status] = (counts[status] ?? 0) + 1;
+      if (status !== 200) refusals.add(r.bodyText().replace(/\d+/g, 'N'));
+    };
+    // Before the bound, each memory topic held up to memoryTopicCapacity messages of any size: all 330 MiB were
+    // held, and more topics or larger messages would take the broker past its machine's memory.
+    for (let i = 0; i < PER_TOPIC; i++) {
+      const replies = await Promise.all(
+        Array.from({ length: TOPICS }, (_, t) =>
+          w.request({ headers: { cmd: 'produce', topic: `Mem${t}`, id: `m${t}-${i}` }, body }, 60_000),
+        ),
+      );
+      replies.forEach(tally);
+      h.sample();
+    }
+    // Delayed messages of a memory topic wait in memory too: the same bound.
+    for (let i = 0; i < 30; i++) {
+      tally(
+        await w.request(
+          { headers: { cmd: 'produce', topic: 'Mem0', id: `d${i}`, delay: '86400000' }, body },
+          60_000,
+        ),
+      );
+    }
+    const grownKiB = await h.verify();
+    report('hostile memory topics', {
+      produced: TOPICS * PER_TOPIC + 30,
+      messageBytes: MiB,
+      answers: counts,
+      rssBeforeKiB: h.rss0,
+      rssGrowthKiB: grownKiB,
+    });
+    // 31 messages of 1 MiB (and their ids) fit in 32 MiB; every other produce is refused, none is lost silently.
+    expect(counts).toEqual({ 200: 31, 429: TOPICS * PER_TOPIC + 30 - 31 });
+    expect([...refusals]).toEqual([
+      'N: memory topics hold N bytes of N (maxMemoryTopicBytes): no room for N more in MemN',
+    ]);
+    // The 32 MiB held, bodies in flight and not yet collected; 330 MiB held would be far past it.
+    expect(grownKiB).toBeLessThan(150 * 1024);
+  });
+
   it(`answers ${INPUTS} hostile names with 200 or a 4xx that shows no server path`, async () => {
     const rnd = prng(CHAOS.seed + 31);
     const h = await hostileBroker({});

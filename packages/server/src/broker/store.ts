@@ -34,6 +34,7 @@ export async function openBrokerStore(
     log,
     deadLetter,
     clock: o.clock,
+    maxMemoryTopicBytes: o.maxMemoryTopicBytes,
   };
   if (o.store === 'local') {
     const store = await openStore({

@@ -22,6 +22,10 @@ import {
 } from './types.js';
 
 export const DEFAULT_MEMORY_CAPACITY = 1000;
+/** @default 256 MiB */
+export const DEFAULT_MEMORY_TOPIC_BYTES = 256 * 1024 * 1024;
+/** What a held message costs beyond its data, charged to the budget: the record, its id and tag, the ring slot. */
+const RECORD_OVERHEAD_BYTES = 128;
 const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 /** The chunks records are copied into: at least this big, at most this big. */
 const MIN_CHUNK_BYTES = 1024;
@@ -57,6 +61,47 @@ export class RecordArena {
     this.#used += n;
     return out;
   }
+}
+
+/**
+ * The bytes that all memory topics of a store hold together: their messages in the rings and their delayed
+ * messages. The capacity of a ring counts messages, not bytes, and topics can be many: without one bound for all
+ * of them, clients allowed to produce could make the broker hold gigabytes. When a message does not fit, messages
+ * every group has read (which a ring keeps only until it needs the slot) are dropped first, from any topic; if
+ * that is not enough the append fails with ZBUS_ERR_LIMIT.
+ */
+export class MemoryBudget {
+  held = 0;
+  readonly #topics = new Set<MemoryTopic>();
+
+  constructor(readonly limit: number = DEFAULT_MEMORY_TOPIC_BYTES) {}
+
+  add(topic: MemoryTopic): void {
+    this.#topics.add(topic);
+  }
+
+  remove(topic: MemoryTopic): void {
+    this.#topics.delete(topic);
+  }
+
+  /** Takes `n` bytes for `topic`, first dropping read messages (its own, then other topics'); false when full. */
+  take(n: number, topic: MemoryTopic): boolean {
+    if (this.held + n > this.limit) {
+      topic.dropRead(this.held + n - this.limit);
+      for (const t of this.#topics) {
+        if (this.held + n <= this.limit) break;
+        if (t !== topic) t.dropRead(this.held + n - this.limit);
+      }
+      if (this.held + n > this.limit) return false;
+    }
+    this.held += n;
+    return true;
+  }
+}
+
+/** Bytes a message costs the budget while held. */
+function heldBytes(r: { id: string; tag?: string | undefined; data: Uint8Array }): number {
+  return r.data.length + r.id.length + (r.tag?.length ?? 0) + RECORD_OVERHEAD_BYTES;
 }
 
 class MemoryGroup implements Group {
@@ -159,15 +204,21 @@ export class MemoryTopic implements Topic, StartSource {
   #groups = new Map<string, MemoryGroup>();
   #listeners = new Set<() => void>();
   #delayed = new Set<Alarm>();
+  #delayedBytes = 0;
   readonly #arena = new RecordArena();
   closed = false;
+
+  readonly #budget: MemoryBudget;
 
   constructor(
     name: string,
     config: TopicConfig,
-    readonly defaults: { maxBacklog?: number; maxMessageBytes?: number },
+    /** `budget`: shared by the store's memory topics; a topic without one has a budget of its own. */
+    readonly defaults: { maxBacklog?: number; maxMessageBytes?: number; budget?: MemoryBudget },
     readonly clock: Clock = systemClock,
   ) {
+    this.#budget = defaults.budget ?? new MemoryBudget();
+    this.#budget.add(this);
     this.name = name;
     this.mask = config.mask | STORE_MASK_MEMORY;
     this.config = { ...config, mask: this.mask };
@@ -196,7 +247,7 @@ export class MemoryTopic implements Topic, StartSource {
       const ring: (StoredRecord | undefined)[] = new Array(this.capacity);
       const first = Math.max(this.firstOffset, this.nextOffset - this.capacity);
       for (let o = first; o < this.nextOffset; o++) ring[o % ring.length] = this.at(o);
-      for (let o = this.firstOffset; o < first; o++) this.#bytes -= this.at(o)?.data.length ?? 0;
+      for (let o = this.firstOffset; o < first; o++) this.#release(this.at(o));
       this.#ring = ring;
       this.firstOffset = first;
     }
@@ -218,11 +269,16 @@ export class MemoryTopic implements Topic, StartSource {
     }
     const now = this.clock.now();
     if (input.deliverAt !== undefined && input.deliverAt > now) {
-      // Held in memory only (a memory topic promises nothing across restarts).
-      // A buffer of its own: held out of the ring's order, it must not keep a chunk alive.
+      // Held in memory only (a memory topic promises nothing across restarts), and charged to the budget until
+      // it is due. A buffer of its own: held out of the ring's order, it must not keep a chunk alive.
+      const cost = heldBytes(input);
+      this.#take(cost);
       const copy = { ...input, data: new Uint8Array(input.data), deliverAt: undefined };
+      this.#delayedBytes += cost;
       const alarm = new Alarm(this.clock, () => {
         this.#delayed.delete(alarm);
+        this.#delayedBytes -= cost;
+        this.#budget.held -= cost;
         this.append(copy).catch(() => {});
       });
       alarm.set(input.deliverAt);
@@ -237,21 +293,55 @@ export class MemoryTopic implements Topic, StartSource {
     }
     const cap = this.#ring.length;
     if (this.nextOffset - this.firstOffset >= cap) {
-      let slowest = Number.POSITIVE_INFINITY;
-      for (const g of this.#groups.values()) if (g.position < slowest) slowest = g.position;
-      if (slowest <= this.firstOffset) {
+      if (this.#slowest() <= this.firstOffset) {
         throw new StoreError('ZBUS_ERR_LIMIT', `memory topic ${this.name} is full (maxBacklog=${cap})`);
       }
-      this.#bytes -= this.at(this.firstOffset)?.data.length ?? 0;
-      this.#ring[this.firstOffset % cap] = undefined;
-      this.firstOffset++;
+      this.#dropFirst();
     }
+    this.#take(heldBytes(input));
     const offset = this.nextOffset++;
     const data = this.#arena.copy(input.data, this.#bytes);
     this.#ring[offset % cap] = { offset, timestamp: now, id: input.id, tag: input.tag, data };
     this.#bytes += data.length;
     this.notify();
     return { offset, timestamp: now, durability: 'memory', duplicate: false };
+  }
+
+  /** Charges `n` bytes to the budget, or fails the append with ZBUS_ERR_LIMIT. */
+  #take(n: number): void {
+    const b = this.#budget;
+    if (!b.take(n, this)) {
+      throw new StoreError(
+        'ZBUS_ERR_LIMIT',
+        `memory topics hold ${b.held} bytes of ${b.limit} (maxMemoryTopicBytes): no room for ${n} more in ${this.name}`,
+      );
+    }
+  }
+
+  /** The position of the group furthest behind (every message before it has been read by all). */
+  #slowest(): number {
+    let slowest = Number.POSITIVE_INFINITY;
+    for (const g of this.#groups.values()) if (g.position < slowest) slowest = g.position;
+    return slowest;
+  }
+
+  #release(r: StoredRecord | undefined): void {
+    if (r === undefined) return;
+    this.#bytes -= r.data.length;
+    this.#budget.held -= heldBytes(r);
+  }
+
+  #dropFirst(): void {
+    this.#release(this.at(this.firstOffset));
+    this.#ring[this.firstOffset % this.#ring.length] = undefined;
+    this.firstOffset++;
+  }
+
+  /** Drops the oldest messages that every group has read until `need` bytes are freed or none is left. */
+  dropRead(need: number): void {
+    const until = Math.min(this.#slowest(), this.nextOffset);
+    const goal = this.#budget.held - need;
+    while (this.firstOffset < until && this.#budget.held > goal) this.#dropFirst();
   }
 
   async read(offset: number): Promise<StoredRecord | undefined> {
@@ -308,9 +398,7 @@ export class MemoryTopic implements Topic, StartSource {
   }
 
   async empty(): Promise<void> {
-    this.#ring.fill(undefined);
-    this.firstOffset = this.nextOffset;
-    this.#bytes = 0;
+    while (this.firstOffset < this.nextOffset) this.#dropFirst();
     for (const g of this.#groups.values()) g.position = this.nextOffset;
   }
 
@@ -350,9 +438,13 @@ export class MemoryTopic implements Topic, StartSource {
   }
 
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     for (const a of this.#delayed) a.cancel();
     this.#delayed.clear();
+    this.#budget.held -= this.#delayedBytes;
+    while (this.firstOffset < this.nextOffset) this.#dropFirst();
+    this.#budget.remove(this);
     for (const g of this.#groups.values()) g.removed = true;
     this.#listeners.clear();
   }

@@ -9,7 +9,7 @@ import { declareOnce } from './declare-once.js';
 import { defaultMaxOpenFiles, FileCache } from './file-cache.js';
 import { asStoreError, TMP_SUFFIX } from './fs-util.js';
 import { DEFAULT_GROUP_WAIT_MS } from './log-writer.js';
-import { MemoryTopic } from './memory-topic.js';
+import { MemoryBudget, MemoryTopic } from './memory-topic.js';
 import { migrateCreators } from './migrate-creators.js';
 import { nameKey, validateName } from './names.js';
 import { DiskTopic, type StoreContext, TRASH_PREFIX } from './topic.js';
@@ -44,6 +44,7 @@ class FileStore implements Store, StoreContext {
   readonly files: FileCache;
   readonly commits = new CommitStats();
   readonly afterWake: StoreOptions['afterWake'];
+  readonly #memory: MemoryBudget;
   readonly #topics = new Map<string, AnyTopic>();
   readonly #declaring = new Map<string, Promise<AnyTopic>>();
   readonly #migrateCreator: StoreOptions['migrateCreator'];
@@ -61,6 +62,7 @@ class FileStore implements Store, StoreContext {
     this.clock = options.clock ?? systemClock;
     this.#migrateCreator = options.migrateCreator;
     this.afterWake = options.afterWake;
+    this.#memory = new MemoryBudget(options.maxMemoryTopicBytes);
     this.files = new FileCache(
       options.maxOpenFiles !== undefined && options.maxOpenFiles > 0
         ? options.maxOpenFiles
@@ -129,6 +131,7 @@ class FileStore implements Store, StoreContext {
                 {
                   maxBacklog: this.topicDefaults.maxBacklog,
                   maxMessageBytes: this.topicDefaults.maxMessageBytes,
+                  budget: this.#memory,
                 },
                 this.clock,
               )

@@ -241,6 +241,11 @@ export interface StoreOptions {
    */
   groupCommitWaitMs?: number;
   /**
+   * Bytes all memory topics hold together (their messages and delayed messages); an append past it, once the
+   * messages every group has read are dropped, fails with ZBUS_ERR_LIMIT. @default 256 MiB
+   */
+  maxMemoryTopicBytes?: number;
+  /**
    * Rewrites a record's bytes before it is appended to `<topic>.dlq` (the broker adds headers saying why and
    * from where; the store itself never parses the bytes). Default: the bytes unchanged.
    */

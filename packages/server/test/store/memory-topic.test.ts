@@ -1,5 +1,6 @@
 // A memory topic's own storage: records are copied into chunks it fills in order (no buffer per record), held
 // no longer than the ring holds them, and appended without a promise where the caller can take it at once.
+import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { RecordArena } from '../../src/store/memory-topic.js';
 import { dec, enc, open } from './helpers.js';
@@ -31,6 +32,75 @@ describe('a memory topic stores', () => {
       expect.objectContaining({ code: 'ZBUS_ERR_LIMIT' }),
     );
     await expect(t.append({ id: 'b', data: enc('y') })).rejects.toMatchObject({ code: 'ZBUS_ERR_LIMIT' });
+  });
+});
+
+describe('the bytes all memory topics hold', () => {
+  const KiB = 1024;
+  /** A message of `n` KiB; it costs the budget n KiB plus its id and 128 bytes. */
+  const kib = (id: string, n: number) => ({ id, data: new Uint8Array(n * KiB) });
+  const limited = () =>
+    expect.objectContaining({
+      code: 'ZBUS_ERR_LIMIT',
+      message: expect.stringContaining('maxMemoryTopicBytes'),
+    });
+
+  it('are bounded across topics: past the bound a produce fails, whatever the topic and its capacity', async () => {
+    const store = await open({ maxMemoryTopicBytes: 1024 * KiB });
+    const topics = await Promise.all(
+      ['a', 'b', 'c'].map((n) => store.declareTopic(n, { mask: 1, maxBacklog: 1000 })),
+    );
+    // A group that never reads: nothing may be dropped.
+    for (const t of topics) await t.declareGroup('slow', {});
+    let stored = 0;
+    for (let i = 0; i < 30 && stored < 100; i++) {
+      for (const t of topics) {
+        try {
+          t.appendNow!(kib(`m${i}`, 100));
+          stored++;
+        } catch (err) {
+          expect(err).toEqual(limited());
+        }
+      }
+    }
+    // Ten messages of 100 KiB (and their 128-byte costs) fit in 1 MiB; before the bound, all 90 were held.
+    expect(stored).toBe(10);
+    expect(topics.reduce((n, t) => n + t.info().bytes, 0)).toBe(1000 * KiB);
+  });
+
+  it('make room by dropping what every group has read, in another topic too', async () => {
+    const store = await open({ maxMemoryTopicBytes: 1024 * KiB });
+    const quiet = await store.declareTopic('quiet', { mask: 1, maxBacklog: 1000 });
+    const g = await quiet.declareGroup('g', {});
+    for (let i = 0; i < 9; i++) quiet.appendNow!(kib(`q${i}`, 100));
+    const busy = await store.declareTopic('busy', { mask: 1, maxBacklog: 1000 });
+    await busy.declareGroup('reader', {});
+    busy.appendNow!(kib('b0', 100));
+    // Full: quiet's nine are unread.
+    expect(() => busy.appendNow!(kib('b1', 100))).toThrow(limited());
+    // Once read, they are what a ring would drop first anyway; they make room for busy's.
+    for (let i = 0; i < 5; i++) await g.next();
+    for (let i = 1; i <= 5; i++) busy.appendNow!(kib(`b${i}`, 100));
+    expect(quiet.info()).toMatchObject({ firstOffset: 5, nextOffset: 9, bytes: 400 * KiB });
+    expect(() => busy.appendNow!(kib('b6', 100))).toThrow(limited());
+    // A topic removed gives its bytes back.
+    await store.removeTopic('quiet');
+    for (let i = 6; i < 10; i++) busy.appendNow!(kib(`b${i}`, 100));
+  });
+
+  it('count delayed messages until they are due, and ring messages after', async () => {
+    const clock = new ManualClock();
+    const store = await open({ maxMemoryTopicBytes: 1024 * KiB, clock });
+    const t = await store.declareTopic('later', { mask: 1, maxBacklog: 1000 });
+    await t.declareGroup('slow', {});
+    const due = clock.now() + 60_000;
+    for (let i = 0; i < 10; i++) t.appendNow!({ ...kib(`d${i}`, 100), deliverAt: due });
+    expect(t.info()).toMatchObject({ delayed: 10, bytes: 0 });
+    expect(() => t.appendNow!({ ...kib('d10', 100), deliverAt: due })).toThrow(limited());
+    expect(() => t.appendNow!(kib('now', 100))).toThrow(limited());
+    clock.advance(60_000);
+    await expect.poll(() => t.info()).toMatchObject({ delayed: 0, bytes: 1000 * KiB });
+    expect(() => t.appendNow!(kib('now', 100))).toThrow(limited());
   });
 });
 
