@@ -216,6 +216,20 @@ function schedCounts(pid) {
   return { switches, migrations };
 }
 
+/**
+ * CPU seconds so far of `pid`'s main thread (the event loop): the rest of a broker's CPU is libuv's threadpool
+ * (fdatasyncs under fsync=always) and V8's helper threads.
+ */
+function mainThreadSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 /**
@@ -241,9 +255,11 @@ function measured(url, pids, n = N) {
   const quietBefore = waitQuiet();
   const before = pids.map(cpuSeconds);
   const sched0 = schedCounts(pids[0]);
+  const main0 = mainThreadSeconds(pids[0]);
   const m0 = machineTicks();
   const r = abOnce(url, n);
   const m1 = machineTicks();
+  const main = mainThreadSeconds(pids[0]) - main0;
   const sched1 = schedCounts(pids[0]);
   const cpu = pids.map((pid, i) => cpuSeconds(pid) - before[i]);
   const hz = 100; // USER_HZ, the unit of /proc/stat and of cpuSeconds' source
@@ -252,6 +268,8 @@ function measured(url, pids, n = N) {
     ...r,
     cpuUs: cpu.map((s) => (s * 1e6) / n),
     abCpuUs: (r.abCpu * 1e6) / n,
+    mainCpuUs: (main * 1e6) / n,
+    mainBusy: main / r.seconds,
     others: Math.max(0, (m1.busy - m0.busy) / hz - ours) / r.seconds,
     steal: (m1.steal - m0.steal) / hz / r.seconds,
     switchesPerReq: (sched1.switches - sched0.switches) / n,
@@ -298,6 +316,7 @@ function interleaved(baseline, url, pids) {
     base: med(bases, (r) => r.rps),
     baseAll: bases.map((r) => Math.round(r.rps)),
     baseCpuUs: med(bases, (r) => r.cpuUs[0]),
+    mainCpuUs: med(runs, (r) => r.mainCpuUs),
   };
 }
 
@@ -549,12 +568,13 @@ function explain(rows) {
       ? `; ${fmt(c.syncs)} fdatasyncs, ${c.recordsPerSync.toFixed(1)} records each, fdatasync ${c.syncMs.toFixed(3)} ms, commit wait ${c.waitMs.toFixed(3)} ms (means)`
       : '';
     lines.push(
-      `- ${r.label} ${r.name.split(' (')[0]}: ${r.cpuUs[0].toFixed(1)}${svc} (baseline ${r.baseCpuUs.toFixed(1)})${commits}`,
+      `- ${r.label} ${r.name.split(' (')[0]}: ${r.cpuUs[0].toFixed(1)}${svc}, main thread ${r.mainCpuUs.toFixed(1)} (baseline ${r.baseCpuUs.toFixed(1)})${commits}`,
     );
   }
   lines.push(
     '',
-    'Each run (baseline, then the case, in the order they ran): req/s; CPU us per request of the server and of ab;',
+    'Each run (baseline, then the case, in the order they ran): req/s; CPU us per request of the server (of it, its',
+    "main thread, and how busy that thread was: its CPU over the run's wall time) and of ab;",
     "others: every other process's CPU in the half second before the run and during it, in cores (of",
     `${os.cpus().length}), and the hypervisor's steal; the server's context switches per request (all its threads)`,
     'and CPU migrations; load average (1 min) after the run.',
@@ -562,7 +582,7 @@ function explain(rows) {
   );
   const one = (who, x) => {
     const svc = x.cpuUs.length > 1 ? ` + service ${x.cpuUs[1].toFixed(1)}` : '';
-    return `${who} ${fmt(x.rps)} req/s, server ${x.cpuUs[0].toFixed(1)}${svc} / ab ${x.abCpuUs.toFixed(1)} us, others ${x.quietBefore.toFixed(2)} before, ${x.others.toFixed(2)} during + steal ${x.steal.toFixed(2)} cores, ${x.switchesPerReq.toFixed(2)} cs/req, ${fmt(x.migrations)} migrations, load ${x.load.toFixed(1)}`;
+    return `${who} ${fmt(x.rps)} req/s, server ${x.cpuUs[0].toFixed(1)} (main thread ${x.mainCpuUs.toFixed(1)}, ${x.mainBusy.toFixed(2)} busy)${svc} / ab ${x.abCpuUs.toFixed(1)} us, others ${x.quietBefore.toFixed(2)} before, ${x.others.toFixed(2)} during + steal ${x.steal.toFixed(2)} cores, ${x.switchesPerReq.toFixed(2)} cs/req, ${fmt(x.migrations)} migrations, load ${x.load.toFixed(1)}`;
   };
   for (const r of rows) {
     lines.push(`- ${r.label} ${r.name.split(' (')[0]}:`);
