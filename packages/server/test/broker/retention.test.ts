@@ -37,8 +37,12 @@ describe('retention on the wire', () => {
     expect(info.firstOffset).toBeGreaterThan(0);
     expect(info.nextOffset - info.firstOffset).toBeGreaterThanOrEqual(5);
     // What retention dropped is gone for readers too: the oldest offset answers with the first kept message.
+    // Retention runs after a roll, beside the appends (no event to wait on): the last roll's may move the first
+    // kept offset on between these requests, never back.
     const first = await c.request({ headers: { cmd: 'consume', topic: 'Count' } });
-    expect(Number(first.headers.offset)).toBe(info.firstOffset);
+    const after = await topicInfo(c, 'Count');
+    expect(Number(first.headers.offset)).toBeGreaterThanOrEqual(info.firstOffset);
+    expect(Number(first.headers.offset)).toBeLessThanOrEqual(after.firstOffset);
   });
 
   it('keeps the topic near topic_retention_bytes on disk', async () => {
@@ -48,12 +52,17 @@ describe('retention on the wire', () => {
       headers: { cmd: 'declare', topic: 'Size', topic_retention_bytes: String(3 * SEGMENT_BYTES) },
     });
     await produce(c, 'Size', 60);
+    // At most the limit plus the segment that is still being written. Retention runs after a roll, beside the
+    // appends that follow it (no event to wait on): the last roll's may still be under way.
+    await waitFor(
+      async () => (await topicInfo(c, 'Size')).bytes <= 4 * SEGMENT_BYTES + BODY.length * 2,
+      'retention to drop the segments past the limit',
+    );
     const info = await topicInfo(c, 'Size');
     expect(info.retention).toEqual({ bytes: 3 * SEGMENT_BYTES });
     expect(info.firstOffset).toBeGreaterThan(0);
-    // At least the limit is kept; at most the limit plus the segment that is still being written.
+    // At least the limit is kept.
     expect(info.bytes).toBeGreaterThanOrEqual(3 * SEGMENT_BYTES - SEGMENT_BYTES);
-    expect(info.bytes).toBeLessThanOrEqual(4 * SEGMENT_BYTES + BODY.length * 2);
   });
 
   it('drops segments older than topic_retention_ms, set by a re-declare of a full topic', async () => {
