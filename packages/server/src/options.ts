@@ -104,6 +104,12 @@ export interface BrokerOptions {
    * messages every group has read are dropped, and if that is not enough a produce answers 429. @default 256 MiB
    */
   maxMemoryTopicBytes?: number;
+  /**
+   * Bytes of recently written messages that disk topics keep in memory for consumers at the tail, all topics
+   * together (each keeps up to 1 MiB). Past it the topics written least recently give theirs up, and their
+   * consumers read from the file. @default 64 MiB
+   */
+  tailCacheBytes?: number;
   /** Default ack timeout of ack-required groups. @default 10000 */
   ackTimeoutMs?: number;
   /** Default ack window of ack-required groups. @default 100 */
@@ -204,6 +210,7 @@ export const DEFAULTS = {
   rpcTimeoutMs: 10_000,
   memoryTopicCapacity: 1000,
   maxMemoryTopicBytes: 256 * 1024 * 1024, // 256 MiB
+  tailCacheBytes: 64 * 1024 * 1024, // 64 MiB
   ackTimeoutMs: 10_000,
   ackWindow: 100,
   maxDeliver: 5,
@@ -264,6 +271,7 @@ const INTEGER_RANGES: Record<IntegerOption, readonly [min: number, max: number]>
   rpcTimeoutMs: [1, MAX_TIMER_MS],
   memoryTopicCapacity: [1, MAX_MEMORY_CAPACITY],
   maxMemoryTopicBytes: [1 * MiB, 1024 * GiB],
+  tailCacheBytes: [1 * MiB, 1024 * GiB],
   ackTimeoutMs: [1, MAX_TIMER_MS],
   ackWindow: [1, 1_000_000],
   maxDeliver: [1, 1_000_000],

@@ -45,6 +45,7 @@ export async function openBrokerStore(
       groupCommitWaitMs: o.groupCommitWaitMs,
       migrateCreator: migratedCreator(auth),
       maxOpenFiles: o.maxOpenFiles,
+      tailCacheBytes: o.tailCacheBytes,
       // Deliveries of a write batch leave in the batch's own turn (the write ran from a setImmediate).
       afterWake: flushWrites,
     });

@@ -5,7 +5,7 @@
 // valid records is reported and skipped by readers, never served.
 import fs from 'node:fs';
 import type { FileCache } from './file-cache.js';
-import { SegmentedLog } from './log.js';
+import { SegmentedLog, type TailCache } from './log.js';
 import { INDEX_INTERVAL_BYTES } from './offset-index.js';
 import {
   CHECK_OK,
@@ -25,11 +25,19 @@ export interface OpenLogOptions {
   maxRecordBytes: number;
   log: StoreLogger | undefined;
   files: FileCache;
+  tailCache?: TailCache;
 }
 
 /** Open (creating the first segment if there is none) the log in `opts.dir`; on failure nothing stays open. */
 export async function openLog(opts: OpenLogOptions): Promise<SegmentedLog> {
-  const log = new SegmentedLog(opts.dir, opts.name, opts.maxRecordBytes, opts.log, opts.files);
+  const log = new SegmentedLog(
+    opts.dir,
+    opts.name,
+    opts.maxRecordBytes,
+    opts.log,
+    opts.files,
+    opts.tailCache,
+  );
   try {
     await openSegments(log);
   } catch (err) {

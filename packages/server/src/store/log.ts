@@ -19,6 +19,43 @@ export const RECENT_BATCH_BYTES = 256 * 1024;
  * about five per topic, as four batches of the largest size could before.
  */
 const RECENT_BYTES = 1024 * 1024;
+/** @default 64 MiB */
+export const DEFAULT_TAIL_CACHE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The bytes of recent batches that all topics of a store keep together. Each keeps up to RECENT_BYTES, but topics
+ * can be many: past `limit` the topics written least recently give theirs up (their readers read the file, as
+ * after a restart), so that a client writing to many topics cannot make the store hold memory without bound.
+ */
+export class TailCache {
+  bytes = 0;
+  /** Topics holding bytes, the least recently written first (a Set keeps insertion order). */
+  readonly #holders = new Set<RecentBatches>();
+  #newest: RecentBatches | undefined;
+
+  constructor(readonly limit = DEFAULT_TAIL_CACHE_BYTES) {}
+
+  /** `r` was just written to (it holds `r` bytes more or less): the others give up theirs while over the limit. */
+  written(r: RecentBatches): void {
+    if (this.#newest !== r) {
+      // A busy topic is already the newest: no reordering on its appends.
+      this.#holders.delete(r);
+      this.#holders.add(r);
+      this.#newest = r;
+    }
+    if (this.bytes <= this.limit) return;
+    for (const h of this.#holders) {
+      if (h === r) break;
+      h.clear();
+      if (this.bytes <= this.limit) return;
+    }
+  }
+
+  forget(r: RecentBatches): void {
+    this.#holders.delete(r);
+    if (this.#newest === r) this.#newest = undefined;
+  }
+}
 
 /**
  * The last batches written (newest last), for readers at the tail: a group that delivers what was just
@@ -32,9 +69,13 @@ export class RecentBatches {
   #batches: Array<{ seg: Segment; start: number; bytes: Buffer }> = [];
   #bytes = 0;
 
+  /** `cache`: shared by the store's topics; a log without one has a cache of its own. */
+  constructor(readonly cache: TailCache = new TailCache()) {}
+
   add(seg: Segment, start: number, bytes: Buffer): void {
     const r = this.#batches;
     const last = r[r.length - 1];
+    const before = this.#bytes;
     this.#bytes += bytes.length;
     if (
       last !== undefined &&
@@ -48,6 +89,8 @@ export class RecentBatches {
       r.push({ seg, start, bytes });
     }
     while (this.#bytes > RECENT_BYTES && r.length > 1) this.#bytes -= r.shift()!.bytes.length;
+    this.cache.bytes += this.#bytes - before;
+    this.cache.written(this);
   }
 
   /** The batch holding `[pos, pos+need)` of `seg`, if one does. */
@@ -62,7 +105,9 @@ export class RecentBatches {
 
   clear(): void {
     this.#batches = [];
+    this.cache.bytes -= this.#bytes;
     this.#bytes = 0;
+    this.cache.forget(this);
   }
 }
 
@@ -77,7 +122,7 @@ export class SegmentedLog {
   /** `<segment base>:<position>` of every corrupt record reported so far. */
   readonly corrupt = new Set<string>();
   closed = false;
-  readonly recent = new RecentBatches();
+  readonly recent: RecentBatches;
   /** Longest record that can be valid: longer length fields are corrupt. */
   readonly maxLen: number;
 
@@ -90,7 +135,10 @@ export class SegmentedLog {
     readonly logger: StoreLogger | undefined,
     /** The store's open-file cache, for the segments' files. */
     readonly files: FileCache,
+    /** The store's cache of recent batches, shared by its topics. */
+    tailCache?: TailCache,
   ) {
+    this.recent = new RecentBatches(tailCache);
     this.maxLen = maxRecordBytes + HEADER_BYTES + 2 * MAX_FIELD_BYTES;
   }
 

@@ -8,6 +8,7 @@ import { declareDlq } from './dead-letter.js';
 import { declareOnce } from './declare-once.js';
 import { defaultMaxOpenFiles, FileCache } from './file-cache.js';
 import { asStoreError, TMP_SUFFIX } from './fs-util.js';
+import { TailCache } from './log.js';
 import { DEFAULT_GROUP_WAIT_MS } from './log-writer.js';
 import { MemoryBudget, MemoryTopic } from './memory-topic.js';
 import { migrateCreators } from './migrate-creators.js';
@@ -42,6 +43,7 @@ class FileStore implements Store, StoreContext {
   readonly deadLetterFn: StoreOptions['deadLetter'];
   readonly clock: Clock;
   readonly files: FileCache;
+  readonly tailCache: TailCache;
   readonly commits = new CommitStats();
   readonly afterWake: StoreOptions['afterWake'];
   readonly #memory: MemoryBudget;
@@ -63,6 +65,7 @@ class FileStore implements Store, StoreContext {
     this.#migrateCreator = options.migrateCreator;
     this.afterWake = options.afterWake;
     this.#memory = new MemoryBudget(options.maxMemoryTopicBytes);
+    this.tailCache = new TailCache(options.tailCacheBytes);
     this.files = new FileCache(
       options.maxOpenFiles !== undefined && options.maxOpenFiles > 0
         ? options.maxOpenFiles

@@ -17,6 +17,7 @@ import type { FileCache } from './file-cache.js';
 import { asStoreError, fsyncDir, TMP_SUFFIX, writeFileAtomic } from './fs-util.js';
 import type { TopicPort } from './group.js';
 import { GroupTable } from './group-table.js';
+import type { TailCache } from './log.js';
 import { LogReader } from './log-reader.js';
 import { openLog } from './log-recovery.js';
 import { LogWriter } from './log-writer.js';
@@ -57,6 +58,7 @@ export interface StoreContext extends DeadLetterSink {
   readonly log: StoreLogger | undefined;
   readonly clock: Clock;
   readonly files: FileCache;
+  readonly tailCache: TailCache;
   readonly commits: CommitStats;
   readonly afterWake: StoreOptions['afterWake'];
 }
@@ -238,6 +240,7 @@ export class DiskTopic implements Topic, TopicPort {
       maxRecordBytes: MAX_RECORD_BYTES,
       log: this.store.log,
       files: this.files,
+      tailCache: this.store.tailCache,
     });
     this.reader = new LogReader(log);
     this.writer = new LogWriter(log, {
@@ -428,6 +431,7 @@ export class DiskTopic implements Topic, TopicPort {
     await this.groupTable.close();
     await this.delays.close(true);
     await this.writer.close();
+    this.reader.log.recent.clear(); // its bytes leave the store's tail cache
   }
 
   /** Remove the topic: in-flight calls end (undefined or ZBUS_ERR_NOT_FOUND), then the directory goes. */
@@ -440,6 +444,7 @@ export class DiskTopic implements Topic, TopicPort {
     await this.groupTable.destroy();
     await this.delays.close(false);
     await this.writer.close();
+    this.reader.log.recent.clear();
     this.listeners.clear();
     // Rename first (atomic), then delete: a crash half-way through the delete must not leave a directory that
     // a later declare of the same name would pick up. `..` cannot appear in a topic name, so no topic uses it;

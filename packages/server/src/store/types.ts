@@ -246,6 +246,11 @@ export interface StoreOptions {
    */
   maxMemoryTopicBytes?: number;
   /**
+   * Bytes of recently written messages that disk topics keep in memory for consumers at the tail, all topics
+   * together (each keeps up to 1 MiB); past it the topics written least recently give theirs up. @default 64 MiB
+   */
+  tailCacheBytes?: number;
+  /**
    * Rewrites a record's bytes before it is appended to `<topic>.dlq` (the broker adds headers saying why and
    * from where; the store itself never parses the bytes). Default: the bytes unchanged.
    */

@@ -4,7 +4,8 @@ import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { crc32c } from '../../src/store/crc32c.js';
 import { CachedFile } from '../../src/store/file-cache.js';
-import { StoreError } from '../../src/store/types.js';
+import type { TailCache } from '../../src/store/log.js';
+import { type Store, StoreError } from '../../src/store/types.js';
 import { appendMany, dec, drain, enc, open, tempDir } from './helpers.js';
 
 describe('crc32c', () => {
@@ -210,5 +211,42 @@ describe('topic log', () => {
     expect(fs.statSync(path.join(dir, 'ix', '00000000000000000000.oix')).size).toBe(41 * 8);
     const again = await open({ dataDir: dir });
     expect((await again.topic('ix')!.read(40))?.id).toBe('after');
+  });
+});
+
+describe('the tail cache', () => {
+  const KiB = 1024;
+  const cacheOf = (store: Store) => (store as unknown as { tailCache: TailCache }).tailCache;
+
+  it('bounds the recent batches all topics keep; the topics written least recently give theirs up', async () => {
+    const store = await open({ tailCacheBytes: 1024 * KiB });
+    const topics = [];
+    const record = (t: number, i: number) => Buffer.alloc(10 * KiB, `${t}.${i};`);
+    for (let t = 0; t < 20; t++) {
+      const topic = await store.declareTopic(`t${t}`, { mask: 0 });
+      topics.push(topic);
+      // 300 KiB each, in batches of ten: each topic alone keeps them all (up to 1 MiB).
+      for (let b = 0; b < 3; b++) {
+        await Promise.all(
+          Array.from({ length: 10 }, (_, i) =>
+            topic.append({ id: `m${b * 10 + i}`, data: record(t, b * 10 + i) }),
+          ),
+        );
+      }
+      // Before the bound, 20 topics kept 6000 KiB.
+      expect(cacheOf(store).bytes).toBeLessThanOrEqual(1024 * KiB);
+    }
+    expect(cacheOf(store).bytes).toBeGreaterThan(600 * KiB);
+    // What left the cache is read from the files: every topic reads back whole.
+    for (let t = 0; t < 20; t++) {
+      const g = await topics[t]!.declareGroup('g', { start: { offset: 0 } });
+      for (let i = 0; i < 30; i++) {
+        const d = await g.next();
+        expect(d && Buffer.compare(Buffer.from(d.data), record(t, i))).toBe(0);
+      }
+    }
+    // Removed topics give theirs back.
+    for (let t = 0; t < 20; t++) await store.removeTopic(`t${t}`);
+    expect(cacheOf(store).bytes).toBe(0);
   });
 });
