@@ -1,7 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import type { Transport, TransportFactory, TransportHandlers } from '@zbus/client-core';
-import { encodeHead, type Message, writeHead, ZbusError } from '@zbus/protocol';
+import { encodeHead, encodeHeaderLine, type Message, writeHead, ZbusError } from '@zbus/protocol';
 
 /** Options of the Node TCP transport. */
 export interface TcpTransportOptions {
@@ -23,6 +23,37 @@ export const DEFAULT_PORT = 15555;
 const SMALL_BODY = 8 * 1024;
 /** Size of the buffers messages are encoded into, back to back, until the end of the tick. */
 const BATCH_BYTES = 64 * 1024;
+
+/** The header names of the ack a Consumer sends per delivered message, in the order it sets them. */
+const ACK_KEYS = ['cmd', 'topic', 'consume_group', 'offset', 'ack', 'id'];
+const ACK_MIDDLE = Buffer.from('\r\nack: false\r\nid: ', 'latin1');
+const ACK_END = Buffer.from('\r\nconnection: Keep-Alive\r\ncontent-length: 0\r\n\r\n', 'latin1');
+
+/**
+ * The bytes of a consumer's automatic ack up to its offset (start line, `cmd`, topic, group), kept for the
+ * last topic and group: the rest of the ack is its offset, `ack: false`, its id and the fixed framing.
+ */
+interface AckHead {
+  readonly topic: string;
+  readonly group: string;
+  readonly bytes: Buffer;
+}
+
+function ackHead(topic: string, group: string): AckHead {
+  const text = `GET / HTTP/1.1\r\ncmd: ack\r\n${encodeHeaderLine('topic', topic)}${encodeHeaderLine('consume_group', group)}offset: `;
+  return { topic, group, bytes: Buffer.from(text, 'utf8') };
+}
+
+/** `s` into `out` at `at` as writeHead writes a value (CR, LF and NUL as spaces); -1 for non-ASCII. */
+function putAscii(s: string, out: Buffer, at: number): number {
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c > 127) return -1;
+    if (c <= 13 && (c === 10 || c === 13 || c === 0)) c = 32;
+    out[at + i] = c;
+  }
+  return at + s.length;
+}
 
 /** `host:port`, `[v6]:port`, `host` (port 15555), with an optional `tcp://`, `tls://` or `ssl://` prefix. */
 export function parseHostPort(address: string): { host: string; port: number; tls: boolean } {
@@ -81,6 +112,7 @@ class TcpTransport implements Transport {
   /** `closed` was reported (once: from the socket's 'close', or earlier from a `send` that found it closed). */
   #reported = false;
   readonly #endOfTick = () => this.#writeBatch();
+  #ackHead: AckHead | undefined;
 
   constructor(socket: Socket, handlers: TransportHandlers, highWaterMark: number) {
     this.#socket = socket;
@@ -108,7 +140,8 @@ class TcpTransport implements Transport {
     const rest = (tail === undefined ? 0 : tail.length) + (small ? body.length : 0);
     // The head goes straight into the batch; a head that does not fit in what is left, or is not ASCII, goes
     // through encodeHead's string into a new batch buffer.
-    let at = writeHead(msg, this.#buf, this.#end);
+    let at = msg.headers.cmd === 'ack' ? this.#writeAck(msg) : -1;
+    if (at < 0) at = writeHead(msg, this.#buf, this.#end);
     if (at < 0 || at + rest > this.#buf.length) {
       const head = encodeHead(msg);
       // At most 3 bytes per UTF-16 unit of the head.
@@ -140,6 +173,43 @@ class TcpTransport implements Transport {
     if (s.writableLength + (this.#end - this.#start) < this.#highWaterMark) return true;
     this.#owesDrain = true;
     return false;
+  }
+
+  /**
+   * A Consumer's automatic ack (one per delivered message), written into the batch as writeHead would write it,
+   * but with its start line, `cmd`, topic and group copied from bytes encoded once per topic and group: writeHead
+   * checks and copies every character of every name and value. Returns where it ends, or -1 for any other message
+   * (another header, another order, a body) or no room, which then takes writeHead's path.
+   */
+  #writeAck(msg: Message): number {
+    const h = msg.headers;
+    if (h.ack !== 'false' || msg.body.length !== 0 || msg.headTail !== undefined || msg.status !== undefined)
+      return -1;
+    if (msg.method !== 'GET' || msg.url !== '/' || msg.httpVersion !== '1.1') return -1;
+    let i = 0;
+    for (const k in h) if (k !== ACK_KEYS[i++]) return -1;
+    if (i !== ACK_KEYS.length) return -1;
+    const topic = h.topic as string;
+    const group = h.consume_group as string;
+    const offset = h.offset as string;
+    const id = h.id as string;
+    let head = this.#ackHead;
+    if (head === undefined || head.topic !== topic || head.group !== group) {
+      head = ackHead(topic, group);
+      this.#ackHead = head;
+    }
+    const buf = this.#buf;
+    let at = this.#end;
+    if (at + head.bytes.length + offset.length + id.length + ACK_MIDDLE.length + ACK_END.length > buf.length)
+      return -1;
+    buf.set(head.bytes, at);
+    at = putAscii(offset, buf, at + head.bytes.length);
+    if (at < 0) return -1;
+    buf.set(ACK_MIDDLE, at);
+    at = putAscii(id, buf, at + ACK_MIDDLE.length);
+    if (at < 0) return -1;
+    buf.set(ACK_END, at);
+    return at + ACK_END.length;
   }
 
   /** Gives the encoded bytes of the batch to the socket; returns whether it takes more without waiting. */

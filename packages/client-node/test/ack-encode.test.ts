@@ -1,0 +1,85 @@
+// The TCP transport's fast path for a Consumer's automatic ack (one per delivered message): the same bytes as
+// writeHead, without writeHead. writeHead is wrapped to count its calls, so the test fails without the path.
+import net from 'node:net';
+import type * as protocol from '@zbus/protocol';
+import { encodeMessage, Message } from '@zbus/protocol';
+import { describe, expect, it, vi } from 'vitest';
+import { tcpTransport } from '../src/index.js';
+
+const heads = vi.hoisted(() => ({ written: [] as string[] }));
+
+vi.mock('@zbus/protocol', async (importOriginal) => {
+  const original = await importOriginal<typeof protocol>();
+  return {
+    ...original,
+    writeHead: (msg: Message, out: Uint8Array, at: number) => {
+      heads.written.push(msg.headers.cmd ?? '');
+      return original.writeHead(msg, out, at);
+    },
+  };
+});
+
+/** An ack as the core Consumer builds it for `ack: false` (the connection adds the id). */
+function autoAck(topic: string, group: string, offset: string, id: string): Message {
+  const m = new Message();
+  const h = m.headers;
+  h.cmd = 'ack';
+  h.topic = topic;
+  h.consume_group = group;
+  h.offset = offset;
+  h.ack = 'false';
+  h.id = id;
+  return m;
+}
+
+describe('tcpTransport and a consumer ack', () => {
+  it('writes an automatic ack byte for byte as writeHead would, without writeHead', async () => {
+    let received = Buffer.alloc(0);
+    let expectedLength = Number.POSITIVE_INFINITY;
+    let allIn = () => {};
+    const arrived = new Promise<void>((resolve) => {
+      allIn = resolve;
+    });
+    const server = net.createServer((s) => {
+      s.on('data', (chunk) => {
+        received = Buffer.concat([received, chunk]);
+        if (received.length >= expectedLength) allIn();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    const transport = await tcpTransport()({
+      address: `127.0.0.1:${port}`,
+      connectTimeout: 10_000,
+      handlers: { data: () => {}, closed: () => {} },
+    });
+    const acks = [
+      autoAck('T', 'g', '0', 'a1b2c3d4-0000-4000-8000-000000000001'),
+      autoAck('T', 'g', '1234567890', 'a1b2c3d4-0000-4000-8000-000000000002'),
+      autoAck('Other', 'G2', '7', 'x'),
+      autoAck('T', 'g', '8', 'line\r\nbreak'),
+      autoAck('tópico', 'grupo', '9', 'id-9'),
+    ];
+    // Not an automatic ack: an extra header, an ack that asks for a reply, a nack.
+    const withHeader = autoAck('T', 'g', '10', 'id-10');
+    withHeader.headers.reason = 'r';
+    const replied = autoAck('T', 'g', '11', 'id-11');
+    replied.headers.ack = 'true';
+    const others = [withHeader, replied, new Message({ headers: { cmd: 'nack', topic: 'T', offset: '12' } })];
+    const all = [...acks, ...others];
+    try {
+      const expected = Buffer.concat(all.map((m) => encodeMessage(m)));
+      expectedLength = expected.length;
+      heads.written.length = 0;
+      for (const m of all) transport.send(m);
+      await arrived;
+      expect(received.toString('latin1')).toBe(expected.toString('latin1'));
+      // Every automatic ack took the fast path (writeHead gives up on the non-ASCII one and goes through a
+      // string); the other three messages took writeHead.
+      expect(heads.written).toEqual(['ack', 'ack', 'nack']);
+    } finally {
+      transport.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
