@@ -40,8 +40,10 @@ const MAX_CHUNK_LINE = 1024;
 
 // RFC 9110 §5.6.2 tchar; 2 marks an upper-case letter (lower-cased on decode).
 const TOKEN = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") TOKEN[c.charCodeAt(0)] = 1;
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZ') TOKEN[c.charCodeAt(0)] = 2;
+for (let c = 33; c < 127; c++) {
+  if (c > 64 && c < 91) TOKEN[c] = 2;
+  else if (!'"(),/:;<=>?@[\\]{}'.includes(String.fromCharCode(c))) TOKEN[c] = 1;
+}
 
 /** 0: not a token; 1: a lower-case token; 2: a token with upper-case letters. */
 export function tokenKind(s: string): number {
@@ -57,23 +59,45 @@ export function tokenKind(s: string): number {
   return kind;
 }
 
-// Known header names, keyed by their length and first, middle and last characters (every name in `Header` has a
-// slot of its own). A name found there and equal to the text comes back as the interned constant with no pass over
-// its characters (it is a lower-case token): no slice, and the keyed store into the header bag hits an internalized
-// key (about 1.4x faster stores than with sliced names, bench/codec.bench.ts). Other names are checked character by
-// character. Decoding a produce or its ack took about 10% fewer instructions than with a hash of every character.
+// Known header names, keyed by their length and first, middle and last characters in lower case (every name in
+// `Header` has a slot of its own). A name found there and equal to the text, or to the text in lower case
+// (`Content-Length`, `Host`, as curl, browsers and `ab` send them), comes back as the interned constant: no slice,
+// no toLowerCase, and the keyed store into the header bag hits an internalized key (about 1.4x faster stores than
+// with sliced names, bench/codec.bench.ts). Other names are checked character by character. Decoding a produce or
+// its ack took about 10% fewer instructions than with a hash of every character.
 const KNOWN_SLOTS = 1024; // a power of two; a slot holds one name (a name that collides is just not interned)
 const KNOWN: (string | undefined)[] = new Array<string | undefined>(KNOWN_SLOTS).fill(undefined);
 
-/** The slot of the name `s[start, end)` (end > start). */
+/** The slot of the name `s[start, end)` (end > start), the same for the name in any case. */
 export function knownSlot(s: string, start: number, end: number): number {
-  const mid = s.charCodeAt((start + end) >> 1);
-  return ((end - start) * 8 + s.charCodeAt(start) * 31 + mid + s.charCodeAt(end - 1)) & (KNOWN_SLOTS - 1);
+  const mid = s.charCodeAt((start + end) >> 1) | 32;
+  return (
+    ((end - start) * 8 + (s.charCodeAt(start) | 32) * 31 + mid + (s.charCodeAt(end - 1) | 32)) &
+    (KNOWN_SLOTS - 1)
+  );
+}
+
+/** Whether `s` at `at` is the lower-case token `name` with letters in either case (and no other difference). */
+function sameName(s: string, at: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const k = name.charCodeAt(i);
+    const c = s.charCodeAt(at + i);
+    if (c !== k && (k < 97 || c + 32 !== k)) return false;
+  }
+  return true;
 }
 
 for (const name of Object.values(Header)) {
   const slot = knownSlot(name, 0, name.length);
   KNOWN[slot] ??= name;
+}
+
+/**
+ * Has every decoder intern `names` too (lower-case tokens; others, and names whose slot is taken, are skipped): a
+ * broker adds the names that curl, browsers and `ab` send with every request (`user-agent`, `accept`).
+ */
+export function knowHeaderNames(names: readonly string[]): void {
+  for (const name of names) if (tokenKind(name) === 1) KNOWN[knownSlot(name, 0, name.length)] ??= name;
 }
 
 let resetDecoder: (d: MessageDecoder) => void;
@@ -525,7 +549,7 @@ export class MessageDecoder {
       let colon = s.indexOf(':', pos);
       if (colon > pos && colon < lineEnd) {
         const known = KNOWN[knownSlot(s, pos, colon)];
-        if (known !== undefined && known.length === colon - pos && s.startsWith(known, pos)) name = known;
+        if (known !== undefined && known.length === colon - pos && sameName(s, pos, known)) name = known;
       }
       if (name === undefined) {
         // one pass over the name: find the colon, check token characters

@@ -8,7 +8,7 @@ export {
   rpcRequestFromUrl,
   tokenFromCookie,
 } from './command.js';
-export { decodeMessage, MessageDecoder } from './decoder.js';
+export { decodeMessage, knowHeaderNames, MessageDecoder } from './decoder.js';
 export {
   encodeHead,
   encodeHeaderLine,

@@ -1,11 +1,12 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { describe, expect, it } from 'vitest';
-import { knownSlot } from '../src/decoder.js';
+import { describe, expect, it, vi } from 'vitest';
+import { knownSlot, tokenKind } from '../src/decoder.js';
 import {
   DEFAULT_LIMITS,
   decodeMessage,
   Header,
+  knowHeaderNames,
   LimitError,
   type Message,
   MessageDecoder,
@@ -55,6 +56,40 @@ describe('decoder: well-formed messages', () => {
     expect(knownSlot('tapoc', 0, 5)).toBe(knownSlot('topic', 0, 5));
     const m = decodeOne('GET / HTTP/1.1\r\ntapoc: 1\r\nTopic: 2\r\nsender: 3\r\nserver: 4\r\n\r\n');
     expect({ ...m.headers }).toEqual({ tapoc: '1', topic: '2', sender: '3', server: '4' });
+  });
+
+  it('knows the token characters of RFC 9110 §5.6.2, upper-case letters apart', () => {
+    const tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz";
+    for (let c = 0; c < 256; c++) {
+      const ch = String.fromCharCode(c);
+      const want = tchar.includes(ch) ? 1 : ch >= 'A' && ch <= 'Z' ? 2 : 0;
+      expect([c, tokenKind(ch)]).toEqual([c, want]);
+    }
+  });
+
+  it('takes known names sent with capitals (as curl, browsers and ab send them) with no toLowerCase', () => {
+    knowHeaderNames(['user-agent', 'accept', 'Not-Lower', 'no space']);
+    const lower = vi.spyOn(String.prototype, 'toLowerCase');
+    const m = decodeOne(
+      'POST / HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: h\r\nUser-Agent: ab\r\nACCEPT: */*\r\n' +
+        'Content-Length: 2\r\nTOPIC: T\r\n\r\nok',
+    );
+    const calls = lower.mock.calls.length;
+    lower.mockRestore();
+    expect(calls).toBe(0);
+    expect({ ...m.headers }).toEqual({
+      connection: 'Keep-Alive',
+      host: 'h',
+      'user-agent': 'ab',
+      accept: '*/*',
+      topic: 'T',
+    });
+    expect(text(m.body)).toBe('ok');
+    // Only letters may differ in case: `_` for `-`, or a non-ASCII letter whose lower case is ASCII, is another name.
+    expect(decodeOne('GET / HTTP/1.1\r\nContent_Length: 5\r\n\r\n').headers).toEqual({ content_length: '5' });
+    expect(() => decodeOne('GET / HTTP/1.1\r\nto\u212Aen: x\r\n\r\n')).toThrow(ProtocolError);
+    // A name that is not a lower-case token was not taken, so it cannot let one through.
+    expect(() => decodeOne('GET / HTTP/1.1\r\nno space: 1\r\n\r\n')).toThrow(ProtocolError);
   });
 
   it('keeps the last value of a repeated header', () => {

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import {
   encodeHead,
   encodeMessage,
+  knowHeaderNames,
   LimitError,
   type Message,
   MessageDecoder,
@@ -21,6 +22,9 @@ function isWebSocketUpgrade(msg: Message): boolean {
   const upgrade = msg.headers.upgrade;
   return upgrade !== undefined && upgrade.toLowerCase() === 'websocket' && msg.status === undefined;
 }
+
+// Names curl, browsers and `ab` send with every request, decoded as interned constants like zbus's own.
+knowHeaderNames(['user-agent', 'accept', 'accept-encoding', 'accept-language', 'origin', 'referer']);
 
 /**
  * Checked replies are joined into one string of up to this many characters before the socket gets it, so that
