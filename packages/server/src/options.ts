@@ -97,6 +97,13 @@ export interface BrokerOptions {
   idleTimeoutMs?: number;
   /** RPC requests without a reply after this get 504 (a `timeout` header may ask for less or more). @default 10000 */
   rpcTimeoutMs?: number;
+  /**
+   * Topics the broker holds (declaring one more answers 429). Each costs a directory, open files while in use,
+   * its groups, indexes and buffers. @default 10000
+   */
+  maxTopics?: number;
+  /** Consume groups of one topic (declaring one more answers 429; a broadcast consumer has one each). @default 1000 */
+  maxGroupsPerTopic?: number;
   /** Capacity of memory (and RPC) topics in messages. @default 1000 */
   memoryTopicCapacity?: number;
   /**
@@ -208,6 +215,8 @@ export const DEFAULTS = {
   writeStallTimeoutMs: 30_000,
   idleTimeoutMs: 180_000,
   rpcTimeoutMs: 10_000,
+  maxTopics: 10_000,
+  maxGroupsPerTopic: 1000,
   memoryTopicCapacity: 1000,
   maxMemoryTopicBytes: 256 * 1024 * 1024, // 256 MiB
   tailCacheBytes: 64 * 1024 * 1024, // 64 MiB
@@ -270,6 +279,8 @@ const INTEGER_RANGES: Record<IntegerOption, readonly [min: number, max: number]>
   idleTimeoutMs: [0, MAX_TIMER_MS],
   rpcTimeoutMs: [1, MAX_TIMER_MS],
   memoryTopicCapacity: [1, MAX_MEMORY_CAPACITY],
+  maxTopics: [1, 10_000_000],
+  maxGroupsPerTopic: [1, 1_000_000],
   maxMemoryTopicBytes: [1 * MiB, 1024 * GiB],
   tailCacheBytes: [1 * MiB, 1024 * GiB],
   ackTimeoutMs: [1, MAX_TIMER_MS],

@@ -458,6 +458,38 @@ describe('hostile clients', () => {
     expect(grownKiB).toBeLessThan(150 * 1024);
   });
 
+  it('refuses topics and groups past maxTopics and maxGroupsPerTopic, pipelined by the thousand', async () => {
+    const h = await hostileBroker({ maxTopics: 100, maxGroupsPerTopic: 50 });
+    const w = await Wire.open(h.b.port);
+    const count = (rs: Message[]) => {
+      const c: Record<number, number> = {};
+      for (const r of rs) c[r.status ?? 0] = (c[r.status ?? 0] ?? 0) + 1;
+      return c;
+    };
+    // Before the bounds, every one of these made a topic directory or a group the broker keeps for good.
+    const topics = await Promise.all(
+      Array.from({ length: 1000 }, (_, i) =>
+        w.request({ headers: { cmd: 'declare', topic: `Many${i}`, topic_mask: String(i % 2) } }, 60_000),
+      ),
+    );
+    const groups = await Promise.all(
+      Array.from({ length: 1000 }, () =>
+        w.request({ headers: { cmd: 'declare', topic: 'Many0', group_name_auto: 'true' } }, 60_000),
+      ),
+    );
+    h.sample();
+    const grownKiB = await h.verify();
+    report('hostile topics and groups', {
+      topics: count(topics),
+      groups: count(groups),
+      rssGrowthKiB: grownKiB,
+    });
+    expect(count(topics)).toEqual({ 200: 100, 429: 900 });
+    // Many0's default group is one of its 50.
+    expect(count(groups)).toEqual({ 200: 49, 429: 951 });
+    expect(readdirSync(h.b.dataDir).length).toBeLessThanOrEqual(100);
+  });
+
   it(`answers ${INPUTS} hostile names with 200 or a 4xx that shows no server path`, async () => {
     const rnd = prng(CHAOS.seed + 31);
     const h = await hostileBroker({});

@@ -100,26 +100,56 @@ function groupConfig(ctx: CommandContext): GroupConfig {
   return config;
 }
 
-/** Names handed out by `group_name_auto` whose declare is still being written (concurrent declares). */
-const reserved = new WeakMap<Topic, Set<string>>();
+/**
+ * Names (lower-cased) of the topics of a store and of the groups of a topic that declares still in progress are
+ * creating. They count against maxTopics and maxGroupsPerTopic, so that pipelined declares cannot all pass the
+ * check before the first exists, and `group_name_auto` never hands out a name twice.
+ */
+const creating = new WeakMap<object, Set<string>>();
+
+function creatingIn(owner: object): Set<string> {
+  let keys = creating.get(owner);
+  if (!keys) {
+    keys = new Set();
+    creating.set(owner, keys);
+  }
+  return keys;
+}
 
 /**
- * A free group name, reserved until `release`: the prefix itself, then prefix0, prefix1, ... as 0.11 names them
- * (MessageQueue.nextGroupName, whose prefix is always the topic). The prefix is the named group, else the topic:
- * the Java client's broadcast consumers name the topic and ask for a new group each (createTempBroadcastGroup).
+ * Holds `name` as being created under `owner` until the returned release; ZBUS_ERR_LIMIT (`limit`) when the
+ * `held` ones plus those being created reach `max`. A name already being created is not counted twice, nor one
+ * that `exists` already (created, its declare not yet finished).
  */
-function autoGroupName(topic: Topic, prefix: string): { name: string; release(): void } {
-  let taken = reserved.get(topic);
-  if (!taken) {
-    taken = new Set();
-    reserved.set(topic, taken);
-  }
+function reserve(
+  owner: object,
+  name: string,
+  held: number,
+  exists: (name: string) => boolean,
+  max: number,
+  limit: string,
+): () => void {
+  const keys = creatingIn(owner);
+  const key = name.toLowerCase();
+  if (keys.has(key)) return () => {};
+  let count = held;
+  for (const k of keys) if (!exists(k)) count++;
+  if (count >= max) throw new ZbusError('ZBUS_ERR_LIMIT', limit);
+  keys.add(key);
+  return () => keys.delete(key);
+}
+
+/**
+ * A free group name: the prefix itself, then prefix0, prefix1, ... as 0.11 names them (MessageQueue.nextGroupName,
+ * whose prefix is always the topic). The prefix is the named group, else the topic: the Java client's broadcast
+ * consumers name the topic and ask for a new group each (createTempBroadcastGroup).
+ */
+function autoGroupName(topic: Topic, prefix: string): string {
+  const taken = creatingIn(topic);
   const free = (n: string) => !topic.group(n) && !taken.has(n.toLowerCase());
   let name = prefix;
   for (let i = 0; !free(name); i++) name = `${prefix}${i}`;
-  const key = name.toLowerCase();
-  taken.add(key);
-  return { name, release: () => taken.delete(key) };
+  return name;
 }
 
 export async function declare(ctx: CommandContext): Promise<void> {
@@ -136,13 +166,35 @@ export async function declare(ctx: CommandContext): Promise<void> {
   const topicWide = (mask !== undefined && mask !== (topic?.mask ?? 0)) || hasTopicSettings(ctx) || auto;
   if (topicWide) state.auth?.checkWholeTopic('declare', msg.token, name);
   if (!topic || (mask !== undefined && mask !== topic.mask) || hasTopicSettings(ctx)) {
-    topic = await state.store.declareTopic(name, topicConfig(ctx, mask ?? topic?.mask ?? 0, topic));
+    const { store, options } = state;
+    const release = topic
+      ? undefined
+      : reserve(
+          store,
+          name,
+          store.topics().length,
+          (k) => store.topic(k) !== undefined,
+          options.maxTopics,
+          `the broker holds ${options.maxTopics} topics (maxTopics)`,
+        );
+    topic = await store
+      .declareTopic(name, topicConfig(ctx, mask ?? topic?.mask ?? 0, topic))
+      .finally(release);
   }
   if (named || auto) {
-    const picked = auto ? autoGroupName(topic, named ? msg.consumeGroup! : topic.name) : undefined;
-    const group = await topic
-      .declareGroup(picked ? picked.name : msg.consumeGroup!, groupConfig(ctx))
-      .finally(() => picked?.release());
+    const groupName = auto ? autoGroupName(topic, named ? msg.consumeGroup! : topic.name) : msg.consumeGroup!;
+    const max = state.options.maxGroupsPerTopic;
+    const release = topic.group(groupName)
+      ? undefined
+      : reserve(
+          topic,
+          groupName,
+          topic.groups().length,
+          (k) => topic.group(k) !== undefined,
+          max,
+          `topic ${topic.name} has ${max} groups (maxGroupsPerTopic)`,
+        );
+    const group = await topic.declareGroup(groupName, groupConfig(ctx)).finally(release);
     state.changed();
     ctx.ticket.send(okJson(groupInfo(state, topic, group), topic.name));
     return;

@@ -1,5 +1,6 @@
 // Every limit answers with a clear status and message and never takes the broker down: maxHeaderBytes (431),
-// maxBodyBytes (413), maxConnections (503), maxInflightPerConnection, idleTimeoutMs (heartbeat keeps alive).
+// maxBodyBytes (413), maxConnections (503), maxInflightPerConnection, idleTimeoutMs (heartbeat keeps alive),
+// maxTopics and maxGroupsPerTopic (429).
 import { ManualClock, RawClient } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { closed, curl, declare, hasCommand, startTestBroker, wsConnect } from './helpers.js';
@@ -137,6 +138,67 @@ describe('maxConnections', () => {
       expect([i, answer]).toEqual([i, 503]);
       await gone;
     }
+  });
+});
+
+describe('maxTopics and maxGroupsPerTopic', () => {
+  it('answers 429 to the declare of one topic more, memory or disk; a removed one frees its place', async () => {
+    const b = await startTestBroker({ maxTopics: 3 });
+    const c = await b.raw();
+    for (const [topic, mask] of [
+      ['T1', '0'],
+      ['T2', '1'],
+      ['T3', '0'],
+    ] as const) {
+      expect((await c.request({ headers: { cmd: 'declare', topic, topic_mask: mask } })).status).toBe(200);
+    }
+    for (const mask of ['0', '1']) {
+      const r = await c.request({ headers: { cmd: 'declare', topic: 'T4', topic_mask: mask } });
+      expect([r.status, r.headers.error_code, r.bodyText()]).toEqual([
+        429,
+        'ZBUS_ERR_LIMIT',
+        '429: the broker holds 3 topics (maxTopics)',
+      ]);
+    }
+    // Declaring the topics that exist again, or a group of one, is not a new topic.
+    expect((await c.request({ headers: { cmd: 'declare', topic: 'T1' } })).status).toBe(200);
+    expect((await c.request({ headers: { cmd: 'declare', topic: 'T3', consume_group: 'g' } })).status).toBe(
+      200,
+    );
+    expect((await c.request({ headers: { cmd: 'remove', topic: 'T2' } })).status).toBe(200);
+    expect((await c.request({ headers: { cmd: 'declare', topic: 'T4' } })).status).toBe(200);
+  });
+
+  it('answers 429 to one group more on a topic, named or picked by the broker', async () => {
+    const b = await startTestBroker({ maxGroupsPerTopic: 3 });
+    const c = await b.raw();
+    // The default group (named as the topic) is the first.
+    await declare(c, 'G');
+    for (const g of ['a', 'b']) {
+      expect((await c.request({ headers: { cmd: 'declare', topic: 'G', consume_group: g } })).status).toBe(
+        200,
+      );
+    }
+    const refused: Record<string, string>[] = [
+      { cmd: 'declare', topic: 'G', consume_group: 'c' },
+      { cmd: 'declare', topic: 'G', group_name_auto: 'true' },
+    ];
+    for (const headers of refused) {
+      const r = await c.request({ headers });
+      expect([r.status, r.headers.error_code, r.bodyText()]).toEqual([
+        429,
+        'ZBUS_ERR_LIMIT',
+        '429: topic G has 3 groups (maxGroupsPerTopic)',
+      ]);
+    }
+    // A group that exists may be declared again (to change its settings); another topic has its own count.
+    expect(
+      (await c.request({ headers: { cmd: 'declare', topic: 'G', consume_group: 'a', group_filter: 'x' } }))
+        .status,
+    ).toBe(200);
+    expect((await c.request({ headers: { cmd: 'declare', topic: 'H', consume_group: 'c' } })).status).toBe(
+      200,
+    );
   });
 });
 
