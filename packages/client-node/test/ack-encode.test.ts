@@ -3,7 +3,7 @@
 import net from 'node:net';
 import type * as protocol from '@zbus/protocol';
 import { encodeMessage, Message } from '@zbus/protocol';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { tcpTransport } from '../src/index.js';
 
 const heads = vi.hoisted(() => ({ written: [] as string[] }));
@@ -18,6 +18,45 @@ vi.mock('@zbus/protocol', async (importOriginal) => {
     },
   };
 });
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+});
+
+/** A server that keeps what it reads; `until(n)` resolves once n bytes are in. */
+async function sink() {
+  let received = Buffer.alloc(0);
+  let want = Number.POSITIVE_INFINITY;
+  let reached = () => {};
+  const server = net.createServer((s) => {
+    s.on('data', (chunk) => {
+      received = Buffer.concat([received, chunk]);
+      if (received.length >= want) reached();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const transport = await tcpTransport()({
+    address: `127.0.0.1:${port}`,
+    connectTimeout: 10_000,
+    handlers: { data: () => {}, closed: () => {} },
+  });
+  return {
+    transport,
+    until(n: number): Promise<string> {
+      want = n;
+      return new Promise<void>((resolve) => {
+        reached = resolve;
+        if (received.length >= n) resolve();
+      }).then(() => received.toString('latin1'));
+    },
+    async close() {
+      transport.close();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
 
 /** An ack as the core Consumer builds it for `ack: false` (the connection adds the id). */
 function autoAck(topic: string, group: string, offset: string, id: string): Message {
@@ -80,6 +119,79 @@ describe('tcpTransport and a consumer ack', () => {
     } finally {
       transport.close();
       await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+/** After the transport's end-of-tick write, if one is due (nextTick callbacks run in order). */
+const tick = () => new Promise<void>((resolve) => process.nextTick(resolve));
+
+describe('tcpTransport and the acks of a wide window', () => {
+  const consume = (window: number) =>
+    new Message({
+      headers: { cmd: 'consume', topic: 'T', consume_group: 'g', consume_window: String(window) },
+    });
+
+  it('holds automatic acks of several turns for one write, in order, when every consume has a wide window', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const writes = vi.spyOn(net.Socket.prototype, 'write');
+    const peer = await sink();
+    try {
+      const first = consume(1000);
+      peer.transport.send(first);
+      await tick();
+      expect(writes).toHaveBeenCalledTimes(1);
+      const acks = [0, 1, 2].map((i) => autoAck('T', 'g', String(i), `id-${i}`));
+      for (const a of acks) {
+        peer.transport.send(a);
+        await tick(); // the end of the tick: without the wait each ack left in a write of its own here
+      }
+      expect(writes).toHaveBeenCalledTimes(1);
+      vi.advanceTimersByTime(1);
+      expect(writes).toHaveBeenCalledTimes(2);
+      const expected = Buffer.concat([first, ...acks].map((m) => encodeMessage(m))).toString('latin1');
+      expect(await peer.until(expected.length)).toBe(expected);
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it('sends held acks with the next other message, and once 9 wait', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const writes = vi.spyOn(net.Socket.prototype, 'write');
+    const peer = await sink();
+    try {
+      peer.transport.send(consume(64));
+      await tick();
+      peer.transport.send(autoAck('T', 'g', '1', 'a'));
+      await tick();
+      expect(writes).toHaveBeenCalledTimes(1);
+      peer.transport.send(new Message({ headers: { cmd: 'ping' } }));
+      await tick();
+      expect(writes).toHaveBeenCalledTimes(2);
+      for (let i = 0; i < 8; i++) peer.transport.send(autoAck('T', 'g', String(i), 'b'));
+      await tick();
+      expect(writes).toHaveBeenCalledTimes(2);
+      peer.transport.send(autoAck('T', 'g', '8', 'b'));
+      await tick();
+      expect(writes).toHaveBeenCalledTimes(3);
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it('sends the acks of each turn at its end on a connection with a narrow window', async () => {
+    const writes = vi.spyOn(net.Socket.prototype, 'write');
+    const peer = await sink();
+    try {
+      peer.transport.send(consume(1000));
+      peer.transport.send(consume(8));
+      await tick();
+      peer.transport.send(autoAck('T', 'g', '1', 'a'));
+      await tick();
+      expect(writes).toHaveBeenCalledTimes(2);
+    } finally {
+      await peer.close();
     }
   });
 });

@@ -24,6 +24,16 @@ const SMALL_BODY = 8 * 1024;
 /** Size of the buffers messages are encoded into, back to back, until the end of the tick. */
 const BATCH_BYTES = 64 * 1024;
 
+/**
+ * On a connection whose consumes all have a window of at least LAZY_ACK_WINDOW, automatic acks wait up to
+ * ACK_DELAY_MS, LAZY_ACKS at most, to leave together: one write and one wake-up of the broker per few acks instead
+ * of one per read of deliveries. So few held acks leave such a window, and an ack-required group's ack window
+ * (default 100), far from dry.
+ */
+const LAZY_ACK_WINDOW = 64;
+const LAZY_ACKS = 8;
+const ACK_DELAY_MS = 1;
+
 /** The header names of the ack a Consumer sends per delivered message, in the order it sets them. */
 const ACK_KEYS = ['cmd', 'topic', 'consume_group', 'offset', 'ack', 'id'];
 const ACK_MIDDLE = Buffer.from('\r\nack: false\r\nid: ', 'latin1');
@@ -113,6 +123,14 @@ class TcpTransport implements Transport {
   #reported = false;
   readonly #endOfTick = () => this.#writeBatch();
   #ackHead: AckHead | undefined;
+  /** The smallest consume_window of the consumes sent on this connection (0: none yet). */
+  #window = 0;
+  /** Automatic acks in the batch that wait for #ackTimer rather than for the end of the tick. */
+  #lazyAcks = 0;
+  #ackTimer: NodeJS.Timeout | undefined;
+  readonly #ackDue = () => {
+    if (!this.#scheduled) this.#writeBatch();
+  };
 
   constructor(socket: Socket, handlers: TransportHandlers, highWaterMark: number) {
     this.#socket = socket;
@@ -140,7 +158,16 @@ class TcpTransport implements Transport {
     const rest = (tail === undefined ? 0 : tail.length) + (small ? body.length : 0);
     // The head goes straight into the batch; a head that does not fit in what is left, or is not ASCII, goes
     // through encodeHead's string into a new batch buffer.
-    let at = msg.headers.cmd === 'ack' ? this.#writeAck(msg) : -1;
+    const cmd = msg.headers.cmd;
+    let at = -1;
+    let lazy = false;
+    if (cmd === 'ack') {
+      at = this.#writeAck(msg);
+      lazy = at >= 0 && this.#window >= LAZY_ACK_WINDOW;
+    } else if (cmd === 'consume') {
+      const w = Number(msg.headers.consume_window) || 1;
+      this.#window = this.#window === 0 ? w : Math.min(this.#window, w);
+    }
     if (at < 0) at = writeHead(msg, this.#buf, this.#end);
     if (at < 0 || at + rest > this.#buf.length) {
       const head = encodeHead(msg);
@@ -166,7 +193,7 @@ class TcpTransport implements Transport {
       this.#handOver();
       s.write(body);
     }
-    if (!this.#scheduled) {
+    if (!this.#scheduled && !(lazy && this.#deferAck())) {
       this.#scheduled = true;
       process.nextTick(this.#endOfTick);
     }
@@ -212,8 +239,22 @@ class TcpTransport implements Transport {
     return at + ACK_END.length;
   }
 
+  /**
+   * An automatic ack was written into a batch that has no write due: whether it may wait for #ackTimer (false
+   * once LAZY_ACKS wait, then they leave at the end of the tick as any message does).
+   */
+  #deferAck(): boolean {
+    if (++this.#lazyAcks > LAZY_ACKS) return false;
+    if (this.#lazyAcks === 1) {
+      if (this.#ackTimer === undefined) this.#ackTimer = setTimeout(this.#ackDue, ACK_DELAY_MS);
+      else this.#ackTimer.refresh();
+    }
+    return true;
+  }
+
   /** Gives the encoded bytes of the batch to the socket; returns whether it takes more without waiting. */
   #handOver(): boolean {
+    this.#lazyAcks = 0;
     if (this.#end === this.#start) return true;
     const chunk = this.#buf.subarray(this.#start, this.#end);
     this.#start = this.#end;
@@ -241,6 +282,7 @@ class TcpTransport implements Transport {
   }
 
   close(): void {
+    clearTimeout(this.#ackTimer);
     if (this.#socket.destroyed) return;
     this.#handOver();
     this.#socket.end();
