@@ -45,6 +45,7 @@ export interface LogWriterOptions {
 
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 const WRITE_SLAB_BYTES = 256 * 1024;
+const NO_SLAB = Buffer.alloc(0);
 /**
  * Batches up to this size are written with a synchronous pwrite (to the page cache: a few us) instead of through
  * the libuv threadpool, whose hand-off and completion wake-up cost about 20 us of CPU per write here and a
@@ -122,10 +123,13 @@ export class LogWriter {
   /**
    * Batches are encoded one after the other into this slab, each at `#wpos`: a batch kept in `log.recent` is a
    * view of it, not a copy. A batch that does not fit starts a new slab; the old one lives on while recent
-   * batches point into it.
+   * batches point into it. The first write makes one, and the writer gives it up when the store's tail cache
+   * takes its recent batches for other topics': a quiet topic holds none (topics can be many).
    */
-  #wbuf = Buffer.allocUnsafe(WRITE_SLAB_BYTES);
+  #wbuf = NO_SLAB;
   #wpos = 0;
+  /** A batch's bytes are in `#wbuf` across an await (the slab may not be given up). */
+  #slabInUse = false;
   readonly #syncAlarm: Alarm;
   #dirty = false;
   /** The zeros being written ahead of the active segment's records (`#zeroAhead`), while that runs. */
@@ -150,6 +154,11 @@ export class LogWriter {
   ) {
     this.fsync = opts.fsync;
     this.#syncAlarm = new Alarm(opts.clock, () => this.#intervalFsync());
+    log.recent.onEvicted = () => {
+      if (this.#slabInUse) return;
+      this.#wbuf = NO_SLAB;
+      this.#wpos = 0;
+    };
   }
 
   durability(): Durability {
@@ -282,6 +291,7 @@ export class LogWriter {
         }
         if (used > 0) {
           const at = this.#wpos;
+          this.#slabInUse = true;
           if (this.#zeroingSeg === seg && startPos + used > this.#zeroingFrom) await this.#zeroing;
           try {
             if (used <= SYNC_WRITE_BYTES) seg.logFile!.writeSync(this.#wbuf, at, used, startPos);
@@ -299,6 +309,7 @@ export class LogWriter {
             log.recent.add(seg, startPos, this.#wbuf.subarray(at, at + used));
             this.#wpos = at + used;
           }
+          this.#slabInUse = false;
           seg.size += used;
           seg.endOffset = batch[j - 1]!.offset + 1;
           seg.lastTimestamp = batch[j - 1]!.timestamp;
@@ -308,6 +319,7 @@ export class LogWriter {
         if (i < batch.length) await this.#roll(policy);
       }
     } catch (err) {
+      this.#slabInUse = false;
       // Nothing from `batch[i]` on reached the disk: fail it and everything queued behind it (their offsets
       // follow), and reuse those offsets.
       const e = storeError(err, `append to topic ${log.name}`);

@@ -47,6 +47,7 @@ export class TailCache {
     for (const h of this.#holders) {
       if (h === r) break;
       h.clear();
+      h.onEvicted?.();
       if (this.bytes <= this.limit) return;
     }
   }
@@ -68,6 +69,8 @@ export class TailCache {
 export class RecentBatches {
   #batches: Array<{ seg: Segment; start: number; bytes: Buffer }> = [];
   #bytes = 0;
+  /** Called when the store's tail cache took this topic's batches for others' (its writer gives up its slab). */
+  onEvicted: (() => void) | undefined;
 
   /** `cache`: shared by the store's topics; a log without one has a cache of its own. */
   constructor(readonly cache: TailCache = new TailCache()) {}

@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { crc32c } from '../../src/store/crc32c.js';
@@ -248,5 +250,32 @@ describe('the tail cache', () => {
     // Removed topics give theirs back.
     for (let t = 0; t < 20; t++) await store.removeTopic(`t${t}`);
     expect(cacheOf(store).bytes).toBe(0);
+  });
+
+  it('leaves a quiet topic no write slab once the cache took its batches', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    // Array buffers left after a full collection (their memory goes back on the next turn).
+    const held = async () => {
+      gc();
+      await new Promise((r) => setImmediate(r));
+      gc();
+      return process.memoryUsage().arrayBuffers;
+    };
+    const store = await open({ tailCacheBytes: 1024 * KiB });
+    const before = await held();
+    for (let t = 0; t < 40; t++) {
+      const topic = await store.declareTopic(`q${t}`, { mask: 0 });
+      // 300 KiB: past one 256 KiB slab.
+      for (let b = 0; b < 3; b++) {
+        await Promise.all(
+          Array.from({ length: 10 }, (_, i) =>
+            topic.append({ id: `m${b * 10 + i}`, data: Buffer.alloc(10 * KiB, t) }),
+          ),
+        );
+      }
+    }
+    // Before, each topic's writer kept its last slab: 40 x 256 KiB.
+    expect((await held()) - before).toBeLessThan(4096 * KiB);
   });
 });
