@@ -170,10 +170,8 @@ export class MqClient {
   readonly #events = new Emitter<MqClientEvents>();
   readonly #conn: Connection;
   /** A produce's result from its ack: made once, not a closure per publish. */
-  readonly #toProduceResult: ReplyMap<ProduceResult> = (reply, request, error) => {
-    if (error !== undefined) throw error;
-    return produceResult(request, expectOk(reply as Message), this.address);
-  };
+  readonly #toProduceResult: ReplyMap<ProduceResult> = (reply, request, error) =>
+    produceResult(reply, request, error, this.address);
   /** What `declare` created, sent again after a reconnect (topic + group, lower case → request). */
   readonly #declares = new Map<string, Message>();
 
@@ -560,16 +558,28 @@ function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-export function produceResult(msg: Message, reply: Message, server?: string): ProduceResult {
-  const body = reply.bodyText().trim();
+/**
+ * How every acked produce settles (a `ReplyMap` given the server): the result from the ack, or the error that
+ * ended the request, or the ack's own error, thrown. The id is the request's, which keeps nothing else alive
+ * (the reply's is a slice of its head).
+ */
+export function produceResult(
+  reply: Message | undefined,
+  msg: Message,
+  error: Error | undefined,
+  server?: string,
+): ProduceResult {
+  if (error !== undefined) throw error;
+  const ack = expectOk(reply as Message);
+  const body = ack.bodyText().trim();
   const time = body === '' ? Number.NaN : Number(body);
   return {
-    id: reply.headers.id ?? msg.headers.id ?? '',
+    id: msg.headers.id ?? ack.headers.id ?? '',
     topic: msg.headers.topic ?? '',
-    offset: reply.offset,
-    durability: reply.headers.durable,
+    offset: ack.offset,
+    durability: ack.headers.durable,
     serverTime: Number.isFinite(time) ? time : undefined,
     server,
-    reply,
+    reply: ack,
   };
 }

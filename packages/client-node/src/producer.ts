@@ -1,7 +1,6 @@
 import {
   type ClientSource,
   Producer as CoreProducer,
-  expectOk,
   type MqClient,
   type ProduceOptions,
   type ProduceResult,
@@ -122,10 +121,9 @@ export class Producer extends CoreProducer {
     let settle = this.#settlers.get(client);
     if (settle === undefined) {
       settle = (reply, request, error) => {
-        if (error !== undefined) return this.#failed(request, client, error);
         let result: ProduceResult;
         try {
-          result = produceResult(request, expectOk(reply as Message), client.address);
+          result = produceResult(reply, request, error, client.address);
         } catch (err) {
           return this.#failed(request, client, err);
         }
