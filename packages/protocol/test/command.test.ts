@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   Cmd,
   COMMANDS,
@@ -269,6 +269,35 @@ describe('rpcRequestFromUrl', () => {
       expect(rpcRequestFromPath(path, query)).toEqual(rpcRequestFromUrl(req(url)));
       expect(path).toEqual(before);
     }
+  });
+});
+
+describe('parseUrl', () => {
+  it("cuts the path into segments as split('/') does, with no split", () => {
+    const urls = [
+      '/',
+      '',
+      '/a',
+      '/a/',
+      '//',
+      '/a//b',
+      '/a/b/c?x=1',
+      'a/b',
+      '/%2F/x%20y',
+      'http://h:1/p/q/',
+      '///',
+    ];
+    const want = urls.map((u) => {
+      let p = u.replace(/^http:\/\/[^/]*/, '').split('?')[0] as string;
+      if (p.startsWith('/')) p = p.slice(1);
+      return p === '' ? [] : p.split('/').map(decodeURIComponent);
+    });
+    const split = vi.spyOn(String.prototype, 'split');
+    const got = urls.map((u) => parseUrl(u).path);
+    const calls = split.mock.calls.length;
+    split.mockRestore();
+    expect(got).toEqual(want);
+    expect(calls).toBe(0);
   });
 });
 
