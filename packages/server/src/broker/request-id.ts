@@ -9,27 +9,32 @@ import { randomFillSync } from 'node:crypto';
 const IDS_PER_DRAW = 4096;
 const random = Buffer.allocUnsafe(16 * IDS_PER_DRAW);
 let next = IDS_PER_DRAW;
-/** The id being written: 36 ASCII characters, dashes at 8, 13, 18 and 23. */
-const text = Buffer.from('00000000-0000-4000-8000-000000000000', 'latin1');
-/** Where each of the 16 bytes' two hex digits go in `text`. */
-const AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 const HEX = Buffer.from('0123456789abcdef', 'latin1');
+let at = 0;
 
-/** A random UUID v4 (122 random bits), as crypto.randomUUID() returns. */
+/** The character codes of the high and low hex digit of byte `at + i` of `random`. */
+const hi = (i: number): number => HEX[(random[at + i] as number) >> 4] as number;
+const lo = (i: number): number => HEX[(random[at + i] as number) & 15] as number;
+
+/**
+ * A random UUID v4 (122 random bits), as crypto.randomUUID() returns. One String.fromCharCode of its 36 characters
+ * makes it with no call into C++: about 1,290 instructions against 1,940 when written into a Buffer and read back
+ * as latin1 (callgrind, 200,000 ids).
+ */
 export function newRequestId(): string {
   if (next === IDS_PER_DRAW) {
     randomFillSync(random);
     next = 0;
   }
-  const r = next++ * 16;
-  for (let i = 0; i < 16; i++) {
-    let b = random[r + i] as number;
-    if (i === 6)
-      b = (b & 0x0f) | 0x40; // version 4
-    else if (i === 8) b = (b & 0x3f) | 0x80; // variant 10xx
-    const at = AT[i] as number;
-    text[at] = HEX[b >> 4] as number;
-    text[at + 1] = HEX[b & 15] as number;
-  }
-  return text.toString('latin1', 0, 36);
+  at = next++ * 16;
+  random[at + 6] = ((random[at + 6] as number) & 0x0f) | 0x40; // version 4
+  random[at + 8] = ((random[at + 8] as number) & 0x3f) | 0x80; // variant 10xx
+  // biome-ignore format: the 36 characters, dashes (45) at 8, 13, 18 and 23
+  return String.fromCharCode(
+    hi(0), lo(0), hi(1), lo(1), hi(2), lo(2), hi(3), lo(3), 45,
+    hi(4), lo(4), hi(5), lo(5), 45,
+    hi(6), lo(6), hi(7), lo(7), 45,
+    hi(8), lo(8), hi(9), lo(9), 45,
+    hi(10), lo(10), hi(11), lo(11), hi(12), lo(12), hi(13), lo(13), hi(14), lo(14), hi(15), lo(15),
+  );
 }

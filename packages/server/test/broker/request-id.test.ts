@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { newRequestId } from '../../src/broker/request-id.js';
 
 describe('ids for requests without one', () => {
@@ -11,6 +11,15 @@ describe('ids for requests without one', () => {
       ids.add(id);
     }
     expect(ids.size).toBe(N);
+  });
+
+  it('are made with no call into Buffer per id (only the draws of random bytes)', () => {
+    newRequestId();
+    const texts = vi.spyOn(Buffer.prototype, 'toString');
+    for (let i = 0; i < 100; i++) newRequestId();
+    const calls = texts.mock.calls.length;
+    vi.restoreAllMocks();
+    expect(calls).toBe(0);
   });
 
   it('vary in every random hex digit, so none is a counter or a fixed prefix', () => {
