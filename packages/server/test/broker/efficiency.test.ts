@@ -199,11 +199,12 @@ describe('efficiency of a reply', () => {
     expect(counted).toEqual({ writes: N, writevs: 0 });
   });
 
-  it('writes the head of a small reply into bytes directly, with no head string to encode (encodeMessage)', async () => {
+  it('writes a small reply into the head slab as one buffer, with no encodeMessage', async () => {
     const N = 16;
     const b = await startTestBroker();
     const client = await rawSocket(b.port);
     const encodes = countBrokerCalls(TextEncoder.prototype, 'encodeInto');
+    const writes = vi.spyOn(Socket.prototype, 'write');
     // ab's requests: HTTP/1.0 keep-alive, one at a time; /ping is answered by a reply built as a Message.
     for (let i = 0; i < N; i++) {
       client.socket.write('GET /ping HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: 127.0.0.1\r\n\r\n');
@@ -211,7 +212,10 @@ describe('efficiency of a reply', () => {
       expect(reply).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
       expect(reply).toMatch(/\r\nconnection: Keep-Alive\r\ncontent-length: \d+\r\n\r\n/);
     }
+    const chunks = writes.mock.calls.filter((_, i) => writes.mock.contexts[i] !== client.socket);
+    vi.restoreAllMocks();
     expect(encodes()).toBe(0);
+    expect(chunks.map(([chunk]) => Buffer.isBuffer(chunk))).toEqual(Array(N).fill(true));
   });
 });
 
