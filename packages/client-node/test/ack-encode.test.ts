@@ -73,25 +73,7 @@ function autoAck(topic: string, group: string, offset: string, id: string): Mess
 
 describe('tcpTransport and a consumer ack', () => {
   it('writes an automatic ack byte for byte as writeHead would, without writeHead', async () => {
-    let received = Buffer.alloc(0);
-    let expectedLength = Number.POSITIVE_INFINITY;
-    let allIn = () => {};
-    const arrived = new Promise<void>((resolve) => {
-      allIn = resolve;
-    });
-    const server = net.createServer((s) => {
-      s.on('data', (chunk) => {
-        received = Buffer.concat([received, chunk]);
-        if (received.length >= expectedLength) allIn();
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as net.AddressInfo;
-    const transport = await tcpTransport()({
-      address: `127.0.0.1:${port}`,
-      connectTimeout: 10_000,
-      handlers: { data: () => {}, closed: () => {} },
-    });
+    const peer = await sink();
     const acks = [
       autoAck('T', 'g', '0', 'a1b2c3d4-0000-4000-8000-000000000001'),
       autoAck('T', 'g', '1234567890', 'a1b2c3d4-0000-4000-8000-000000000002'),
@@ -108,17 +90,14 @@ describe('tcpTransport and a consumer ack', () => {
     const all = [...acks, ...others];
     try {
       const expected = Buffer.concat(all.map((m) => encodeMessage(m)));
-      expectedLength = expected.length;
       heads.written.length = 0;
-      for (const m of all) transport.send(m);
-      await arrived;
-      expect(received.toString('latin1')).toBe(expected.toString('latin1'));
+      for (const m of all) peer.transport.send(m);
+      expect(await peer.until(expected.length)).toBe(expected.toString('latin1'));
       // Every automatic ack took the fast path (writeHead gives up on the non-ASCII one and goes through a
       // string); the other three messages took writeHead.
       expect(heads.written).toEqual(['ack', 'ack', 'nack']);
     } finally {
-      transport.close();
-      await new Promise((resolve) => server.close(resolve));
+      await peer.close();
     }
   });
 });
