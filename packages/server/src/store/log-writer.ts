@@ -308,6 +308,10 @@ export class LogWriter {
             // Kept where it was encoded; the next batch goes after it.
             log.recent.add(seg, startPos, this.#wbuf.subarray(at, at + used));
             this.#wpos = at + used;
+          } else if (this.#wbuf.length > WRITE_SLAB_BYTES) {
+            // A slab made for one large batch, which is not kept: not held until the next one.
+            this.#wbuf = NO_SLAB;
+            this.#wpos = 0;
           }
           this.#slabInUse = false;
           seg.size += used;
