@@ -2,6 +2,7 @@
 // expired ids are pruned from the front a few at a time on each lookup. At open the window is rebuilt from the
 // log's tail (seek by time) and from the messages still held for later delivery.
 import { Cursor, type LogReader } from './log-reader.js';
+import { ownString } from './names.js';
 import { recordId, recordTimestamp } from './record.js';
 import type { AppendResult, Durability } from './types.js';
 
@@ -31,7 +32,7 @@ export class Dedupe {
 
   set(id: string, e: DedupeEntry): void {
     this.map.delete(id);
-    this.map.set(id, e);
+    this.map.set(ownString(id), e);
   }
 
   clear(): void {

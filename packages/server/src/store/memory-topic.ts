@@ -5,7 +5,7 @@
 import { Alarm, type Clock, systemClock } from './clock.js';
 import { compileFilter, type TagMatcher } from './filter.js';
 import { maxPosition, resolveStart, type StartSource } from './group-start.js';
-import { nameKey, validateName } from './names.js';
+import { nameKey, ownString, validateName } from './names.js';
 import {
   type AppendInput,
   type AppendResult,
@@ -273,7 +273,11 @@ export class MemoryTopic implements Topic, StartSource {
       // it is due. A buffer of its own: held out of the ring's order, it must not keep a chunk alive.
       const cost = heldBytes(input);
       this.#take(cost);
-      const copy = { ...input, data: new Uint8Array(input.data), deliverAt: undefined };
+      const copy = {
+        id: ownString(input.id),
+        tag: input.tag === undefined ? undefined : ownString(input.tag),
+        data: new Uint8Array(input.data),
+      };
       this.#delayedBytes += cost;
       const alarm = new Alarm(this.clock, () => {
         this.#delayed.delete(alarm);
@@ -301,7 +305,8 @@ export class MemoryTopic implements Topic, StartSource {
     this.#take(heldBytes(input));
     const offset = this.nextOffset++;
     const data = this.#arena.copy(input.data, this.#bytes);
-    this.#ring[offset % cap] = { offset, timestamp: now, id: input.id, tag: input.tag, data };
+    const tag = input.tag === undefined ? undefined : ownString(input.tag);
+    this.#ring[offset % cap] = { offset, timestamp: now, id: ownString(input.id), tag, data };
     this.#bytes += data.length;
     this.notify();
     return { offset, timestamp: now, durability: 'memory', duplicate: false };
@@ -367,8 +372,9 @@ export class MemoryTopic implements Topic, StartSource {
     return o;
   }
 
-  async declareGroup(name: string, config: GroupConfig): Promise<Group> {
-    validateName('group', name);
+  async declareGroup(given: string, config: GroupConfig): Promise<Group> {
+    validateName('group', given);
+    const name = ownString(given);
     const key = nameKey(name);
     const start = this.#groups.has(key) ? undefined : await resolveStart(config, true, this);
     // Looked up after the await: a declare of the same name may have created the group meanwhile.

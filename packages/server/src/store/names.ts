@@ -16,6 +16,15 @@ const MAX_FILE_KEY_BYTES = 200;
  * lower-case letter may take more bytes than its capital: `İ` is 2 bytes, `i̇` 3). A topic name is at most 251
  * lower-cased bytes, so that its `.dlq` topic fits, unless it is such a dead-letter topic itself.
  */
+/**
+ * `s` as a string of its own, for one the store keeps. A decoded header value is a slice of its message's whole
+ * head (V8 slices strings of 13 characters or more), so a kept id, tag or name would keep that head alive: up to
+ * maxHeaderBytes for a few bytes. Joined with one character and cut again, it is copied once.
+ */
+export function ownString(s: string): string {
+  return s.length < 13 ? s : `${s} `.slice(0, -1);
+}
+
 export function validateName(kind: 'topic' | 'group', name: string): void {
   const bad = (why: string) =>
     new StoreError('ZBUS_ERR_BAD_NAME', `invalid ${kind} name ${JSON.stringify(name)}: ${why}`);

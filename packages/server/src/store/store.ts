@@ -12,7 +12,7 @@ import { TailCache } from './log.js';
 import { DEFAULT_GROUP_WAIT_MS } from './log-writer.js';
 import { MemoryBudget, MemoryTopic } from './memory-topic.js';
 import { migrateCreators } from './migrate-creators.js';
-import { nameKey, validateName } from './names.js';
+import { nameKey, ownString, validateName } from './names.js';
 import { DiskTopic, type StoreContext, TRASH_PREFIX } from './topic.js';
 import {
   type FsyncPolicy,
@@ -117,9 +117,10 @@ class FileStore implements Store, StoreContext {
     return [...this.#topics.values()];
   }
 
-  async declareTopic(name: string, config: TopicConfig): Promise<Topic> {
+  async declareTopic(given: string, config: TopicConfig): Promise<Topic> {
     this.#check();
-    validateName('topic', name);
+    validateName('topic', given);
+    const name = ownString(given);
     const key = nameKey(name);
     return declareOnce(
       this.#topics,

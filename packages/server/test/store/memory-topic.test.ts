@@ -1,5 +1,7 @@
 // A memory topic's own storage: records are copied into chunks it fills in order (no buffer per record), held
 // no longer than the ring holds them, and appended without a promise where the caller can take it at once.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { RecordArena } from '../../src/store/memory-topic.js';
@@ -101,6 +103,56 @@ describe('the bytes all memory topics hold', () => {
     clock.advance(60_000);
     await expect.poll(() => t.info()).toMatchObject({ delayed: 0, bytes: 1000 * KiB });
     expect(() => t.appendNow!(kib('now', 100))).toThrow(limited());
+  });
+});
+
+describe('the store keeps', () => {
+  it("no message's decoded head alive through its id or tag", async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const heap = () => {
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const clock = new ManualClock();
+    const store = await open({ clock });
+    const t = await store.declareTopic('mem', { mask: 1, maxBacklog: 1000 });
+    await t.declareGroup('slow', {});
+    const before = heap();
+    // As the decoder gives them: id and tag are slices of a head of 100 KB (one made per message).
+    for (let i = 0; i < 200; i++) {
+      const head = `${'h'.repeat(100_000)}id-${String(i).padStart(40, '0')}|tag-${i}-${'t'.repeat(20)}`;
+      const id = head.slice(100_000, 100_043);
+      const tag = head.slice(100_044);
+      t.appendNow!({ id, tag, data: enc('x'), deliverAt: i % 2 === 0 ? undefined : clock.now() + 60_000 });
+    }
+    // Before, the 200 heads (20 MB) stayed alive with the ids and tags kept.
+    expect(heap() - before).toBeLessThan(4_000_000);
+    clock.advance(60_000);
+    await expect.poll(() => t.info().delayed).toBe(0);
+    expect((await t.read(0))?.id).toBe(`id-${'0'.repeat(40)}`);
+  });
+
+  it('no decoded head alive through the names of the topics and groups it keeps, nor through a dedupe id', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const heap = () => {
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const store = await open();
+    const disk = await store.declareTopic('disk', { mask: 0, dedupeWindowMs: 60_000 });
+    const before = heap();
+    const slice = (i: number, what: string) =>
+      `${'h'.repeat(100_000)}${what}-${String(i).padStart(30, '0')}`.slice(100_000);
+    for (let i = 0; i < 50; i++) {
+      const mem = await store.declareTopic(slice(i, 'memory-topic'), { mask: 1 });
+      await mem.declareGroup(slice(i, 'memory-group'), {});
+      await disk.declareGroup(slice(i, 'disk-group'), {});
+      await disk.append({ id: slice(i, 'deduped-id'), data: enc('x') });
+    }
+    // Before, the 200 heads (20 MB) stayed alive with the names and ids kept.
+    expect(heap() - before).toBeLessThan(4_000_000);
   });
 });
 
