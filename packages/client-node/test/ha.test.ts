@@ -413,6 +413,12 @@ describe('HA: two trackers, two servers', () => {
     const all = [t1, t2, s1, s2].map((x) => (x as RunningBroker).address).sort();
     await until(b, () => b.table.servers.size === 4, 10_000, 'four servers');
     expect([...b.table.servers.keys()].sort()).toEqual(all);
+    // The client's table is the union of the trackers' views, and each server reports to each tracker on its
+    // own: t2 must list s1 and s2 itself before t1 dies, or a server only t1 knew of yet leaves the table with it.
+    const t2Only = broker((t2 as RunningBroker).address);
+    await t2Only.ready();
+    const servers = [s1, s2].map((x) => (x as RunningBroker).address);
+    await until(t2Only, () => servers.every((a) => t2Only.table.servers.has(a)), 10_000, 't2 to list s1 and s2');
 
     await (t1 as RunningBroker).kill('SIGKILL');
     await until(b, () => !b.table.servers.has((t1 as RunningBroker).address), 5_000, 't1 leaves');
