@@ -418,7 +418,12 @@ describe('HA: two trackers, two servers', () => {
     const t2Only = broker((t2 as RunningBroker).address);
     await t2Only.ready();
     const servers = [s1, s2].map((x) => (x as RunningBroker).address);
-    await until(t2Only, () => servers.every((a) => t2Only.table.servers.has(a)), 10_000, 't2 to list s1 and s2');
+    await until(
+      t2Only,
+      () => servers.every((a) => t2Only.table.servers.has(a)),
+      10_000,
+      't2 to list s1 and s2',
+    );
 
     await (t1 as RunningBroker).kill('SIGKILL');
     await until(b, () => !b.table.servers.has((t1 as RunningBroker).address), 5_000, 't1 leaves');
