@@ -93,11 +93,13 @@ for (const name of Object.values(Header)) {
 }
 
 /**
- * Has every decoder intern `names` too (lower-case tokens; others, and names whose slot is taken, are skipped): a
- * broker adds the names that curl, browsers and `ab` send with every request (`user-agent`, `accept`).
+ * Has every decoder intern `names` too (lower-case letters, digits, `-` and `_`; others, and names whose slot is
+ * taken, are skipped): a broker adds the names that curl, browsers and `ab` send with every request (`user-agent`,
+ * `accept`). `sameName` takes a character 32 below a known one as its capital, which holds for letters only: a
+ * known `|` or `~` would also match `\` or `^`.
  */
 export function knowHeaderNames(names: readonly string[]): void {
-  for (const name of names) if (tokenKind(name) === 1) KNOWN[knownSlot(name, 0, name.length)] ??= name;
+  for (const name of names) if (/^[a-z0-9_-]+$/.test(name)) KNOWN[knownSlot(name, 0, name.length)] ??= name;
 }
 
 let resetDecoder: (d: MessageDecoder) => void;

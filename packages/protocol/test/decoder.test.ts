@@ -88,6 +88,9 @@ describe('decoder: well-formed messages', () => {
     // Only letters may differ in case: `_` for `-`, or a non-ASCII letter whose lower case is ASCII, is another name.
     expect(decodeOne('GET / HTTP/1.1\r\nContent_Length: 5\r\n\r\n').headers).toEqual({ content_length: '5' });
     expect(() => decodeOne('GET / HTTP/1.1\r\nto\u212Aen: x\r\n\r\n')).toThrow(ProtocolError);
+    // A name with a token character above the letters is not taken: `\\` is 32 below `|`, and no token.
+    knowHeaderNames(['a|b']);
+    expect(() => decodeOne('GET / HTTP/1.1\r\na\\b: 1\r\n\r\n')).toThrow(ProtocolError);
     // A name that is not a lower-case token was not taken, so it cannot let one through.
     expect(() => decodeOne('GET / HTTP/1.1\r\nno space: 1\r\n\r\n')).toThrow(ProtocolError);
   });
