@@ -453,9 +453,9 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
     return p;
   }
 
-  declareTopic(name: string, config: TopicConfig): Promise<Topic> {
+  declareTopic(given: string, config: TopicConfig): Promise<Topic> {
     this.#check();
-    validateName('topic', name);
+    const name = validateName('topic', given);
     const tk = encodeName(name);
     return this.#once(`t.${tk}`, async () => {
       const entry = await this.kv.get(`t.${tk}`);

@@ -276,8 +276,8 @@ export class NatsTopic implements Topic, GroupTopic {
 
   // ---------------------------------------------------------------- groups
 
-  declareGroup(name: string, config: GroupConfig): Promise<Group> {
-    validateName('group', name);
+  declareGroup(given: string, config: GroupConfig): Promise<Group> {
+    const name = validateName('group', given);
     if (this.closed) return Promise.reject(this.#gone());
     return this.store.declareGroup(this, name, config);
   }

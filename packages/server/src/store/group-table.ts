@@ -6,7 +6,7 @@ import { Alarm } from './clock.js';
 import { declareOnce } from './declare-once.js';
 import { DiskGroup, type GroupState, type GroupTableHooks, type TopicPort } from './group.js';
 import { maxPosition, resolveStart, type StartSource } from './group-start.js';
-import { fileKey, nameKey, ownString, validateName } from './names.js';
+import { fileKey, nameKey, validateName } from './names.js';
 import type { Group, GroupConfig, GroupInfo, StoreError } from './types.js';
 
 /** How long a group's moved position may stay in memory only. */
@@ -91,8 +91,7 @@ export class GroupTable implements GroupTableHooks, StartSource {
 
   /** Create or update a group. `closedError` makes the error a declare racing with a close fails with. */
   async declare(given: string, config: GroupConfig, closedError: () => StoreError): Promise<Group> {
-    validateName('group', given);
-    const name = ownString(given);
+    const name = validateName('group', given);
     if (this.port.closed) throw closedError();
     const key = nameKey(name);
     return declareOnce(

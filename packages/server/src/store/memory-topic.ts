@@ -275,7 +275,7 @@ export class MemoryTopic implements Topic, StartSource {
       this.#take(cost);
       const copy = {
         id: ownString(input.id),
-        tag: input.tag === undefined ? undefined : ownString(input.tag),
+        tag: ownString(input.tag),
         data: new Uint8Array(input.data),
       };
       this.#delayedBytes += cost;
@@ -305,8 +305,13 @@ export class MemoryTopic implements Topic, StartSource {
     this.#take(heldBytes(input));
     const offset = this.nextOffset++;
     const data = this.#arena.copy(input.data, this.#bytes);
-    const tag = input.tag === undefined ? undefined : ownString(input.tag);
-    this.#ring[offset % cap] = { offset, timestamp: now, id: ownString(input.id), tag, data };
+    this.#ring[offset % cap] = {
+      offset,
+      timestamp: now,
+      id: ownString(input.id),
+      tag: ownString(input.tag),
+      data,
+    };
     this.#bytes += data.length;
     this.notify();
     return { offset, timestamp: now, durability: 'memory', duplicate: false };
@@ -373,8 +378,7 @@ export class MemoryTopic implements Topic, StartSource {
   }
 
   async declareGroup(given: string, config: GroupConfig): Promise<Group> {
-    validateName('group', given);
-    const name = ownString(given);
+    const name = validateName('group', given);
     const key = nameKey(name);
     const start = this.#groups.has(key) ? undefined : await resolveStart(config, true, this);
     // Looked up after the await: a declare of the same name may have created the group meanwhile.

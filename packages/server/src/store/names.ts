@@ -12,20 +12,21 @@ export const MAX_TOPIC_BYTES = MAX_NAME_BYTES - DLQ_SUFFIX.length;
 const MAX_FILE_KEY_BYTES = 200;
 
 /**
- * No path separators, no `..`, no NUL or control characters; at most 255 UTF-8 bytes, also lower-cased (a
- * lower-case letter may take more bytes than its capital: `İ` is 2 bytes, `i̇` 3). A topic name is at most 251
- * lower-cased bytes, so that its `.dlq` topic fits, unless it is such a dead-letter topic itself.
- */
-/**
  * `s` as a string of its own, for one the store keeps. A decoded header value is a slice of its message's whole
  * head (V8 slices strings of 13 characters or more), so a kept id, tag or name would keep that head alive: up to
  * maxHeaderBytes for a few bytes. Joined with one character and cut again, it is copied once.
  */
-export function ownString(s: string): string {
-  return s.length < 13 ? s : `${s} `.slice(0, -1);
+export function ownString<S extends string | undefined>(s: S): S {
+  return (s === undefined || s.length < 13 ? s : `${s} `.slice(0, -1)) as S;
 }
 
-export function validateName(kind: 'topic' | 'group', name: string): void {
+/**
+ * No path separators, no `..`, no NUL or control characters; at most 255 UTF-8 bytes, also lower-cased (a
+ * lower-case letter may take more bytes than its capital: `İ` is 2 bytes, `i̇` 3). A topic name is at most 251
+ * lower-cased bytes, so that its `.dlq` topic fits, unless it is such a dead-letter topic itself. Returns the name
+ * as a string of its own (`ownString`), for a store that keeps it.
+ */
+export function validateName(kind: 'topic' | 'group', name: string): string {
   const bad = (why: string) =>
     new StoreError('ZBUS_ERR_BAD_NAME', `invalid ${kind} name ${JSON.stringify(name)}: ${why}`);
   if (typeof name !== 'string' || name.length === 0) throw bad('empty');
@@ -45,6 +46,7 @@ export function validateName(kind: 'topic' | 'group', name: string): void {
         : `${bytes} bytes (lower-cased); at most ${max}`,
     );
   }
+  return ownString(name);
 }
 
 /** Names are case-insensitive: this is the key in maps and the name of a topic's directory. */

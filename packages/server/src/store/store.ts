@@ -12,7 +12,7 @@ import { TailCache } from './log.js';
 import { DEFAULT_GROUP_WAIT_MS } from './log-writer.js';
 import { MemoryBudget, MemoryTopic } from './memory-topic.js';
 import { migrateCreators } from './migrate-creators.js';
-import { nameKey, ownString, validateName } from './names.js';
+import { nameKey, validateName } from './names.js';
 import { DiskTopic, type StoreContext, TRASH_PREFIX } from './topic.js';
 import {
   type FsyncPolicy,
@@ -119,8 +119,7 @@ class FileStore implements Store, StoreContext {
 
   async declareTopic(given: string, config: TopicConfig): Promise<Topic> {
     this.#check();
-    validateName('topic', given);
-    const name = ownString(given);
+    const name = validateName('topic', given);
     const key = nameKey(name);
     return declareOnce(
       this.#topics,
