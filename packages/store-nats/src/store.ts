@@ -50,6 +50,11 @@ const LOCAL_MASKS = 2 | 4;
 const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 /** How long opening the store waits for a JetStream cluster that is electing leaders. */
 const STARTUP_MS = 60_000;
+/**
+ * What JetStream answers while its cluster elects a leader or waits for nodes: timeouts, 503s, "jetstream not
+ * enabled" (no meta leader), "no suitable peers" and "insufficient resources" (too few nodes to place replicas).
+ */
+const TRANSIENT = /timeout|no responders|503|leader|no suitable peers|insufficient resources|not enabled/i;
 
 export interface NatsStoreOptions
   extends Omit<StoreOptions, 'dataDir' | 'fsync' | 'segmentBytes' | 'groupCommitWaitMs'> {
@@ -162,18 +167,17 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
   }
 
   /**
-   * Runs `step` until it succeeds, for up to STARTUP_MS while JetStream answers with timeouts, 503s, or "no
-   * suitable peers" (a cluster whose nodes have not all joined yet cannot place an R3 bucket).
+   * Runs `step` until it succeeds, while JetStream's answers are TRANSIENT, for up to `forMs` after the first such
+   * answer (so an attempt that timed out still gets another).
    */
-  async #retry<T>(what: string, step: () => Promise<T>): Promise<T> {
-    const until = Date.now() + STARTUP_MS;
+  async #retry<T>(what: string, step: () => Promise<T>, forMs = STARTUP_MS): Promise<T> {
+    let until: number | undefined;
     for (;;) {
       try {
         return await step();
       } catch (err) {
-        if (Date.now() > until || !/timeout|no responders|503|leader|no suitable peers/i.test(String(err))) {
-          throw this.storeError(err, what);
-        }
+        until ??= Date.now() + forMs;
+        if (Date.now() > until || !TRANSIENT.test(String(err))) throw this.storeError(err, what);
         this.#log?.warn({ err }, `${what}: JetStream not ready, retrying`);
         await new Promise((r) => setTimeout(r, 500));
       }
@@ -221,7 +225,7 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
   storeError(err: unknown, what: string): StoreError {
     if (err instanceof StoreError) return err;
     const text = err instanceof Error ? err.message : String(err);
-    if (/no responders|503/i.test(text)) {
+    if (/no responders|503|not enabled/i.test(text)) {
       return new StoreError('ZBUS_ERR_CLOSED', `JetStream is not available for ${what}: ${text}`, {
         cause: err,
       });
@@ -440,10 +444,14 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
     );
   }
 
-  /** Serialises declares of one name on this broker (the KV entry serialises them across brokers). */
-  #once<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs a declare: one at a time per name on this broker (the KV entry serialises them across brokers), and
+   * again while JetStream's answers are TRANSIENT, for up to requestTimeoutMs, so that a declare during an election
+   * or a node's restart waits it out rather than failing at once. Every step of a declare is safe to run again.
+   */
+  #once<T>(key: string, what: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.#declaring.get(key) ?? Promise.resolve();
-    const p = prev.catch(() => {}).then(fn);
+    const p = prev.catch(() => {}).then(() => this.#retry(what, fn, this.requestTimeoutMs));
     this.#declaring.set(key, p);
     void p
       .catch(() => {})
@@ -457,29 +465,31 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
     this.#check();
     const name = validateName('topic', given);
     const tk = encodeName(name);
-    return this.#once(`t.${tk}`, async () => {
-      const entry = await this.kv.get(`t.${tk}`);
-      const current =
-        entry && entry.operation === 'PUT' && entry.length > 0 ? (entry.json() as TopicMeta) : undefined;
-      const now = Date.now();
-      // The MEMORY bit (the storage type of the stream) is fixed at creation, as in the local store.
-      const mask = current
-        ? (config.mask & ~STORE_MASK_MEMORY) | (current.mask & STORE_MASK_MEMORY)
-        : config.mask;
-      const meta: TopicMeta = {
-        name: current?.name ?? name,
-        mask,
-        creator: current?.creator ?? config.creator ?? '',
-        createdTime: current?.createdTime ?? now,
-        lastUpdatedTime: now,
-        config: { ...config, mask, creator: current?.creator ?? config.creator },
-      };
-      if ((mask & LOCAL_MASKS) === 0) await this.ensureStream(new NatsTopic(this, tk, meta).streamConfig());
-      await this.kv.put(`t.${tk}`, json(meta));
-      const t = this.#putTopic(tk, meta);
-      if (t instanceof NatsTopic) await t.refresh().catch(() => {});
-      return t;
-    });
+    return this.#once(`t.${tk}`, `declaring topic ${name}`, () => this.#declareTopic(name, tk, config));
+  }
+
+  async #declareTopic(name: string, tk: string, config: TopicConfig): Promise<Topic> {
+    const entry = await this.kv.get(`t.${tk}`);
+    const current =
+      entry && entry.operation === 'PUT' && entry.length > 0 ? (entry.json() as TopicMeta) : undefined;
+    const now = Date.now();
+    // The MEMORY bit (the storage type of the stream) is fixed at creation, as in the local store.
+    const mask = current
+      ? (config.mask & ~STORE_MASK_MEMORY) | (current.mask & STORE_MASK_MEMORY)
+      : config.mask;
+    const meta: TopicMeta = {
+      name: current?.name ?? name,
+      mask,
+      creator: current?.creator ?? config.creator ?? '',
+      createdTime: current?.createdTime ?? now,
+      lastUpdatedTime: now,
+      config: { ...config, mask, creator: current?.creator ?? config.creator },
+    };
+    if ((mask & LOCAL_MASKS) === 0) await this.ensureStream(new NatsTopic(this, tk, meta).streamConfig());
+    await this.kv.put(`t.${tk}`, json(meta));
+    const t = this.#putTopic(tk, meta);
+    if (t instanceof NatsTopic) await t.refresh().catch(() => {});
+    return t;
   }
 
   async removeTopic(name: string): Promise<boolean> {
@@ -569,43 +579,47 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
 
   declareGroup(t: NatsTopic, name: string, config: GroupConfig): Promise<NatsGroup> {
     const gk = encodeName(name);
+    return this.#once(`g.${t.key}.${gk}`, `declaring group ${name}`, () =>
+      this.#declareGroup(t, name, gk, config),
+    );
+  }
+
+  async #declareGroup(t: NatsTopic, name: string, gk: string, config: GroupConfig): Promise<NatsGroup> {
     const key = `g.${t.key}.${gk}`;
-    return this.#once(key, async () => {
-      const existing = t.groupsMap.get(gk);
-      if (existing) {
-        await this.updateGroup(existing, config);
-        return existing;
-      }
-      const start = (await this.#resolveStart(t, config, true)) ?? t.firstOffset;
-      const now = Date.now();
-      const meta: GroupMeta = {
-        name,
-        filter: config.filter ?? '',
-        mask: config.mask ?? 0,
-        ackWindow: config.ackWindow,
-        ackTimeoutMs: config.ackTimeoutMs,
-        maxDeliver: config.maxDeliver,
-        creator: config.creator ?? '',
-        createdTime: now,
-        lastUpdatedTime: now,
-        generation: 1,
-        startOffset: start,
-      };
-      try {
-        // The KV create claims the name across brokers; the loser adopts the winner's group.
-        await this.kv.create(key, json(meta));
-      } catch (err) {
-        const entry = await this.kv.get(key);
-        if (!entry || entry.operation !== 'PUT') throw this.storeError(err, `declaring group ${name}`);
-        const g = this.#putGroup(t.key, gk, entry.json() as GroupMeta)!;
-        await this.updateGroup(g, config);
-        return g;
-      }
-      const g = this.#putGroup(t.key, gk, meta)!;
-      await this.ensureConsumer(g);
-      await g.refresh().catch(() => {});
+    const existing = t.groupsMap.get(gk);
+    if (existing) {
+      await this.updateGroup(existing, config);
+      return existing;
+    }
+    const start = (await this.#resolveStart(t, config, true)) ?? t.firstOffset;
+    const now = Date.now();
+    const meta: GroupMeta = {
+      name,
+      filter: config.filter ?? '',
+      mask: config.mask ?? 0,
+      ackWindow: config.ackWindow,
+      ackTimeoutMs: config.ackTimeoutMs,
+      maxDeliver: config.maxDeliver,
+      creator: config.creator ?? '',
+      createdTime: now,
+      lastUpdatedTime: now,
+      generation: 1,
+      startOffset: start,
+    };
+    try {
+      // The KV create claims the name across brokers; the loser adopts the winner's group.
+      await this.kv.create(key, json(meta));
+    } catch (err) {
+      const entry = await this.kv.get(key);
+      if (!entry || entry.operation !== 'PUT') throw this.storeError(err, `declaring group ${name}`);
+      const g = this.#putGroup(t.key, gk, entry.json() as GroupMeta)!;
+      await this.updateGroup(g, config);
       return g;
-    });
+    }
+    const g = this.#putGroup(t.key, gk, meta)!;
+    await this.ensureConsumer(g);
+    await g.refresh().catch(() => {});
+    return g;
   }
 
   /** A re-declare: a new consumer (next generation) when the start, filter or ack settings change. */

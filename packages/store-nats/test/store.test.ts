@@ -193,6 +193,29 @@ describe.skipIf(missing !== undefined)('JetStream store', () => {
     await gone;
     expect(b.topic(name)).toBeUndefined();
   });
+  it(
+    'declares a replicated topic while a node restarts: it waits for the node rather than failing',
+    async () => {
+      // Long enough for a restart on a busy machine; the default (5 s) bounds the wait in production.
+      const c = await NatsStore.open({
+        servers: [cluster.servers[0]!],
+        replicas: 3,
+        requestTimeoutMs: scaled(10_000),
+      });
+      try {
+        const node = cluster.nodes[2]!;
+        await node.kill('SIGKILL');
+        // Three replicas need the third node: JetStream answers "insufficient resources" (or, while the meta
+        // leader is re-elected, "jetstream not enabled") until it is back.
+        const declared = c.declareTopic(fresh(), { mask: 0 });
+        await node.restart();
+        expect((await declared).info().messageDepth).toBe(0);
+      } finally {
+        await c.close();
+      }
+    },
+    scaled(60_000),
+  );
   // Last: it stops the cluster.
   it('refuses to report a topic it cannot read the state of, rather than report it empty', async () => {
     const name = fresh();

@@ -73,7 +73,8 @@ describe.skipIf(missing !== undefined)(
           { cmd: 'declare', topic: SERVICE, topic_mask: '3' },
         ];
         for (const headers of declares) {
-          expect((await admin.request({ headers }, 30_000)).status).toBe(200);
+          const r = await admin.request({ headers }, 30_000);
+          expect(r.status, r.bodyText()).toBe(200);
         }
         admin.close();
         const services = [await service(a.port), await service(b.port)];
