@@ -1,5 +1,6 @@
-// The TCP transport's fast path for a Consumer's automatic ack (one per delivered message): the same bytes as
-// writeHead, without writeHead. writeHead is wrapped to count its calls, so the test fails without the path.
+// The TCP transport's fast paths for a Consumer's automatic ack (one per delivered message) and for a publish as the
+// Producer builds it: the same bytes as writeHead, without writeHead. writeHead is wrapped to count its calls, so
+// the tests fail without the paths.
 import net from 'node:net';
 import type * as protocol from '@zbus/protocol';
 import { encodeMessage, Message } from '@zbus/protocol';
@@ -96,6 +97,50 @@ describe('tcpTransport and a consumer ack', () => {
       // Every automatic ack took the fast path (writeHead gives up on the non-ASCII one and goes through a
       // string); the other three messages took writeHead.
       expect(heads.written).toEqual(['ack', 'ack', 'nack']);
+    } finally {
+      await peer.close();
+    }
+  });
+});
+
+/** A publish as the Producer builds it: `toProduceMessage` (cmd, topic, content type) and then its id. */
+function publish(topic: string, body: string | Uint8Array, id: string, contentType = 'text/plain'): Message {
+  const m = new Message();
+  const h = m.headers;
+  h.cmd = 'produce';
+  h.topic = topic;
+  h['content-type'] = contentType;
+  h.id = id;
+  m.body = typeof body === 'string' ? Buffer.from(body) : body;
+  return m;
+}
+
+describe('tcpTransport and a publish', () => {
+  it('writes a publish byte for byte as writeHead would, without writeHead', async () => {
+    const peer = await sink();
+    const fast = [
+      publish('T', 'x'.repeat(100), 'a1b2c3d4-0000-4000-8000-000000000001'),
+      publish('T', '', 'id-0'),
+      publish('T', 'y'.repeat(12345), 'id-2'),
+      publish('Other', new Uint8Array([1, 2, 3]), 'id-3', 'application/octet-stream'),
+      publish('T', 'z', 'line\r\nbreak'),
+      publish('bad\r\ntopic', 'z', 'id-5', 'text/plain\0'),
+      publish('tópico', 'z', 'id-6'),
+    ];
+    // Not the Producer's shape: another header, another order, a non-ASCII id (writeHead gives up on that one too
+    // and goes through a string).
+    const tagged = publish('T', 'z', 'id-7');
+    tagged.headers.tag = 't';
+    const reordered = new Message({
+      headers: { cmd: 'produce', id: 'id-8', topic: 'T', 'content-type': 'a/b' },
+    });
+    const all = [...fast, tagged, reordered, publish('T', 'z', 'ïd-9')];
+    try {
+      const expected = Buffer.concat(all.map((m) => encodeMessage(m)));
+      heads.written.length = 0;
+      for (const m of all) peer.transport.send(m);
+      expect(await peer.until(expected.length)).toBe(expected.toString('latin1'));
+      expect(heads.written).toEqual(['produce', 'produce', 'produce']);
     } finally {
       await peer.close();
     }

@@ -49,6 +49,22 @@ interface AckHead {
   readonly bytes: Buffer;
 }
 
+/** The header names of a publish the Producer builds (string or bytes body, no options), in the order it sets them. */
+const PRODUCE_KEYS = ['cmd', 'topic', 'content-type', 'id'];
+const PRODUCE_MIDDLE = Buffer.from('\r\nconnection: Keep-Alive\r\ncontent-length: ', 'latin1');
+
+/** The bytes of such a publish up to its id (start line, `cmd`, topic, content type), kept for the last pair. */
+interface ProduceHead {
+  readonly topic: string;
+  readonly contentType: string;
+  readonly bytes: Buffer;
+}
+
+function produceHead(topic: string, contentType: string): ProduceHead {
+  const text = `GET / HTTP/1.1\r\ncmd: produce\r\n${encodeHeaderLine('topic', topic)}${encodeHeaderLine('content-type', contentType)}id: `;
+  return { topic, contentType, bytes: Buffer.from(text, 'utf8') };
+}
+
 function ackHead(topic: string, group: string): AckHead {
   const text = `GET / HTTP/1.1\r\ncmd: ack\r\n${encodeHeaderLine('topic', topic)}${encodeHeaderLine('consume_group', group)}offset: `;
   return { topic, group, bytes: Buffer.from(text, 'utf8') };
@@ -63,6 +79,14 @@ function putAscii(s: string, out: Buffer, at: number): number {
     out[at + i] = c;
   }
   return at + s.length;
+}
+
+/** The decimal digits of `n` (a non-negative integer) into `out` at `at`; returns where they end. */
+function putDecimal(n: number, out: Buffer, at: number): number {
+  let end = at;
+  for (let v = n; v >= 10; v = Math.floor(v / 10)) end++;
+  for (let p = end, v = n; p >= at; p--, v = Math.floor(v / 10)) out[p] = 48 + (v % 10);
+  return end + 1;
 }
 
 /** `host:port`, `[v6]:port`, `host` (port 15555), with an optional `tcp://`, `tls://` or `ssl://` prefix. */
@@ -123,6 +147,7 @@ class TcpTransport implements Transport {
   #reported = false;
   readonly #endOfTick = () => this.#writeBatch();
   #ackHead: AckHead | undefined;
+  #produceHead: ProduceHead | undefined;
   /** The smallest consume_window of the consumes sent on this connection (0: none yet). */
   #window = 0;
   /** Automatic acks in the batch that wait for #ackTimer rather than for the end of the tick. */
@@ -161,7 +186,8 @@ class TcpTransport implements Transport {
     const cmd = msg.headers.cmd;
     let at = -1;
     let lazy = false;
-    if (cmd === 'ack') {
+    if (cmd === 'produce') at = this.#writeProduce(msg);
+    else if (cmd === 'ack') {
       at = this.#writeAck(msg);
       lazy = at >= 0 && this.#window >= LAZY_ACK_WINDOW;
     } else if (cmd === 'consume') {
@@ -237,6 +263,44 @@ class TcpTransport implements Transport {
     if (at < 0) return -1;
     buf.set(ACK_END, at);
     return at + ACK_END.length;
+  }
+
+  /**
+   * A publish as the Producer builds it (headers `cmd`, `topic`, `content-type`, `id` in that order, nothing else),
+   * written into the batch as writeHead would write it, with its start line, `cmd`, topic and content type copied
+   * from bytes encoded once per topic and content type: writeHead's loop over every character of the head was a
+   * tenth of a pipelined publish's CPU in the client. Returns where the head ends, or -1 for any other message or
+   * no room, which then takes writeHead's path.
+   */
+  #writeProduce(msg: Message): number {
+    const h = msg.headers;
+    if (msg.headTail !== undefined || msg.status !== undefined) return -1;
+    if (msg.method !== 'GET' || msg.url !== '/' || msg.httpVersion !== '1.1') return -1;
+    let i = 0;
+    for (const k in h) if (k !== PRODUCE_KEYS[i++]) return -1;
+    if (i !== PRODUCE_KEYS.length) return -1;
+    const topic = h.topic as string;
+    const contentType = h['content-type'] as string;
+    const id = h.id as string;
+    let head = this.#produceHead;
+    if (head === undefined || head.topic !== topic || head.contentType !== contentType) {
+      head = produceHead(topic, contentType);
+      this.#produceHead = head;
+    }
+    const buf = this.#buf;
+    let at = this.#end;
+    // 16: the body length's digits and the blank line, with room to spare
+    if (at + head.bytes.length + id.length + PRODUCE_MIDDLE.length + 16 > buf.length) return -1;
+    buf.set(head.bytes, at);
+    at = putAscii(id, buf, at + head.bytes.length);
+    if (at < 0) return -1;
+    buf.set(PRODUCE_MIDDLE, at);
+    at = putDecimal(msg.body.length, buf, at + PRODUCE_MIDDLE.length);
+    buf[at] = 13;
+    buf[at + 1] = 10;
+    buf[at + 2] = 13;
+    buf[at + 3] = 10;
+    return at + 4;
   }
 
   /**
