@@ -35,7 +35,8 @@
 // nats,redis (also zbus-never: fsync=never, a diagnostic), BENCH_WORKLOADS=pub,lat,rpc, BENCH_OUT=<file.json>, BENCH_DEBUG=1 (progress of latency cases),
 // BENCH_PROFILE=<dir> (the zbus brokers run under node --cpu-prof; read with bench/profile-top.mjs),
 // BENCH_BROKER_NODE_ARGS='--trace-gc ...' (node flags for the zbus brokers; their output follows the bench's),
-// BENCH_TIMELINE=1 (latency cases: the worst latency and its parts per 100 ms), BENCH_LAT_WARM (3: seconds of warm-up before a latency case's measured interval).
+// BENCH_TIMELINE=1 (latency cases: the worst latency and its parts per 100 ms), BENCH_LAT_WARM (3: seconds of warm-up before a latency case's measured interval),
+// BENCH_PIN=1 (publish workloads: every system's server on CPU 0 and this process on CPU 1, see pinned()).
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -65,6 +66,7 @@ const PROFILE = env('BENCH_PROFILE', '');
 const TIMELINE = env('BENCH_TIMELINE', '') !== '';
 const BROKER_NODE_ARGS = env('BENCH_BROKER_NODE_ARGS', '').split(' ').filter(Boolean);
 const WORKLOADS = env('BENCH_WORKLOADS', 'pub,lat,rpc').split(',');
+const PIN = env('BENCH_PIN', '') !== '' && cpus().length >= 2;
 const SIZE = 100;
 const PAYLOAD = 'x'.repeat(SIZE);
 const SERVICE = new URL('./peers-service.mjs', import.meta.url);
@@ -284,6 +286,27 @@ function childService(kind, address) {
       clearTimeout(t);
     },
   };
+}
+
+/**
+ * BENCH_PIN: runs `fn` with the server (`pid`, every thread) on CPU 0 and this process on CPU 1, then gives both every
+ * CPU back. Left to the scheduler, a client and a server that wake each other all the time often end up on one CPU
+ * (a wake-up from a socket write puts the woken task beside the waker) and take turns there: msgs/s is then
+ * 1 / (server + client CPU per message) instead of 1 / max(the two), and runs of one build land in either mode
+ * (docs/benchmarks.md, "The publish figure is two placements"). Pinned, each system is measured in the second.
+ */
+async function pinned(pid, fn) {
+  if (!PIN) return fn();
+  const taskset = (cpu, p) => spawnSync('taskset', ['-a', '-p', '-c', cpu, String(p)], { stdio: 'ignore' });
+  taskset('0', pid);
+  taskset('1', process.pid);
+  try {
+    return await fn();
+  } finally {
+    const all = `0-${cpus().length - 1}`;
+    taskset(all, pid);
+    taskset(all, process.pid);
+  }
 }
 
 async function connected(n, make) {
@@ -667,7 +690,7 @@ async function runAll() {
   console.log(
     `# peers.bench ${started.toISOString()}: ${order.join(', ')} x${REPEAT}; ${SECONDS}s per throughput case, ` +
       `${LAT_SECONDS}s (+${WARM_SECONDS}s warm-up) at ${RATE}/s per latency case, window ${WINDOW}, ` +
-      `consume window ${CONSUME_WINDOW}, ${CALLERS} RPC callers`,
+      `consume window ${CONSUME_WINDOW}, ${CALLERS} RPC callers${PIN ? ', publish workloads pinned (server CPU 0, bench CPU 1)' : ''}`,
   );
   for (let round = 0; round < REPEAT; round++) {
     const names = round % 2 === 0 ? order : [...order].reverse();
@@ -677,8 +700,10 @@ async function runAll() {
       try {
         await sys.start();
         if (WORKLOADS.includes('pub')) {
-          await measure(sys, 'publish, 1 connection', 'msg/s', () => sys.pub(1, round));
-          await measure(sys, `publish, ${CONNS} connections`, 'msg/s', () => sys.pub(CONNS, round));
+          await pinned(sys.pid, async () => {
+            await measure(sys, 'publish, 1 connection', 'msg/s', () => sys.pub(1, round));
+            await measure(sys, `publish, ${CONNS} connections`, 'msg/s', () => sys.pub(CONNS, round));
+          });
         }
         if (WORKLOADS.includes('lat')) {
           if (sys.latCore) await measure(sys, `core pub->sub @${RATE}/s`, 'ms', () => sys.latCore(round));
