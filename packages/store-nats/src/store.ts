@@ -555,6 +555,11 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
     return c;
   }
 
+  /**
+   * Creates the group's consumer, or finds it as it is (the same config). Every declare of a group ends with it:
+   * the KV entry that names a group and its consumer are two steps, and a declare that failed between them (a
+   * timeout, a node lost) left a group that delivers nothing until a later declare makes its consumer.
+   */
   async ensureConsumer(g: NatsGroup): Promise<void> {
     const t = g.topic;
     await this.jsm.consumers
@@ -589,6 +594,7 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
     const existing = t.groupsMap.get(gk);
     if (existing) {
       await this.updateGroup(existing, config);
+      await this.ensureConsumer(existing);
       return existing;
     }
     const start = (await this.#resolveStart(t, config, true)) ?? t.firstOffset;
@@ -614,6 +620,7 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
       if (!entry || entry.operation !== 'PUT') throw this.storeError(err, `declaring group ${name}`);
       const g = this.#putGroup(t.key, gk, entry.json() as GroupMeta)!;
       await this.updateGroup(g, config);
+      await this.ensureConsumer(g);
       return g;
     }
     const g = this.#putGroup(t.key, gk, meta)!;

@@ -3,6 +3,7 @@
 import type { Delivery, Group, Topic } from '@zbus/server';
 import { type NatsCluster, natsServerMissing, scaled, startNatsCluster } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NatsGroup } from '../src/group.js';
 import { NatsStore } from '../src/store.js';
 
 const missing = natsServerMissing();
@@ -101,6 +102,18 @@ describe.skipIf(missing !== undefined)('JetStream store', () => {
     const fromB = await take(tb, tb.group('g')!, 10);
     const all = [...fromA, ...fromB].map((d) => d.offset).sort((x, y) => x - y);
     expect(all).toEqual([...Array(20).keys()]);
+  });
+
+  it('makes a group whose consumer is missing whole again when it is declared again', async () => {
+    const name = fresh();
+    const t = await a.declareTopic(name, { mask: 0 });
+    const g = (await t.declareGroup('g', { start: { offset: 0 } })) as NatsGroup;
+    // What a declare that failed between the group's KV entry and its consumer leaves behind.
+    await a.jsm.consumers.delete(g.topic.stream, g.consumerName);
+    await t.append({ id: 'm0', data: enc('m0') });
+    await t.declareGroup('g', {});
+    expect((await a.jsm.consumers.info(g.topic.stream, g.consumerName)).name).toBe(g.consumerName);
+    expect((await take(t, g, 1)).map(text)).toEqual(['m0']);
   });
 
   it('filters by tag on the server, one pattern or several', async () => {
