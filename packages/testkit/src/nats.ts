@@ -81,6 +81,13 @@ async function freePorts(n: number): Promise<number[]> {
 /** Lines a node logs once it knows the JetStream meta leader (itself or another). */
 const JOINED = /JetStream cluster new metadata leader|Self is new JetStream cluster metadata leader/;
 const START_TIMEOUT_MS = scaled(60_000);
+/**
+ * A new cluster's tries, and how long each waits for its nodes to join. Under load a fresh 3-node cluster has
+ * stayed without a meta leader for minutes (nats-server 2.9.10: routes up, no election logged in 126 s), where
+ * one that forms takes a few seconds; a new start, on new ports and store dirs, forms.
+ */
+const CLUSTER_TRIES = 3;
+const CLUSTER_JOIN_MS = scaled(20_000);
 
 class Node implements NatsNode {
   process: ChildProcess | undefined;
@@ -103,17 +110,15 @@ class Node implements NatsNode {
   }
 
   /** Starts the process; resolves once it logged that it joined the JetStream cluster. */
-  start(): Promise<void> {
+  start(timeoutMs = START_TIMEOUT_MS): Promise<void> {
     this.#out = [];
     const child = spawn(NATS_SERVER_PATH, ['-c', this.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.process = child;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
-        reject(
-          new Error(`nats-server ${this.name} did not join within ${START_TIMEOUT_MS} ms:\n${this.output()}`),
-        );
-      }, START_TIMEOUT_MS);
+        reject(new Error(`nats-server ${this.name} did not join within ${timeoutMs} ms:\n${this.output()}`));
+      }, timeoutMs);
       const onData = (s: string) => {
         this.#out.push(s);
         // The whole output: a line may arrive split across two chunks.
@@ -154,6 +159,17 @@ class Node implements NatsNode {
 export async function startNatsCluster(o: NatsClusterOptions = {}): Promise<NatsCluster> {
   const why = natsServerMissing();
   if (why !== undefined) throw new Error(why);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCluster(o);
+    } catch (err) {
+      if (attempt === CLUSTER_TRIES) throw err;
+    }
+  }
+}
+
+/** One try of startNatsCluster: new ports and store dirs; every node stopped when one does not join in time. */
+async function startCluster(o: NatsClusterOptions): Promise<NatsCluster> {
   const size = o.size ?? 3;
   const root = mkdtempSync(join(tmpdir(), 'zbus-nats-'));
   const ports = await freePorts(size * 2);
@@ -179,7 +195,7 @@ export async function startNatsCluster(o: NatsClusterOptions = {}): Promise<Nats
     rmSync(root, { recursive: true, force: true });
   };
   try {
-    await Promise.all(nodes.map((n) => n.start()));
+    await Promise.all(nodes.map((n) => n.start(CLUSTER_JOIN_MS)));
   } catch (err) {
     await stop();
     throw err;
