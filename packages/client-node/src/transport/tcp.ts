@@ -70,6 +70,18 @@ function ackHead(topic: string, group: string): AckHead {
   return { topic, group, bytes: Buffer.from(text, 'utf8') };
 }
 
+/**
+ * Whether `msg` is a request as the core client builds it: `GET / HTTP/1.1`, its own head, and exactly the headers
+ * `keys` in that order (so that bytes kept for its first headers are the ones writeHead would write).
+ */
+function coreShaped(msg: Message, keys: readonly string[]): boolean {
+  if (msg.headTail !== undefined || msg.status !== undefined) return false;
+  if (msg.method !== 'GET' || msg.url !== '/' || msg.httpVersion !== '1.1') return false;
+  let i = 0;
+  for (const k in msg.headers) if (k !== keys[i++]) return false;
+  return i === keys.length;
+}
+
 /** `s` into `out` at `at` as writeHead writes a value (CR, LF and NUL as spaces); -1 for non-ASCII. */
 function putAscii(s: string, out: Buffer, at: number): number {
   for (let i = 0; i < s.length; i++) {
@@ -236,12 +248,7 @@ class TcpTransport implements Transport {
    */
   #writeAck(msg: Message): number {
     const h = msg.headers;
-    if (h.ack !== 'false' || msg.body.length !== 0 || msg.headTail !== undefined || msg.status !== undefined)
-      return -1;
-    if (msg.method !== 'GET' || msg.url !== '/' || msg.httpVersion !== '1.1') return -1;
-    let i = 0;
-    for (const k in h) if (k !== ACK_KEYS[i++]) return -1;
-    if (i !== ACK_KEYS.length) return -1;
+    if (h.ack !== 'false' || msg.body.length !== 0 || !coreShaped(msg, ACK_KEYS)) return -1;
     const topic = h.topic as string;
     const group = h.consume_group as string;
     const offset = h.offset as string;
@@ -274,11 +281,7 @@ class TcpTransport implements Transport {
    */
   #writeProduce(msg: Message): number {
     const h = msg.headers;
-    if (msg.headTail !== undefined || msg.status !== undefined) return -1;
-    if (msg.method !== 'GET' || msg.url !== '/' || msg.httpVersion !== '1.1') return -1;
-    let i = 0;
-    for (const k in h) if (k !== PRODUCE_KEYS[i++]) return -1;
-    if (i !== PRODUCE_KEYS.length) return -1;
+    if (!coreShaped(msg, PRODUCE_KEYS)) return -1;
     const topic = h.topic as string;
     const contentType = h['content-type'] as string;
     const id = h.id as string;
