@@ -39,35 +39,32 @@ const ACK_KEYS = ['cmd', 'topic', 'consume_group', 'offset', 'ack', 'id'];
 const ACK_MIDDLE = Buffer.from('\r\nack: false\r\nid: ', 'latin1');
 const ACK_END = Buffer.from('\r\nconnection: Keep-Alive\r\ncontent-length: 0\r\n\r\n', 'latin1');
 
-/**
- * The bytes of a consumer's automatic ack up to its offset (start line, `cmd`, topic, group), kept for the
- * last topic and group: the rest of the ack is its offset, `ack: false`, its id and the fixed framing.
- */
-interface AckHead {
-  readonly topic: string;
-  readonly group: string;
-  readonly bytes: Buffer;
-}
-
 /** The header names of a publish the Producer builds (string or bytes body, no options), in the order it sets them. */
 const PRODUCE_KEYS = ['cmd', 'topic', 'content-type', 'id'];
 const PRODUCE_MIDDLE = Buffer.from('\r\nconnection: Keep-Alive\r\ncontent-length: ', 'latin1');
 
-/** The bytes of such a publish up to its id (start line, `cmd`, topic, content type), kept for the last pair. */
-interface ProduceHead {
-  readonly topic: string;
-  readonly contentType: string;
+/**
+ * The bytes of a request of ACK_KEYS or PRODUCE_KEYS up to its fourth header's value (start line, `cmd`, and the two
+ * headers after it), kept for the last pair of their values: an ack's topic and group, a publish's topic and content
+ * type. The rest of the request is its own values and fixed framing.
+ */
+interface KeptHead {
+  readonly second: string;
+  readonly third: string;
   readonly bytes: Buffer;
 }
 
-function produceHead(topic: string, contentType: string): ProduceHead {
-  const text = `GET / HTTP/1.1\r\ncmd: produce\r\n${encodeHeaderLine('topic', topic)}${encodeHeaderLine('content-type', contentType)}id: `;
-  return { topic, contentType, bytes: Buffer.from(text, 'utf8') };
-}
-
-function ackHead(topic: string, group: string): AckHead {
-  const text = `GET / HTTP/1.1\r\ncmd: ack\r\n${encodeHeaderLine('topic', topic)}${encodeHeaderLine('consume_group', group)}offset: `;
-  return { topic, group, bytes: Buffer.from(text, 'utf8') };
+/** `kept` when it was made for `second` and `third`, else the bytes of a `cmd` request of `keys` for them. */
+function keptHead(
+  kept: KeptHead | undefined,
+  cmd: string,
+  keys: readonly string[],
+  second: string,
+  third: string,
+): KeptHead {
+  if (kept !== undefined && kept.second === second && kept.third === third) return kept;
+  const text = `GET / HTTP/1.1\r\ncmd: ${cmd}\r\n${encodeHeaderLine(keys[1]!, second)}${encodeHeaderLine(keys[2]!, third)}${keys[3]}: `;
+  return { second, third, bytes: Buffer.from(text, 'utf8') };
 }
 
 /**
@@ -158,8 +155,8 @@ class TcpTransport implements Transport {
   /** `closed` was reported (once: from the socket's 'close', or earlier from a `send` that found it closed). */
   #reported = false;
   readonly #endOfTick = () => this.#writeBatch();
-  #ackHead: AckHead | undefined;
-  #produceHead: ProduceHead | undefined;
+  #ackHead: KeptHead | undefined;
+  #produceHead: KeptHead | undefined;
   /** The smallest consume_window of the consumes sent on this connection (0: none yet). */
   #window = 0;
   /** Automatic acks in the batch that wait for #ackTimer rather than for the end of the tick. */
@@ -253,11 +250,8 @@ class TcpTransport implements Transport {
     const group = h.consume_group as string;
     const offset = h.offset as string;
     const id = h.id as string;
-    let head = this.#ackHead;
-    if (head === undefined || head.topic !== topic || head.group !== group) {
-      head = ackHead(topic, group);
-      this.#ackHead = head;
-    }
+    const head = keptHead(this.#ackHead, 'ack', ACK_KEYS, topic, group);
+    this.#ackHead = head;
     const buf = this.#buf;
     let at = this.#end;
     if (at + head.bytes.length + offset.length + id.length + ACK_MIDDLE.length + ACK_END.length > buf.length)
@@ -285,11 +279,8 @@ class TcpTransport implements Transport {
     const topic = h.topic as string;
     const contentType = h['content-type'] as string;
     const id = h.id as string;
-    let head = this.#produceHead;
-    if (head === undefined || head.topic !== topic || head.contentType !== contentType) {
-      head = produceHead(topic, contentType);
-      this.#produceHead = head;
-    }
+    const head = keptHead(this.#produceHead, 'produce', PRODUCE_KEYS, topic, contentType);
+    this.#produceHead = head;
     const buf = this.#buf;
     let at = this.#end;
     // 16: the body length's digits and the blank line, with room to spare
