@@ -591,11 +591,11 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
 
   async #declareGroup(t: NatsTopic, name: string, gk: string, config: GroupConfig): Promise<NatsGroup> {
     const key = `g.${t.key}.${gk}`;
-    const existing = t.groupsMap.get(gk);
-    if (existing) {
-      await this.updateGroup(existing, config);
-      await this.ensureConsumer(existing);
-      return existing;
+    if (t.groupsMap.has(gk)) {
+      const g = await this.#adoptGroup(t, gk, config);
+      if (g) return g;
+      // Another broker removed the group and this one has not seen it yet: declare it anew.
+      this.#dropGroup(t.key, gk);
     }
     const start = (await this.#resolveStart(t, config, true)) ?? t.firstOffset;
     const now = Date.now();
@@ -616,16 +616,26 @@ export class NatsStore implements SharedStore, TopicStore, DelayStore {
       // The KV create claims the name across brokers; the loser adopts the winner's group.
       await this.kv.create(key, json(meta));
     } catch (err) {
-      const entry = await this.kv.get(key);
-      if (!entry || entry.operation !== 'PUT') throw this.storeError(err, `declaring group ${name}`);
-      const g = this.#putGroup(t.key, gk, entry.json() as GroupMeta)!;
-      await this.updateGroup(g, config);
-      await this.ensureConsumer(g);
+      const g = await this.#adoptGroup(t, gk, config);
+      if (!g) throw this.storeError(err, `declaring group ${name}`);
       return g;
     }
     const g = this.#putGroup(t.key, gk, meta)!;
     await this.ensureConsumer(g);
     await g.refresh().catch(() => {});
+    return g;
+  }
+
+  /**
+   * Re-declares a group as its KV entry is now (undefined when it has none). This broker's own copy may lag another
+   * broker's re-declare by the KV watch's delay; acting on it could make the old generation's consumer again.
+   */
+  async #adoptGroup(t: NatsTopic, gk: string, config: GroupConfig): Promise<NatsGroup | undefined> {
+    const entry = await this.kv.get(`g.${t.key}.${gk}`);
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    const g = this.#putGroup(t.key, gk, entry.json() as GroupMeta)!;
+    await this.updateGroup(g, config);
+    await this.ensureConsumer(g);
     return g;
   }
 

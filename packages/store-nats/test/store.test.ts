@@ -1,7 +1,7 @@
 // The JetStream store against a real 3-node nats-server cluster: two store instances play two brokers.
 
 import type { Delivery, Group, Topic } from '@zbus/server';
-import { type NatsCluster, natsServerMissing, scaled, startNatsCluster } from '@zbus/testkit';
+import { type NatsCluster, natsServerMissing, scaled, startNatsCluster, waitFor } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsGroup } from '../src/group.js';
 import { NatsStore } from '../src/store.js';
@@ -113,6 +113,24 @@ describe.skipIf(missing !== undefined)('JetStream store', () => {
     await t.append({ id: 'm0', data: enc('m0') });
     await t.declareGroup('g', {});
     expect((await a.jsm.consumers.info(g.topic.stream, g.consumerName)).name).toBe(g.consumerName);
+    expect((await take(t, g, 1)).map(text)).toEqual(['m0']);
+  });
+
+  it('re-declares a group as its entry is now, not as this broker last saw it', async () => {
+    const name = fresh();
+    const t = await a.declareTopic(name, { mask: 0 });
+    const g = (await t.declareGroup('g', { start: { offset: 0 } })) as NatsGroup;
+    const firstGen = { ...g.meta };
+    const tb = await seen(b, name, 'g');
+    await tb.declareGroup('g', { start: { offset: 0 } }); // broker b replaces the consumer: generation 2
+    await waitFor(() => g.meta.generation === 2, 'broker a to see generation 2');
+    // Broker a's copy lagging b's re-declare, as it does for the KV watch's delay.
+    g.applyMeta(firstGen);
+    const oldConsumer = g.consumerName;
+    await t.declareGroup('g', {});
+    expect(g.meta.generation).toBe(2);
+    await expect(a.jsm.consumers.info(g.topic.stream, oldConsumer)).rejects.toThrow(/not found/i);
+    await t.append({ id: 'm0', data: enc('m0') });
     expect((await take(t, g, 1)).map(text)).toEqual(['m0']);
   });
 
