@@ -319,7 +319,7 @@ export class TcpConnection implements SessionWire {
     if (!this.#corked) {
       this.#corked = true;
       socket.cork();
-      if (corkedThisTurn.push(this) === 1) setImmediate(endTurn);
+      if (corkedThisTurn.push(this) === 1) turnEnd = setImmediate(endTurn);
     }
     if (closeAfter) msg.set('connection', 'close');
     if (msg instanceof CheckedReply) {
@@ -378,6 +378,8 @@ export class TcpConnection implements SessionWire {
 
 /** Connections corked in the current turn of the event loop (endTurn uncorks them once at its end). */
 const corkedThisTurn: TcpConnection[] = [];
+/** The setImmediate that runs endTurn, while one is due. */
+let turnEnd: NodeJS.Immediate | undefined;
 
 /**
  * Sends what every connection wrote so far in this turn, now. For writes made inside a setImmediate callback
@@ -385,10 +387,13 @@ const corkedThisTurn: TcpConnection[] = [];
  * turn of the event loop, polling and all, for the next check phase.
  */
 export function flushWrites(): void {
+  // Its immediate is cancelled too: left due, it would cost the loop a turn (an epoll_pwait) doing nothing.
+  if (turnEnd !== undefined) clearImmediate(turnEnd);
   endTurn();
 }
 
 function endTurn(): void {
+  turnEnd = undefined;
   for (let i = 0; i < corkedThisTurn.length; i++) (corkedThisTurn[i] as TcpConnection).uncork();
   corkedThisTurn.length = 0;
 }

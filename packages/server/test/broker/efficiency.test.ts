@@ -336,6 +336,49 @@ describe('efficiency of a delivery', () => {
     expect(uncorkedInCorkingTask).toBe(true);
   });
 
+  it('leaves no end-of-turn immediate due once the write batch sent its writes', async () => {
+    const b = await startTestBroker({ fsync: { intervalMs: 100 } });
+    await declare(await b.raw(), 'T');
+    const consumer = await rawSocket(b.port);
+    const consume = { cmd: 'consume', topic: 'T', id: 'c', consume_window: '8' };
+    consumer.socket.write(encodeMessage(new Message({ headers: consume })).slice());
+    consumer.socket.write(encodeMessage(new Message({ headers: { cmd: 'ping', id: 'ready' } })).slice());
+    expect((await consumer.replies(1))[0]).toMatch(/\r\nid: ready\r\n/);
+    const producer = await rawSocket(b.port);
+
+    // Immediates the TCP transport schedules to uncork its connections, and how many of them ran. One left due
+    // after the write batch flushed everything costs the event loop a turn (an epoll_pwait) that does nothing.
+    const ours = new Set<number>();
+    let scheduled = 0;
+    let ran = 0;
+    const hook = createHook({
+      init(id, type) {
+        if (type !== 'Immediate' || !/transport\/tcp-connection\.ts/.test(new Error().stack ?? '')) return;
+        ours.add(id);
+        scheduled++;
+      },
+      before(id) {
+        if (ours.has(id)) ran++;
+      },
+    });
+    hook.enable();
+    onTestFinished(() => {
+      hook.disable();
+    });
+    producer.socket.write(
+      encodeMessage(new Message({ headers: { cmd: 'produce', topic: 'T', id: 'm-1' }, body: 'x' })).slice(),
+    );
+    const [[delivery], [ack]] = await Promise.all([consumer.replies(1), producer.replies(1)]);
+    // A turn later: an immediate still due would have run by now.
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    hook.disable();
+    expect(delivery).toMatch(/\r\norigin_id: m-1\r\n/);
+    expect(ack).toMatch(/^HTTP\/1\.1 200 /);
+    expect(scheduled).toBeGreaterThanOrEqual(1);
+    expect(ran).toBe(0);
+  });
+
   it('answers consumes without a promise per message while the records are read ahead', async () => {
     const N = 400;
     const dataDir = mkdtempSync(join(tmpdir(), 'zbus-efficiency-'));
