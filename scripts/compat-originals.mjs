@@ -96,7 +96,8 @@ const PY_EXAMPLES = [
   { file: 'internal/MqClientSubscriberExample.py', kind: 'long', expect: /serverTable/ },
   { file: 'internal/ConsumeThreadExample.py', kind: 'long', expect: /'body'/ },
   { file: 'mq/ProducerExample.py', kind: 'repeat', expect: /'status': 200/ },
-  { file: 'rpc/RpcInvokerExample.py', kind: 'repeat', expect: /^23$/m },
+  // Hangs now and then when its Broker adds one server twice at once (see joinedTwice; a client defect).
+  { file: 'rpc/RpcInvokerExample.py', kind: 'repeat', expect: /^23$/m, known: /joined twice/ },
   // Closes its Broker right after add_tracker: when that tracker's connection is not open yet, MqClient.close()
   // fails on its None socket and the process hangs on its reader thread (a client defect, on any broker).
   {
@@ -157,6 +158,20 @@ writeFileSync(
 let deadline = 0;
 let jobs = [];
 
+/**
+ * A server that zbus-python's Broker logged as joined twice in one run. Its tracker threads add a server once per
+ * tracker that lists it, with no lock between them: when two add the same one at once, the first pool is dropped
+ * unclosed, and a client made in it keeps the process alive with its heartbeat timer (a client defect).
+ */
+function joinedTwice(out) {
+  const seen = new Set();
+  for (const [, server] of out.matchAll(/ - (\S+) joined$/gm)) {
+    if (seen.has(server)) return server;
+    seen.add(server);
+  }
+  return undefined;
+}
+
 /** One example, run as a process (`long`: for the whole time; `repeat`: again and again, each run must end well). */
 function processJob(label, cwd, command, args, spec) {
   const job = { label, spec, runs: 0, failures: [], output: '', child: undefined };
@@ -188,8 +203,11 @@ function processJob(label, cwd, command, args, spec) {
       const errors = out.split('\n').filter((l) => ERROR_LINE.test(l));
       if (spec.kind === 'long')
         job.failures.push(`exited early (${code ?? signal}) ${errors.slice(0, 3).join(' | ')}`);
-      else if (code !== 0 || errors.length > 0)
-        job.failures.push(`run ${job.runs}: exit ${code ?? signal} ${errors.slice(0, 3).join(' | ')}`);
+      else if (code !== 0 || errors.length > 0) {
+        const twice = signal === 'SIGABRT' ? joinedTwice(out) : undefined;
+        const why = twice ? `hung after ${twice} joined twice` : errors.slice(0, 3).join(' | ');
+        job.failures.push(`run ${job.runs}: exit ${code ?? signal} ${why}`);
+      }
       setTimeout(startRun, 1000);
     });
   };
