@@ -2,7 +2,8 @@
 // answer comes from the service through `route`; with nobody consuming, the caller gets 503 at once.
 import { Mask, ZbusError } from '@zbus/protocol';
 import { errorReply } from '../errors.js';
-import { encodeStored } from '../mq/delivery.js';
+import { encodeStored, type StoredLines, storedLines } from '../mq/delivery.js';
+import type { Session } from '../session.js';
 import type { AppendInput, AppendResult, Topic } from '../store/types.js';
 import type { CommandContext } from './context.js';
 import { deliverAt, intHeader, requireTopic } from './lookup.js';
@@ -21,6 +22,18 @@ export function isRpcTopic(topic: Topic): boolean {
  */
 export function hasRpcMask(topic: Topic): boolean {
   return (topic.mask & Mask.Rpc) !== 0;
+}
+
+/** The stored header lines each connection's produces repeat (encodeStored's `kept`). */
+const keptLines = new WeakMap<Session, StoredLines>();
+
+function keptFor(session: Session): StoredLines {
+  let kept = keptLines.get(session);
+  if (kept === undefined) {
+    kept = storedLines();
+    keptLines.set(session, kept);
+  }
+  return kept;
 }
 
 export function produce(ctx: CommandContext): void | Promise<void> {
@@ -46,7 +59,11 @@ export function produce(ctx: CommandContext): void | Promise<void> {
   const at = deliverAt(ctx, state.clock.now());
   const timeout = intHeader(ctx, 'timeout');
   const id = msg.headers.id!; // the broker gives every request an id
-  const input: AppendInput = { id, tag: msg.tag, data: encodeStored(msg, id, topic.name, true) };
+  const input: AppendInput = {
+    id,
+    tag: msg.tag,
+    data: encodeStored(msg, id, topic.name, true, keptFor(session)),
+  };
   if (at !== undefined) input.deliverAt = at;
 
   let timeoutMs = 0;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeMessage, encodeMessage, Message, type MessageInit } from '@zbus/protocol';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { buildDelivery, decodeStored, encodeStored } from '../../src/mq/delivery.js';
+import { buildDelivery, decodeStored, encodeStored, storedLines } from '../../src/mq/delivery.js';
 import { openStore } from '../../src/store/store.js';
 import type { Delivery } from '../../src/store/types.js';
 import { startTestBroker } from './helpers.js';
@@ -208,6 +208,37 @@ describe('the stored form', () => {
     const c = encodeStored(big, 'm-3', 'T', true);
     expect(c.buffer).not.toBe(a.buffer);
     expect(decodeStored(c).body.length).toBe(8000);
+  });
+
+  it("copies a connection's repeated header lines as bytes, the same bytes as the string form", () => {
+    const text = (b: Uint8Array) => Buffer.from(b).toString('latin1');
+    const kept = storedLines();
+    // As a zbus client sends a publish and the broker stamps it.
+    const publish = (id: string, topic = 'T', body = 'x') => {
+      const m = new Message({ headers: { cmd: 'produce', topic, 'content-type': 'text/plain', id }, body });
+      Object.assign(m.headers, { sender: 's-1', host: 'h:1', 'remote-addr': '127.0.0.1:5' });
+      return m;
+    };
+    const strings = vi.spyOn(Buffer.prototype, 'write');
+    const first = encodeStored(publish('m-1'), 'm-1', 'T', true, kept);
+    const lines = kept.bytes;
+    const second = encodeStored(publish('m-2', 'T', 'y'.repeat(120)), 'm-2', 'T', true, kept);
+    // The second publish wrote no string at all: its lines are the first one's bytes.
+    expect(strings).not.toHaveBeenCalled();
+    strings.mockRestore();
+    expect(kept.bytes).toBe(lines);
+    expect(text(first)).toBe(text(encodeStored(publish('m-1'), 'm-1', 'T', true)));
+    expect(text(second)).toBe(text(encodeStored(publish('m-2', 'T', 'y'.repeat(120)), 'm-2', 'T', true)));
+    // Another topic, and every other request shape (the one with CR, LF and NUL aside: never decoded), are
+    // stored as the string form stores them.
+    const other = encodeStored(publish('m-3', 'U'), 'm-3', 'U', true, kept);
+    expect(kept.bytes).not.toBe(lines);
+    expect(text(other)).toBe(text(encodeStored(publish('m-3', 'U'), 'm-3', 'U', true)));
+    for (const p of PRODUCED.filter((q) => !q.name.includes('line breaks'))) {
+      const id = p.init.headers!.id!;
+      const got = text(encodeStored(produced(p), id, 'T', true, kept));
+      expect(got).toBe(text(encodeStored(produced(p), id, 'T', true)));
+    }
   });
 
   it('sends views of the record: the head is the only new bytes', () => {
