@@ -336,6 +336,34 @@ describe('efficiency of a delivery', () => {
     expect(uncorkedInCorkingTask).toBe(true);
   });
 
+  it('sends the deliveries of a write batch before its produce acks', async () => {
+    const b = await startTestBroker({ fsync: { intervalMs: 100 } });
+    await declare(await b.raw(), 'T');
+    const consumer = await rawSocket(b.port);
+    const consume = { cmd: 'consume', topic: 'T', id: 'c', consume_window: '8' };
+    consumer.socket.write(encodeMessage(new Message({ headers: consume })).slice());
+    consumer.socket.write(encodeMessage(new Message({ headers: { cmd: 'ping', id: 'ready' } })).slice());
+    expect((await consumer.replies(1))[0]).toMatch(/\r\nid: ready\r\n/);
+    const producer = await rawSocket(b.port);
+
+    // Which of the broker's two sockets is uncorked (handed its bytes) first in the turn that stored the message.
+    const order: string[] = [];
+    const uncork = Socket.prototype.uncork;
+    vi.spyOn(Socket.prototype, 'uncork').mockImplementation(function (this: Socket) {
+      if (this.remotePort === consumer.socket.localPort) order.push('delivery');
+      else if (this.remotePort === producer.socket.localPort) order.push('ack');
+      uncork.call(this);
+    });
+    producer.socket.write(
+      encodeMessage(new Message({ headers: { cmd: 'produce', topic: 'T', id: 'm-1' }, body: 'x' })).slice(),
+    );
+    const [[delivery], [ack]] = await Promise.all([consumer.replies(1), producer.replies(1)]);
+    vi.restoreAllMocks();
+    expect(delivery).toMatch(/\r\norigin_id: m-1\r\n/);
+    expect(ack).toMatch(/^HTTP\/1\.1 200 /);
+    expect(order).toEqual(['delivery', 'ack']);
+  });
+
   it('leaves no end-of-turn immediate due once the write batch sent its writes', async () => {
     const b = await startTestBroker({ fsync: { intervalMs: 100 } });
     await declare(await b.raw(), 'T');
