@@ -15,7 +15,7 @@ import { Alarm, type Clock, type TimerRef } from './clock.js';
 import type { CommitStats } from './commit-stats.js';
 import { fsyncDir, storeError } from './fs-util.js';
 import { RECENT_BATCH_BYTES, type SegmentedLog } from './log.js';
-import { encodedLength, encodeRecord, fieldBytes, HEADER_BYTES } from './record.js';
+import { encodedLength, encodeRecord, HEADER_BYTES } from './record.js';
 import { Segment } from './segment.js';
 import { type AppendResult, type Durability, type FsyncPolicy, StoreError } from './types.js';
 
@@ -279,15 +279,19 @@ export class LogWriter {
         let j = i;
         for (; j < batch.length; j++) {
           const p = batch[j]!;
-          const len = encodedLength(
-            fieldBytes(p.id),
-            p.tag === undefined ? 0 : fieldBytes(p.tag),
+          // Room for the longest UTF-8 form of the id and tag; the record's exact length comes from encoding it,
+          // not from measuring them first (a loop over every character of the id, once more per record).
+          const most = encodedLength(
+            3 * p.id.length,
+            p.tag === undefined ? 0 : 3 * p.tag.length,
             p.data.length,
           );
+          if (this.#wpos + used + most > this.#wbuf.length) this.#newSlab(used, most);
+          const len = encodeRecord(this.#wbuf, this.#wpos + used, p.offset, p.timestamp, p.id, p.tag, p.data);
+          // Past the segment's end: the bytes just encoded are left behind `used`, and the record goes to the next.
           if (startPos + used > 0 && startPos + used + len > this.opts.segmentBytes) break;
-          if (this.#wpos + used + len > this.#wbuf.length) this.#newSlab(used, len);
           seg.maybeIndex(startPos + used, p.offset, p.timestamp);
-          used += encodeRecord(this.#wbuf, this.#wpos + used, p.offset, p.timestamp, p.id, p.tag, p.data);
+          used += len;
         }
         if (used > 0) {
           const at = this.#wpos;

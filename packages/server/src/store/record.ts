@@ -27,16 +27,8 @@ export function encodedLength(idBytes: number, tagBytes: number, dataBytes: numb
   return HEADER_BYTES + idBytes + tagBytes + dataBytes;
 }
 
-/** Ids and tags up to this length are measured and written by a JS loop: a call into C++ costs more. */
+/** Ids and tags up to this length are written by a JS loop when ASCII: a call into C++ costs more. */
 const SHORT_FIELD = 128;
-
-/** UTF-8 length of an id or tag: its length when short and ASCII (every id a client draws), else Buffer's. */
-export function fieldBytes(s: string): number {
-  const n = s.length;
-  if (n > SHORT_FIELD) return Buffer.byteLength(s, 'utf8');
-  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 127) return Buffer.byteLength(s, 'utf8');
-  return n;
-}
 
 /** Writes an id or tag as UTF-8 at `pos`; returns its byte length. */
 function writeField(buf: Buffer, s: string, pos: number): number {

@@ -44,6 +44,18 @@ describe('efficiency', () => {
     expect(entries).toBeLessThan(20_000 / 50);
   });
 
+  it("the writer reads a record's id once, as it writes it", async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: 0 });
+    const id = 'a3089e3f-aaea-4c08-a874-f5140affd07b';
+    // Other code calls charCodeAt too: only the calls on this id count. Measuring it first made two passes.
+    const spy = vi.spyOn(String.prototype, 'charCodeAt');
+    await t.append({ id, tag: undefined, data: enc('x') });
+    const onId = spy.mock.contexts.filter((s) => s === id).length;
+    spy.mockRestore();
+    expect(onId).toBe(id.length);
+  });
+
   it('fsync=always: producers that come back over several turns share an fdatasync', async () => {
     // Time moves only when every producer is stuck waiting for others that will not come (the end of the run):
     // no wait is cut short by the clock, so the count does not depend on the machine's load.
