@@ -12,7 +12,7 @@ import {
   writeHead,
   ZbusError,
 } from '@zbus/protocol';
-import { CheckedReply, checkedText } from '../checked-reply.js';
+import { type AckHead, CheckedReply, checkedText, writeAck } from '../checked-reply.js';
 import { Session, type SessionWire } from '../session.js';
 import { ConnectionFlow } from './flow.js';
 import type { ConnectionHost } from './host.js';
@@ -27,10 +27,14 @@ function isWebSocketUpgrade(msg: Message): boolean {
 knowHeaderNames(['user-agent', 'accept', 'accept-encoding', 'accept-language', 'origin', 'referer']);
 
 /**
- * Checked replies are joined into one string of up to this many characters before the socket gets it, so that
- * the replies of one turn count as queued bytes (backpressure) a few at a time, not only once the turn ends.
+ * Checked replies are joined, as bytes in the head slab (or as one string), into runs of up to this many before
+ * the socket gets them, so that the replies of one turn count as queued bytes (backpressure) a few at a time, not
+ * only once the turn ends.
  */
 const MAX_TEXT = 16 * 1024;
+
+/** Room a produce's ack is given in the head slab (it takes about 150 bytes). */
+const ACK_ROOM = 512;
 
 /** Bodies up to this size are copied behind the head into one buffer; larger ones are written as they are. */
 const COPY_BODY_MAX = 4096;
@@ -107,6 +111,12 @@ export class TcpConnection implements SessionWire {
   #upgraded = false;
   /** Checked replies written in this turn and not yet handed to the socket, joined (see write). */
   #text = '';
+  /** Or produce acks written as bytes: [#runStart, #runEnd) of #runSlab, the head slab they were written into. */
+  #runSlab: Buffer | undefined;
+  #runStart = 0;
+  #runEnd = 0;
+  /** The bytes of this connection's last ack up to its offset (writeAck). */
+  readonly #ackHead: { head: AckHead | undefined } = { head: undefined };
   #closing = false;
   /** The peer sent FIN: it sends no more requests, but still gets every reply before we close. */
   #peerEnded = false;
@@ -325,10 +335,9 @@ export class TcpConnection implements SessionWire {
     }
     if (closeAfter) msg.set('connection', 'close');
     if (msg instanceof CheckedReply) {
-      // A produce's ack: joined to the others of this turn and handed to the socket as one string at the end of
+      // A produce's ack: joined to the others of this turn and handed to the socket as one chunk at the end of
       // it, where a chunk per ack cost the socket's stream more than writing the ack itself.
-      this.#text += checkedText(msg);
-      if (this.#text.length >= MAX_TEXT) this.#flushText();
+      this.#writeChecked(msg);
     } else if (msg.headTail === undefined && msg.body.length <= COPY_BODY_MAX) {
       this.#flushText();
       // A reply: head and body in one slab-cut buffer, one chunk for the socket (a string chunk would be
@@ -348,8 +357,42 @@ export class TcpConnection implements SessionWire {
     else this.#flow.check();
   }
 
+  /**
+   * A checked reply joins this turn's run: a produce's ack as bytes behind the run's in the head slab, while no
+   * other write took the slab after them; any other checked reply as text.
+   */
+  #writeChecked(msg: CheckedReply): void {
+    if (this.#text === '') {
+      if (this.#runSlab !== headSlab || this.#runEnd !== headAt || headAt + ACK_ROOM > HEAD_SLAB_BYTES) {
+        this.#flushText();
+        if (headAt + ACK_ROOM > HEAD_SLAB_BYTES) {
+          headSlab = Buffer.allocUnsafe(HEAD_SLAB_BYTES);
+          headAt = 0;
+        }
+        this.#runSlab = headSlab;
+        this.#runStart = headAt;
+        this.#runEnd = headAt;
+      }
+      const end = writeAck(msg, this.#ackHead, headSlab, headAt);
+      if (end >= 0) {
+        headAt = end;
+        this.#runEnd = end;
+        if (end - this.#runStart >= MAX_TEXT) this.#flushText();
+        return;
+      }
+      this.#flushText();
+    }
+    this.#text += checkedText(msg);
+    if (this.#text.length >= MAX_TEXT) this.#flushText();
+  }
+
   /** Hands the checked replies joined so far to the socket (before any other write, to keep their order). */
   #flushText(): void {
+    const run = this.#runSlab;
+    if (run !== undefined) {
+      this.#runSlab = undefined;
+      if (this.#runEnd > this.#runStart) this.#socket.write(run.subarray(this.#runStart, this.#runEnd));
+    }
     if (this.#text === '') return;
     this.#socket.write(this.#text, 'utf8');
     this.#text = '';
