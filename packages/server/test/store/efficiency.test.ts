@@ -56,6 +56,18 @@ describe('efficiency', () => {
     expect(onId).toBe(id.length);
   });
 
+  it("the writer writes a record's header without Buffer's write methods", async () => {
+    const store = await open();
+    const t = await store.declareTopic('t', { mask: 0 });
+    const spies = [
+      vi.spyOn(Buffer.prototype, 'writeUInt32LE'),
+      vi.spyOn(Buffer.prototype, 'writeUInt16LE'),
+      vi.spyOn(Buffer.prototype, 'writeDoubleLE'),
+    ];
+    await t.append({ id: 'm-1', tag: 'a', data: enc('x') });
+    expect(spies.map((s) => s.mock.calls.length)).toEqual([0, 0, 0]);
+  });
+
   it('fsync=always: producers that come back over several turns share an fdatasync', async () => {
     // Time moves only when every producer is stuck waiting for others that will not come (the end of the run):
     // no wait is cut short by the clock, so the count does not depend on the machine's load.
