@@ -55,6 +55,21 @@ async function rawSocket(port: number): Promise<{ socket: Socket; replies(n: num
   };
 }
 
+/**
+ * A broker with topic T, a raw consumer of it whose consume the broker has taken (a ping behind it was answered),
+ * and a raw producer's connection.
+ */
+async function consumerAndProducer() {
+  const b = await startTestBroker({ fsync: { intervalMs: 100 } });
+  await declare(await b.raw(), 'T');
+  const consumer = await rawSocket(b.port);
+  const consume = { cmd: 'consume', topic: 'T', id: 'c', consume_window: '8' };
+  consumer.socket.write(encodeMessage(new Message({ headers: consume })).slice());
+  consumer.socket.write(encodeMessage(new Message({ headers: { cmd: 'ping', id: 'ready' } })).slice());
+  expect((await consumer.replies(1))[0]).toMatch(/\r\nid: ready\r\n/);
+  return { consumer, producer: await rawSocket(b.port) };
+}
+
 /** Counts the ways JavaScript code copies bytes, while installed. */
 function countCopies(): () => number {
   const isBytes = (v: unknown) => ArrayBuffer.isView(v) || Array.isArray(v);
@@ -302,13 +317,7 @@ describe('efficiency of a delivery', () => {
   });
 
   it('sends a delivery in the turn of the write batch that stored it, not a turn later', async () => {
-    const b = await startTestBroker({ fsync: { intervalMs: 100 } });
-    await declare(await b.raw(), 'T');
-    const consumer = await rawSocket(b.port);
-    const consume = { cmd: 'consume', topic: 'T', id: 'c', consume_window: '8' };
-    consumer.socket.write(encodeMessage(new Message({ headers: consume })).slice());
-    consumer.socket.write(encodeMessage(new Message({ headers: { cmd: 'ping', id: 'ready' } })).slice());
-    expect((await consumer.replies(1))[0]).toMatch(/\r\nid: ready\r\n/);
+    const { consumer, producer } = await consumerAndProducer();
 
     // The broker's end of the consumer's connection: was it uncorked in the same macrotask that corked it
     // (the store's write batch, run from a setImmediate), or only from the next turn's setImmediate, after a
@@ -331,7 +340,6 @@ describe('efficiency of a delivery', () => {
       if (isConsumer(this)) uncorkedInCorkingTask ??= !corkingTaskOver;
       uncork.call(this);
     });
-    const producer = await rawSocket(b.port);
     producer.socket.write(
       encodeMessage(new Message({ headers: { cmd: 'produce', topic: 'T', id: 'm-1' }, body: 'x' })).slice(),
     );
@@ -342,14 +350,7 @@ describe('efficiency of a delivery', () => {
   });
 
   it('sends the deliveries of a write batch before its produce acks', async () => {
-    const b = await startTestBroker({ fsync: { intervalMs: 100 } });
-    await declare(await b.raw(), 'T');
-    const consumer = await rawSocket(b.port);
-    const consume = { cmd: 'consume', topic: 'T', id: 'c', consume_window: '8' };
-    consumer.socket.write(encodeMessage(new Message({ headers: consume })).slice());
-    consumer.socket.write(encodeMessage(new Message({ headers: { cmd: 'ping', id: 'ready' } })).slice());
-    expect((await consumer.replies(1))[0]).toMatch(/\r\nid: ready\r\n/);
-    const producer = await rawSocket(b.port);
+    const { consumer, producer } = await consumerAndProducer();
 
     // Which of the broker's two sockets is uncorked (handed its bytes) first in the turn that stored the message.
     const order: string[] = [];
@@ -370,14 +371,7 @@ describe('efficiency of a delivery', () => {
   });
 
   it('leaves no end-of-turn immediate due once the write batch sent its writes', async () => {
-    const b = await startTestBroker({ fsync: { intervalMs: 100 } });
-    await declare(await b.raw(), 'T');
-    const consumer = await rawSocket(b.port);
-    const consume = { cmd: 'consume', topic: 'T', id: 'c', consume_window: '8' };
-    consumer.socket.write(encodeMessage(new Message({ headers: consume })).slice());
-    consumer.socket.write(encodeMessage(new Message({ headers: { cmd: 'ping', id: 'ready' } })).slice());
-    expect((await consumer.replies(1))[0]).toMatch(/\r\nid: ready\r\n/);
-    const producer = await rawSocket(b.port);
+    const { consumer, producer } = await consumerAndProducer();
 
     // Immediates the TCP transport schedules to uncork its connections, and how many of them ran. One left due
     // after the write batch flushed everything costs the event loop a turn (an epoll_pwait) that does nothing.
