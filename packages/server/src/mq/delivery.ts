@@ -134,6 +134,9 @@ export function storedLines(): StoredLines {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Header `k` is one of a `GET /` request's stored lines (encodeHeaderLines writes no framing header either). */
+const rootStoredLine = (k: string) =>
+  !OMIT_REQUEST_ROOT.has(k) && k !== 'content-length' && k !== 'transfer-encoding';
 /** The stored form of a `GET /` request up to its content-length's value, and from there to origin_id's. */
 const ROOT_START = Buffer.from('GET / HTTP/1.1\r\ncontent-length: ', 'latin1');
 const ROOT_ORIGIN = Buffer.from('\r\norigin_method: GET\r\norigin_id: ', 'latin1');
@@ -153,7 +156,7 @@ function storedFromKept(msg: Message, id: string, kept: StoredLines): Buffer | u
   let n = 0;
   let same = true;
   for (const k in h) {
-    if (OMIT_REQUEST_ROOT.has(k) || k === 'content-length' || k === 'transfer-encoding') continue;
+    if (!rootStoredLine(k)) continue;
     if (kept.names[n] !== k || kept.values[n] !== h[k]) same = false;
     n++;
   }
@@ -161,7 +164,7 @@ function storedFromKept(msg: Message, id: string, kept: StoredLines): Buffer | u
     const names: string[] = [];
     const values: string[] = [];
     for (const k in h) {
-      if (OMIT_REQUEST_ROOT.has(k) || k === 'content-length' || k === 'transfer-encoding') continue;
+      if (!rootStoredLine(k)) continue;
       names.push(k);
       values.push(h[k] as string);
     }
