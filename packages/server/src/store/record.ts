@@ -1,4 +1,5 @@
 import { crc32c } from './crc32c.js';
+import { ViewCache } from './data-view.js';
 
 // One record in a segment file (little-endian):
 //
@@ -45,16 +46,7 @@ function writeField(buf: Buffer, s: string, pos: number): number {
 // The header is written through a DataView over the writer's slab, kept for the next record (the slab changes
 // rarely): Buffer's write methods are each a property load and a call that is not inlined, about 1,100
 // instructions per record more (callgrind).
-let lastBuffer: ArrayBufferLike | undefined;
-let lastView: DataView | undefined;
-
-function viewOf(buf: Buffer): DataView {
-  if (buf.buffer !== lastBuffer) {
-    lastBuffer = buf.buffer;
-    lastView = new DataView(lastBuffer);
-  }
-  return lastView as DataView;
-}
+const views = new ViewCache();
 
 /** Write one record at `pos` of `buf` (which must have room); returns the record length. */
 export function encodeRecord(
@@ -74,7 +66,7 @@ export function encodeRecord(
   buf.set(data, p);
   p += data.length;
   const len = p - pos;
-  const v = viewOf(buf);
+  const v = views.of(buf);
   const o = buf.byteOffset + pos;
   v.setUint32(o, len, true);
   v.setFloat64(o + 8, offset, true);
