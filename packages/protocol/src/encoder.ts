@@ -148,13 +148,13 @@ export function writeHead(msg: Message, out: Uint8Array, at: number): number {
     p = writeHeaderLine(k, h[k] as string, out, p);
   }
   if (encoding !== undefined) {
-    p = put('content-type: ', out, p);
-    p = put(h['content-type'] ?? 'text/plain', out, p);
-    p = put('; charset=', out, p);
-    p = putCrlf(out, put(encoding, out, p));
+    p = putAscii('content-type: ', out, p);
+    p = putAscii(h['content-type'] ?? 'text/plain', out, p);
+    p = putAscii('; charset=', out, p);
+    p = putCrlf(out, putAscii(encoding, out, p));
   }
-  if (h.connection === undefined) p = putCrlf(out, put('connection: Keep-Alive', out, p));
-  p = put('content-length: ', out, p);
+  if (h.connection === undefined) p = putCrlf(out, putAscii('connection: Keep-Alive', out, p));
+  p = putAscii('content-length: ', out, p);
   p = putCrlf(out, putUint(msg.body.length, out, p));
   return msg.headTail === undefined ? putCrlf(out, p) : p;
 }
@@ -164,33 +164,33 @@ function writeStartLine(msg: Message, out: Uint8Array, at: number): number {
   const status = msg.status;
   if (msg.httpVersion !== '1.0') {
     if (status === undefined && tokenKind(msg.method) !== 0) {
-      let p = put(msg.method, out, at);
-      p = put(' ', out, p);
-      p = put(requestTarget(msg.url), out, p);
-      return putCrlf(out, put(' HTTP/1.1', out, p));
+      let p = putAscii(msg.method, out, at);
+      p = putAscii(' ', out, p);
+      p = putAscii(requestTarget(msg.url), out, p);
+      return putCrlf(out, putAscii(' HTTP/1.1', out, p));
     }
     if (status !== undefined && Number.isInteger(status) && status >= 100 && status <= 999) {
-      let p = put('HTTP/1.1 ', out, at);
+      let p = putAscii('HTTP/1.1 ', out, at);
       p = putUint(status, out, p);
-      p = put(' ', out, p);
-      return putCrlf(out, put(reasonPhrase(status), out, p));
+      p = putAscii(' ', out, p);
+      return putCrlf(out, putAscii(reasonPhrase(status), out, p));
     }
   }
   // HTTP/1.0, and a bad method or status (encodeStartLine throws for those)
-  return putCrlf(out, put(encodeStartLine(msg).slice(0, -2), out, at));
+  return putCrlf(out, putAscii(encodeStartLine(msg).slice(0, -2), out, at));
 }
 
 function writeHeaderLine(name: string, value: string, out: Uint8Array, at: number): number {
-  let p = put(name, out, at);
-  p = put(': ', out, p);
-  return putCrlf(out, put(value, out, p));
+  let p = putAscii(name, out, at);
+  p = putAscii(': ', out, p);
+  return putCrlf(out, putAscii(value, out, p));
 }
 
 /**
  * Copies ASCII `s` into `out` at `at`, CR, LF and NUL as spaces (as cleanValue does): returns where it ends, or -1
  * for non-ASCII text, no room, or an `at` of -1 (so calls chain and the caller checks once).
  */
-function put(s: string, out: Uint8Array, at: number): number {
+export function putAscii(s: string, out: Uint8Array, at: number): number {
   const n = s.length;
   if (at < 0 || at + n > out.length) return -1;
   for (let i = 0; i < n; i++) {
@@ -200,6 +200,19 @@ function put(s: string, out: Uint8Array, at: number): number {
     out[at + i] = c;
   }
   return at + n;
+}
+
+/**
+ * Writes the decimal digits of `n` (a non-negative integer) into `out` at `at`: returns where they end, or -1 for
+ * no room or an `at` of -1.
+ */
+export function putDecimal(n: number, out: Uint8Array, at: number): number {
+  if (at < 0) return -1;
+  let end = at;
+  for (let v = n; v >= 10; v = Math.floor(v / 10)) end++;
+  if (end >= out.length) return -1;
+  for (let p = end, v = n; p >= at; p--, v = Math.floor(v / 10)) out[p] = 48 + (v % 10);
+  return end + 1;
 }
 
 function putCrlf(out: Uint8Array, at: number): number {

@@ -16,6 +16,8 @@ export {
   encodeMessage,
   encodeStartLine,
   keepAlive,
+  putAscii,
+  putDecimal,
   requestTarget,
   writeHead,
 } from './encoder.js';

@@ -7,6 +7,8 @@ import {
   Header,
   keepAlive,
   Message,
+  putAscii,
+  putDecimal,
   writeHead,
 } from '../src/index.js';
 import { bytes, expectZbusError, text } from './helpers.js';
@@ -236,6 +238,29 @@ describe('writeHead', () => {
       400,
       /status/,
     );
+  });
+});
+
+describe('putAscii and putDecimal', () => {
+  it('write ASCII as writeHead writes a value, CR, LF and NUL as spaces, and say where they end', () => {
+    const out = new Uint8Array(8).fill(0x2e);
+    expect(putAscii('a\r\nb\0', out, 1)).toBe(6);
+    expect(new TextDecoder().decode(out)).toBe('.a  b ..');
+    expect(putDecimal(0, out, 0)).toBe(1);
+    expect(putDecimal(9, out, 1)).toBe(2);
+    expect(putDecimal(10, out, 2)).toBe(4);
+    expect(putDecimal(123, out, 4)).toBe(7);
+    expect(new TextDecoder().decode(out)).toBe('0910123.');
+  });
+
+  it('answer -1 for non-ASCII text, no room, or an offset of -1', () => {
+    const out = new Uint8Array(4);
+    expect(putAscii('é', out, 0)).toBe(-1);
+    expect(putAscii('abcde', out, 0)).toBe(-1);
+    expect(putAscii('a', out, -1)).toBe(-1);
+    expect(putDecimal(12345, out, 0)).toBe(-1);
+    expect(putDecimal(1, out, 4)).toBe(-1);
+    expect(putDecimal(1, out, -1)).toBe(-1);
   });
 });
 

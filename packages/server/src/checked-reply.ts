@@ -1,5 +1,5 @@
 // A reply the broker builds from values it made or checked on the way in, written without checking them again.
-import { encodeStartLine, Message } from '@zbus/protocol';
+import { encodeStartLine, Message, putAscii, putDecimal } from '@zbus/protocol';
 
 /**
  * A reply whose header names are HTTP tokens other than the framing ones (content-length, transfer-encoding,
@@ -39,16 +39,6 @@ export interface AckHead {
 const ACK_KEYS = ['topic', 'durable', 'offset', 'id'];
 const ID_LINE = Buffer.from('\r\nid: ', 'latin1');
 const ACK_END = Buffer.from('\r\nconnection: Keep-Alive\r\ncontent-length: ', 'latin1');
-
-/** `s` into `out` at `at` if it is ASCII; where it ends, or -1. */
-function putAscii(s: string, out: Uint8Array, at: number): number {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 127) return -1;
-    out[at + i] = c;
-  }
-  return at + s.length;
-}
 
 /**
  * checkedText's bytes of a produce's ack written into `out` at `at`, with its status line, topic and durability
@@ -94,10 +84,7 @@ export function writeAck(
   if (p < 0) return -1;
   out.set(ACK_END, p);
   p += ACK_END.length;
-  let end = p;
-  for (let v = body.length; v >= 10; v = Math.floor(v / 10)) end++;
-  for (let q = end, v = body.length; q >= p; q--, v = Math.floor(v / 10)) out[q] = 48 + (v % 10);
-  p = end + 1;
+  p = putDecimal(body.length, out, p);
   out[p] = 13;
   out[p + 1] = 10;
   out[p + 2] = 13;

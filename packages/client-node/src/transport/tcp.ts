@@ -1,7 +1,15 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import type { Transport, TransportFactory, TransportHandlers } from '@zbus/client-core';
-import { encodeHead, encodeHeaderLine, type Message, writeHead, ZbusError } from '@zbus/protocol';
+import {
+  encodeHead,
+  encodeHeaderLine,
+  type Message,
+  putAscii,
+  putDecimal,
+  writeHead,
+  ZbusError,
+} from '@zbus/protocol';
 
 /** Options of the Node TCP transport. */
 export interface TcpTransportOptions {
@@ -77,25 +85,6 @@ function coreShaped(msg: Message, keys: readonly string[]): boolean {
   let i = 0;
   for (const k in msg.headers) if (k !== keys[i++]) return false;
   return i === keys.length;
-}
-
-/** `s` into `out` at `at` as writeHead writes a value (CR, LF and NUL as spaces); -1 for non-ASCII. */
-function putAscii(s: string, out: Buffer, at: number): number {
-  for (let i = 0; i < s.length; i++) {
-    let c = s.charCodeAt(i);
-    if (c > 127) return -1;
-    if (c <= 13 && (c === 10 || c === 13 || c === 0)) c = 32;
-    out[at + i] = c;
-  }
-  return at + s.length;
-}
-
-/** The decimal digits of `n` (a non-negative integer) into `out` at `at`; returns where they end. */
-function putDecimal(n: number, out: Buffer, at: number): number {
-  let end = at;
-  for (let v = n; v >= 10; v = Math.floor(v / 10)) end++;
-  for (let p = end, v = n; p >= at; p--, v = Math.floor(v / 10)) out[p] = 48 + (v % 10);
-  return end + 1;
 }
 
 /** `host:port`, `[v6]:port`, `host` (port 15555), with an optional `tcp://`, `tls://` or `ssl://` prefix. */
@@ -290,6 +279,7 @@ class TcpTransport implements Transport {
     if (at < 0) return -1;
     buf.set(PRODUCE_MIDDLE, at);
     at = putDecimal(msg.body.length, buf, at + PRODUCE_MIDDLE.length);
+    if (at < 0) return -1;
     buf[at] = 13;
     buf[at + 1] = 10;
     buf[at + 2] = 13;

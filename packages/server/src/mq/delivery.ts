@@ -21,6 +21,8 @@ import {
   encodeStartLine,
   Message,
   MessageDecoder,
+  putAscii,
+  putDecimal,
   requestTarget,
   ZbusError,
 } from '@zbus/protocol';
@@ -185,17 +187,12 @@ function storedFromKept(msg: Message, id: string, kept: StoredLines): Buffer | u
   const start = slabAt;
   out.set(ROOT_START, start);
   let p = start + ROOT_START.length;
-  let end = p;
-  for (let v = body.length; v >= 10; v = Math.floor(v / 10)) end++;
-  for (let q = end, v = body.length; q >= p; q--, v = Math.floor(v / 10)) out[q] = 48 + (v % 10);
-  p = end + 1;
+  p = putDecimal(body.length, out, p);
   out.set(ROOT_ORIGIN, p);
-  p += ROOT_ORIGIN.length;
-  for (let i = 0; i < id.length; i++) {
-    const c = id.charCodeAt(i);
-    if (c > 127) return;
-    out[p++] = c;
-  }
+  // The pipeline's ids hold no CR, LF or NUL (the decoder refuses them, cleanValue folds a URL's): putAscii's
+  // spaces for them never apply here.
+  p = putAscii(id, out, p + ROOT_ORIGIN.length);
+  if (p < 0) return;
   out[p++] = 13;
   out[p++] = 10;
   out.set(lines, p);
