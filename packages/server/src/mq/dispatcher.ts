@@ -14,6 +14,7 @@ import {
   type Topic,
 } from '../store/types.js';
 import { buildDelivery } from './delivery.js';
+import { OffsetMap } from './offset-map.js';
 
 interface Pull {
   readonly session: Session;
@@ -33,7 +34,7 @@ interface Pull {
    * Windowed pulls: deliveries not yet settled, offset -> stored message id. Each gives back one credit, once:
    * by an `ack`/`nack` of its offset, or, on RPC topics, by the service's `route` answering its id.
    */
-  readonly unsettled: Map<number, string> | undefined;
+  readonly unsettled: OffsetMap<string> | undefined;
 }
 
 interface Channel {
@@ -198,7 +199,7 @@ export class Dispatcher {
       timer: undefined,
       parked: false,
       batch: 0,
-      unsettled: window > 1 ? new Map() : undefined,
+      unsettled: window > 1 ? new OffsetMap() : undefined,
     };
     if (timeoutMs !== undefined && timeoutMs > 0) {
       pull.timer = new Alarm(this.clock, () => this.#expire(ch, pull));
@@ -228,7 +229,9 @@ export class Dispatcher {
     pull.timer?.cancel();
     pull.timer = undefined;
     if (pull.unsettled !== undefined) {
-      for (const [offset, id] of pull.unsettled) this.#unroute(pull.session, id, pull, offset);
+      pull.unsettled.forEach((id, offset) => {
+        this.#unroute(pull.session, id, pull, offset);
+      });
     }
     let i = ch.pulls.indexOf(pull);
     if (i >= 0) ch.pulls.splice(i, 1);

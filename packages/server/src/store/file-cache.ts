@@ -49,6 +49,8 @@ export function defaultMaxOpenFiles(): number {
 export class FileCache {
   /** Open files, least recently used first (a Map keeps insertion order; a use moves a file to the end). */
   readonly #lru = new Map<CachedFile, true>();
+  /** The file used last (the end of #lru). */
+  #newest: CachedFile | undefined;
 
   constructor(
     /** Most files kept open at once (exceeded only while every open file is in use). */
@@ -77,13 +79,18 @@ export class FileCache {
 
   /** @internal */
   touch(f: CachedFile): void {
+    // A busy file is already the newest: no delete and set per use. Each pair leaves a deleted entry in the
+    // Map, which rehashes every few dozen uses into a new table that a scavenge promotes (see mq/offset-map.ts).
+    if (this.#newest === f) return;
     this.#lru.delete(f);
     this.#lru.set(f, true);
+    this.#newest = f;
   }
 
   /** @internal */
   forget(f: CachedFile): void {
     this.#lru.delete(f);
+    if (this.#newest === f) this.#newest = undefined;
   }
 
   /** @internal Close idle files until `keep` are open (or every open one is in use). */
