@@ -2,7 +2,7 @@
 // answer comes from the service through `route`; with nobody consuming, the caller gets 503 at once.
 import { Mask, ZbusError } from '@zbus/protocol';
 import { errorReply } from '../errors.js';
-import { encodeStored, type StoredLines, storedLines } from '../mq/delivery.js';
+import { decimalText, encodeStored, type StoredLines, storedLines } from '../mq/delivery.js';
 import type { Session } from '../session.js';
 import type { AppendInput, AppendResult, Topic } from '../store/types.js';
 import type { CommandContext } from './context.js';
@@ -154,7 +154,7 @@ function stored(ctx: CommandContext, topic: Topic, rpc: boolean, r: AppendResult
   const reply = storedAck(r.timestamp, topic.name);
   const h = reply.headers;
   h.durable = r.durability;
-  if (r.offset >= 0) h.offset = String(r.offset);
+  if (r.offset >= 0) h.offset = decimalText(r.offset);
   if (r.duplicate) h.duplicate = 'true';
   if (r.deliverAt !== undefined) h.deliver_at = String(r.deliverAt);
   ticket.send(reply);

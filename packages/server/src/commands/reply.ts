@@ -2,6 +2,7 @@
 import { Message } from '@zbus/protocol';
 import { CheckedReply } from '../checked-reply.js';
 import { errorParts, errorReply } from '../errors.js';
+import { timestampText } from '../mq/delivery.js';
 import type { ReplyTicket } from '../session.js';
 import type { BrokerState } from './context.js';
 
@@ -30,7 +31,7 @@ export function okAck(timeMs: number, topic?: string): Message {
 
 /** okAck of a message stored in `topic` (a store's topic name, checked when it was declared): a CheckedReply. */
 export function storedAck(timeMs: number, topic: string): CheckedReply {
-  const m = new CheckedReply(200, String(timeMs));
+  const m = new CheckedReply(200, timestampText(timeMs));
   m.headers.topic = topic;
   return m;
 }
