@@ -37,8 +37,12 @@ export interface LogWriterOptions {
   clock: Clock;
   /** Where the fsync=always commits are counted (shared by the store's topics). */
   commits: CommitStats;
-  /** Called after records became visible (to wake groups). */
-  onVisible: () => void;
+  /**
+   * Called after records became visible (to wake groups). `inWriteTurn`: from the writer's own setImmediate, where
+   * the end-of-turn flush of the socket writes would wait for the next turn; false after an fdatasync, an I/O
+   * callback, whose turn ends with that flush anyway.
+   */
+  onVisible: (inWriteTurn: boolean) => void;
   /** Called after a segment was rolled and the old one sealed (retention check). */
   onRoll: () => void;
 }
@@ -349,7 +353,7 @@ export class LogWriter {
       this.#startSync(false);
     } else {
       if (policy !== 'never') this.#armSync(policy.intervalMs);
-      this.#complete(batch, false);
+      this.#complete(batch, false, true);
     }
     log.active.persistIndexSoon((err) =>
       log.logger?.warn({ topic: log.name, err }, 'index write failed (rebuilt from the log at open)'),
@@ -465,7 +469,7 @@ export class LogWriter {
         this.opts.commits.waitSeconds.observe((performance.now() - since) / 1000);
       // After a failed fdatasync nothing behind it is trusted, even when its own fdatasync returned.
       const failed = err !== undefined || sealErr !== undefined || this.#fsyncFailed;
-      for (const batch of generation) this.#complete(batch, failed);
+      for (const batch of generation) this.#complete(batch, failed, false);
     })();
   }
 
@@ -498,7 +502,7 @@ export class LogWriter {
     this.#queue = [];
   }
 
-  #complete(batch: PendingAppend[], failed: boolean): void {
+  #complete(batch: PendingAppend[], failed: boolean, inWriteTurn: boolean): void {
     const log = this.log;
     if (failed) {
       for (const p of batch) p.reject(this.#failed);
@@ -509,7 +513,7 @@ export class LogWriter {
     const durability = this.durability();
     for (const p of batch)
       p.resolve({ offset: p.offset, timestamp: p.timestamp, durability, duplicate: false });
-    this.opts.onVisible();
+    this.opts.onVisible(inWriteTurn);
   }
 
   /**

@@ -249,9 +249,9 @@ export class DiskTopic implements Topic, TopicPort {
       fsync: this.fsyncPolicy,
       clock,
       commits: this.store.commits,
-      onVisible: () => {
+      onVisible: (inWriteTurn) => {
         this.notify();
-        this.store.afterWake?.();
+        if (inWriteTurn) this.store.afterWake?.();
       },
       onRoll: () => void this.retention.apply(),
     });

@@ -263,7 +263,8 @@ export interface StoreOptions {
   /**
    * Called after a write batch made records visible and its readers (onAvailable listeners) ran, still in the
    * writer's turn of the event loop: the broker sends what they wrote (deliveries) now rather than at the end
-   * of the next turn.
+   * of the next turn. Not after an fdatasync (fsync=always): that turn's end sends the acks and deliveries of
+   * every generation it completed in one run of writes.
    */
   afterWake?: () => void;
 }

@@ -111,6 +111,59 @@ describe('group commit pipeline (fsync=always)', () => {
     expect(commits.waitSeconds.count).toBe(commits.recordsPerSync.count);
   });
 
+  it('leaves the acks of completed generations to the end of the fdatasync turn: one run of writes', async () => {
+    let resolved = 0;
+    const flushedAt: number[] = [];
+    const store = await open({
+      fsync: 'always',
+      clock: new ManualClock(),
+      groupCommitWaitMs: 0,
+      afterWake: () => flushedAt.push(resolved),
+    });
+    const t = await store.declareTopic('onerun', { mask: 0 });
+    await t.append({ id: 'warm', data: enc('w') });
+    await store.flush();
+    const sync = holdFdatasync();
+    const append = (id: string, topic = t) =>
+      new Promise<void>((resolve, reject) =>
+        topic.appendThen!(
+          { id, data: enc(id) },
+          () => {
+            resolved++;
+            resolve();
+          },
+          reject,
+        ),
+      );
+    // Two generations whose fdatasyncs are held, then two batches written behind them: the third generation.
+    const first = [append('a')];
+    await sync.next(1);
+    const logFd = sync.held[0]!.fd;
+    let written = nextWriteTo(logFd);
+    first.push(append('b'));
+    await written;
+    await sync.next(2);
+    written = nextWriteTo(logFd);
+    const third = [append('c0'), append('c1')];
+    await written;
+    written = nextWriteTo(logFd);
+    third.push(append('d0'), append('d1'), append('d2'));
+    await written;
+    sync.held[0]!.release();
+    sync.held[1]!.release();
+    await Promise.all(first);
+    await sync.next(3);
+    sync.held[2]!.release();
+    await Promise.all(third);
+    // Flushed batch by batch, the first batch's acks were written before the next batch or generation resolved.
+    expect(flushedAt).toEqual([]);
+
+    // A write that completes its appends in the writer's own turn (no fdatasync) flushes them itself.
+    const unsynced = await store.declareTopic('unsynced', { mask: 0, fsync: 'never' });
+    await append('e', unsynced);
+    expect(flushedAt).toEqual([resolved]);
+  });
+
   it('commits into zeros written ahead: the file does not grow with each fdatasync', async () => {
     const store = await open({ fsync: 'always' });
     const t = await store.declareTopic('zeros', { mask: 0 });
