@@ -1,5 +1,7 @@
 // RpcCalls on its own, on a manual clock: calls are found by caller and id, settle once, time out at the sweep
 // after their deadline and go with their caller.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { type Caller, RpcCalls } from '../../src/rpc/calls.js';
@@ -73,5 +75,32 @@ describe('RpcCalls', () => {
     const answered: string[] = [];
     calls.close((c, id) => answered.push(`${c.id}/${id}`));
     expect([answered, calls.size]).toEqual([['b/1'], 0]);
+  });
+
+  it('lets go of what the timeout handler of a settled call holds, while the call is still referenced', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const calls = new RpcCalls();
+    // The handler holds the request's bytes, as the produce command's does (its context and stored form).
+    const add = (id: string): WeakRef<object> => {
+      const request = { bytes: new Uint8Array(1024) };
+      calls.add(caller('a'), id, 'T', 1000, () => request.bytes.fill(0));
+      return new WeakRef(request);
+    };
+    const settled = add('settled');
+    const taken = add('taken');
+    const waiting = add('waiting');
+    // A table a churning Map left behind keeps its entries reachable in this way until a mark-compact.
+    const kept = [calls.waiting('a', 'settled')!, calls.take('a', 'taken')!];
+    expect(calls.settleCall(kept[0]!)).toBe(true);
+    await new Promise((resolve) => setImmediate(resolve)); // WeakRef targets live until the job ends
+    gc();
+    expect([settled.deref(), taken.deref(), waiting.deref() !== undefined]).toEqual([
+      undefined,
+      undefined,
+      true,
+    ]);
+    expect(kept.map((c) => c.id)).toEqual(['settled', 'taken']);
+    calls.close();
   });
 });
