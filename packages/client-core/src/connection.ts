@@ -87,23 +87,34 @@ export type ReplyMap<T> = (
   error: Error | undefined,
 ) => T | PromiseLike<T>;
 
-/** A request waiting for its reply. */
-interface Pending {
-  msg: Message;
+/**
+ * A request waiting for its reply. A class, not an object literal: once a burst of requests outlived a scavenge, V8
+ * may allocate every later object of a literal in the old generation, where each dead one keeps its message,
+ * promise and reply alive through scavenges until the next mark-compact.
+ */
+class Pending {
   // biome-ignore lint/suspicious/noExplicitAny: the promise's own resolve, whatever `map` makes
-  resolve(v: any): void;
-  reject(e: Error): void;
+  readonly resolve: (v: any) => void;
+  readonly reject: (e: Error) => void;
   map: ReplyMap<unknown> | undefined;
-  /** Reply timeout, ms (the key of its deadline queue). */
-  timeout: number;
-  deadline: number;
+  deadline = 0;
   /** Written to a connection (so a loss of that connection fails it). */
-  sent: boolean;
-  done: boolean;
+  sent = false;
+  done = false;
   /** Its place in the outbox while it waits to be written. */
   out: Outgoing | undefined;
-  signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly msg: Message,
+    settle: Captured,
+    /** Reply timeout, ms (the key of its deadline queue). */
+    readonly timeout: number,
+    readonly signal: AbortSignal | undefined,
+  ) {
+    this.resolve = settle.resolve;
+    this.reject = settle.reject;
+  }
 }
 
 /** A message waiting in the outbox; `msg` is cleared once it is written or given up. */
@@ -155,7 +166,7 @@ export class Connection {
   readonly options: ResolvedClientOptions;
   readonly #events: Emitter<MqClientEvents>;
   readonly #reopened: () => Promise<void>;
-  readonly #pending = new Map<string, Pending>();
+  #pending = new Map<string, Pending>();
   readonly #streams = new Map<string, Stream>();
   readonly #deadlines = new Deadlines<Pending>((p) => {
     this.#pending.delete(p.msg.headers.id as string);
@@ -490,7 +501,13 @@ export class Connection {
   }
 
   #notifyIdle(): void {
-    if (this.#pending.size === 0) this.#idle.notify();
+    if (this.#pending.size === 0) {
+      // A new Map rather than the drained one: once V8 has moved a Map's table to the old generation (a burst), it
+      // allocates every table the Map grows or shrinks into there too, and each dead one keeps the requests it held
+      // alive through scavenges.
+      this.#pending = new Map();
+      this.#idle.notify();
+    }
   }
 
   // ---- outbound --------------------------------------------------------------------------------------------
@@ -712,19 +729,7 @@ export class Connection {
     timeout: number,
     signal: AbortSignal | undefined,
   ): Pending {
-    const p: Pending = {
-      msg,
-      resolve: settle.resolve,
-      reject: settle.reject,
-      map: undefined,
-      timeout,
-      deadline: 0,
-      sent: false,
-      done: false,
-      out: undefined,
-      signal,
-      onAbort: undefined,
-    };
+    const p = new Pending(msg, settle, timeout, signal);
     this.#deadlines.add(p, timeout);
     this.#pending.set(id, p);
     if (signal !== undefined) {

@@ -24,11 +24,11 @@ interface Queue<T> {
  *   timeout   500: [p3 10:00:00.800]                        ← timer set for the earliest head
  */
 export class Deadlines<T extends Expirable> {
-  readonly #queues = new Map<number, Queue<T>>();
+  #queues = new Map<number, Queue<T>>();
   readonly #onExpire: (item: T) => void;
   readonly #now: () => number;
   #timer: TimerHandle | undefined;
-  #timerAt = Number.POSITIVE_INFINITY;
+  #timerAt = Infinity;
 
   constructor(onExpire: (item: T) => void, now: () => number = Date.now) {
     this.#onExpire = onExpire;
@@ -59,8 +59,9 @@ export class Deadlines<T extends Expirable> {
   clear(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
-    this.#queues.clear();
+    this.#timerAt = Infinity;
+    // A new Map, not clear(): see Connection#notifyIdle.
+    this.#queues = new Map();
   }
 
   #trim(q: Queue<T>, key: number): void {
@@ -82,9 +83,9 @@ export class Deadlines<T extends Expirable> {
 
   #fire(): void {
     this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
+    this.#timerAt = Infinity;
     const now = this.#now();
-    let next = Number.POSITIVE_INFINITY;
+    let next = Infinity;
     for (const [key, q] of [...this.#queues]) {
       while (q.head < q.items.length) {
         const item = q.items[q.head] as T;
@@ -101,6 +102,6 @@ export class Deadlines<T extends Expirable> {
       }
       this.#trim(q, key);
     }
-    if (next !== Number.POSITIVE_INFINITY && next < this.#timerAt) this.#schedule(next);
+    if (next < this.#timerAt) this.#schedule(next);
   }
 }
