@@ -1,13 +1,13 @@
 import {
   type ClientSource,
   Producer as CoreProducer,
+  expectOk,
   type MqClient,
   type ProduceOptions,
   type ProduceResult,
   type ProducerOptions,
   type PublishInput,
   type PublishOptions,
-  produceResult,
   queuedSize,
   type ReplyMap,
   toProduceMessage,
@@ -51,6 +51,45 @@ export function nextId(): string {
     idsTaken = 0;
   }
   return ids[idsTaken++] as string;
+}
+
+/**
+ * A publish's result as core's `produceResult` makes it, but an instance of a class rather than an object literal:
+ * after a burst of publishes outlived a scavenge, V8 may allocate every later object of a literal in the old
+ * generation, and each dead one keeps its ack alive through scavenges (the latency bench's producer then promoted
+ * 3.3 MB per scavenge, against 0.1 MB). The browser client keeps the literal, for its bundle size.
+ */
+class Produced implements ProduceResult {
+  constructor(
+    public id: string,
+    public topic: string,
+    public offset: number | undefined,
+    public durability: string | undefined,
+    public serverTime: number | undefined,
+    public server: string | undefined,
+    public reply: Message,
+  ) {}
+}
+
+function produced(
+  reply: Message | undefined,
+  msg: Message,
+  error: Error | undefined,
+  server: string,
+): ProduceResult {
+  if (error !== undefined) throw error;
+  const ack = expectOk(reply as Message);
+  const body = ack.bodyText().trim();
+  const time = body === '' ? Number.NaN : Number(body);
+  return new Produced(
+    msg.headers.id ?? ack.headers.id ?? '',
+    msg.headers.topic ?? '',
+    ack.offset,
+    ack.headers.durable,
+    Number.isFinite(time) ? time : undefined,
+    server,
+    ack,
+  );
 }
 
 /**
@@ -123,7 +162,7 @@ export class Producer extends CoreProducer {
       settle = (reply, request, error) => {
         let result: ProduceResult;
         try {
-          result = produceResult(reply, request, error, client.address);
+          result = produced(reply, request, error, client.address);
         } catch (err) {
           return this.#failed(request, client, err);
         }
