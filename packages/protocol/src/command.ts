@@ -119,6 +119,15 @@ function urlName(kind: 'topic' | 'group', name: string): string {
   return name;
 }
 
+/** `s` lower-cased, or `s` itself when no character changes (toLowerCase copies even then: a string a request). */
+function lowerCase(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c >= 65 && c <= 90) || c >= 128) return s.toLowerCase();
+  }
+  return s;
+}
+
 /**
  * Resolves the command of a request IN PLACE (zbus-protocol.md §4, decisions.md §1): a `cmd` header wins and the URL
  * is not parsed; else the 0.8 form applies when the first path segment is a command name; else the 0.11 form. Sets
@@ -129,7 +138,7 @@ export function resolveCommand(msg: Message): ResolvedCommand {
   const h = msg.headers;
   const header = h.cmd;
   if (header !== undefined) {
-    const cmd = header.trim().toLowerCase();
+    const cmd = lowerCase(header.trim());
     h.cmd = cmd;
     return { cmd, form: 'header', path: NO_PATH, query: NO_QUERY };
   }

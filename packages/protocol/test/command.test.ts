@@ -21,6 +21,19 @@ describe('resolveCommand: cmd header', () => {
     expect(r).toEqual({ cmd: 'produce', form: 'header', path: [], query: {} });
     expect({ ...m.headers }).toEqual({ cmd: 'produce', topic: 'MyTopic' });
   });
+
+  it('lower-cases and trims a cmd header in any spelling', () => {
+    for (const [sent, cmd] of [
+      ['ack', 'ack'],
+      [' ack ', 'ack'],
+      ['acK', 'ack'],
+      ['ÄCK', 'äck'],
+    ]) {
+      const m = req('/', { cmd: sent as string });
+      expect(resolveCommand(m).cmd).toBe(cmd);
+      expect(m.headers.cmd).toBe(cmd);
+    }
+  });
 });
 
 describe('resolveCommand: 0.11 form /<topic>[/<group>]?cmd=', () => {

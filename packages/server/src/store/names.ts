@@ -49,9 +49,16 @@ export function validateName(kind: 'topic' | 'group', name: string): string {
   return ownString(name);
 }
 
-/** Names are case-insensitive: this is the key in maps and the name of a topic's directory. */
+/**
+ * Names are case-insensitive: this is the key in maps and the name of a topic's directory. A name with no capital
+ * is its own key: toLowerCase copies even then, a string per topic or group lookup (two per produce and ack).
+ */
 export function nameKey(name: string): string {
-  return name.toLowerCase();
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if ((c >= 65 && c <= 90) || c >= 128) return name.toLowerCase();
+  }
+  return name;
 }
 
 /**

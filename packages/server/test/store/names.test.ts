@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ManualClock } from '@zbus/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MAX_TOPIC_BYTES } from '../../src/store/names.js';
+import { MAX_TOPIC_BYTES, nameKey } from '../../src/store/names.js';
 import { STORE_MASK_ACK_REQUIRED } from '../../src/store/types.js';
 import { enc, nextOf, open, tempDir, until } from './helpers.js';
 
@@ -13,6 +13,15 @@ afterEach(() => {
 });
 
 describe('names', () => {
+  it('nameKey lower-cases ASCII and non-ASCII capitals, and keeps a lower-case name as it is', () => {
+    expect(nameKey('orders-1.dlq')).toBe('orders-1.dlq');
+    expect(nameKey('MyTopic')).toBe('mytopic');
+    expect(nameKey('abcZ')).toBe('abcz');
+    expect(nameKey('ÄBC')).toBe('äbc');
+    expect(nameKey('İ')).toBe('i̇');
+    expect(nameKey('')).toBe('');
+  });
+
   it('a 251-byte topic works end to end: its default group, a 255-byte group, its 255-byte .dlq, removal', async () => {
     const dir = await tempDir();
     const clock = new ManualClock();
