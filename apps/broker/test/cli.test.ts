@@ -2,11 +2,10 @@
 // built CLI against a real broker: output, exit codes (0 ok, 1 failed, 2 usage), --server/--token and env.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MqClient, ServiceBootstrap } from '@zbus/client';
-import { BROKER_CLI, type RunningBroker, scaled, startBroker, waitFor } from '@zbus/testkit';
+import { BROKER_CLI, freePorts, type RunningBroker, scaled, startBroker, waitFor } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
 const SLOW90 = scaled(90_000);
@@ -71,15 +70,6 @@ function onTerminal(args: string[], input: string): Promise<Result> {
   return done;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** The rows of a table printed by topics/groups, as objects keyed by the header. */
 function rowsOf(text: string): Array<Record<string, string>> {
   const [head, ...lines] = text.trimEnd().split('\n');
@@ -142,7 +132,7 @@ describe('zbus help and usage', () => {
   });
 
   it('exits 1 with "cannot reach broker" when nothing listens, with --server or ZBUS_SERVER', async () => {
-    const port = await freePort();
+    const [port] = await freePorts(1);
     const [flag, env] = await Promise.all([
       zbus(['topics', '--server', `127.0.0.1:${port}`]),
       zbus(['pub', 'T', 'x'], { env: { ZBUS_SERVER: `127.0.0.1:${port}` } }),

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MqClient } from '@zbus/client';
-import { BROKER_CLI, type RunningBroker, scaled, startBroker, waitFor } from '@zbus/testkit';
+import { BROKER_CLI, freePorts, type RunningBroker, scaled, startBroker, waitFor } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -245,9 +245,10 @@ async function runSnippet(code: string): Promise<{ code: number | null; out: str
   const dir = mkdtempSync(join(tmpdir(), 'zbus-docs-'));
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'snippet.mjs'), code);
-  const c = collect(
-    spawn(process.execPath, [join(dir, 'snippet.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }),
-  );
+  const child = spawn(process.execPath, [join(dir, 'snippet.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A snippet that never ends fails by the test's timeout, and is not left running.
+  onTestFinished(() => void child.kill('SIGKILL'));
+  const c = collect(child);
   const exit = await c.exit;
   return { code: exit, out: c.text() };
 }
@@ -281,25 +282,46 @@ describe('docs/dmz.md, as written', () => {
 describe('docs/ha.md, as written', () => {
   it('the client snippet over three brokers that track each other: declare, publish, consume', async () => {
     const env = { ZBUS_CLUSTER_TOKEN: 'docs-ha-test-cluster-secret' };
-    const start = async (trackers: RunningBroker[]) => {
-      const args = ['--log-level', 'silent'];
-      if (trackers.length > 0) args.push('--tracker', trackers.map((t) => t.address).join(';'));
-      const b = await startBroker({ fsync: 'interval=20', args, env });
-      onTestFinished(() => b.stop().then(() => undefined));
-      return b;
-    };
-    // Each reports to those started before it (their addresses are known by then): the first lists all three.
-    const a = await start([]);
-    const b = await start([a]);
-    const c = await start([a, b]);
+    // As ha.md runs them: each broker reports to the other two, so each one, as a tracker, lists all three.
+    const ports = await freePorts(3);
+    const addr = (p: number) => `127.0.0.1:${p}`;
+    const brokers = await Promise.all(
+      ports.map(async (port) => {
+        const others = ports.filter((p) => p !== port).map(addr);
+        const args = ['--log-level', 'silent', '--tracker', others.join(';')];
+        const b = await startBroker({ fsync: 'interval=20', port, args, env });
+        onTestFinished(() => b.stop().then(() => undefined));
+        return b;
+      }),
+    );
+    // Reporters connect with backoff: the snippet starts once every tracker lists all three, so its first view
+    // (what ready() waits for) does too.
+    const want = JSON.stringify(ports.map(addr).sort());
+    await waitFor(
+      async () => {
+        const views = await Promise.all(
+          brokers.map(async (b) => {
+            const client = new MqClient(b.address, { reconnect: false });
+            try {
+              return JSON.stringify(Object.keys((await client.tracker()).serverTable).sort());
+            } finally {
+              await client.close();
+            }
+          }),
+        );
+        return views.every((v) => v === want);
+      },
+      'the trackers to list all three brokers',
+      15_000,
+    );
     const code = localize(block(codeBlocks('ha.md'), "new Broker('10.0.0.1"))
-      .replace('10.0.0.1:15555;10.0.0.2:15555;10.0.0.3:15555', [a, b, c].map((x) => x.address).join(';'))
+      .replace('10.0.0.1:15555;10.0.0.2:15555;10.0.0.3:15555', ports.map(addr).join(';'))
       // `bill` is the reader's own; here it prints the order and ends the run.
       .concat("\nfunction bill(order) { console.log('billed', JSON.stringify(order)); process.exit(0); }\n");
     const run = await runSnippet(code);
     expect(run.code, run.out).toBe(0);
     expect(run.out).toContain('billed {"id":1}');
-    for (const x of [a, b, c]) expect(run.out).toContain(`up ${x.address}`);
+    for (const port of ports) expect(run.out).toContain(`up ${addr(port)}`);
   });
 });
 

@@ -4,10 +4,9 @@
 //
 // Run alone: `npx vitest run test/ha.test.ts` (prints the measured failover times).
 
-import { createServer } from 'node:net';
 import { brokerRpcConnector } from '@zbus/client-core';
 import { DEFAULT_SERVICE_MASK, ServiceBootstrap as RpcServiceBootstrap } from '@zbus/rpc';
-import { type RunningBroker, scaled, startBroker, waitFor } from '@zbus/testkit';
+import { freePorts, type RunningBroker, scaled, startBroker, waitFor } from '@zbus/testkit';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   Broker,
@@ -36,24 +35,6 @@ const fast = {
   timeout: scaled(5_000),
   connectTimeout: scaled(2_000),
 };
-
-/** Ports nobody listens on right now (listen on port 0, read it, close). */
-async function freePorts(n: number): Promise<number[]> {
-  const ports: number[] = [];
-  for (let i = 0; i < n; i++) {
-    ports.push(
-      await new Promise<number>((resolve, reject) => {
-        const s = createServer();
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => {
-          const port = (s.address() as { port: number }).port;
-          s.close(() => resolve(port));
-        });
-      }),
-    );
-  }
-  return ports;
-}
 
 async function start(args: string[], port?: number): Promise<RunningBroker> {
   const b = await startBroker({

@@ -20,6 +20,7 @@ export {
   natsServerMissing,
   startNatsCluster,
 } from './nats.js';
+export { freePorts } from './ports.js';
 export { cpuSeconds } from './proc.js';
 export { unexportedTypes } from './public-types.js';
 export { scaled, waitFor } from './scale.js';

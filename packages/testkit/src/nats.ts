@@ -3,9 +3,9 @@
 // `.ci/run` installs it.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePorts } from './ports.js';
 import { scaled } from './scale.js';
 
 /** Where Debian puts nats-server; override with `ZBUS_NATS_SERVER`. */
@@ -58,24 +58,6 @@ export interface NatsClusterOptions {
   maxPayload?: number;
   /** JetStream `sync_interval` (`always` makes every replica fsync each write); nats-server 2.10 and later. */
   syncInterval?: string;
-}
-
-/** Free loopback ports: bound to port 0, read, released (the servers bind them a moment later). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 /** Lines a node logs once it knows the JetStream meta leader (itself or another). */
