@@ -9,11 +9,13 @@ import { encodeStartLine, Message, putAscii, putDecimal } from '@zbus/protocol';
  * character by character, which cost about as much as the rest of writing a produce's ack.
  */
 export class CheckedReply extends Message {
+  /** `body`: `text` as UTF-8 when the caller has it already. */
   constructor(
     status: number,
     readonly text: string,
+    body?: Uint8Array,
   ) {
-    super({ status, body: text });
+    super({ status, body: body ?? text });
   }
 }
 

@@ -29,9 +29,21 @@ export function okAck(timeMs: number, topic?: string): Message {
   return m;
 }
 
+/**
+ * The body of the last storedAck, for its time's text: the acks of one millisecond share their bytes rather than
+ * each encoding its own (a view of ~100 bytes per produce, a twentieth of the broker's garbage per message).
+ */
+let ackText = '';
+let ackBody: Uint8Array = Buffer.alloc(0);
+
 /** okAck of a message stored in `topic` (a store's topic name, checked when it was declared): a CheckedReply. */
 export function storedAck(timeMs: number, topic: string): CheckedReply {
-  const m = new CheckedReply(200, timestampText(timeMs));
+  const text = timestampText(timeMs);
+  if (text !== ackText) {
+    ackText = text;
+    ackBody = Buffer.from(text, 'latin1');
+  }
+  const m = new CheckedReply(200, text, ackBody);
   m.headers.topic = topic;
   return m;
 }

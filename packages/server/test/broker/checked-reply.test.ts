@@ -47,3 +47,17 @@ describe('writeAck', () => {
     expect(written(ack(), length + 16)).toBe(checkedText(ack()));
   });
 });
+
+describe('storedAck', () => {
+  it('gives the acks of one millisecond the same body bytes, and a later one its own time', () => {
+    const t = 1_764_000_000_123;
+    const a = storedAck(t, 'a');
+    const b = storedAck(t, 'b');
+    expect(b.body).toBe(a.body);
+    expect(new TextDecoder().decode(a.body)).toBe(String(t));
+    const c = storedAck(t + 1, 'a');
+    expect(new TextDecoder().decode(c.body)).toBe(String(t + 1));
+    expect(checkedText(c).endsWith(`content-length: 13\r\n\r\n${t + 1}`)).toBe(true);
+    expect(new TextDecoder().decode(a.body)).toBe(String(t));
+  });
+});
