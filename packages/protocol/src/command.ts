@@ -119,7 +119,7 @@ function urlName(kind: 'topic' | 'group', name: string): string {
   return name;
 }
 
-/** `s` lower-cased, or `s` itself when no character changes (toLowerCase copies even then: a string a request). */
+/** `s` lower-cased, or `s` itself when no character changes (toLowerCase copies even then: a string per request). */
 function lowerCase(s: string): string {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
