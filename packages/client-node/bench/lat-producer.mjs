@@ -146,6 +146,7 @@ async function main() {
       if (!measuring && n >= warm) {
         measuring = true;
         loopDelay.enable();
+        parentPort.postMessage({ measuring: true });
       }
       while (n < due) {
         const at = start + (n * 1000) / rate;

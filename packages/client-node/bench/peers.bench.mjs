@@ -18,11 +18,11 @@
 //         consumer in the main thread, both on one monotonic clock, for every system alike: a consumer's burst
 //         does not delay the next send. Each latency is split into the harness's own share, the send lag (sent -
 //         scheduled), and the transit (received - sent: both clients and the server); the event-loop delay of
-//         both threads is reported beside them. The send loop wakes every BENCH_TICK_US microseconds (250) from
-//         a thread that sleeps in Atomics.wait (no busy loop); BENCH_TICK_US=0 is a setTimeout(1) loop, which
-//         wakes every 1-2 ms (libuv timers count whole milliseconds). No publishing client bounds what is in
-//         flight in this open loop (nats.js and node-redis have no such bound; zbus's Producer gets bounds above
-//         what a run sends).
+//         both threads over the measured interval is reported beside them. The send loop wakes every
+//         BENCH_TICK_US microseconds (250) from a thread that sleeps in Atomics.wait (no busy loop);
+//         BENCH_TICK_US=0 is a setTimeout(1) loop, which wakes every 1-2 ms (libuv timers count whole
+//         milliseconds). No publishing client bounds what is in flight in this open loop (nats.js and node-redis
+//         have no such bound; zbus's Producer gets bounds above what a run sends).
 //   rpc   request/reply round trips per second, BENCH_CALLERS concurrent callers on one connection; the service
 //         (zbus ServiceBootstrap / NATS nc.subscribe responder) runs in a child process on its own connection
 // The whole list is repeated BENCH_REPEAT times (default 2; the order of systems is reversed on the second round so
@@ -140,7 +140,8 @@ async function windowed(conns, window, op) {
  * (lat-producer.mjs: a ticker every TICK_US, one publishing client of the system in `spec`); the consumer runs in
  * this thread and calls the returned `received(text)`. Latency is measured from the scheduled time on the shared
  * monotonic clock, and split into the send lag (sent - scheduled: the harness's own share) and the transit
- * (received - sent: client, server, client). The event-loop delay of both threads is reported beside them.
+ * (received - sent: client, server, client). The event-loop delay of both threads over the measured interval is
+ * reported beside them.
  */
 function openLoop() {
   const warm = Math.round(WARM_SECONDS * RATE);
@@ -175,10 +176,17 @@ function openLoop() {
       const worker = new Worker(PRODUCER, {
         workerData: { ...spec, latProducer: true, total, warm, rate: RATE, tickUs: TICK_US, sentAt, ackedAt },
       });
-      // The worker posts, in order: { ready }, { sent, start }, { done, ... }.
+      // The worker posts, in order: { ready }, { measuring }, { sent, start }, { done, ... }. Both threads' loop
+      // delay covers the measured interval only, as the latencies do: the warm-up's cold code (20-66 ms stalls of
+      // this thread in zbus's first second, 4-5 ms in Redis's) is no part of the figures it stands beside.
+      const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
       const inbox = [];
       let wake = () => {};
       worker.on('message', (m) => {
+        if (m.measuring) {
+          loopDelay.enable();
+          return;
+        }
         inbox.push(m);
         wake();
       });
@@ -198,8 +206,6 @@ function openLoop() {
       };
       try {
         await next();
-        const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-        loopDelay.enable();
         worker.postMessage('go');
         const debug = process.env.BENCH_DEBUG
           ? setInterval(() => console.log(`    received ${got}`), 1000)
