@@ -4,9 +4,9 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { msgpackCodec } from '@zbus/rpc/msgpack';
 import { type RunningBroker, startBroker } from '@zbus/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Broker, Message, MqClient, Producer } from '../../src/index.js';
-import { nextId } from '../../src/producer.js';
+import { nextId, serverTime } from '../../src/producer.js';
 
 setFlagsFromString('--expose-gc');
 
@@ -101,6 +101,33 @@ describe('Producer', () => {
     }
     // 56 bytes for a 36-character string; the ack's id was a view that held the ack's whole head (208)
     expect(perKept).toBeLessThan(80);
+  });
+
+  it("reads an ack's broker time from its bytes, as the body's text would give it", async () => {
+    await reader.declareTopic('p-time');
+    const producer = new Producer(broker);
+    await producer.publish({ topic: 'p-time', body: 'first' }); // the core path
+    const text = vi.spyOn(Message.prototype, 'bodyText');
+    try {
+      const r = await producer.publish({ topic: 'p-time', body: 'x' });
+      expect(text).not.toHaveBeenCalled();
+      expect(Number.isInteger(r.serverTime)).toBe(true);
+      expect(r.serverTime).toBe(Number(r.reply.bodyText()));
+    } finally {
+      text.mockRestore();
+    }
+    // Anything but ASCII digits reads as core's produceResult reads it: the text, trimmed, as a finite number.
+    const time = (body: string, encoding?: string) =>
+      serverTime(new Message({ status: 200, body, headers: encoding ? { encoding } : {} }));
+    expect(time('0017')).toBe(17);
+    expect(time(' 17\n')).toBe(17);
+    expect(time('1e3')).toBe(1000);
+    expect(time('17.5')).toBe(17.5);
+    expect(time('1700000000000000')).toBe(1700000000000000);
+    expect(time('')).toBeUndefined();
+    expect(time('ok')).toBeUndefined();
+    expect(time('Infinity')).toBeUndefined();
+    expect(time('17', 'utf-16le')).toBeUndefined();
   });
 
   it('bounds the publishes in flight with maxInFlight', async () => {
