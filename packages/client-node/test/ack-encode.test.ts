@@ -6,8 +6,9 @@ import type * as protocol from '@zbus/protocol';
 import { encodeMessage, Message } from '@zbus/protocol';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { tcpTransport } from '../src/index.js';
+import { nextId } from '../src/producer.js';
 
-const heads = vi.hoisted(() => ({ written: [] as string[] }));
+const heads = vi.hoisted(() => ({ written: [] as string[], ascii: [] as string[] }));
 
 vi.mock('@zbus/protocol', async (importOriginal) => {
   const original = await importOriginal<typeof protocol>();
@@ -16,6 +17,10 @@ vi.mock('@zbus/protocol', async (importOriginal) => {
     writeHead: (msg: Message, out: Uint8Array, at: number) => {
       heads.written.push(msg.headers.cmd ?? '');
       return original.writeHead(msg, out, at);
+    },
+    putAscii: (text: string, out: Uint8Array, at: number) => {
+      heads.ascii.push(text);
+      return original.putAscii(text, out, at);
     },
   };
 });
@@ -141,6 +146,31 @@ describe('tcpTransport and a publish', () => {
       for (const m of all) peer.transport.send(m);
       expect(await peer.until(expected.length)).toBe(expected.toString('latin1'));
       expect(heads.written).toEqual(['produce', 'produce', 'produce']);
+    } finally {
+      await peer.close();
+    }
+  });
+});
+
+describe('tcpTransport and the ids of publishes', () => {
+  it('writes the id nextId just made without checking its characters, and checks any other id', async () => {
+    const peer = await sink();
+    const sent: Message[] = [];
+    const send = (m: Message) => {
+      sent.push(m);
+      peer.transport.send(m);
+    };
+    try {
+      heads.ascii.length = 0;
+      send(publish('T', 'x', nextId()));
+      send(publish('T', 'x', 'line\r\nbreak'));
+      send(publish('T', 'x', nextId()));
+      const early = publish('T', 'x', nextId());
+      send(publish('T', 'x', nextId()));
+      send(early); // not the last id made: checked
+      const expected = Buffer.concat(sent.map((m) => encodeMessage(m)));
+      expect(await peer.until(expected.length)).toBe(expected.toString('latin1'));
+      expect(heads.ascii).toEqual(['line\r\nbreak', early.headers.id]);
     } finally {
       await peer.close();
     }

@@ -10,6 +10,7 @@ import {
   writeHead,
   ZbusError,
 } from '@zbus/protocol';
+import { isLastId } from '../producer.js';
 
 /** Options of the Node TCP transport. */
 export interface TcpTransportOptions {
@@ -275,7 +276,8 @@ class TcpTransport implements Transport {
     // 16: the body length's digits and the blank line, with room to spare
     if (at + head.bytes.length + id.length + PRODUCE_MIDDLE.length + 16 > buf.length) return -1;
     buf.set(head.bytes, at);
-    at = putAscii(id, buf, at + head.bytes.length);
+    at += head.bytes.length;
+    at = isLastId(id) ? at + buf.write(id, at, 'latin1') : putAscii(id, buf, at);
     if (at < 0) return -1;
     buf.set(PRODUCE_MIDDLE, at);
     at = putDecimal(msg.body.length, buf, at + PRODUCE_MIDDLE.length);
