@@ -39,7 +39,7 @@ describe('efficiency of a publish', () => {
     // A head built as a string is written into the batch with Buffer#write; writeHead needs none. Only the ids the
     // Producer made are written with it (they need no check of each character).
     const ids = new Set(results.map((r) => r.id));
-    expect(write.mock.calls.filter(([text]) => !ids.has(text))).toEqual([]);
+    expect(write.mock.calls.filter(([text]) => !ids.has(text as string))).toEqual([]);
   });
 
   it('makes one promise per acked publish given no options: its request, which the connection settles', async () => {
