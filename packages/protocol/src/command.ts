@@ -139,7 +139,8 @@ export function resolveCommand(msg: Message): ResolvedCommand {
   const header = h.cmd;
   if (header !== undefined) {
     const cmd = lowerCase(header.trim());
-    h.cmd = cmd;
+    // Stored only when it changed: a store to a header bag is megamorphic (the bags' shapes vary).
+    if (cmd !== header) h.cmd = cmd;
     return { cmd, form: 'header', path: NO_PATH, query: NO_QUERY };
   }
   const { path, query } = parseUrl(msg.url);

@@ -67,6 +67,15 @@ describe('decoder: well-formed messages', () => {
     }
   });
 
+  it("finds a request line's spaces without lastIndexOf (a call into V8's runtime)", () => {
+    const last = vi.spyOn(String.prototype, 'lastIndexOf');
+    const m = decodeOne('GET /a/b?c=d HTTP/1.1\r\ncmd: produce\r\n\r\n');
+    const calls = last.mock.calls.length;
+    last.mockRestore();
+    expect(calls).toBe(0);
+    expect([m.method, m.url, m.httpVersion, m.headers.cmd]).toEqual(['GET', '/a/b?c=d', '1.1', 'produce']);
+  });
+
   it('takes known names sent with capitals (as curl, browsers and ab send them) with no toLowerCase', () => {
     knowHeaderNames(['user-agent', 'accept', 'Not-Lower', 'no space']);
     const lower = vi.spyOn(String.prototype, 'toLowerCase');
@@ -247,6 +256,9 @@ describe('decoder: stopping after a message (WebSocket upgrade)', () => {
 describe('decoder: malformed input', () => {
   const cases: [string, string, RegExp][] = [
     ['a start line without a version', 'GET /\r\n\r\n', /bad request line/],
+    ['a space inside the version', 'GET / HTTP/1 1\r\n\r\n', /bad request line/],
+    ['a space after the version', 'GET / HTTP/1.1 \r\n\r\n', /bad request line/],
+    ['a version one character short', 'GET / HTTP/1.\r\n\r\n', /bad request line/],
     ['a start line with two spaces', 'GET  / HTTP/1.1\r\n\r\n', /whitespace in request target/],
     ['an unsupported HTTP version', 'GET / HTTP/2.0\r\n\r\n', /unsupported http version/],
     ['a method that is not a token', 'G(T / HTTP/1.1\r\n\r\n', /bad method/],

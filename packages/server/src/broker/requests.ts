@@ -159,7 +159,8 @@ export class Requests implements ConnectionHost, TicketHolder {
     h.sender = session.id;
     h.host = this.#state.announced;
     h['remote-addr'] = session.remoteAddress;
-    h.id = id;
+    // Stored only when it changed: a store to a header bag is megamorphic (the bags' shapes vary).
+    if (id !== clientId) h.id = id;
     let resolved: ResolvedCommand;
     try {
       resolved = resolveCommand(msg);
@@ -176,8 +177,9 @@ export class Requests implements ConnectionHost, TicketHolder {
     }
     const cmd = resolved.cmd;
     this.#access.takeCookie(msg, session, site, cmd);
-    const monitor = MONITOR_COMMANDS.has(cmd);
-    const handler = monitor ? undefined : COMMAND_HANDLERS.get(cmd);
+    // One lookup for the commands that carry messages (no monitor page shares a command's name).
+    const handler = COMMAND_HANDLERS.get(cmd);
+    const monitor = handler === undefined && MONITOR_COMMANDS.has(cmd);
     if (!monitor && !handler) {
       // 0.11: when a topic bears the unknown command's name, nothing is replied (unless that would tell a
       // token about a topic it may not see).

@@ -128,11 +128,14 @@ export interface StoredLines {
   names: string[];
   values: string[];
   bytes: Uint8Array;
+  /** Every header name of the last request, in order, and whether each is a stored line (rootStoredLine). */
+  keys: string[];
+  stored: boolean[];
 }
 
 /** A new, empty StoredLines. */
 export function storedLines(): StoredLines {
-  return { names: [], values: [], bytes: EMPTY };
+  return { names: [], values: [], bytes: EMPTY, keys: [], stored: [] };
 }
 
 const EMPTY = new Uint8Array(0);
@@ -155,18 +158,29 @@ function storedFromKept(msg: Message, id: string, kept: StoredLines): Buffer | u
   if (msg.method !== 'GET' || msg.url !== '/' || msg.httpVersion !== '1.1' || msg.status !== undefined)
     return;
   if (h.topic === undefined || h.encoding !== undefined || h.cookie?.includes('token')) return;
+  // A producer sends the same names in the same order every time: where the name at a position is the last
+  // request's, whether it is stored is known without rootStoredLine's Set lookup (about 9 per produce).
+  const { keys, stored } = kept;
+  let i = 0;
   let n = 0;
   let same = true;
   for (const k in h) {
-    if (!rootStoredLine(k)) continue;
+    const line = keys[i] === k ? stored[i] === true : rootStoredLine(k);
+    i++;
+    if (!line) continue;
     if (kept.names[n] !== k || kept.values[n] !== h[k]) same = false;
     n++;
   }
-  if (!same || n !== kept.names.length) {
+  if (!same || n !== kept.names.length || i !== keys.length) {
     const names: string[] = [];
     const values: string[] = [];
+    kept.keys = [];
+    kept.stored = [];
     for (const k in h) {
-      if (!rootStoredLine(k)) continue;
+      const line = rootStoredLine(k);
+      kept.keys.push(k);
+      kept.stored.push(line);
+      if (!line) continue;
       names.push(k);
       values.push(h[k] as string);
     }

@@ -2,6 +2,8 @@
 import type { Message } from '@zbus/protocol';
 import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
+import { COMMAND_HANDLERS } from '../../src/commands/registry.js';
+import { MONITOR_COMMANDS } from '../../src/http/monitor.js';
 import { consumeFor, startTestBroker } from './helpers.js';
 
 const text = (m: Message) => m.bodyText();
@@ -389,5 +391,11 @@ describe('other commands', () => {
       ids.push(c.send({ headers: { cmd: 'produce', topic: 'T', id: `p${i}` }, body: String(i) }));
     const replies = await Promise.all(ids.map((id) => c.next((m) => m.headers.id === id)));
     expect(replies.map((r) => Number(r.headers.offset))).toEqual(ids.map((_, i) => i));
+  });
+});
+
+describe('command tables', () => {
+  it('names no monitor page after a command (the pipeline asks for a handler first)', () => {
+    expect([...MONITOR_COMMANDS].filter((c) => COMMAND_HANDLERS.has(c))).toEqual([]);
   });
 });

@@ -168,6 +168,35 @@ describe('efficiency of a produce', () => {
   });
 });
 
+describe('efficiency of the stored lines a producer repeats', () => {
+  it('knows which of its header names are stored lines without a Set lookup per name', async () => {
+    const N = 16;
+    const b = await startTestBroker();
+    await declare(await b.raw(), 'T');
+    const producer = await rawSocket(b.port);
+    const headers = (i: number) => ({
+      cmd: 'produce',
+      topic: 'T',
+      'content-type': 'text/plain',
+      id: `m-${i}`,
+    });
+    const requests = Array.from({ length: N + 1 }, (_, i) =>
+      encodeMessage(new Message({ headers: headers(i), body: 'x' })).slice(),
+    );
+    // The first produce makes the connection's kept lines; the others find them.
+    producer.socket.write(requests[0] as Uint8Array);
+    await producer.replies(1);
+    const lookups = countBrokerCalls(Set.prototype, 'has');
+    for (const request of requests.slice(1)) {
+      producer.socket.write(request);
+      const [ack] = await producer.replies(1);
+      expect(ack).toMatch(/^HTTP\/1\.1 200 /);
+    }
+    // A lookup per header name (rootStoredLine) made it nine per produce.
+    expect(lookups() / N).toBeLessThanOrEqual(2);
+  });
+});
+
 describe('efficiency of a produce to a disk topic', () => {
   it('makes no promise per message: the write batch answers each produce through a callback', async () => {
     const N = 256;
