@@ -13,17 +13,23 @@ export interface Caller {
   deliverRouted(reply: Message): boolean;
 }
 
-interface Call {
-  session: Caller;
-  id: string;
-  /** The topic the call was made to, as the store spells it: only a router allowed on it may answer. */
-  topic: string;
-  deadline: number;
-  onTimeout: () => void;
-  /** A plain-HTTP request (RPC by URL) whose answer the routed reply is, in the connection's order. */
-  ticket: ReplyTicket | undefined;
-  /** The caller's calls, this one among them: settled without looking the caller up again. */
-  of: Map<string, Call>;
+/**
+ * A class, not an object literal: V8 may tenure a literal's allocation site once a burst of calls outlived a few
+ * scavenges, and every later call would be born in the old generation.
+ */
+class Call {
+  constructor(
+    readonly session: Caller,
+    readonly id: string,
+    /** The topic the call was made to, as the store spells it: only a router allowed on it may answer. */
+    readonly topic: string,
+    readonly deadline: number,
+    public onTimeout: () => void,
+    /** A plain-HTTP request (RPC by URL) whose answer the routed reply is, in the connection's order. */
+    readonly ticket: ReplyTicket | undefined,
+    /** The caller's calls, this one among them: settled without looking the caller up again. */
+    public of: Map<string, Call>,
+  ) {}
 }
 
 /** A call as the answering side sees it. */
@@ -39,6 +45,14 @@ const SWEEP_MS = 50;
  * and stored bytes) had all of that promoted: about 900 bytes per call at 20k calls/s.
  */
 const NO_TIMEOUT = (): void => {};
+
+/**
+ * A caller's Map is replaced by a copy when it empties, and at least every RENEW_EVERY settled calls. A Map's
+ * table that reached the old generation makes V8 allocate every later table there too, and each dead table keeps
+ * the calls it held until a mark-compact: every call promoted. A new Map starts young; under load its tables are
+ * replaced long before they would survive two scavenges.
+ */
+const RENEW_EVERY = 1024;
 
 /**
  * Hands the routed reply to the call's caller: as the answer to its plain-HTTP request (RPC by URL, in the
@@ -60,6 +74,8 @@ export class RpcCalls {
    */
   readonly #byCaller = new Map<string, Map<string, Call>>();
   #size = 0;
+  /** Calls settled since a caller's Map was last renewed (any caller's: one count is enough to bound them all). */
+  #settled = 0;
   readonly #sweeps: Alarm;
   #sweptAt = Number.NEGATIVE_INFINITY;
 
@@ -87,7 +103,7 @@ export class RpcCalls {
     }
     if (!calls.has(id)) this.#size++;
     const deadline = this.clock.now() + timeoutMs;
-    calls.set(id, { session, id, topic, deadline, onTimeout, ticket, of: calls });
+    calls.set(id, new Call(session, id, topic, deadline, onTimeout, ticket, calls));
     // Deadlines mostly grow with each call: the alarm is rarely moved.
     this.#sweeps.setEarlier(Math.max(deadline, this.#sweptAt + SWEEP_MS));
   }
@@ -109,6 +125,7 @@ export class RpcCalls {
     of.delete(id);
     (call as Call).onTimeout = NO_TIMEOUT;
     this.#size--;
+    this.#settledFrom(call.session.id, of);
     return true;
   }
 
@@ -120,7 +137,20 @@ export class RpcCalls {
     calls!.delete(id);
     call.onTimeout = NO_TIMEOUT;
     this.#size--;
+    this.#settledFrom(sessionId, calls!);
     return call;
+  }
+
+  /** A call of `calls` (the Map of caller `callerId`) was settled: renews the Map when it is due. */
+  #settledFrom(callerId: string, calls: Map<string, Call>): void {
+    if (calls.size !== 0 && ++this.#settled < RENEW_EVERY) return;
+    this.#settled = 0;
+    const renewed = new Map<string, Call>();
+    for (const [id, c] of calls) {
+      c.of = renewed;
+      renewed.set(id, c);
+    }
+    if (this.#byCaller.get(callerId) === calls) this.#byCaller.set(callerId, renewed);
   }
 
   /** The caller went away. */
