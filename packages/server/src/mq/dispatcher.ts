@@ -77,6 +77,8 @@ interface Routed {
 /** Most records taken from the store in one step of a delivery loop, and the most data. */
 const BATCH = 64;
 const BATCH_BYTES = 256 * 1024;
+/** A session's routed Map is renewed when it empties and at least this often (see #dropRouted). */
+const RENEW_ROUTED_EVERY = 1024;
 
 const keyOf = (topic: string, group: string) => `${topic.toLowerCase()}\0${group.toLowerCase()}`;
 
@@ -101,6 +103,8 @@ export class Dispatcher {
   /** The hot lookups (an ack, a route) go by object, not by a `topic\0group` string built per message. */
   readonly #byGroup = new WeakMap<Group, Channel>();
   readonly #routed = new WeakMap<Session, Map<string, Routed>>();
+  /** Routed entries dropped since a session's Map was last renewed. */
+  #unrouted = 0;
 
   constructor(
     readonly metrics: Metrics,
@@ -299,7 +303,7 @@ export class Dispatcher {
     pull.unsettled!.delete(r.offset);
     // Mostly the only delivery with that id: dropped here rather than looked up again.
     if (r !== head || r.next !== undefined) this.#unroute(session, id, pull, r.offset);
-    else byId!.delete(id);
+    else this.#dropRouted(session, byId!, id);
     this.#refill(pull.channel, pull);
   }
 
@@ -309,7 +313,7 @@ export class Dispatcher {
     const head = byId?.get(id);
     if (head === undefined) return;
     if (head.pull === pull && head.offset === offset) {
-      if (head.next === undefined) byId!.delete(id);
+      if (head.next === undefined) this.#dropRouted(session, byId!, id);
       else byId!.set(id, head.next);
       return;
     }
@@ -319,6 +323,18 @@ export class Dispatcher {
         return;
       }
     }
+  }
+
+  /**
+   * Drops `id` from the session's routed Map, which is replaced by a copy when it empties and at least every
+   * RENEW_ROUTED_EVERY drops: once a churning Map's table is in the old generation, V8 allocates its later tables
+   * there too and each dead one keeps the entries it held (with their pulls' deliveries) until a mark-compact.
+   */
+  #dropRouted(session: Session, byId: Map<string, Routed>, id: string): void {
+    byId.delete(id);
+    if (byId.size !== 0 && ++this.#unrouted < RENEW_ROUTED_EVERY) return;
+    this.#unrouted = 0;
+    this.#routed.set(session, new Map(byId));
   }
 
   /** Gives one credit back to a windowed pull; a parked one goes back in line. */

@@ -1,7 +1,9 @@
 // RPC through the broker (zbus-protocol.md §8, decisions.md §1-2): a service session consumes an RPC topic
 // (mask MEMORY|RPC = 3) and answers with `route`; callers on raw TCP, WebSocket and plain HTTP (RPC by URL)
 // get the service's reply; 503 at once without a service; 504 after the `timeout` header.
-import type { Message } from '@zbus/protocol';
+import { GCProfiler, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { encodeMessage, Message, MessageDecoder } from '@zbus/protocol';
 import { latch, ManualClock, type RawClient } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { closed, declare, startTestBroker, type TestBroker, untilConsumers, wsConnect } from './helpers.js';
@@ -198,6 +200,62 @@ describe('RPC by route', () => {
     }
     const replies = await Promise.all(calls);
     expect(replies.map((r) => Number(r.bodyText()))).toEqual(replies.map((_, i) => i + 1000));
+  });
+
+  it("lets the service's answered deliveries die young after an idle spell, with 32 calls in flight", async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as (options: { type: 'minor' }) => void;
+    // A ring that holds the requests for fewer calls than come between two scavenges.
+    const b = await startTestBroker({ memoryTopicCapacity: 100 });
+    // Service and caller on bare sockets: nothing on this side keeps what it received.
+    const svc = await b.raw();
+    await declare(svc, 'MyRpc', { topic_mask: '3' });
+    svc.socket.removeAllListeners('data');
+    const fromService = new MessageDecoder((d) => {
+      if (d.headers.origin_id === undefined) return;
+      const headers = { cmd: 'route', topic: 'MyRpc', recver: d.headers.sender!, id: d.headers.origin_id };
+      svc.socket.write(encodeMessage(new Message({ headers, body: 'x' })));
+    });
+    svc.socket.on('data', (chunk: Buffer) => fromService.push(chunk));
+    const consume = { cmd: 'consume', topic: 'MyRpc', id: 'svc', consume_window: '64' };
+    svc.socket.write(encodeMessage(new Message({ headers: consume })));
+    await untilConsumers(await b.raw(), 'MyRpc', 'MyRpc', 1);
+    const caller = await b.raw();
+    caller.socket.removeAllListeners('data');
+    let sent = 0;
+    let answered = 0;
+    let last = 0;
+    let done = (): void => {};
+    const send = (): void => {
+      const headers = { cmd: 'produce', topic: 'MyRpc', id: `c${++sent}` };
+      caller.socket.write(encodeMessage(new Message({ headers, body: 'x' })));
+    };
+    const fromBroker = new MessageDecoder(() => {
+      if (++answered % 250 === 0) gc({ type: 'minor' });
+      if (answered === last) done();
+      else if (sent < last) send();
+    });
+    caller.socket.on('data', (chunk: Buffer) => fromBroker.push(chunk));
+    const calls = (n: number, inFlight: number): Promise<void> =>
+      new Promise((resolve) => {
+        done = resolve;
+        last += n;
+        for (let i = 0; i < inFlight; i++) send();
+      });
+    await calls(1, 1);
+    for (let i = 0; i < 3; i++) gc({ type: 'minor' }); // the service's routed Map is now in the old generation
+    await calls(500, 32);
+    const profiler = new GCProfiler();
+    profiler.start();
+    await calls(4000, 32);
+    // Bytes the scavenges moved to the old generation (a mark-compact meanwhile does not hide them).
+    const oldSpace = (s: { heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[] }): number =>
+      s.heapSpaceStatistics.find((space) => space.spaceName === 'old_space')!.spaceUsedSize;
+    let promoted = 0;
+    for (const g of profiler.stop().statistics)
+      if (g.gcType === 'Scavenge') promoted += oldSpace(g.afterGC) - oldSpace(g.beforeGC);
+    // 79 bytes per call while the routed Map's tables were born old and kept the entries they held; 26 after.
+    expect(promoted / 4000).toBeLessThan(50);
   });
 
   it('keeps a request that arrives between two consumes of the service until it consumes again', async () => {
