@@ -77,7 +77,7 @@ interface Routed {
 /** Most records taken from the store in one step of a delivery loop, and the most data. */
 const BATCH = 64;
 const BATCH_BYTES = 256 * 1024;
-/** A session's routed Map is renewed when it empties and at least this often (see #dropRouted). */
+/** A session's routed Map is renewed when it empties and about this often (see #dropRouted). */
 const RENEW_ROUTED_EVERY = 1024;
 
 const keyOf = (topic: string, group: string) => `${topic.toLowerCase()}\0${group.toLowerCase()}`;
@@ -326,13 +326,13 @@ export class Dispatcher {
   }
 
   /**
-   * Drops `id` from the session's routed Map, which is replaced by a copy when it empties and at least every
-   * RENEW_ROUTED_EVERY drops: once a churning Map's table is in the old generation, V8 allocates its later tables
+   * Drops `id` from the session's routed Map, which is replaced by a copy when it empties and every
+   * RENEW_ROUTED_EVERY drops (or as many as it holds, if more: at most one set per drop): once a churning Map's table is in the old generation, V8 allocates its later tables
    * there too and each dead one keeps the entries it held (with their pulls' deliveries) until a mark-compact.
    */
   #dropRouted(session: Session, byId: Map<string, Routed>, id: string): void {
     byId.delete(id);
-    if (byId.size !== 0 && ++this.#unrouted < RENEW_ROUTED_EVERY) return;
+    if (byId.size !== 0 && ++this.#unrouted < Math.max(RENEW_ROUTED_EVERY, byId.size)) return;
     this.#unrouted = 0;
     this.#routed.set(session, new Map(byId));
   }

@@ -47,10 +47,11 @@ const SWEEP_MS = 50;
 const NO_TIMEOUT = (): void => {};
 
 /**
- * A caller's Map is replaced by a copy when it empties, and at least every RENEW_EVERY settled calls. A Map's
- * table that reached the old generation makes V8 allocate every later table there too, and each dead table keeps
- * the calls it held until a mark-compact: every call promoted. A new Map starts young; under load its tables are
- * replaced long before they would survive two scavenges.
+ * A caller's Map is replaced by a copy when it empties, and every RENEW_EVERY settled calls (or as many as it
+ * holds, if more: a copy costs at most one set per settled call). A Map's table that reached the old generation
+ * makes V8 allocate every later table there too, and each dead table keeps the calls it held until a
+ * mark-compact: every call promoted. A new Map starts young; under load its tables are replaced long before they
+ * would survive two scavenges.
  */
 const RENEW_EVERY = 1024;
 
@@ -143,7 +144,7 @@ export class RpcCalls {
 
   /** A call of `calls` (the Map of caller `callerId`) was settled: renews the Map when it is due. */
   #settledFrom(callerId: string, calls: Map<string, Call>): void {
-    if (calls.size !== 0 && ++this.#settled < RENEW_EVERY) return;
+    if (calls.size !== 0 && ++this.#settled < Math.max(RENEW_EVERY, calls.size)) return;
     this.#settled = 0;
     const renewed = new Map<string, Call>();
     for (const [id, c] of calls) {
