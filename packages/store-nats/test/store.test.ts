@@ -247,7 +247,8 @@ describe.skipIf(missing !== undefined)('JetStream store', () => {
     },
     scaled(60_000),
   );
-  // Last: it stops the cluster.
+  // Last: it stops the cluster. The refresh gives up only after its request timeout and retries (5 s each by
+  // default), and then three JetStream nodes restart: more than the default 20 s on a busy machine.
   it('refuses to report a topic it cannot read the state of, rather than report it empty', async () => {
     const name = fresh();
     const t = await a.declareTopic(name, { mask: 0 });
@@ -260,5 +261,5 @@ describe.skipIf(missing !== undefined)('JetStream store', () => {
     } finally {
       await Promise.all(cluster.nodes.map((n) => n.restart()));
     }
-  });
+  }, scaled(60_000));
 });
