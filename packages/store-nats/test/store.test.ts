@@ -249,17 +249,21 @@ describe.skipIf(missing !== undefined)('JetStream store', () => {
   );
   // Last: it stops the cluster. The refresh gives up only after its request timeout and retries (5 s each by
   // default), and then three JetStream nodes restart: more than the default 20 s on a busy machine.
-  it('refuses to report a topic it cannot read the state of, rather than report it empty', async () => {
-    const name = fresh();
-    const t = await a.declareTopic(name, { mask: 0 });
-    for (let i = 0; i < 3; i++) await t.append({ id: `m${i}`, data: enc('x') });
-    await a.refresh(name);
-    expect(t.info().messageDepth).toBe(3);
-    await Promise.all(cluster.nodes.map((n) => n.kill('SIGKILL')));
-    try {
-      await expect(a.refresh(name)).rejects.toMatchObject({ code: expect.stringMatching(/^ZBUS_ERR_/) });
-    } finally {
-      await Promise.all(cluster.nodes.map((n) => n.restart()));
-    }
-  }, scaled(60_000));
+  it(
+    'refuses to report a topic it cannot read the state of, rather than report it empty',
+    async () => {
+      const name = fresh();
+      const t = await a.declareTopic(name, { mask: 0 });
+      for (let i = 0; i < 3; i++) await t.append({ id: `m${i}`, data: enc('x') });
+      await a.refresh(name);
+      expect(t.info().messageDepth).toBe(3);
+      await Promise.all(cluster.nodes.map((n) => n.kill('SIGKILL')));
+      try {
+        await expect(a.refresh(name)).rejects.toMatchObject({ code: expect.stringMatching(/^ZBUS_ERR_/) });
+      } finally {
+        await Promise.all(cluster.nodes.map((n) => n.restart()));
+      }
+    },
+    scaled(60_000),
+  );
 });
