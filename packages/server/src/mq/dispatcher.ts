@@ -15,6 +15,7 @@ import {
 } from '../store/types.js';
 import { buildDelivery } from './delivery.js';
 import { OffsetMap } from './offset-map.js';
+import { Renewal } from './renewal.js';
 
 interface Pull {
   readonly session: Session;
@@ -77,8 +78,6 @@ interface Routed {
 /** Most records taken from the store in one step of a delivery loop, and the most data. */
 const BATCH = 64;
 const BATCH_BYTES = 256 * 1024;
-/** A session's routed Map is renewed when it empties and about this often (see #dropRouted). */
-const RENEW_ROUTED_EVERY = 1024;
 
 const keyOf = (topic: string, group: string) => `${topic.toLowerCase()}\0${group.toLowerCase()}`;
 
@@ -103,8 +102,8 @@ export class Dispatcher {
   /** The hot lookups (an ack, a route) go by object, not by a `topic\0group` string built per message. */
   readonly #byGroup = new WeakMap<Group, Channel>();
   readonly #routed = new WeakMap<Session, Map<string, Routed>>();
-  /** Routed entries dropped since a session's Map was last renewed. */
-  #unrouted = 0;
+  /** When a session's routed Map is replaced by a copy (it churns: a set per delivery, a delete per answer). */
+  readonly #routedRenewal = new Renewal();
 
   constructor(
     readonly metrics: Metrics,
@@ -325,16 +324,10 @@ export class Dispatcher {
     }
   }
 
-  /**
-   * Drops `id` from the session's routed Map, which is replaced by a copy when it empties and every
-   * RENEW_ROUTED_EVERY drops (or as many as it holds, if more: at most one set per drop): once a churning Map's table is in the old generation, V8 allocates its later tables
-   * there too and each dead one keeps the entries it held (with their pulls' deliveries) until a mark-compact.
-   */
+  /** Drops `id` from the session's routed Map, renewed when due (mq/renewal.ts). */
   #dropRouted(session: Session, byId: Map<string, Routed>, id: string): void {
     byId.delete(id);
-    if (byId.size !== 0 && ++this.#unrouted < Math.max(RENEW_ROUTED_EVERY, byId.size)) return;
-    this.#unrouted = 0;
-    this.#routed.set(session, new Map(byId));
+    if (this.#routedRenewal.due(byId.size)) this.#routed.set(session, new Map(byId));
   }
 
   /** Gives one credit back to a windowed pull; a parked one goes back in line. */

@@ -3,6 +3,7 @@
 // SWEEP_MS, and a call past its deadline gets 504. A `route` reaches a session only as the answer to one of these
 // calls (issue 14 item 4).
 import type { Message } from '@zbus/protocol';
+import { Renewal } from '../mq/renewal.js';
 import type { ReplyTicket } from '../session.js';
 import { Alarm, type Clock, systemClock } from '../store/clock.js';
 
@@ -47,15 +48,6 @@ const SWEEP_MS = 50;
 const NO_TIMEOUT = (): void => {};
 
 /**
- * A caller's Map is replaced by a copy when it empties, and every RENEW_EVERY settled calls (or as many as it
- * holds, if more: a copy costs at most one set per settled call). A Map's table that reached the old generation
- * makes V8 allocate every later table there too, and each dead table keeps the calls it held until a
- * mark-compact: every call promoted. A new Map starts young; under load its tables are replaced long before they
- * would survive two scavenges.
- */
-const RENEW_EVERY = 1024;
-
-/**
  * Hands the routed reply to the call's caller: as the answer to its plain-HTTP request (RPC by URL, in the
  * connection's order), else as a push it matches by id. False when it could not be delivered.
  */
@@ -75,8 +67,8 @@ export class RpcCalls {
    */
   readonly #byCaller = new Map<string, Map<string, Call>>();
   #size = 0;
-  /** Calls settled since a caller's Map was last renewed (any caller's: one count is enough to bound them all). */
-  #settled = 0;
+  /** When a caller's Map is replaced by a copy (mq/renewal.ts): it churns, a set per call and a delete per answer. */
+  readonly #renewal = new Renewal();
   readonly #sweeps: Alarm;
   #sweptAt = Number.NEGATIVE_INFINITY;
 
@@ -144,8 +136,7 @@ export class RpcCalls {
 
   /** A call of `calls` (the Map of caller `callerId`) was settled: renews the Map when it is due. */
   #settledFrom(callerId: string, calls: Map<string, Call>): void {
-    if (calls.size !== 0 && ++this.#settled < Math.max(RENEW_EVERY, calls.size)) return;
-    this.#settled = 0;
+    if (!this.#renewal.due(calls.size)) return;
     const renewed = new Map<string, Call>();
     for (const [id, c] of calls) {
       c.of = renewed;
