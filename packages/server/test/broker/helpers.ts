@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GCProfiler, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { decodeMessage, encodeMessage, Message, type MessageInit } from '@zbus/protocol';
 import { type ManualClock, RawClient, scaled } from '@zbus/testkit';
 import { onTestFinished } from 'vitest';
@@ -237,4 +239,28 @@ export async function untilGroupGone(c: RawClient, topic: string, group: string)
     if (r.status === 404) return;
   }
   throw new Error(`${topic}/${group} still exists`);
+}
+
+/** V8's `gc()` in a test process started without `--expose-gc`: a full collection, or `{ type: 'minor' }`. */
+export function exposedGc(): (options?: { type: 'minor' }) => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as (options?: { type: 'minor' }) => void;
+}
+
+type HeapSnapshotStats = { heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[] };
+const oldSpace = (s: HeapSnapshotStats): number =>
+  s.heapSpaceStatistics.find((space) => space.spaceName === 'old_space')!.spaceUsedSize;
+
+/**
+ * Bytes the scavenges moved to the old generation while `run` ran: what died young does not count, and a
+ * mark-compact meanwhile does not hide what was promoted.
+ */
+export async function promotedByScavenges(run: () => unknown): Promise<number> {
+  const profiler = new GCProfiler();
+  profiler.start();
+  await run();
+  let promoted = 0;
+  for (const g of profiler.stop().statistics)
+    if (g.gcType === 'Scavenge') promoted += oldSpace(g.afterGC) - oldSpace(g.beforeGC);
+  return promoted;
 }

@@ -1,10 +1,9 @@
 // RpcCalls on its own, on a manual clock: calls are found by caller and id, settle once, time out at the sweep
 // after their deadline and go with their caller.
-import { GCProfiler, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { ManualClock } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
 import { type Caller, RpcCalls } from '../../src/rpc/calls.js';
+import { exposedGc, promotedByScavenges } from './helpers.js';
 
 const caller = (id: string): Caller => ({ id, deliverRouted: () => true });
 
@@ -78,8 +77,7 @@ describe('RpcCalls', () => {
   });
 
   it('lets go of what the timeout handler of a settled call holds, while the call is still referenced', async () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
+    const gc = exposedGc();
     const calls = new RpcCalls();
     // The handler holds the request's bytes, as the produce command's does (its context and stored form).
     const add = (id: string): WeakRef<object> => {
@@ -104,9 +102,8 @@ describe('RpcCalls', () => {
     calls.close();
   });
 
-  it('lets settled calls die young after a burst of calls, with 32 in flight', () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as (options: { type: 'minor' }) => void;
+  it('lets settled calls die young after a burst of calls, with 32 in flight', async () => {
+    const gc = exposedGc();
     const calls = new RpcCalls(new ManualClock());
     const a = caller('a');
     // Ids are slices of a request's head, as the broker's are.
@@ -126,15 +123,7 @@ describe('RpcCalls', () => {
       }
     };
     run(0, 1000); // the burst's leftovers go
-    const profiler = new GCProfiler();
-    profiler.start();
-    run(1000, 20_000);
-    // Bytes the scavenges moved to the old generation (a mark-compact meanwhile does not hide them).
-    const oldSpace = (s: { heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[] }): number =>
-      s.heapSpaceStatistics.find((space) => space.spaceName === 'old_space')!.spaceUsedSize;
-    let promoted = 0;
-    for (const g of profiler.stop().statistics)
-      if (g.gcType === 'Scavenge') promoted += oldSpace(g.afterGC) - oldSpace(g.beforeGC);
+    const promoted = await promotedByScavenges(() => run(1000, 20_000));
     // 110-330 bytes per call while every later table of the Map was born old and kept its calls.
     expect(promoted / 20_000).toBeLessThan(60);
     calls.close();

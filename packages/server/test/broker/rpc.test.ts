@@ -1,12 +1,19 @@
 // RPC through the broker (zbus-protocol.md §8, decisions.md §1-2): a service session consumes an RPC topic
 // (mask MEMORY|RPC = 3) and answers with `route`; callers on raw TCP, WebSocket and plain HTTP (RPC by URL)
 // get the service's reply; 503 at once without a service; 504 after the `timeout` header.
-import { GCProfiler, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { encodeMessage, Message, MessageDecoder } from '@zbus/protocol';
 import { latch, ManualClock, type RawClient } from '@zbus/testkit';
 import { describe, expect, it } from 'vitest';
-import { closed, declare, startTestBroker, type TestBroker, untilConsumers, wsConnect } from './helpers.js';
+import {
+  closed,
+  declare,
+  exposedGc,
+  promotedByScavenges,
+  startTestBroker,
+  type TestBroker,
+  untilConsumers,
+  wsConnect,
+} from './helpers.js';
 
 interface RpcBody {
   module: string;
@@ -203,8 +210,7 @@ describe('RPC by route', () => {
   });
 
   it("lets the service's answered deliveries die young after an idle spell, with 32 calls in flight", async () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as (options: { type: 'minor' }) => void;
+    const gc = exposedGc();
     // A ring that holds the requests for fewer calls than come between two scavenges.
     const b = await startTestBroker({ memoryTopicCapacity: 100 });
     // Service and caller on bare sockets: nothing on this side keeps what it received.
@@ -245,15 +251,7 @@ describe('RPC by route', () => {
     await calls(1, 1);
     for (let i = 0; i < 3; i++) gc({ type: 'minor' }); // the service's routed Map is now in the old generation
     await calls(500, 32);
-    const profiler = new GCProfiler();
-    profiler.start();
-    await calls(4000, 32);
-    // Bytes the scavenges moved to the old generation (a mark-compact meanwhile does not hide them).
-    const oldSpace = (s: { heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[] }): number =>
-      s.heapSpaceStatistics.find((space) => space.spaceName === 'old_space')!.spaceUsedSize;
-    let promoted = 0;
-    for (const g of profiler.stop().statistics)
-      if (g.gcType === 'Scavenge') promoted += oldSpace(g.afterGC) - oldSpace(g.beforeGC);
+    const promoted = await promotedByScavenges(() => calls(4000, 32));
     // 79 bytes per call while the routed Map's tables were born old and kept the entries they held; 26 after.
     expect(promoted / 4000).toBeLessThan(50);
   });
