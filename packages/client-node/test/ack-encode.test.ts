@@ -5,8 +5,8 @@ import net from 'node:net';
 import type * as protocol from '@zbus/protocol';
 import { encodeMessage, Message } from '@zbus/protocol';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { nextId } from '../src/ids.js';
 import { tcpTransport } from '../src/index.js';
-import { nextId } from '../src/producer.js';
 
 const heads = vi.hoisted(() => ({ written: [] as string[], ascii: [] as string[] }));
 

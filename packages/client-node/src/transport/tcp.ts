@@ -10,7 +10,7 @@ import {
   writeHead,
   ZbusError,
 } from '@zbus/protocol';
-import { isLastId } from '../producer.js';
+import { isLastId } from '../ids.js';
 
 /** Options of the Node TCP transport. */
 export interface TcpTransportOptions {

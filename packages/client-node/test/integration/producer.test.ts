@@ -5,8 +5,9 @@ import { runInNewContext } from 'node:vm';
 import { msgpackCodec } from '@zbus/rpc/msgpack';
 import { type RunningBroker, startBroker } from '@zbus/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { nextId } from '../../src/ids.js';
 import { Broker, Message, MqClient, Producer } from '../../src/index.js';
-import { nextId, serverTime } from '../../src/producer.js';
+import { serverTime } from '../../src/producer.js';
 
 setFlagsFromString('--expose-gc');
 
