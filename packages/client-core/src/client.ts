@@ -558,6 +558,13 @@ function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
+/** The broker's time in a produce ack's body (ms since the epoch), or undefined when the body holds none. */
+export function ackTime(ack: Message): number | undefined {
+  // An empty body is no time (Number('') is 0).
+  const time = Number(ack.bodyText().trim() || Number.NaN);
+  return Number.isFinite(time) ? time : undefined;
+}
+
 /**
  * How every acked produce settles (a `ReplyMap` given the server): the result from the ack, or the error that
  * ended the request, or the ack's own error, thrown. The id is the request's, which keeps nothing else alive
@@ -571,14 +578,12 @@ export function produceResult(
 ): ProduceResult {
   if (error !== undefined) throw error;
   const ack = expectOk(reply as Message);
-  const body = ack.bodyText().trim();
-  const time = body === '' ? Number.NaN : Number(body);
   return {
     id: msg.headers.id ?? ack.headers.id ?? '',
     topic: msg.headers.topic ?? '',
     offset: ack.offset,
     durability: ack.headers.durable,
-    serverTime: Number.isFinite(time) ? time : undefined,
+    serverTime: ackTime(ack),
     server,
     reply: ack,
   };

@@ -35,7 +35,7 @@ export type {
   ProduceResult,
   RequestOptions,
 } from './client.js';
-export { expectOk, MqClient, produceResult } from './client.js';
+export { ackTime, expectOk, MqClient, produceResult } from './client.js';
 export type { ReplyMap } from './connection.js';
 export { queuedSize } from './connection.js';
 export type {

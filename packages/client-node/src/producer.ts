@@ -1,4 +1,5 @@
 import {
+  ackTime,
   type ClientSource,
   Producer as CoreProducer,
   expectOk,
@@ -53,7 +54,7 @@ function produced(
 }
 
 /**
- * The broker's time in an ack's body, as core's `produceResult` reads it, but read from the bytes when they are
+ * The broker's time in an ack's body, as core's `ackTime` reads it, but read from the bytes when they are
  * 1-15 ASCII digits (what the broker sends): the body's text, trimmed and parsed, cost a string and a call into
  * the runtime per publish. (Exported for its test.)
  */
@@ -70,9 +71,7 @@ export function serverTime(ack: Message): number | undefined {
     }
     if (i === n) return t;
   }
-  const text = ack.bodyText().trim();
-  const time = text === '' ? Number.NaN : Number(text);
-  return Number.isFinite(time) ? time : undefined;
+  return ackTime(ack);
 }
 
 /**
