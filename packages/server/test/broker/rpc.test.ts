@@ -251,9 +251,13 @@ describe('RPC by route', () => {
     await calls(1, 1);
     for (let i = 0; i < 3; i++) gc({ type: 'minor' }); // the service's routed Map is now in the old generation
     await calls(500, 32);
-    const promoted = await promotedByScavenges(() => calls(4000, 32));
+    // The least of three rounds: a scavenge of the test's own process (vitest's) that lands mid-round promotes
+    // what is in flight then, once; a Map whose tables were born old promotes in every round.
+    const perCall: number[] = [];
+    for (let round = 0; round < 3; round++)
+      perCall.push((await promotedByScavenges(() => calls(1500, 32))) / 1500);
     // 79 bytes per call while the routed Map's tables were born old and kept the entries they held; 26 after.
-    expect(promoted / 4000).toBeLessThan(50);
+    expect(Math.min(...perCall)).toBeLessThan(50);
   });
 
   it('keeps a request that arrives between two consumes of the service until it consumes again', async () => {
