@@ -104,6 +104,9 @@ export class TcpConnection implements SessionWire {
   /** Bytes read past the message after which reading stopped (backpressure); decoded when reading resumes. */
   #held: Uint8Array | undefined;
   #stopped = false;
+  /** Wrote in this turn: endTurn hands over what is held and uncorks. */
+  #inTurn = false;
+  /** The socket is corked: a write other than an ack (or a run of acks past MAX_TEXT) came in this turn. */
   #corked = false;
   /** A delivery was written since the cork: endTurn sends this connection first. */
   #delivering = false;
@@ -319,8 +322,8 @@ export class TcpConnection implements SessionWire {
   }
 
   /**
-   * Writes are corked until the end of this turn's I/O callbacks (setImmediate, not nextTick: Node runs the
-   * nextTick queue after every single I/O callback) so that everything produced for one connection in that
+   * Writes are held or corked until the end of this turn's I/O callbacks (setImmediate, not nextTick: Node runs
+   * the nextTick queue after every single I/O callback) so that everything produced for one connection in that
    * turn leaves in one write: replies resolved together by a group commit, and the deliveries to an RPC
    * service of requests that arrived on many caller connections (a third fewer broker CPU per RPC call).
    * One setImmediate per turn uncorks every connection that wrote in it.
@@ -328,23 +331,26 @@ export class TcpConnection implements SessionWire {
   write(msg: Message, closeAfter = false): void {
     const socket = this.#socket;
     if (this.#closing || socket.destroyed) return;
-    if (!this.#corked) {
-      this.#corked = true;
-      socket.cork();
-      if (corkedThisTurn.push(this) === 1) turnEnd = setImmediate(endTurn);
+    if (!this.#inTurn) {
+      this.#inTurn = true;
+      if (writtenThisTurn.push(this) === 1) turnEnd = setImmediate(endTurn);
     }
     if (closeAfter) msg.set('connection', 'close');
     if (msg instanceof CheckedReply) {
       // A produce's ack: joined to the others of this turn and handed to the socket as one chunk at the end of
-      // it, where a chunk per ack cost the socket's stream more than writing the ack itself.
+      // it, where a chunk per ack cost the socket's stream more than writing the ack itself. No cork for it: a
+      // connection that only acks hands the socket one chunk per turn, and cork and uncork around it cost about
+      // 750 instructions per ack (callgrind).
       this.#writeChecked(msg);
     } else if (msg.headTail === undefined && msg.body.length <= COPY_BODY_MAX) {
-      this.#flushText();
+      this.#cork();
+      this.#handOver();
       // A reply: head and body in one slab-cut buffer, one chunk for the socket (a string chunk would be
       // encoded again in C++, and a second chunk turns the write into a writev).
       socket.write(slabBytes(msg, msg.body) ?? encodeMessage(msg));
     } else {
-      this.#flushText();
+      this.#cork();
+      this.#handOver();
       if (msg.headTail !== undefined) this.#delivering = true;
       const head = msg.headTail === undefined ? undefined : slabDeliveryHead(msg);
       socket.write(head ?? slabBytes(msg, NO_BODY) ?? encodeHead(msg), 'utf8');
@@ -386,8 +392,23 @@ export class TcpConnection implements SessionWire {
     if (this.#text.length >= MAX_TEXT) this.#flushText();
   }
 
-  /** Hands the checked replies joined so far to the socket (before any other write, to keep their order). */
+  /**
+   * Hands the checked replies joined so far to the socket (before any other write, to keep their order), corked:
+   * whatever else the turn writes leaves with them.
+   */
   #flushText(): void {
+    if (this.#runSlab === undefined && this.#text === '') return;
+    this.#cork();
+    this.#handOver();
+  }
+
+  #cork(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.#socket.cork();
+  }
+
+  #handOver(): void {
     const run = this.#runSlab;
     if (run !== undefined) {
       this.#runSlab = undefined;
@@ -398,12 +419,18 @@ export class TcpConnection implements SessionWire {
     this.#text = '';
   }
 
-  /** Sends what was corked; with `deliveries`, only if a delivery is among it. */
+  /** Sends what this turn wrote; with `deliveries`, only if a delivery is among it. */
   uncork(deliveries = false): void {
-    if (!this.#corked || (deliveries && !this.#delivering)) return;
-    this.#corked = false;
+    if (!this.#inTurn || (deliveries && !this.#delivering)) return;
+    this.#inTurn = false;
     this.#delivering = false;
-    this.#flushText();
+    if (!this.#corked) {
+      // Only acks, held as one run of bytes or as one string (writeChecked keeps one of them at a time).
+      this.#handOver();
+      return;
+    }
+    this.#corked = false;
+    this.#handOver();
     this.#socket.uncork();
   }
 
@@ -424,8 +451,8 @@ export class TcpConnection implements SessionWire {
   }
 }
 
-/** Connections corked in the current turn of the event loop (endTurn uncorks them once at its end). */
-const corkedThisTurn: TcpConnection[] = [];
+/** Connections that wrote in the current turn of the event loop (endTurn uncorks them once at its end). */
+const writtenThisTurn: TcpConnection[] = [];
 /** The setImmediate that runs endTurn, while one is due. */
 let turnEnd: NodeJS.Immediate | undefined;
 
@@ -444,7 +471,7 @@ function endTurn(): void {
   turnEnd = undefined;
   // Deliveries first: a consumer waits on them, while a produce's ack can wait one write longer (a write to a
   // local socket costs 10-20 us, most of it waking the reader).
-  for (let i = 0; i < corkedThisTurn.length; i++) (corkedThisTurn[i] as TcpConnection).uncork(true);
-  for (let i = 0; i < corkedThisTurn.length; i++) (corkedThisTurn[i] as TcpConnection).uncork();
-  corkedThisTurn.length = 0;
+  for (let i = 0; i < writtenThisTurn.length; i++) (writtenThisTurn[i] as TcpConnection).uncork(true);
+  for (let i = 0; i < writtenThisTurn.length; i++) (writtenThisTurn[i] as TcpConnection).uncork();
+  writtenThisTurn.length = 0;
 }

@@ -243,6 +243,35 @@ describe('efficiency of a reply', () => {
     expect(counted).toEqual({ writes: N, writevs: 0 });
   });
 
+  it('hands a connection that only acks its acks without corking its socket', async () => {
+    const b = await startTestBroker();
+    await declare(await b.raw(), 'T');
+    const client = await rawSocket(b.port);
+    const N = 8;
+    const corks = vi.spyOn(Socket.prototype, 'cork');
+    const writes = vi.spyOn(Socket.prototype, 'write');
+    // Alone, as `ab -k` sends them, then pipelined: each turn's acks are one chunk, corked or not.
+    for (let i = 0; i < N; i++) {
+      client.socket.write(`GET /T?cmd=produce&body=m${i} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+      await client.replies(1);
+    }
+    client.socket.write(
+      Array.from(
+        { length: N },
+        (_, i) => `GET /T?cmd=produce&body=p${i} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`,
+      ).join(''),
+    );
+    const acks = await client.replies(N);
+    const broker = (calls: { mock: { contexts: unknown[] } }) =>
+      calls.mock.contexts.filter((c) => c !== client.socket).length;
+    const counted = { corks: broker(corks), writes: broker(writes) };
+    vi.restoreAllMocks();
+    expect(acks.every((a) => a.startsWith('HTTP/1.1 200 OK\r\ntopic: T\r\n'))).toBe(true);
+    // cork and uncork around the one chunk cost more than the rest of handing it over.
+    expect(counted.corks).toBe(0);
+    expect(counted.writes).toBeLessThanOrEqual(N + N);
+  });
+
   it('writes a small reply into the head slab as one buffer, with no encodeMessage', async () => {
     const N = 16;
     const b = await startTestBroker();
@@ -381,13 +410,23 @@ describe('efficiency of a delivery', () => {
   it('sends the deliveries of a write batch before its produce acks', async () => {
     const { consumer, producer } = await consumerAndProducer();
 
-    // Which of the broker's two sockets is uncorked (handed its bytes) first in the turn that stored the message.
+    // Which of the broker's two sockets hands its bytes to the kernel first in the turn that stored the message
+    // (a corked socket on uncork, through _writev or _write; an ack-only one, never corked, through _write).
     const order: string[] = [];
-    const uncork = Socket.prototype.uncork;
-    vi.spyOn(Socket.prototype, 'uncork').mockImplementation(function (this: Socket) {
-      if (this.remotePort === consumer.socket.localPort) order.push('delivery');
-      else if (this.remotePort === producer.socket.localPort) order.push('ack');
-      uncork.call(this);
+    const sent = (socket: Socket) => {
+      if (socket.remotePort === consumer.socket.localPort) order.push('delivery');
+      else if (socket.remotePort === producer.socket.localPort) order.push('ack');
+    };
+    const socket = Socket.prototype as Required<Socket>;
+    const write = socket._write;
+    const writev = socket._writev;
+    vi.spyOn(socket, '_write').mockImplementation(function (this: Socket, chunk, encoding, callback) {
+      sent(this);
+      write.call(this, chunk, encoding, callback);
+    });
+    vi.spyOn(socket, '_writev').mockImplementation(function (this: Socket, chunks, callback) {
+      sent(this);
+      writev.call(this, chunks, callback);
     });
     producer.socket.write(
       encodeMessage(new Message({ headers: { cmd: 'produce', topic: 'T', id: 'm-1' }, body: 'x' })).slice(),
