@@ -241,6 +241,43 @@ describe('the stored form', () => {
     }
   });
 
+  it("copies a produce by URL's request line as bytes too, for each URL form", () => {
+    const text = (b: Uint8Array) => Buffer.from(b).toString('latin1');
+    const kept = storedLines();
+    // As ab sends a produce by URL (HTTP/1.0, keep-alive) and the broker resolves and stamps it.
+    const byUrl = (url: string, id: string) => {
+      const m = new Message({
+        method: 'GET',
+        url,
+        headers: { connection: 'Keep-Alive', host: 'h:1', 'user-agent': 'ApacheBench/2.3', accept: '*/*' },
+      });
+      m.httpVersion = '1.0';
+      Object.assign(m.headers, {
+        cmd: 'produce',
+        topic: 'T',
+        sender: 's-1',
+        'remote-addr': '127.0.0.1:5',
+        id,
+      });
+      return m;
+    };
+    for (const url of ['/produce/T', '/T?cmd=produce']) {
+      // A URL seen once is stored from the string; the second time in a row, its bytes are kept.
+      encodeStored(byUrl(url, 'u-0'), 'u-0', 'T', true, kept);
+      const first = encodeStored(byUrl(url, 'u-1'), 'u-1', 'T', true, kept);
+      const start = kept.start;
+      const strings = vi.spyOn(Buffer.prototype, 'write');
+      const second = encodeStored(byUrl(url, 'u-2'), 'u-2', 'T', true, kept);
+      // The second produce wrote no string at all: its request line and header lines are the first one's bytes.
+      expect(strings).not.toHaveBeenCalled();
+      strings.mockRestore();
+      expect(kept.start).toBe(start);
+      expect(text(first)).toBe(text(encodeStored(byUrl(url, 'u-1'), 'u-1', 'T', true)));
+      expect(text(second)).toBe(text(encodeStored(byUrl(url, 'u-2'), 'u-2', 'T', true)));
+      expect(decodeStored(second).headers.origin_url).toBe(url);
+    }
+  });
+
   it('sends views of the record: the head is the only new bytes', () => {
     const stored = encodeStored(produced(PRODUCED[0]!), 'm-1', 'T');
     const d = buildDelivery(record(stored, 'm-1', 0), 'c-1', 'T', 'G');
