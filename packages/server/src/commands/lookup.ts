@@ -1,5 +1,6 @@
 // Lookups shared by the handlers, throwing the 0.11 errors.
 import { ZbusError } from '@zbus/protocol';
+import type { Clock } from '../store/clock.js';
 import { validateName } from '../store/names.js';
 import type { Group, Topic } from '../store/types.js';
 import type { CommandContext } from './context.js';
@@ -70,10 +71,11 @@ export function intHeader(
 }
 
 /** When a produce (or nack) asks to be delivered, from `deliver_at` or `delay`; at most MAX_DURATION_MS ahead. */
-export function deliverAt(ctx: CommandContext, now: number): number | undefined {
+export function deliverAt(ctx: CommandContext, clock: Clock): number | undefined {
+  // The clock is read only for a message that asks: Date.now() is a call into V8's runtime.
   const at = intHeader(ctx, 'deliver_at');
   if (at !== undefined) {
-    if (at - now > MAX_DURATION_MS) {
+    if (at - clock.now() > MAX_DURATION_MS) {
       throw new ZbusError(
         'ZBUS_ERR_BAD_REQUEST',
         `Bad Format, deliver_at must be at most ${MAX_DURATION_MS} ms ahead, got ${at}`,
@@ -82,7 +84,7 @@ export function deliverAt(ctx: CommandContext, now: number): number | undefined 
     return at;
   }
   const delay = intHeader(ctx, 'delay');
-  return delay !== undefined && delay > 0 ? now + delay : undefined;
+  return delay !== undefined && delay > 0 ? clock.now() + delay : undefined;
 }
 
 export function boolHeader(ctx: CommandContext, name: string): boolean {

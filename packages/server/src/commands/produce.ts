@@ -56,7 +56,7 @@ export function produce(ctx: CommandContext): void | Promise<void> {
     state.metrics.rpcNoResponders++;
     throw new ZbusError('ZBUS_ERR_NO_RESPONDERS', `no service is consuming ${topic.name} (no responders)`);
   }
-  const at = deliverAt(ctx, state.clock.now());
+  const at = deliverAt(ctx, state.clock);
   const timeout = intHeader(ctx, 'timeout');
   const id = msg.headers.id!; // the broker gives every request an id
   const input: AppendInput = {

@@ -34,6 +34,18 @@ describe('efficiency', () => {
     expect(spy.mock.calls.length).toBeLessThanOrEqual(3);
   });
 
+  it('reads the clock once per append (its timestamp) when no dedupe window or delivery time needs it', async () => {
+    const clock = new ManualClock();
+    const store = await open({ clock });
+    const t = await store.declareTopic('t', { mask: 0 });
+    await appendMany(t, 10);
+    const append = (i: number) =>
+      new Promise((resolve, reject) => t.appendThen!({ id: `n${i}`, data: enc('x') }, resolve, reject));
+    const reads = vi.spyOn(clock, 'now');
+    await Promise.all(Array.from({ length: 100 }, (_, i) => append(i)));
+    expect(reads.mock.calls.length).toBe(100);
+  });
+
   it('the sparse index keeps far fewer entries than messages', async () => {
     const store = await open();
     const t = await store.declareTopic('t', { mask: 0 });
