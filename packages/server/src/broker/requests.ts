@@ -18,7 +18,7 @@ import type { BrokerState, CommandContext } from '../commands/context.js';
 import { COMMAND_HANDLERS } from '../commands/registry.js';
 import { replyFailure } from '../commands/reply.js';
 import { errorReply } from '../errors.js';
-import { pathOf, RESERVED_PATHS, serveEndpoint } from '../http/endpoints.js';
+import { isReservedPath, pathOf, serveEndpoint } from '../http/endpoints.js';
 import { MONITOR_COMMANDS, monitorLoginRedirect, serveMonitor } from '../http/monitor.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ResolvedBrokerOptions } from '../options.js';
@@ -142,7 +142,7 @@ export class Requests implements ConnectionHost, TicketHolder {
     if (msg.headers.cmd === undefined) {
       const path = pathOf(msg.url);
       // /healthz and /readyz stay open for probes; /metrics is guarded (access.ts).
-      if (RESERVED_PATHS.has(path) && !(outsider && path === '/metrics')) {
+      if (isReservedPath(path) && !(outsider && path === '/metrics')) {
         const refusal = path === '/metrics' ? this.#access.metricsRefusal(msg, session, site) : undefined;
         if (refusal) this.#fail(ticket, refusal);
         else ticket.send(serveEndpoint(this.#state, path, this.#ready && !this.#closing));

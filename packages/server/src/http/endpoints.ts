@@ -5,7 +5,13 @@ import type { BrokerState } from '../commands/context.js';
 import { textReply } from '../commands/reply.js';
 import { renderMetrics, type TopicGauge } from '../metrics/metrics.js';
 
-export const RESERVED_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
+/**
+ * The paths the broker answers itself. Compared, not looked up in a Set: a request's path is a new string each
+ * time, and a lookup hashes it first (the URL of every produce by URL).
+ */
+export function isReservedPath(path: string): boolean {
+  return path === '/metrics' || path === '/healthz' || path === '/readyz';
+}
 
 function text(status: number, body: string, type = 'text/plain; charset=utf-8'): Message {
   return textReply(status, type, body);

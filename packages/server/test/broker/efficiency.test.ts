@@ -195,6 +195,30 @@ describe('efficiency of the stored lines a producer repeats', () => {
     // A lookup per header name (rootStoredLine) made it nine per produce.
     expect(lookups() / N).toBeLessThanOrEqual(2);
   });
+
+  it('takes a produce by URL through the pipeline with two Set lookups, both of its command', async () => {
+    const N = 16;
+    const b = await startTestBroker();
+    await declare(await b.raw(), 'T');
+    const producer = await rawSocket(b.port);
+    const request = (url: string) => `GET ${url} HTTP/1.1\r\nhost: 127.0.0.1\r\nuser-agent: ab\r\n\r\n`;
+    for (const url of ['/produce/T', '/T?cmd=produce']) {
+      // The first two make the connection's kept lines; the others find them.
+      for (let i = 0; i < 2; i++) {
+        producer.socket.write(request(url));
+        await producer.replies(1);
+      }
+      const lookups = countBrokerCalls(Set.prototype, 'has');
+      for (let i = 0; i < N; i++) {
+        producer.socket.write(request(url));
+        const [ack] = await producer.replies(1);
+        expect(ack).toMatch(/^HTTP\/1\.1 200 /);
+      }
+      // resolveCommand's COMMANDS lookup and the cookie rule's; the reserved paths (/metrics, /healthz,
+      // /readyz) made it three, hashing each request's path.
+      expect(lookups() / N).toBeLessThanOrEqual(2);
+    }
+  });
 });
 
 describe('efficiency of a produce to a disk topic', () => {
