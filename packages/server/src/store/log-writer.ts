@@ -92,6 +92,10 @@ export class LogWriter {
   /** Exclusive operations; `settle`: wait for the fdatasyncs and the seal in flight first. */
   #ops: Array<{ run: () => Promise<void>; settle: boolean }> = [];
   #running = false;
+  /** The setImmediate that starts the loop, while it is due (the loop has not started yet). */
+  #immediate: NodeJS.Immediate | undefined;
+  /** `#runEarly` is queued. */
+  #early = false;
   #idle: Array<() => void> = [];
   /** performance.now() when the oldest append of `#queue` was queued. */
   #queuedAt = 0;
@@ -189,7 +193,31 @@ export class LogWriter {
     const outstanding = log.nextOffset - log.visibleEnd;
     if (outstanding > this.#peak) this.#peak = outstanding;
     this.#kick();
+    // The rule that lets an idle disk take a generation (`#startSync`) is asked as each append arrives, not only
+    // once per turn: a burst's first fdatasync starts as soon as half of those expected are queued, while the
+    // loop still reads the rest (after the whole turn, every producer stayed in one lockstep group). From a
+    // microtask: the appends of one I/O callback (a pipelining client's chunk) still join one batch.
+    if (
+      this.#immediate !== undefined &&
+      !this.#early &&
+      this.fsync === 'always' &&
+      this.#syncsInFlight === 0 &&
+      this.#ops.length === 0 &&
+      2 * (this.#queue.length + this.#unsyncedRecords) >= this.#want()
+    ) {
+      this.#early = true;
+      queueMicrotask(this.#runEarly);
+    }
   }
+
+  /** Starts the loop now rather than in its setImmediate, if that has not run yet. */
+  readonly #runEarly = (): void => {
+    this.#early = false;
+    if (this.#immediate === undefined) return;
+    clearImmediate(this.#immediate);
+    this.#immediate = undefined;
+    void this.#run();
+  };
 
   /**
    * Run `fn` in the writer loop, between batches; with `settle`, also after every fdatasync, write of zeros and
@@ -206,7 +234,10 @@ export class LogWriter {
     if (this.#running) return;
     this.#running = true;
     // setImmediate rather than a microtask: appends produced by the same burst of I/O callbacks join one batch.
-    setImmediate(() => void this.#run());
+    this.#immediate = setImmediate(() => {
+      this.#immediate = undefined;
+      void this.#run();
+    });
   }
 
   async #run(): Promise<void> {
@@ -427,8 +458,7 @@ export class LogWriter {
     const log = this.log;
     const wait = this.opts.groupWaitMs;
     if (!force && this.opts.clock.now() - this.#unsyncedAt < wait) {
-      const covered = this.#coveredEnd > log.visibleEnd ? this.#coveredEnd - log.visibleEnd : 0;
-      const want = (this.#expected > this.#peak ? this.#expected : this.#peak) - covered;
+      const want = this.#want();
       const n = this.#unsyncedRecords;
       if (n < want && (this.#syncsInFlight > 0 || 2 * n < want)) {
         this.#groupWait ??= this.opts.clock.setTimer(() => {
@@ -471,6 +501,13 @@ export class LogWriter {
       const failed = err !== undefined || sealErr !== undefined || this.#fsyncFailed;
       for (const batch of generation) this.#complete(batch, failed, false);
     })();
+  }
+
+  /** Appends the next fdatasync expects: as many as were outstanding lately, less those one in flight covers. */
+  #want(): number {
+    const log = this.log;
+    const covered = this.#coveredEnd > log.visibleEnd ? this.#coveredEnd - log.visibleEnd : 0;
+    return (this.#expected > this.#peak ? this.#expected : this.#peak) - covered;
   }
 
   #cancelGroupWait(): void {

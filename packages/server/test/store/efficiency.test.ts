@@ -128,7 +128,7 @@ describe('efficiency', () => {
     const { recordsPerSync } = store.commits!;
     expect(recordsPerSync.sum).toBe(producers * rounds);
     // Taking every free slot at once (groupCommitWaitMs: 0) takes 55 fdatasyncs here; waiting for the expected
-    // producers, 31.
-    expect(recordsPerSync.count).toBeLessThanOrEqual((producers * rounds) / 3);
+    // producers, 31, and 37 since an idle disk starts as soon as half of them are queued.
+    expect(recordsPerSync.count).toBeLessThanOrEqual((producers * rounds) / 2);
   });
 });

@@ -235,6 +235,31 @@ describe('group commit pipeline (fsync=always)', () => {
     }
   });
 
+  it("starts an idle disk's fdatasync once half of those expected are queued, before the turn ends", async () => {
+    const clock = new ManualClock();
+    const { sync, append, logFd } = await afterFourProducers('early', { clock });
+    // Queued ahead of the writer's own setImmediate: it runs when this turn's I/O callbacks are done.
+    let turnEnded = false;
+    setImmediate(() => {
+      turnEnded = true;
+    });
+    // Two of the four come back: half of those expected, with the disk idle. Their fdatasync starts at once (the
+    // other two are still being read), not at the end of the turn; appended together, they share one write.
+    const b = [append('b0'), append('b1')];
+    await sync.next(2);
+    expect(turnEnded).toBe(false);
+    expect(sync.held[1]!.sizeAtCall).toBe(recordsEndOf(logFd));
+    // The other two follow and take the second slot: two groups, not one of four behind an idle disk.
+    const written = nextWriteTo(logFd);
+    b.push(append('b2'), append('b3'));
+    await written;
+    await sync.next(3);
+    expect(sync.held[2]!.sizeAtCall).toBe(recordsEndOf(logFd));
+    sync.held[1]!.release();
+    sync.held[2]!.release();
+    expect((await Promise.all(b)).map((r) => r.offset)).toEqual([5, 6, 7, 8]);
+  });
+
   it('waits for the producers it expects before taking an idle disk, for 1 ms at most', async () => {
     const clock = new ManualClock();
     const { sync, append, logFd } = await afterFourProducers('wait', { clock });
