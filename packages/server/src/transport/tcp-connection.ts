@@ -424,13 +424,11 @@ export class TcpConnection implements SessionWire {
     if (!this.#inTurn || (deliveries && !this.#delivering)) return;
     this.#inTurn = false;
     this.#delivering = false;
-    if (!this.#corked) {
-      // Only acks, held as one run of bytes or as one string (writeChecked keeps one of them at a time).
-      this.#handOver();
-      return;
-    }
-    this.#corked = false;
+    // Acks alone (held as one run of bytes or as one string: writeChecked keeps one of them at a time) go to an
+    // uncorked socket; any other write corked it.
     this.#handOver();
+    if (!this.#corked) return;
+    this.#corked = false;
     this.#socket.uncork();
   }
 
