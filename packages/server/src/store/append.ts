@@ -51,13 +51,9 @@ export class Appender {
     }
     const { id, tag, data } = input;
     const dd = this.dedupe;
-    if (dd === undefined && input.deliverAt === undefined) {
-      // No window to look up and no delivery time: the clock (Date.now(), a call into V8's runtime) is read by
-      // the writer alone, for the record's timestamp.
-      this.writer.enqueue({ offset: 0, timestamp: 0, id, tag, data, resolve: stored, reject: refused });
-      return;
-    }
-    const now = this.clock.now();
+    // The clock (Date.now(), a call into V8's runtime) is read here only for a window to look up or a delivery
+    // time; otherwise the writer alone reads it, for the record's timestamp.
+    const now = dd !== undefined || input.deliverAt !== undefined ? this.clock.now() : 0;
     if (dd !== undefined) {
       const hit = dd.get(id, now);
       if (hit !== undefined) {
